@@ -1,0 +1,269 @@
+// See admin.h.
+#include "broker/admin.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace rma::broker {
+
+using nlohmann::json;
+
+namespace {
+
+double Round(double x, int digits = 3) {
+  double f = std::pow(10.0, digits);
+  return std::round(x * f) / f;
+}
+
+double MsOf(Duration d) { return Round(static_cast<double>(d.count()) / 1000.0); }
+
+std::string_view WorkerStatus(const Scheduler::Worker& w) {
+  if (!w.alive) return "offline";
+  if (w.draining) return "draining";
+  if (w.in_flight() == 0) return "idle";
+  if (w.in_flight() >= w.slots) return "full";
+  return "busy";
+}
+
+json CapabilitiesJson(const proto::Capabilities& c) {
+  json labels = json::object();
+  for (const auto& [k, v] : c.labels) labels[k] = v;
+  return {{"cpu_cores", c.cpu_cores},
+          {"cpu_model", c.cpu_model},
+          {"ram_gb", Round(c.ram_gb, 2)},
+          {"ram_available_gb", Round(c.ram_available_gb, 2)},
+          {"disk_gb", Round(c.disk_gb, 2)},
+          {"disk_free_gb", Round(c.disk_free_gb, 2)},
+          {"has_gpu", c.has_gpu},
+          {"gpu_type", c.gpu_type},
+          {"gpu_memory_gb", Round(c.gpu_memory_gb, 2)},
+          {"gpu_count", c.gpu_count},
+          {"os", c.os},
+          {"arch", c.arch},
+          {"worker_type", c.worker_type},
+          {"labels", labels}};
+}
+
+json LatencyJson(const LatencyHistogram& h) {
+  return {{"count", h.count()},
+          {"p50", MsOf(h.Percentile(0.50))},
+          {"p90", MsOf(h.Percentile(0.90))},
+          {"p99", MsOf(h.Percentile(0.99))}};
+}
+
+json HistogramJson(const LatencyHistogram& h) {
+  return {{"bounds_s", LatencyHistogram::PrometheusBounds()},
+          {"cumulative", h.CumulativeCounts()},
+          {"count", h.count()},
+          {"sum_s", h.sum_seconds()}};
+}
+
+json CountersJson(const Counters& c) {
+  return {{"submitted", c.submitted}, {"completed", c.completed}, {"failed", c.failed},
+          {"retried", c.retried},     {"dead", c.dead},           {"cancelled", c.cancelled},
+          {"expired", c.expired},     {"requeued", c.requeued},   {"rejected", c.rejected}};
+}
+
+}  // namespace
+
+json WorkersDocument(const Scheduler& s, Time now) {
+  json list = json::array();
+  json by_tier = {{"1", 0}, {"2", 0}, {"3", 0}};
+  for (const Scheduler::Worker& w : s.workers()) {
+    if (!w.in_use) continue;
+    json services = json::array();
+    for (const proto::ServiceInfo& info : w.manifest) services.push_back(info.name);
+    if (w.alive) by_tier[std::to_string(w.tier)] = by_tier[std::to_string(w.tier)].get<int>() + 1;
+    list.push_back({{"worker_id", w.worker_id},
+                    {"name", w.name},
+                    {"tier", w.tier},
+                    {"simulated", w.simulated},
+                    {"capabilities", CapabilitiesJson(w.caps)},
+                    {"services", services},
+                    {"status", WorkerStatus(w)},
+                    {"health", s.Health(now, w)},
+                    {"load", Round(w.report.load)},
+                    {"gpu_util", Round(w.report.gpu_util)},
+                    {"ram_available_gb", Round(w.report.ram_available_gb, 2)},
+                    {"in_flight", w.in_flight()},
+                    {"slots", w.slots},
+                    {"last_heartbeat", FormatTime(w.last_heard)},
+                    {"last_heartbeat_age_s", Round(ToSecondsF(now - w.last_heard))},
+                    {"registered_at", FormatTime(w.registered_at)},
+                    {"first_seen", FormatTime(w.first_seen)},
+                    {"tasks_done", w.tasks_done},
+                    {"tasks_failed", w.tasks_failed},
+                    {"busy_seconds", Round(ToSecondsF(w.busy))},
+                    {"agent_version", w.agent_version}});
+  }
+  return {{"workers", list}, {"total", list.size()}, {"live_by_tier", by_tier}};
+}
+
+json ServicesDocument(const Scheduler& s, Time now) {
+  json list = json::array();
+  for (uint32_t i = 0; i < s.services().size(); ++i) {
+    const Scheduler::Service& svc = s.services()[i];
+    uint32_t healthy = 0;
+    for (const Scheduler::Worker& w : s.workers()) {
+      if (w.alive && !w.draining && s.Health(now, w) == "healthy" &&
+          std::binary_search(w.services.begin(), w.services.end(), i)) {
+        ++healthy;
+      }
+    }
+    json entry = {{"name", svc.name},
+                  {"generic", svc.generic_max_tier > 0},
+                  {"available", s.HasProvider(i)},
+                  {"providers", svc.providers},
+                  {"healthy_providers", healthy},
+                  {"queue_depth", svc.queued + svc.delayed},
+                  {"in_flight", svc.in_flight},
+                  {"oldest_wait_s", Round(ToSecondsF(s.OldestWait(now, i)))},
+                  {"counters", CountersJson(svc.counters)},
+                  {"queue_wait_ms", LatencyJson(svc.queue_wait)},
+                  {"run_time_ms", LatencyJson(svc.run_time)}};
+    if (svc.generic_max_tier > 0) entry["max_tier"] = svc.generic_max_tier;
+    if (svc.limit.max_concurrency > 0 || svc.limit.rate_per_s > 0) {
+      entry["limit"] = {{"max_concurrency", svc.limit.max_concurrency},
+                        {"rate_per_s", svc.limit.rate_per_s}};
+    }
+    list.push_back(std::move(entry));
+  }
+  return {{"services", list}, {"available_services", s.AvailableServices()}};
+}
+
+json QueuesDocument(const Scheduler& s, Time now) {
+  json queues = json::object();
+  size_t total = 0;
+  for (uint32_t i = 0; i < s.services().size(); ++i) {
+    const Scheduler::Service& svc = s.services()[i];
+    if (svc.queued + svc.delayed + svc.in_flight == 0 && svc.counters.submitted == 0) continue;
+    total += svc.queued + svc.delayed;
+    queues[svc.name] = {
+        {"queued", svc.queued},
+        {"delayed", svc.delayed},
+        {"depth", svc.queued + svc.delayed},
+        {"in_flight", svc.in_flight},
+        {"oldest_wait_s", Round(ToSecondsF(s.OldestWait(now, i)))},
+        {"waiting_for_provider", svc.queued + svc.delayed > 0 && !s.HasProvider(i)}};
+  }
+  return {{"total", total}, {"in_flight", s.total_in_flight()}, {"queues", queues}};
+}
+
+json StatsDocument(const Scheduler& s, Time now, const BrokerInfo& info) {
+  json by_tier = {{"1", 0}, {"2", 0}, {"3", 0}};
+  json by_health = {{"healthy", 0}, {"late", 0}, {"offline", 0}};
+  size_t live = 0;
+  for (const Scheduler::Worker& w : s.workers()) {
+    if (!w.in_use) continue;
+    std::string health(s.Health(now, w));
+    by_health[health] = by_health[health].get<int>() + 1;
+    if (!w.alive) continue;
+    ++live;
+    by_tier[std::to_string(w.tier)] = by_tier[std::to_string(w.tier)].get<int>() + 1;
+  }
+  LatencyHistogram recent_wait;
+  LatencyHistogram recent_run;
+  s.history().Recent(now, Seconds(300), &recent_wait, &recent_run);
+  json history = json::array();
+  for (const MinuteStats& m : s.history().minutes()) {
+    history.push_back({{"minute", FormatTime(FromUnixMs(m.minute_start_ms))},
+                       {"submitted", m.submitted},
+                       {"completed", m.completed},
+                       {"failed", m.failed},
+                       {"queue_wait_p50_ms", MsOf(m.queue_wait.Percentile(0.5))},
+                       {"run_time_p50_ms", MsOf(m.run_time.Percentile(0.5))},
+                       {"run_time_p99_ms", MsOf(m.run_time.Percentile(0.99))}});
+  }
+  const Counters& today = s.today();
+  return {{"workers", {{"live", live}, {"by_tier", by_tier}, {"by_health", by_health}}},
+          {"queue_depth", s.total_queued()},
+          {"in_flight", s.total_in_flight()},
+          {"tasks", CountersJson(s.counters())},
+          {"today",
+           {{"date", FormatDate(now)},
+            {"submitted", today.submitted},
+            {"completed", today.completed},
+            {"failed", today.failed},
+            {"source", info.store}}},
+          {"throughput_per_s",
+           {{"completed_1m", Round(s.completions().PerSecond(now, 60))},
+            {"submitted_1m", Round(s.submissions().PerSecond(now, 60))},
+            {"completed_10s", Round(s.completions().PerSecond(now, 10))}}},
+          {"latency_ms",
+           {{"window_s", 300},
+            {"queue_wait", LatencyJson(recent_wait)},
+            {"run_time", LatencyJson(recent_run)}}},
+          {"history", history},
+          {"store", info.store},
+          {"uptime_s", Round(ToSecondsF(now - info.started_at), 1)}};
+}
+
+json HealthDocument(const Scheduler& s, Time now, const BrokerInfo& info) {
+  size_t live = 0;
+  for (const Scheduler::Worker& w : s.workers()) live += w.alive ? 1 : 0;
+  return {{"status", s.store_available() ? "ok" : "degraded"},
+          {"broker", "up"},
+          {"store", info.store},
+          {"store_available", s.store_available()},
+          {"workers_live", live},
+          {"queue_depth", s.total_queued()},
+          {"version", info.version},
+          {"uptime_s", Round(ToSecondsF(now - info.started_at), 1)}};
+}
+
+json MetricsDocument(const Scheduler& s, Time now) {
+  json services = json::array();
+  for (uint32_t i = 0; i < s.services().size(); ++i) {
+    const Scheduler::Service& svc = s.services()[i];
+    services.push_back({{"name", svc.name},
+                        {"providers", svc.providers},
+                        {"queue_depth", svc.queued + svc.delayed},
+                        {"in_flight", svc.in_flight},
+                        {"oldest_wait_s", ToSecondsF(s.OldestWait(now, i))},
+                        {"counters", CountersJson(svc.counters)},
+                        {"queue_wait", HistogramJson(svc.queue_wait)},
+                        {"run_time", HistogramJson(svc.run_time)}});
+  }
+  json tiers = {{"1", 0}, {"2", 0}, {"3", 0}};
+  json health = {{"healthy", 0}, {"late", 0}, {"offline", 0}};
+  for (const Scheduler::Worker& w : s.workers()) {
+    if (!w.in_use) continue;
+    std::string h(s.Health(now, w));
+    health[h] = health[h].get<int>() + 1;
+    if (w.alive) tiers[std::to_string(w.tier)] = tiers[std::to_string(w.tier)].get<int>() + 1;
+  }
+  return {{"services", services},
+          {"workers_by_tier", tiers},
+          {"workers_by_health", health},
+          {"tasks", CountersJson(s.counters())},
+          {"tasks_in_memory", s.task_count()},
+          {"store_available", s.store_available()}};
+}
+
+Result<json> AnswerAdmin(Scheduler& scheduler, Time now, const proto::Admin& request,
+                         const BrokerInfo& info) {
+  const std::string& q = request.query;
+  if (q == "workers") return WorkersDocument(scheduler, now);
+  if (q == "services") return ServicesDocument(scheduler, now);
+  if (q == "queues") return QueuesDocument(scheduler, now);
+  if (q == "stats") return StatsDocument(scheduler, now, info);
+  if (q == "health") return HealthDocument(scheduler, now, info);
+  if (q == "metrics") return MetricsDocument(scheduler, now);
+  if (q == "retry" || q == "discard") {
+    auto id = ParseTaskId(request.task_id);
+    if (!id) return Status::InvalidArgument("'" + request.task_id + "' is not a task id");
+    Status s = q == "retry" ? scheduler.RetryDead(now, *id) : scheduler.DiscardDead(now, *id);
+    if (!s.ok()) return s;
+    return json{{"task_id", request.task_id}, {"action", q}, {"ok", true}};
+  }
+  if (q == "drain") {
+    Status s = scheduler.DrainWorker(now, request.worker_id);
+    if (!s.ok()) return s;
+    return json{{"worker_id", request.worker_id}, {"action", "drain"}, {"ok", true}};
+  }
+  return Status::InvalidArgument(
+      "unknown admin query '" + q +
+      "' (workers, services, stats, queues, health, metrics, retry, discard, drain)");
+}
+
+}  // namespace rma::broker

@@ -1,0 +1,404 @@
+// See broker_loop.h.
+#include "broker/broker_loop.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <random>
+
+#include "common/version.h"
+#include "schemas/codec.h"
+
+namespace rma::broker {
+
+using proto::Command;
+
+namespace {
+// Messages read from each socket per loop iteration before timers run and answers are flushed:
+// large enough that answers to a burst leave as a few batched messages, small enough that one busy
+// peer cannot starve timers.
+constexpr int kReadBudget = 512;
+// Bodies per outgoing message (must stay within every peer's max_bodies).
+constexpr size_t kMaxBatch = 256;
+// The longest the loop sleeps without checking its timers.
+constexpr int64_t kMaxPollMs = 1000;
+
+// Best effort: the "ref" of a client body that failed to decode, so the error can still be matched.
+uint64_t ExtractRef(proto::Decoder& decoder, std::string_view body) {
+  auto parsed = decoder.Parse(body);
+  if (!parsed.ok() || parsed->type != msgpack::type::MAP) return 0;
+  const msgpack::object_map& m = parsed->via.map;
+  for (uint32_t i = 0; i < m.size; ++i) {
+    const msgpack::object& k = m.ptr[i].key;
+    if (k.type == msgpack::type::STR && std::string_view(k.via.str.ptr, k.via.str.size) == "ref" &&
+        m.ptr[i].val.type == msgpack::type::POSITIVE_INTEGER) {
+      return m.ptr[i].val.via.u64;
+    }
+  }
+  return 0;
+}
+}  // namespace
+
+void BrokerLoop::Outbox::Add(const std::string& identity, Command command, std::string body) {
+  auto it = last.find(identity);
+  if (it != last.end()) {
+    proto::OutMessage& m = messages[it->second].message;
+    if (m.command() == command && m.body_count() < kMaxBatch) {
+      if (!body.empty()) {
+        m.AddBody(std::move(body));
+      } else if (command != Command::kHeartbeat) {
+        // Bodyless commands are not batched (a second DRAIN means something); heartbeats simply
+        // coalesce.
+        messages.push_back({identity, proto::OutMessage(command)});
+        it->second = messages.size() - 1;
+      }
+      return;
+    }
+  }
+  messages.push_back({identity, proto::OutMessage(command)});
+  if (!body.empty()) messages.back().message.AddBody(std::move(body));
+  last[identity] = messages.size() - 1;
+}
+
+BrokerLoop::BrokerLoop(BrokerConfig config, LoopOptions options, std::unique_ptr<TaskStore> store,
+                       const Clock* clock)
+    : config_(std::move(config)),
+      options_(std::move(options)),
+      store_(std::move(store)),
+      clock_(clock),
+      context_(1),
+      workers_(context_, zmq::socket_type::router),
+      clients_(context_, zmq::socket_type::router),
+      decoder_(config_.limits) {
+  uint64_t seed = options_.seed != 0 ? options_.seed : std::random_device{}();
+  scheduler_ = std::make_unique<Scheduler>(config_, this, store_->durable(), seed);
+  info_.store = std::string(store_->name());
+  info_.version = kVersion;
+}
+
+BrokerLoop::~BrokerLoop() = default;
+
+Status BrokerLoop::Start() {
+  try {
+    proto::ConfigureSocket(workers_, config_.limits, /*is_router=*/true);
+    proto::ConfigureSocket(clients_, config_.limits, /*is_router=*/true);
+    // A reconnecting worker may reuse its routing id before the old connection is gone: let the new
+    // one win.
+    workers_.set(zmq::sockopt::router_handover, true);
+    workers_.bind(options_.workers_endpoint);
+    clients_.bind(options_.clients_endpoint);
+    workers_endpoint_ = proto::BoundEndpoint(workers_);
+    clients_endpoint_ = proto::BoundEndpoint(clients_);
+  } catch (const zmq::error_t& e) {
+    return Status::Unavailable(std::string("cannot bind: ") + e.what());
+  }
+  Time now = clock_->Now();
+  info_.started_at = now;
+  auto recovered = store_->Recover();
+  if (!recovered.ok()) return recovered.status().WithContext("recovering tasks from the store");
+  scheduler_->Restore(now, std::move(recovered->tasks), recovered->max_task_id);
+  scheduler_->SetStoreAvailable(store_->available());
+  spdlog::info("broker listening for workers on {} and clients on {} (store: {})",
+               workers_endpoint_, clients_endpoint_, store_->name());
+  return Status::Ok();
+}
+
+Status BrokerLoop::Run(int stop_fd) {
+  proto::InMessage msg;
+  std::vector<StoreReply> store_replies;
+  for (;;) {
+    Time now = clock_->Now();
+    int64_t wait_ms = std::clamp<int64_t>(ToMs(scheduler_->NextWakeup() - now) + 1, 0, kMaxPollMs);
+    zmq::pollitem_t items[4] = {{workers_.handle(), 0, ZMQ_POLLIN, 0},
+                                {clients_.handle(), 0, ZMQ_POLLIN, 0}};
+    int count = 2;
+    int store_item = -1;
+    int stop_item = -1;
+    if (store_->poll_fd() >= 0) {
+      items[count] = {nullptr, store_->poll_fd(), ZMQ_POLLIN, 0};
+      store_item = count++;
+    }
+    if (stop_fd >= 0) {
+      items[count] = {nullptr, stop_fd, ZMQ_POLLIN, 0};
+      stop_item = count++;
+    }
+    try {
+      zmq::poll(items, static_cast<size_t>(count), std::chrono::milliseconds(wait_ms));
+    } catch (const zmq::error_t& e) {
+      if (e.num() == EINTR) continue;
+      return Status::Internal(std::string("poll failed: ") + e.what());
+    }
+    now = clock_->Now();
+    if (stop_item >= 0 && (items[stop_item].revents & ZMQ_POLLIN)) {
+      spdlog::info("broker stopping");
+      FlushOutput(now);
+      store_->Flush();
+      return Status::Ok();
+    }
+    for (int i = 0; i < kReadBudget; ++i) {
+      auto got = proto::ReceiveMessage(workers_, /*has_identity=*/true, config_.limits, &msg);
+      if (!got.ok()) {
+        spdlog::warn("malformed message on the worker endpoint: {}", got.status().message());
+        if (!msg.identity().empty())
+          scheduler_->OnWorkerMalformed(now, msg.identity(), got.status());
+        continue;
+      }
+      if (!*got) break;
+      HandleWorkerMessage(now, msg);
+    }
+    for (int i = 0; i < kReadBudget; ++i) {
+      auto got = proto::ReceiveMessage(clients_, /*has_identity=*/true, config_.limits, &msg);
+      if (!got.ok()) {
+        spdlog::warn("malformed message on the client endpoint: {}", got.status().message());
+        if (!msg.identity().empty())
+          scheduler_->OnClientMalformed(now, msg.identity(), 0, got.status());
+        continue;
+      }
+      if (!*got) break;
+      HandleClientMessage(now, msg);
+    }
+    if (store_item >= 0 && (items[store_item].revents & ZMQ_POLLIN)) {
+      store_replies.clear();
+      store_->OnReadable(&store_replies);
+      for (StoreReply& r : store_replies) to_clients_.Add(r.client, r.command, std::move(r.body));
+      scheduler_->SetStoreAvailable(store_->available());
+    }
+    if (scheduler_->NextWakeup() <= now) scheduler_->OnTick(now);
+    store_->Flush();
+    ReleaseDurable();
+    FlushOutput(now);
+  }
+}
+
+void BrokerLoop::HandleWorkerMessage(Time now, const proto::InMessage& msg) {
+  const std::string& id = msg.identity();
+  auto malformed = [&](const Status& s) {
+    spdlog::warn("bad {} from a worker: {}", proto::CommandName(msg.command()), s.message());
+    scheduler_->OnWorkerMalformed(now, id, s);
+  };
+  auto first_body = [&]() -> std::string_view {
+    return msg.body_count() > 0 ? msg.body(0) : std::string_view();
+  };
+  switch (msg.command()) {
+    case Command::kReady: {
+      proto::Ready ready;
+      Status s = decoder_.Decode(first_body(), &ready);
+      if (!s.ok()) {
+        // A READY that cannot be read is a refusal: the worker must fix itself, not retry forever.
+        spdlog::warn("refused a READY: {}", s.message());
+        to_workers_.Add(id, Command::kDisconnect,
+                        proto::Encode(proto::Disconnect{s.message(), false}));
+        return;
+      }
+      scheduler_->OnWorkerReady(now, id, std::move(ready));
+      return;
+    }
+    case Command::kHeartbeat: {
+      if (msg.body_count() == 0) return scheduler_->OnWorkerHeartbeat(now, id, nullptr);
+      proto::Heartbeat hb;
+      Status s = decoder_.Decode(msg.body(0), &hb);
+      if (!s.ok()) return malformed(s);
+      return scheduler_->OnWorkerHeartbeat(now, id, &hb);
+    }
+    case Command::kResult:
+      for (size_t i = 0; i < msg.body_count(); ++i) {
+        proto::TaskResult r;
+        Status s = decoder_.Decode(msg.body(i), &r);
+        if (!s.ok()) {
+          malformed(s);
+          continue;
+        }
+        scheduler_->OnWorkerResult(now, id, std::move(r));
+      }
+      return;
+    case Command::kProgress:
+      for (size_t i = 0; i < msg.body_count(); ++i) {
+        proto::Progress p;
+        Status s = decoder_.Decode(msg.body(i), &p);
+        if (!s.ok()) {
+          malformed(s);
+          continue;
+        }
+        scheduler_->OnWorkerProgress(now, id, p);
+      }
+      return;
+    case Command::kManifest: {
+      proto::Manifest m;
+      Status s = decoder_.Decode(first_body(), &m);
+      if (!s.ok()) return malformed(s);
+      return scheduler_->OnWorkerManifest(now, id, std::move(m));
+    }
+    case Command::kDrain:
+      return scheduler_->OnWorkerDrain(now, id);
+    case Command::kDisconnect: {
+      proto::Disconnect bye;
+      if (msg.body_count() > 0) (void)decoder_.Decode(msg.body(0), &bye);
+      return scheduler_->OnWorkerDisconnect(now, id, bye);
+    }
+    default:
+      return malformed(Status::InvalidArgument(std::string(proto::CommandName(msg.command())) +
+                                               " is not a worker command"));
+  }
+}
+
+void BrokerLoop::HandleClientMessage(Time now, const proto::InMessage& msg) {
+  const std::string& id = msg.identity();
+  auto malformed = [&](std::string_view body, const Status& s) {
+    spdlog::debug("bad {} from a client: {}", proto::CommandName(msg.command()), s.message());
+    scheduler_->OnClientMalformed(now, id, ExtractRef(decoder_, body), s);
+  };
+  for (size_t i = 0; i < std::max<size_t>(msg.body_count(), 1); ++i) {
+    std::string_view body = i < msg.body_count() ? msg.body(i) : std::string_view();
+    switch (msg.command()) {
+      case Command::kSubmit: {
+        proto::Submit s;
+        Status st = decoder_.Decode(body, &s);
+        if (!st.ok()) {
+          malformed(body, st);
+          break;
+        }
+        scheduler_->OnSubmit(now, id, std::move(s));
+        break;
+      }
+      case Command::kGet: {
+        proto::Get g;
+        Status st = decoder_.Decode(body, &g);
+        if (!st.ok()) {
+          malformed(body, st);
+          break;
+        }
+        if (scheduler_->OnGet(now, id, g)) break;
+        if (store_->can_lookup()) {
+          store_->LookupTask(id, g.ref, g.task_id);
+        } else {
+          scheduler_->OnClientMalformed(
+              now, id, g.ref, Status::NotFound("task " + ToString(g.task_id) + " not found"));
+        }
+        break;
+      }
+      case Command::kCancelTask: {
+        proto::CancelTask c;
+        Status st = decoder_.Decode(body, &c);
+        if (!st.ok()) {
+          malformed(body, st);
+          break;
+        }
+        if (scheduler_->OnCancel(now, id, c)) break;
+        if (store_->can_lookup()) {
+          // Not in memory means it ended long ago: the answer is its final state.
+          store_->LookupTask(id, c.ref, c.task_id);
+        } else {
+          scheduler_->OnClientMalformed(
+              now, id, c.ref, Status::NotFound("task " + ToString(c.task_id) + " not found"));
+        }
+        break;
+      }
+      case Command::kList: {
+        proto::List l;
+        Status st = decoder_.Decode(body, &l);
+        if (!st.ok()) {
+          malformed(body, st);
+          break;
+        }
+        if (store_->can_lookup()) {
+          store_->ListTasks(id, l);
+        } else {
+          scheduler_->OnList(now, id, l);
+        }
+        break;
+      }
+      case Command::kAdmin: {
+        proto::Admin a;
+        Status st = decoder_.Decode(body, &a);
+        if (!st.ok()) {
+          malformed(body, st);
+          break;
+        }
+        HandleAdmin(now, id, a);
+        break;
+      }
+      case Command::kHeartbeat:
+        scheduler_->OnClientHeartbeat(now, id);
+        return;
+      default:
+        malformed(body, Status::InvalidArgument(std::string(proto::CommandName(msg.command())) +
+                                                " is not a client command"));
+        return;
+    }
+  }
+}
+
+void BrokerLoop::HandleAdmin(Time now, const std::string& client, const proto::Admin& admin) {
+  auto answer = AnswerAdmin(*scheduler_, now, admin, info_);
+  if (!answer.ok()) {
+    scheduler_->OnClientMalformed(now, client, admin.ref, answer.status());
+    return;
+  }
+  proto::AdminReply reply;
+  reply.ref = admin.ref;
+  std::vector<uint8_t> packed = nlohmann::json::to_msgpack(*answer);
+  reply.data.assign(packed.begin(), packed.end());
+  to_clients_.Add(client, Command::kAdminReply, proto::Encode(reply));
+}
+
+void BrokerLoop::ToWorker(const std::string& identity, Command command, std::string body) {
+  to_workers_.Add(identity, command, std::move(body));
+}
+
+void BrokerLoop::ToClient(const std::string& identity, Command command, std::string body) {
+  to_clients_.Add(identity, command, std::move(body));
+}
+
+void BrokerLoop::ToClientWhenDurable(const std::string& identity, Command command,
+                                     std::string body) {
+  if (!store_->durable()) return ToClient(identity, command, std::move(body));
+  deferred_.push_back({last_seq_, identity, command, std::move(body)});
+}
+
+void BrokerLoop::Record(TaskWrite write) { last_seq_ = store_->Write(std::move(write)); }
+
+void BrokerLoop::RecordWorker(WorkerRecord record) { store_->WriteWorker(std::move(record)); }
+
+void BrokerLoop::ReleaseDurable() {
+  if (deferred_.empty()) return;
+  uint64_t durable = store_->durable_seq();
+  size_t released = 0;
+  while (released < deferred_.size() && deferred_[released].seq <= durable) {
+    DeferredAck& a = deferred_[released];
+    to_clients_.Add(a.client, a.command, std::move(a.body));
+    ++released;
+  }
+  deferred_.erase(deferred_.begin(), deferred_.begin() + static_cast<std::ptrdiff_t>(released));
+}
+
+void BrokerLoop::FlushOutput(Time now) {
+  // Sending to a worker that is gone tells the scheduler, which may produce more output: loop until
+  // quiet.
+  for (int round = 0; round < 4; ++round) {
+    for (Pending& p : to_clients_.messages) {
+      Status s = p.message.Send(clients_, p.identity);
+      if (!s.ok()) spdlog::debug("dropped an answer to a client: {}", s.message());
+    }
+    to_clients_.messages.clear();
+    to_clients_.last.clear();
+    for (Pending& p : to_workers_.messages) {
+      Status s = p.message.Send(workers_, p.identity);
+      if (s.code() == StatusCode::kUnavailable) {
+        unreachable_workers_.push_back(p.identity);
+      } else if (!s.ok()) {
+        spdlog::warn("could not send {} to a worker: {}", proto::CommandName(p.message.command()),
+                     s.message());
+      }
+    }
+    to_workers_.messages.clear();
+    to_workers_.last.clear();
+    if (unreachable_workers_.empty()) return;
+    std::vector<std::string> gone = std::move(unreachable_workers_);
+    unreachable_workers_.clear();
+    for (const std::string& id : gone) scheduler_->OnWorkerUnreachable(now, id);
+    store_->Flush();
+    ReleaseDurable();
+  }
+}
+
+}  // namespace rma::broker

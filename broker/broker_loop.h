@@ -1,0 +1,96 @@
+// BrokerLoop: the broker's single I/O thread. It owns the two ROUTER sockets (workers, clients),
+// the Scheduler and the store handle; it turns frames into scheduler events, batches the
+// scheduler's answers per peer into multi-body messages, and wakes the scheduler's timers. Nothing
+// else touches these objects (gearmand's model), so no locks. Construct, Bind(), then Run() on the
+// thread that will own it.
+#pragma once
+
+#include <zmq.hpp>
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "broker/admin.h"
+#include "broker/config.h"
+#include "broker/scheduler.h"
+#include "broker/store.h"
+#include "common/clock.h"
+#include "common/status.h"
+#include "schemas/frames.h"
+
+namespace rma::broker {
+
+struct LoopOptions {
+  std::string workers_endpoint = "tcp://*:5555";
+  std::string clients_endpoint = "tcp://*:5556";
+  uint64_t seed = 0;  // 0: random
+};
+
+class BrokerLoop final : public SchedulerOutput {
+ public:
+  BrokerLoop(BrokerConfig config, LoopOptions options, std::unique_ptr<TaskStore> store,
+             const Clock* clock);
+  ~BrokerLoop() override;
+
+  // Binds both endpoints and recovers the store's tasks. After it, *_endpoint() return the resolved
+  // addresses.
+  Status Start();
+  const std::string& workers_endpoint() const { return workers_endpoint_; }
+  const std::string& clients_endpoint() const { return clients_endpoint_; }
+
+  // Serves until `stop_fd` becomes readable (a signalfd or eventfd; -1: never). Returns on stop.
+  Status Run(int stop_fd);
+
+ private:
+  // SchedulerOutput.
+  void ToWorker(const std::string& identity, proto::Command command, std::string body) override;
+  void ToClient(const std::string& identity, proto::Command command, std::string body) override;
+  void ToClientWhenDurable(const std::string& identity, proto::Command command,
+                           std::string body) override;
+  void Record(TaskWrite write) override;
+  void RecordWorker(WorkerRecord record) override;
+
+  void HandleWorkerMessage(Time now, const proto::InMessage& msg);
+  void HandleClientMessage(Time now, const proto::InMessage& msg);
+  void HandleAdmin(Time now, const std::string& client, const proto::Admin& admin);
+  void ReleaseDurable();
+  void FlushOutput(Time now);
+
+  struct Pending {
+    std::string identity;
+    proto::OutMessage message;
+  };
+  struct Outbox {
+    std::vector<Pending> messages;
+    std::unordered_map<std::string, size_t> last;  // identity -> index of its latest message
+    void Add(const std::string& identity, proto::Command command, std::string body);
+  };
+  struct DeferredAck {
+    uint64_t seq;
+    std::string client;
+    proto::Command command;
+    std::string body;
+  };
+
+  BrokerConfig config_;
+  LoopOptions options_;
+  std::unique_ptr<TaskStore> store_;
+  const Clock* clock_;
+  zmq::context_t context_;
+  zmq::socket_t workers_;
+  zmq::socket_t clients_;
+  std::string workers_endpoint_;
+  std::string clients_endpoint_;
+  std::unique_ptr<Scheduler> scheduler_;
+  BrokerInfo info_;
+  proto::Decoder decoder_;
+  Outbox to_workers_;
+  Outbox to_clients_;
+  std::vector<DeferredAck> deferred_;
+  uint64_t last_seq_ = 0;  // sequence number of the latest store write
+  std::vector<std::string> unreachable_workers_;
+};
+
+}  // namespace rma::broker

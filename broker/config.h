@@ -1,0 +1,78 @@
+// BrokerConfig: every tunable of the broker's scheduling, with the defaults documented in
+// docs/configuration.md. Filled by main.cc from flags, RMA_* environment variables and an optional
+// JSON config file; read (never written) by the scheduler on the broker loop thread.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "schemas/limits.h"
+
+namespace rma::broker {
+
+// One entry of the service catalog: what the pool would like somebody to run, and on what.
+struct CatalogEntry {
+  std::string service;           // "vllm"
+  uint32_t tier = 2;             // the tier it is meant for (1 GPU, 2 CPU, 3 storage)
+  std::string image;             // container image a volunteer can start
+  uint32_t port = 0;             // port the image listens on
+  double min_gpu_memory_gb = 0;  // requirement on the worker
+  double min_ram_gb = 0;         // requirement on the worker
+};
+
+// Back-pressure for a backend that must not be flooded.
+struct ServiceLimit {
+  uint32_t max_concurrency = 0;  // tasks running at once across the pool (0 = unlimited)
+  double rate_per_s = 0;         // tasks started per second (0 = unlimited)
+  uint32_t burst = 0;            // token bucket size (0 = max(1, rate_per_s))
+};
+
+struct TierThresholds {
+  uint32_t cpu_min_cores = 4;  // tier 2 needs at least this many cores...
+  double cpu_min_ram_gb = 8;   // ...and this much RAM; otherwise tier 3
+};
+
+struct BrokerConfig {
+  // Liveness, both directions.
+  Duration heartbeat_interval = Seconds(30);
+  uint32_t liveness = 3;  // missed intervals before a peer is dead
+  // How long an offline worker stays listed (red on the dashboard) before it is forgotten.
+  Duration offline_retention = Seconds(300);
+
+  // Task defaults and bounds.
+  uint32_t default_max_attempts = 3;
+  Duration default_timeout = Seconds(300);
+  Duration max_timeout = Seconds(24 * 3600);
+  Duration max_queue_time = Seconds(3600);   // queued without being started: expired after this
+  Duration retry_backoff_base = Seconds(1);  // first retry waits about this long
+  Duration retry_backoff_max = Seconds(300);
+  uint32_t max_requeues = 10;               // worker lost this often with the task: dead-lettered
+  Duration result_ttl = Seconds(3600);      // finished tasks kept in memory this long...
+  size_t max_finished_in_memory = 200000;   // ...and at most this many
+  size_t max_queued_per_service = 1000000;  // more submissions are refused (back-pressure)
+  Duration max_wait = Seconds(300);         // longest GET ?wait / synchronous wait
+
+  TierThresholds tiers;
+  bool allow_simulated = false;
+  std::string worker_token;  // "" = workers need no token
+  std::vector<CatalogEntry> catalog;
+  size_t max_recommendations = 3;
+  std::map<std::string, ServiceLimit> service_limits;
+  proto::Limits limits;
+};
+
+// The built-in catalog: the services of the pool's design, by tier.
+std::vector<CatalogEntry> DefaultCatalog();
+
+// Reads a JSON config file (keys as in docs/configuration.md) over `config`. Unknown keys are
+// errors so typos do not pass silently.
+Status LoadConfigFile(const std::string& path, BrokerConfig* config);
+
+// Checks values that would make the broker misbehave (zero intervals, liveness 0, ...).
+Status Validate(const BrokerConfig& config);
+
+}  // namespace rma::broker

@@ -1,0 +1,146 @@
+// rma-broker: parses flags and environment, sets up logging and signals, runs the BrokerLoop until
+// SIGINT or SIGTERM. Everything else lives in the rma_broker library.
+#include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
+
+#include <csignal>
+#include <memory>
+
+#include "broker/broker_loop.h"
+#include "common/files.h"
+#include "common/log.h"
+#include "common/signals.h"
+#include "common/version.h"
+
+int main(int argc, char** argv) {
+  using namespace rma;
+  broker::BrokerConfig config;
+  config.catalog = broker::DefaultCatalog();
+  broker::LoopOptions options;
+  std::string config_file;
+  std::string log_level = "info";
+  std::string db_url;
+  int64_t heartbeat_ms = 30000;
+  int64_t default_timeout_ms = 300000;
+  int64_t max_queue_time_ms = 3600000;
+  int64_t result_ttl_ms = 3600000;
+  int64_t retention_days = 7;
+
+  CLI::App app{"rma-broker: the registry, queues and router of an rma compute pool"};
+  app.set_version_flag("--version", std::string(kVersion));
+  app.add_option("--workers", options.workers_endpoint, "ZeroMQ endpoint workers connect to")
+      ->envname("RMA_WORKERS")
+      ->capture_default_str();
+  app.add_option("--clients", options.clients_endpoint,
+                 "ZeroMQ endpoint gateways and clients connect to")
+      ->envname("RMA_CLIENTS")
+      ->capture_default_str();
+  app.add_option("--db", db_url,
+                 "PostgreSQL URL (postgresql://...); without it tasks live in memory only")
+      ->envname("RMA_DB");
+  app.add_option("--config", config_file, "JSON file with further settings (docs/configuration.md)")
+      ->envname("RMA_CONFIG");
+  app.add_option("--heartbeat-ms", heartbeat_ms, "heartbeat interval, both directions")
+      ->envname("RMA_HEARTBEAT_MS")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{3600000}));
+  app.add_option("--liveness", config.liveness, "missed heartbeats before a peer is dead")
+      ->envname("RMA_LIVENESS")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+  app.add_option("--max-attempts", config.default_max_attempts,
+                 "default attempts per task before dead-letter")
+      ->envname("RMA_MAX_ATTEMPTS")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100));
+  app.add_option("--default-timeout-ms", default_timeout_ms, "default per-attempt timeout")
+      ->envname("RMA_DEFAULT_TIMEOUT_MS")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-queue-time-ms", max_queue_time_ms,
+                 "queued longer than this without starting: expired")
+      ->envname("RMA_MAX_QUEUE_TIME_MS")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--result-ttl-ms", result_ttl_ms, "how long finished tasks stay in memory")
+      ->envname("RMA_RESULT_TTL_MS")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--retention-days", retention_days,
+                 "with --db: delete finished tasks after this many days")
+      ->envname("RMA_RETENTION_DAYS")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_flag("--allow-simulated", config.allow_simulated,
+               "accept workers that declare simulated hardware")
+      ->envname("RMA_ALLOW_SIMULATED");
+  app.add_option("--worker-token", config.worker_token, "shared secret workers must present")
+      ->envname("RMA_WORKER_TOKEN");
+  std::string endpoints_file;
+  app.add_option(
+         "--endpoints-file", endpoints_file,
+         "write the bound endpoints here (two lines: workers, clients), for ports chosen with '*'")
+      ->envname("RMA_ENDPOINTS_FILE");
+  app.add_option("--seed", options.seed, "random seed for retry jitter (0: random)")
+      ->envname("RMA_SEED");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+      ->envname("RMA_LOG_LEVEL")
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  if (Status s = SetUpLogging("broker", log_level); !s.ok()) {
+    std::fprintf(stderr, "rma-broker: %s\n", s.message().c_str());
+    return 2;
+  }
+  config.heartbeat_interval = Ms(heartbeat_ms);
+  config.default_timeout = Ms(default_timeout_ms);
+  config.max_timeout = std::max(config.max_timeout, config.default_timeout);
+  config.max_queue_time = Ms(max_queue_time_ms);
+  config.result_ttl = Ms(result_ttl_ms);
+  if (!config_file.empty()) {
+    if (Status s = broker::LoadConfigFile(config_file, &config); !s.ok()) {
+      spdlog::error("{}", s.ToString());
+      return 2;
+    }
+  }
+  if (Status s = broker::Validate(config); !s.ok()) {
+    spdlog::error("invalid configuration: {}", s.message());
+    return 2;
+  }
+  auto signals = SignalWatcher::Create({SIGINT, SIGTERM});
+  if (!signals.ok()) {
+    spdlog::error("{}", signals.status().ToString());
+    return 1;
+  }
+  std::signal(SIGPIPE, SIG_IGN);
+
+  std::unique_ptr<broker::TaskStore> store;
+  if (db_url.empty()) {
+    spdlog::warn("no --db given: tasks live in memory only and are lost if the broker stops");
+    store = std::make_unique<broker::MemoryStore>();
+  } else {
+    (void)retention_days;
+    spdlog::error("--db: the PostgreSQL store is not available in this build yet");
+    return 2;
+  }
+  SystemClock clock;
+  broker::BrokerLoop loop(config, options, std::move(store), &clock);
+  if (Status s = loop.Start(); !s.ok()) {
+    spdlog::error("{}", s.ToString());
+    return 1;
+  }
+  if (!endpoints_file.empty()) {
+    if (Status w = WriteFileAtomically(
+            endpoints_file, loop.workers_endpoint() + "\n" + loop.clients_endpoint() + "\n");
+        !w.ok()) {
+      spdlog::error("{}", w.ToString());
+      return 1;
+    }
+  }
+  Status s = loop.Run(signals->fd());
+  if (!s.ok()) {
+    spdlog::error("{}", s.ToString());
+    return 1;
+  }
+  return 0;
+}

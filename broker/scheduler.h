@@ -1,0 +1,344 @@
+// Scheduler: the broker's brain, a plain state machine with no I/O and no clock of its own.
+//
+// The broker loop turns each decoded ZeroMQ message into an On*() call with the current time, and
+// calls OnTick() when NextWakeup() is due; the scheduler answers through SchedulerOutput (messages
+// to workers and clients, records for the store). It owns the worker registry, the per-service
+// priority queues, the routing index (ordered ready sets per service and per tier, so dispatch
+// never scans the pool), leases, retries, timeouts, waiters, limits and statistics (gearmand's
+// model: one thread owns every table, no locks). Not thread-safe: only the broker loop thread
+// touches it. Tests drive it with a FakeClock's times.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "broker/config.h"
+#include "broker/stats.h"
+#include "broker/store_types.h"
+#include "broker/timed_heap.h"
+#include "common/clock.h"
+#include "common/status.h"
+#include "schemas/messages.h"
+
+namespace rma::broker {
+
+// Everything the scheduler asks the outside world to do.
+class SchedulerOutput {
+ public:
+  virtual ~SchedulerOutput() = default;
+  // Bodies are encoded protocol messages (schemas/codec.h); an empty body means "no body frame".
+  virtual void ToWorker(const std::string& identity, proto::Command command, std::string body) = 0;
+  virtual void ToClient(const std::string& identity, proto::Command command, std::string body) = 0;
+  // An answer that may leave only once every record written before it is durable (ACCEPTED).
+  virtual void ToClientWhenDurable(const std::string& identity, proto::Command command,
+                                   std::string body) = 0;
+  // Persistence; called only when the scheduler was built with `durable` = true.
+  virtual void Record(TaskWrite write) = 0;
+  virtual void RecordWorker(WorkerRecord record) = 0;
+};
+
+// Generic services that any worker of a high enough tier may take (downward flexibility).
+struct GenericService {
+  std::string_view name;
+  uint32_t max_tier;
+};
+inline constexpr std::array<GenericService, 3> kGenericServices = {GenericService{"gpu-worker", 1},
+                                                                   GenericService{"cpu-worker", 2},
+                                                                   GenericService{"processing", 2}};
+
+// Tier from reported hardware: GPU -> 1; >= cpu_min_cores and >= cpu_min_ram_gb -> 2; otherwise, or
+// a worker that declares itself storage, -> 3. Declaring "gpu" or "cpu" never raises the tier above
+// the hardware.
+uint32_t AssignTier(const proto::Capabilities& caps, const TierThresholds& thresholds);
+
+class Scheduler {
+ public:
+  struct Waiter {
+    std::string client;
+    uint64_t ref = 0;
+    bool sync = false;  // a synchronous call: the answer is the call's result
+  };
+
+  struct Task {
+    TaskId id;
+    uint32_t service = 0;  // index into services()
+    proto::TaskStatus status = proto::TaskStatus::kQueued;
+    uint32_t priority = 0;
+    uint32_t min_tier = 0;
+    double min_gpu_memory_gb = 0;
+    bool transient = false;  // synchronous call: never persisted
+    uint32_t max_attempts = 0;
+    uint32_t timeout_ms = 0;
+    uint32_t attempts = 0;         // times started
+    uint32_t running_attempt = 0;  // attempt number of the current lease
+    uint32_t failures = 0;
+    uint32_t requeues = 0;  // times given back because its worker was lost
+    uint32_t epoch = 0;     // bumped when the task leaves a queue or heap slot: stale entries skip
+    int32_t worker = -1;    // registry slot while running
+    std::string worker_id;  // last worker it ran on
+    Time created_at{};
+    Time run_at{};
+    Time queued_at{};
+    Time started_at{};
+    Time completed_at{};
+    std::string payload;
+    std::string content_type;
+    std::string idempotency_key;
+    std::optional<proto::HttpRequest> request;
+    std::string result;
+    std::string result_content_type;
+    uint32_t http_status = 0;
+    std::string error;
+    std::string error_code;
+    std::vector<Waiter> waiters;
+  };
+
+  // Order of a worker in a ready set: higher tier (lower number) first, then least loaded, then
+  // least recently given work (round-robin among equals).
+  struct ReadyKey {
+    uint32_t tier = 3;
+    uint32_t utilisation = 0;  // in-flight / slots, per mille
+    uint32_t load = 0;         // reported load, per mille (capped)
+    uint64_t lru = 0;
+    uint32_t worker = 0;
+    auto operator<=>(const ReadyKey&) const = default;
+  };
+
+  struct Worker {
+    bool in_use = false;
+    bool alive = false;
+    bool draining = false;
+    std::string identity;  // ZeroMQ routing id of the current session
+    std::string worker_id;
+    std::string name;
+    std::string agent_version;
+    proto::Capabilities caps;
+    bool simulated = false;
+    uint32_t tier = 3;
+    std::vector<proto::ServiceInfo> manifest;
+    std::vector<uint32_t> services;  // service indexes it provides, sorted
+    uint32_t slots = 1;
+    std::vector<proto::RunningTask>
+        running;  // attempts it holds, including ones the broker does not know
+    proto::Heartbeat report;
+    Time first_seen{};
+    Time registered_at{};
+    Time last_heard{};
+    Time last_sent{};
+    Time offline_since{};
+    uint64_t tasks_done = 0;
+    uint64_t tasks_failed = 0;
+    Duration busy{0};
+    uint64_t lru = 0;
+    bool in_ready = false;
+    ReadyKey key;
+    uint32_t in_flight() const { return static_cast<uint32_t>(running.size()); }
+  };
+
+  struct QueueEntry {
+    TaskId id;
+    uint32_t epoch = 0;
+  };
+
+  struct Service {
+    std::string name;
+    uint32_t generic_max_tier = 0;                 // 0: not a generic service
+    std::array<std::deque<QueueEntry>, 10> queue;  // by priority
+    size_t queued = 0;                             // live entries in `queue`
+    size_t delayed = 0;                            // waiting for run_at or a retry back-off
+    std::set<ReadyKey> ready;                      // explicit providers with a free slot
+    uint32_t providers = 0;                        // live workers listing it (draining included)
+    uint32_t active_providers = 0;                 // ...of which not draining
+    uint32_t in_flight = 0;
+    ServiceLimit limit;
+    double tokens = 0;
+    Time tokens_at{};
+    bool throttle_wakeup_pending = false;
+    Counters counters;
+    LatencyHistogram queue_wait;
+    LatencyHistogram run_time;
+  };
+
+  Scheduler(BrokerConfig config, SchedulerOutput* output, bool durable, uint64_t seed);
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // ---- Worker endpoint events (identity = ZeroMQ routing id of the sender) ----
+  void OnWorkerReady(Time now, const std::string& identity, proto::Ready ready);
+  void OnWorkerHeartbeat(Time now, const std::string& identity, const proto::Heartbeat* report);
+  void OnWorkerResult(Time now, const std::string& identity, proto::TaskResult result);
+  void OnWorkerProgress(Time now, const std::string& identity, const proto::Progress& progress);
+  void OnWorkerManifest(Time now, const std::string& identity, proto::Manifest manifest);
+  void OnWorkerDrain(Time now, const std::string& identity);
+  void OnWorkerDisconnect(Time now, const std::string& identity, const proto::Disconnect& bye);
+  // A message from this worker could not be decoded: tell it why (it stays registered).
+  void OnWorkerMalformed(Time now, const std::string& identity, const Status& why);
+  // A send to the worker failed because its connection is gone.
+  void OnWorkerUnreachable(Time now, const std::string& identity);
+
+  // ---- Client endpoint events ----
+  void OnSubmit(Time now, const std::string& client, proto::Submit submit);
+  // Returns false when the task is not in memory (the caller may ask the store).
+  bool OnGet(Time now, const std::string& client, const proto::Get& get);
+  bool OnCancel(Time now, const std::string& client, const proto::CancelTask& cancel);
+  void OnList(Time now, const std::string& client, const proto::List& list);
+  void OnClientHeartbeat(Time now, const std::string& client);
+  void OnClientMalformed(Time now, const std::string& client, uint64_t ref, const Status& why);
+
+  // ---- Admin actions (the admin queries read state through the accessors below) ----
+  Status RetryDead(Time now, TaskId id);
+  Status DiscardDead(Time now, TaskId id);
+  Status DrainWorker(Time now, const std::string& worker_id);
+
+  // ---- Time ----
+  void OnTick(Time now);
+  Time NextWakeup() const;
+
+  // ---- Persistence ----
+  // The loop reports whether the store accepts writes; while it does not, durable submissions are
+  // refused.
+  void SetStoreAvailable(bool available) { store_available_ = available; }
+  bool store_available() const { return store_available_; }
+  // After a restart: unfinished tasks go back to their queues in priority order, finished ones are
+  // kept for GET and idempotency. `max_task_id` is the largest id the store has seen.
+  void Restore(Time now, std::vector<TaskRecord> records, uint64_t max_task_id);
+
+  // ---- Read access for admin queries and tests ----
+  const BrokerConfig& config() const { return config_; }
+  const std::vector<Worker>& workers() const { return workers_; }
+  const std::vector<Service>& services() const { return services_; }
+  const Task* FindTask(TaskId id) const;
+  const Counters& counters() const { return counters_; }
+  const History& history() const { return history_; }
+  const RateWindow& completions() const { return completion_rate_; }
+  const RateWindow& submissions() const { return submission_rate_; }
+  const LatencyHistogram& queue_wait() const { return queue_wait_; }
+  const LatencyHistogram& run_time() const { return run_time_; }
+  size_t task_count() const { return tasks_.size(); }
+  size_t total_queued() const;
+  size_t total_in_flight() const;
+  // Submissions and completions since the start of the current UTC day (resets at midnight UTC).
+  const Counters& today() const { return today_; }
+  Time today_start() const { return today_start_; }
+  // Names of services a submission could be routed to right now, sorted.
+  std::vector<std::string> AvailableServices() const;
+  // Whether any live worker could take service index s (ignoring free slots).
+  bool HasProvider(uint32_t s) const;
+  // Oldest wait among queued tasks of service s (0 when empty).
+  Duration OldestWait(Time now, uint32_t s) const;
+  // Recommendations for a worker of this tier and hardware, from the catalog and current demand.
+  std::vector<proto::Recommendation> Recommend(Time now, uint32_t tier,
+                                               const proto::Capabilities& caps,
+                                               const std::vector<uint32_t>& provided) const;
+  // Health of a worker for the dashboard: "healthy", "late" or "offline".
+  std::string_view Health(Time now, const Worker& w) const;
+  proto::TaskView View(const Task& t, bool with_result) const;
+
+ private:
+  struct TimedEntry {
+    Time at;
+    TaskId id;
+    uint32_t tag = 0;  // epoch or attempt, depending on the heap
+  };
+  struct WaitEntry {
+    Time at;
+    TaskId id;
+    std::string client;
+    uint64_t ref = 0;
+  };
+  struct ThrottleEntry {
+    Time at;
+    uint32_t service = 0;
+  };
+  bool EpochLive(const TimedEntry& e) const;
+
+  // Registry.
+  int32_t WorkerByIdentity(const std::string& identity) const;
+  void Heard(Time now, Worker& w);
+  void SendToWorker(Time now, Worker& w, proto::Command command, std::string body);
+  void UpdateReady(Worker& w);
+  void RemoveFromReady(Worker& w);
+  void AttachServices(Worker& w);
+  void DetachServices(Worker& w);
+  void LoseWorker(Time now, uint32_t index, std::string_view reason);
+  void ForgetWorker(uint32_t index);
+  void ReconcileRunning(Time now, uint32_t index, const std::vector<proto::RunningTask>& running);
+  void RecordWorkerState(const Worker& w, std::string_view status);
+  void Sweep(Time now);
+
+  // Services and queues.
+  uint32_t ServiceIndex(const std::string& name);  // creates on first use
+  std::optional<uint32_t> FindService(std::string_view name) const;
+  void Enqueue(Time now, Task& t, bool front);
+  void Unqueue(Task& t);  // task leaves its queue (cancel/expire/attach): entries go stale
+  void DispatchService(Time now, uint32_t s);
+  void DispatchForWorker(Time now, uint32_t index);
+  bool ThrottleAllows(Time now, Service& svc);
+  int32_t PickWorker(const Service& svc, const Task& t) const;
+  void Start(Time now, Task& t, uint32_t worker_index, uint32_t attempt);
+
+  // Life cycle.
+  void Complete(Time now, Task& t, proto::TaskResult&& r);
+  void FailAttempt(Time now, Task& t, std::string error, std::string code, bool retryable);
+  void Finish(Time now, Task& t, proto::TaskStatus status);  // any terminal state
+  void CancelRunning(Time now, Task& t, std::string_view reason);
+  void NotifyWaiters(Task& t);
+  void ReplyTask(const std::string& client, uint64_t ref, const Task& t);
+  void ReplyError(const std::string& client, uint64_t ref, const Status& status,
+                  std::vector<std::string> available = {}, std::string suggestion = {});
+  void Persist(const Task& t, WriteKind kind);
+  void MaybeEvict(Time now);
+  Duration Backoff(uint32_t failures);
+  Task* Find(TaskId id);
+  void RollDay(Time now);
+
+  BrokerConfig config_;
+  SchedulerOutput* output_;
+  bool durable_;
+  bool store_available_ = true;
+  std::mt19937_64 rng_;
+
+  std::vector<Worker> workers_;
+  std::vector<uint32_t> free_worker_slots_;
+  std::unordered_map<std::string, uint32_t> by_identity_;
+  std::unordered_map<std::string, uint32_t> by_worker_id_;
+  std::array<std::set<ReadyKey>, 4> tier_ready_;  // [1..3]: every ready worker of that tier
+  std::array<uint32_t, 4> tier_live_{};           // live, non-draining workers per tier
+  uint64_t lru_counter_ = 0;
+
+  std::vector<Service> services_;
+  std::unordered_map<std::string, uint32_t> service_index_;
+
+  std::unordered_map<TaskId, Task> tasks_;
+  std::unordered_map<std::string, TaskId> idempotency_;
+  std::deque<std::pair<TaskId, Time>> finished_;  // eviction order
+  uint64_t last_task_id_;
+
+  TimedHeap<TimedEntry> delayed_;   // run_at and retry back-off; tag = epoch
+  TimedHeap<TimedEntry> expiry_;    // max queue time; tag = epoch
+  TimedHeap<TimedEntry> timeouts_;  // running attempts; tag = attempt
+  TimedHeap<WaitEntry> waits_;
+  TimedHeap<ThrottleEntry> throttled_;
+  Time next_sweep_{};
+
+  Counters counters_;
+  Counters today_;
+  Time today_start_{};
+  LatencyHistogram queue_wait_;
+  LatencyHistogram run_time_;
+  RateWindow completion_rate_;
+  RateWindow submission_rate_;
+  History history_;
+};
+
+}  // namespace rma::broker

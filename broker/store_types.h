@@ -1,0 +1,68 @@
+// Records the scheduler hands to persistence. The scheduler produces them on the broker loop
+// thread; the store consumes them on its own thread (they are plain values, moved across). See
+// store.h.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "schemas/ids.h"
+#include "schemas/messages.h"
+
+namespace rma::broker {
+
+// Everything durable about a task. Updates carry the whole record except the payload (which never
+// changes).
+struct TaskRecord {
+  TaskId id;
+  std::string service;
+  std::string payload;
+  std::string content_type;
+  uint32_t priority = 0;
+  uint32_t max_attempts = 0;
+  uint32_t timeout_ms = 0;
+  std::string idempotency_key;
+  uint32_t min_tier = 0;
+  double min_gpu_memory_gb = 0;
+  proto::TaskStatus status = proto::TaskStatus::kQueued;
+  uint32_t attempts = 0;
+  uint32_t failures = 0;
+  uint32_t requeues = 0;
+  std::string worker_id;
+  std::string result;
+  std::string result_content_type;
+  uint32_t http_status = 0;
+  std::string error;
+  std::string error_code;
+  Time created_at{};
+  Time run_at{};
+  Time started_at{};    // epoch 0 = never
+  Time completed_at{};  // epoch 0 = not ended
+};
+
+enum class WriteKind : uint8_t { kInsert, kUpdate, kDelete };
+
+struct TaskWrite {
+  WriteKind kind = WriteKind::kInsert;
+  TaskRecord record;
+};
+
+// What the store keeps about a worker.
+struct WorkerRecord {
+  std::string worker_id;
+  std::string name;
+  uint32_t tier = 3;
+  bool simulated = false;
+  proto::Capabilities capabilities;
+  std::vector<std::string> services;
+  std::string status;  // "online", "draining", "offline"
+  Time first_seen{};
+  Time last_seen{};
+  uint64_t tasks_done = 0;
+  uint64_t tasks_failed = 0;
+  double busy_seconds = 0;
+};
+
+}  // namespace rma::broker

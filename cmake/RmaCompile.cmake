@@ -1,0 +1,41 @@
+# Compile settings for rma's own targets: warnings (as errors when RMA_WERROR) and the sanitizer options.
+# Third-party headers are included as SYSTEM so their warnings never fail our build.
+if(RMA_ASAN AND RMA_TSAN)
+  message(FATAL_ERROR "RMA_ASAN and RMA_TSAN cannot be combined")
+endif()
+
+set(RMA_WARNINGS -Wall -Wextra -Wpedantic -Wshadow=local -Wnon-virtual-dtor -Wno-missing-field-initializers)
+if(RMA_WERROR)
+  list(APPEND RMA_WARNINGS -Werror)
+endif()
+
+if(RMA_ASAN)
+  add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+  add_link_options(-fsanitize=address,undefined)
+endif()
+if(RMA_TSAN)
+  add_compile_options(-fsanitize=thread -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=thread)
+endif()
+
+# rma_target_defaults(target): the warning set and include root every rma target uses.
+function(rma_target_defaults target)
+  target_compile_options(${target} PRIVATE ${RMA_WARNINGS})
+  target_include_directories(${target} PUBLIC ${PROJECT_SOURCE_DIR})
+endfunction()
+
+# rma_add_test(name SOURCES... LIBS... [LABELS...]): a GoogleTest executable registered with ctest.
+function(rma_add_test name)
+  cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;LIBS;LABELS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  rma_target_defaults(${name})
+  target_link_libraries(${name} PRIVATE ${ARG_LIBS} GTest::gtest_main GTest::gmock)
+  if(NOT ARG_TIMEOUT)
+    set(ARG_TIMEOUT 300)
+  endif()
+  if(NOT ARG_LABELS)
+    set(ARG_LABELS unit)
+  endif()
+  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60
+    PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT})
+endfunction()

@@ -1,0 +1,213 @@
+// See broker_client.h.
+#include "gateway/broker_client.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+namespace rma::gateway {
+
+using proto::Command;
+
+namespace {
+constexpr size_t kMaxBatch = 256;
+}
+
+BrokerClient::BrokerClient(BrokerClientOptions options)
+    : options_(std::move(options)), context_(1), decoder_([&] {
+        // Answers come from the broker, which we trust more than HTTP clients, but they are still
+        // bounded: admin documents of a large pool have long arrays.
+        proto::Limits l = options_.limits;
+        l.max_array = 1u << 20;
+        l.max_map = 1u << 16;
+        l.max_objects = 1u << 24;
+        l.max_depth = 16;
+        return l;
+      }()) {}
+
+BrokerClient::~BrokerClient() { Stop(); }
+
+Status BrokerClient::Start() {
+  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd_ < 0) return Status::Internal("eventfd failed");
+  thread_ = std::thread([this] { Loop(); });
+  return Status::Ok();
+}
+
+void BrokerClient::Stop() {
+  if (!thread_.joinable()) return;
+  stop_.store(true);
+  uint64_t one = 1;
+  (void)!write(wake_fd_, &one, sizeof one);
+  thread_.join();
+  close(wake_fd_);
+  wake_fd_ = -1;
+}
+
+void BrokerClient::Enqueue(Command command, uint64_t ref, std::string body, Duration timeout,
+                           AnswerCallback cb) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back({command, ref, std::move(body), timeout, std::move(cb)});
+  }
+  pending_count_.fetch_add(1, std::memory_order_relaxed);
+  uint64_t one = 1;
+  (void)!write(wake_fd_, &one, sizeof one);
+}
+
+void BrokerClient::Deliver(uint64_t ref, Result<BrokerAnswer> answer) {
+  auto it = pending_.find(ref);
+  if (it == pending_.end()) return;  // already expired
+  AnswerCallback cb = std::move(it->second.callback);
+  pending_.erase(it);
+  pending_count_.fetch_sub(1, std::memory_order_relaxed);
+  try {
+    cb(std::move(answer));
+  } catch (const std::exception& e) {
+    spdlog::error("answer callback threw: {}", e.what());
+  }
+}
+
+void BrokerClient::FailAll(const Status& why) {
+  std::vector<uint64_t> refs;
+  for (const auto& [ref, p] : pending_) refs.push_back(ref);
+  for (uint64_t ref : refs) Deliver(ref, why);
+  deadlines_.clear();
+}
+
+void BrokerClient::ExpireDue(Time now) {
+  while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
+    uint64_t ref = deadlines_.begin()->second;
+    deadlines_.erase(deadlines_.begin());
+    Deliver(ref, Status::DeadlineExceeded("the broker did not answer in time"));
+  }
+}
+
+void BrokerClient::SendQueued(Time now) {
+  std::vector<Outgoing> batch;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    batch.swap(queue_);
+  }
+  // Group consecutive requests of one command into multi-body messages.
+  proto::OutMessage out(Command::kHeartbeat);
+  auto flush = [&] {
+    if (!out.empty()) {
+      if (Status s = out.Send(*socket_); !s.ok())
+        spdlog::warn("could not send to the broker: {}", s.message());
+    }
+    out.Clear();
+  };
+  for (Outgoing& o : batch) {
+    if (!reachable_.load()) {
+      pending_[o.ref] = Pending{now, std::move(o.callback)};
+      Deliver(o.ref, Status::Unavailable("the broker is unreachable"));
+      continue;
+    }
+    Time deadline = now + o.timeout;
+    pending_[o.ref] = Pending{deadline, std::move(o.callback)};
+    deadlines_.emplace(deadline, o.ref);
+    if (out.command() != o.command || out.body_count() >= kMaxBatch) {
+      flush();
+      out = proto::OutMessage(o.command);
+    }
+    out.AddBody(std::move(o.body));
+  }
+  flush();
+}
+
+void BrokerClient::OnAnswer(const proto::InMessage& msg) {
+  for (size_t i = 0; i < msg.body_count(); ++i) {
+    std::string_view body = msg.body(i);
+    auto decode = [&](auto message) {
+      Status s = decoder_.Decode(body, &message);
+      if (!s.ok()) {
+        spdlog::warn("undecodable {} from the broker: {}", proto::CommandName(msg.command()),
+                     s.message());
+        return;
+      }
+      uint64_t ref = message.ref;
+      Deliver(ref, BrokerAnswer(std::move(message)));
+    };
+    switch (msg.command()) {
+      case Command::kAccepted:
+        decode(proto::Accepted{});
+        break;
+      case Command::kTaskInfo:
+        decode(proto::TaskInfo{});
+        break;
+      case Command::kTaskList:
+        decode(proto::TaskList{});
+        break;
+      case Command::kAdminReply:
+        decode(proto::AdminReply{});
+        break;
+      case Command::kError:
+        decode(proto::Error{});
+        break;
+      default:
+        spdlog::debug("ignoring {} from the broker", proto::CommandName(msg.command()));
+    }
+  }
+}
+
+void BrokerClient::Loop() {
+  socket_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::dealer);
+  proto::ConfigureSocket(*socket_, options_.limits, /*is_router=*/false);
+  socket_->connect(options_.endpoint);
+  Time now = clock_.Now();
+  Time last_heard = now;
+  Time last_ping{};
+  proto::InMessage msg;
+  const Duration dead_after = options_.heartbeat * options_.liveness;
+  while (!stop_.load()) {
+    now = clock_.Now();
+    Time next = now + options_.heartbeat;
+    if (!deadlines_.empty()) next = std::min(next, deadlines_.begin()->first);
+    next = std::min(next, last_ping + options_.heartbeat);
+    int64_t wait_ms = std::clamp<int64_t>(ToMs(next - now) + 1, 0, 1000);
+    zmq::pollitem_t items[2] = {{socket_->handle(), 0, ZMQ_POLLIN, 0},
+                                {nullptr, wake_fd_, ZMQ_POLLIN, 0}};
+    try {
+      zmq::poll(items, 2, std::chrono::milliseconds(wait_ms));
+    } catch (const zmq::error_t& e) {
+      if (e.num() == EINTR) continue;
+      spdlog::error("broker client poll failed: {}", e.what());
+      break;
+    }
+    now = clock_.Now();
+    if (items[1].revents & ZMQ_POLLIN) {
+      uint64_t drained = 0;
+      (void)!read(wake_fd_, &drained, sizeof drained);
+      SendQueued(now);
+    }
+    if (items[0].revents & ZMQ_POLLIN) {
+      for (int i = 0; i < 1024; ++i) {
+        auto got = proto::ReceiveMessage(*socket_, /*has_identity=*/false, options_.limits, &msg);
+        if (!got.ok()) {
+          spdlog::warn("malformed message from the broker: {}", got.status().message());
+          continue;
+        }
+        if (!*got) break;
+        last_heard = now;
+        if (!reachable_.exchange(true))
+          spdlog::info("broker {} reachable again", options_.endpoint);
+        OnAnswer(msg);
+      }
+    }
+    if (now - last_ping >= options_.heartbeat) {
+      (void)proto::SendEmpty(*socket_, {}, Command::kHeartbeat);
+      last_ping = now;
+    }
+    if (now - last_heard > dead_after && reachable_.exchange(false)) {
+      spdlog::warn("broker {} unreachable: no answer for {} ms", options_.endpoint,
+                   ToMs(now - last_heard));
+      FailAll(Status::Unavailable("the broker is unreachable"));
+    }
+    ExpireDue(now);
+  }
+  FailAll(Status::Unavailable("the gateway is stopping"));
+  socket_.reset();
+}
+
+}  // namespace rma::gateway

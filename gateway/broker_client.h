@@ -1,0 +1,105 @@
+// BrokerClient: the gateway's only connection to the broker. One thread owns the DEALER socket; any
+// thread may call Request(), which numbers the request (ref), hands it to that thread through a
+// queue and returns at once. The client thread sends queued requests in batches, matches answers by
+// ref, expires requests past their deadline, heartbeats the broker, and runs each request's
+// callback exactly once — on the client thread, so a callback must be quick (it writes an HTTP
+// response and returns).
+#pragma once
+
+#include <zmq.hpp>
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <variant>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "schemas/codec.h"
+#include "schemas/frames.h"
+
+namespace rma::gateway {
+
+// A decoded answer from the broker.
+using BrokerAnswer = std::variant<proto::Accepted, proto::TaskInfo, proto::TaskList,
+                                  proto::AdminReply, proto::Error>;
+using AnswerCallback = std::function<void(Result<BrokerAnswer>)>;
+
+struct BrokerClientOptions {
+  std::string endpoint = "tcp://127.0.0.1:5556";
+  Duration heartbeat = Seconds(1);
+  uint32_t liveness = 3;
+  proto::Limits limits;
+};
+
+class BrokerClient {
+ public:
+  explicit BrokerClient(BrokerClientOptions options);
+  ~BrokerClient();
+  BrokerClient(const BrokerClient&) = delete;
+  BrokerClient& operator=(const BrokerClient&) = delete;
+
+  Status Start();
+  void Stop();
+
+  // Sends one request. `message.ref` is overwritten. The callback gets the broker's answer,
+  // DeadlineExceeded after `timeout`, or Unavailable when the broker is known to be down.
+  template <typename T>
+  void Request(proto::Command command, T message, Duration timeout, AnswerCallback callback) {
+    message.ref = next_ref_.fetch_add(1, std::memory_order_relaxed);
+    std::string body = proto::Encode(message);
+    Enqueue(command, message.ref, std::move(body), timeout, std::move(callback));
+  }
+
+  // Whether the broker answered recently (heartbeats).
+  bool broker_reachable() const { return reachable_.load(std::memory_order_acquire); }
+  size_t pending() const { return pending_count_.load(std::memory_order_relaxed); }
+
+ private:
+  struct Outgoing {
+    proto::Command command;
+    uint64_t ref;
+    std::string body;
+    Duration timeout;
+    AnswerCallback callback;
+  };
+  struct Pending {
+    Time deadline;
+    AnswerCallback callback;
+  };
+
+  void Enqueue(proto::Command command, uint64_t ref, std::string body, Duration timeout,
+               AnswerCallback cb);
+  void Loop();
+  void SendQueued(Time now);
+  void OnAnswer(const proto::InMessage& msg);
+  void Deliver(uint64_t ref, Result<BrokerAnswer> answer);
+  void ExpireDue(Time now);
+  void FailAll(const Status& why);
+
+  BrokerClientOptions options_;
+  SystemClock clock_;
+  zmq::context_t context_;
+  std::thread thread_;
+  int wake_fd_ = -1;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> reachable_{true};
+  std::atomic<uint64_t> next_ref_{1};
+  std::atomic<size_t> pending_count_{0};
+
+  std::mutex mu_;
+  std::vector<Outgoing> queue_;  // guarded by mu_
+
+  // Client thread only.
+  std::unique_ptr<zmq::socket_t> socket_;
+  std::map<uint64_t, Pending> pending_;
+  std::multimap<Time, uint64_t> deadlines_;
+  proto::Decoder decoder_;
+};
+
+}  // namespace rma::gateway

@@ -1,0 +1,269 @@
+// Round trips of every protocol message through Encode and Decoder, plus the validation rules of
+// each.
+#include "schemas/codec.h"
+
+#include <gtest/gtest.h>
+
+#include "schemas/msgpack_io.h"
+
+namespace rma::proto {
+namespace {
+
+template <typename T>
+T RoundTrip(const T& in) {
+  std::string bytes = Encode(in);
+  Decoder decoder;
+  T out;
+  Status s = decoder.Decode(bytes, &out);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  return out;
+}
+
+Capabilities GpuCaps() {
+  Capabilities c;
+  c.cpu_cores = 16;
+  c.cpu_model = "AMD Ryzen 9";
+  c.ram_gb = 64;
+  c.ram_available_gb = 40.5;
+  c.disk_gb = 1000;
+  c.disk_free_gb = 512.25;
+  c.has_gpu = true;
+  c.gpu_type = "NVIDIA RTX 4090";
+  c.gpu_memory_gb = 24;
+  c.gpu_count = 1;
+  c.os = "Linux 6.1";
+  c.arch = "x86_64";
+  c.worker_type = "gpu";
+  c.labels = {{"site", "home"}, {"owner", "ana"}};
+  return c;
+}
+
+TEST(CodecTest, ReadyRoundTripsWithEveryField) {
+  Ready r;
+  r.worker_id = "w-0123456789abcdef";
+  r.name = "ana-desktop";
+  r.token = "secret";
+  r.agent_version = "0.1.0";
+  r.slots = 4;
+  r.simulated = true;
+  r.capabilities = GpuCaps();
+  r.services = {{"rag", "http"}, {"vllm", "http"}, {"echo", "builtin"}};
+  r.running = {{TaskId(42), 2}, {TaskId(43), 1}};
+  EXPECT_EQ(RoundTrip(r), r);
+}
+
+TEST(CodecTest, WelcomeRoundTrips) {
+  Welcome w;
+  w.worker_id = "w-1";
+  w.tier = 1;
+  w.heartbeat_ms = 30000;
+  w.liveness = 3;
+  w.recommendations = {
+      {"vllm", 1, "vllm/vllm-openai:latest", 8000, "3 tasks waiting, no provider"}};
+  EXPECT_EQ(RoundTrip(w), w);
+}
+
+TEST(CodecTest, TaskAssignmentRoundTripsWithBinaryPayloadAndRequest) {
+  TaskAssignment t;
+  t.task_id = TaskId(1'700'000'000'000'001);
+  t.attempt = 3;
+  t.service = "rag";
+  t.payload = std::string("\x00\x01\xff{}", 5);
+  t.content_type = "application/json";
+  t.timeout_ms = 30000;
+  t.request = HttpRequest{"POST", "/query", "k=5", {{"accept", "application/json"}}};
+  EXPECT_EQ(RoundTrip(t), t);
+}
+
+TEST(CodecTest, TaskResultRoundTripsEveryOutcome) {
+  for (Outcome o : {Outcome::kOk, Outcome::kError, Outcome::kCancelled}) {
+    TaskResult r;
+    r.task_id = TaskId(9);
+    r.attempt = 1;
+    r.outcome = o;
+    r.result = "hello";
+    r.content_type = "text/plain";
+    r.http_status = 200;
+    r.error = o == Outcome::kOk ? "" : "backend said no";
+    r.retryable = o != Outcome::kError;
+    r.run_ms = 12;
+    EXPECT_EQ(RoundTrip(r), r);
+  }
+}
+
+TEST(CodecTest, SmallMessagesRoundTrip) {
+  EXPECT_EQ(RoundTrip(Progress{TaskId(5), 2, 0.5, "half way"}),
+            (Progress{TaskId(5), 2, 0.5, "half way"}));
+  EXPECT_EQ(RoundTrip(CancelAttempt{TaskId(5), 2, "timeout"}),
+            (CancelAttempt{TaskId(5), 2, "timeout"}));
+  EXPECT_EQ(RoundTrip(Heartbeat{0.75, 3, 12.5, 0.9}), (Heartbeat{0.75, 3, 12.5, 0.9}));
+  Manifest m{{{"ocr", "exec"}}, 8};
+  EXPECT_EQ(RoundTrip(m), m);
+  EXPECT_EQ(RoundTrip(Disconnect{"simulated workers are not allowed", false}),
+            (Disconnect{"simulated workers are not allowed", false}));
+}
+
+TEST(CodecTest, SubmitRoundTripsSyncCallWithRequest) {
+  Submit s;
+  s.ref = 77;
+  s.service = "rag";
+  s.payload = "{\"q\":\"hi\"}";
+  s.content_type = "application/json";
+  s.priority = 9;
+  s.max_attempts = 5;
+  s.timeout_ms = 1000;
+  s.idempotency_key = "order-17";
+  s.min_tier = 2;
+  s.min_gpu_memory_gb = 8;
+  s.run_at_ms = 1'800'000'000'000;
+  s.mode = SubmitMode::kSync;
+  s.request = HttpRequest{"GET", "/health", "", {}};
+  EXPECT_EQ(RoundTrip(s), s);
+}
+
+TEST(CodecTest, ClientRepliesRoundTrip) {
+  EXPECT_EQ(RoundTrip(Accepted{5, TaskId(6), TaskStatus::kQueued, true, true}),
+            (Accepted{5, TaskId(6), TaskStatus::kQueued, true, true}));
+  TaskView v;
+  v.task_id = TaskId(6);
+  v.service = "echo";
+  v.status = TaskStatus::kCompleted;
+  v.priority = 3;
+  v.attempts = 1;
+  v.max_attempts = 3;
+  v.worker_id = "w-1";
+  v.result = "ok";
+  v.content_type = "text/plain";
+  v.http_status = 200;
+  v.error_code = "timeout";
+  v.waiting_for_provider = true;
+  v.idempotency_key = "k";
+  v.created_at_ms = 1;
+  v.started_at_ms = 2;
+  v.completed_at_ms = 3;
+  EXPECT_EQ(RoundTrip(TaskInfo{8, v}), (TaskInfo{8, v}));
+  TaskList list{9, {v, v}};
+  TaskList back = RoundTrip(list);
+  ASSERT_EQ(back.tasks.size(), 2u);
+  EXPECT_TRUE(back.tasks[0].result.empty()) << "lists leave results out";
+  EXPECT_EQ(back.tasks[1].service, "echo");
+}
+
+TEST(CodecTest, ClientRequestsRoundTrip) {
+  EXPECT_EQ(RoundTrip(Get{1, TaskId(2), 3000}), (Get{1, TaskId(2), 3000}));
+  EXPECT_EQ(RoundTrip(CancelTask{1, TaskId(2)}), (CancelTask{1, TaskId(2)}));
+  EXPECT_EQ(RoundTrip(List{1, "echo", "queued", 50}), (List{1, "echo", "queued", 50}));
+  EXPECT_EQ(RoundTrip(Admin{1, "retry", "123", ""}), (Admin{1, "retry", "123", ""}));
+  Error e{4,
+          "unavailable",
+          "Service 'x' not available",
+          {"echo", "rag"},
+          "start a worker with --service x=..."};
+  EXPECT_EQ(RoundTrip(e), e);
+}
+
+TEST(CodecTest, AdminReplyCarriesAnyMsgpackValue) {
+  AdminReply reply;
+  reply.ref = 3;
+  std::string data;
+  {
+    internal::MapWriter w(&data);
+    w.U64("workers", 2);
+    w.Str("state", "ok");
+  }
+  reply.data = data;
+  AdminReply back = RoundTrip(reply);
+  EXPECT_EQ(back.ref, 3u);
+  Decoder d;
+  auto obj = d.Parse(back.data);
+  ASSERT_TRUE(obj.ok());
+  EXPECT_EQ(obj->type, msgpack::type::MAP);
+  EXPECT_EQ(obj->via.map.size, 2u);
+}
+
+TEST(CodecTest, UnknownKeysAreIgnoredAndNilMeansAbsent) {
+  // {"task_id": 5, "outcome": "ok", "future_field": [1, 2], "error": nil}
+  std::string bytes;
+  {
+    internal::MapWriter w(&bytes);
+    w.U64("task_id", 5);
+    w.Str("outcome", "ok");
+    w.Key("future_field");
+    w.packer().pack_array(2);
+    w.packer().pack(1);
+    w.packer().pack(2);
+    w.Key("error");
+    w.packer().pack_nil();
+  }
+  Decoder d;
+  TaskResult r;
+  ASSERT_TRUE(d.Decode(bytes, &r).ok());
+  EXPECT_EQ(r.task_id, TaskId(5));
+  EXPECT_TRUE(r.error.empty());
+}
+
+TEST(CodecTest, MissingRequiredFieldsAreNamed) {
+  Decoder d;
+  std::string bytes;
+  {
+    internal::MapWriter w(&bytes);
+    w.Str("outcome", "ok");
+  }
+  TaskResult r;
+  Status s = d.Decode(bytes, &r);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("task_id"), std::string::npos) << s.ToString();
+}
+
+TEST(CodecTest, ValuesOutOfRangeAreRefused) {
+  Decoder d;
+  Submit s;
+  s.service = "echo";
+  s.priority = 9;
+  std::string ok = Encode(s);
+  Submit out;
+  EXPECT_TRUE(d.Decode(ok, &out).ok());
+  s.priority = 10;
+  Status st = d.Decode(Encode(s), &out);
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("priority"), std::string::npos);
+  s.priority = 0;
+  s.service = "bad name!";
+  EXPECT_FALSE(d.Decode(Encode(s), &out).ok());
+  s.service = "";
+  EXPECT_FALSE(d.Decode(Encode(s), &out).ok());
+}
+
+TEST(CodecTest, WrongTypesAreRefusedWithTheFieldName) {
+  std::string bytes;
+  {
+    internal::MapWriter w(&bytes);
+    w.Str("task_id", "12");  // a string where a number belongs
+    w.Str("outcome", "ok");
+  }
+  Decoder d;
+  TaskResult r;
+  Status s = d.Decode(bytes, &r);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("task_id"), std::string::npos);
+}
+
+TEST(CodecTest, TaskStatusNamesRoundTrip) {
+  for (int i = 0; i <= static_cast<int>(TaskStatus::kExpired); ++i) {
+    auto s = static_cast<TaskStatus>(i);
+    EXPECT_EQ(ParseTaskStatus(TaskStatusName(s)), s);
+  }
+  EXPECT_FALSE(ParseTaskStatus("pending").has_value());
+}
+
+TEST(IdsTest, TaskIdParsesOnlyPositiveDecimals) {
+  EXPECT_EQ(ParseTaskId("123"), TaskId(123));
+  EXPECT_FALSE(ParseTaskId("").has_value());
+  EXPECT_FALSE(ParseTaskId("0").has_value());
+  EXPECT_FALSE(ParseTaskId("-1").has_value());
+  EXPECT_FALSE(ParseTaskId("12a").has_value());
+  EXPECT_FALSE(ParseTaskId("99999999999999999999999").has_value());
+}
+
+}  // namespace
+}  // namespace rma::proto

@@ -1,0 +1,113 @@
+// See frames.h.
+#include "schemas/frames.h"
+
+#include <fmt/format.h>
+
+#include <cerrno>
+
+namespace rma::proto {
+
+Result<bool> ReceiveMessage(zmq::socket_t& socket, bool has_identity, const Limits& limits,
+                            InMessage* msg) {
+  msg->bodies_.clear();
+  msg->identity_.clear();
+  msg->wire_bytes_ = 0;
+  // Frames are reused between messages: reset their content but keep the vector's capacity.
+  const size_t max_frames = limits.max_bodies + 2 + (has_identity ? 1 : 0);
+  size_t count = 0;
+  try {
+    zmq::message_t scratch;
+    for (;;) {
+      zmq::message_t* frame;
+      if (count < max_frames) {
+        if (msg->frames_.size() <= count) msg->frames_.emplace_back();
+        frame = &msg->frames_[count];
+      } else {
+        frame = &scratch;  // over the limit: read and discard
+      }
+      auto got = socket.recv(*frame, zmq::recv_flags::dontwait);
+      if (!got) {
+        if (count == 0) return false;
+        break;  // cannot happen with atomic multipart delivery; treat as end of message
+      }
+      msg->wire_bytes_ += frame->size();
+      ++count;
+      if (!frame->more()) break;
+    }
+  } catch (const zmq::error_t& e) {
+    if (e.num() == ETERM) return Status::Cancelled("context terminated");
+    return Status::Unavailable(std::string("receive failed: ") + e.what());
+  }
+
+  size_t index = 0;
+  if (has_identity) {
+    msg->identity_.assign(static_cast<const char*>(msg->frames_[0].data()), msg->frames_[0].size());
+    index = 1;
+  }
+  if (count > max_frames) {
+    return Status::InvalidArgument("message has more than " + std::to_string(limits.max_bodies) +
+                                   " body frames");
+  }
+  if (count < index + 2)
+    return Status::InvalidArgument("message is missing the header or command frame");
+  const zmq::message_t& header = msg->frames_[index];
+  if (header.to_string_view() != kProtocolHeader) {
+    return Status::InvalidArgument("unknown protocol header (expected \"RMA1\")");
+  }
+  const zmq::message_t& command = msg->frames_[index + 1];
+  if (command.size() != 1) return Status::InvalidArgument("command frame must be one byte");
+  uint8_t byte = *static_cast<const uint8_t*>(command.data());
+  if (!IsKnownCommand(byte)) {
+    return Status::InvalidArgument(fmt::format("unknown command 0x{:02x}", byte));
+  }
+  msg->command_ = static_cast<Command>(byte);
+  for (size_t i = index + 2; i < count; ++i) {
+    msg->bodies_.emplace_back(static_cast<const char*>(msg->frames_[i].data()),
+                              msg->frames_[i].size());
+  }
+  return true;
+}
+
+Status OutMessage::Send(zmq::socket_t& socket, std::string_view identity) const {
+  try {
+    const auto more = zmq::send_flags::sndmore | zmq::send_flags::dontwait;
+    if (!identity.empty()) {
+      if (!socket.send(zmq::buffer(identity.data(), identity.size()), more)) {
+        return Status::ResourceExhausted("peer queue full");
+      }
+    }
+    // Once the first frame is queued, the rest of a multipart message cannot fail with EAGAIN.
+    if (!socket.send(zmq::buffer(kProtocolHeader.data(), kProtocolHeader.size()), more)) {
+      return Status::ResourceExhausted("peer queue full");
+    }
+    const uint8_t byte = static_cast<uint8_t>(command_);
+    const auto last = zmq::send_flags::dontwait;
+    (void)socket.send(zmq::buffer(&byte, 1), bodies_.empty() ? last : more);
+    for (size_t i = 0; i < bodies_.size(); ++i) {
+      (void)socket.send(zmq::buffer(bodies_[i].data(), bodies_[i].size()),
+                        i + 1 == bodies_.size() ? last : more);
+    }
+    return Status::Ok();
+  } catch (const zmq::error_t& e) {
+    if (e.num() == EHOSTUNREACH) return Status::Unavailable("peer is gone");
+    if (e.num() == ETERM) return Status::Cancelled("context terminated");
+    return Status::Unavailable(std::string("send failed: ") + e.what());
+  }
+}
+
+Status SendEmpty(zmq::socket_t& socket, std::string_view identity, Command command) {
+  return OutMessage(command).Send(socket, identity);
+}
+
+void ConfigureSocket(zmq::socket_t& socket, const Limits& limits, bool is_router,
+                     int high_water_mark) {
+  socket.set(zmq::sockopt::linger, 0);
+  socket.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(limits.max_frame_bytes));
+  socket.set(zmq::sockopt::sndhwm, high_water_mark);
+  socket.set(zmq::sockopt::rcvhwm, high_water_mark);
+  if (is_router) socket.set(zmq::sockopt::router_mandatory, true);
+}
+
+std::string BoundEndpoint(zmq::socket_t& socket) { return socket.get(zmq::sockopt::last_endpoint); }
+
+}  // namespace rma::proto

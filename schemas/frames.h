@@ -1,0 +1,93 @@
+// ZeroMQ framing of the rma protocol: [identity] "RMA1" <command byte> <body>*.
+//
+// ReceiveMessage reads one whole multipart message without blocking and checks the envelope
+// (protocol header, known command, number and size of frames) before any body is decoded;
+// OutMessage builds and sends one message. The socket is always used by the thread that owns it;
+// these helpers keep no state of their own. Sends never block: a full peer queue or an unroutable
+// peer comes back as a Status for the caller to handle.
+#pragma once
+
+#include <zmq.hpp>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "schemas/codec.h"
+#include "schemas/limits.h"
+#include "schemas/messages.h"
+
+namespace rma::proto {
+
+// One received message. Bodies are views into the frames this object owns: valid until the next
+// receive.
+class InMessage {
+ public:
+  const std::string& identity() const { return identity_; }
+  Command command() const { return command_; }
+  size_t body_count() const { return bodies_.size(); }
+  std::string_view body(size_t i) const { return bodies_[i]; }
+  // Total bytes of all frames (for metrics).
+  size_t wire_bytes() const { return wire_bytes_; }
+
+ private:
+  friend Result<bool> ReceiveMessage(zmq::socket_t&, bool, const Limits&, InMessage*);
+  std::vector<zmq::message_t> frames_;
+  std::vector<std::string_view> bodies_;
+  std::string identity_;
+  Command command_ = Command::kHeartbeat;
+  size_t wire_bytes_ = 0;
+};
+
+// Reads one message if one is waiting. Returns true when `msg` holds a valid envelope, false when
+// nothing was waiting, and InvalidArgument when a message arrived but its envelope is malformed
+// (the whole message is consumed; msg->identity() still names the sender so the caller can answer
+// ERROR).
+Result<bool> ReceiveMessage(zmq::socket_t& socket, bool has_identity, const Limits& limits,
+                            InMessage* msg);
+
+class OutMessage {
+ public:
+  explicit OutMessage(Command command) : command_(command) {}
+  Command command() const { return command_; }
+  void AddBody(std::string body) { bodies_.push_back(std::move(body)); }
+  template <typename T>
+  void Add(const T& message) {
+    bodies_.emplace_back();
+    Encode(message, &bodies_.back());
+  }
+  size_t body_count() const { return bodies_.size(); }
+  bool empty() const { return bodies_.empty(); }
+  void Clear() { bodies_.clear(); }
+
+  // Sends without blocking. `identity` is the routing id on a ROUTER socket and empty on a DEALER.
+  // Unavailable: the peer is gone (EHOSTUNREACH with ZMQ_ROUTER_MANDATORY). ResourceExhausted: its
+  // queue is full. The bodies are kept, so a failed send can be retried or dropped by the caller.
+  Status Send(zmq::socket_t& socket, std::string_view identity = {}) const;
+
+ private:
+  Command command_;
+  std::vector<std::string> bodies_;
+};
+
+// Encodes one message and sends it.
+template <typename T>
+Status SendOne(zmq::socket_t& socket, std::string_view identity, Command command,
+               const T& message) {
+  OutMessage out(command);
+  out.Add(message);
+  return out.Send(socket, identity);
+}
+// A message without body (HEARTBEAT from the broker, DRAIN from a worker).
+Status SendEmpty(zmq::socket_t& socket, std::string_view identity, Command command);
+
+// Options every rma socket gets: no linger on close, the frame-size limit, and (ROUTER) mandatory
+// routing so a send to a gone peer is an error instead of a silent drop.
+void ConfigureSocket(zmq::socket_t& socket, const Limits& limits, bool is_router,
+                     int high_water_mark = 100000);
+
+// The endpoint a socket actually bound to (resolves "tcp://127.0.0.1:*" to the chosen port).
+std::string BoundEndpoint(zmq::socket_t& socket);
+
+}  // namespace rma::proto

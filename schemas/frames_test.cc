@@ -1,0 +1,121 @@
+// Envelope checks over real ZeroMQ sockets (inproc): valid messages, batching, and malformed
+// envelopes.
+#include "schemas/frames.h"
+
+#include <gtest/gtest.h>
+
+namespace rma::proto {
+namespace {
+
+class FramesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ConfigureSocket(router_, limits_, /*is_router=*/true);
+    router_.bind("inproc://frames-test");
+    dealer_.set(zmq::sockopt::routing_id, "peer-1");
+    dealer_.connect("inproc://frames-test");
+  }
+
+  // Waits (bounded) for one message on the router.
+  Result<bool> ReceiveOnRouter(InMessage* msg) {
+    zmq::pollitem_t item{router_.handle(), 0, ZMQ_POLLIN, 0};
+    zmq::poll(&item, 1, std::chrono::milliseconds(5000));
+    return ReceiveMessage(router_, /*has_identity=*/true, limits_, msg);
+  }
+
+  void SendRaw(std::vector<std::string> frames) {
+    for (size_t i = 0; i < frames.size(); ++i) {
+      dealer_.send(zmq::buffer(frames[i]),
+                   i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+    }
+  }
+
+  Limits limits_;
+  zmq::context_t ctx_;
+  zmq::socket_t router_{ctx_, zmq::socket_type::router};
+  zmq::socket_t dealer_{ctx_, zmq::socket_type::dealer};
+};
+
+TEST_F(FramesTest, NothingWaitingReturnsFalse) {
+  InMessage msg;
+  auto r = ReceiveMessage(router_, true, limits_, &msg);
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(*r);
+}
+
+TEST_F(FramesTest, BatchedBodiesArriveInOrderWithTheSenderIdentity) {
+  OutMessage out(Command::kResult);
+  for (uint64_t i = 1; i <= 3; ++i)
+    out.Add(TaskResult{TaskId(i), 1, Outcome::kOk, "r", "", 0, "", true, 0});
+  ASSERT_TRUE(out.Send(dealer_).ok());
+  InMessage msg;
+  auto r = ReceiveOnRouter(&msg);
+  ASSERT_TRUE(r.ok() && *r) << r.status().ToString();
+  EXPECT_EQ(msg.identity(), "peer-1");
+  EXPECT_EQ(msg.command(), Command::kResult);
+  ASSERT_EQ(msg.body_count(), 3u);
+  Decoder d;
+  for (uint64_t i = 0; i < 3; ++i) {
+    TaskResult res;
+    ASSERT_TRUE(d.Decode(msg.body(i), &res).ok());
+    EXPECT_EQ(res.task_id, TaskId(i + 1));
+  }
+}
+
+TEST_F(FramesTest, ReplyReachesTheDealerThroughTheRouter) {
+  ASSERT_TRUE(SendEmpty(dealer_, {}, Command::kHeartbeat).ok());
+  InMessage msg;
+  ASSERT_TRUE(*ReceiveOnRouter(&msg));
+  ASSERT_TRUE(
+      SendOne(router_, msg.identity(), Command::kDisconnect, Disconnect{"bye", false}).ok());
+  zmq::pollitem_t item{dealer_.handle(), 0, ZMQ_POLLIN, 0};
+  zmq::poll(&item, 1, std::chrono::milliseconds(5000));
+  InMessage back;
+  auto r = ReceiveMessage(dealer_, /*has_identity=*/false, limits_, &back);
+  ASSERT_TRUE(r.ok() && *r);
+  EXPECT_EQ(back.command(), Command::kDisconnect);
+}
+
+TEST_F(FramesTest, SendToAGonePeerIsUnavailable) {
+  Status s = SendEmpty(router_, "nobody", Command::kHeartbeat);
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable);
+}
+
+TEST_F(FramesTest, WrongHeaderIsRefusedButIdentityIsKept) {
+  SendRaw({"MDPW01", std::string(1, '\x07')});
+  InMessage msg;
+  auto r = ReceiveOnRouter(&msg);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(msg.identity(), "peer-1");
+}
+
+TEST_F(FramesTest, UnknownCommandIsRefused) {
+  SendRaw({"RMA1", std::string(1, '\x7f')});
+  InMessage msg;
+  auto r = ReceiveOnRouter(&msg);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("0x7f"), std::string::npos);
+}
+
+TEST_F(FramesTest, MissingCommandFrameIsRefused) {
+  SendRaw({"RMA1"});
+  InMessage msg;
+  EXPECT_FALSE(ReceiveOnRouter(&msg).ok());
+}
+
+TEST_F(FramesTest, TooManyBodiesAreRefusedAndTheNextMessageStillParses) {
+  limits_.max_bodies = 4;
+  std::vector<std::string> frames = {"RMA1", std::string(1, '\x07')};
+  for (int i = 0; i < 50; ++i) frames.push_back("x");
+  SendRaw(frames);
+  ASSERT_TRUE(SendEmpty(dealer_, {}, Command::kHeartbeat).ok());
+  InMessage msg;
+  EXPECT_FALSE(ReceiveOnRouter(&msg).ok());
+  auto next = ReceiveOnRouter(&msg);
+  ASSERT_TRUE(next.ok() && *next) << next.status().ToString();
+  EXPECT_EQ(msg.command(), Command::kHeartbeat);
+}
+
+}  // namespace
+}  // namespace rma::proto

@@ -1,0 +1,327 @@
+// The messages of the rma wire protocol (docs/protocol.md), as plain structs.
+//
+// Every body is a msgpack map with string keys; the field names in the comments are the keys on the
+// wire. Optional fields are left out when they hold their default. codec.h encodes and decodes
+// these structs; frames.h puts them in ZeroMQ messages. These types carry no behaviour and are safe
+// to copy between threads.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "schemas/ids.h"
+
+namespace rma::proto {
+
+// Frame 0 of every message: protocol name and version.
+inline constexpr std::string_view kProtocolHeader = "RMA1";
+
+// Frame 1 of every message: one byte.
+enum class Command : uint8_t {
+  // Worker endpoint.
+  kReady = 0x01,       // W->B register (or register again)
+  kWelcome = 0x02,     // B->W registration accepted
+  kTask = 0x03,        // B->W a task to run (batchable)
+  kResult = 0x04,      // W->B outcome of one attempt (batchable)
+  kProgress = 0x05,    // W->B a running task is alive (renews its lease)
+  kCancel = 0x06,      // B->W stop an attempt
+  kHeartbeat = 0x07,   // both ways, both endpoints
+  kManifest = 0x08,    // W->B the worker's services changed
+  kDrain = 0x09,       // W->B the worker is draining; B->W please drain
+  kDisconnect = 0x0A,  // both ways: goodbye / register again / refused
+  kError = 0x0B,       // B->peer a request or message was refused
+  // Client endpoint.
+  kSubmit = 0x21,      // C->B submit a task (batchable)
+  kAccepted = 0x22,    // B->C task accepted (durable when the broker has a store)
+  kTaskInfo = 0x23,    // B->C the state of one task
+  kGet = 0x24,         // C->B read a task, optionally waiting for it to end
+  kCancelTask = 0x25,  // C->B cancel a task
+  kList = 0x26,        // C->B list tasks
+  kTaskList = 0x27,    // B->C answer to LIST
+  kAdmin = 0x28,       // C->B admin query or action
+  kAdminReply = 0x29,  // B->C answer to ADMIN
+};
+
+std::string_view CommandName(Command c);
+bool IsKnownCommand(uint8_t byte);
+
+// ---- Shared records
+// --------------------------------------------------------------------------------
+
+enum class TaskStatus : uint8_t {
+  kQueued = 0,  // waiting in its service queue (also: waiting for run_at or a retry back-off)
+  kRunning,     // leased to one worker
+  kCompleted,   // finished with a result
+  kFailed,      // the last attempt failed; a retry is scheduled
+  kDead,        // failed max_attempts times (dead-lettered); an admin may retry or discard it
+  kCancelled,   // cancelled by a client or admin
+  kExpired,     // waited longer than the maximum queue time without a provider
+};
+std::string_view TaskStatusName(TaskStatus s);
+std::optional<TaskStatus> ParseTaskStatus(std::string_view name);
+inline bool IsTerminal(TaskStatus s) {
+  return s == TaskStatus::kCompleted || s == TaskStatus::kDead || s == TaskStatus::kCancelled ||
+         s == TaskStatus::kExpired;
+}
+
+// What a worker reports about its machine. Real workers detect it; simulated ones declare it.
+struct Capabilities {
+  uint32_t cpu_cores = 0;                     // "cpu_cores"
+  std::string cpu_model;                      // "cpu_model"
+  double ram_gb = 0;                          // "ram_gb"
+  double ram_available_gb = 0;                // "ram_available_gb"
+  double disk_gb = 0;                         // "disk_gb"
+  double disk_free_gb = 0;                    // "disk_free_gb"
+  bool has_gpu = false;                       // "has_gpu"
+  std::string gpu_type;                       // "gpu_type"
+  double gpu_memory_gb = 0;                   // "gpu_memory_gb" (largest GPU)
+  uint32_t gpu_count = 0;                     // "gpu_count"
+  std::string os;                             // "os"
+  std::string arch;                           // "arch"
+  std::string worker_type;                    // "worker_type": "", "gpu", "cpu" or "storage"
+  std::map<std::string, std::string> labels;  // "labels"
+  bool operator==(const Capabilities&) const = default;
+};
+
+// One service in a worker's manifest.
+struct ServiceInfo {
+  std::string name;  // "name": e.g. "rag", "ocr", "chromadb"
+  std::string kind;  // "kind": "http", "exec" or "builtin"
+  bool operator==(const ServiceInfo&) const = default;
+};
+
+// The HTTP request of a synchronous service call, replayed by the worker's http handler.
+struct HttpRequest {
+  std::string method;                          // "method"
+  std::string path;                            // "path": below the service, starting with "/"
+  std::string query;                           // "query": without "?"
+  std::map<std::string, std::string> headers;  // "headers": forwarded end-to-end headers
+  bool operator==(const HttpRequest&) const = default;
+};
+
+// ---- Worker endpoint
+// -------------------------------------------------------------------------------
+
+struct RunningTask {
+  TaskId task_id;        // "task_id"
+  uint32_t attempt = 0;  // "attempt"
+  bool operator==(const RunningTask&) const = default;
+};
+
+struct Ready {
+  std::string worker_id;      // "worker_id": stable identity
+  std::string name;           // "name": human name
+  std::string token;          // "token": shared or per-worker secret ("" when the pool has none)
+  std::string agent_version;  // "agent_version"
+  uint32_t slots = 1;         // "slots": tasks it may run at once (its credit)
+  bool simulated = false;     // "simulated": declared, not detected, capabilities
+  Capabilities capabilities;  // "capabilities"
+  std::vector<ServiceInfo> services;  // "services": the whole manifest
+  std::vector<RunningTask> running;   // "running": attempts still running after a reconnect
+  bool operator==(const Ready&) const = default;
+};
+
+struct Recommendation {
+  std::string service;  // "service"
+  uint32_t tier = 0;    // "tier"
+  std::string image;    // "image"
+  uint32_t port = 0;    // "port"
+  std::string reason;   // "reason"
+  bool operator==(const Recommendation&) const = default;
+};
+
+struct Welcome {
+  std::string worker_id;      // "worker_id"
+  uint32_t tier = 3;          // "tier": 1 GPU, 2 CPU, 3 storage
+  uint32_t heartbeat_ms = 0;  // "heartbeat_ms": the interval both sides use
+  uint32_t liveness = 3;      // "liveness": missed intervals before the peer is dead
+  std::vector<Recommendation> recommendations;  // "recommendations"
+  bool operator==(const Welcome&) const = default;
+};
+
+struct TaskAssignment {
+  TaskId task_id;                      // "task_id"
+  uint32_t attempt = 1;                // "attempt": 1 for the first run
+  std::string service;                 // "service"
+  std::string payload;                 // "payload" (bin)
+  std::string content_type;            // "content_type" of the payload
+  uint32_t timeout_ms = 0;             // "timeout_ms": the broker fails the attempt after this
+  std::optional<HttpRequest> request;  // "request": present for synchronous service calls
+  bool operator==(const TaskAssignment&) const = default;
+};
+
+enum class Outcome : uint8_t { kOk = 0, kError, kCancelled };
+std::string_view OutcomeName(Outcome o);
+
+struct TaskResult {
+  TaskId task_id;                  // "task_id"
+  uint32_t attempt = 1;            // "attempt"
+  Outcome outcome = Outcome::kOk;  // "outcome": "ok", "error" or "cancelled"
+  std::string result;              // "result" (bin)
+  std::string content_type;        // "content_type" of the result
+  uint32_t http_status = 0;        // "http_status": backend status for http handlers (0: none)
+  std::string error;               // "error": human-readable reason when outcome != ok
+  bool retryable = true;           // "retryable": false when retrying cannot help (bad payload)
+  uint32_t run_ms = 0;             // "run_ms": time the handler ran
+  bool operator==(const TaskResult&) const = default;
+};
+
+struct Progress {
+  TaskId task_id;        // "task_id"
+  uint32_t attempt = 1;  // "attempt"
+  double fraction = 0;   // "fraction": 0..1, or 0 when unknown
+  std::string message;   // "message"
+  bool operator==(const Progress&) const = default;
+};
+
+struct CancelAttempt {
+  TaskId task_id;        // "task_id"
+  uint32_t attempt = 1;  // "attempt"
+  std::string reason;    // "reason": "cancelled", "timeout", ...
+  bool operator==(const CancelAttempt&) const = default;
+};
+
+// Worker heartbeats may carry load; broker heartbeats carry nothing (no body frame).
+struct Heartbeat {
+  double load = 0;              // "load": 1-minute load average divided by cores (0..)
+  uint32_t in_flight = 0;       // "in_flight"
+  double ram_available_gb = 0;  // "ram_available_gb"
+  double gpu_util = 0;          // "gpu_util": 0..1
+  bool operator==(const Heartbeat&) const = default;
+};
+
+struct Manifest {
+  std::vector<ServiceInfo> services;  // "services": the whole new manifest
+  uint32_t slots = 0;                 // "slots": 0 leaves slots unchanged
+  bool operator==(const Manifest&) const = default;
+};
+
+struct Disconnect {
+  std::string reason;     // "reason"
+  bool reconnect = true;  // "reconnect": false when registering again cannot succeed (refused)
+  bool operator==(const Disconnect&) const = default;
+};
+
+// ---- Client endpoint
+// -------------------------------------------------------------------------------
+
+enum class SubmitMode : uint8_t {
+  kAsync = 0,  // answer ACCEPTED once the task is recorded
+  kSync,       // no ACCEPTED; answer TASK_INFO when the task ends, ERROR at once when no provider
+};
+
+struct Submit {
+  uint64_t ref = 0;              // "ref": the client's correlation id, echoed in the answer
+  std::string service;           // "service"
+  std::string payload;           // "payload" (bin)
+  std::string content_type;      // "content_type"
+  uint32_t priority = 0;         // "priority": 0..9, higher first
+  uint32_t max_attempts = 0;     // "max_attempts": 0 = broker default
+  uint32_t timeout_ms = 0;       // "timeout_ms": per attempt, 0 = broker default
+  std::string idempotency_key;   // "idempotency_key"
+  uint32_t min_tier = 0;         // "min_tier": 0 = any; 1 = GPU only; 2 = GPU or CPU
+  double min_gpu_memory_gb = 0;  // "min_gpu_memory_gb": requirement on the worker
+  int64_t run_at_ms = 0;         // "run_at_ms": Unix ms before which it must not start (0 = now)
+  SubmitMode mode = SubmitMode::kAsync;  // "mode": "async" or "sync"
+  std::optional<HttpRequest> request;    // "request": synchronous service call
+  bool operator==(const Submit&) const = default;
+};
+
+struct Accepted {
+  uint64_t ref = 0;                         // "ref"
+  TaskId task_id;                           // "task_id"
+  TaskStatus status = TaskStatus::kQueued;  // "status"
+  bool duplicate = false;  // "duplicate": an earlier task with the same idempotency key
+  bool waiting_for_provider =
+      false;  // "waiting_for_provider": no live worker provides the service yet
+  bool operator==(const Accepted&) const = default;
+};
+
+// The public view of a task (the HTTP API's task object).
+struct TaskView {
+  TaskId task_id;                           // "task_id"
+  std::string service;                      // "service"
+  TaskStatus status = TaskStatus::kQueued;  // "status"
+  uint32_t priority = 0;                    // "priority"
+  uint32_t attempts = 0;                    // "attempts": times it was started
+  uint32_t max_attempts = 0;                // "max_attempts"
+  std::string worker_id;                    // "worker_id": last worker it ran on
+  std::string result;                       // "result" (bin)
+  std::string content_type;                 // "content_type" of the result
+  uint32_t http_status = 0;                 // "http_status"
+  std::string error;                        // "error"
+  std::string
+      error_code;  // "error_code": timeout|handler_error|worker_lost|cancelled|queue_timeout|...
+  bool waiting_for_provider =
+      false;                    // "waiting_for_provider": queued and no live worker provides it
+  std::string idempotency_key;  // "idempotency_key"
+  int64_t created_at_ms = 0;    // "created_at_ms"
+  int64_t started_at_ms = 0;    // "started_at_ms": 0 = not started
+  int64_t completed_at_ms = 0;  // "completed_at_ms": 0 = not ended
+  bool operator==(const TaskView&) const = default;
+};
+
+struct TaskInfo {
+  uint64_t ref = 0;  // "ref"
+  TaskView task;     // "task"
+  bool operator==(const TaskInfo&) const = default;
+};
+
+struct Get {
+  uint64_t ref = 0;      // "ref"
+  TaskId task_id;        // "task_id"
+  uint32_t wait_ms = 0;  // "wait_ms": hold the answer until the task ends or this passes
+  bool operator==(const Get&) const = default;
+};
+
+struct CancelTask {
+  uint64_t ref = 0;  // "ref"
+  TaskId task_id;    // "task_id"
+  bool operator==(const CancelTask&) const = default;
+};
+
+struct List {
+  uint64_t ref = 0;      // "ref"
+  std::string service;   // "service": "" = all
+  std::string status;    // "status": "" = all
+  uint32_t limit = 100;  // "limit"
+  bool operator==(const List&) const = default;
+};
+
+struct TaskList {
+  uint64_t ref = 0;             // "ref"
+  std::vector<TaskView> tasks;  // "tasks": newest first, results left out
+  bool operator==(const TaskList&) const = default;
+};
+
+struct Admin {
+  uint64_t ref = 0;       // "ref"
+  std::string query;      // "query": workers|services|stats|queues|health|retry|discard|drain
+  std::string task_id;    // "task_id": for retry/discard (decimal string)
+  std::string worker_id;  // "worker_id": for drain
+  bool operator==(const Admin&) const = default;
+};
+
+struct AdminReply {
+  uint64_t ref = 0;  // "ref"
+  std::string data;  // "data": any msgpack value, kept here as its raw encoding
+  bool operator==(const AdminReply&) const = default;
+};
+
+// ---- Both endpoints
+// ---------------------------------------------------------------------------------
+
+struct Error {
+  uint64_t ref = 0;     // "ref": the request it answers (0: a message without ref)
+  std::string code;     // "code": a status code name, e.g. "invalid_argument", "unavailable"
+  std::string message;  // "message"
+  std::vector<std::string> available_services;  // "available_services": when no provider
+  std::string suggestion;                       // "suggestion"
+  bool operator==(const Error&) const = default;
+};
+
+}  // namespace rma::proto

@@ -1,0 +1,34 @@
+// Test support: a blocking HTTP client (libcurl) for end-to-end tests. One call, one fresh handle;
+// safe from any thread.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace rma::testing {
+
+struct HttpResponse {
+  long status = 0;  // 0: no response (see error)
+  std::string body;
+  std::map<std::string, std::string> headers;  // names in lower case
+  std::string error;
+  nlohmann::json Json() const;  // discarded value when the body is not JSON
+  std::string Header(const std::string& name) const;
+};
+
+HttpResponse HttpCall(const std::string& method, const std::string& url,
+                      const std::string& body = "", const std::vector<std::string>& headers = {},
+                      long timeout_ms = 30000);
+
+inline HttpResponse HttpGet(const std::string& url, long timeout_ms = 30000) {
+  return HttpCall("GET", url, "", {}, timeout_ms);
+}
+inline HttpResponse HttpPostJson(const std::string& url, const nlohmann::json& body,
+                                 long timeout_ms = 30000) {
+  return HttpCall("POST", url, body.dump(), {"Content-Type: application/json"}, timeout_ms);
+}
+
+}  // namespace rma::testing

@@ -1,0 +1,49 @@
+// Executor: a fixed pool of threads that run handler jobs, so the control thread never blocks on a
+// task and keeps heartbeating while long tasks run. The control thread submits jobs and, when
+// wake_fd() is readable, takes the finished results; executor threads never touch a socket.
+// Thread-safe.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "worker/handler.h"
+
+namespace rma::worker {
+
+class Executor {
+ public:
+  struct Job {
+    proto::TaskAssignment task;
+    std::shared_ptr<Handler> handler;
+    std::shared_ptr<CancelToken> cancel;
+  };
+
+  explicit Executor(size_t threads);
+  ~Executor();
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+
+  void Submit(Job job);
+  // Readable (eventfd) when finished results are waiting.
+  int wake_fd() const { return wake_fd_; }
+  std::vector<proto::TaskResult> TakeFinished();
+
+ private:
+  void Work();
+  static proto::TaskResult RunOne(Job& job);
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Job> jobs_;
+  std::vector<proto::TaskResult> finished_;
+  bool stopping_ = false;
+  int wake_fd_;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace rma::worker

@@ -1,0 +1,48 @@
+// See identity.h.
+#include "worker/identity.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include <fmt/format.h>
+
+namespace rma::worker {
+
+std::string DefaultDataDir() {
+  if (const char* xdg = std::getenv("XDG_DATA_HOME"); xdg != nullptr && *xdg != '\0') {
+    return std::string(xdg) + "/rma-worker";
+  }
+  if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
+    return std::string(home) + "/.local/share/rma-worker";
+  }
+  return "./rma-worker-data";
+}
+
+Result<std::string> LoadOrCreateWorkerId(const std::string& data_dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(data_dir, ec);
+  if (ec)
+    return Status::Unavailable("cannot create data directory '" + data_dir + "': " + ec.message());
+  const fs::path file = fs::path(data_dir) / "worker_id";
+  {
+    std::ifstream in(file);
+    std::string id;
+    if (in && std::getline(in, id) && id.size() >= 3 && id.size() <= 128) return id;
+  }
+  std::random_device rd;
+  uint64_t bits = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  std::string id = fmt::format("w-{:016x}", bits);
+  const fs::path tmp = file.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    if (!out || !(out << id << "\n")) return Status::Unavailable("cannot write " + tmp.string());
+  }
+  fs::rename(tmp, file, ec);  // atomic: a crash never leaves half an id
+  if (ec) return Status::Unavailable("cannot write " + file.string() + ": " + ec.message());
+  return id;
+}
+
+}  // namespace rma::worker
