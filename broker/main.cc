@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   int64_t max_queue_time_ms = 3600000;
   int64_t result_ttl_ms = 3600000;
   int64_t retention_days = 7;
+  int64_t offline_retention_ms = 300000;
 
   CLI::App app{"rma-broker: the registry, queues and router of an rma compute pool"};
   app.set_version_flag("--version", std::string(kVersion));
@@ -71,6 +72,11 @@ int main(int argc, char** argv) {
       ->envname("RMA_RETENTION_DAYS")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  app.add_option("--offline-retention-ms", offline_retention_ms,
+                 "how long an offline worker stays listed (red on the dashboard) before it is forgotten")
+      ->envname("RMA_OFFLINE_RETENTION_MS")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_flag("--allow-simulated", config.allow_simulated,
                "accept workers that declare simulated hardware")
       ->envname("RMA_ALLOW_SIMULATED");
@@ -97,6 +103,7 @@ int main(int argc, char** argv) {
   config.max_timeout = std::max(config.max_timeout, config.default_timeout);
   config.max_queue_time = Ms(max_queue_time_ms);
   config.result_ttl = Ms(result_ttl_ms);
+  config.offline_retention = Ms(offline_retention_ms);
   if (!config_file.empty()) {
     if (Status s = broker::LoadConfigFile(config_file, &config); !s.ok()) {
       spdlog::error("{}", s.ToString());
