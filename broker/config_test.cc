@@ -1,0 +1,76 @@
+// Tests of the broker's config file and validation.
+#include "broker/config.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+
+namespace rma::broker {
+namespace {
+
+std::string WriteTemp(const std::string& content) {
+  char path[] = "/tmp/rma-config-XXXXXX";
+  int fd = mkstemp(path);
+  close(fd);
+  std::ofstream(path) << content;
+  return path;
+}
+
+TEST(ConfigTest, FileOverridesDefaults) {
+  std::string path = WriteTemp(R"({
+    // comments are allowed
+    "heartbeat_ms": 500, "liveness": 5, "default_max_attempts": 7,
+    "tier_cpu_min_cores": 6, "allow_simulated": true,
+    "catalog": [{"service": "whisper", "tier": 1, "image": "w:1", "port": 9000, "min_gpu_memory_gb": 4}],
+    "service_limits": {"vllm": {"max_concurrency": 2, "rate_per_s": 5.5}}
+  })");
+  BrokerConfig c;
+  ASSERT_TRUE(LoadConfigFile(path, &c).ok());
+  EXPECT_EQ(c.heartbeat_interval, Ms(500));
+  EXPECT_EQ(c.liveness, 5u);
+  EXPECT_EQ(c.default_max_attempts, 7u);
+  EXPECT_EQ(c.tiers.cpu_min_cores, 6u);
+  EXPECT_TRUE(c.allow_simulated);
+  ASSERT_EQ(c.catalog.size(), 1u);
+  EXPECT_EQ(c.catalog[0].service, "whisper");
+  EXPECT_DOUBLE_EQ(c.catalog[0].min_gpu_memory_gb, 4);
+  EXPECT_EQ(c.service_limits["vllm"].max_concurrency, 2u);
+  EXPECT_DOUBLE_EQ(c.service_limits["vllm"].rate_per_s, 5.5);
+  std::remove(path.c_str());
+}
+
+TEST(ConfigTest, UnknownKeysAndBadValuesAreErrors) {
+  BrokerConfig c;
+  std::string typo = WriteTemp(R"({"heartbeat": 500})");
+  Status s = LoadConfigFile(typo, &c);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("heartbeat"), std::string::npos);
+  std::string negative = WriteTemp(R"({"liveness": -1})");
+  EXPECT_FALSE(LoadConfigFile(negative, &c).ok());
+  std::string tier = WriteTemp(R"({"catalog": [{"service": "x", "tier": 4}]})");
+  EXPECT_FALSE(LoadConfigFile(tier, &c).ok());
+  std::string garbage = WriteTemp("not json");
+  EXPECT_FALSE(LoadConfigFile(garbage, &c).ok());
+  EXPECT_EQ(LoadConfigFile("/nonexistent/rma.json", &c).code(), StatusCode::kNotFound);
+  for (const std::string& p : {typo, negative, tier, garbage}) std::remove(p.c_str());
+}
+
+TEST(ConfigTest, ValidateRejectsSettingsThatCannotWork) {
+  BrokerConfig c;
+  EXPECT_TRUE(Validate(c).ok());
+  c.liveness = 0;
+  EXPECT_FALSE(Validate(c).ok());
+  c = BrokerConfig{};
+  c.retry_backoff_max = Ms(1);
+  EXPECT_FALSE(Validate(c).ok());
+}
+
+TEST(ConfigTest, DefaultCatalogCoversEveryTier) {
+  std::set<uint32_t> tiers;
+  for (const CatalogEntry& e : DefaultCatalog()) tiers.insert(e.tier);
+  EXPECT_EQ(tiers, (std::set<uint32_t>{1, 2, 3}));
+}
+
+}  // namespace
+}  // namespace rma::broker

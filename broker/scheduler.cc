@@ -247,25 +247,22 @@ void Scheduler::OnWorkerReady(Time now, const std::string& identity, proto::Read
 void Scheduler::ReconcileRunning(Time now, uint32_t index,
                                  const std::vector<proto::RunningTask>& running) {
   for (const proto::RunningTask& r : running) {
-    Worker& w = workers_[index];
-    w.running.push_back(
-        r);  // occupies a slot until its RESULT arrives, whatever the broker knows of it
     Task* t = Find(r.task_id);
-    if (t == nullptr) continue;
-    if (t->status == TaskStatus::kRunning && t->worker == static_cast<int32_t>(index) &&
-        t->running_attempt == r.attempt) {
-      continue;  // same lease, new session
+    if (t != nullptr && t->status == TaskStatus::kRunning &&
+        t->worker == static_cast<int32_t>(index) && t->running_attempt == r.attempt) {
+      workers_[index].running.push_back(r);  // same lease, new session
+      continue;
     }
-    if (t->status == TaskStatus::kQueued || t->status == TaskStatus::kFailed) {
+    if (t != nullptr && (t->status == TaskStatus::kQueued || t->status == TaskStatus::kFailed)) {
       // Requeued while the worker was away (or recovered after a broker restart) but still running
       // there: give the lease back instead of running it twice.
       Unqueue(*t);
-      t->attempts = std::max(t->attempts, r.attempt);
-      Start(now, *t, index, r.attempt);
-      workers_[index].running.pop_back();  // Start() added it again
+      Start(now, *t, index, r.attempt, /*send=*/false);
       continue;
     }
-    if (proto::IsTerminal(t->status)) {
+    // Unknown, ended, or running elsewhere: it still occupies a slot until its RESULT arrives.
+    workers_[index].running.push_back(r);
+    if (t != nullptr && proto::IsTerminal(t->status)) {
       SendToWorker(now, workers_[index], Command::kCancel,
                    proto::Encode(proto::CancelAttempt{r.task_id, r.attempt, "task already ended"}));
     }
@@ -782,7 +779,7 @@ void Scheduler::DispatchService(Time now, uint32_t s) {
         }
         q.erase(q.begin() + static_cast<std::ptrdiff_t>(i));
         --svc.queued;
-        Start(now, *t, static_cast<uint32_t>(w), t->attempts + 1);
+        Start(now, *t, static_cast<uint32_t>(w), t->attempts + 1, /*send=*/true);
         started = true;
         break;
       }
@@ -804,7 +801,7 @@ void Scheduler::DispatchForWorker(Time now, uint32_t index) {
   }
 }
 
-void Scheduler::Start(Time now, Task& t, uint32_t worker_index, uint32_t attempt) {
+void Scheduler::Start(Time now, Task& t, uint32_t worker_index, uint32_t attempt, bool send) {
   Worker& w = workers_[worker_index];
   Service& svc = services_[t.service];
   t.status = TaskStatus::kRunning;
@@ -825,6 +822,8 @@ void Scheduler::Start(Time now, Task& t, uint32_t worker_index, uint32_t attempt
   w.lru = ++lru_counter_;
   UpdateReady(w);
   timeouts_.Push({now + Duration(static_cast<int64_t>(t.timeout_ms) * 1000), t.id, attempt});
+  Persist(t, WriteKind::kUpdate);
+  if (!send) return;
 
   proto::TaskAssignment a;
   a.task_id = t.id;
@@ -835,7 +834,6 @@ void Scheduler::Start(Time now, Task& t, uint32_t worker_index, uint32_t attempt
   a.timeout_ms = t.timeout_ms;
   a.request = t.request;
   SendToWorker(now, w, Command::kTask, proto::Encode(a));
-  Persist(t, WriteKind::kUpdate);
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -225,6 +225,10 @@ class Scheduler {
   const LatencyHistogram& queue_wait() const { return queue_wait_; }
   const LatencyHistogram& run_time() const { return run_time_; }
   size_t task_count() const { return tasks_.size(); }
+  // Entries in the timer heaps, live or stale (tests check they stay bounded).
+  size_t timer_entries() const {
+    return delayed_.size() + expiry_.size() + timeouts_.size() + waits_.size() + throttled_.size();
+  }
   size_t total_queued() const;
   size_t total_in_flight() const;
   // Submissions and completions since the start of the current UTC day (resets at midnight UTC).
@@ -285,7 +289,9 @@ class Scheduler {
   void DispatchForWorker(Time now, uint32_t index);
   bool ThrottleAllows(Time now, Service& svc);
   int32_t PickWorker(const Service& svc, const Task& t) const;
-  void Start(Time now, Task& t, uint32_t worker_index, uint32_t attempt);
+  // Leases t to a worker; `send` = false when the worker already runs it (reattached after a
+  // reconnect).
+  void Start(Time now, Task& t, uint32_t worker_index, uint32_t attempt, bool send);
 
   // Life cycle.
   void Complete(Time now, Task& t, proto::TaskResult&& r);
