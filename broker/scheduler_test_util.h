@@ -1,6 +1,6 @@
-// Test harness for the Scheduler: a recording SchedulerOutput that decodes what the scheduler sends, and a
-// fixture with a FakeClock and helpers to register workers, submit tasks and answer them. No sockets, no
-// threads, no real time: every test drives the state machine directly.
+// Test harness for the Scheduler: a recording SchedulerOutput that decodes what the scheduler
+// sends, and a fixture with a FakeClock and helpers to register workers, submit tasks and answer
+// them. No sockets, no threads, no real time: every test drives the state machine directly.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -30,7 +30,8 @@ class RecordingOutput final : public SchedulerOutput {
   void ToClient(const std::string& identity, proto::Command command, std::string body) override {
     to_clients.push_back({identity, command, std::move(body)});
   }
-  void ToClientWhenDurable(const std::string& identity, proto::Command command, std::string body) override {
+  void ToClientWhenDurable(const std::string& identity, proto::Command command,
+                           std::string body) override {
     to_clients.push_back({identity, command, std::move(body), true});
   }
   void Record(TaskWrite write) override { writes.push_back(std::move(write)); }
@@ -38,7 +39,8 @@ class RecordingOutput final : public SchedulerOutput {
 
   // Removes and decodes every message of `command` sent to `identity` so far.
   template <typename T>
-  std::vector<T> Take(std::vector<Sent>& list, const std::string& identity, proto::Command command) {
+  std::vector<T> Take(std::vector<Sent>& list, const std::string& identity,
+                      proto::Command command) {
     std::vector<T> out;
     proto::Decoder d;
     for (auto it = list.begin(); it != list.end();) {
@@ -54,7 +56,8 @@ class RecordingOutput final : public SchedulerOutput {
     }
     return out;
   }
-  size_t Count(const std::vector<Sent>& list, const std::string& identity, proto::Command command) const {
+  size_t Count(const std::vector<Sent>& list, const std::string& identity,
+               proto::Command command) const {
     size_t n = 0;
     for (const Sent& s : list) n += (s.identity == identity && s.command == command) ? 1 : 0;
     return n;
@@ -102,7 +105,8 @@ class SchedulerFixture : public ::testing::Test {
   }
 
   Scheduler& s() {
-    if (!scheduler_) scheduler_ = std::make_unique<Scheduler>(config_, &out_, durable_, /*seed=*/42);
+    if (!scheduler_)
+      scheduler_ = std::make_unique<Scheduler>(config_, &out_, durable_, /*seed=*/42);
     return *scheduler_;
   }
   Time now() const { return clock_.Now(); }
@@ -118,9 +122,9 @@ class SchedulerFixture : public ::testing::Test {
   }
 
   // Registers worker `id` (identity "id/ident") and returns its WELCOME.
-  proto::Welcome Register(const std::string& id, proto::Capabilities caps, std::vector<std::string> services,
-                          uint32_t slots = 1, bool simulated = false,
-                          std::vector<proto::RunningTask> running = {}) {
+  proto::Welcome Register(const std::string& id, proto::Capabilities caps,
+                          std::vector<std::string> services, uint32_t slots = 1,
+                          bool simulated = false, std::vector<proto::RunningTask> running = {}) {
     proto::Ready r;
     r.worker_id = id;
     r.name = id;
@@ -138,7 +142,8 @@ class SchedulerFixture : public ::testing::Test {
   static std::string Ident(const std::string& worker_id) { return worker_id + "/ident"; }
 
   // Submits an async task and returns its id (from ACCEPTED).
-  TaskId Submit(const std::string& service, proto::Submit extra = {}, const std::string& client = "client") {
+  TaskId Submit(const std::string& service, proto::Submit extra = {},
+                const std::string& client = "client") {
     extra.service = service;
     extra.ref = ++ref_;
     if (extra.payload.empty()) extra.payload = "p" + std::to_string(ref_);
@@ -154,14 +159,17 @@ class SchedulerFixture : public ::testing::Test {
 
   // TASKs sent to a worker since the last call.
   std::vector<proto::TaskAssignment> Tasks(const std::string& worker_id) {
-    return out_.Take<proto::TaskAssignment>(out_.to_workers, Ident(worker_id), proto::Command::kTask);
+    return out_.Take<proto::TaskAssignment>(out_.to_workers, Ident(worker_id),
+                                            proto::Command::kTask);
   }
   std::vector<proto::CancelAttempt> Cancels(const std::string& worker_id) {
-    return out_.Take<proto::CancelAttempt>(out_.to_workers, Ident(worker_id), proto::Command::kCancel);
+    return out_.Take<proto::CancelAttempt>(out_.to_workers, Ident(worker_id),
+                                           proto::Command::kCancel);
   }
 
-  void Result(const std::string& worker_id, const proto::TaskAssignment& t, proto::Outcome outcome = proto::Outcome::kOk,
-              std::string result = "done", bool retryable = true) {
+  void Result(const std::string& worker_id, const proto::TaskAssignment& t,
+              proto::Outcome outcome = proto::Outcome::kOk, std::string result = "done",
+              bool retryable = true) {
     proto::TaskResult r;
     r.task_id = t.task_id;
     r.attempt = t.attempt;
@@ -189,7 +197,8 @@ class SchedulerFixture : public ::testing::Test {
   RecordingOutput out_;
   std::unique_ptr<Scheduler> scheduler_;
   uint64_t ref_ = 0;
-  std::set<std::string> beating_;  // workers that heartbeat on every Advance(); erase one to let it die
+  std::set<std::string>
+      beating_;  // workers that heartbeat on every Advance(); erase one to let it die
 };
 
 }  // namespace rma::broker::testing
