@@ -85,6 +85,11 @@ Status BrokerLoop::Start() {
     // A reconnecting worker may reuse its routing id before the old connection is gone: let the new
     // one win.
     workers_.set(zmq::sockopt::router_handover, true);
+    // After a broker restart every worker reconnects at once; ZeroMQ's default backlog of 100 drops
+    // most of those SYNs and the kernel's retry back-off then stretches registration over tens of
+    // seconds.
+    workers_.set(zmq::sockopt::backlog, 4096);
+    clients_.set(zmq::sockopt::backlog, 1024);
     workers_.bind(options_.workers_endpoint);
     clients_.bind(options_.clients_endpoint);
     workers_endpoint_ = proto::BoundEndpoint(workers_);
@@ -379,8 +384,7 @@ void BrokerLoop::FlushOutput(Time now) {
       Status s = p.message.Send(clients_, p.identity);
       if (!s.ok()) spdlog::debug("dropped an answer to a client: {}", s.message());
     }
-    to_clients_.messages.clear();
-    to_clients_.last.clear();
+    to_clients_.Clear();
     for (Pending& p : to_workers_.messages) {
       Status s = p.message.Send(workers_, p.identity);
       if (s.code() == StatusCode::kUnavailable) {
@@ -390,8 +394,7 @@ void BrokerLoop::FlushOutput(Time now) {
                      s.message());
       }
     }
-    to_workers_.messages.clear();
-    to_workers_.last.clear();
+    to_workers_.Clear();
     if (unreachable_workers_.empty()) return;
     std::vector<std::string> gone = std::move(unreachable_workers_);
     unreachable_workers_.clear();

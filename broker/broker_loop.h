@@ -66,6 +66,13 @@ class BrokerLoop final : public SchedulerOutput {
     std::vector<Pending> messages;
     std::unordered_map<std::string, size_t> last;  // identity -> index of its latest message
     void Add(const std::string& identity, proto::Command command, std::string body);
+    void Clear() {
+      messages.clear();
+      // unordered_map::clear() zeroes the whole bucket array even when the map is empty; after a
+      // heartbeat sweep to thousands of workers that array is large, and this runs every loop
+      // iteration.
+      if (!last.empty()) last.clear();
+    }
   };
   struct DeferredAck {
     uint64_t seq;

@@ -121,6 +121,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::signal(SIGPIPE, SIG_IGN);
+  spdlog::debug("open files limit: {}", RaiseFileLimit());
 
   std::unique_ptr<broker::TaskStore> store;
   if (db_url.empty()) {

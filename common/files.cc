@@ -1,6 +1,8 @@
 // See files.h.
 #include "common/files.h"
 
+#include <sys/resource.h>
+
 #include <cstdio>
 #include <fstream>
 
@@ -16,6 +18,17 @@ Status WriteFileAtomically(const std::string& path, const std::string& content) 
   if (std::rename(tmp.c_str(), path.c_str()) != 0)
     return Status::Unavailable("cannot rename " + tmp + " to " + path);
   return Status::Ok();
+}
+
+uint64_t RaiseFileLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
+  if (limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    (void)setrlimit(RLIMIT_NOFILE, &limit);
+    (void)getrlimit(RLIMIT_NOFILE, &limit);
+  }
+  return limit.rlim_cur;
 }
 
 }  // namespace rma

@@ -1,6 +1,7 @@
 // Small file helpers shared by the executables.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "common/status.h"
@@ -10,5 +11,9 @@ namespace rma {
 // Writes `content` to `path` through a temporary file and a rename, so a reader never sees half of
 // it.
 Status WriteFileAtomically(const std::string& path, const std::string& content);
+
+// Raises the soft limit on open files to the hard limit (every connected worker costs the broker
+// one), and returns the new soft limit.
+uint64_t RaiseFileLimit();
 
 }  // namespace rma
