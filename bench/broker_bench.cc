@@ -1,13 +1,15 @@
 // broker_bench: drives a real rma-broker process directly over ZeroMQ (no gateway) and reports
-//   throughput  tasks/s with W in-process echo workers and one pipelined client (async SUBMIT, batched)
-//   latency     round trip of one synchronous task at a time (SUBMIT mode sync -> TASK_INFO): p50/p90/p99
-//   scale       N simulated workers (in child processes) registered and heartbeating; the broker's CPU share
+//   throughput  tasks/s with W in-process echo workers and one pipelined client (async SUBMIT,
+//   batched) latency     round trip of one synchronous task at a time (SUBMIT mode sync ->
+//   TASK_INFO): p50/p90/p99 scale       N simulated workers (in child processes) registered and
+//   heartbeating; the broker's CPU share
 //               and RSS from /proc, then the dispatch rate with all of them connected
-// Every run prints its parameters and the machine's core count. See docs/benchmarks.md for how the figures
-// there were produced. The broker binary is found next to this program unless --broker-bin says otherwise.
-#include <CLI/CLI.hpp>
+// Every run prints its parameters and the machine's core count. See docs/benchmarks.md for how the
+// figures there were produced. The broker binary is found next to this program unless --broker-bin
+// says otherwise.
 #include <sys/resource.h>
 #include <unistd.h>
+#include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -45,8 +47,10 @@ struct Broker {
 
 Broker StartBroker(const Common& c, const std::vector<std::string>& extra) {
   std::string dir = testing::TempDir("rma-bench");
-  std::vector<std::string> args = {"--workers",        "tcp://127.0.0.1:*", "--clients",   "tcp://127.0.0.1:*",
-                                   "--endpoints-file", dir + "/endpoints",  "--heartbeat-ms", std::to_string(c.heartbeat_ms),
+  std::vector<std::string> args = {"--workers",        "tcp://127.0.0.1:*",
+                                   "--clients",        "tcp://127.0.0.1:*",
+                                   "--endpoints-file", dir + "/endpoints",
+                                   "--heartbeat-ms",   std::to_string(c.heartbeat_ms),
                                    "--log-level",      "warn"};
   args.insert(args.end(), extra.begin(), extra.end());
   Broker b;
@@ -62,7 +66,8 @@ Broker StartBroker(const Common& c, const std::vector<std::string>& extra) {
   return b;
 }
 
-// ---- /proc readings ----------------------------------------------------------------------------------
+// ---- /proc readings
+// ----------------------------------------------------------------------------------
 
 // utime + stime of a process (or of one thread, with the /proc/PID/task/TID/stat path).
 double CpuSecondsAt(const std::string& stat_path) {
@@ -82,7 +87,8 @@ double CpuSecondsAt(const std::string& stat_path) {
 
 double CpuSeconds(pid_t pid) { return CpuSecondsAt("/proc/" + std::to_string(pid) + "/stat"); }
 
-// CPU seconds per thread name (the broker's loop thread vs libzmq's ZMQbg/IO and ZMQbg/Reaper threads).
+// CPU seconds per thread name (the broker's loop thread vs libzmq's ZMQbg/IO and ZMQbg/Reaper
+// threads).
 std::map<std::string, double> CpuByThread(pid_t pid) {
   std::map<std::string, double> out;
   std::string base = "/proc/" + std::to_string(pid) + "/task";
@@ -110,7 +116,8 @@ double Median(std::vector<double> v) {
   return v.empty() ? 0 : v[v.size() / 2];
 }
 
-// ---- an echo worker thread -------------------------------------------------------------------------
+// ---- an echo worker thread
+// -------------------------------------------------------------------------
 
 proto::Ready MakeReady(const std::string& id, uint32_t slots, bool simulated) {
   proto::Ready r;
@@ -124,9 +131,10 @@ proto::Ready MakeReady(const std::string& id, uint32_t slots, bool simulated) {
   return r;
 }
 
-// Answers every TASK with a RESULT carrying the payload, batching the answers to one message per read.
-void EchoWorker(zmq::context_t& ctx, const std::string& endpoint, const std::string& id, uint32_t slots,
-                std::atomic<uint64_t>& completed, std::atomic<bool>& stop) {
+// Answers every TASK with a RESULT carrying the payload, batching the answers to one message per
+// read.
+void EchoWorker(zmq::context_t& ctx, const std::string& endpoint, const std::string& id,
+                uint32_t slots, std::atomic<uint64_t>& completed, std::atomic<bool>& stop) {
   zmq::socket_t s(ctx, zmq::socket_type::dealer);
   proto::ConfigureSocket(s, proto::Limits{}, false);
   s.connect(endpoint);
@@ -163,11 +171,13 @@ void EchoWorker(zmq::context_t& ctx, const std::string& endpoint, const std::str
   (void)proto::SendOne(s, {}, Command::kDisconnect, proto::Disconnect{"bench done", true});
 }
 
-// ---- throughput --------------------------------------------------------------------------------------
+// ---- throughput
+// --------------------------------------------------------------------------------------
 
 // Submits `tasks` asynchronous echo tasks keeping at most `window` unfinished; returns tasks/s.
-double RunThroughput(zmq::context_t& ctx, const std::string& clients, uint64_t tasks, uint64_t window, size_t batch,
-                     size_t payload_bytes, std::atomic<uint64_t>& completed) {
+double RunThroughput(zmq::context_t& ctx, const std::string& clients, uint64_t tasks,
+                     uint64_t window, size_t batch, size_t payload_bytes,
+                     std::atomic<uint64_t>& completed) {
   zmq::socket_t s(ctx, zmq::socket_type::dealer);
   proto::ConfigureSocket(s, proto::Limits{}, false);
   s.connect(clients);
@@ -199,19 +209,22 @@ double RunThroughput(zmq::context_t& ctx, const std::string& clients, uint64_t t
     }
     if (std::chrono::duration<double>(Clock::now() - start).count() > 120) {
       std::fprintf(stderr, "throughput run gave up after 120 s (%llu of %llu done, %llu errors)\n",
-                   static_cast<unsigned long long>(completed.load() - base), static_cast<unsigned long long>(tasks),
-                   static_cast<unsigned long long>(errors));
+                   static_cast<unsigned long long>(completed.load() - base),
+                   static_cast<unsigned long long>(tasks), static_cast<unsigned long long>(errors));
       return 0;
     }
   }
   double secs = std::chrono::duration<double>(Clock::now() - start).count();
-  if (errors > 0) std::fprintf(stderr, "  (%llu submissions refused)\n", static_cast<unsigned long long>(errors));
+  if (errors > 0)
+    std::fprintf(stderr, "  (%llu submissions refused)\n", static_cast<unsigned long long>(errors));
   return static_cast<double>(tasks) / secs;
 }
 
-// ---- latency -----------------------------------------------------------------------------------------
+// ---- latency
+// -----------------------------------------------------------------------------------------
 
-std::vector<double> RunLatency(zmq::context_t& ctx, const std::string& clients, int samples, size_t payload_bytes) {
+std::vector<double> RunLatency(zmq::context_t& ctx, const std::string& clients, int samples,
+                               size_t payload_bytes) {
   zmq::socket_t s(ctx, zmq::socket_type::dealer);
   proto::ConfigureSocket(s, proto::Limits{}, false);
   s.connect(clients);
@@ -229,7 +242,9 @@ std::vector<double> RunLatency(zmq::context_t& ctx, const std::string& clients, 
       zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
       zmq::poll(&item, 1, std::chrono::milliseconds(1000));
       auto got = proto::ReceiveMessage(s, false, proto::Limits{}, &msg);
-      if (got.ok() && *got && (msg.command() == Command::kTaskInfo || msg.command() == Command::kError)) break;
+      if (got.ok() && *got &&
+          (msg.command() == Command::kTaskInfo || msg.command() == Command::kError))
+        break;
     }
     us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
   }
@@ -238,14 +253,19 @@ std::vector<double> RunLatency(zmq::context_t& ctx, const std::string& clients, 
 
 double Pct(std::vector<double> v, double q) {
   std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())))];
+  return v.empty()
+             ? 0
+             : v[std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())))];
 }
 
-// ---- scale: the simulator child ---------------------------------------------------------------------
+// ---- scale: the simulator child
+// ---------------------------------------------------------------------
 
-// `count` workers on one thread: READY each, then heartbeat each once per interval (spread evenly), answer TASKs.
-// Never polls thousands of sockets at once: it sweeps them with non-blocking reads every few milliseconds.
-int RunSimulator(const std::string& endpoint, int count, int offset, int heartbeat_ms, const std::string& ready_file) {
+// `count` workers on one thread: READY each, then heartbeat each once per interval (spread evenly),
+// answer TASKs. Never polls thousands of sockets at once: it sweeps them with non-blocking reads
+// every few milliseconds.
+int RunSimulator(const std::string& endpoint, int count, int offset, int heartbeat_ms,
+                 const std::string& ready_file) {
   zmq::context_t ctx(2);
   ctx.set(zmq::ctxopt::max_sockets, count + 16);
   std::vector<zmq::socket_t> sockets;
@@ -279,7 +299,8 @@ int RunSimulator(const std::string& endpoint, int count, int offset, int heartbe
     }
     for (int i = 0; i < count; ++i) {
       for (;;) {
-        auto got = proto::ReceiveMessage(sockets[static_cast<size_t>(i)], false, proto::Limits{}, &msg);
+        auto got =
+            proto::ReceiveMessage(sockets[static_cast<size_t>(i)], false, proto::Limits{}, &msg);
         if (!got.ok() || !*got) break;
         if (msg.command() == Command::kWelcome && !welcomed[static_cast<size_t>(i)]) {
           welcomed[static_cast<size_t>(i)] = true;
@@ -316,7 +337,8 @@ int main(int argc, char** argv) {
   app.add_option("--log-dir", common.log_dir, "where the broker's log goes");
   app.require_subcommand(1);
 
-  int workers = 2, slots = 256, runs = 5, samples = 20000, sim_workers = 10000, procs = 4, measure_s = 20;
+  int workers = 2, slots = 256, runs = 5, samples = 20000, sim_workers = 10000, procs = 4,
+      measure_s = 20;
   uint64_t tasks = 1'000'000, window = 20000;
   size_t batch = 128, payload = 64;
   auto* tp = app.add_subcommand("throughput", "pipelined async tasks/s with W echo workers");
@@ -331,11 +353,13 @@ int main(int argc, char** argv) {
   lat->add_option("--samples", samples)->capture_default_str();
   lat->add_option("--payload", payload)->capture_default_str();
   lat->add_option("--runs", runs)->capture_default_str();
-  auto* sc = app.add_subcommand("scale", "N simulated workers heartbeating; broker CPU share and RSS");
+  auto* sc =
+      app.add_subcommand("scale", "N simulated workers heartbeating; broker CPU share and RSS");
   sc->add_option("--sim-workers", sim_workers)->capture_default_str();
   sc->add_option("--procs", procs, "simulator processes")->capture_default_str();
   sc->add_option("--heartbeat-ms", common.heartbeat_ms)->capture_default_str();
-  sc->add_option("--measure-s", measure_s, "seconds of steady state measured")->capture_default_str();
+  sc->add_option("--measure-s", measure_s, "seconds of steady state measured")
+      ->capture_default_str();
   sc->add_option("--tasks", tasks, "tasks for the dispatch-rate phase")->capture_default_str();
   std::string endpoint, ready_file;
   int count = 0, offset = 0;
@@ -353,20 +377,25 @@ int main(int argc, char** argv) {
   std::printf("machine: %ld cores (nproc)\n", sysconf(_SC_NPROCESSORS_ONLN));
   zmq::context_t ctx(1);
   if (*tp) {
-    std::printf("throughput: %d echo workers x %d slots, %llu tasks/run, window %llu, batch %zu, payload %zu B, %d runs\n",
-                workers, slots, static_cast<unsigned long long>(tasks), static_cast<unsigned long long>(window), batch,
-                payload, runs);
+    std::printf(
+        "throughput: %d echo workers x %d slots, %llu tasks/run, window %llu, batch %zu, payload "
+        "%zu B, %d runs\n",
+        workers, slots, static_cast<unsigned long long>(tasks),
+        static_cast<unsigned long long>(window), batch, payload, runs);
     Broker broker = StartBroker(common, {});
     std::atomic<uint64_t> completed{0};
     std::atomic<bool> stop{false};
     std::vector<std::thread> threads;
     for (int w = 0; w < workers; ++w) {
       threads.emplace_back([&, w] {
-        EchoWorker(ctx, broker.workers, "bench-" + std::to_string(w), static_cast<uint32_t>(slots), completed, stop);
+        EchoWorker(ctx, broker.workers, "bench-" + std::to_string(w), static_cast<uint32_t>(slots),
+                   completed, stop);
       });
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // let the workers register before timing
-    (void)RunThroughput(ctx, broker.clients, std::min<uint64_t>(tasks, 50000), window, batch, payload, completed);
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(300));  // let the workers register before timing
+    (void)RunThroughput(ctx, broker.clients, std::min<uint64_t>(tasks, 50000), window, batch,
+                        payload, completed);
     std::vector<double> rates;
     for (int r = 0; r < runs; ++r) {
       double cpu0 = CpuSeconds(broker.process.pid());
@@ -375,16 +404,19 @@ int main(int argc, char** argv) {
       double wall = std::chrono::duration<double>(Clock::now() - t0).count();
       double cpu = (CpuSeconds(broker.process.pid()) - cpu0) / wall * 100;
       rates.push_back(rate);
-      std::printf("  run %d: %10.0f tasks/s   broker CPU %5.1f%% of one core   broker RSS %6.1f MB\n", r + 1, rate, cpu,
-                  RssMb(broker.process.pid()));
+      std::printf(
+          "  run %d: %10.0f tasks/s   broker CPU %5.1f%% of one core   broker RSS %6.1f MB\n",
+          r + 1, rate, cpu, RssMb(broker.process.pid()));
     }
     std::printf("throughput median: %.0f tasks/s\n", Median(rates));
     stop = true;
     for (auto& t : threads) t.join();
   }
   if (*lat) {
-    std::printf("latency: 1 echo worker, one synchronous task at a time, %d samples/run, payload %zu B, %d runs\n",
-                samples, payload, runs);
+    std::printf(
+        "latency: 1 echo worker, one synchronous task at a time, %d samples/run, payload %zu B, %d "
+        "runs\n",
+        samples, payload, runs);
     Broker broker = StartBroker(common, {});
     std::atomic<uint64_t> completed{0};
     std::atomic<bool> stop{false};
@@ -396,16 +428,18 @@ int main(int argc, char** argv) {
       auto us = RunLatency(ctx, broker.clients, samples, payload);
       p50s.push_back(Pct(us, 0.5));
       p99s.push_back(Pct(us, 0.99));
-      std::printf("  run %d: p50 %6.1f us   p90 %6.1f us   p99 %6.1f us   max %7.1f us\n", r + 1, Pct(us, 0.5),
-                  Pct(us, 0.9), Pct(us, 0.99), Pct(us, 1.0));
+      std::printf("  run %d: p50 %6.1f us   p90 %6.1f us   p99 %6.1f us   max %7.1f us\n", r + 1,
+                  Pct(us, 0.5), Pct(us, 0.9), Pct(us, 0.99), Pct(us, 1.0));
     }
     std::printf("latency median of runs: p50 %.1f us, p99 %.1f us\n", Median(p50s), Median(p99s));
     stop = true;
     worker.join();
   }
   if (*sc) {
-    std::printf("scale: %d simulated workers in %d processes, heartbeat %d ms, %d s measured, then %llu tasks\n",
-                sim_workers, procs, common.heartbeat_ms, measure_s, static_cast<unsigned long long>(tasks));
+    std::printf(
+        "scale: %d simulated workers in %d processes, heartbeat %d ms, %d s measured, then %llu "
+        "tasks\n",
+        sim_workers, procs, common.heartbeat_ms, measure_s, static_cast<unsigned long long>(tasks));
     Broker broker = StartBroker(common, {"--allow-simulated", "--liveness", "5"});
     double idle_rss = RssMb(broker.process.pid());
     std::string dir = testing::TempDir("rma-bench-sim");
@@ -416,13 +450,16 @@ int main(int argc, char** argv) {
       int n = p == procs - 1 ? sim_workers - per * (procs - 1) : per;
       sims.push_back(testing::Process::Start(
           argv[0],
-          {"simulate", "--endpoint", broker.workers, "--count", std::to_string(n), "--offset", std::to_string(p * per),
-           "--heartbeat-ms", std::to_string(common.heartbeat_ms), "--ready-file", dir + "/ready-" + std::to_string(p)},
+          {"simulate", "--endpoint", broker.workers, "--count", std::to_string(n), "--offset",
+           std::to_string(p * per), "--heartbeat-ms", std::to_string(common.heartbeat_ms),
+           "--ready-file", dir + "/ready-" + std::to_string(p)},
           dir + "/sim-" + std::to_string(p) + ".log"));
     }
     for (int p = 0; p < procs; ++p) {
-      if (testing::WaitForFile(dir + "/ready-" + std::to_string(p), std::chrono::seconds(120)).empty()) {
-        std::fprintf(stderr, "simulator %d did not register its workers:\n%s\n", p, sims[static_cast<size_t>(p)].Log().c_str());
+      if (testing::WaitForFile(dir + "/ready-" + std::to_string(p), std::chrono::seconds(120))
+              .empty()) {
+        std::fprintf(stderr, "simulator %d did not register its workers:\n%s\n", p,
+                     sims[static_cast<size_t>(p)].Log().c_str());
         return 1;
       }
     }
@@ -437,8 +474,10 @@ int main(int argc, char** argv) {
     double cpu = (CpuSeconds(broker.process.pid()) - cpu0) / wall * 100;
     auto threads1 = CpuByThread(broker.process.pid());
     double rss = RssMb(broker.process.pid());
-    std::printf("  steady state: broker CPU %.1f%% of one core, RSS %.1f MB (%.1f MB before the workers came)\n", cpu,
-                rss, idle_rss);
+    std::printf(
+        "  steady state: broker CPU %.1f%% of one core, RSS %.1f MB (%.1f MB before the workers "
+        "came)\n",
+        cpu, rss, idle_rss);
     for (const auto& [name, secs] : threads1) {
       std::printf("    thread %-14s %5.1f%%\n", name.c_str(), (secs - threads0[name]) / wall * 100);
     }
@@ -471,8 +510,11 @@ int main(int argc, char** argv) {
       }
     }
     double dsecs = std::chrono::duration<double>(Clock::now() - d0).count();
-    std::printf("  dispatch with %d workers connected: %llu tasks in %.2f s = %.0f tasks/s (each worker 1 slot)\n",
-                sim_workers, static_cast<unsigned long long>(done), dsecs, static_cast<double>(done) / dsecs);
+    std::printf(
+        "  dispatch with %d workers connected: %llu tasks in %.2f s = %.0f tasks/s (each worker 1 "
+        "slot)\n",
+        sim_workers, static_cast<unsigned long long>(done), dsecs,
+        static_cast<double>(done) / dsecs);
     std::printf("  broker RSS after dispatch: %.1f MB\n", RssMb(broker.process.pid()));
     for (auto& s : sims) s.Kill();
   }
