@@ -81,7 +81,7 @@ export function summarize(results, { usedKey = false } = {}) {
   const admin = ADMIN_DOCUMENTS.map((name) => [name, results[name]]);
   const network = all.find(([, r]) => r.kind === 'network');
   if (network) {
-    return { state: 'gateway-down', message: `The gateway cannot be reached: ${network[1].message}.` };
+    return { state: 'gateway-down', message: `No answer from the gateway (${network[1].message}).` };
   }
   if (all.some(([, r]) => r.kind === 'auth')) {
     return { state: 'auth', keyRejected: usedKey, message: usedKey ? 'The admin key was refused.' : 'The gateway asks for an admin key.' };
@@ -93,7 +93,7 @@ export function summarize(results, { usedKey = false } = {}) {
     const why = admin.find(([, r]) => r.kind === 'unavailable')?.[1]?.message;
     return {
       state: 'broker-down',
-      message: `The gateway is up but cannot reach the broker${why ? `: ${why}` : ''}.`,
+      message: `The gateway is up but has no answer from the broker${why ? ` (${why})` : ''}.`,
     };
   }
   const failed = admin.find(([, r]) => r.kind !== 'ok');

@@ -6,6 +6,7 @@ import uPlot from 'uplot';
 import { formatCount, formatMs, historySeries } from '../model.js';
 
 const TIME = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+const MIN_SPAN_S = 15 * 60;
 
 function useColorScheme() {
   const query = typeof window !== 'undefined' && window.matchMedia ? window.matchMedia('(prefers-color-scheme: dark)') : null;
@@ -17,6 +18,13 @@ function useColorScheme() {
     return () => query.removeEventListener('change', onChange);
   }, []);
   return dark ? 'dark' : 'light';
+}
+
+// The x axis shows at least the last quarter hour, so a young pool's first minutes sit at the right
+// edge of a readable axis.
+function xRange(x) {
+  const max = x.length ? x[x.length - 1] : Date.now() / 1000;
+  return { min: Math.min(x.length ? x[0] : max, max - MIN_SPAN_S), max };
 }
 
 function cssVar(name) {
@@ -40,7 +48,12 @@ function TimeChart({ label, series, x, format }) {
     const opts = {
       width: Math.max(200, el.clientWidth),
       height: 200,
-      scales: { x: { time: true } },
+      scales: {
+        // Set by xRange() on every update rather than auto-ranged: uPlot stretches a single minute
+        // across a thousand days.
+        x: { time: true, auto: false, ...xRange(x) },
+        y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] },
+      },
       legend: { show: true, live: true },
       cursor: { points: { size: 6 } },
       series: [
@@ -53,7 +66,10 @@ function TimeChart({ label, series, x, format }) {
           value: (u, v) => (v == null ? '—' : format(v)),
         })),
       ],
-      axes: [axis, { ...axis, size: 64, values: (u, vals) => vals.map((v) => format(v)) }],
+      axes: [
+        { ...axis, space: 90 },
+        { ...axis, size: 64, values: (u, vals) => vals.map((v) => format(v)) },
+      ],
     };
     plot.current = new uPlot(opts, data, el);
     const resize = new ResizeObserver(() => {
@@ -69,6 +85,7 @@ function TimeChart({ label, series, x, format }) {
 
   useEffect(() => {
     plot.current?.setData(data);
+    plot.current?.setScale('x', xRange(x));
   }, [data]);
 
   return <div class="chart" ref={box} role="img" aria-label={label} />;
