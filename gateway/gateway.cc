@@ -240,7 +240,8 @@ class ApiHandler final : public Http::Handler {
 
     // Dashboard (issue 7): GET/HEAD of / and /assets/... come from the embedded bundle.
     if (StaticFiles::Handles(resource)) {
-      if (method != Http::Method::Get && method != Http::Method::Head) return not_allowed("GET, HEAD");
+      if (method != Http::Method::Get && method != Http::Method::Head)
+        return not_allowed("GET, HEAD");
       StaticReply s = StaticFiles::Dashboard().Serve(
           {resource, method == Http::Method::Head, HeaderValue(req, "If-None-Match").value_or(""),
            HeaderValue(req, "Accept-Encoding").value_or("")});

@@ -11,14 +11,14 @@ namespace rma::gateway {
 
 namespace {
 
-// Hashed names never change content, so caches may keep them as long as they like; index.html names the
-// current hashes and must be revalidated on every load so a new gateway's bundle shows at once.
+// Hashed names never change content, so caches may keep them as long as they like; index.html names
+// the current hashes and must be revalidated on every load so a new gateway's bundle shows at once.
 constexpr std::string_view kImmutable = "public, max-age=31536000, immutable";
 constexpr std::string_view kRevalidate = "no-cache";
 constexpr std::string_view kAssetsPrefix = "/assets/";
 
-// The page loads only its own scripts and styles and talks only to its own gateway; nothing may come
-// from another host, and no other site may frame it.
+// The page loads only its own scripts and styles and talks only to its own gateway; nothing may
+// come from another host, and no other site may frame it.
 constexpr std::string_view kContentSecurityPolicy =
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; "
@@ -42,7 +42,8 @@ std::string_view PathOnly(std::string_view path) {
   return q == std::string_view::npos ? path : path.substr(0, q);
 }
 
-// The entity tag of the gzip representation: a different representation needs a different strong tag.
+// The entity tag of the gzip representation: a different representation needs a different strong
+// tag.
 std::string GzipEtag(std::string_view etag) {
   std::string tag(etag);
   if (tag.size() >= 2 && tag.back() == '"') tag.insert(tag.size() - 1, "-gz");
@@ -86,8 +87,7 @@ bool AcceptsGzip(std::string_view accept_encoding) {
     list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
     size_t semi = item.find(';');
     std::string_view coding = Trim(item.substr(0, semi));
-    if (!EqualsIgnoreCase(coding, "gzip") && !EqualsIgnoreCase(coding, "x-gzip") &&
-        coding != "*") {
+    if (!EqualsIgnoreCase(coding, "gzip") && !EqualsIgnoreCase(coding, "x-gzip") && coding != "*") {
       continue;
     }
     // "gzip;q=0" means "not gzip"; any other weight (or none) accepts it.
@@ -120,18 +120,19 @@ const StaticFiles& StaticFiles::Dashboard() {
 
 bool StaticFiles::Handles(std::string_view path) {
   path = PathOnly(path);
-  return path == "/" || path == "/index.html" || path.substr(0, kAssetsPrefix.size()) == kAssetsPrefix;
+  return path == "/" || path == "/index.html" ||
+         path.substr(0, kAssetsPrefix.size()) == kAssetsPrefix;
 }
 
 StaticReply StaticFiles::Serve(const StaticRequest& request) const {
   std::string_view path = PathOnly(request.path);
   if (!built()) {
-    return JsonError(404,
-                     "the dashboard is not part of this gateway: " +
-                         (not_built_reason_.empty() ? std::string("it was not built")
-                                                    : not_built_reason_) +
-                         "; the admin API under /api/admin/ works as usual",
-                     "dashboard_not_built");
+    return JsonError(
+        404,
+        "the dashboard is not part of this gateway: " +
+            (not_built_reason_.empty() ? std::string("it was not built") : not_built_reason_) +
+            "; the admin API under /api/admin/ works as usual",
+        "dashboard_not_built");
   }
   if (path == "/") path = "/index.html";
   auto it = by_path_.find(path);

@@ -1,11 +1,12 @@
-// StaticFiles: the dashboard's files (the Vite bundle from dashboard/), embedded into rma-gateway at
-// build time and answered from memory — no file system access per request, because handlers run on
-// Pistache's reactor threads. It decides everything HTTP about a static file: which path maps to which
-// file, content type, cache policy (hashed /assets/... cached for a year as immutable, index.html
-// revalidated every time), ETag and 304, gzip when the client takes it, HEAD, and a plain JSON 404 when
-// the gateway was built without the dashboard.
+// StaticFiles: the dashboard's files (the Vite bundle from dashboard/), embedded into rma-gateway
+// at build time and answered from memory — no file system access per request, because handlers run
+// on Pistache's reactor threads. It decides everything HTTP about a static file: which path maps to
+// which file, content type, cache policy (hashed /assets/... cached for a year as immutable,
+// index.html revalidated every time), ETag and 304, gzip when the client takes it, HEAD, and a
+// plain JSON 404 when the gateway was built without the dashboard.
 //
-// Immutable after construction: Serve() is const and safe from any number of reactor threads at once.
+// Immutable after construction: Serve() is const and safe from any number of reactor threads at
+// once.
 #pragma once
 
 #include <span>
@@ -68,8 +69,8 @@ class StaticFiles {
 };
 
 // Helpers, exposed for tests.
-// Whether an If-None-Match value (a list of entity tags, or "*") matches `etag` (weak comparison, as
-// RFC 9110 asks for If-None-Match).
+// Whether an If-None-Match value (a list of entity tags, or "*") matches `etag` (weak comparison,
+// as RFC 9110 asks for If-None-Match).
 bool EtagMatches(std::string_view if_none_match, std::string_view etag);
 // Whether an Accept-Encoding value allows gzip (a "gzip" or "*" coding without q=0).
 bool AcceptsGzip(std::string_view accept_encoding);

@@ -13,8 +13,7 @@ namespace {
 
 constexpr std::array<EmbeddedFile, 3> kBundle = {{
     {"/index.html", "text/html; charset=utf-8", "\"aaaa\"", "<!doctype html><p>hi</p>", "GZHTML"},
-    {"/assets/app-1234.js", "text/javascript; charset=utf-8", "\"bbbb\"", "console.log(1)",
-     "GZJS"},
+    {"/assets/app-1234.js", "text/javascript; charset=utf-8", "\"bbbb\"", "console.log(1)", "GZJS"},
     {"/assets/logo-9.png", "image/png", "\"cccc\"", "PNGDATA", ""},
 }};
 

@@ -1,9 +1,10 @@
-// The dashboard in a real browser (ctest label "browser"): starts a pool — broker with short heartbeats,
-// a short --offline-retention-ms and --allow-simulated, a gateway, and simulated workers of every tier —
-// gives it work with known outcomes (completed tasks spread over the workers, one failure, one task
-// waiting for a service nobody provides), then runs tests/browser/dashboard.test.mjs under node, which
-// drives Debian's Chromium through playwright-core and kills a worker, the broker and the gateway by pid
-// as its checks require. Screenshots go to RMA_BROWSER_ARTIFACTS_DIR (printed).
+// The dashboard in a real browser (ctest label "browser"): starts a pool — broker with short
+// heartbeats, a short --offline-retention-ms and --allow-simulated, a gateway, and simulated
+// workers of every tier — gives it work with known outcomes (completed tasks spread over the
+// workers, one failure, one task waiting for a service nobody provides), then runs
+// tests/browser/dashboard.test.mjs under node, which drives Debian's Chromium through
+// playwright-core and kills a worker, the broker and the gateway by pid as its checks require.
+// Screenshots go to RMA_BROWSER_ARTIFACTS_DIR (printed).
 #include <gtest/gtest.h>
 
 #include <iostream>
@@ -22,8 +23,9 @@ constexpr int kOfflineRetentionMs = 4000;
 int RunTasks(Cluster& cluster, const std::string& service, int count) {
   std::vector<std::string> ids;
   for (int i = 0; i < count; ++i) {
-    HttpResponse r = HttpPostJson(cluster.Url("/api/tasks"),
-                                  {{"service", service}, {"payload", {{"n", i}}}, {"max_attempts", 1}});
+    HttpResponse r =
+        HttpPostJson(cluster.Url("/api/tasks"),
+                     {{"service", service}, {"payload", {{"n", i}}}, {"max_attempts", 1}});
     EXPECT_EQ(r.status, 202) << r.body;
     ids.push_back(r.Json().value("task_id", ""));
   }
@@ -50,15 +52,13 @@ TEST(DashboardBrowserTest, PageShowsThePoolLiveFollowsAWorkerDeathAndReportsOuta
                                 "embeddings=builtin:echo", "--slots", "4"});
   cluster.StartWorker("cpu-1", {"--simulate", "cpu", "--service", "ocr=builtin:echo", "--service",
                                 "ner=builtin:fail", "--slots", "2"});
-  cluster.StartWorker("storage-1",
-                      {"--simulate", "storage", "--service", "chromadb=builtin:echo"});
-  cluster.StartWorker("storage-2",
-                      {"--simulate", "storage", "--service", "chromadb=builtin:echo"});
+  cluster.StartWorker("storage-1", {"--simulate", "storage", "--service", "chromadb=builtin:echo"});
+  cluster.StartWorker("storage-2", {"--simulate", "storage", "--service", "chromadb=builtin:echo"});
   ASSERT_TRUE(cluster.WaitForLiveWorkers(4, 20s)) << cluster.Logs();
 
   // Different amounts of work per worker, so the contributors board has an order to show.
-  int completed = RunTasks(cluster, "vllm", 6) + RunTasks(cluster, "ocr", 3) +
-                  RunTasks(cluster, "chromadb", 2);
+  int completed =
+      RunTasks(cluster, "vllm", 6) + RunTasks(cluster, "ocr", 3) + RunTasks(cluster, "chromadb", 2);
   ASSERT_EQ(completed, 11) << cluster.Logs();
   ASSERT_EQ(RunTasks(cluster, "ner", 1), 0) << "builtin:fail should fail";
   // Nobody provides rag: the task waits in its queue and a call would get 503.
@@ -66,23 +66,22 @@ TEST(DashboardBrowserTest, PageShowsThePoolLiveFollowsAWorkerDeathAndReportsOuta
             202);
 
   const std::string artifacts = RMA_BROWSER_ARTIFACTS_DIR;
-  json config = {
-      {"url", cluster.Url("")},
-      {"chromium", Chromium()},
-      {"artifacts", artifacts},
-      {"victim", {{"id", "storage-2"}, {"pid", cluster.worker("storage-2").pid()}}},
-      {"broker_pid", cluster.broker().pid()},
-      {"gateway_pid", cluster.gateway().pid()},
-      {"offline_retention_ms", kOfflineRetentionMs},
-      {"expect",
-       {{"workers", 4},
-        {"by_tier", {{"1", 1}, {"2", 1}, {"3", 2}}},
-        {"completed", 11},
-        {"failed", 1},
-        {"queue_depth", 1},
-        {"unavailable_service", "rag"},
-        {"top_contributor", "gpu-1"},
-        {"chromadb_workers", {"storage-1", "storage-2"}}}}};
+  json config = {{"url", cluster.Url("")},
+                 {"chromium", Chromium()},
+                 {"artifacts", artifacts},
+                 {"victim", {{"id", "storage-2"}, {"pid", cluster.worker("storage-2").pid()}}},
+                 {"broker_pid", cluster.broker().pid()},
+                 {"gateway_pid", cluster.gateway().pid()},
+                 {"offline_retention_ms", kOfflineRetentionMs},
+                 {"expect",
+                  {{"workers", 4},
+                   {"by_tier", {{"1", 1}, {"2", 1}, {"3", 2}}},
+                   {"completed", 11},
+                   {"failed", 1},
+                   {"queue_depth", 1},
+                   {"unavailable_service", "rag"},
+                   {"top_contributor", "gpu-1"},
+                   {"chromadb_workers", {"storage-1", "storage-2"}}}}};
 
   std::cout << "dashboard screenshots: " << artifacts << std::endl;
   Process node = Process::Start(RMA_NODE_EXECUTABLE, {RMA_BROWSER_TEST_SCRIPT, config.dump()},

@@ -1,6 +1,6 @@
-// How a real rma-gateway serves the dashboard bundle it embeds (ctest label "e2e"): / and every file
-// index.html names, with their content types, cache headers, ETag revalidation, gzip, HEAD and the
-// errors around them — or, in a build without the dashboard, the 404 that says so.
+// How a real rma-gateway serves the dashboard bundle it embeds (ctest label "e2e"): / and every
+// file index.html names, with their content types, cache headers, ETag revalidation, gzip, HEAD and
+// the errors around them — or, in a build without the dashboard, the 404 that says so.
 #include <gtest/gtest.h>
 
 #include <regex>
@@ -45,7 +45,8 @@ TEST(DashboardServingTest, RootServesTheBuiltPageRevalidatedOnEveryLoad) {
   EXPECT_EQ(page.Header("x-content-type-options"), "nosniff");
   EXPECT_NE(page.Header("content-security-policy").find("connect-src 'self'"), std::string::npos);
   EXPECT_NE(page.body.find("<div id=\"app\">"), std::string::npos) << page.body;
-  EXPECT_NE(page.body.find("type=\"module\""), std::string::npos) << "the built page, not the source";
+  EXPECT_NE(page.body.find("type=\"module\""), std::string::npos)
+      << "the built page, not the source";
   EXPECT_EQ(page.body.find("/src/main.jsx"), std::string::npos) << "the source page was served";
   EXPECT_EQ(HttpGet(cluster.Url("/index.html")).body, page.body);
 
