@@ -18,6 +18,9 @@ function usePoller(client, refreshMs) {
   const [data, setData] = useState(null);
   const [conn, setConn] = useState({ state: 'connecting', message: '', since: Date.now(), lastOk: null });
   const [keyPrompt, setKeyPrompt] = useState(null); // null, or { rejected } while the dialog is open
+  // Set when the person closes the key dialog without a key: polling goes on (the gateway may stop
+  // asking), but the dialog only comes back when they ask for it.
+  const keyDismissed = useRef(false);
   const wake = useRef(() => {});
 
   useEffect(() => {
@@ -42,7 +45,7 @@ function usePoller(client, refreshMs) {
         setData(result.data);
       } else if (result.state === 'auth') {
         if (result.keyRejected) client.forgetKey();
-        setKeyPrompt({ rejected: result.keyRejected });
+        if (!keyDismissed.current) setKeyPrompt({ rejected: result.keyRejected });
       }
       setConn((c) => ({
         state: result.state,
@@ -50,7 +53,8 @@ function usePoller(client, refreshMs) {
         since: c.state === result.state ? c.since : now,
         lastOk: result.state === 'live' ? now : c.lastOk,
       }));
-      if (result.state !== 'auth') schedule();
+      // While the dialog is up this loop ends; closing the dialog starts a new one.
+      if (result.state !== 'auth' || keyDismissed.current) schedule();
     }
     wake.current = run;
     const onVisibility = () => {
@@ -68,11 +72,13 @@ function usePoller(client, refreshMs) {
   const submitKey = useCallback(
     (key) => {
       client.setKey(key);
+      keyDismissed.current = false;
       setKeyPrompt(null);
     },
     [client],
   );
   const dismissKey = useCallback(() => {
+    keyDismissed.current = true;
     setKeyPrompt(null);
     setConn((c) => ({ ...c, state: 'auth', message: 'The gateway asks for an admin key.' }));
   }, []);
@@ -80,7 +86,10 @@ function usePoller(client, refreshMs) {
     client.forgetKey();
     wake.current();
   }, [client]);
-  const askForKey = useCallback(() => setKeyPrompt({ rejected: false }), []);
+  const askForKey = useCallback(() => {
+    keyDismissed.current = false;
+    setKeyPrompt({ rejected: false });
+  }, []);
 
   return { data, conn, keyPrompt, submitKey, dismissKey, forgetKey, askForKey };
 }

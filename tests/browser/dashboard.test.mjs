@@ -372,6 +372,17 @@ async function main() {
     await dialog.waitFor({ state: 'visible', timeout: 10_000 });
     assert.ok(await keyPage.getByLabel('Key', { exact: true }).evaluate((el) => el === document.activeElement), 'the key field has focus');
     await screenshot(keyPage, 'admin-key-dialog');
+    // Closed without a key: the page says what it needs and keeps polling, but does not nag.
+    await keyPage.keyboard.press('Escape');
+    await eventually('the key banner after Escape', async () => {
+      assert.equal(await dialog.count(), 0);
+      assert.equal(await keyPage.getByTestId('banner').getAttribute('data-state'), 'auth');
+    });
+    const asked = sentKeys.length;
+    await eventually('polling to go on without a key', async () => assert.ok(sentKeys.length >= asked + 6));
+    assert.equal(await dialog.count(), 0, 'no new prompt once dismissed');
+    await keyPage.getByRole('button', { name: 'Enter admin key' }).click();
+    await dialog.waitFor({ state: 'visible', timeout: 10_000 });
     await keyPage.getByLabel('Key', { exact: true }).fill('wrong-key');
     await keyPage.keyboard.press('Enter');
     await eventually('the refused key to be asked for again', async () => {
