@@ -45,6 +45,10 @@ std::string Chromium() {
 
 TEST(DashboardBrowserTest, PageShowsThePoolLiveFollowsAWorkerDeathAndReportsOutages) {
   ClusterOptions options;
+  // Slower than the Cluster's default 200 ms, so a busy CI machine does not make workers flap to
+  // "late" while the page and the API are compared; a killed worker is still seen at once (its
+  // connection drops).
+  options.heartbeat_ms = 500;
   options.broker_args = {"--allow-simulated", "--offline-retention-ms",
                          std::to_string(kOfflineRetentionMs)};
   Cluster cluster(options);
