@@ -142,7 +142,10 @@ function provides(worker, service) {
 // (a service without a live provider answers 503). Services with work or providers come first.
 export function serviceRows(servicesDoc, workers = []) {
   const rows = (servicesDoc?.services ?? []).map((s) => {
-    const providers = workers.filter((w) => provides(w, s)).map((w) => w.name || w.worker_id);
+    const providers = workers
+      .filter((w) => provides(w, s))
+      .map((w) => w.name || w.worker_id)
+      .sort((a, b) => compareValues(a, b));
     return {
       name: s.name,
       generic: !!s.generic,

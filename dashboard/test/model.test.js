@@ -138,8 +138,10 @@ describe('serviceRows', () => {
     expect(byName.vllm.providerNames).toEqual(['gpu-box']);
     expect(byName['cpu-worker'].providerNames).toEqual(['gpu-box', 'office-1']);
     expect(byName['cpu-worker'].providers).toBe(2);
-    // The offline pi-2 no longer provides chromadb.
+    // The offline pi-2 no longer provides chromadb; names are in order whatever the API's order.
     expect(byName.chromadb.providerNames).toEqual(['pi-1']);
+    const reversed = serviceRows(doc, [...workers].reverse());
+    expect(reversed.find((r) => r.name === 'cpu-worker').providerNames).toEqual(['gpu-box', 'office-1']);
     expect(byName.rag.available).toBe(false);
     expect(byName.rag.queueDepth).toBe(2);
   });
