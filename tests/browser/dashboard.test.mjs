@@ -200,6 +200,8 @@ async function main() {
     throw new Error(`no Chromium at ${config.chromium}: install it with scripts/install-deps.sh --browser`);
   }
   fs.mkdirSync(config.artifacts, { recursive: true });
+  // Only this run's screenshots: an old failure.png next to a passing run would mislead.
+  for (const f of fs.readdirSync(config.artifacts)) if (f.endsWith('.png')) fs.rmSync(path.join(config.artifacts, f));
   log(`screenshots go to ${config.artifacts}`);
 
   const browser = await chromium.launch({ executablePath: config.chromium, args: CHROMIUM_ARGS, headless: true });
