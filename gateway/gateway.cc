@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "common/version.h"
+#include "gateway/static_files.h"
 #include "gateway/task_json.h"
 
 namespace rma::gateway {
@@ -237,6 +238,16 @@ class ApiHandler final : public Http::Handler {
       reply(std::move(r));
     };
 
+    // Dashboard (issue 7): GET/HEAD of / and /assets/... come from the embedded bundle.
+    if (StaticFiles::Handles(resource)) {
+      if (method != Http::Method::Get && method != Http::Method::Head)
+        return not_allowed("GET, HEAD");
+      StaticReply s = StaticFiles::Dashboard().Serve(
+          {resource, method == Http::Method::Head, HeaderValue(req, "If-None-Match").value_or(""),
+           HeaderValue(req, "Accept-Encoding").value_or("")});
+      return reply({static_cast<Http::Code>(s.status), std::move(s.body), std::move(s.content_type),
+                    std::move(s.headers)});
+    }
     if (seg.size() == 1 && seg[0] == "health") {
       if (method != Http::Method::Get) return not_allowed("GET");
       return reply(Health());

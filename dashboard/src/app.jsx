@@ -1,0 +1,155 @@
+// The dashboard page: polls the gateway every `refreshMs` (never two polls at once), keeps the last good
+// data on screen when the gateway or broker cannot be reached and says so plainly, and asks for the
+// admin key when the gateway wants one.
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+import { ConnectionBanner, ConnectionStatus } from './components/connection.jsx';
+import { KeyDialog } from './components/key_dialog.jsx';
+import { Summary } from './components/summary.jsx';
+import { TierBars } from './components/tier_bars.jsx';
+import { HistoryCharts } from './components/charts.jsx';
+import { ServicesTable } from './components/services_table.jsx';
+import { WorkersTable } from './components/workers_table.jsx';
+import { Contributors } from './components/contributors.jsx';
+
+// A hidden tab still polls, slowly, so the page is current the moment it is looked at again.
+const HIDDEN_REFRESH_MS = 30_000;
+
+function usePoller(client, refreshMs) {
+  const [data, setData] = useState(null);
+  const [conn, setConn] = useState({ state: 'connecting', message: '', since: Date.now(), lastOk: null });
+  const [keyPrompt, setKeyPrompt] = useState(null); // null, or { rejected } while the dialog is open
+  // Set when the person closes the key dialog without a key: polling goes on (the gateway may stop
+  // asking), but the dialog only comes back when they ask for it.
+  const keyDismissed = useRef(false);
+  const wake = useRef(() => {});
+
+  useEffect(() => {
+    if (keyPrompt) return undefined; // paused until the admin key is given or the prompt is dismissed
+    let stopped = false;
+    let running = false;
+    let timer = null;
+
+    const schedule = () => {
+      clearTimeout(timer);
+      timer = setTimeout(run, document.hidden ? Math.max(refreshMs, HIDDEN_REFRESH_MS) : refreshMs);
+    };
+    async function run() {
+      if (running || stopped) return;
+      running = true;
+      clearTimeout(timer);
+      const result = await client.poll();
+      running = false;
+      if (stopped) return;
+      const now = Date.now();
+      if (result.state === 'live') {
+        setData(result.data);
+      } else if (result.state === 'auth') {
+        if (result.keyRejected) client.forgetKey();
+        if (!keyDismissed.current) setKeyPrompt({ rejected: result.keyRejected });
+      }
+      setConn((c) => ({
+        state: result.state,
+        message: result.message,
+        since: c.state === result.state ? c.since : now,
+        lastOk: result.state === 'live' ? now : c.lastOk,
+      }));
+      // While the dialog is up this loop ends; closing the dialog starts a new one.
+      if (result.state !== 'auth' || keyDismissed.current) schedule();
+    }
+    wake.current = run;
+    const onVisibility = () => {
+      if (!document.hidden) run();
+    };
+    document.addEventListener('visibilitychange', onVisibility);
+    run();
+    return () => {
+      stopped = true;
+      clearTimeout(timer);
+      document.removeEventListener('visibilitychange', onVisibility);
+    };
+  }, [client, refreshMs, keyPrompt]);
+
+  const submitKey = useCallback(
+    (key) => {
+      client.setKey(key);
+      keyDismissed.current = false;
+      setKeyPrompt(null);
+    },
+    [client],
+  );
+  const dismissKey = useCallback(() => {
+    keyDismissed.current = true;
+    setKeyPrompt(null);
+    setConn((c) => ({ ...c, state: 'auth', message: 'The gateway asks for an admin key.' }));
+  }, []);
+  const forgetKey = useCallback(() => {
+    client.forgetKey();
+    wake.current();
+  }, [client]);
+  const askForKey = useCallback(() => {
+    keyDismissed.current = false;
+    setKeyPrompt({ rejected: false });
+  }, []);
+
+  return { data, conn, keyPrompt, submitKey, dismissKey, forgetKey, askForKey };
+}
+
+export function App({ client, refreshMs = 2000 }) {
+  const { data, conn, keyPrompt, submitKey, dismissKey, forgetKey, askForKey } = usePoller(client, refreshMs);
+  const health = data?.health;
+  const stats = data?.stats;
+  return (
+    <>
+      <a class="skip-link" href="#workers">
+        Skip to the worker list
+      </a>
+      <header class="page-header">
+        <div>
+          <h1>rma pool</h1>
+          <p class="subtitle">
+            {stats ? (
+              <>
+                Broker store: {stats.store} · broker up {Math.round(stats.uptime_s)} s
+                {health?.version ? ` · gateway ${health.version}` : ''}
+              </>
+            ) : (
+              'Live view of the compute pool'
+            )}
+          </p>
+        </div>
+        <ConnectionStatus conn={conn} refreshMs={refreshMs} />
+        {client.key ? (
+          <button type="button" class="secondary" onClick={forgetKey}>
+            Forget admin key
+          </button>
+        ) : null}
+      </header>
+      <ConnectionBanner conn={conn} hasData={!!data} onEnterKey={askForKey} />
+      <main id="main">
+        {data ? (
+          <>
+            <Summary stats={stats} workers={data.workers} />
+            <div class="grid-2">
+              <TierBars stats={stats} workers={data.workers} />
+              <HistoryCharts stats={stats} />
+            </div>
+            <ServicesTable services={data.services} workers={data.workers} />
+            <WorkersTable workers={data.workers} />
+            <Contributors workers={data.workers} />
+          </>
+        ) : (
+          <p class="placeholder" data-testid="placeholder">
+            {conn.state === 'connecting' ? 'Loading the pool…' : 'No data yet.'}
+          </p>
+        )}
+      </main>
+      <footer class="page-footer">
+        <p>
+          Data from <a href="/api/admin/stats">/api/admin/stats</a>, <a href="/api/admin/workers">/workers</a> and{' '}
+          <a href="/api/admin/services">/services</a>, refreshed every {refreshMs / 1000} s.
+        </p>
+      </footer>
+      {keyPrompt ? <KeyDialog rejected={keyPrompt.rejected} onSubmit={submitKey} onCancel={dismissKey} /> : null}
+    </>
+  );
+}

@@ -1,0 +1,101 @@
+// The dashboard in a real browser (ctest label "browser"): starts a pool — broker with short
+// heartbeats, a short --offline-retention-ms and --allow-simulated, a gateway, and simulated
+// workers of every tier — gives it work with known outcomes (completed tasks spread over the
+// workers, one failure, one task waiting for a service nobody provides), then runs
+// tests/browser/dashboard.test.mjs under node, which drives Debian's Chromium through
+// playwright-core and kills a worker, the broker and the gateway by pid as its checks require.
+// Screenshots go to RMA_BROWSER_ARTIFACTS_DIR (printed).
+#include <gtest/gtest.h>
+
+#include <iostream>
+
+#include "tests/support/cluster.h"
+
+namespace rma::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+constexpr int kOfflineRetentionMs = 4000;
+
+// Submits `count` tasks to `service` and waits for each to end; returns how many completed.
+int RunTasks(Cluster& cluster, const std::string& service, int count) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < count; ++i) {
+    HttpResponse r =
+        HttpPostJson(cluster.Url("/api/tasks"),
+                     {{"service", service}, {"payload", {{"n", i}}}, {"max_attempts", 1}});
+    EXPECT_EQ(r.status, 202) << r.body;
+    ids.push_back(r.Json().value("task_id", ""));
+  }
+  int completed = 0;
+  for (const std::string& id : ids) {
+    HttpResponse r = HttpGet(cluster.Url("/api/tasks/" + id + "?wait=10"), 15000);
+    EXPECT_EQ(r.status, 200) << r.body;
+    completed += r.Json().value("status", "") == "completed" ? 1 : 0;
+  }
+  return completed;
+}
+
+std::string Chromium() {
+  const char* env = std::getenv("RMA_CHROMIUM");
+  return env != nullptr && *env != '\0' ? env : "/usr/bin/chromium";
+}
+
+TEST(DashboardBrowserTest, PageShowsThePoolLiveFollowsAWorkerDeathAndReportsOutages) {
+  ClusterOptions options;
+  // Slower than the Cluster's default 200 ms, so a busy CI machine does not make workers flap to
+  // "late" while the page and the API are compared; a killed worker is still seen at once (its
+  // connection drops).
+  options.heartbeat_ms = 500;
+  options.broker_args = {"--allow-simulated", "--offline-retention-ms",
+                         std::to_string(kOfflineRetentionMs)};
+  Cluster cluster(options);
+  cluster.StartWorker("gpu-1", {"--simulate", "gpu", "--service", "vllm=builtin:echo", "--service",
+                                "embeddings=builtin:echo", "--slots", "4"});
+  cluster.StartWorker("cpu-1", {"--simulate", "cpu", "--service", "ocr=builtin:echo", "--service",
+                                "ner=builtin:fail", "--slots", "2"});
+  cluster.StartWorker("storage-1", {"--simulate", "storage", "--service", "chromadb=builtin:echo"});
+  cluster.StartWorker("storage-2", {"--simulate", "storage", "--service", "chromadb=builtin:echo"});
+  ASSERT_TRUE(cluster.WaitForLiveWorkers(4, 20s)) << cluster.Logs();
+
+  // Different amounts of work per worker, so the contributors board has an order to show.
+  int completed =
+      RunTasks(cluster, "vllm", 6) + RunTasks(cluster, "ocr", 3) + RunTasks(cluster, "chromadb", 2);
+  ASSERT_EQ(completed, 11) << cluster.Logs();
+  ASSERT_EQ(RunTasks(cluster, "ner", 1), 0) << "builtin:fail should fail";
+  // Nobody provides rag: the task waits in its queue and a call would get 503.
+  ASSERT_EQ(HttpPostJson(cluster.Url("/api/tasks"), {{"service", "rag"}, {"payload", "q"}}).status,
+            202);
+
+  const std::string artifacts = RMA_BROWSER_ARTIFACTS_DIR;
+  json config = {{"url", cluster.Url("")},
+                 {"chromium", Chromium()},
+                 {"artifacts", artifacts},
+                 {"victim", {{"id", "storage-2"}, {"pid", cluster.worker("storage-2").pid()}}},
+                 {"broker_pid", cluster.broker().pid()},
+                 {"gateway_pid", cluster.gateway().pid()},
+                 {"offline_retention_ms", kOfflineRetentionMs},
+                 {"expect",
+                  {{"workers", 4},
+                   {"by_tier", {{"1", 1}, {"2", 1}, {"3", 2}}},
+                   {"completed", 11},
+                   {"failed", 1},
+                   {"queue_depth", 1},
+                   {"unavailable_service", "rag"},
+                   {"top_contributor", "gpu-1"},
+                   {"chromadb_workers", {"storage-1", "storage-2"}}}}};
+
+  std::cout << "dashboard screenshots: " << artifacts << std::endl;
+  Process node = Process::Start(RMA_NODE_EXECUTABLE, {RMA_BROWSER_TEST_SCRIPT, config.dump()},
+                                cluster.dir() + "/browser-test.log");
+  std::optional<int> exit_code = node.Wait(150s);
+  if (!exit_code) node.Kill();
+  std::string output = node.Log();
+  std::cout << output << std::endl;
+  EXPECT_EQ(exit_code, std::optional<int>(0)) << output << "\n" << cluster.Logs();
+}
+
+}  // namespace
+}  // namespace rma::testing
