@@ -103,17 +103,21 @@ json ServicesDocument(const Scheduler& s, Time now) {
   json list = json::array();
   for (uint32_t i = 0; i < s.services().size(); ++i) {
     const Scheduler::Service& svc = s.services()[i];
+    // A generic service is provided by the workers listing it and by every worker of a tier allowed to take it.
+    uint32_t providers = 0;
     uint32_t healthy = 0;
     for (const Scheduler::Worker& w : s.workers()) {
-      if (w.alive && !w.draining && s.Health(now, w) == "healthy" &&
-          std::binary_search(w.services.begin(), w.services.end(), i)) {
-        ++healthy;
-      }
+      if (!w.alive) continue;
+      bool lists = std::binary_search(w.services.begin(), w.services.end(), i);
+      bool by_tier = svc.generic_max_tier > 0 && w.tier <= svc.generic_max_tier && !w.draining;
+      if (!lists && !by_tier) continue;
+      ++providers;
+      if (!w.draining && s.Health(now, w) == "healthy") ++healthy;
     }
     json entry = {{"name", svc.name},
                   {"generic", svc.generic_max_tier > 0},
                   {"available", s.HasProvider(i)},
-                  {"providers", svc.providers},
+                  {"providers", providers},
                   {"healthy_providers", healthy},
                   {"queue_depth", svc.queued + svc.delayed},
                   {"in_flight", svc.in_flight},

@@ -881,11 +881,13 @@ void Scheduler::OnSubmit(Time now, const std::string& client, proto::Submit subm
   }
   Service& svc = services_[s];
   if (svc.queued + svc.delayed >= config_.max_queued_per_service) {
+    ++svc.counters.rejected;
     return reject(Status::ResourceExhausted("queue for '" + submit.service + "' is full (" +
                                             std::to_string(config_.max_queued_per_service) +
                                             " tasks)"));
   }
   if (durable_ && !sync && !store_available_) {
+    ++svc.counters.rejected;
     return reject(Status::Unavailable("the task store is unavailable; the task was not accepted"));
   }
 
