@@ -876,6 +876,7 @@ void Scheduler::OnSubmit(Time now, const std::string& client, proto::Submit subm
                   submit.service + "=http://127.0.0.1:<port>"
             : "Start a worker providing '" + submit.service +
                   "', or call one of the available services.";
+    ++services_[s].counters.rejected;
     return reject(Status::Unavailable("Service '" + submit.service + "' not available"),
                   std::move(available), std::move(suggestion));
   }
