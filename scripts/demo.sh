@@ -16,14 +16,15 @@ cmake --build "$build" -j "$(nproc)"
 bin=$build/bin
 
 run=$(mktemp -d /tmp/rma-demo.XXXXXX)
+pgdir=$(mktemp -d /tmp/rma-demo-pg.XXXXXX)  # its own directory: the postgres user must be able to enter it
 pids=()
 stop() {
   trap - INT TERM EXIT
   echo; echo "== stopping the pool"
   for ((i=${#pids[@]}-1; i>=0; i--)); do kill -TERM "${pids[$i]}" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  bash scripts/pg.sh stop "$run/pg" || true
-  rm -rf "$run"
+  bash scripts/pg.sh stop "$pgdir" || true
+  rm -rf "$run" "$pgdir"
   echo "stopped"
 }
 trap stop INT TERM EXIT
@@ -37,7 +38,7 @@ fi
 wait_file() { for _ in $(seq 200); do [[ -s "$1" ]] && return 0; sleep 0.1; done; echo "timed out waiting for $1" >&2; return 1; }
 
 echo "== PostgreSQL"
-db_url=$(bash scripts/pg.sh start "$run/pg")
+db_url=$(bash scripts/pg.sh start "$pgdir")
 db_args=()  # the broker records into PostgreSQL once its store lands (issue 6)
 
 echo "== broker"

@@ -22,7 +22,13 @@ case "$cmd" in
   start)
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
-    if [[ $(id -u) -eq 0 ]]; then chown postgres:postgres "$dir"; chmod 0700 "$dir"; fi
+    if [[ $(id -u) -eq 0 ]]; then
+      chown postgres:postgres "$dir"; chmod 0700 "$dir"
+      if ! runuser -u postgres -- test -w "$dir"; then
+        echo "pg.sh: the postgres user cannot reach $dir (is a parent directory private?)" >&2
+        exit 1
+      fi
+    fi
     if [[ ! -f "$dir/data/PG_VERSION" ]]; then
       as_owner "$bin/initdb" -D "$dir/data" -U rma --auth=trust -E UTF8 --locale=C.UTF-8 \
         --no-instructions --no-sync >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
