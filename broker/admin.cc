@@ -103,7 +103,8 @@ json ServicesDocument(const Scheduler& s, Time now) {
   json list = json::array();
   for (uint32_t i = 0; i < s.services().size(); ++i) {
     const Scheduler::Service& svc = s.services()[i];
-    // A generic service is provided by the workers listing it and by every worker of a tier allowed to take it.
+    // A generic service is provided by the workers listing it and by every worker of a tier allowed
+    // to take it.
     uint32_t providers = 0;
     uint32_t healthy = 0;
     for (const Scheduler::Worker& w : s.workers()) {
