@@ -142,6 +142,9 @@ std::vector<std::string> SplitServiceList(std::string_view list) {
     }
     return false;
   };
+  // Stray separators around the list (a trailing comma in a unit file) are not part of any entry.
+  while (!list.empty() && (list.front() == ',' || list.front() == ' ')) list.remove_prefix(1);
+  while (!list.empty() && (list.back() == ',' || list.back() == ' ')) list.remove_suffix(1);
   std::vector<std::string> out;
   size_t begin = 0;
   for (size_t i = 0; i < list.size(); ++i) {

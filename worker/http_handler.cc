@@ -291,7 +291,10 @@ class HttpHandler final : public Handler {
     limits.max_body = options_.max_output_bytes;
     limits.discard_overflow = false;
     auto ex = Perform(req, task.payload, limits, &cancel);
-    if (!ex.ok()) return ex.status().WithContext(req.method + " " + req.url);
+    if (!ex.ok()) {
+      if (ex.status().code() == StatusCode::kCancelled) return ex.status();
+      return ex.status().WithContext(req.method + " " + req.url);
+    }
     HandlerOutput out;
     out.http_status = static_cast<uint32_t>(ex->status);
     out.content_type =

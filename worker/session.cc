@@ -273,7 +273,8 @@ void Session::OnWelcome(Time now, std::string_view body) {
 void Session::OnTask(Time now, proto::TaskAssignment task) {
   AttemptKey key{task.task_id, task.attempt};
   if (in_flight_.count(key) > 0) {
-    spdlog::warn("task {} attempt {} is already here; ignoring a second copy",
+    // Expected when the broker hands a lease back after a reconnect: it sends the task again.
+    spdlog::info("task {} attempt {} is already here; ignoring the second copy",
                  ToString(task.task_id), task.attempt);
     return;
   }
@@ -437,7 +438,7 @@ void Session::OnTick(Time now) {
         bye.Add(proto::Disconnect{"drained", true});
         Send(now, bye);
       }
-      spdlog::info("drained: every task finished and its result was sent; goodbye");
+      spdlog::info("drained: nothing left running and every result sent; goodbye");
       finished_ = Status::Ok();
     } else if (!told_waiting_) {
       told_waiting_ = true;
