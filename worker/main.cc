@@ -1,8 +1,8 @@
 // rma-worker: the agent a volunteer runs. Parses flags, RMA_* environment variables and the JSON
 // config file (flags and environment win over the file), detects the machine (or declares a
 // simulated one), builds the service handlers and runs the Agent until it has drained after
-// SIGTERM/SIGINT. Exit codes: 0 after a drain, 1 when the broker refused the worker or a runtime
-// error stopped it, 2 for bad configuration.
+// SIGTERM/SIGINT. Exit codes: 0 after a drain, 1 when a runtime error stopped it, 2 for bad
+// configuration, 3 when the broker refused the worker (restarting cannot help either way).
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 #include <CLI/CLI.hpp>
@@ -281,6 +281,8 @@ int main(int argc, char** argv) {
   Status s = agent.Run(*signals);
   if (!s.ok()) {
     spdlog::error("{}", s.ToString());
+    if (s.code() == StatusCode::kPermissionDenied) return 3;
+    if (s.code() == StatusCode::kInvalidArgument) return 2;
     return 1;
   }
   return 0;

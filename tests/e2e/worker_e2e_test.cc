@@ -92,7 +92,7 @@ TEST(WorkerE2eTest, AResultFinishedWhileTheBrokerWasFrozenIsDeliveredOnce) {
   Cluster cluster;
   Process& worker = cluster.StartWorker("patient", {"--service", "sleep=builtin:sleep"});
   ASSERT_TRUE(cluster.WaitForLiveWorkers(1, 20s, "sleep")) << cluster.Logs();
-  std::string id = Submit(cluster, "sleep", 1500);
+  std::string id = Submit(cluster, "sleep", 3000);
   ASSERT_TRUE(WaitUntil([&] { return Task(cluster, id).value("status", "") == "running"; }, 20s));
 
   cluster.broker().Signal(SIGSTOP);
@@ -103,9 +103,16 @@ TEST(WorkerE2eTest, AResultFinishedWhileTheBrokerWasFrozenIsDeliveredOnce) {
   ASSERT_TRUE(held) << worker.Log();
   EXPECT_TRUE(LogHas(worker, "went quiet")) << worker.Log();
 
-  json t = Task(cluster, id, 20);
+  // The gateway, too, lost the broker for a while: ask until it has it back.
+  json t;
+  WaitUntil(
+      [&] {
+        t = Task(cluster, id, 2);
+        return t.value("status", "") == "completed";
+      },
+      30s);
   ASSERT_EQ(t.value("status", ""), "completed") << t.dump() << cluster.Logs();
-  EXPECT_EQ(t["result"], json({{"slept_ms", 1500}}));
+  EXPECT_EQ(t["result"], json({{"slept_ms", 3000}}));
   EXPECT_EQ(t["attempts"], 1) << "the task was not run a second time";
   ASSERT_TRUE(cluster.WaitForLiveWorkers(1, 20s, "sleep")) << cluster.Logs();
 }
@@ -115,7 +122,7 @@ TEST(WorkerE2eTest, SigtermDrainsTasksInFlightAndLosesNothing) {
   const std::string runs = cluster.dir() + "/runs.log";
   // Each run appends its payload to a file: a task run twice would show up twice.
   const std::string work =
-      "work=exec:sleep 2; p=$(cat); echo \"$p\" >> " + runs + "; printf %s \"$p\"";
+      "work=exec:sleep 3; p=$(cat); echo \"$p\" >> " + runs + "; printf %s \"$p\"";
   Process& first = cluster.StartWorker(
       "first", {"--service", work, "--slots", "3", "--drain-grace-ms", "60000"});
   ASSERT_TRUE(cluster.WaitForLiveWorkers(1, 20s, "work")) << cluster.Logs();
@@ -139,8 +146,10 @@ TEST(WorkerE2eTest, SigtermDrainsTasksInFlightAndLosesNothing) {
     EXPECT_EQ(t["attempts"], 1) << t.dump();
     ++by_worker[t.value("worker_id", "")];
   }
-  EXPECT_EQ(by_worker["first"], 3) << "the draining worker finished exactly what it held";
-  EXPECT_EQ(by_worker["second"], 5);
+  // The draining worker finished what it held (3, unless the machine was so slow that one ended
+  // before the signal) and took nothing after it; the rest went to the second worker.
+  EXPECT_GE(by_worker["first"], 3);
+  EXPECT_EQ(by_worker["first"] + by_worker["second"], 8);
   std::ifstream in(runs);
   std::multiset<std::string> lines;
   for (std::string line; std::getline(in, line);) lines.insert(line);
@@ -152,7 +161,7 @@ TEST(WorkerE2eTest, ASecondSignalLeavesAtOnceAndTheTaskRunsElsewhere) {
   Cluster cluster;
   Process& quitter = cluster.StartWorker("quitter", {"--service", "sleep=builtin:sleep"});
   ASSERT_TRUE(cluster.WaitForLiveWorkers(1, 20s, "sleep")) << cluster.Logs();
-  std::string id = Submit(cluster, "sleep", 2000);
+  std::string id = Submit(cluster, "sleep", 600000);
   ASSERT_TRUE(WaitUntil([&] { return Task(cluster, id).value("status", "") == "running"; }, 20s));
   quitter.Signal(SIGTERM);
   ASSERT_TRUE(WaitUntil([&] { return LogHas(quitter, "draining"); }, 10s)) << quitter.Log();
@@ -160,10 +169,12 @@ TEST(WorkerE2eTest, ASecondSignalLeavesAtOnceAndTheTaskRunsElsewhere) {
   EXPECT_EQ(quitter.Wait(10s), 0) << quitter.Log();
   EXPECT_TRUE(LogHas(quitter, "second signal")) << quitter.Log();
 
-  cluster.StartWorker("finisher", {"--service", "sleep=builtin:sleep"});
+  // The broker requeued the abandoned task; another worker (answering at once) takes it.
+  cluster.StartWorker("finisher", {"--service", "sleep=builtin:echo"});
   json t = Task(cluster, id, 30);
   ASSERT_EQ(t.value("status", ""), "completed") << t.dump() << cluster.Logs();
   EXPECT_EQ(t["worker_id"], "finisher");
+  EXPECT_EQ(t["result"], 600000);
 }
 
 TEST(WorkerE2eTest, ABackendLeavesTheRegistryWhenDownAndReturnsWhenBack) {
@@ -240,7 +251,7 @@ TEST(WorkerE2eTest, AWorkerTheBrokerRefusesExitsWithAnError) {
   Cluster cluster(options);
   Process& intruder =
       cluster.StartWorker("intruder", {"--service", "echo=builtin:echo", "--token", "wrong"});
-  EXPECT_EQ(intruder.Wait(20s), 1) << intruder.Log();
+  EXPECT_EQ(intruder.Wait(20s), 3) << intruder.Log();
   EXPECT_TRUE(LogHas(intruder, "refused this worker: invalid worker token")) << intruder.Log();
   Process& member =
       cluster.StartWorker("member", {"--service", "echo=builtin:echo", "--token", "the-right-one"});
