@@ -13,7 +13,7 @@ namespace {
 constexpr int kReadBudget = 256;
 }  // namespace
 
-Agent::Agent(AgentOptions options, std::vector<ServiceBinding> services, const Clock* clock)
+Agent::Agent(AgentOptions options, const std::vector<ServiceBinding>& services, const Clock* clock)
     : broker_(options.broker),
       limits_(options.session.limits),
       goodbye_linger_(options.goodbye_linger),

@@ -33,7 +33,7 @@ struct AgentOptions {
 
 class Agent final : private SessionIo {
  public:
-  Agent(AgentOptions options, std::vector<ServiceBinding> services, const Clock* clock);
+  Agent(AgentOptions options, const std::vector<ServiceBinding>& services, const Clock* clock);
   ~Agent() override;
 
   // Runs until the agent has drained after a signal or a second signal came (Ok), or the broker

@@ -29,8 +29,10 @@ Status CheckKeys(const json& object, const std::string& where,
     bool known = false;
     for (std::string_view a : allowed) known = known || key == a;
     if (!known) {
-      return Status::InvalidArgument("unknown key '" + (where.empty() ? "" : where + ".") + key +
-                                     "'");
+      std::string name = where;
+      if (!name.empty()) name += '.';
+      name += key;
+      return Status::InvalidArgument("unknown key '" + name + "'");
     }
   }
   return Status::Ok();

@@ -41,7 +41,7 @@ proto::TaskAssignment Call(std::string method, std::string path, std::string que
   return t;
 }
 
-std::shared_ptr<Handler> Make(const std::string& spec, HandlerOptions options = {}) {
+std::shared_ptr<Handler> Make(const std::string& spec, const HandlerOptions& options = {}) {
   auto h = MakeHandler(spec, options);
   EXPECT_TRUE(h.ok()) << h.status().ToString();
   return h.ok() ? *h : nullptr;

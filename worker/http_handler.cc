@@ -434,7 +434,10 @@ Result<OutgoingRequest> BuildRequest(const HttpTarget& target, const proto::Task
         content_type = value;
         continue;
       }
-      forwarded.push_back(name + ": " + value);
+      std::string line = name;
+      line += ": ";
+      line += value;
+      forwarded.push_back(std::move(line));
     }
     if (bytes > kMaxHeaderBytes) return Status::InvalidArgument("the headers are too large");
   } else {

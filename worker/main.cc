@@ -277,7 +277,7 @@ int main(int argc, char** argv) {
   options.monitor.failures_to_withdraw = health_failures;
 
   SystemClock clock;
-  Agent agent(std::move(options), std::move(bindings), &clock);
+  Agent agent(std::move(options), bindings, &clock);
   Status s = agent.Run(*signals);
   if (!s.ok()) {
     spdlog::error("{}", s.ToString());

@@ -49,6 +49,7 @@ class CountingSampler final : public Sampler {
 
 std::vector<std::string> Names(const std::vector<proto::ServiceInfo>& services) {
   std::vector<std::string> out;
+  out.reserve(services.size());
   for (const auto& s : services) out.push_back(s.name);
   return out;
 }

@@ -15,7 +15,6 @@ namespace rma::worker {
 namespace {
 
 using proto::Command;
-using ::testing::ElementsAre;
 
 struct Wire {
   Command command;

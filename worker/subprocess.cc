@@ -148,10 +148,12 @@ Result<pid_t> Spawn(const SubprocessRequest& request, int stdin_fd, int stdout_f
   }
   std::vector<std::string> argv_storage = request.argv;
   std::vector<char*> argv;
+  argv.reserve(argv_storage.size() + 1);
   for (std::string& a : argv_storage) argv.push_back(a.data());
   argv.push_back(nullptr);
   std::vector<std::string> env_storage = BuildEnvironment(request.env);
   std::vector<char*> envp;
+  envp.reserve(env_storage.size() + 1);
   for (std::string& e : env_storage) envp.push_back(e.data());
   envp.push_back(nullptr);
 

@@ -127,6 +127,7 @@ TEST(WorkerE2eTest, SigtermDrainsTasksInFlightAndLosesNothing) {
       "first", {"--service", work, "--slots", "3", "--drain-grace-ms", "60000"});
   ASSERT_TRUE(cluster.WaitForLiveWorkers(1, 20s, "work")) << cluster.Logs();
   std::vector<std::string> ids;
+  ids.reserve(8);
   for (int i = 0; i < 8; ++i) ids.push_back(Submit(cluster, "work", "t" + std::to_string(i)));
   ASSERT_TRUE(
       WaitUntil([&] { return cluster.WorkerRecord("first").value("in_flight", 0) == 3; }, 20s))
