@@ -24,6 +24,10 @@ constexpr int64_t kMaxHeartbeatMs = 3'600'000;
 constexpr uint32_t kMaxLiveness = 100;
 // After a failed send of results, try again this soon.
 constexpr Duration kResendDelay = Ms(50);
+// A sent result counts as delivered once the broker is heard this long after the send (or a
+// heartbeat interval, if shorter): a message the broker sent before it lost our result cannot
+// arrive that late on a connection that broke.
+constexpr Duration kMaxConfirmDelay = Seconds(5);
 
 bool IsGeneric(std::string_view service) {
   return service == "gpu-worker" || service == "cpu-worker" || service == "processing";
@@ -167,24 +171,30 @@ void Session::RequeueUnconfirmed() {
     undelivered_.push_front(std::move(it->result));
   }
   unconfirmed_.clear();
+  unconfirmed_bytes_ = 0;
 }
 
-void Session::ConfirmDelivered(Time now) {
-  // The broker answered a heartbeat interval after the send: the connection carried the result.
-  auto delivered = [&](const Sent& s) { return s.at + heartbeat_ <= now; };
-  for (const Sent& s : unconfirmed_) {
-    if (!delivered(s)) continue;
-    auto it = in_flight_.find({s.result.task_id, s.result.attempt});
+void Session::ConfirmDelivered(std::optional<Time> heard) {
+  const Duration margin = std::min(heartbeat_, kMaxConfirmDelay);
+  size_t confirmed = 0;
+  while (confirmed < unconfirmed_.size() &&
+         ((heard && unconfirmed_[confirmed].at + margin <= *heard) ||
+          unconfirmed_bytes_ > options_.max_unconfirmed_bytes)) {
+    // Sent in order, so the oldest come first.
+    const proto::TaskResult& r = unconfirmed_[confirmed].result;
+    auto it = in_flight_.find({r.task_id, r.attempt});
     if (it != in_flight_.end() && !it->second.running) in_flight_.erase(it);
+    unconfirmed_bytes_ -= std::min(unconfirmed_bytes_, r.result.size() + r.error.size());
+    ++confirmed;
   }
-  unconfirmed_.erase(std::remove_if(unconfirmed_.begin(), unconfirmed_.end(), delivered),
-                     unconfirmed_.end());
+  unconfirmed_.erase(unconfirmed_.begin(),
+                     unconfirmed_.begin() + static_cast<std::ptrdiff_t>(confirmed));
 }
 
 void Session::OnMessage(Time now, Command command, const std::vector<std::string_view>& bodies) {
   if (finished_) return;
   last_heard_ = now;
-  ConfirmDelivered(now);
+  ConfirmDelivered(now);  // the broker was heard now
   std::string_view first = bodies.empty() ? std::string_view() : bodies[0];
   switch (command) {
     case Command::kWelcome:
@@ -335,10 +345,12 @@ void Session::FlushResults(Time now) {
     for (size_t i = 0; i < n; ++i) m.Add(undelivered_[i]);
     if (!Send(now, m)) return;  // kept; OnTick tries again
     for (size_t i = 0; i < n; ++i) {
+      unconfirmed_bytes_ += undelivered_.front().result.size() + undelivered_.front().error.size();
       unconfirmed_.push_back({std::move(undelivered_.front()), now});
       undelivered_.pop_front();
     }
   }
+  ConfirmDelivered(std::nullopt);  // keeps what is held within the memory budget
 }
 
 void Session::SendHeartbeat(Time now) {

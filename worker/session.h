@@ -13,8 +13,9 @@
 //   that time, closes the connection and reconnects after an exponential back-off with jitter;
 //   a DISCONNECT{reconnect} registers again on the same connection.
 // - Results: kept until sent on a registered connection, and after sending until the broker has
-//   been heard from a heartbeat interval later. A result sent into a connection that then turned
-//   out dead is sent again after the next WELCOME (the broker ignores a second copy).
+//   been heard from a heartbeat interval (at most 5 s) later, within a memory budget. A result sent
+//   into a connection that then turned out dead is sent again after the next WELCOME (the broker
+//   ignores a second copy).
 // - Manifest: MANIFEST is sent whenever the monitor's manifest differs from what the broker was
 //   last told; in-flight work is untouched.
 // - Drain (first signal, or DRAIN from the broker): no new work is asked for; running tasks get
@@ -62,6 +63,9 @@ struct SessionOptions {
   Duration first_probe_wait = Seconds(3);
   // Handler for generic services (gpu-worker, cpu-worker, processing) not listed as services.
   std::shared_ptr<Handler> generic_handler;
+  // Sent results kept in case the connection they went into was dead: beyond this many bytes the
+  // oldest count as delivered.
+  size_t max_unconfirmed_bytes = 64u << 20;
   proto::Limits limits;
 };
 
@@ -130,7 +134,9 @@ class Session {
   void ResetConnection(Time now, std::string_view why);
   void ScheduleReconnect(Time now, std::string_view why);
   void RequeueUnconfirmed();
-  void ConfirmDelivered(Time now);
+  // Drops sent results that were surely delivered (the broker was heard at `heard`, long enough
+  // after the send), and the oldest beyond the memory budget.
+  void ConfirmDelivered(std::optional<Time> heard);
   void OnWelcome(Time now, std::string_view body);
   void OnTask(Time now, proto::TaskAssignment task);
   void OnDisconnect(Time now, std::string_view body);
@@ -171,6 +177,7 @@ class Session {
   std::map<AttemptKey, InFlight> in_flight_;
   std::deque<proto::TaskResult> undelivered_;
   std::vector<Sent> unconfirmed_;
+  size_t unconfirmed_bytes_ = 0;
 };
 
 }  // namespace rma::worker

@@ -407,6 +407,25 @@ TEST_F(SessionTest, AResultTheBrokerSurelyHasIsNotSentAgain) {
   EXPECT_EQ(io_.Results().size(), 1u);
 }
 
+TEST_F(SessionTest, SentResultsAreKeptWithinAMemoryBudget) {
+  options_.max_unconfirmed_bytes = 5;
+  Register();
+  SendTask(1);
+  SendTask(2);
+  Finish(1);  // "r1": 2 bytes
+  Finish(2);  // "r2": 2 bytes
+  EXPECT_EQ(session_->held_results(), 2u);
+  SendTask(3);
+  Finish(3);  // 6 bytes held: over the budget, the oldest counts as delivered
+  EXPECT_EQ(session_->held_results(), 2u);
+  LoseBroker();
+  Reconnect();
+  proto::Ready ready = io_.LastReady();
+  ASSERT_EQ(ready.running.size(), 2u);
+  EXPECT_EQ(ready.running[0].task_id, TaskId(2));
+  EXPECT_EQ(ready.running[1].task_id, TaskId(3));
+}
+
 TEST_F(SessionTest, DisconnectWithReconnectRegistersAgainOncePerBurst) {
   Register();
   SendTask(1);
