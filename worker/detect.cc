@@ -1,6 +1,7 @@
 // See detect.h.
 #include "worker/detect.h"
 
+#include <spdlog/spdlog.h>
 #include <sys/statvfs.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -8,19 +9,23 @@
 #include <charconv>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <thread>
 
 namespace rma::worker {
 
 namespace {
 
+// /proc files are small, but a bound costs nothing: 4 MiB covers /proc/cpuinfo of a 1000-core box.
 std::string ReadFile(const char* path) {
-  std::ifstream in(path);
-  if (!in) return {};
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
+  constexpr size_t kMaxBytes = 4u << 20;
+  std::ifstream in(path, std::ios::binary);
+  std::string out;
+  char buf[16 * 1024];
+  while (in && out.size() < kMaxBytes) {
+    in.read(buf, sizeof buf);
+    out.append(buf, static_cast<size_t>(in.gcount()));
+  }
+  return out;
 }
 
 std::string_view Trim(std::string_view s) {
@@ -66,12 +71,20 @@ std::optional<MemInfo> ParseMeminfo(std::string_view text) {
   // Kernels before 3.14 have no MemAvailable: MemFree is the closest honest figure.
   auto avail = KbField(text, "MemAvailable");
   if (!avail) avail = KbField(text, "MemFree");
-  m.available_gb = avail.value_or(0);
+  m.available_gb = std::min(avail.value_or(0), m.total_gb);
   return m;
 }
 
 std::string ParseCpuModel(std::string_view text) {
-  for (std::string_view key : {"model name", "Model", "Hardware", "cpu model"}) {
+  auto board = Field(text, "Model");
+  auto processor = Field(text, "model name");
+  if (board && !board->empty()) {
+    if (processor && !processor->empty() && *processor != *board) {
+      return std::string(*board) + " (" + std::string(*processor) + ")";
+    }
+    return std::string(*board);
+  }
+  for (std::string_view key : {"model name", "Hardware", "cpu model"}) {
     if (auto v = Field(text, key); v && !v->empty()) return std::string(*v);
   }
   return "unknown";
@@ -79,19 +92,17 @@ std::string ParseCpuModel(std::string_view text) {
 
 std::optional<double> ParseLoadavg(std::string_view text) {
   text = Trim(text);
-  size_t space = text.find(' ');
-  std::string first(text.substr(0, space));
-  try {
-    size_t used = 0;
-    double v = std::stod(first, &used);
-    if (used == 0) return std::nullopt;
-    return v;
-  } catch (const std::exception&) {
+  std::string_view first = text.substr(0, text.find(' '));
+  double v = 0;
+  auto [ptr, ec] = std::from_chars(first.data(), first.data() + first.size(), v);
+  if (first.empty() || ec != std::errc() || ptr != first.data() + first.size() || !(v >= 0)) {
     return std::nullopt;
   }
+  return v;
 }
 
-proto::Capabilities DetectCapabilities(const std::string& data_dir) {
+proto::Capabilities DetectCapabilities(const std::string& data_dir, GpuSource* gpus,
+                                       std::vector<GpuInfo>* found) {
   proto::Capabilities c;
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
   c.cpu_cores =
@@ -118,6 +129,16 @@ proto::Capabilities DetectCapabilities(const std::string& data_dir) {
   if (uname(&u) == 0) {
     c.os = std::string(u.sysname) + " " + u.release;
     c.arch = u.machine;
+  }
+  if (gpus != nullptr) {
+    auto list = gpus->Query();
+    if (list.ok()) {
+      ApplyGpus(*list, &c);
+      if (found != nullptr) *found = *list;
+    } else {
+      spdlog::warn("GPU query through {} failed: {}; reporting no GPU", gpus->name(),
+                   list.status().message());
+    }
   }
   return c;
 }
@@ -161,16 +182,53 @@ Result<proto::Capabilities> SimulatedCapabilities(std::string_view kind) {
   return c;
 }
 
-double LoadPerCore() {
-  auto load = ParseLoadavg(ReadFile("/proc/loadavg"));
-  long cores = sysconf(_SC_NPROCESSORS_ONLN);
-  if (!load || cores <= 0) return 0;
-  return *load / static_cast<double>(cores);
+namespace {
+
+class SystemSampler final : public Sampler {
+ public:
+  explicit SystemSampler(std::shared_ptr<GpuSource> gpus) : gpus_(std::move(gpus)) {}
+  Readings Sample() override {
+    Readings r;
+    auto load = ParseLoadavg(ReadFile("/proc/loadavg"));
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (load && cores > 0) r.load = *load / static_cast<double>(cores);
+    if (auto m = ParseMeminfo(ReadFile("/proc/meminfo"))) r.ram_available_gb = m->available_gb;
+    if (gpus_) {
+      auto list = gpus_->Query();
+      if (list.ok()) {
+        r.gpu_util = MeanUtilization(*list);
+        gpu_warned_ = false;
+      } else if (!gpu_warned_) {
+        spdlog::warn("GPU utilisation through {} unavailable: {}", gpus_->name(),
+                     list.status().message());
+        gpu_warned_ = true;  // once per outage, not every interval
+      }
+    }
+    return r;
+  }
+
+ private:
+  std::shared_ptr<GpuSource> gpus_;
+  bool gpu_warned_ = false;
+};
+
+class FixedSampler final : public Sampler {
+ public:
+  explicit FixedSampler(Readings r) : readings_(r) {}
+  Readings Sample() override { return readings_; }
+
+ private:
+  Readings readings_;
+};
+
+}  // namespace
+
+std::unique_ptr<Sampler> MakeSystemSampler(std::shared_ptr<GpuSource> gpus) {
+  return std::make_unique<SystemSampler>(std::move(gpus));
 }
 
-double AvailableRamGb() {
-  auto m = ParseMeminfo(ReadFile("/proc/meminfo"));
-  return m ? m->available_gb : 0;
+std::unique_ptr<Sampler> MakeFixedSampler(Readings readings) {
+  return std::make_unique<FixedSampler>(readings);
 }
 
 }  // namespace rma::worker

@@ -1,4 +1,8 @@
-// The exec handler: runs a command with the payload on stdin (issue 4 completes it).
+// The exec handler: runs `/bin/sh -c COMMAND` for each task with the payload on stdin and returns
+// its stdout (see subprocess.h for how the child is started, bounded and killed). A non-zero exit
+// is a task error carrying the tail of stderr; cancel and timeout kill the whole process group.
+// The command also finds the task in its environment: RMA_TASK_ID, RMA_ATTEMPT, RMA_SERVICE and
+// RMA_CONTENT_TYPE (the payload's content type).
 #pragma once
 
 #include <memory>
@@ -8,5 +12,9 @@
 #include "worker/handler.h"
 
 namespace rma::worker {
-Result<std::shared_ptr<Handler>> MakeExecHandler(const std::string& command);
-}
+
+// InvalidArgument for an empty command or one with a NUL byte.
+Result<std::shared_ptr<Handler>> MakeExecHandler(const std::string& command,
+                                                 const HandlerOptions& options);
+
+}  // namespace rma::worker

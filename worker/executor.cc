@@ -9,6 +9,11 @@
 
 namespace rma::worker {
 
+namespace {
+// Task errors are for people; the broker refuses strings past its limit (64 KiB by default).
+constexpr size_t kMaxErrorBytes = 8 * 1024;
+}  // namespace
+
 Executor::Executor(size_t threads) : wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
   RMA_CHECK(wake_fd_ >= 0) << "eventfd failed";
   for (size_t i = 0; i < std::max<size_t>(threads, 1); ++i)
@@ -46,10 +51,13 @@ proto::TaskResult Executor::RunOne(Job& job) {
   r.attempt = job.task.attempt;
   auto start = std::chrono::steady_clock::now();
   Result<HandlerOutput> out = Status::Internal("handler did not run");
-  try {
-    out = job.handler->Run(job.task, *job.cancel);
-  } catch (const std::exception& e) {
-    out = Status::Internal(std::string("handler threw: ") + e.what());
+  // Cancelled while queued (a drain ran out of time, the broker gave up): do not start it.
+  if (!job.cancel->cancelled()) {
+    try {
+      out = job.handler->Run(job.task, *job.cancel);
+    } catch (const std::exception& e) {
+      out = Status::Internal(std::string("handler threw: ") + e.what());
+    }
   }
   r.run_ms = static_cast<uint32_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                        std::chrono::steady_clock::now() - start)
@@ -64,9 +72,10 @@ proto::TaskResult Executor::RunOne(Job& job) {
     r.http_status = out->http_status;
   } else {
     r.outcome = proto::Outcome::kError;
-    r.error = out.status().message();
-    // Bad input will fail again however often it is retried.
-    r.retryable = out.status().code() != StatusCode::kInvalidArgument;
+    r.error = PrintableTail(std::string_view(out.status().message()).substr(0, kMaxErrorBytes),
+                            kMaxErrorBytes);
+    // Bad input or too much output will fail again however often it is retried.
+    r.retryable = IsRetryable(out.status().code());
   }
   return r;
 }

@@ -1,59 +1,102 @@
-// rma-worker: the agent a volunteer runs. Parses flags and environment, detects the machine (or
-// declares a simulated one), builds the service handlers and runs the Agent until it has drained
-// after SIGTERM/SIGINT.
+// rma-worker: the agent a volunteer runs. Parses flags, RMA_* environment variables and the JSON
+// config file (flags and environment win over the file), detects the machine (or declares a
+// simulated one), builds the service handlers and runs the Agent until it has drained after
+// SIGTERM/SIGINT. Exit codes: 0 after a drain, 1 when a runtime error stopped it, 2 for bad
+// configuration, 3 when the broker refused the worker (restarting cannot help either way).
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <csignal>
+#include <map>
 
 #include "common/log.h"
 #include "common/signals.h"
 #include "common/version.h"
 #include "worker/agent.h"
+#include "worker/config.h"
 #include "worker/detect.h"
+#include "worker/gpu.h"
 #include "worker/identity.h"
 
+namespace {
+
+using namespace rma;
+using namespace rma::worker;
+
+// Applies a config-file value to a flag that was given neither on the command line nor in the
+// environment.
+template <typename T, typename U>
+void FromFile(CLI::App& app, const char* flag, const std::optional<U>& file_value, T* target) {
+  if (file_value && app.get_option(flag)->count() == 0) *target = static_cast<T>(*file_value);
+}
+
+std::string GpuLine(const std::vector<GpuInfo>& gpus, const GpuSource* source) {
+  if (source == nullptr) return "GPU: none (no NVIDIA driver library, no nvidia-smi)";
+  if (gpus.empty()) return "GPU: none (" + std::string(source->name()) + " reports no device)";
+  std::string line = "GPU (via " + std::string(source->name()) + "):";
+  for (size_t i = 0; i < gpus.size(); ++i) {
+    line += fmt::format(" [{}] {} {:.1f} GB, {:.0f}% busy", i, gpus[i].name, gpus[i].memory_gb,
+                        gpus[i].utilization * 100);
+  }
+  return line;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-  using namespace rma;
-  using namespace rma::worker;
   AgentOptions options;
-  std::vector<std::string> service_specs;
+  SessionOptions& session = options.session;
+  std::string config_path;
+  std::vector<std::string> service_flags;
+  std::vector<std::string> label_flags;
   std::string data_dir = DefaultDataDir();
   std::string simulate;
+  std::string worker_type;
   std::string generic_spec = "builtin:echo";
   std::string log_level = "info";
   int64_t heartbeat_ms = 5000;
   int64_t drain_grace_ms = 30000;
+  int64_t health_interval_ms = 5000;
+  int64_t health_timeout_ms = 2000;
+  uint32_t health_failures = 2;
+  int64_t connect_timeout_ms = 2000;
+  int64_t max_output_bytes = 16 << 20;
 
   CLI::App app{"rma-worker: offer this machine's hardware and services to an rma compute pool"};
   app.set_version_flag("--version", std::string(kVersion));
+  app.add_option("--config", config_path, "JSON configuration file (flags win over it)")
+      ->envname("RMA_CONFIG");
   app.add_option("--broker", options.broker, "broker worker endpoint")
       ->envname("RMA_BROKER")
       ->capture_default_str();
-  app.add_option("--service", service_specs,
+  app.add_option("--service", service_flags,
                  "NAME=HANDLER, repeatable; HANDLER is builtin:echo|sleep|fail, "
-                 "http://HOST:PORT[/health] or "
-                 "exec:COMMAND")
-      ->envname("RMA_SERVICES")
-      ->delimiter(',');
-  app.add_option("--slots", options.slots, "tasks run at once")
+                 "http://HOST:PORT[/BASE][#/HEALTH] or exec:COMMAND (environment: RMA_SERVICES, "
+                 "entries separated by commas)");
+  app.add_option("--slots", session.slots, "tasks run at once")
       ->envname("RMA_SLOTS")
       ->capture_default_str()
       ->check(CLI::Range(1, 4096));
-  app.add_option("--name", options.name, "human name shown on the dashboard (default: host name)")
+  app.add_option("--name", session.name, "human name shown on the dashboard (default: host name)")
       ->envname("RMA_NAME");
-  app.add_option("--worker-id", options.worker_id, "identity (default: kept in --data-dir)")
+  app.add_option("--worker-id", session.worker_id, "identity (default: kept in --data-dir)")
       ->envname("RMA_WORKER_ID");
   app.add_option("--data-dir", data_dir, "where the identity is kept")
       ->envname("RMA_DATA_DIR")
       ->capture_default_str();
-  app.add_option("--token", options.token, "worker token the broker expects")
+  app.add_option("--token", session.token, "worker token the broker expects")
       ->envname("RMA_WORKER_TOKEN");
   app.add_option("--simulate", simulate,
                  "declare simulated gpu|cpu|storage hardware (broker needs --allow-simulated)")
       ->envname("RMA_SIMULATE")
       ->check(CLI::IsMember({"gpu", "cpu", "storage"}));
+  app.add_option("--worker-type", worker_type,
+                 "declare the worker gpu|cpu|storage (the broker still checks the hardware)")
+      ->envname("RMA_WORKER_TYPE")
+      ->check(CLI::IsMember({"gpu", "cpu", "storage"}));
+  app.add_option("--label", label_flags, "KEY=VALUE shown with the worker, repeatable");
   app.add_option("--generic", generic_spec,
                  "handler for generic work (gpu-worker, cpu-worker, processing)")
       ->envname("RMA_GENERIC")
@@ -61,88 +104,185 @@ int main(int argc, char** argv) {
   app.add_option("--heartbeat-ms", heartbeat_ms, "heartbeat interval until the broker sets its own")
       ->envname("RMA_HEARTBEAT_MS")
       ->capture_default_str()
-      ->check(CLI::Range(int64_t{1}, int64_t{3600000}));
+      ->check(CLI::Range(int64_t{10}, int64_t{3600000}));
   app.add_option("--drain-grace-ms", drain_grace_ms,
                  "on SIGTERM, how long in-flight tasks may finish")
       ->envname("RMA_DRAIN_GRACE_MS")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(int64_t{0}, int64_t{86400000}));
+  app.add_option("--health-interval-ms", health_interval_ms, "how often http services are probed")
+      ->envname("RMA_HEALTH_INTERVAL_MS")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{10}, int64_t{3600000}));
+  app.add_option("--health-timeout-ms", health_timeout_ms, "how long one health probe may take")
+      ->envname("RMA_HEALTH_TIMEOUT_MS")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{600000}));
+  app.add_option("--health-failures", health_failures,
+                 "failed probes in a row before a service is withdrawn")
+      ->envname("RMA_HEALTH_FAILURES")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100));
+  app.add_option("--connect-timeout-ms", connect_timeout_ms,
+                 "how long connecting to an http backend may take")
+      ->envname("RMA_CONNECT_TIMEOUT_MS")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{600000}));
+  app.add_option("--max-output-bytes", max_output_bytes,
+                 "largest result a handler may return (backend body, command stdout)")
+      ->envname("RMA_MAX_OUTPUT_BYTES")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->envname("RMA_LOG_LEVEL")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
+  WorkerConfig file;
+  if (!config_path.empty()) {
+    auto loaded = LoadWorkerConfig(config_path);
+    if (!loaded.ok()) {
+      std::fprintf(stderr, "rma-worker: %s\n", loaded.status().message().c_str());
+      return 2;
+    }
+    file = std::move(*loaded);
+  }
+  FromFile(app, "--log-level", file.log_level, &log_level);
   if (Status s = SetUpLogging("worker", log_level); !s.ok()) {
     std::fprintf(stderr, "rma-worker: %s\n", s.message().c_str());
     return 2;
   }
+  FromFile(app, "--broker", file.broker, &options.broker);
+  FromFile(app, "--slots", file.slots, &session.slots);
+  FromFile(app, "--name", file.name, &session.name);
+  FromFile(app, "--worker-id", file.worker_id, &session.worker_id);
+  FromFile(app, "--data-dir", file.data_dir, &data_dir);
+  FromFile(app, "--token", file.token, &session.token);
+  FromFile(app, "--simulate", file.simulate, &simulate);
+  FromFile(app, "--worker-type", file.worker_type, &worker_type);
+  FromFile(app, "--generic", file.generic, &generic_spec);
+  FromFile(app, "--heartbeat-ms", file.heartbeat_ms, &heartbeat_ms);
+  FromFile(app, "--drain-grace-ms", file.drain_grace_ms, &drain_grace_ms);
+  FromFile(app, "--health-interval-ms", file.health_interval_ms, &health_interval_ms);
+  FromFile(app, "--health-timeout-ms", file.health_timeout_ms, &health_timeout_ms);
+  FromFile(app, "--health-failures", file.health_failures, &health_failures);
+  FromFile(app, "--connect-timeout-ms", file.connect_timeout_ms, &connect_timeout_ms);
+  FromFile(app, "--max-output-bytes", file.max_output_bytes, &max_output_bytes);
+
+  // Services: the file's, then RMA_SERVICES or --service (a later definition of a name wins).
+  std::vector<ServiceConfig> services = file.services;
+  if (service_flags.empty()) {
+    if (const char* env = std::getenv("RMA_SERVICES"); env != nullptr && *env != '\0') {
+      service_flags = SplitServiceList(env);
+    }
+  }
+  for (const std::string& flag : service_flags) {
+    auto parsed = ParseServiceFlag(flag);
+    if (!parsed.ok()) {
+      spdlog::error("--service {}", parsed.status().message());
+      return 2;
+    }
+    auto same = std::find_if(services.begin(), services.end(),
+                             [&](const ServiceConfig& s) { return s.name == parsed->name; });
+    if (same != services.end()) {
+      *same = std::move(*parsed);
+    } else {
+      services.push_back(std::move(*parsed));
+    }
+  }
+  std::map<std::string, std::string> labels = file.labels;
+  for (const std::string& flag : label_flags) {
+    auto label = ParseLabel(flag);
+    if (!label.ok()) {
+      spdlog::error("--label {}", label.status().message());
+      return 2;
+    }
+    labels[label->first] = label->second;
+  }
+
   auto signals = SignalWatcher::Create({SIGINT, SIGTERM});
   if (!signals.ok()) {
     spdlog::error("{}", signals.status().ToString());
     return 1;
   }
+  // A peer that goes away mid-write (a backend, a command's stdin) is an error to handle, not a
+  // reason to die.
   std::signal(SIGPIPE, SIG_IGN);
 
-  if (options.worker_id.empty()) {
+  if (session.worker_id.empty()) {
     auto id = LoadOrCreateWorkerId(data_dir);
     if (!id.ok()) {
       spdlog::error("{}", id.status().message());
       return 1;
     }
-    options.worker_id = *id;
+    session.worker_id = *id;
   }
-  if (options.name.empty()) {
+  if (session.name.empty()) {
     char host[256] = {};
     gethostname(host, sizeof host - 1);
-    options.name = host;
+    session.name = host;
   }
+
+  std::shared_ptr<GpuSource> gpu_source;
   if (!simulate.empty()) {
     auto caps = SimulatedCapabilities(simulate);
     if (!caps.ok()) {
       spdlog::error("{}", caps.status().message());
       return 2;
     }
-    options.capabilities = *caps;
-    options.simulated = true;
+    session.capabilities = *caps;
+    session.simulated = true;
+    options.sampler = MakeFixedSampler(Readings{0, caps->ram_available_gb, 0});
   } else {
-    options.capabilities = DetectCapabilities(data_dir);
+    gpu_source = FindGpuSource();
+    std::vector<GpuInfo> gpus;
+    session.capabilities = DetectCapabilities(data_dir, gpu_source.get(), &gpus);
+    spdlog::info("{}", GpuLine(gpus, gpu_source.get()));
+    options.sampler = MakeSystemSampler(gpu_source);
   }
-  const proto::Capabilities& c = options.capabilities;
+  if (!worker_type.empty()) session.capabilities.worker_type = worker_type;
+  session.capabilities.labels = labels;
+  const proto::Capabilities& c = session.capabilities;
   spdlog::info(
-      "{}: {} cores ({}), {:.1f} GB RAM ({:.1f} available), {:.0f} GB disk ({:.0f} free), {}, {}",
-      options.simulated ? "declared (simulated)" : "detected", c.cpu_cores, c.cpu_model, c.ram_gb,
-      c.ram_available_gb, c.disk_gb, c.disk_free_gb, c.has_gpu ? c.gpu_type : "no GPU",
-      c.os + " " + c.arch);
+      "{}: {} cores ({}), {:.1f} GB RAM ({:.1f} available), {:.0f} GB disk ({:.0f} free) under "
+      "{}, {} {}{}",
+      session.simulated ? "declared (simulated)" : "detected", c.cpu_cores, c.cpu_model, c.ram_gb,
+      c.ram_available_gb, c.disk_gb, c.disk_free_gb, data_dir, c.os, c.arch,
+      c.has_gpu ? fmt::format(", {} x {} ({:.1f} GB)", c.gpu_count, c.gpu_type, c.gpu_memory_gb)
+                : ", no GPU");
 
-  std::vector<ServiceBinding> services;
-  for (const std::string& spec : service_specs) {
-    size_t eq = spec.find('=');
-    if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
-      spdlog::error("--service '{}' must be NAME=HANDLER", spec);
-      return 2;
-    }
-    std::string name = spec.substr(0, eq);
-    auto handler = MakeHandler(spec.substr(eq + 1));
+  HandlerOptions defaults;
+  defaults.connect_timeout = Ms(connect_timeout_ms);
+  defaults.health_timeout = Ms(health_timeout_ms);
+  defaults.max_output_bytes = static_cast<size_t>(max_output_bytes);
+  std::vector<ServiceBinding> bindings;
+  for (const ServiceConfig& s : services) {
+    auto handler = MakeHandler(s.handler, s.Resolve(defaults));
     if (!handler.ok()) {
-      spdlog::error("--service {}: {}", name, handler.status().message());
+      spdlog::error("service {}: {}", s.name, handler.status().message());
       return 2;
     }
-    services.push_back({name, spec.substr(eq + 1), *handler, true});
+    bindings.push_back({s.name, s.handler, *handler});
   }
-  auto generic = MakeHandler(generic_spec);
+  auto generic = MakeHandler(generic_spec, defaults);
   if (!generic.ok()) {
     spdlog::error("--generic: {}", generic.status().message());
     return 2;
   }
-  options.generic_handler = *generic;
-  options.heartbeat = Ms(heartbeat_ms);
-  options.drain_grace = Ms(drain_grace_ms);
+  session.generic_handler = *generic;
+  session.heartbeat = Ms(heartbeat_ms);
+  session.drain_grace = Ms(drain_grace_ms);
+  session.first_probe_wait = Ms(std::max<int64_t>(health_timeout_ms, connect_timeout_ms) + 500);
+  options.monitor.interval = Ms(health_interval_ms);
+  options.monitor.failures_to_withdraw = health_failures;
 
   SystemClock clock;
-  Agent agent(std::move(options), std::move(services), &clock);
+  Agent agent(std::move(options), bindings, &clock);
   Status s = agent.Run(*signals);
   if (!s.ok()) {
     spdlog::error("{}", s.ToString());
+    if (s.code() == StatusCode::kPermissionDenied) return 3;
+    if (s.code() == StatusCode::kInvalidArgument) return 2;
     return 1;
   }
   return 0;

@@ -1,0 +1,130 @@
+// See monitor.h.
+#include "worker/monitor.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+namespace rma::worker {
+
+ManifestTracker::ManifestTracker(const std::vector<ServiceBinding>& services,
+                                 uint32_t failures_to_withdraw)
+    : failures_to_withdraw_(std::max<uint32_t>(1, failures_to_withdraw)) {
+  for (const ServiceBinding& s : services) {
+    Entry e;
+    e.name = s.name;
+    e.kind = std::string(s.handler->kind());
+    e.probed = s.handler->probed();
+    entries_.push_back(std::move(e));
+  }
+}
+
+std::optional<std::string> ManifestTracker::Observe(size_t index, const Status& result) {
+  Entry& e = entries_[index];
+  if (!e.probed) return std::nullopt;
+  if (result.ok()) {
+    e.failures = 0;
+    if (e.up) return std::nullopt;
+    e.up = true;
+    e.reported = false;
+    return "service '" + e.name + "' answers its health probe: advertised";
+  }
+  ++e.failures;
+  if (e.up && e.failures >= failures_to_withdraw_) {
+    e.up = false;
+    e.reported = true;
+    return "service '" + e.name + "' failed " + std::to_string(e.failures) +
+           " health probe(s) in a row (" + result.message() + "): withdrawn";
+  }
+  if (!e.up && !e.reported) {
+    e.reported = true;
+    return "service '" + e.name + "' does not answer its health probe (" + result.message() +
+           "): not advertised until it does";
+  }
+  return std::nullopt;
+}
+
+std::vector<proto::ServiceInfo> ManifestTracker::Advertised() const {
+  std::vector<proto::ServiceInfo> out;
+  for (const Entry& e : entries_) {
+    if (!e.probed || e.up) out.push_back({e.name, e.kind});
+  }
+  return out;
+}
+
+Monitor::Monitor(std::vector<ServiceBinding> services, MonitorOptions options,
+                 std::unique_ptr<Sampler> sampler)
+    : services_(std::move(services)),
+      options_(options),
+      sampler_(std::move(sampler)),
+      tracker_(services_, options_.failures_to_withdraw),
+      wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+  RMA_CHECK(wake_fd_ >= 0) << "eventfd failed";
+  for (size_t i = 0; i < tracker_.size(); ++i) has_probes_ = has_probes_ || tracker_.probed(i);
+  snapshot_.manifest = tracker_.Advertised();
+  snapshot_.probed = !has_probes_;
+}
+
+Monitor::~Monitor() {
+  Stop();
+  close(wake_fd_);
+}
+
+void Monitor::Start() {
+  RMA_CHECK(!thread_.joinable()) << "Monitor started twice";
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void Monitor::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+MonitorSnapshot Monitor::Take() {
+  uint64_t drained = 0;
+  (void)!read(wake_fd_, &drained, sizeof drained);
+  std::lock_guard<std::mutex> lock(mu_);
+  return snapshot_;
+}
+
+void Monitor::RunRound() {
+  for (size_t i = 0; i < services_.size(); ++i) {
+    if (!tracker_.probed(i)) continue;
+    {
+      // Each probe may take its timeout: do not make Stop() wait for the rest of the round.
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) return;
+    }
+    Status health = services_[i].handler->CheckHealth();
+    if (auto change = tracker_.Observe(i, health)) {
+      if (health.ok()) {
+        spdlog::info("{}", *change);
+      } else {
+        spdlog::warn("{}", *change);
+      }
+    }
+  }
+  Readings readings = sampler_ ? sampler_->Sample() : Readings{};
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    snapshot_.manifest = tracker_.Advertised();
+    snapshot_.readings = readings;
+    snapshot_.probed = true;
+  }
+  uint64_t one = 1;
+  (void)!write(wake_fd_, &one, sizeof one);
+}
+
+void Monitor::Loop() {
+  for (;;) {
+    RunRound();
+    std::unique_lock<std::mutex> lock(mu_);
+    if (cv_.wait_for(lock, options_.interval, [&] { return stopping_; })) return;
+  }
+}
+
+}  // namespace rma::worker

@@ -1,0 +1,183 @@
+// Session: the worker's side of the protocol (docs/protocol.md) as a state machine without I/O.
+//
+// Events go in with the current time — messages from the broker, finished results, monitor
+// snapshots, signals, timer ticks — and the session acts through SessionIo: connect, send, close,
+// run a task. The Agent implements SessionIo with a ZeroMQ DEALER socket and the Executor; tests
+// implement it with a recorder and drive the session with a FakeClock. Single-threaded: the
+// control thread owns it.
+//
+// What it guarantees:
+// - Registration: READY carries the manifest and every attempt the worker still holds (running,
+//   or finished with the result not yet known to be delivered), so leases survive reconnects.
+// - Liveness: no traffic from the broker for `liveness` heartbeat intervals, or no WELCOME in
+//   that time, closes the connection and reconnects after an exponential back-off with jitter;
+//   a DISCONNECT{reconnect} registers again on the same connection.
+// - Results: kept until sent on a registered connection, and after sending until the broker has
+//   been heard from a heartbeat interval (at most 5 s) later, within a memory budget. A result sent
+//   into a connection that then turned out dead is sent again after the next WELCOME (the broker
+//   ignores a second copy).
+// - Manifest: MANIFEST is sent whenever the monitor's manifest differs from what the broker was
+//   last told; in-flight work is untouched.
+// - Drain (first signal, or DRAIN from the broker): no new work is asked for; running tasks get
+//   `drain_grace` to finish, then are cancelled (their "cancelled" results make the broker run
+//   them elsewhere); once nothing runs and every result is sent, DISCONNECT and finish with Ok.
+//   A second signal cancels everything and finishes at once.
+#pragma once
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "schemas/codec.h"
+#include "schemas/frames.h"
+#include "worker/detect.h"
+#include "worker/handler.h"
+#include "worker/monitor.h"
+
+namespace rma::worker {
+
+struct SessionOptions {
+  std::string broker;  // for log lines only
+  std::string worker_id;
+  std::string name;
+  std::string token;
+  uint32_t slots = 1;
+  bool simulated = false;
+  proto::Capabilities capabilities;
+  // Used until WELCOME carries the broker's interval and liveness.
+  Duration heartbeat = Seconds(5);
+  uint32_t liveness = 3;
+  Duration reconnect_min = Ms(250);
+  Duration reconnect_max = Seconds(30);
+  // After a SIGTERM/SIGINT or a DRAIN, in-flight tasks get this long before they are cancelled.
+  Duration drain_grace = Seconds(30);
+  // How long the first READY waits for the first round of health probes.
+  Duration first_probe_wait = Seconds(3);
+  // Handler for generic services (gpu-worker, cpu-worker, processing) not listed as services.
+  std::shared_ptr<Handler> generic_handler;
+  // Sent results kept in case the connection they went into was dead: beyond this many bytes the
+  // oldest count as delivered.
+  size_t max_unconfirmed_bytes = 64u << 20;
+  proto::Limits limits;
+};
+
+// What the session asks of the outside world.
+class SessionIo {
+ public:
+  virtual ~SessionIo() = default;
+  // Opens a new connection to the broker (replacing any current one). InvalidArgument when the
+  // endpoint can never work; other errors are retried with back-off.
+  virtual Status Connect() = 0;
+  // Closes the connection; queued messages get up to `linger` to leave.
+  virtual void Close(Duration linger) = 0;
+  virtual Status Send(const proto::OutMessage& message) = 0;
+  // Runs a task; its result comes back through Session::OnResults.
+  virtual void Execute(proto::TaskAssignment task, std::shared_ptr<Handler> handler,
+                       std::shared_ptr<CancelToken> cancel) = 0;
+};
+
+class Session {
+ public:
+  Session(SessionOptions options, const std::vector<ServiceBinding>& services, SessionIo* io,
+          uint64_t seed);
+  // Cancels whatever still runs.
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // Connects at once, or once the first probe round is in (OnMonitor) or first_probe_wait passed.
+  void Start(Time now, const MonitorSnapshot& snapshot);
+  void OnMonitor(Time now, const MonitorSnapshot& snapshot);
+  void OnMessage(Time now, proto::Command command, const std::vector<std::string_view>& bodies);
+  void OnResults(Time now, std::vector<proto::TaskResult> results);
+  void OnSignal(Time now, int signal);
+  void OnTick(Time now);
+  // When OnTick next has something to do (at most a second away).
+  Time NextWakeup(Time now) const;
+
+  // Set when the agent should stop: Ok after a drain or a second signal, PermissionDenied when
+  // the broker refused this worker, InvalidArgument when the endpoint cannot work.
+  const std::optional<Status>& finished() const { return finished_; }
+
+  // Observers for tests and logs.
+  bool connected() const { return connected_; }
+  bool registered() const { return registered_; }
+  bool draining() const { return draining_; }
+  size_t running() const;
+  size_t held_results() const { return undelivered_.size() + unconfirmed_.size(); }
+  Duration heartbeat() const { return heartbeat_; }
+  uint32_t reconnects() const { return reconnects_; }
+  const std::vector<proto::ServiceInfo>& advertised() const { return advertised_; }
+
+ private:
+  using AttemptKey = std::pair<TaskId, uint32_t>;
+  struct InFlight {
+    std::shared_ptr<CancelToken> cancel;
+    bool running = true;  // false: finished, result held until delivered
+  };
+  struct Sent {
+    proto::TaskResult result;
+    Time at;
+  };
+
+  void Connect(Time now);
+  void SendReady(Time now);
+  bool Send(Time now, const proto::OutMessage& message);
+  void ResetConnection(Time now, std::string_view why);
+  void ScheduleReconnect(Time now, std::string_view why);
+  void RequeueUnconfirmed();
+  // Drops sent results that were surely delivered (the broker was heard at `heard`, long enough
+  // after the send), and the oldest beyond the memory budget.
+  void ConfirmDelivered(std::optional<Time> heard);
+  void OnWelcome(Time now, std::string_view body);
+  void OnTask(Time now, proto::TaskAssignment task);
+  void OnDisconnect(Time now, std::string_view body);
+  void MaybeSendManifest(Time now);
+  void FlushResults(Time now);
+  void SendHeartbeat(Time now);
+  void StartDrain(Time now, std::string_view why);
+  void CancelAll(const std::string& reason);
+  Duration DeadAfter() const { return heartbeat_ * liveness_; }
+
+  SessionOptions options_;
+  std::map<std::string, std::shared_ptr<Handler>> handlers_;
+  SessionIo* io_;
+  proto::Decoder decoder_;
+  std::mt19937_64 rng_;
+
+  bool connected_ = false;
+  bool registered_ = false;  // WELCOME received on the current connection
+  Duration heartbeat_;
+  uint32_t liveness_;
+  Duration backoff_;
+  uint32_t reconnects_ = 0;
+  Time last_heard_{};
+  Time last_sent_{};
+  Time ready_sent_at_{};
+  std::optional<Time> connect_at_;
+  bool awaiting_first_probe_ = false;
+
+  std::vector<proto::ServiceInfo> manifest_;    // what the monitor says may be advertised
+  std::vector<proto::ServiceInfo> advertised_;  // what the broker was last told
+  Readings readings_;
+
+  bool draining_ = false;
+  std::optional<Time> drain_deadline_;
+  bool told_waiting_ = false;  // logged that a drain waits for the broker
+  std::optional<Status> finished_;
+
+  std::map<AttemptKey, InFlight> in_flight_;
+  std::deque<proto::TaskResult> undelivered_;
+  std::vector<Sent> unconfirmed_;
+  size_t unconfirmed_bytes_ = 0;
+};
+
+}  // namespace rma::worker
