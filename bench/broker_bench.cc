@@ -235,7 +235,7 @@ std::vector<double> RunLatency(zmq::context_t& ctx, const std::string& clients, 
   submit.mode = proto::SubmitMode::kSync;
   submit.payload.assign(payload_bytes, 'x');
   for (int i = 0; i < samples; ++i) {
-    submit.ref = static_cast<uint64_t>(i + 1);
+    submit.ref = static_cast<uint64_t>(i) + 1;
     auto t0 = Clock::now();
     (void)proto::SendOne(s, {}, Command::kSubmit, submit);
     for (;;) {
@@ -386,6 +386,7 @@ int main(int argc, char** argv) {
     std::atomic<uint64_t> completed{0};
     std::atomic<bool> stop{false};
     std::vector<std::thread> threads;
+    threads.reserve(static_cast<size_t>(workers));
     for (int w = 0; w < workers; ++w) {
       threads.emplace_back([&, w] {
         EchoWorker(ctx, broker.workers, "bench-" + std::to_string(w), static_cast<uint32_t>(slots),

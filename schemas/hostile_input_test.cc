@@ -25,8 +25,8 @@ void ExpectRefusedByAll(std::string_view body) {
   Heartbeat e;
   TaskInfo f;
   Admin g;
-  for (Status s : {d.Decode(body, &a), d.Decode(body, &b), d.Decode(body, &c), d.Decode(body, &e),
-                   d.Decode(body, &f), d.Decode(body, &g)}) {
+  for (const Status& s : {d.Decode(body, &a), d.Decode(body, &b), d.Decode(body, &c),
+                          d.Decode(body, &e), d.Decode(body, &f), d.Decode(body, &g)}) {
     EXPECT_FALSE(s.ok());
     EXPECT_NE(s.code(), StatusCode::kInternal) << s.ToString();
   }

@@ -63,6 +63,7 @@ Process Process::Start(const std::string& binary, const std::vector<std::string>
   std::vector<std::string> argv_storage = {path};
   argv_storage.insert(argv_storage.end(), args.begin(), args.end());
   std::vector<char*> argv;
+  argv.reserve(argv_storage.size() + 1);
   for (std::string& a : argv_storage) argv.push_back(a.data());
   argv.push_back(nullptr);
 
@@ -72,8 +73,9 @@ Process Process::Start(const std::string& binary, const std::vector<std::string>
     std::string key = entry.substr(0, entry.find('='));
     if (env.count(key) == 0) env_storage.push_back(entry);
   }
-  for (const auto& [k, v] : env) env_storage.push_back(k + "=" + v);
+  for (const auto& [k, v] : env) env_storage.push_back(k + '=' + v);
   std::vector<char*> envp;
+  envp.reserve(env_storage.size() + 1);
   for (std::string& e : env_storage) envp.push_back(e.data());
   envp.push_back(nullptr);
 
