@@ -73,7 +73,12 @@ Process Process::Start(const std::string& binary, const std::vector<std::string>
     std::string key = entry.substr(0, entry.find('='));
     if (env.count(key) == 0) env_storage.push_back(entry);
   }
-  for (const auto& [k, v] : env) env_storage.push_back(k + '=' + v);
+  for (const auto& [k, v] : env) {
+    std::string entry = k;
+    entry += '=';
+    entry += v;
+    env_storage.push_back(std::move(entry));
+  }
   std::vector<char*> envp;
   envp.reserve(env_storage.size() + 1);
   for (std::string& e : env_storage) envp.push_back(e.data());
