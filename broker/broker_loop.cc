@@ -22,6 +22,8 @@ constexpr int kReadBudget = 512;
 constexpr size_t kMaxBatch = 256;
 // The longest the loop sleeps without checking its timers.
 constexpr int64_t kMaxPollMs = 1000;
+// How often live workers' totals go to the store (PostgreSQL mode).
+constexpr Duration kWorkerRecordInterval = Seconds(10);
 
 // Best effort: the "ref" of a client body that failed to decode, so the error can still be matched.
 uint64_t ExtractRef(proto::Decoder& decoder, std::string_view body) {
@@ -434,6 +436,27 @@ void BrokerLoop::RecordStats(Time now, bool drain) {
   std::vector<ServiceMinuteStats> rows =
       drain ? stats_recorder_.Drain(*scheduler_) : stats_recorder_.Poll(now, *scheduler_);
   if (!rows.empty()) store_->WriteStats(std::move(rows));
+  // The scheduler records a worker when its state changes; its totals and last-seen time move
+  // on between those moments.
+  if (!drain && now - workers_recorded_at_ < kWorkerRecordInterval) return;
+  workers_recorded_at_ = now;
+  for (const Scheduler::Worker& w : scheduler_->workers()) {
+    if (!w.in_use || !w.alive) continue;
+    WorkerRecord r;
+    r.worker_id = w.worker_id;
+    r.name = w.name;
+    r.tier = w.tier;
+    r.simulated = w.simulated;
+    r.capabilities = w.caps;
+    for (const proto::ServiceInfo& s : w.manifest) r.services.push_back(s.name);
+    r.status = w.draining ? "draining" : "online";
+    r.first_seen = w.first_seen;
+    r.last_seen = w.last_heard;
+    r.tasks_done = w.tasks_done;
+    r.tasks_failed = w.tasks_failed;
+    r.busy_seconds = ToSecondsF(w.busy);
+    store_->WriteWorker(std::move(r));
+  }
 }
 
 void BrokerLoop::FlushOutput(Time now) {

@@ -67,7 +67,8 @@ class BrokerLoop final : public SchedulerOutput {
   void HandleStoreReply(Time now, StoreReply reply);
   // The store could not record this task: its waiting ACCEPTED answers become errors.
   void FailUnrecorded(TaskId id);
-  // Per-minute statistics to the store when a minute ends (and at shutdown, `drain`).
+  // Per-minute statistics to the store when a minute ends or every few seconds, and the live
+  // workers' totals and last-seen times every few seconds (and both at shutdown, `drain`).
   void RecordStats(Time now, bool drain);
   void FlushOutput(Time now);
 
@@ -105,6 +106,7 @@ class BrokerLoop final : public SchedulerOutput {
   uint64_t last_seq_ = 0;  // sequence number of the latest store write
   std::vector<std::string> unreachable_workers_;
   MinuteStatsRecorder stats_recorder_;
+  Time workers_recorded_at_{};
 };
 
 }  // namespace rma::broker

@@ -84,6 +84,20 @@ std::string Join(const std::vector<std::string>& items, const std::string& forma
   return out;
 }
 
+// A database error message on one line, for logs and replies (libpq's span several).
+std::string OneLine(const std::string& message) {
+  std::string out;
+  for (char c : message) {
+    if (c == '\n') {
+      if (!out.empty() && out.back() != ' ') out += "; ";
+      continue;
+    }
+    out.push_back(c);
+  }
+  while (!out.empty() && (out.back() == ' ' || out.back() == ';')) out.pop_back();
+  return out.size() > 500 ? out.substr(0, 500) + "..." : out;
+}
+
 std::string Text(const pqxx::field& f) { return f.is_null() ? std::string() : f.c_str(); }
 int64_t Int(const pqxx::field& f) { return f.is_null() ? 0 : f.as<int64_t>(); }
 std::string Bytes(const pqxx::field& f) {
@@ -619,18 +633,18 @@ class Writer {
       tx.commit();
       return Outcome::kOk;
     } catch (const pqxx::broken_connection& e) {
-      last_error_ = e.what();
+      last_error_ = OneLine(e.what());
       return Outcome::kTransient;
     } catch (const pqxx::in_doubt_error& e) {
       // The commit may or may not have happened: every write is idempotent (upserts of whole
       // states) except the statistics increments, which may count twice.
-      last_error_ = e.what();
+      last_error_ = OneLine(e.what());
       return Outcome::kTransient;
     } catch (const pqxx::sql_error& e) {
-      last_error_ = e.what();
+      last_error_ = OneLine(e.what());
       return IsTransient(e) || careful ? Outcome::kTransient : Outcome::kRefused;
     } catch (const std::exception& e) {
-      last_error_ = e.what();
+      last_error_ = OneLine(e.what());
       return Outcome::kTransient;
     }
   }
@@ -708,7 +722,7 @@ class Writer {
 
   void Dropped(const std::string& what, const char* why) {
     ++s_.dropped_rows;
-    spdlog::error("store: the database refused {}: {}", what, why);
+    spdlog::error("store: the database refused {}: {}", what, OneLine(why));
   }
 
   // Worker totals restart from zero whenever the scheduler starts a new record of the worker (a
@@ -781,7 +795,7 @@ class Writer {
       conn_.reset();
       next_connect_ = std::chrono::steady_clock::now() + backoff_;
       spdlog::warn("store: reconnecting to the database failed ({}); next try in {} ms",
-                   std::string(e.what()).substr(0, 300), ToMs(backoff_));
+                   OneLine(e.what()), ToMs(backoff_));
       backoff_ = std::min(backoff_ * 2, s_.options.reconnect_max);
       return;
     }
@@ -824,7 +838,7 @@ class Writer {
       try {
         conn_->get_notifs();  // consumes what the server sent; throws if it hung up
       } catch (const std::exception& e) {
-        Lost(e.what());
+        Lost(OneLine(e.what()));
       }
     }
   }
@@ -852,7 +866,10 @@ class Reader {
   explicit Reader(Shared& shared) : s_(shared) {}
 
   void Run() {
-    auto next_retention = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    auto next_retention =
+        std::chrono::steady_clock::now() +
+        std::min<std::chrono::steady_clock::duration>(std::chrono::seconds(5),
+                                                      s_.options.retention_interval);
     const bool retention = s_.options.retention.count() > 0 || s_.options.stats_retention.count() > 0;
     for (;;) {
       std::optional<ReadRequest> request;
@@ -902,8 +919,7 @@ class Reader {
       PrepareReader(*conn);
       conn_ = std::move(conn);
     } catch (const std::exception& e) {
-      spdlog::warn("store: reader cannot reach the database: {}",
-                   std::string(e.what()).substr(0, 300));
+      spdlog::warn("store: reader cannot reach the database: {}", OneLine(e.what()));
       next_connect_ = std::chrono::steady_clock::now() + s_.options.reconnect_min;
     }
     return conn_.get();
@@ -918,14 +934,14 @@ class Reader {
         return;
       } catch (const pqxx::broken_connection& e) {
         conn_.reset();
-        why = Status::Unavailable(std::string("the task store lost its database: ") + e.what());
+        why = Status::Unavailable("the task store lost its database: " + OneLine(e.what()));
       } catch (const pqxx::sql_error& e) {
         if (IsTransient(e)) conn_.reset();
-        why = IsTransient(e) ? Status::Unavailable(std::string("the task store: ") + e.what())
-                             : Status::Internal(std::string("the task store: ") + e.what());
+        why = IsTransient(e) ? Status::Unavailable("the task store: " + OneLine(e.what()))
+                             : Status::Internal("the task store: " + OneLine(e.what()));
       } catch (const std::exception& e) {
         conn_.reset();
-        why = Status::Internal(std::string("the task store: ") + e.what());
+        why = Status::Internal("the task store: " + OneLine(e.what()));
       }
     }
     Fail(std::move(req), why);
@@ -1150,7 +1166,7 @@ class Reader {
       return deleted == static_cast<uint64_t>(batch) ||
              stats_deleted == static_cast<uint64_t>(batch);
     } catch (const std::exception& e) {
-      spdlog::warn("retention: {}", e.what());
+      spdlog::warn("retention: {}", OneLine(e.what()));
       conn_.reset();
       return false;
     }
@@ -1180,8 +1196,7 @@ Result<std::unique_ptr<PgStore>> PgStore::Open(PgStoreOptions options, const Clo
       why = "another rma-broker is using this database (it holds the broker lock)";
       conn.reset();
     } catch (const std::exception& e) {
-      why = std::string(e.what()).substr(0, 300);
-      while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+      why = OneLine(e.what());
       conn.reset();
     }
     if (std::chrono::steady_clock::now() >= deadline) {
@@ -1201,7 +1216,7 @@ Result<std::unique_ptr<PgStore>> PgStore::Open(PgStoreOptions options, const Clo
     RMA_RETURN_IF_ERROR(Migrate(*conn));
     PrepareWriter(*conn);
   } catch (const std::exception& e) {
-    return Status::Unavailable(std::string("preparing the database: ") + e.what());
+    return Status::Unavailable("preparing the database: " + OneLine(e.what()));
   }
 
   auto shared = std::make_unique<Shared>();
@@ -1258,7 +1273,7 @@ Result<RecoveredState> PgStore::Recover() {
     }
     tx.commit();
   } catch (const std::exception& e) {
-    return Status::Unavailable(std::string("reading unfinished tasks: ") + e.what());
+    return Status::Unavailable("reading unfinished tasks: " + OneLine(e.what()));
   }
   spdlog::info("store: {} unfinished task(s) on record; largest task id {}", state.tasks.size(),
                state.max_task_id);
