@@ -423,7 +423,7 @@ struct PgStore::Shared {
   bool stopping RMA_GUARDED_BY(mu) = false;
 
   std::atomic<uint64_t> commits{0}, task_rows{0}, writes{0}, failed_commits{0}, reconnects{0},
-      dropped_rows{0}, retention_deleted{0};
+      dropped_rows{0}, retention_deleted{0}, commit_us{0};
 
   std::thread writer;
   std::thread reader;
@@ -559,7 +559,11 @@ class Writer {
   void CommitBatch() {
     std::vector<std::pair<TaskId, std::string>> unrecorded;
     std::map<std::string, WorkerTotals> written;
+    auto started = std::chrono::steady_clock::now();
     Outcome outcome = Commit(/*careful=*/false, &unrecorded, &written);
+    s_.commit_us += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                              std::chrono::steady_clock::now() - started)
+                                              .count());
     if (outcome == Outcome::kRefused) {
       ++s_.failed_commits;
       spdlog::error("store: the database refused a batch of {} task row(s): {}; retrying row by row",
@@ -1251,8 +1255,12 @@ PgStore::~PgStore() {
   close(shared_->writer_wake);
   close(shared_->loop_wake);
   PgStoreCounters c = counters();
-  spdlog::info("store: {} commit(s) of {} task row(s) for {} write(s); {} failed, {} reconnect(s)",
-               c.commits, c.task_rows, c.writes, c.failed_commits, c.reconnects);
+  spdlog::info(
+      "store: {} commit(s) of {} task row(s) for {} write(s), {:.2f} ms per commit; {} failed, {} "
+      "reconnect(s)",
+      c.commits, c.task_rows, c.writes,
+      c.commits == 0 ? 0.0 : static_cast<double>(c.commit_us) / 1000.0 / static_cast<double>(c.commits),
+      c.failed_commits, c.reconnects);
 }
 
 Result<RecoveredState> PgStore::Recover() {
@@ -1385,6 +1393,7 @@ PgStoreCounters PgStore::counters() const {
   c.reconnects = shared_->reconnects;
   c.dropped_rows = shared_->dropped_rows;
   c.retention_deleted = shared_->retention_deleted;
+  c.commit_us = shared_->commit_us;
   return c;
 }
 

@@ -53,6 +53,7 @@ struct PgStoreCounters {
   uint64_t reconnects = 0;      // writer connections made after the first
   uint64_t dropped_rows = 0;    // rows refused by the database even one by one
   uint64_t retention_deleted = 0;
+  uint64_t commit_us = 0;  // time spent in write transactions, commit included
 };
 
 class PgStore final : public TaskStore {

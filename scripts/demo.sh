@@ -16,6 +16,7 @@ cmake --build "$build" -j "$(nproc)"
 bin=$build/bin
 
 run=$(mktemp -d /tmp/rma-demo.XXXXXX)
+chmod 755 "$run"  # PostgreSQL runs as the postgres user and must reach its data directory inside
 pids=()
 stop() {
   trap - INT TERM EXIT
@@ -38,7 +39,7 @@ wait_file() { for _ in $(seq 200); do [[ -s "$1" ]] && return 0; sleep 0.1; done
 
 echo "== PostgreSQL"
 db_url=$(bash scripts/pg.sh start "$run/pg")
-db_args=()  # the broker records into PostgreSQL once its store lands (issue 6)
+db_args=(--db "$db_url")  # tasks, workers and statistics are recorded there and survive a broker restart
 
 echo "== broker"
 "$bin/rma-broker" --workers 'tcp://127.0.0.1:*' --clients 'tcp://127.0.0.1:*' --endpoints-file "$run/endpoints" \

@@ -102,6 +102,11 @@ size_t ExecutionLog::size() const {
   return entries_.size();
 }
 
+std::vector<std::pair<uint64_t, Steady::time_point>> FakeWorker::completions() const {
+  std::lock_guard<std::mutex> lock(completions_mu_);
+  return completions_;
+}
+
 FakeWorker::FakeWorker(FakeWorkerOptions options, ExecutionLog* log)
     : options_(std::move(options)), log_(log) {}
 
@@ -146,9 +151,15 @@ void FakeWorker::Run() {
     for (const proto::TaskResult& r : held) ready.running.push_back({r.task_id, r.attempt});
     (void)proto::SendOne(socket, {}, Command::kReady, ready);
     registered = false;
+    registered_ = false;
     last_sent = Steady::now();
   };
   auto send_results = [&](std::vector<proto::TaskResult>& results) {
+    if (options_.record_completions && !results.empty()) {
+      auto at = Steady::now();
+      std::lock_guard<std::mutex> lock(completions_mu_);
+      for (const proto::TaskResult& r : results) completions_.emplace_back(r.task_id.value(), at);
+    }
     for (size_t i = 0; i < results.size(); i += 256) {
       proto::OutMessage m(Command::kResult);
       for (size_t k = i; k < std::min(results.size(), i + 256); ++k) m.Add(results[k]);
@@ -179,6 +190,7 @@ void FakeWorker::Run() {
             heartbeat = std::chrono::milliseconds(w.heartbeat_ms);
           }
           registered = true;
+          registered_ = true;
           send_results(held);
           break;
         }
@@ -186,7 +198,7 @@ void FakeWorker::Run() {
           for (size_t i = 0; i < msg.body_count(); ++i) {
             proto::TaskAssignment t;
             if (!decoder.Decode(msg.body(i), &t).ok()) continue;
-            log_->Add(t.task_id.value(), t.attempt, options_.worker_id);
+            if (log_ != nullptr) log_->Add(t.task_id.value(), t.attempt, options_.worker_id);
             auto d = options_.run_time ? options_.run_time() : std::chrono::microseconds(0);
             running.push_back({Steady::now() + d, std::move(t)});
           }

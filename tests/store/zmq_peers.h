@@ -80,6 +80,8 @@ struct FakeWorkerOptions {
   std::chrono::milliseconds heartbeat{500};
   // How long a task "runs" before its RESULT is sent (0: in the same loop iteration).
   std::function<std::chrono::microseconds()> run_time;
+  // Keep (task id, time its RESULT was sent) for every result, for latency figures.
+  bool record_completions = false;
 };
 
 class FakeWorker {
@@ -90,6 +92,10 @@ class FakeWorker {
   // Leaves abruptly, as a killed process would: no goodbye, results not sent are lost.
   void Stop();
   uint64_t results_sent() const { return results_sent_; }
+  // Whether the broker has welcomed it (since its last READY).
+  bool registered() const { return registered_; }
+  // With record_completions: what was recorded so far (call after Stop(), or accept a copy).
+  std::vector<std::pair<uint64_t, std::chrono::steady_clock::time_point>> completions() const;
 
  private:
   void Run();
@@ -98,6 +104,9 @@ class FakeWorker {
   ExecutionLog* log_;
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> results_sent_{0};
+  std::atomic<bool> registered_{false};
+  mutable std::mutex completions_mu_;
+  std::vector<std::pair<uint64_t, std::chrono::steady_clock::time_point>> completions_;
   std::thread thread_;
 };
 
