@@ -190,7 +190,8 @@ int main(int argc, char** argv) {
     for (const auto& [task, at] : w->completions()) {
       auto it = ref_of_task.find(task);
       if (it == ref_of_task.end()) continue;
-      done_ms.push_back(std::chrono::duration<double, std::milli>(at - sent_at[it->second]).count());
+      done_ms.push_back(
+          std::chrono::duration<double, std::milli>(at - sent_at[it->second]).count());
     }
   }
   double secs = std::chrono::duration<double>(end - start).count();

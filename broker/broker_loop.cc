@@ -386,8 +386,8 @@ void BrokerLoop::ReleaseDurable() {
 bool BrokerLoop::NeedsKeyLookup(const proto::Submit& submit) const {
   // Keys of tasks evicted from memory (or finished before a restart) are only on record. While
   // the store is unavailable the scheduler refuses the submission anyway.
-  return store_->can_lookup() && store_->available() &&
-         submit.mode == proto::SubmitMode::kAsync && !submit.idempotency_key.empty() &&
+  return store_->can_lookup() && store_->available() && submit.mode == proto::SubmitMode::kAsync &&
+         !submit.idempotency_key.empty() &&
          !scheduler_->KnowsIdempotencyKey(submit.idempotency_key);
 }
 
@@ -419,7 +419,8 @@ void BrokerLoop::FailUnrecorded(TaskId id) {
     proto::Accepted accepted;
     if (it->command == Command::kAccepted && decoder_.Decode(it->body, &accepted).ok() &&
         accepted.task_id == id) {
-      proto::Error e{accepted.ref, std::string(StatusCodeName(StatusCode::kInternal)),
+      proto::Error e{accepted.ref,
+                     std::string(StatusCodeName(StatusCode::kInternal)),
                      "task " + ToString(id) + " could not be recorded; it was not accepted",
                      {},
                      {}};

@@ -87,8 +87,9 @@ int main(int argc, char** argv) {
       ->envname("RMA_DB_WAIT_MS")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
-  app.add_option("--offline-retention-ms", offline_retention_ms,
-                 "how long an offline worker stays listed (red on the dashboard) before it is forgotten")
+  app.add_option(
+         "--offline-retention-ms", offline_retention_ms,
+         "how long an offline worker stays listed (red on the dashboard) before it is forgotten")
       ->envname("RMA_OFFLINE_RETENTION_MS")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);

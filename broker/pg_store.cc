@@ -40,16 +40,43 @@ constexpr int64_t kBrokerLockKey = 0x726d6162726b;
 constexpr int64_t kHistoryMinutes = 60;
 
 // The tasks columns, in the order of the COPY rows and of kSelectColumns.
-const std::vector<std::string> kTaskColumns = {
-    "task_id",    "service",  "status",     "priority",        "payload",
-    "content_type", "max_attempts", "timeout_ms", "idempotency_key", "min_tier",
-    "min_gpu_memory_gb", "attempts", "failures", "requeues", "worker_id",
-    "result", "result_content_type", "http_status", "error", "error_code",
-    "created_at", "run_at", "started_at", "completed_at"};
+const std::vector<std::string> kTaskColumns = {"task_id",
+                                               "service",
+                                               "status",
+                                               "priority",
+                                               "payload",
+                                               "content_type",
+                                               "max_attempts",
+                                               "timeout_ms",
+                                               "idempotency_key",
+                                               "min_tier",
+                                               "min_gpu_memory_gb",
+                                               "attempts",
+                                               "failures",
+                                               "requeues",
+                                               "worker_id",
+                                               "result",
+                                               "result_content_type",
+                                               "http_status",
+                                               "error",
+                                               "error_code",
+                                               "created_at",
+                                               "run_at",
+                                               "started_at",
+                                               "completed_at"};
 // Columns a state change may touch (payload, service, priority and the like never change).
-const std::vector<std::string> kMutableColumns = {
-    "status",      "attempts",    "failures",  "requeues",   "worker_id",  "result",
-    "result_content_type", "http_status", "error", "error_code", "started_at", "completed_at"};
+const std::vector<std::string> kMutableColumns = {"status",
+                                                  "attempts",
+                                                  "failures",
+                                                  "requeues",
+                                                  "worker_id",
+                                                  "result",
+                                                  "result_content_type",
+                                                  "http_status",
+                                                  "error",
+                                                  "error_code",
+                                                  "started_at",
+                                                  "completed_at"};
 
 // Timestamps come back as microseconds since the epoch (exact: extract() is numeric since PG 14).
 std::string Micros(const std::string& column) {
@@ -151,8 +178,7 @@ proto::TaskView ViewOf(const TaskRecord& r, bool with_result) {
   v.idempotency_key = r.idempotency_key;
   v.created_at_ms = ToUnixMs(r.created_at);
   v.started_at_ms = r.started_at.time_since_epoch().count() > 0 ? ToUnixMs(r.started_at) : 0;
-  v.completed_at_ms =
-      r.completed_at.time_since_epoch().count() > 0 ? ToUnixMs(r.completed_at) : 0;
+  v.completed_at_ms = r.completed_at.time_since_epoch().count() > 0 ? ToUnixMs(r.completed_at) : 0;
   return v;
 }
 
@@ -190,12 +216,18 @@ auto StageRow(const TaskRecord& r, bool with_payload) {
 nlohmann::json CapabilitiesJson(const proto::Capabilities& c) {
   nlohmann::json labels = nlohmann::json::object();
   for (const auto& [k, v] : c.labels) labels[k] = v;
-  return {{"cpu_cores", c.cpu_cores},   {"cpu_model", c.cpu_model},
-          {"ram_gb", c.ram_gb},         {"disk_gb", c.disk_gb},
-          {"has_gpu", c.has_gpu},       {"gpu_type", c.gpu_type},
-          {"gpu_memory_gb", c.gpu_memory_gb}, {"gpu_count", c.gpu_count},
-          {"os", c.os},                 {"arch", c.arch},
-          {"worker_type", c.worker_type}, {"labels", labels}};
+  return {{"cpu_cores", c.cpu_cores},
+          {"cpu_model", c.cpu_model},
+          {"ram_gb", c.ram_gb},
+          {"disk_gb", c.disk_gb},
+          {"has_gpu", c.has_gpu},
+          {"gpu_type", c.gpu_type},
+          {"gpu_memory_gb", c.gpu_memory_gb},
+          {"gpu_count", c.gpu_count},
+          {"os", c.os},
+          {"arch", c.arch},
+          {"worker_type", c.worker_type},
+          {"labels", labels}};
 }
 
 // Whether a database error is worth retrying as it is (the connection, the server or a transient
@@ -243,10 +275,10 @@ Status Migrate(pqxx::connection& conn) {
     }
   }
   if (!applied.empty() && applied.rbegin()->first > latest) {
-    return Status::FailedPrecondition(
-        "the database schema is at version " + std::to_string(applied.rbegin()->first) +
-        ", newer than this broker's " + std::to_string(latest) +
-        ": run a newer rma-broker (a schema is never downgraded)");
+    return Status::FailedPrecondition("the database schema is at version " +
+                                      std::to_string(applied.rbegin()->first) +
+                                      ", newer than this broker's " + std::to_string(latest) +
+                                      ": run a newer rma-broker (a schema is never downgraded)");
   }
   for (const Migration& m : migrations) {
     auto it = applied.find(m.version);
@@ -260,8 +292,7 @@ Status Migrate(pqxx::connection& conn) {
     }
     pqxx::work tx(conn);
     tx.exec(m.sql);
-    tx.exec_params("INSERT INTO rma_migrations (version, name) VALUES ($1, $2)", m.version,
-                   m.name);
+    tx.exec_params("INSERT INTO rma_migrations (version, name) VALUES ($1, $2)", m.version, m.name);
     tx.commit();
     spdlog::info("applied database migration {}", m.name);
   }
@@ -278,28 +309,30 @@ void PrepareWriter(pqxx::connection& conn) {
            Join(kTaskColumns, "%") + " FROM tasks WITH NO DATA");
   }
   const std::string cols = Join(kTaskColumns, "%");
-  conn.prepare("rma_insert_staged",
-               "INSERT INTO tasks (" + cols + ") SELECT " + cols +
-                   " FROM rma_stage WHERE payload IS NOT NULL ON CONFLICT (task_id) DO UPDATE SET " +
-                   Join(kMutableColumns, "% = EXCLUDED.%"));
+  conn.prepare(
+      "rma_insert_staged",
+      "INSERT INTO tasks (" + cols + ") SELECT " + cols +
+          " FROM rma_stage WHERE payload IS NOT NULL ON CONFLICT (task_id) DO UPDATE SET " +
+          Join(kMutableColumns, "% = EXCLUDED.%"));
   conn.prepare("rma_update_staged", "UPDATE tasks AS t SET " + Join(kMutableColumns, "% = s.%") +
                                         " FROM rma_stage AS s WHERE s.payload IS NULL AND "
                                         "t.task_id = s.task_id");
   conn.prepare("rma_clear_stage", "DELETE FROM rma_stage");
   conn.prepare("rma_delete_tasks", "DELETE FROM tasks WHERE task_id = ANY($1::bigint[])");
   // Worker totals arrive as increments (see Writer::WorkerRows).
-  conn.prepare("rma_upsert_worker",
-               "INSERT INTO workers AS w (worker_id, name, tier, simulated, capabilities, services, "
-               "status, first_seen, last_seen, tasks_done, tasks_failed, busy_seconds) "
-               "VALUES ($1, $2, $3, $4, $5::jsonb, $6::text[], $7, $8::timestamptz, "
-               "$9::timestamptz, $10, $11, $12) ON CONFLICT (worker_id) DO UPDATE SET "
-               "name = EXCLUDED.name, tier = EXCLUDED.tier, simulated = EXCLUDED.simulated, "
-               "capabilities = EXCLUDED.capabilities, services = EXCLUDED.services, "
-               "status = EXCLUDED.status, first_seen = LEAST(w.first_seen, EXCLUDED.first_seen), "
-               "last_seen = GREATEST(w.last_seen, EXCLUDED.last_seen), "
-               "tasks_done = w.tasks_done + EXCLUDED.tasks_done, "
-               "tasks_failed = w.tasks_failed + EXCLUDED.tasks_failed, "
-               "busy_seconds = w.busy_seconds + EXCLUDED.busy_seconds");
+  conn.prepare(
+      "rma_upsert_worker",
+      "INSERT INTO workers AS w (worker_id, name, tier, simulated, capabilities, services, "
+      "status, first_seen, last_seen, tasks_done, tasks_failed, busy_seconds) "
+      "VALUES ($1, $2, $3, $4, $5::jsonb, $6::text[], $7, $8::timestamptz, "
+      "$9::timestamptz, $10, $11, $12) ON CONFLICT (worker_id) DO UPDATE SET "
+      "name = EXCLUDED.name, tier = EXCLUDED.tier, simulated = EXCLUDED.simulated, "
+      "capabilities = EXCLUDED.capabilities, services = EXCLUDED.services, "
+      "status = EXCLUDED.status, first_seen = LEAST(w.first_seen, EXCLUDED.first_seen), "
+      "last_seen = GREATEST(w.last_seen, EXCLUDED.last_seen), "
+      "tasks_done = w.tasks_done + EXCLUDED.tasks_done, "
+      "tasks_failed = w.tasks_failed + EXCLUDED.tasks_failed, "
+      "busy_seconds = w.busy_seconds + EXCLUDED.busy_seconds");
   // Same merge rule as ServiceMinuteStats::Merge.
   auto weighted = [](const std::string& p, const std::string& n) {
     return "CASE WHEN s." + n + " + EXCLUDED." + n + " = 0 THEN NULL ELSE (coalesce(s." + p +
@@ -338,8 +371,8 @@ void PrepareReader(pqxx::connection& conn) {
   conn.prepare("rma_list_both",
                list + "WHERE service = $1 AND status = $2 ORDER BY task_id DESC LIMIT $3");
   conn.prepare("rma_find_key", "SELECT task_id, status FROM tasks WHERE idempotency_key = $1");
-  conn.prepare("rma_lock_task", "SELECT " + SelectColumns(true, true) +
-                                    " FROM tasks WHERE task_id = $1 FOR UPDATE");
+  conn.prepare("rma_lock_task",
+               "SELECT " + SelectColumns(true, true) + " FROM tasks WHERE task_id = $1 FOR UPDATE");
   conn.prepare("rma_requeue_dead",
                "UPDATE tasks SET status = 'queued', failures = 0, requeues = 0, error = NULL, "
                "error_code = NULL, completed_at = NULL WHERE task_id = $1");
@@ -465,8 +498,9 @@ class Writer {
       if (stopping) {
         if (BatchEmpty()) return;
         if (std::chrono::steady_clock::now() >= *drain_deadline) {
-          spdlog::error("store: stopping with {} task write(s) not committed (database unavailable)",
-                        rows_.size());
+          spdlog::error(
+              "store: stopping with {} task write(s) not committed (database unavailable)",
+              rows_.size());
           return;
         }
       }
@@ -509,8 +543,8 @@ class Writer {
       uint64_t id = write.record.id.value();
       auto [it, fresh] = index_.try_emplace(id, rows_.size());
       if (fresh) {
-        rows_.push_back(Row{write.kind, std::move(write.record),
-                            write.kind == WriteKind::kInsert ? seq : 0});
+        rows_.push_back(
+            Row{write.kind, std::move(write.record), write.kind == WriteKind::kInsert ? seq : 0});
         continue;
       }
       Row& row = rows_[it->second];
@@ -566,8 +600,9 @@ class Writer {
                                               .count());
     if (outcome == Outcome::kRefused) {
       ++s_.failed_commits;
-      spdlog::error("store: the database refused a batch of {} task row(s): {}; retrying row by row",
-                    rows_.size(), last_error_);
+      spdlog::error(
+          "store: the database refused a batch of {} task row(s): {}; retrying row by row",
+          rows_.size(), last_error_);
       unrecorded.clear();
       written.clear();
       outcome = Commit(/*careful=*/true, &unrecorded, &written);
@@ -703,9 +738,10 @@ class Writer {
       }
       // Its idempotency key is taken on record by another task (the scheduler and the record
       // disagree, which the lookup path should prevent): keep the task, without the key.
-      spdlog::error("store: {}: idempotency key '{}' already belongs to another task on record; "
-                    "recorded without it",
-                    what, CleanText(row.record.idempotency_key));
+      spdlog::error(
+          "store: {}: idempotency key '{}' already belongs to another task on record; "
+          "recorded without it",
+          what, CleanText(row.record.idempotency_key));
       row.record.idempotency_key.clear();
     } catch (const pqxx::sql_error& e) {
       if (IsTransient(e)) throw;
@@ -743,8 +779,8 @@ class Writer {
     tx.exec_prepared(
         "rma_upsert_worker", CleanText(w.worker_id), CleanText(w.name),
         static_cast<int>(std::clamp<uint32_t>(w.tier, 1, 3)), w.simulated,
-        CapabilitiesJson(w.capabilities).dump(-1, ' ', false,
-                                             nlohmann::json::error_handler_t::replace),
+        CapabilitiesJson(w.capabilities)
+            .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
         TextArrayLiteral(services),
         w.status == "draining" || w.status == "offline" ? w.status : std::string("online"),
         PgTimestamp(w.first_seen), PgTimestamp(w.last_seen), inc(now.done, before.done),
@@ -758,15 +794,14 @@ class Writer {
       if (n == 0) return std::nullopt;
       return v;
     };
-    tx.exec_prepared("rma_upsert_stats", PgTimestamp(st.minute), CleanText(st.service),
-                     static_cast<int64_t>(st.submitted), static_cast<int64_t>(st.completed),
-                     static_cast<int64_t>(st.failed), static_cast<int64_t>(st.dead),
-                     static_cast<int64_t>(st.queue_wait_samples),
-                     opt(st.queue_wait_samples, st.queue_wait_p50_ms),
-                     opt(st.queue_wait_samples, st.queue_wait_p99_ms),
-                     static_cast<int64_t>(st.run_time_samples),
-                     opt(st.run_time_samples, st.run_time_p50_ms),
-                     opt(st.run_time_samples, st.run_time_p99_ms));
+    tx.exec_prepared(
+        "rma_upsert_stats", PgTimestamp(st.minute), CleanText(st.service),
+        static_cast<int64_t>(st.submitted), static_cast<int64_t>(st.completed),
+        static_cast<int64_t>(st.failed), static_cast<int64_t>(st.dead),
+        static_cast<int64_t>(st.queue_wait_samples),
+        opt(st.queue_wait_samples, st.queue_wait_p50_ms),
+        opt(st.queue_wait_samples, st.queue_wait_p99_ms), static_cast<int64_t>(st.run_time_samples),
+        opt(st.run_time_samples, st.run_time_p50_ms), opt(st.run_time_samples, st.run_time_p99_ms));
   }
 
   // The connection is gone or unusable: the store is unavailable until Reconnect() succeeds.
@@ -824,8 +859,8 @@ class Writer {
       fds[1].fd = conn_->sock();
     } else {
       timeout_ms = static_cast<int>(std::max<int64_t>(
-          0, std::chrono::duration_cast<std::chrono::milliseconds>(
-                 next_connect_ - std::chrono::steady_clock::now())
+          0, std::chrono::duration_cast<std::chrono::milliseconds>(next_connect_ -
+                                                                   std::chrono::steady_clock::now())
                  .count()));
     }
     if (deadline) {
@@ -870,11 +905,11 @@ class Reader {
   explicit Reader(Shared& shared) : s_(shared) {}
 
   void Run() {
-    auto next_retention =
-        std::chrono::steady_clock::now() +
-        std::min<std::chrono::steady_clock::duration>(std::chrono::seconds(5),
-                                                      s_.options.retention_interval);
-    const bool retention = s_.options.retention.count() > 0 || s_.options.stats_retention.count() > 0;
+    auto next_retention = std::chrono::steady_clock::now() +
+                          std::min<std::chrono::steady_clock::duration>(
+                              std::chrono::seconds(5), s_.options.retention_interval);
+    const bool retention =
+        s_.options.retention.count() > 0 || s_.options.stats_retention.count() > 0;
     for (;;) {
       std::optional<ReadRequest> request;
       bool unavailable = false;
@@ -994,8 +1029,7 @@ class Reader {
         const proto::List& l = req.list;
         if (!l.status.empty() && !proto::ParseTaskStatus(l.status)) {
           r.command = Command::kError;
-          r.body =
-              ErrorBody(l.ref, Status::InvalidArgument("unknown status '" + l.status + "'"));
+          r.body = ErrorBody(l.ref, Status::InvalidArgument("unknown status '" + l.status + "'"));
           break;
         }
         int64_t limit = std::clamp<int64_t>(l.limit == 0 ? 100 : l.limit, 1, 1000);
@@ -1081,8 +1115,7 @@ class Reader {
     tx.commit();
     spdlog::info("admin {} of dead task {} (on record only)", action, ToString(req.id));
     r->command = Command::kAdminReply;
-    r->body = AdminBody(
-        req.ref, {{"task_id", ToString(req.id)}, {"action", action}, {"ok", true}});
+    r->body = AdminBody(req.ref, {{"task_id", ToString(req.id)}, {"action", action}, {"ok", true}});
   }
 
   void StatsAnswer(pqxx::connection& conn, ReadRequest& req, StoreReply* r) {
@@ -1259,7 +1292,8 @@ PgStore::~PgStore() {
       "store: {} commit(s) of {} task row(s) for {} write(s), {:.2f} ms per commit; {} failed, {} "
       "reconnect(s)",
       c.commits, c.task_rows, c.writes,
-      c.commits == 0 ? 0.0 : static_cast<double>(c.commit_us) / 1000.0 / static_cast<double>(c.commits),
+      c.commits == 0 ? 0.0
+                     : static_cast<double>(c.commit_us) / 1000.0 / static_cast<double>(c.commits),
       c.failed_commits, c.reconnects);
 }
 
@@ -1268,8 +1302,7 @@ Result<RecoveredState> PgStore::Recover() {
   try {
     auto conn = Connect(shared_->options.url, "recovery");
     pqxx::work tx(*conn);
-    state.max_task_id =
-        static_cast<uint64_t>(Int(tx.exec("SELECT max(task_id) FROM tasks")[0][0]));
+    state.max_task_id = static_cast<uint64_t>(Int(tx.exec("SELECT max(task_id) FROM tasks")[0][0]));
     // In pieces through a cursor, so a long queue never sits in memory twice.
     tx.exec("DECLARE rma_recover NO SCROLL CURSOR FOR SELECT " + SelectColumns(true, true) +
             " FROM tasks WHERE status IN ('queued', 'running', 'failed') "

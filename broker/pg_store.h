@@ -33,10 +33,10 @@
 namespace rma::broker {
 
 struct PgStoreOptions {
-  std::string url;  // postgresql://user@host:port/db (or a libpq key=value string)
-  Duration retention{0};        // finished tasks are deleted this long after they ended (0: never)
-  Duration stats_retention{0};  // per-minute statistics are deleted after this (0: never)
-  size_t retention_batch = 500;               // rows per retention DELETE (one short transaction)
+  std::string url;               // postgresql://user@host:port/db (or a libpq key=value string)
+  Duration retention{0};         // finished tasks are deleted this long after they ended (0: never)
+  Duration stats_retention{0};   // per-minute statistics are deleted after this (0: never)
+  size_t retention_batch = 500;  // rows per retention DELETE (one short transaction)
   Duration retention_interval = Seconds(60);  // how often retention looks for expired rows
   Duration connect_wait = Seconds(30);  // at Open: how long to wait for the database and the lock
   Duration reconnect_min = Ms(100);     // back-off after a lost connection...

@@ -121,8 +121,9 @@ bool HasSetting(const std::string& conninfo, const std::string& key) {
 
 std::string ConnectionString(const std::string& url, const std::string& application_name) {
   const std::pair<std::string, std::string> defaults[] = {
-      {"connect_timeout", "5"},    {"keepalives_idle", "30"},       {"keepalives_interval", "10"},
-      {"keepalives_count", "3"},   {"tcp_user_timeout", "30000"},   {"application_name", application_name}};
+      {"connect_timeout", "5"},      {"keepalives_idle", "30"},
+      {"keepalives_interval", "10"}, {"keepalives_count", "3"},
+      {"tcp_user_timeout", "30000"}, {"application_name", application_name}};
   std::string out = url;
   const bool is_url = IsUrl(url);
   for (const auto& [key, value] : defaults) {

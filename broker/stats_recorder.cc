@@ -36,8 +36,8 @@ void ServiceMinuteStats::Merge(const ServiceMinuteStats& o) {
   queue_wait_p50_ms =
       weighted(queue_wait_p50_ms, queue_wait_samples, o.queue_wait_p50_ms, o.queue_wait_samples);
   queue_wait_p99_ms = std::max(queue_wait_p99_ms, o.queue_wait_p99_ms);
-  run_time_p50_ms = weighted(run_time_p50_ms, run_time_samples, o.run_time_p50_ms,
-                             o.run_time_samples);
+  run_time_p50_ms =
+      weighted(run_time_p50_ms, run_time_samples, o.run_time_p50_ms, o.run_time_samples);
   run_time_p99_ms = std::max(run_time_p99_ms, o.run_time_p99_ms);
   queue_wait_samples += o.queue_wait_samples;
   run_time_samples += o.run_time_samples;
@@ -81,8 +81,7 @@ std::vector<ServiceMinuteStats> MinuteStatsRecorder::Rows(const Scheduler& sched
     r.dead = Delta(svc.counters.dead, b.counters.dead);
     r.queue_wait_samples = Delta(svc.queue_wait.count(), b.queue_wait_count);
     r.run_time_samples = Delta(svc.run_time.count(), b.run_time_count);
-    if (r.submitted + r.completed + r.failed + r.dead + r.queue_wait_samples +
-            r.run_time_samples ==
+    if (r.submitted + r.completed + r.failed + r.dead + r.queue_wait_samples + r.run_time_samples ==
         0) {
       continue;  // an idle service writes no row
     }

@@ -1,8 +1,9 @@
 // MinuteStatsRecorder: turns the scheduler's cumulative per-service counters and latency
 // histograms into per-minute rows for the store (service_stats_minute), so "today" and the history
 // survive a broker restart. It keeps, per service, the counters as they were when it last returned
-// rows; a row is the difference, stamped with the minute it was counted in. Percentiles come from the histograms' Prometheus buckets, read
-// like Prometheus' histogram_quantile (linear within a bucket). Owned by the broker loop thread.
+// rows; a row is the difference, stamped with the minute it was counted in. Percentiles come from
+// the histograms' Prometheus buckets, read like Prometheus' histogram_quantile (linear within a
+// bucket). Owned by the broker loop thread.
 #pragma once
 
 #include <cstdint>
@@ -40,8 +41,8 @@ class MinuteStatsRecorder {
   void Rebase(const Scheduler& scheduler);
 
   Duration flush_every_;
-  int64_t minute_ms_ = -1;  // start of the minute being collected; -1 before the first Poll
-  Time last_rows_{};        // when rows were last returned
+  int64_t minute_ms_ = -1;      // start of the minute being collected; -1 before the first Poll
+  Time last_rows_{};            // when rows were last returned
   std::vector<Baseline> base_;  // by service index: the counters when rows were last returned
 };
 

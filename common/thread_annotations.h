@@ -1,5 +1,6 @@
-// Clang thread-safety annotations (LevelDB's port/thread_annotations.h): the lock contract of shared
-// state written in its declaration, checked by clang's -Wthread-safety and a no-op elsewhere.
+// Clang thread-safety annotations (LevelDB's port/thread_annotations.h): the lock contract of
+// shared state written in its declaration, checked by clang's -Wthread-safety and a no-op
+// elsewhere.
 #pragma once
 
 #if defined(__clang__)

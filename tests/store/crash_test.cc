@@ -136,9 +136,8 @@ std::map<uint64_t, TaskRow> TaskRows(const std::string& url) {
   std::map<uint64_t, TaskRow> rows;
   pqxx::connection conn(url);
   pqxx::nontransaction tx(conn);
-  for (const pqxx::row& r :
-       tx.exec("SELECT task_id, status, attempts, requeues, failures, "
-               "coalesce(result = payload, false) FROM tasks")) {
+  for (const pqxx::row& r : tx.exec("SELECT task_id, status, attempts, requeues, failures, "
+                                    "coalesce(result = payload, false) FROM tasks")) {
     TaskRow row;
     row.status = r[1].c_str();
     row.attempts = r[2].as<int>();
@@ -171,9 +170,10 @@ std::set<uint64_t> CompletedIds(const std::string& url) {
         try {
           pqxx::connection conn(url);
           pqxx::nontransaction tx(conn);
-          done = tx.exec_params("SELECT count(*) FROM tasks WHERE status = 'completed' AND "
-                                "task_id = ANY($1::bigint[])",
-                                literal)[0][0]
+          done = tx.exec_params(
+                       "SELECT count(*) FROM tasks WHERE status = 'completed' AND "
+                       "task_id = ANY($1::bigint[])",
+                       literal)[0][0]
                      .as<int64_t>();
         } catch (const std::exception&) {
           return false;
@@ -190,7 +190,8 @@ class CrashTest : public ::testing::Test {
  protected:
   void SetUp() override {
     RMA_REQUIRE_PG();
-    seed_ = static_cast<uint32_t>(EnvInt("RMA_CRASH_SEED", static_cast<int>(std::random_device{}())));
+    seed_ =
+        static_cast<uint32_t>(EnvInt("RMA_CRASH_SEED", static_cast<int>(std::random_device{}())));
     rng_.seed(seed_);
     std::printf("seed %u (RMA_CRASH_SEED=%u to replay)\n", seed_, seed_);
   }
@@ -267,11 +268,11 @@ TEST_F(CrashTest, BrokerKilledAtRandomMomentsLosesNoAcknowledgedTask) {
     ASSERT_EQ(rows.count(id), 1u) << id;
     EXPECT_TRUE(rows[id].result_is_payload) << "task " << id << " has the wrong result";
   }
-  std::printf("%d broker kills: %zu acknowledged tasks all completed; %zu executions; %zu tasks "
-              "ran more than once (%zu extra runs), all of them among the %zu in flight at a "
-              "crash\n",
-              kills, acked.size(), log.size(), duplicated_tasks, duplicates,
-              running_at_a_crash.size());
+  std::printf(
+      "%d broker kills: %zu acknowledged tasks all completed; %zu executions; %zu tasks "
+      "ran more than once (%zu extra runs), all of them among the %zu in flight at a "
+      "crash\n",
+      kills, acked.size(), log.size(), duplicated_tasks, duplicates, running_at_a_crash.size());
   EXPECT_GT(acked.size(), 1000u);
 }
 
@@ -326,9 +327,10 @@ TEST_F(CrashTest, WorkersKilledAtRandomMomentsLoseNoAcknowledgedTask) {
                                << " times without its worker being lost";
   }
   for (uint64_t id : acked) EXPECT_TRUE(rows[id].result_is_payload) << id;
-  std::printf("%d worker kills: %zu acknowledged tasks all completed; %zu tasks started more than "
-              "once (%zu extra starts), each after its worker was lost while running it\n",
-              kills, acked.size(), restarted, extra_runs);
+  std::printf(
+      "%d worker kills: %zu acknowledged tasks all completed; %zu tasks started more than "
+      "once (%zu extra starts), each after its worker was lost while running it\n",
+      kills, acked.size(), restarted, extra_runs);
   EXPECT_GT(acked.size(), 1000u);
 }
 
@@ -380,9 +382,10 @@ TEST_F(CrashTest, DatabaseRestartedUnderLoadLosesNothingAndRunsNothingTwice) {
   }
   std::map<uint64_t, TaskRow> rows = TaskRows(pg.url());
   for (uint64_t id : acked) EXPECT_TRUE(rows[id].result_is_payload) << id;
-  std::printf("%d database restarts: %zu acknowledged tasks all completed, %zu refused with "
-              "'unavailable' meanwhile, %zu executions, none twice\n",
-              restarts, acked.size(), static_cast<size_t>(refusals["unavailable"]), executions);
+  std::printf(
+      "%d database restarts: %zu acknowledged tasks all completed, %zu refused with "
+      "'unavailable' meanwhile, %zu executions, none twice\n",
+      restarts, acked.size(), static_cast<size_t>(refusals["unavailable"]), executions);
   EXPECT_GT(acked.size(), 500u);
 }
 

@@ -14,12 +14,12 @@ namespace rma::testing {
 std::string TestServerUrl();
 
 // In a test's SetUp: skips without a server, or fails when scripts/test.sh demands one.
-#define RMA_REQUIRE_PG()                                                                      \
-  do {                                                                                        \
-    if (::rma::testing::TestServerUrl().empty()) {                                            \
-      if (std::getenv("RMA_REQUIRE_PG") != nullptr) FAIL() << "RMA_TEST_PG_URL is not set";   \
-      GTEST_SKIP() << "no PostgreSQL: run through scripts/test.sh";                           \
-    }                                                                                         \
+#define RMA_REQUIRE_PG()                                                                    \
+  do {                                                                                      \
+    if (::rma::testing::TestServerUrl().empty()) {                                          \
+      if (std::getenv("RMA_REQUIRE_PG") != nullptr) FAIL() << "RMA_TEST_PG_URL is not set"; \
+      GTEST_SKIP() << "no PostgreSQL: run through scripts/test.sh";                         \
+    }                                                                                       \
   } while (0)
 
 // A database created on `server_url` (default: the test server) and dropped at destruction.

@@ -200,8 +200,8 @@ TEST_F(PgStoreTest, RecoveryReturnsUnfinishedTasksOnlyInPriorityOrder) {
   h.store().Write(Insert(Task(2, "echo", TaskStatus::kQueued, 9)));
   h.store().Write(Insert(Task(3, "echo", TaskStatus::kFailed, 5)));
   h.store().Write(Insert(Task(4, "echo", TaskStatus::kQueued, 9)));
-  for (TaskStatus done : {TaskStatus::kCompleted, TaskStatus::kDead, TaskStatus::kCancelled,
-                          TaskStatus::kExpired}) {
+  for (TaskStatus done :
+       {TaskStatus::kCompleted, TaskStatus::kDead, TaskStatus::kCancelled, TaskStatus::kExpired}) {
     TaskRecord t = Task(10 + static_cast<uint64_t>(done), "echo", done, 9);
     t.completed_at = t.created_at + Seconds(1);
     h.store().Write(Insert(t));
@@ -493,7 +493,8 @@ TEST_F(PgStoreTest, StatsComeFromTheRecordPlusTheMinuteInProgress) {
   EXPECT_DOUBLE_EQ(doc["history"][0]["run_time_p50_ms"].get<double>(), 4.0);  // (8*2 + 2*12) / 10
   EXPECT_DOUBLE_EQ(doc["history"][0]["run_time_p99_ms"].get<double>(), 20.0);
   EXPECT_EQ(doc["history"][1]["submitted"], 3);
-  EXPECT_EQ(Query("SELECT submitted || ' ' || run_time_samples FROM service_stats_minute"), "15 10");
+  EXPECT_EQ(Query("SELECT submitted || ' ' || run_time_samples FROM service_stats_minute"),
+            "15 10");
 }
 
 TEST_F(PgStoreTest, RetentionDeletesOldFinishedTasksInSmallBatches) {
@@ -593,8 +594,8 @@ TEST_F(PgStoreRestartTest, ADatabaseThatGoesAwayMakesTheStoreUnavailableThenItCa
   EXPECT_LT(h.store().durable_seq(), seq);
 
   ASSERT_TRUE(pg.Start());
-  ASSERT_TRUE(h.PumpUntil([&] { return h.store().available() && h.store().durable_seq() >= seq; },
-                          30s));
+  ASSERT_TRUE(
+      h.PumpUntil([&] { return h.store().available() && h.store().durable_seq() >= seq; }, 30s));
   EXPECT_EQ(QueryValue(pg.url(), "SELECT count(*) FROM tasks"), "100");
   EXPECT_GE(h.store().counters().reconnects, 1u);
 }

@@ -11,10 +11,12 @@ TEST(CleanTextTest, KeepsValidUtf8AndReplacesInvalidBytesAndNul) {
   EXPECT_EQ(CleanText("plain ascii"), "plain ascii");
   EXPECT_EQ(CleanText("gr\xc3\xbc\xc3\x9f \xe2\x82\xac \xf0\x9f\x98\x80"),
             "gr\xc3\xbc\xc3\x9f \xe2\x82\xac \xf0\x9f\x98\x80");
-  EXPECT_EQ(CleanText(std::string("a\0b", 3)), "a\xEF\xBF\xBD" "b");
+  EXPECT_EQ(CleanText(std::string("a\0b", 3)),
+            "a\xEF\xBF\xBD"
+            "b");
   EXPECT_EQ(CleanText("\xff"), "\xEF\xBF\xBD");
-  EXPECT_EQ(CleanText("\xc3"), "\xEF\xBF\xBD");                          // truncated
-  EXPECT_EQ(CleanText("\xc0\xaf"), "\xEF\xBF\xBD\xEF\xBF\xBD");          // overlong
+  EXPECT_EQ(CleanText("\xc3"), "\xEF\xBF\xBD");                                  // truncated
+  EXPECT_EQ(CleanText("\xc0\xaf"), "\xEF\xBF\xBD\xEF\xBF\xBD");                  // overlong
   EXPECT_EQ(CleanText("\xed\xa0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // surrogate
   EXPECT_EQ(CleanText("\xf4\x90\x80\x80x"),
             "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBDx");  // past U+10FFFF

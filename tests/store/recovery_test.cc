@@ -79,9 +79,9 @@ TEST_F(RecoveryTest, AfterKillMinus9QueuedTasksResumeAndFinishedOnesKeepResultsA
             done[0]);
   EXPECT_EQ(dup.value("duplicate", false), true) << dup.dump();
   EXPECT_EQ(dup["status"], "completed");
-  EXPECT_EQ(Submit(c, {{"service", "sleep"}, {"payload", "1"}, {"idempotency_key", "k-queued"}},
-                   &dup),
-            queued[1]);
+  EXPECT_EQ(
+      Submit(c, {{"service", "sleep"}, {"payload", "1"}, {"idempotency_key", "k-queued"}}, &dup),
+      queued[1]);
   EXPECT_EQ(dup.value("duplicate", false), true) << dup.dump();
 
   // A worker appears: the recovered tasks run without anyone resubmitting, highest priority
@@ -146,8 +146,8 @@ TEST_F(RecoveryTest, WithoutTheDatabaseNewTasksGet503AndEverythingCatchesUpAfter
   HttpResponse refused;
   ASSERT_TRUE(WaitUntil(
       [&] {
-        refused = HttpPostJson(c.Url("/api/tasks"), {{"service", "echo"}, {"payload", "during"}},
-                               2000);
+        refused =
+            HttpPostJson(c.Url("/api/tasks"), {{"service", "echo"}, {"payload", "during"}}, 2000);
         return refused.status == 503;
       },
       30s))
@@ -173,8 +173,8 @@ TEST_F(RecoveryTest, WithoutTheDatabaseNewTasksGet503AndEverythingCatchesUpAfter
   std::string again;
   ASSERT_TRUE(WaitUntil(
       [&] {
-        HttpResponse r = HttpPostJson(c.Url("/api/tasks"),
-                                      {{"service", "echo"}, {"payload", "after"}}, 5000);
+        HttpResponse r =
+            HttpPostJson(c.Url("/api/tasks"), {{"service", "echo"}, {"payload", "after"}}, 5000);
         if (r.status == 202) again = r.Json()["task_id"];
         return r.status == 202;
       },
@@ -185,9 +185,9 @@ TEST_F(RecoveryTest, WithoutTheDatabaseNewTasksGet503AndEverythingCatchesUpAfter
   // Caught up: the tasks' final states are on record.
   EXPECT_TRUE(WaitUntil(
       [&] {
-        return QueryValue(pg.url(), "SELECT count(*) FROM tasks WHERE status = 'completed' AND "
-                                    "convert_from(result, 'UTF8') IN ('\"before\"', '\"after\"')") ==
-               "2";
+        return QueryValue(pg.url(),
+                          "SELECT count(*) FROM tasks WHERE status = 'completed' AND "
+                          "convert_from(result, 'UTF8') IN ('\"before\"', '\"after\"')") == "2";
       },
       10s));
 }

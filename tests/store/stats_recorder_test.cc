@@ -74,8 +74,8 @@ TEST(BucketQuantileTest, InterpolatesWithinTheBucketLikePrometheus) {
   before.Record(Ms(100));  // not counted: it was there before
   after.Record(Ms(100));
   for (int i = 0; i < 100; ++i) after.Record(Ms(3));  // bucket (2.5 ms, 5 ms]
-  double p50 = BucketQuantileMs(before.CumulativeCounts(), after.CumulativeCounts(),
-                                before.count(), after.count(), 0.5);
+  double p50 = BucketQuantileMs(before.CumulativeCounts(), after.CumulativeCounts(), before.count(),
+                                after.count(), 0.5);
   EXPECT_GT(p50, 2.5);
   EXPECT_LE(p50, 5.0);
   EXPECT_DOUBLE_EQ(BucketQuantileMs(before.CumulativeCounts(), before.CumulativeCounts(),
@@ -83,9 +83,8 @@ TEST(BucketQuantileTest, InterpolatesWithinTheBucketLikePrometheus) {
                    0.0);
   LatencyHistogram huge;
   huge.Record(Seconds(5000));
-  EXPECT_DOUBLE_EQ(
-      BucketQuantileMs({}, huge.CumulativeCounts(), 0, huge.count(), 0.99),
-      LatencyHistogram::PrometheusBounds().back() * 1000.0);
+  EXPECT_DOUBLE_EQ(BucketQuantileMs({}, huge.CumulativeCounts(), 0, huge.count(), 0.99),
+                   LatencyHistogram::PrometheusBounds().back() * 1000.0);
 }
 
 TEST(ServiceMinuteStatsTest, MergeAddsCountsAndWeighsPercentiles) {

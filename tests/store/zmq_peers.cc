@@ -132,8 +132,8 @@ void FakeWorker::Run() {
   proto::ConfigureSocket(socket, proto::Limits{}, /*is_router=*/false);
   socket.connect(options_.endpoint);
   proto::Decoder decoder;
-  std::deque<Running> running;             // ordered by due time when run_time is constant
-  std::vector<proto::TaskResult> held;     // finished while not registered
+  std::deque<Running> running;          // ordered by due time when run_time is constant
+  std::vector<proto::TaskResult> held;  // finished while not registered
   bool registered = false;
   auto heartbeat = options_.heartbeat;
   Steady::time_point last_sent{};
