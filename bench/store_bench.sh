@@ -36,6 +36,13 @@ q() { psql -X -q -t -A "$url" -c "$1"; }
 echo "== machine: nproc=$(nproc), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "== PostgreSQL $(q 'SHOW server_version'): fsync=$(q 'SHOW fsync') synchronous_commit=$(q 'SHOW synchronous_commit') wal_sync_method=$(q 'SHOW wal_sync_method') shared_buffers=$(q 'SHOW shared_buffers')"
 echo "== parameters: runs=$runs tasks=$tasks window=$window batch=$batch slots=$slots payload=${payload}B rate=$rate"
+# The floor under any durable acknowledgement on this disk: one client committing one-row transactions.
+pgbench=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)/pgbench
+q "CREATE TABLE fsync_probe (x int)"
+echo "INSERT INTO fsync_probe VALUES (1);" >"$work/probe.sql"
+floor=$("$pgbench" -n -c 1 -T 5 -f "$work/probe.sql" "$url" 2>/dev/null | sed -n 's/latency average = \(.*\)/\1/p')
+echo "== one-row commit latency (pgbench, 1 client, 5 s): average $floor"
+q "DROP TABLE fsync_probe"
 
 # Proportional set size of every PostgreSQL process, summed (shared buffers counted once), in MiB.
 pg_pss() {

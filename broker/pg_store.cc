@@ -16,6 +16,7 @@
 #include <mutex>
 #include <optional>
 #include <pqxx/pqxx>
+#include <random>
 #include <thread>
 #include <tuple>
 #include <unordered_map>
@@ -39,7 +40,7 @@ constexpr int64_t kBrokerLockKey = 0x726d6162726b;
 // The history window of a stats answer (the in-memory history keeps as many minutes).
 constexpr int64_t kHistoryMinutes = 60;
 
-// The tasks columns, in the order of the COPY rows and of kSelectColumns.
+// The tasks columns, in the order of the COPY rows and of SelectColumns().
 const std::vector<std::string> kTaskColumns = {"task_id",
                                                "service",
                                                "status",
@@ -252,6 +253,7 @@ void Drain(int fd) {
   }
 }
 
+// `role` (writer-<instance>, reader, recovery) becomes the session's application_name.
 std::unique_ptr<pqxx::connection> Connect(const std::string& url, const std::string& role) {
   return std::make_unique<pqxx::connection>(ConnectionString(url, "rma-broker-" + role));
 }
@@ -260,6 +262,18 @@ std::unique_ptr<pqxx::connection> Connect(const std::string& url, const std::str
 bool TakeBrokerLock(pqxx::connection& conn) {
   pqxx::nontransaction q(conn);
   return q.exec_params("SELECT pg_try_advisory_lock($1)", kBrokerLockKey)[0][0].as<bool>();
+}
+
+// A writer session this process lost (a network failure the server has not noticed yet) may
+// still hold the broker lock, for as long as the server's keepalive takes. Sessions carrying this
+// process's own application_name are such leftovers: end them so the lock comes free.
+int EndStaleSessions(pqxx::connection& conn, const std::string& application_name) {
+  pqxx::nontransaction q(conn);
+  pqxx::result r = q.exec_params(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND "
+      "pid <> pg_backend_pid()",
+      application_name);
+  return static_cast<int>(r.size());
 }
 
 Status Migrate(pqxx::connection& conn) {
@@ -441,8 +455,9 @@ struct PgStore::ReadRequest {
 struct PgStore::Shared {
   PgStoreOptions options;
   const Clock* clock = nullptr;
-  int writer_wake = -1;  // eventfd: the loop flushed writes, or stop
-  int loop_wake = -1;    // eventfd: durable_seq or availability changed, or replies are waiting
+  std::string writer_role;  // writer-<instance id>, unique to this process
+  int writer_wake = -1;     // eventfd: the loop flushed writes, or stop
+  int loop_wake = -1;       // eventfd: durable_seq or availability changed, or replies are waiting
 
   std::mutex mu;
   std::condition_variable reader_cv;  // reads queued, durable_seq or availability changed, stop
@@ -824,9 +839,13 @@ class Writer {
 
   void Reconnect() {
     try {
-      auto conn = Connect(s_.options.url, "writer");
+      auto conn = Connect(s_.options.url, s_.writer_role);
       if (!TakeBrokerLock(*conn)) {
-        throw std::runtime_error("another rma-broker holds this database's broker lock");
+        int ended = EndStaleSessions(*conn, "rma-broker-" + s_.writer_role);
+        throw std::runtime_error(
+            ended > 0 ? "the broker lock was held by " + std::to_string(ended) +
+                            " lost session(s) of this broker, now ended"
+                      : std::string("another rma-broker holds this database's broker lock"));
       }
       PrepareWriter(*conn);
       conn_ = std::move(conn);
@@ -1225,10 +1244,16 @@ Result<std::unique_ptr<PgStore>> PgStore::Open(PgStoreOptions options, const Clo
   auto deadline = std::chrono::steady_clock::now() + options.connect_wait;
   Duration backoff = options.reconnect_min;
   std::unique_ptr<pqxx::connection> conn;
+  // The writer's application_name is unique to this process (see EndStaleSessions).
+  std::mt19937_64 rng(std::random_device{}());
+  char instance[16];
+  std::snprintf(instance, sizeof instance, "%08llx",
+                static_cast<unsigned long long>(rng() & 0xffffffffULL));
+  const std::string writer_role = std::string("writer-") + instance;
   for (int attempt = 1;; ++attempt) {
     std::string why;
     try {
-      conn = Connect(options.url, "writer");
+      conn = Connect(options.url, writer_role);
       if (TakeBrokerLock(*conn)) break;
       why = "another rma-broker is using this database (it holds the broker lock)";
       conn.reset();
@@ -1259,6 +1284,7 @@ Result<std::unique_ptr<PgStore>> PgStore::Open(PgStoreOptions options, const Clo
   auto shared = std::make_unique<Shared>();
   shared->options = std::move(options);
   shared->clock = clock;
+  shared->writer_role = writer_role;
   shared->writer_wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   shared->loop_wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (shared->writer_wake < 0 || shared->loop_wake < 0) {
