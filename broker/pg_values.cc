@@ -133,7 +133,7 @@ std::string ConnectionString(const std::string& url, const std::string& applicat
     } else if (!out.empty()) {
       out += ' ';
     }
-    out += key + "=" + value;
+    out.append(key).append("=").append(value);
   }
   return out;
 }
