@@ -375,6 +375,8 @@ void PrepareReader(pqxx::connection& conn) {
   {
     pqxx::nontransaction q(conn);
     q.exec("SET statement_timeout = '30s'");
+    // A generic plan for "status = $1" cannot use the partial indexes; listings are cheap to plan.
+    q.exec("SET plan_cache_mode = force_custom_plan");
   }
   conn.prepare("rma_get_task",
                "SELECT " + SelectColumns(false, true) + " FROM tasks WHERE task_id = $1");

@@ -56,10 +56,13 @@ CREATE TABLE tasks (
 -- Recovery: unfinished tasks in priority order, FIFO within a priority.
 CREATE INDEX tasks_unfinished_idx ON tasks (priority DESC, task_id)
   WHERE status IN ('queued', 'running', 'failed');
--- Listing newest first (task ids grow with time): by service (a status filter rides along), by status,
--- and all tasks through the primary key. Few indexes on purpose: every status change writes each one.
+-- Listing newest first (task ids grow with time): by service (a status filter rides along), and all tasks
+-- through the primary key. By status: completed tasks, the bulk, through the primary key; queued and running
+-- ones through tasks_unfinished_idx; the rare rest through a partial index that most tasks never enter. Few
+-- index entries on purpose: every state change of a task writes one in each index that holds it.
 CREATE INDEX tasks_service_idx ON tasks (service, task_id DESC);
-CREATE INDEX tasks_status_idx ON tasks (status, task_id DESC);
+CREATE INDEX tasks_rare_status_idx ON tasks (status, task_id DESC)
+  WHERE status IN ('failed', 'dead', 'cancelled', 'expired');
 -- Idempotency keys are unique across all retained tasks.
 CREATE UNIQUE INDEX tasks_idempotency_key_idx ON tasks (idempotency_key) WHERE idempotency_key IS NOT NULL;
 -- Retention deletes finished tasks oldest first.
