@@ -139,19 +139,24 @@ std::string ConnectionString(const std::string& url, const std::string& applicat
 }
 
 std::string RedactUrl(const std::string& url) {
-  if (!IsUrl(url)) {
-    size_t pos = url.find("password=");
-    if (pos == std::string::npos) return url;
-    size_t end = url.find(' ', pos);
-    return url.substr(0, pos) + "password=***" + (end == std::string::npos ? "" : url.substr(end));
+  std::string out = url;
+  // password=... as a key=value setting or a URL query parameter.
+  for (size_t pos = out.find("password="); pos != std::string::npos;
+       pos = out.find("password=", pos + 1)) {
+    size_t start = pos + 9;
+    size_t end = out.find_first_of(IsUrl(out) ? "&" : " ", start);
+    if (end == std::string::npos) end = out.size();
+    out.replace(start, end - start, "***");
   }
-  size_t scheme = url.find("://") + 3;
-  size_t at = url.find('@', scheme);
-  size_t slash = url.find('/', scheme);
-  if (at == std::string::npos || (slash != std::string::npos && at > slash)) return url;
-  size_t colon = url.find(':', scheme);
-  if (colon == std::string::npos || colon > at) return url;
-  return url.substr(0, colon + 1) + "***" + url.substr(at);
+  if (!IsUrl(out)) return out;
+  // user:password@ in the authority.
+  size_t scheme = out.find("://") + 3;
+  size_t at = out.find('@', scheme);
+  size_t slash = out.find_first_of("/?", scheme);
+  if (at == std::string::npos || (slash != std::string::npos && at > slash)) return out;
+  size_t colon = out.find(':', scheme);
+  if (colon == std::string::npos || colon > at) return out;
+  return out.substr(0, colon + 1) + "***" + out.substr(at);
 }
 
 }  // namespace rma::broker

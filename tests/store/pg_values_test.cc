@@ -57,6 +57,8 @@ TEST(RedactUrlTest, HidesPasswordsOnly) {
   EXPECT_EQ(RedactUrl("postgresql://rma:s3cret@db:5432/rma"), "postgresql://rma:***@db:5432/rma");
   EXPECT_EQ(RedactUrl("postgresql://rma@db:5432/rma"), "postgresql://rma@db:5432/rma");
   EXPECT_EQ(RedactUrl("host=db password=s3cret dbname=rma"), "host=db password=*** dbname=rma");
+  EXPECT_EQ(RedactUrl("postgresql://db/rma?user=u&password=s3cret&sslmode=require"),
+            "postgresql://db/rma?user=u&password=***&sslmode=require");
 }
 
 }  // namespace
