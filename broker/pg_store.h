@@ -10,7 +10,8 @@
 // ACCEPTED answers waiting for it. A reader thread owns a second connection for everything that
 // reads the record (tasks no longer in memory, listings, stats, idempotency keys, admin actions on
 // dead tasks) and for retention; each request waits until the writes queued before it are durable,
-// so it sees them, and a slow query never delays a commit. pqxx exceptions stay inside this file.
+// so it sees them, and a slow query never delays a commit. libpqxx and its exceptions stay inside
+// broker/pg_*.cc (see pg_internal.h for which file does what).
 //
 // Failures. A lost connection makes the store unavailable (the scheduler then refuses new durable
 // submissions); the writer reconnects with exponential back-off and commits what is pending, in
