@@ -18,44 +18,17 @@ namespace {
 // pg_advisory_lock key held by the broker that owns a database ("rmabrk" in ASCII).
 constexpr int64_t kBrokerLockKey = 0x726d6162726b;
 }  // namespace
-// The tasks columns, in the order of the COPY rows and of SelectColumns().
-const std::vector<std::string> kTaskColumns = {"task_id",
-                                               "service",
-                                               "status",
-                                               "priority",
-                                               "payload",
-                                               "content_type",
-                                               "max_attempts",
-                                               "timeout_ms",
-                                               "idempotency_key",
-                                               "min_tier",
-                                               "min_gpu_memory_gb",
-                                               "attempts",
-                                               "failures",
-                                               "requeues",
-                                               "worker_id",
-                                               "result",
-                                               "result_content_type",
-                                               "http_status",
-                                               "error",
-                                               "error_code",
-                                               "created_at",
-                                               "run_at",
-                                               "started_at",
-                                               "completed_at"};
-// Columns a state change may touch (payload, service, priority and the like never change).
-const std::vector<std::string> kMutableColumns = {"status",
-                                                  "attempts",
-                                                  "failures",
-                                                  "requeues",
-                                                  "worker_id",
-                                                  "result",
-                                                  "result_content_type",
-                                                  "http_status",
-                                                  "error",
-                                                  "error_code",
-                                                  "started_at",
-                                                  "completed_at"};
+
+// clang-format off
+const std::vector<std::string> kTaskColumns = {
+    "task_id", "service", "status", "priority", "payload", "content_type", "max_attempts",
+    "timeout_ms", "idempotency_key", "min_tier", "min_gpu_memory_gb", "attempts", "failures",
+    "requeues", "worker_id", "result", "result_content_type", "http_status", "error", "error_code",
+    "created_at", "run_at", "started_at", "completed_at"};
+const std::vector<std::string> kMutableColumns = {
+    "status", "attempts", "failures", "requeues", "worker_id", "result", "result_content_type",
+    "http_status", "error", "error_code", "started_at", "completed_at"};
+// clang-format on
 
 // Timestamps come back as microseconds since the epoch (exact: extract() is numeric since PG 14).
 std::string Micros(const std::string& column) {
