@@ -17,7 +17,7 @@ window=${WINDOW:-2000}; batch=${BATCH:-50}; slots=${SLOTS:-64}; payload=${PAYLOA
 rate=${RATE:-0}  # tasks/s offered; 0: as fast as the window allows
 build=${BUILD_DIR:-$root/build/bench}
 
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRMA_BUILD_TESTS=OFF \
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRMA_BUILD_TESTS=OFF -DRMA_BUILD_BENCHMARKS=ON \
   -DRMA_BUILD_DASHBOARD=OFF >/dev/null
 cmake --build "$build" --target rma-broker store_bench -j "$(nproc)" >/dev/null
 
