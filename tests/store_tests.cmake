@@ -18,8 +18,8 @@ rma_add_test(pg_store_test SOURCES store/pg_store_test.cc
              LIBS rma_broker rma_store_test_env LABELS pg TIMEOUT 300)
 
 rma_add_test(store_recovery_test SOURCES store/recovery_test.cc
-             LIBS rma_store_test_env rma_store_test_peers LABELS pg e2e TIMEOUT 300)
+             LIBS rma_store_test_env rma_store_test_peers LABELS pg TIMEOUT 300)
 add_dependencies(store_recovery_test ${RMA_BINARIES})
 rma_add_test(store_crash_test SOURCES store/crash_test.cc
-             LIBS rma_broker rma_store_test_env rma_store_test_peers LABELS pg e2e TIMEOUT 600)
+             LIBS rma_broker rma_store_test_env rma_store_test_peers LABELS pg TIMEOUT 600)
 add_dependencies(store_crash_test ${RMA_BINARIES})
