@@ -86,7 +86,6 @@ struct PgStore::Shared {
   }
 };
 
-
 namespace pg {
 
 // The tasks columns, in the order of the staging COPY rows and of SelectColumns().
