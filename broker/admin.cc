@@ -203,6 +203,43 @@ json StatsDocument(const Scheduler& s, Time now, const BrokerInfo& info) {
           {"uptime_s", Round(ToSecondsF(now - info.started_at), 1)}};
 }
 
+void ApplyStoredStats(const StoredStats& stored, json* doc) {
+  ServiceMinuteStats total;
+  json by_service = json::object();
+  for (const ServiceMinuteStats& r : stored.today) {
+    total.Merge(r);
+    by_service[r.service] = {{"submitted", r.submitted},
+                             {"completed", r.completed},
+                             {"failed", r.failed},
+                             {"dead", r.dead}};
+  }
+  (*doc)["today"] = {{"date", FormatDate(stored.day_start)},
+                     {"submitted", total.submitted},
+                     {"completed", total.completed},
+                     {"failed", total.failed},
+                     {"dead", total.dead},
+                     {"by_service", by_service},
+                     {"source", "postgresql"}};
+  json history = json::array();
+  for (const ServiceMinuteStats& m : stored.history) {
+    history.push_back({{"minute", FormatTime(m.minute)},
+                       {"submitted", m.submitted},
+                       {"completed", m.completed},
+                       {"failed", m.failed},
+                       {"queue_wait_p50_ms", Round(m.queue_wait_p50_ms)},
+                       {"run_time_p50_ms", Round(m.run_time_p50_ms)},
+                       {"run_time_p99_ms", Round(m.run_time_p99_ms)}});
+  }
+  (*doc)["history"] = std::move(history);
+  (*doc)["history_source"] = "postgresql";
+}
+
+void MarkStatsFromMemory(const std::string& why, json* doc) {
+  (*doc)["today"]["source"] = "memory";
+  (*doc)["history_source"] = "memory";
+  (*doc)["store_error"] = why;
+}
+
 json HealthDocument(const Scheduler& s, Time now, const BrokerInfo& info) {
   size_t live = 0;
   for (const Scheduler::Worker& w : s.workers()) live += w.alive ? 1 : 0;

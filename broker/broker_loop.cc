@@ -22,6 +22,8 @@ constexpr int kReadBudget = 512;
 constexpr size_t kMaxBatch = 256;
 // The longest the loop sleeps without checking its timers.
 constexpr int64_t kMaxPollMs = 1000;
+// How often live workers' totals go to the store (PostgreSQL mode).
+constexpr Duration kWorkerRecordInterval = Seconds(10);
 
 // Best effort: the "ref" of a client body that failed to decode, so the error can still be matched.
 uint64_t ExtractRef(proto::Decoder& decoder, std::string_view body) {
@@ -137,9 +139,11 @@ Status BrokerLoop::Run(int stop_fd) {
     if (stop_item >= 0 && (items[stop_item].revents & ZMQ_POLLIN)) {
       spdlog::info("broker stopping");
       FlushOutput(now);
+      RecordStats(now, /*drain=*/true);
       store_->Flush();
       return Status::Ok();
     }
+    RecordStats(now, /*drain=*/false);
     for (int i = 0; i < kReadBudget; ++i) {
       auto got = proto::ReceiveMessage(workers_, /*has_identity=*/true, config_.limits, &msg);
       if (!got.ok()) {
@@ -165,8 +169,8 @@ Status BrokerLoop::Run(int stop_fd) {
     if (store_item >= 0 && (items[store_item].revents & ZMQ_POLLIN)) {
       store_replies.clear();
       store_->OnReadable(&store_replies);
-      for (StoreReply& r : store_replies) to_clients_.Add(r.client, r.command, std::move(r.body));
       scheduler_->SetStoreAvailable(store_->available());
+      for (StoreReply& r : store_replies) HandleStoreReply(now, std::move(r));
     }
     if (scheduler_->NextWakeup() <= now) scheduler_->OnTick(now);
     store_->Flush();
@@ -262,7 +266,11 @@ void BrokerLoop::HandleClientMessage(Time now, const proto::InMessage& msg) {
           malformed(body, st);
           break;
         }
-        scheduler_->OnSubmit(now, id, std::move(s));
+        if (NeedsKeyLookup(s)) {
+          store_->SubmitWithKey(id, std::move(s));
+        } else {
+          scheduler_->OnSubmit(now, id, std::move(s));
+        }
         break;
       }
       case Command::kGet: {
@@ -305,7 +313,7 @@ void BrokerLoop::HandleClientMessage(Time now, const proto::InMessage& msg) {
           malformed(body, st);
           break;
         }
-        if (store_->can_lookup()) {
+        if (store_->can_lookup() && store_->available()) {
           store_->ListTasks(id, l);
         } else {
           scheduler_->OnList(now, id, l);
@@ -335,6 +343,7 @@ void BrokerLoop::HandleClientMessage(Time now, const proto::InMessage& msg) {
 
 void BrokerLoop::HandleAdmin(Time now, const std::string& client, const proto::Admin& admin) {
   auto answer = AnswerAdmin(*scheduler_, now, admin, info_);
+  if (store_->can_lookup() && ForwardAdmin(client, admin, answer)) return;
   if (!answer.ok()) {
     scheduler_->OnClientMalformed(now, client, admin.ref, answer.status());
     return;
@@ -374,6 +383,86 @@ void BrokerLoop::ReleaseDurable() {
     ++released;
   }
   deferred_.erase(deferred_.begin(), deferred_.begin() + static_cast<std::ptrdiff_t>(released));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The record (PostgreSQL mode)
+
+bool BrokerLoop::NeedsKeyLookup(const proto::Submit& submit) const {
+  // Keys of tasks evicted from memory (or finished before a restart) are only on record. While
+  // the store is unavailable the scheduler refuses the submission anyway.
+  return store_->can_lookup() && store_->available() && submit.mode == proto::SubmitMode::kAsync &&
+         !submit.idempotency_key.empty() &&
+         !scheduler_->KnowsIdempotencyKey(submit.idempotency_key);
+}
+
+bool BrokerLoop::ForwardAdmin(const std::string& client, const proto::Admin& admin,
+                              Result<nlohmann::json>& answer) {
+  if (admin.query == "stats" && answer.ok()) {
+    store_->Stats(client, admin.ref, std::move(*answer), stats_recorder_.Current(*scheduler_));
+    return true;
+  }
+  if ((admin.query == "retry" || admin.query == "discard") && !answer.ok() &&
+      answer.status().code() == StatusCode::kNotFound) {
+    auto id = ParseTaskId(admin.task_id);
+    if (!id) return false;
+    store_->AdminDeadTask(client, admin.ref, *id, admin.query == "retry");
+    return true;
+  }
+  return false;
+}
+
+void BrokerLoop::HandleStoreReply(Time now, StoreReply reply) {
+  if (reply.unrecorded) FailUnrecorded(*reply.unrecorded);
+  if (reply.resubmit) scheduler_->OnSubmit(now, reply.client, std::move(*reply.resubmit));
+  if (!reply.restore.empty()) scheduler_->Restore(now, std::move(reply.restore), 0);
+  if (!reply.body.empty()) to_clients_.Add(reply.client, reply.command, std::move(reply.body));
+}
+
+void BrokerLoop::FailUnrecorded(TaskId id) {
+  for (auto it = deferred_.begin(); it != deferred_.end();) {
+    proto::Accepted accepted;
+    if (it->command == Command::kAccepted && decoder_.Decode(it->body, &accepted).ok() &&
+        accepted.task_id == id) {
+      proto::Error e{accepted.ref,
+                     std::string(StatusCodeName(StatusCode::kInternal)),
+                     "task " + ToString(id) + " could not be recorded; it was not accepted",
+                     {},
+                     {}};
+      to_clients_.Add(it->client, Command::kError, proto::Encode(e));
+      it = deferred_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void BrokerLoop::RecordStats(Time now, bool drain) {
+  if (!store_->durable()) return;
+  std::vector<ServiceMinuteStats> rows =
+      drain ? stats_recorder_.Drain(*scheduler_) : stats_recorder_.Poll(now, *scheduler_);
+  if (!rows.empty()) store_->WriteStats(std::move(rows));
+  // The scheduler records a worker when its state changes; its totals and last-seen time move
+  // on between those moments.
+  if (!drain && now - workers_recorded_at_ < kWorkerRecordInterval) return;
+  workers_recorded_at_ = now;
+  for (const Scheduler::Worker& w : scheduler_->workers()) {
+    if (!w.in_use || !w.alive) continue;
+    WorkerRecord r;
+    r.worker_id = w.worker_id;
+    r.name = w.name;
+    r.tier = w.tier;
+    r.simulated = w.simulated;
+    r.capabilities = w.caps;
+    for (const proto::ServiceInfo& s : w.manifest) r.services.push_back(s.name);
+    r.status = w.draining ? "draining" : "online";
+    r.first_seen = w.first_seen;
+    r.last_seen = w.last_heard;
+    r.tasks_done = w.tasks_done;
+    r.tasks_failed = w.tasks_failed;
+    r.busy_seconds = ToSecondsF(w.busy);
+    store_->WriteWorker(std::move(r));
+  }
 }
 
 void BrokerLoop::FlushOutput(Time now) {

@@ -15,6 +15,7 @@
 #include "broker/admin.h"
 #include "broker/config.h"
 #include "broker/scheduler.h"
+#include "broker/stats_recorder.h"
 #include "broker/store.h"
 #include "common/clock.h"
 #include "common/status.h"
@@ -56,6 +57,19 @@ class BrokerLoop final : public SchedulerOutput {
   void HandleClientMessage(Time now, const proto::InMessage& msg);
   void HandleAdmin(Time now, const std::string& client, const proto::Admin& admin);
   void ReleaseDurable();
+
+  // ---- The record (a store that can_lookup(), i.e. PostgreSQL); see store.h.
+  // Whether a submission must first ask the record about its idempotency key.
+  bool NeedsKeyLookup(const proto::Submit& submit) const;
+  // Hands an admin query the record answers better than memory to the store; false: answer here.
+  bool ForwardAdmin(const std::string& client, const proto::Admin& admin,
+                    Result<nlohmann::json>& answer);
+  void HandleStoreReply(Time now, StoreReply reply);
+  // The store could not record this task: its waiting ACCEPTED answers become errors.
+  void FailUnrecorded(TaskId id);
+  // Per-minute statistics to the store when a minute ends or every few seconds, and the live
+  // workers' totals and last-seen times every few seconds (and both at shutdown, `drain`).
+  void RecordStats(Time now, bool drain);
   void FlushOutput(Time now);
 
   struct Pending {
@@ -98,6 +112,8 @@ class BrokerLoop final : public SchedulerOutput {
   std::vector<DeferredAck> deferred_;
   uint64_t last_seq_ = 0;  // sequence number of the latest store write
   std::vector<std::string> unreachable_workers_;
+  MinuteStatsRecorder stats_recorder_;
+  Time workers_recorded_at_{};
 };
 
 }  // namespace rma::broker

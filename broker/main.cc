@@ -7,6 +7,8 @@
 #include <memory>
 
 #include "broker/broker_loop.h"
+#include "broker/pg_store.h"
+#include "broker/pg_values.h"
 #include "common/files.h"
 #include "common/log.h"
 #include "common/signals.h"
@@ -25,6 +27,8 @@ int main(int argc, char** argv) {
   int64_t max_queue_time_ms = 3600000;
   int64_t result_ttl_ms = 3600000;
   int64_t retention_days = 7;
+  int64_t stats_retention_days = 90;
+  int64_t db_wait_ms = 30000;
   int64_t offline_retention_ms = 300000;
 
   CLI::App app{"rma-broker: the registry, queues and router of an rma compute pool"};
@@ -68,10 +72,21 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   app.add_option("--retention-days", retention_days,
-                 "with --db: delete finished tasks after this many days")
+                 "with --db: delete finished tasks this many days after they ended (0: keep)")
       ->envname("RMA_RETENTION_DAYS")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(int64_t{0}, int64_t{36500}));
+  app.add_option("--stats-retention-days", stats_retention_days,
+                 "with --db: delete per-minute statistics after this many days (0: keep)")
+      ->envname("RMA_STATS_RETENTION_DAYS")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{36500}));
+  app.add_option("--db-wait-ms", db_wait_ms,
+                 "with --db: how long to wait at start for the database (and for a previous "
+                 "broker to let go of it)")
+      ->envname("RMA_DB_WAIT_MS")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_option(
          "--offline-retention-ms", offline_retention_ms,
          "how long an offline worker stays listed (red on the dashboard) before it is forgotten")
@@ -123,16 +138,28 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   spdlog::debug("open files limit: {}", RaiseFileLimit());
 
+  SystemClock clock;
   std::unique_ptr<broker::TaskStore> store;
   if (db_url.empty()) {
     spdlog::warn("no --db given: tasks live in memory only and are lost if the broker stops");
     store = std::make_unique<broker::MemoryStore>();
   } else {
-    (void)retention_days;
-    spdlog::error("--db: the PostgreSQL store is not available in this build yet");
-    return 2;
+    broker::PgStoreOptions pg;
+    pg.url = db_url;
+    pg.retention = Seconds(retention_days * 86400);
+    pg.stats_retention = Seconds(stats_retention_days * 86400);
+    pg.connect_wait = Ms(db_wait_ms);
+    // Started after the signal watcher, so the store's threads inherit the blocked signals.
+    auto opened = broker::PgStore::Open(pg, &clock, signals->fd());
+    if (!opened.ok()) {
+      spdlog::error("--db: {}", opened.status().message());
+      return 1;
+    }
+    spdlog::info("recording tasks in PostgreSQL at {} (finished tasks kept {})",
+                 broker::RedactUrl(db_url),
+                 retention_days > 0 ? std::to_string(retention_days) + " days" : "forever");
+    store = std::move(*opened);
   }
-  SystemClock clock;
   broker::BrokerLoop loop(config, options, std::move(store), &clock);
   if (Status s = loop.Start(); !s.ok()) {
     spdlog::error("{}", s.ToString());

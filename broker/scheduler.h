@@ -218,6 +218,12 @@ class Scheduler {
   const std::vector<Worker>& workers() const { return workers_; }
   const std::vector<Service>& services() const { return services_; }
   const Task* FindTask(TaskId id) const;
+  // Whether a task in memory holds this idempotency key (PostgreSQL mode asks the record about
+  // keys the scheduler does not hold, before OnSubmit).
+  bool KnowsIdempotencyKey(const std::string& key) const {
+    auto it = idempotency_.find(key);
+    return it != idempotency_.end() && FindTask(it->second) != nullptr;
+  }
   const Counters& counters() const { return counters_; }
   const History& history() const { return history_; }
   const RateWindow& completions() const { return completion_rate_; }

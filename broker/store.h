@@ -3,12 +3,16 @@
 //
 // The broker loop thread is the only caller. Writes are queued without blocking and numbered; an
 // implementation with its own thread reports through poll_fd()/OnReadable() how far writes are
-// durable, so the loop can release the ACCEPTED answers that wait for them. Lookups of tasks no
-// longer in memory are answered asynchronously through the same path.
+// durable, so the loop can release the ACCEPTED answers that wait for them. Everything that needs
+// the record (tasks no longer in memory, listings, history, idempotency keys of evicted tasks,
+// admin actions on dead tasks that are only on record) is answered asynchronously through the same
+// path, after every write queued before the request is durable.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
-#include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,11 +23,18 @@
 
 namespace rma::broker {
 
-// An answer for a client that the store produced (TASK_INFO, TASK_LIST or ERROR), ready to send.
+// What the store hands back to the loop: an answer for a client (TASK_INFO, TASK_LIST, ACCEPTED,
+// ADMIN_REPLY or ERROR, ready to send), and/or work for the scheduler.
 struct StoreReply {
   std::string client;
   proto::Command command = proto::Command::kError;
-  std::string body;
+  std::string body;  // empty: nothing to send
+  // A submission whose idempotency key is not on record: the scheduler takes it as new.
+  std::optional<proto::Submit> resubmit;
+  // Tasks taken back from the record (an admin retry of a dead task): the scheduler queues them.
+  std::vector<TaskRecord> restore;
+  // A task whose insert the database refused even on its own: an ACCEPTED for it must not be sent.
+  std::optional<TaskId> unrecorded;
 };
 
 struct RecoveredState {
@@ -41,9 +52,12 @@ class TaskStore {
   // Called once before the loop starts serving.
   virtual Result<RecoveredState> Recover() = 0;
 
-  // Queue a write; returns its sequence number (increasing).
+  // Queue a write; returns its sequence number (increasing). Worker and statistics writes are
+  // numbered too (reads queued after them see them) but nothing waits for them.
   virtual uint64_t Write(TaskWrite write) = 0;
   virtual void WriteWorker(WorkerRecord record) = 0;
+  // Per-minute statistics of minutes that have ended.
+  virtual void WriteStats(std::vector<ServiceMinuteStats> rows) = 0;
   // Hand the writes queued during this loop iteration to the store (one batch).
   virtual void Flush() = 0;
   // Every write with a sequence number <= this is durable.
@@ -51,10 +65,20 @@ class TaskStore {
   // Whether the store currently accepts writes (false while the database is unreachable).
   virtual bool available() const = 0;
 
-  // Asynchronous reads for tasks that are not in the broker's memory.
+  // Asynchronous reads and actions on the record; only called when can_lookup().
   virtual bool can_lookup() const = 0;
   virtual void LookupTask(const std::string& client, uint64_t ref, TaskId id) = 0;
   virtual void ListTasks(const std::string& client, const proto::List& query) = 0;
+  // An asynchronous submission with an idempotency key the scheduler does not hold: answered as a
+  // duplicate when a task with that key is on record, otherwise handed back as `resubmit`.
+  virtual void SubmitWithKey(const std::string& client, proto::Submit submit) = 0;
+  // Admin retry (or discard) of a dead task that is no longer in memory.
+  virtual void AdminDeadTask(const std::string& client, uint64_t ref, TaskId id, bool retry) = 0;
+  // Admin stats: `live` is the document built from memory; the store puts today's totals and the
+  // per-minute history from the record in it (with `pending`, the minute not yet written) and
+  // answers ADMIN_REPLY.
+  virtual void Stats(const std::string& client, uint64_t ref, nlohmann::json live,
+                     std::vector<ServiceMinuteStats> pending) = 0;
 
   // A descriptor the loop polls; -1 when the store never has anything to report.
   virtual int poll_fd() const = 0;
@@ -70,12 +94,17 @@ class MemoryStore final : public TaskStore {
   Result<RecoveredState> Recover() override { return RecoveredState{}; }
   uint64_t Write(TaskWrite) override { return ++seq_; }
   void WriteWorker(WorkerRecord) override {}
+  void WriteStats(std::vector<ServiceMinuteStats>) override {}
   void Flush() override {}
   uint64_t durable_seq() const override { return seq_; }
   bool available() const override { return true; }
   bool can_lookup() const override { return false; }
   void LookupTask(const std::string&, uint64_t, TaskId) override {}
   void ListTasks(const std::string&, const proto::List&) override {}
+  void SubmitWithKey(const std::string&, proto::Submit) override {}
+  void AdminDeadTask(const std::string&, uint64_t, TaskId, bool) override {}
+  void Stats(const std::string&, uint64_t, nlohmann::json,
+             std::vector<ServiceMinuteStats>) override {}
   int poll_fd() const override { return -1; }
   void OnReadable(std::vector<StoreReply>*) override {}
 

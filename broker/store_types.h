@@ -65,4 +65,26 @@ struct WorkerRecord {
   double busy_seconds = 0;
 };
 
+// One minute of one service's statistics (a row of service_stats_minute). The broker loop derives
+// them from the scheduler's counters (stats_recorder.h); synchronous calls are included.
+struct ServiceMinuteStats {
+  Time minute{};  // start of the minute, UTC
+  std::string service;
+  uint64_t submitted = 0;
+  uint64_t completed = 0;
+  uint64_t failed = 0;  // failed attempts (each retry counts)
+  uint64_t dead = 0;
+  uint64_t queue_wait_samples = 0;
+  double queue_wait_p50_ms = 0;
+  double queue_wait_p99_ms = 0;
+  uint64_t run_time_samples = 0;
+  double run_time_p50_ms = 0;
+  double run_time_p99_ms = 0;
+
+  // Folds in another row of the same minute and service: counts add, p50 is the sample-weighted
+  // mean and p99 the larger (an estimate; exact merging would need the histograms). The SQL upsert
+  // in pg_store.cc applies the same rule.
+  void Merge(const ServiceMinuteStats& other);
+};
+
 }  // namespace rma::broker

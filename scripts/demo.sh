@@ -39,7 +39,7 @@ wait_file() { for _ in $(seq 200); do [[ -s "$1" ]] && return 0; sleep 0.1; done
 
 echo "== PostgreSQL"
 db_url=$(bash scripts/pg.sh start "$pgdir")
-db_args=()  # the broker records into PostgreSQL once its store lands (issue 6)
+db_args=(--db "$db_url")  # tasks, workers and statistics are recorded there and survive a broker restart
 
 echo "== broker"
 "$bin/rma-broker" --workers 'tcp://127.0.0.1:*' --clients 'tcp://127.0.0.1:*' --endpoints-file "$run/endpoints" \

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A private, throwaway PostgreSQL cluster for tests, benchmarks and the demo (TOOLCHAIN.md).
 #   scripts/pg.sh start DIR   initialise DIR (if new), start on a free 127.0.0.1 port, print the URL
+#                             (started again, DIR keeps its port when it is free: the URL stays valid)
 #   scripts/pg.sh stop DIR    stop it (fast shutdown)
 #   scripts/pg.sh url DIR     print the URL of a running cluster
 # PostgreSQL refuses to run as root, so as root the server runs as the postgres user.
@@ -33,8 +34,10 @@ case "$cmd" in
       as_owner "$bin/initdb" -D "$dir/data" -U rma --auth=trust -E UTF8 --locale=C.UTF-8 \
         --no-instructions --no-sync >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
     fi
+    previous=""
+    [[ -f "$dir/url" ]] && previous=$(sed -E 's#.*:([0-9]+)/.*#\1#' "$dir/url")
     for attempt in 1 2 3 4 5; do
-      port=$(free_port)
+      if [[ $attempt -eq 1 && -n "$previous" ]]; then port=$previous; else port=$(free_port); fi
       if as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
           -o "-p $port -c listen_addresses=127.0.0.1 -k $dir -c max_connections=200" start >/dev/null 2>&1; then
         as_owner "$bin/createdb" -h 127.0.0.1 -p "$port" -U rma rma 2>/dev/null || true

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Durable tasks per second through rma-broker on PostgreSQL at its default durability (fsync and
+# synchronous_commit on), with 2 and 4 workers; medians of several runs, with the broker's and
+# PostgreSQL's memory. Figures go to docs/benchmarks.md ("Durable tasks (PostgreSQL)").
+#   bench/store_bench.sh [RUNS] [TASKS]      defaults: 5 runs of 100000 tasks per worker count
+#   WINDOW=2000 BATCH=50 SLOTS=64 PAYLOAD=64 RATE=0 bench/store_bench.sh
+# RATE=N offers N tasks/s on a schedule (open loop) to measure latency at that load; RATE=0 (the
+# default) measures the most durable tasks/s the window allows.
+# Builds Release in build/bench (BUILD_DIR to change), starts a private PostgreSQL (scripts/pg.sh),
+# and for every run a fresh database and a fresh broker.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+runs=${1:-5}
+tasks=${2:-100000}
+window=${WINDOW:-2000}; batch=${BATCH:-50}; slots=${SLOTS:-64}; payload=${PAYLOAD:-64}
+rate=${RATE:-0}  # tasks/s offered; 0: as fast as the window allows
+build=${BUILD_DIR:-$root/build/bench}
+
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRMA_BUILD_TESTS=OFF -DRMA_BUILD_BENCHMARKS=ON \
+  -DRMA_BUILD_DASHBOARD=OFF >/dev/null
+cmake --build "$build" --target rma-broker store_bench -j "$(nproc)" >/dev/null
+
+work=$(mktemp -d /tmp/rma-store-bench.XXXXXX)
+broker_pid=""
+cleanup() {
+  [[ -n "$broker_pid" ]] && kill -TERM "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null || true
+  bash scripts/pg.sh stop "$work/pg" || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+chmod 755 "$work"
+url=$(bash scripts/pg.sh start "$work/pg")
+base=${url%/*}
+q() { psql -X -q -t -A "$url" -c "$1"; }
+echo "== machine: nproc=$(nproc), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+echo "== PostgreSQL $(q 'SHOW server_version'): fsync=$(q 'SHOW fsync') synchronous_commit=$(q 'SHOW synchronous_commit') wal_sync_method=$(q 'SHOW wal_sync_method') shared_buffers=$(q 'SHOW shared_buffers')"
+echo "== parameters: runs=$runs tasks=$tasks window=$window batch=$batch slots=$slots payload=${payload}B rate=$rate"
+# The floor under any durable acknowledgement on this disk: one client committing one-row transactions.
+pgbench=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)/pgbench
+q "CREATE TABLE fsync_probe (x int)"
+echo "INSERT INTO fsync_probe VALUES (1);" >"$work/probe.sql"
+floor=$("$pgbench" -n -c 1 -T 5 -f "$work/probe.sql" "$url" 2>/dev/null | sed -n 's/latency average = \(.*\)/\1/p')
+echo "== one-row commit latency (pgbench, 1 client, 5 s): average $floor"
+q "DROP TABLE fsync_probe"
+
+# Proportional set size of every PostgreSQL process, summed (shared buffers counted once), in MiB.
+pg_pss() {
+  local total=0 pid pss
+  for pid in $(pgrep -u postgres -f "postgres|postmaster" || true); do
+    pss=$(awk '/^Pss:/ {print $2}' "/proc/$pid/smaps_rollup" 2>/dev/null || echo 0)
+    total=$((total + ${pss:-0}))
+  done
+  echo $((total / 1024))
+}
+
+results="$work/results.tsv"
+for workers in 2 4; do
+  for run in $(seq "$runs"); do
+    db="bench_${workers}_${run}"
+    q "CREATE DATABASE $db"
+    rm -f "$work/endpoints"
+    "$build/bin/rma-broker" --db "$base/$db" --workers 'tcp://127.0.0.1:*' --clients 'tcp://127.0.0.1:*' \
+      --endpoints-file "$work/endpoints" --heartbeat-ms 5000 \
+      >"$work/broker.log" 2>&1 &
+    broker_pid=$!
+    for _ in $(seq 300); do [[ -s "$work/endpoints" ]] && break; sleep 0.05; done
+    out=$("$build/bin/store_bench" --clients "$(sed -n 2p "$work/endpoints")" \
+      --workers-endpoint "$(sed -n 1p "$work/endpoints")" --db "$base/$db" --tasks "$tasks" \
+      --workers "$workers" --slots "$slots" --window "$window" --batch "$batch" --payload "$payload" \
+      --rate "$rate")
+    broker_hwm=$(awk '/^VmHWM:/ {print int($2/1024)}' "/proc/$broker_pid/status")
+    pss=$(pg_pss)
+    kill -TERM "$broker_pid"; wait "$broker_pid" || true; broker_pid=""
+    commits=$(grep -o 'store: [0-9]* commit(s) of [0-9]* task row(s) for [0-9]* write(s), [0-9.]* ms per commit' "$work/broker.log" || true)
+    tps=$(sed -n 's/.*durable_tasks_per_s=\([0-9]*\).*/\1/p' <<<"$out")
+    read -r a50 a99 c50 c99 < <(sed -n 's/ack_ms p50=\([0-9.]*\) p99=\([0-9.]*\)  completion_ms p50=\([0-9.]*\) p99=\([0-9.]*\).*/\1 \2 \3 \4/p' <<<"$out")
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$workers" "$tps" "$a50" "$a99" "$c50" "$c99" \
+      "$broker_hwm" "$pss" "$commits" >>"$results"
+    echo "workers=$workers run=$run: $tps tasks/s, ack p50 ${a50} ms p99 ${a99} ms, completion p50 ${c50} ms p99 ${c99} ms, broker peak RSS ${broker_hwm} MiB, PostgreSQL PSS ${pss} MiB; $commits"
+    q "DROP DATABASE $db"
+  done
+done
+python3 - "$results" <<'PY'
+import statistics, sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
+print("\n== medians")
+print("| workers | durable tasks/s | ack p50 ms | ack p99 ms | completion p50 ms | completion p99 ms | broker peak RSS MiB | PostgreSQL PSS MiB |")
+print("|---|---|---|---|---|---|---|---|")
+for w in sorted({r[0] for r in rows}):
+    sel = [r for r in rows if r[0] == w]
+    med = lambda i: statistics.median(float(r[i]) for r in sel)
+    print(f"| {w} | {med(1):.0f} | {med(2):.2f} | {med(3):.2f} | {med(4):.2f} | {med(5):.2f} | {med(6):.0f} | {med(7):.0f} |")
+PY

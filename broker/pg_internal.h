@@ -1,0 +1,136 @@
+// Internal to the PostgreSQL store (broker/pg_*.cc, nothing else includes it): the state the
+// store's three threads share, the writer and reader thread bodies, and the SQL, row mapping and
+// session set-up they use. libpqxx appears in these files only.
+//
+//   pg_store.cc   PgStore: the broker loop's side (queues, notifications), Open and Recover
+//   pg_writer.cc  the writer thread: coalesced group commits, reconnects
+//   pg_reader.cc  the reader thread: lookups, listings, keys, stats, dead tasks, retention
+//   pg_sql.cc     statements, row <-> TaskRecord, sessions, migrations
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <pqxx/pqxx>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "broker/pg_store.h"
+#include "common/thread_annotations.h"
+
+namespace rma::broker {
+
+namespace pg {
+// An eventfd used as a wake-up flag between threads.
+void Signal(int fd);
+void Drain(int fd);
+}  // namespace pg
+
+struct PgStore::Pending {
+  std::vector<std::pair<uint64_t, TaskWrite>> tasks;  // (sequence number, write)
+  std::vector<WorkerRecord> workers;
+  std::vector<ServiceMinuteStats> stats;
+  uint64_t max_seq = 0;
+  bool empty() const { return tasks.empty() && workers.empty() && stats.empty(); }
+};
+
+struct PgStore::ReadRequest {
+  enum class Kind { kGet, kList, kKey, kDeadTask, kStats };
+  Kind kind = Kind::kGet;
+  uint64_t after_seq = 0;  // served once every write up to this one is durable
+  std::string client;
+  uint64_t ref = 0;
+  TaskId id;
+  bool retry = false;
+  proto::List list;
+  proto::Submit submit;
+  nlohmann::json live;
+  std::vector<ServiceMinuteStats> pending;
+  Time now{};
+};
+
+struct PgStore::Shared {
+  PgStoreOptions options;
+  const Clock* clock = nullptr;
+  std::string writer_role;  // writer-<instance id>, unique to this process
+  int writer_wake = -1;     // eventfd: the loop flushed writes, or stop
+  int loop_wake = -1;       // eventfd: durable_seq or availability changed, or replies are waiting
+
+  std::mutex mu;
+  std::condition_variable reader_cv;  // reads queued, durable_seq or availability changed, stop
+  std::vector<Pending> inbox RMA_GUARDED_BY(mu);
+  std::deque<ReadRequest> reads RMA_GUARDED_BY(mu);
+  std::vector<StoreReply> outbox RMA_GUARDED_BY(mu);
+  // Published together with the replies so the loop never releases an ACCEPTED before it has seen
+  // that its task was not recorded.
+  uint64_t durable_seq RMA_GUARDED_BY(mu) = 0;
+  bool available RMA_GUARDED_BY(mu) = true;
+  bool stopping RMA_GUARDED_BY(mu) = false;
+
+  std::atomic<uint64_t> commits{0}, task_rows{0}, writes{0}, failed_commits{0}, reconnects{0},
+      dropped_rows{0}, retention_deleted{0}, commit_us{0};
+
+  std::thread writer;
+  std::thread reader;
+
+  void Reply(StoreReply reply) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      outbox.push_back(std::move(reply));
+    }
+    pg::Signal(loop_wake);
+  }
+};
+
+namespace pg {
+
+// The tasks columns, in the order of the staging COPY rows and of SelectColumns().
+extern const std::vector<std::string> kTaskColumns;
+// Columns a state change may touch (payload, service, priority and the like never change).
+extern const std::vector<std::string> kMutableColumns;
+
+// The select list RecordFromRow reads; `payload` and `result` may be replaced by NULL when the
+// caller does not need them.
+std::string SelectColumns(bool payload, bool result);
+// A timestamp column as microseconds since the epoch.
+std::string Micros(const std::string& column);
+// `format` with every "%" replaced by the item, joined by ", ".
+std::string Join(const std::vector<std::string>& items, const std::string& format);
+// A database error message on one line, for logs and replies (libpq's span several).
+std::string OneLine(const std::string& message);
+
+std::string Text(const pqxx::field& f);
+int64_t Int(const pqxx::field& f);
+std::string Bytes(const pqxx::field& f);
+Time TimeOf(const pqxx::field& f);
+TaskRecord RecordFromRow(const pqxx::row& row);
+proto::TaskView ViewOf(const TaskRecord& r, bool with_result);
+
+// Whether a database error is worth retrying as it is (the connection, the server or a transient
+// conflict) rather than a refusal of the data itself.
+bool IsTransient(const pqxx::sql_error& e);
+
+// `role` (writer-<instance>, reader, recovery) becomes the session's application_name.
+std::unique_ptr<pqxx::connection> Connect(const std::string& url, const std::string& role);
+// Takes the per-database broker lock on `conn` (held for the connection's life).
+bool TakeBrokerLock(pqxx::connection& conn);
+// Ends other sessions named `application_name` (this process's lost writer sessions); returns how
+// many.
+int EndStaleSessions(pqxx::connection& conn, const std::string& application_name);
+// Applies the missing migrations (EmbeddedMigrations()), each in its own transaction.
+Status Migrate(pqxx::connection& conn);
+// Session set-up, again after every reconnect: the writer's staging table and statements, the
+// reader's statements.
+void PrepareWriter(pqxx::connection& conn);
+void PrepareReader(pqxx::connection& conn);
+
+// The thread bodies; they return when Shared::stopping is set (the writer after draining).
+void RunWriter(PgStore::Shared& shared, std::unique_ptr<pqxx::connection> conn);
+void RunReader(PgStore::Shared& shared);
+
+}  // namespace pg
+}  // namespace rma::broker

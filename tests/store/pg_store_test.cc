@@ -1,0 +1,604 @@
+// PgStore against a real PostgreSQL (label "pg"): migrations, group commit, durable sequence
+// numbers, recovery of every field, reads that see earlier writes, idempotency keys on record,
+// admin actions on dead tasks, statistics, retention, hostile text, refused rows, and a database
+// that goes away and comes back. Each test gets a fresh database built from schemas/sql/ by the
+// store itself; the store is driven the way the broker loop drives it (poll_fd + OnReadable).
+#include <gtest/gtest.h>
+#include <poll.h>
+
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
+
+#include "broker/migrations.h"
+#include "broker/pg_store.h"
+#include "schemas/codec.h"
+#include "tests/store/pg_env.h"
+
+namespace rma::broker {
+namespace {
+
+using namespace std::chrono_literals;
+using proto::Command;
+using proto::TaskStatus;
+using testing::FreshDatabase;
+using testing::QueryValue;
+
+// Drives a PgStore like the broker loop: writes, Flush(), and replies collected from poll_fd().
+class Harness {
+ public:
+  explicit Harness(std::unique_ptr<PgStore> store) : store_(std::move(store)) {}
+  PgStore& store() { return *store_; }
+  std::vector<StoreReply>& replies() { return replies_; }
+
+  // Pumps the store's notifications until `done` holds or `timeout` passes.
+  bool PumpUntil(const std::function<bool()>& done, std::chrono::milliseconds timeout = 20s) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!done()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      pollfd pfd{store_->poll_fd(), POLLIN, 0};
+      if (poll(&pfd, 1, 20) > 0) store_->OnReadable(&replies_);
+    }
+    return true;
+  }
+  bool WaitDurable(uint64_t seq) {
+    store_->Flush();
+    return PumpUntil([&] { return store_->durable_seq() >= seq; });
+  }
+  // The next reply (in arrival order), waiting for it.
+  std::optional<StoreReply> NextReply() {
+    if (!PumpUntil([&] { return !replies_.empty(); })) return std::nullopt;
+    StoreReply r = std::move(replies_.front());
+    replies_.erase(replies_.begin());
+    return r;
+  }
+  void Reset() { store_.reset(); }
+
+ private:
+  std::unique_ptr<PgStore> store_;
+  std::vector<StoreReply> replies_;
+};
+
+TaskRecord Task(uint64_t id, std::string service = "echo", TaskStatus status = TaskStatus::kQueued,
+                uint32_t priority = 0) {
+  TaskRecord r;
+  r.id = TaskId(id);
+  r.service = std::move(service);
+  r.status = status;
+  r.priority = priority;
+  r.payload = "payload-" + std::to_string(id);
+  r.content_type = "text/plain";
+  r.max_attempts = 3;
+  r.timeout_ms = 30000;
+  r.created_at = FromUnixMs(1'800'000'000'000 + static_cast<int64_t>(id));
+  r.run_at = r.created_at;
+  return r;
+}
+
+TaskWrite Insert(TaskRecord r) { return TaskWrite{WriteKind::kInsert, std::move(r)}; }
+TaskWrite Update(TaskRecord r) {
+  r.payload.clear();
+  r.content_type.clear();
+  return TaskWrite{WriteKind::kUpdate, std::move(r)};
+}
+
+class PgStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    RMA_REQUIRE_PG();
+    db_ = std::make_unique<FreshDatabase>();
+  }
+
+  std::unique_ptr<PgStore> OpenStore(PgStoreOptions options = {}) {
+    options.url = db_->url();
+    options.connect_wait = 2s;
+    auto store = PgStore::Open(options, &clock_);
+    EXPECT_TRUE(store.ok()) << store.status().ToString();
+    return store.ok() ? std::move(*store) : nullptr;
+  }
+  std::string Query(const std::string& sql) { return QueryValue(db_->url(), sql); }
+
+  FakeClock clock_;
+  std::unique_ptr<FreshDatabase> db_;
+};
+
+TEST_F(PgStoreTest, OpenAppliesEveryMigrationOnceAndIsSafeToRunTwice) {
+  const std::string latest = std::to_string(EmbeddedMigrations().back().version);
+  OpenStore().reset();
+  EXPECT_EQ(Query("SELECT count(*) FROM rma_migrations"),
+            std::to_string(EmbeddedMigrations().size()));
+  EXPECT_EQ(Query("SELECT max(version) FROM rma_migrations"), latest);
+  auto again = OpenStore();
+  ASSERT_NE(again, nullptr);
+  EXPECT_EQ(Query("SELECT count(*) FROM rma_migrations"),
+            std::to_string(EmbeddedMigrations().size()));
+}
+
+TEST_F(PgStoreTest, OpenRefusesADatabaseNewerThanItself) {
+  OpenStore().reset();
+  Query("INSERT INTO rma_migrations (version, name) VALUES (999, '999_future') RETURNING version");
+  PgStoreOptions options;
+  options.url = db_->url();
+  auto store = PgStore::Open(options, &clock_);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(store.status().message().find("newer than this broker"), std::string::npos)
+      << store.status().message();
+}
+
+TEST_F(PgStoreTest, ASecondBrokerCannotUseTheDatabaseUntilTheFirstLetsGo) {
+  auto first = OpenStore();
+  ASSERT_NE(first, nullptr);
+  PgStoreOptions options;
+  options.url = db_->url();
+  options.connect_wait = 300ms;
+  auto second = PgStore::Open(options, &clock_);
+  ASSERT_FALSE(second.ok());
+  EXPECT_NE(second.status().message().find("another rma-broker"), std::string::npos)
+      << second.status().message();
+  first.reset();
+  options.connect_wait = 5s;
+  auto third = PgStore::Open(options, &clock_);
+  EXPECT_TRUE(third.ok()) << third.status().ToString();
+}
+
+TEST_F(PgStoreTest, WritesBecomeDurableAndEveryFieldRecovers) {
+  Harness h(OpenStore());
+  TaskRecord full = Task(1001, "ocr", TaskStatus::kRunning, 7);
+  full.payload = std::string("\0\x01\xff\tbinary\n", 11);
+  full.content_type = "application/octet-stream";
+  full.max_attempts = 5;
+  full.timeout_ms = 4'000'000'000u;  // beyond a 32-bit integer column
+  full.idempotency_key = "key\twith\ttabs";
+  full.min_tier = 2;
+  full.min_gpu_memory_gb = 7.5;
+  full.attempts = 2;
+  full.failures = 1;
+  full.requeues = 1;
+  full.worker_id = "gpu-box";
+  full.error = "line one\nline two \\ backslash";
+  full.error_code = "handler_error";
+  full.run_at = full.created_at + Seconds(5);
+  full.started_at = full.created_at + Seconds(6);
+  uint64_t seq = h.store().Write(Insert(full));
+  ASSERT_TRUE(h.WaitDurable(seq));
+  EXPECT_EQ(h.store().durable_seq(), seq);
+  h.Reset();
+
+  auto store = OpenStore();
+  auto recovered = store->Recover();
+  ASSERT_TRUE(recovered.ok()) << recovered.status().ToString();
+  ASSERT_EQ(recovered->tasks.size(), 1u);
+  EXPECT_EQ(recovered->max_task_id, 1001u);
+  const TaskRecord& r = recovered->tasks[0];
+  EXPECT_EQ(r.id, full.id);
+  EXPECT_EQ(r.service, full.service);
+  EXPECT_EQ(r.status, TaskStatus::kRunning);
+  EXPECT_EQ(r.priority, 7u);
+  EXPECT_EQ(r.payload, full.payload);
+  EXPECT_EQ(r.content_type, full.content_type);
+  EXPECT_EQ(r.max_attempts, 5u);
+  EXPECT_EQ(r.timeout_ms, 4'000'000'000u);
+  EXPECT_EQ(r.idempotency_key, full.idempotency_key);
+  EXPECT_EQ(r.min_tier, 2u);
+  EXPECT_DOUBLE_EQ(r.min_gpu_memory_gb, 7.5);
+  EXPECT_EQ(r.attempts, 2u);
+  EXPECT_EQ(r.failures, 1u);
+  EXPECT_EQ(r.requeues, 1u);
+  EXPECT_EQ(r.worker_id, "gpu-box");
+  EXPECT_EQ(r.error, full.error);
+  EXPECT_EQ(r.error_code, full.error_code);
+  EXPECT_EQ(r.created_at, full.created_at);
+  EXPECT_EQ(r.run_at, full.run_at);
+  EXPECT_EQ(r.started_at, full.started_at);
+  EXPECT_EQ(r.completed_at, Time{});
+}
+
+TEST_F(PgStoreTest, RecoveryReturnsUnfinishedTasksOnlyInPriorityOrder) {
+  Harness h(OpenStore());
+  h.store().Write(Insert(Task(1, "echo", TaskStatus::kQueued, 1)));
+  h.store().Write(Insert(Task(2, "echo", TaskStatus::kQueued, 9)));
+  h.store().Write(Insert(Task(3, "echo", TaskStatus::kFailed, 5)));
+  h.store().Write(Insert(Task(4, "echo", TaskStatus::kQueued, 9)));
+  for (TaskStatus done :
+       {TaskStatus::kCompleted, TaskStatus::kDead, TaskStatus::kCancelled, TaskStatus::kExpired}) {
+    TaskRecord t = Task(10 + static_cast<uint64_t>(done), "echo", done, 9);
+    t.completed_at = t.created_at + Seconds(1);
+    h.store().Write(Insert(t));
+  }
+  uint64_t seq = h.store().Write(Insert(Task(5, "echo", TaskStatus::kRunning, 0)));
+  ASSERT_TRUE(h.WaitDurable(seq));
+  auto recovered = h.store().Recover();
+  ASSERT_TRUE(recovered.ok());
+  std::vector<uint64_t> ids;
+  for (const TaskRecord& r : recovered->tasks) ids.push_back(r.id.value());
+  EXPECT_EQ(ids, (std::vector<uint64_t>{2, 4, 3, 1, 5}));
+  EXPECT_EQ(recovered->max_task_id, 10u + static_cast<uint64_t>(TaskStatus::kExpired));
+}
+
+TEST_F(PgStoreTest, ManyWritesShareOneCommitAndAFastTaskBecomesOneRow) {
+  Harness h(OpenStore());
+  uint64_t seq = 0;
+  for (uint64_t id = 1; id <= 1000; ++id) {
+    TaskRecord t = Task(id);
+    seq = h.store().Write(Insert(t));
+    // Started and completed before the batch left: one row with the final state.
+    t.status = TaskStatus::kRunning;
+    t.attempts = 1;
+    t.worker_id = "w";
+    h.store().Write(Update(t));
+    t.status = TaskStatus::kCompleted;
+    t.result = "r" + std::to_string(id);
+    t.completed_at = t.created_at + Ms(3);
+    seq = h.store().Write(Update(t));
+  }
+  ASSERT_TRUE(h.WaitDurable(seq));
+  PgStoreCounters c = h.store().counters();
+  EXPECT_EQ(c.commits, 1u);
+  EXPECT_EQ(c.writes, 3000u);
+  EXPECT_EQ(c.task_rows, 1000u);
+  EXPECT_EQ(Query("SELECT count(*) FROM tasks WHERE status = 'completed' AND payload = "
+                  "convert_to('payload-' || task_id, 'UTF8') AND result = convert_to('r' || "
+                  "task_id, 'UTF8')"),
+            "1000");
+}
+
+TEST_F(PgStoreTest, StateChangesAfterTheInsertUpdateTheRowAndDeletesRemoveIt) {
+  Harness h(OpenStore());
+  TaskRecord t = Task(7);
+  ASSERT_TRUE(h.WaitDurable(h.store().Write(Insert(t))));
+  t.status = TaskStatus::kDead;
+  t.failures = 3;
+  t.error = "gave up";
+  t.completed_at = t.created_at + Seconds(2);
+  ASSERT_TRUE(h.WaitDurable(h.store().Write(Update(t))));
+  EXPECT_EQ(Query("SELECT status || ' ' || failures || ' ' || error || ' ' || "
+                  "convert_from(payload, 'UTF8') FROM tasks WHERE task_id = 7"),
+            "dead 3 gave up payload-7");
+  ASSERT_TRUE(h.WaitDurable(h.store().Write(TaskWrite{WriteKind::kDelete, t})));
+  EXPECT_EQ(Query("SELECT count(*) FROM tasks"), "0");
+}
+
+TEST_F(PgStoreTest, HostileTextIsCleanedInsteadOfFailingTheBatch) {
+  Harness h(OpenStore());
+  TaskRecord t = Task(9, std::string("svc\xff\0x", 6));
+  t.error = "bad \xc3\x28 utf8";
+  t.worker_id = std::string("w\0", 2);
+  uint64_t seq = h.store().Write(Insert(t));
+  seq = h.store().Write(Insert(Task(10)));
+  ASSERT_TRUE(h.WaitDurable(seq));
+  EXPECT_EQ(Query("SELECT count(*) FROM tasks"), "2");
+  EXPECT_EQ(Query("SELECT service FROM tasks WHERE task_id = 9"), "svc\xEF\xBF\xBD\xEF\xBF\xBDx");
+  EXPECT_EQ(h.store().counters().failed_commits, 0u);
+}
+
+TEST_F(PgStoreTest, ARowTheDatabaseRefusesIsReportedAndTheRestIsRecorded) {
+  Harness h(OpenStore());
+  TaskRecord bad = Task(20);
+  bad.created_at = FromUnixUs(-290'000LL * 365 * 86400 * 1'000'000);  // ~288000 BC: out of range
+  h.store().Write(Insert(Task(19)));
+  h.store().Write(Insert(bad));
+  uint64_t seq = h.store().Write(Insert(Task(21)));
+  ASSERT_TRUE(h.WaitDurable(seq));
+  EXPECT_EQ(Query("SELECT string_agg(task_id::text, ',' ORDER BY task_id) FROM tasks"), "19,21");
+  auto reply = h.NextReply();
+  ASSERT_TRUE(reply.has_value());
+  ASSERT_TRUE(reply->unrecorded.has_value());
+  EXPECT_EQ(*reply->unrecorded, TaskId(20));
+  EXPECT_GE(h.store().counters().dropped_rows, 1u);
+}
+
+TEST_F(PgStoreTest, AnIdempotencyKeyTakenOnRecordDoesNotLoseTheTask) {
+  Harness h(OpenStore());
+  TaskRecord a = Task(30);
+  a.idempotency_key = "same";
+  TaskRecord b = Task(31);
+  b.idempotency_key = "same";
+  h.store().Write(Insert(a));
+  uint64_t seq = h.store().Write(Insert(b));
+  ASSERT_TRUE(h.WaitDurable(seq));
+  EXPECT_EQ(Query("SELECT count(*) FROM tasks"), "2");
+  EXPECT_EQ(Query("SELECT task_id FROM tasks WHERE idempotency_key = 'same'"), "30");
+  EXPECT_EQ(Query("SELECT count(*) FROM tasks WHERE task_id = 31 AND idempotency_key IS NULL"),
+            "1");
+}
+
+TEST_F(PgStoreTest, ReadsSeeEveryWriteQueuedBeforeThem) {
+  Harness h(OpenStore());
+  for (uint64_t id = 1; id <= 30; ++id) {
+    TaskRecord t = Task(id, id % 2 == 0 ? "even" : "odd",
+                        id % 3 == 0 ? TaskStatus::kCompleted : TaskStatus::kQueued);
+    t.result = "result-" + std::to_string(id);
+    h.store().Write(Insert(t));
+  }
+  // Not flushed yet: the read must still see them.
+  h.store().LookupTask("client-a", 77, TaskId(12));
+  proto::List list;
+  list.ref = 78;
+  list.service = "even";
+  list.status = "completed";
+  list.limit = 3;
+  h.store().ListTasks("client-b", list);
+  h.store().LookupTask("client-a", 79, TaskId(999));
+  h.store().Flush();
+
+  proto::Decoder decoder;
+  auto got = h.NextReply();
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->client, "client-a");
+  ASSERT_EQ(got->command, Command::kTaskInfo);
+  proto::TaskInfo info;
+  ASSERT_TRUE(decoder.Decode(got->body, &info).ok());
+  EXPECT_EQ(info.ref, 77u);
+  EXPECT_EQ(info.task.task_id, TaskId(12));
+  EXPECT_EQ(info.task.service, "even");
+  EXPECT_EQ(info.task.status, TaskStatus::kCompleted);
+  EXPECT_EQ(info.task.result, "result-12");
+
+  auto listed = h.NextReply();
+  ASSERT_TRUE(listed.has_value());
+  ASSERT_EQ(listed->command, Command::kTaskList);
+  proto::TaskList tl;
+  ASSERT_TRUE(decoder.Decode(listed->body, &tl).ok());
+  EXPECT_EQ(tl.ref, 78u);
+  std::vector<uint64_t> ids;
+  for (const proto::TaskView& v : tl.tasks) {
+    ids.push_back(v.task_id.value());
+    EXPECT_TRUE(v.result.empty());
+  }
+  EXPECT_EQ(ids, (std::vector<uint64_t>{30, 24, 18}));
+
+  auto missing = h.NextReply();
+  ASSERT_TRUE(missing.has_value());
+  ASSERT_EQ(missing->command, Command::kError);
+  proto::Error e;
+  ASSERT_TRUE(decoder.Decode(missing->body, &e).ok());
+  EXPECT_EQ(e.ref, 79u);
+  EXPECT_EQ(e.code, "not_found");
+}
+
+TEST_F(PgStoreTest, AnIdempotencyKeyOnRecordAnswersTheFirstTask) {
+  Harness h(OpenStore());
+  TaskRecord t = Task(40, "echo", TaskStatus::kCompleted);
+  t.idempotency_key = "order-17";
+  t.completed_at = t.created_at + Seconds(1);
+  h.store().Write(Insert(t));
+  proto::Submit again;
+  again.ref = 5;
+  again.service = "echo";
+  again.idempotency_key = "order-17";
+  h.store().SubmitWithKey("c", again);
+  proto::Submit fresh = again;
+  fresh.ref = 6;
+  fresh.idempotency_key = "order-18";
+  h.store().SubmitWithKey("c", fresh);
+  h.store().Flush();
+
+  proto::Decoder decoder;
+  auto dup = h.NextReply();
+  ASSERT_TRUE(dup.has_value());
+  ASSERT_EQ(dup->command, Command::kAccepted);
+  proto::Accepted a;
+  ASSERT_TRUE(decoder.Decode(dup->body, &a).ok());
+  EXPECT_EQ(a.ref, 5u);
+  EXPECT_EQ(a.task_id, TaskId(40));
+  EXPECT_TRUE(a.duplicate);
+  EXPECT_EQ(a.status, TaskStatus::kCompleted);
+
+  auto back = h.NextReply();
+  ASSERT_TRUE(back.has_value());
+  ASSERT_TRUE(back->resubmit.has_value());
+  EXPECT_TRUE(back->body.empty());
+  EXPECT_EQ(back->resubmit->ref, 6u);
+  EXPECT_EQ(back->resubmit->idempotency_key, "order-18");
+}
+
+TEST_F(PgStoreTest, AdminRetriesAndDiscardsDeadTasksThatAreOnlyOnRecord) {
+  Harness h(OpenStore());
+  TaskRecord dead = Task(50, "flaky", TaskStatus::kDead);
+  dead.failures = 3;
+  dead.attempts = 3;
+  dead.error = "boom";
+  dead.completed_at = dead.created_at + Seconds(1);
+  h.store().Write(Insert(dead));
+  TaskRecord dead2 = dead;
+  dead2.id = TaskId(51);
+  h.store().Write(Insert(dead2));
+  TaskRecord done = Task(52, "echo", TaskStatus::kCompleted);
+  done.completed_at = done.created_at + Seconds(1);
+  h.store().Write(Insert(done));
+  h.store().AdminDeadTask("admin", 1, TaskId(50), /*retry=*/true);
+  h.store().AdminDeadTask("admin", 2, TaskId(51), /*retry=*/false);
+  h.store().AdminDeadTask("admin", 3, TaskId(52), /*retry=*/true);
+  h.store().AdminDeadTask("admin", 4, TaskId(53), /*retry=*/false);
+  h.store().Flush();
+
+  proto::Decoder decoder;
+  auto retried = h.NextReply();
+  ASSERT_TRUE(retried.has_value());
+  ASSERT_EQ(retried->command, Command::kAdminReply);
+  ASSERT_EQ(retried->restore.size(), 1u);
+  EXPECT_EQ(retried->restore[0].status, TaskStatus::kQueued);
+  EXPECT_EQ(retried->restore[0].failures, 0u);
+  EXPECT_EQ(retried->restore[0].attempts, 3u);
+  EXPECT_EQ(retried->restore[0].payload, "payload-50");
+  EXPECT_EQ(Query("SELECT status || ' ' || failures || ' ' || (completed_at IS NULL) FROM tasks "
+                  "WHERE task_id = 50"),
+            "queued 0 true");
+
+  auto discarded = h.NextReply();
+  ASSERT_TRUE(discarded.has_value());
+  ASSERT_EQ(discarded->command, Command::kAdminReply);
+  EXPECT_TRUE(discarded->restore.empty());
+  EXPECT_EQ(Query("SELECT count(*) FROM tasks WHERE task_id = 51"), "0");
+
+  for (const char* code : {"failed_precondition", "not_found"}) {
+    auto refused = h.NextReply();
+    ASSERT_TRUE(refused.has_value());
+    ASSERT_EQ(refused->command, Command::kError);
+    proto::Error e;
+    ASSERT_TRUE(decoder.Decode(refused->body, &e).ok());
+    EXPECT_EQ(e.code, code) << e.message;
+    EXPECT_TRUE(refused->restore.empty());
+  }
+  EXPECT_EQ(Query("SELECT status FROM tasks WHERE task_id = 52"), "completed");
+}
+
+TEST_F(PgStoreTest, StatsComeFromTheRecordPlusTheMinuteInProgress) {
+  Harness h(OpenStore());
+  Time now = clock_.Now();
+  Time minute = FromUnixMs(ToUnixMs(now) / 60000 * 60000);
+  ServiceMinuteStats a;
+  a.minute = minute - Seconds(120);
+  a.service = "echo";
+  a.submitted = 10;
+  a.completed = 8;
+  a.failed = 1;
+  a.run_time_samples = 8;
+  a.run_time_p50_ms = 2;
+  a.run_time_p99_ms = 5;
+  ServiceMinuteStats b = a;  // a second row of the same minute (a broker restarted within it)
+  b.submitted = 5;
+  b.completed = 5;
+  b.failed = 0;
+  b.run_time_samples = 2;
+  b.run_time_p50_ms = 12;
+  b.run_time_p99_ms = 20;
+  h.store().WriteStats({a});
+  h.store().Flush();
+  h.store().WriteStats({b});
+  ServiceMinuteStats pending;
+  pending.minute = minute;
+  pending.service = "ocr";
+  pending.submitted = 3;
+  h.store().Stats("admin", 9, nlohmann::json{{"today", {{"submitted", 0}}}}, {pending});
+  h.store().Flush();
+
+  auto reply = h.NextReply();
+  ASSERT_TRUE(reply.has_value());
+  ASSERT_EQ(reply->command, Command::kAdminReply);
+  proto::AdminReply ar;
+  proto::Decoder decoder;
+  ASSERT_TRUE(decoder.Decode(reply->body, &ar).ok());
+  EXPECT_EQ(ar.ref, 9u);
+  nlohmann::json doc = nlohmann::json::from_msgpack(ar.data);
+  if (StartOfUtcDay(a.minute) == StartOfUtcDay(now)) {
+    EXPECT_EQ(doc["today"]["submitted"], 18) << doc.dump();
+    EXPECT_EQ(doc["today"]["by_service"]["echo"]["completed"], 13) << doc.dump();
+  }
+  EXPECT_EQ(doc["today"]["source"], "postgresql");
+  EXPECT_EQ(doc["today"]["by_service"]["ocr"]["submitted"], 3) << doc.dump();
+  ASSERT_EQ(doc["history"].size(), 2u) << doc.dump();
+  EXPECT_EQ(doc["history"][0]["submitted"], 15);
+  EXPECT_DOUBLE_EQ(doc["history"][0]["run_time_p50_ms"].get<double>(), 4.0);  // (8*2 + 2*12) / 10
+  EXPECT_DOUBLE_EQ(doc["history"][0]["run_time_p99_ms"].get<double>(), 20.0);
+  EXPECT_EQ(doc["history"][1]["submitted"], 3);
+  EXPECT_EQ(Query("SELECT submitted || ' ' || run_time_samples FROM service_stats_minute"),
+            "15 10");
+}
+
+TEST_F(PgStoreTest, RetentionDeletesOldFinishedTasksInSmallBatches) {
+  PgStoreOptions options;
+  options.retention = Seconds(86400);
+  options.retention_batch = 10;
+  options.retention_interval = Ms(50);
+  Harness h(OpenStore(options));
+  Time now = clock_.Now();
+  uint64_t seq = 0;
+  for (uint64_t id = 1; id <= 45; ++id) {
+    TaskRecord t = Task(id, "echo", id <= 35 ? TaskStatus::kCompleted : TaskStatus::kQueued);
+    t.created_at = now - Seconds(3 * 86400);
+    t.run_at = t.created_at;
+    if (id <= 35) t.completed_at = now - Seconds(2 * 86400);  // old and finished
+    seq = h.store().Write(Insert(t));
+  }
+  for (uint64_t id = 46; id <= 50; ++id) {
+    TaskRecord t = Task(id, "echo", TaskStatus::kDead);
+    t.completed_at = now - Seconds(3600);  // finished, but recently
+    seq = h.store().Write(Insert(t));
+  }
+  ASSERT_TRUE(h.WaitDurable(seq));
+  ASSERT_TRUE(h.PumpUntil([&] { return h.store().counters().retention_deleted >= 35; }))
+      << h.store().counters().retention_deleted;
+  EXPECT_EQ(h.store().counters().retention_deleted, 35u);
+  EXPECT_EQ(Query("SELECT count(*) FROM tasks"), "15");
+  EXPECT_EQ(Query("SELECT count(*) FROM tasks WHERE status = 'queued'"), "10");
+}
+
+TEST_F(PgStoreTest, WorkerTotalsAccumulateAcrossBrokerRestarts) {
+  auto worker = [&](Time first_seen, uint64_t done) {
+    WorkerRecord w;
+    w.worker_id = "alpha";
+    w.name = "Alpha";
+    w.tier = 2;
+    w.services = {"echo", "ocr \"fast\""};
+    w.status = "online";
+    w.capabilities.cpu_cores = 8;
+    w.first_seen = first_seen;
+    w.last_seen = first_seen + Seconds(1);
+    w.tasks_done = done;
+    return w;
+  };
+  Time t0 = clock_.Now();
+  {
+    Harness h(OpenStore());
+    h.store().WriteWorker(worker(t0, 5));
+    h.store().WriteWorker(worker(t0, 7));
+    h.store().Flush();
+    h.store().WriteWorker(worker(t0, 10));
+    h.store().Flush();
+    ASSERT_TRUE(h.PumpUntil([&] { return h.store().counters().commits >= 1; }));
+  }
+  // A new broker process counts from zero again for the same worker.
+  Harness h(OpenStore());
+  ASSERT_TRUE(h.WaitDurable(h.store().Write(Insert(Task(1)))));
+  h.store().WriteWorker(worker(t0 + Seconds(60), 4));
+  ASSERT_TRUE(h.WaitDurable(h.store().Write(Insert(Task(2)))));
+  EXPECT_EQ(Query("SELECT tasks_done FROM workers WHERE worker_id = 'alpha'"), "14");
+  EXPECT_EQ(Query("SELECT services[2] FROM workers"), "ocr \"fast\"");
+  EXPECT_EQ(Query("SELECT capabilities->>'cpu_cores' FROM workers"), "8");
+}
+
+// A server of its own, stopped and started again.
+class PgStoreRestartTest : public ::testing::Test {
+ protected:
+  void SetUp() override { RMA_REQUIRE_PG(); }
+};
+
+TEST_F(PgStoreRestartTest, ADatabaseThatGoesAwayMakesTheStoreUnavailableThenItCatchesUp) {
+  testing::PrivatePg pg;
+  FakeClock clock;
+  PgStoreOptions options;
+  options.url = pg.url();
+  options.reconnect_max = Ms(200);
+  auto opened = PgStore::Open(options, &clock);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  Harness h(std::move(*opened));
+  ASSERT_TRUE(h.WaitDurable(h.store().Write(Insert(Task(1)))));
+  ASSERT_TRUE(h.store().available());
+
+  pg.Stop();
+  // Noticed while idle: the server closes the connection on shutdown.
+  ASSERT_TRUE(h.PumpUntil([&] { return !h.store().available(); }, 10s));
+  uint64_t seq = 0;
+  for (uint64_t id = 2; id <= 100; ++id) seq = h.store().Write(Insert(Task(id)));
+  h.store().LookupTask("c", 1, TaskId(1));
+  h.store().Flush();
+  auto refused = h.NextReply();
+  ASSERT_TRUE(refused.has_value());
+  ASSERT_EQ(refused->command, Command::kError);
+  proto::Error e;
+  proto::Decoder decoder;
+  ASSERT_TRUE(decoder.Decode(refused->body, &e).ok());
+  EXPECT_EQ(e.code, "unavailable");
+  EXPECT_LT(h.store().durable_seq(), seq);
+
+  ASSERT_TRUE(pg.Start());
+  ASSERT_TRUE(
+      h.PumpUntil([&] { return h.store().available() && h.store().durable_seq() >= seq; }, 30s));
+  EXPECT_EQ(QueryValue(pg.url(), "SELECT count(*) FROM tasks"), "100");
+  EXPECT_GE(h.store().counters().reconnects, 1u);
+}
+
+}  // namespace
+}  // namespace rma::broker
