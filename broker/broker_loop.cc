@@ -448,20 +448,7 @@ void BrokerLoop::RecordStats(Time now, bool drain) {
   workers_recorded_at_ = now;
   for (const Scheduler::Worker& w : scheduler_->workers()) {
     if (!w.in_use || !w.alive) continue;
-    WorkerRecord r;
-    r.worker_id = w.worker_id;
-    r.name = w.name;
-    r.tier = w.tier;
-    r.simulated = w.simulated;
-    r.capabilities = w.caps;
-    for (const proto::ServiceInfo& s : w.manifest) r.services.push_back(s.name);
-    r.status = w.draining ? "draining" : "online";
-    r.first_seen = w.first_seen;
-    r.last_seen = w.last_heard;
-    r.tasks_done = w.tasks_done;
-    r.tasks_failed = w.tasks_failed;
-    r.busy_seconds = ToSecondsF(w.busy);
-    store_->WriteWorker(std::move(r));
+    store_->WriteWorker(Scheduler::RecordOf(w, w.draining ? "draining" : "online"));
   }
 }
 

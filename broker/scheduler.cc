@@ -118,8 +118,7 @@ void Scheduler::DetachServices(Worker& w) {
   w.services.clear();
 }
 
-void Scheduler::RecordWorkerState(const Worker& w, std::string_view status) {
-  if (!durable_) return;
+WorkerRecord Scheduler::RecordOf(const Worker& w, std::string_view status) {
   WorkerRecord r;
   r.worker_id = w.worker_id;
   r.name = w.name;
@@ -133,7 +132,11 @@ void Scheduler::RecordWorkerState(const Worker& w, std::string_view status) {
   r.tasks_done = w.tasks_done;
   r.tasks_failed = w.tasks_failed;
   r.busy_seconds = ToSecondsF(w.busy);
-  output_->RecordWorker(std::move(r));
+  return r;
+}
+
+void Scheduler::RecordWorkerState(const Worker& w, std::string_view status) {
+  if (durable_) output_->RecordWorker(RecordOf(w, status));
 }
 
 void Scheduler::OnWorkerReady(Time now, const std::string& identity, proto::Ready ready) {

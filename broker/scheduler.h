@@ -253,6 +253,8 @@ class Scheduler {
   // Health of a worker for the dashboard: "healthy", "late" or "offline".
   std::string_view Health(Time now, const Worker& w) const;
   proto::TaskView View(const Task& t, bool with_result) const;
+  // What the store keeps about a worker, in the given status ("online", "draining", "offline").
+  static WorkerRecord RecordOf(const Worker& w, std::string_view status);
 
  private:
   struct TimedEntry {
