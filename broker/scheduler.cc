@@ -66,6 +66,17 @@ bool Scheduler::EpochLive(const TimedEntry& e) const {
 // ---------------------------------------------------------------------------------------------------
 // Registry
 
+int32_t Scheduler::RegisteredWorker(const std::string& identity) {
+  int32_t index = WorkerByIdentity(identity);
+  if (index < 0) {
+    // A session the broker does not know (it restarted, or declared the worker dead): register
+    // again.
+    output_->ToWorker(identity, Command::kDisconnect,
+                      proto::Encode(proto::Disconnect{"not registered: send READY", true}));
+  }
+  return index;
+}
+
 int32_t Scheduler::WorkerByIdentity(const std::string& identity) const {
   auto it = by_identity_.find(identity);
   return it == by_identity_.end() ? -1 : static_cast<int32_t>(it->second);
@@ -316,12 +327,8 @@ void Scheduler::ForgetWorker(uint32_t index) {
 
 void Scheduler::OnWorkerHeartbeat(Time now, const std::string& identity,
                                   const proto::Heartbeat* report) {
-  int32_t index = WorkerByIdentity(identity);
-  if (index < 0) {
-    output_->ToWorker(identity, Command::kDisconnect,
-                      proto::Encode(proto::Disconnect{"not registered: send READY", true}));
-    return;
-  }
+  int32_t index = RegisteredWorker(identity);
+  if (index < 0) return;
   Worker& w = workers_[index];
   Heard(now, w);
   if (report != nullptr) {
@@ -333,12 +340,8 @@ void Scheduler::OnWorkerHeartbeat(Time now, const std::string& identity,
 
 void Scheduler::OnWorkerProgress(Time now, const std::string& identity,
                                  const proto::Progress& progress) {
-  int32_t index = WorkerByIdentity(identity);
-  if (index < 0) {
-    output_->ToWorker(identity, Command::kDisconnect,
-                      proto::Encode(proto::Disconnect{"not registered: send READY", true}));
-    return;
-  }
+  int32_t index = RegisteredWorker(identity);
+  if (index < 0) return;
   // Any traffic renews the worker's leases; progress is traffic that also names the task.
   Heard(now, workers_[index]);
   spdlog::debug("task {} attempt {} progress {:.2f} {}", ToString(progress.task_id),
@@ -346,12 +349,8 @@ void Scheduler::OnWorkerProgress(Time now, const std::string& identity,
 }
 
 void Scheduler::OnWorkerManifest(Time now, const std::string& identity, proto::Manifest manifest) {
-  int32_t index = WorkerByIdentity(identity);
-  if (index < 0) {
-    output_->ToWorker(identity, Command::kDisconnect,
-                      proto::Encode(proto::Disconnect{"not registered: send READY", true}));
-    return;
-  }
+  int32_t index = RegisteredWorker(identity);
+  if (index < 0) return;
   Worker& w = workers_[index];
   Heard(now, w);
   DetachServices(w);
@@ -419,14 +418,11 @@ Status Scheduler::DrainWorker(Time now, const std::string& worker_id) {
 // Results
 
 void Scheduler::OnWorkerResult(Time now, const std::string& identity, proto::TaskResult result) {
-  int32_t index = WorkerByIdentity(identity);
+  // An unregistered session (the broker restarted, or declared the worker dead) is told to register
+  // again, but its result may still count.
+  int32_t index = RegisteredWorker(identity);
   bool freed = false;
-  if (index < 0) {
-    // Not registered (the broker restarted, or the worker was declared dead): the result may still
-    // count, and the worker must register again.
-    output_->ToWorker(identity, Command::kDisconnect,
-                      proto::Encode(proto::Disconnect{"not registered: send READY", true}));
-  } else {
+  if (index >= 0) {
     Worker& w = workers_[index];
     Heard(now, w);
     auto it = std::find_if(w.running.begin(), w.running.end(), [&](const proto::RunningTask& r) {

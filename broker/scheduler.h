@@ -276,6 +276,8 @@ class Scheduler {
 
   // Registry.
   int32_t WorkerByIdentity(const std::string& identity) const;
+  // WorkerByIdentity, telling an unknown session to register again (DISCONNECT reconnect=true).
+  int32_t RegisteredWorker(const std::string& identity);
   void Heard(Time now, Worker& w);
   void SendToWorker(Time now, Worker& w, proto::Command command, std::string body);
   void UpdateReady(Worker& w);
