@@ -561,12 +561,16 @@ class Api {
             if (!t.worker_id.empty()) r.headers.emplace_back("X-RMA-Worker-Id", t.worker_id);
             return r;
           }
-          if (t.error_code == "timeout" || !proto::IsTerminal(t.status) ||
-              t.status == proto::TaskStatus::kCancelled) {
+          if (t.error_code == "timeout" || !proto::IsTerminal(t.status)) {
             json body = ErrorJson(t.error.empty() ? "the service did not answer in time" : t.error,
                                   "timeout");
             body["task_id"] = ToString(t.task_id);
             return JsonReply(504, body);
+          }
+          if (t.status == proto::TaskStatus::kCancelled) {
+            json body = ErrorJson("the call was cancelled", "cancelled");
+            body["task_id"] = ToString(t.task_id);
+            return JsonReply(409, body);
           }
           json body = ErrorJson(t.error.empty() ? "the service call failed" : t.error,
                                 t.error_code.empty() ? "handler_error" : t.error_code);
@@ -671,11 +675,15 @@ class ApiHandler final : public Http::Handler {
     return *static_cast<Connection*>(data.get());
   }
 
-  // The head is complete: refuse a declared body over the limit before reading it, and tell a
-  // client that asked (Expect: 100-continue) that it may send its body.
+  // The head is complete: refuse a malformed head or a declared body over the limit before reading
+  // the body, and tell a client that asked (Expect: 100-continue) that it may send its body.
   bool CheckDeclaredLength(const std::shared_ptr<Tcp::Peer>& peer, Connection& conn) {
     auto head = ParseRequestHead(conn.head);
-    if (!head) return true;  // Dispatch answers 400 once Pistache has framed it
+    if (!head) {
+      // Pistache would wait forever for parts of a head it cannot parse ("GARBAGE\r\n\r\n").
+      Refuse(peer, conn, 400, "malformed request head", "bad_request");
+      return false;
+    }
     if (auto cl = head->Header("Content-Length")) {
       uint64_t n = 0;
       auto [ptr, ec] = std::from_chars(cl->data(), cl->data() + cl->size(), n);
