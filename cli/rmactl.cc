@@ -93,13 +93,15 @@ int main(int argc, char** argv) {
   std::string idempotency_key;
   auto* submit = app.add_subcommand("submit", "submit a task: SERVICE [PAYLOAD|-] [--wait]");
   submit->add_option("service", service, "service name")->required();
-  submit->add_option("payload", payload, "JSON payload (text that is not JSON is sent as a string), or - for stdin");
+  submit->add_option("payload", payload,
+                     "JSON payload (text that is not JSON is sent as a string), or - for stdin");
   submit->add_flag("--wait", wait, "wait for the task to end and print it");
   submit->add_option("--priority", priority, "0 (default) to 9")->check(CLI::Range(0, 9));
   submit->add_option("--max-attempts", max_attempts, "attempts before the task is dead-lettered")
       ->check(CLI::Range(1, 100));
   submit->add_option("--task-timeout", timeout_s, "seconds one attempt may run");
-  submit->add_option("--idempotency-key", idempotency_key, "a second submit with it returns the first task");
+  submit->add_option("--idempotency-key", idempotency_key,
+                     "a second submit with it returns the first task");
   auto* status = app.add_subcommand("status", "show a task: ID");
   status->add_option("id", id, "task id")->required();
   status->add_flag("--wait", wait, "wait for the task to end");
@@ -161,8 +163,7 @@ int main(int argc, char** argv) {
     return Print(client.Call("POST", "/api/admin/tasks/" + id + "/retry"), as_json, RenderAction);
   }
   if (*discard) {
-    return Print(client.Call("POST", "/api/admin/tasks/" + id + "/discard"), as_json,
-                 RenderAction);
+    return Print(client.Call("POST", "/api/admin/tasks/" + id + "/discard"), as_json, RenderAction);
   }
   if (*drain) {
     return Print(client.Call("POST", "/api/admin/workers/" + worker + "/drain"), as_json,

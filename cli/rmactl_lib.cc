@@ -127,8 +127,8 @@ std::string RenderServices(const json& doc) {
                       Cell(counters, "failed"), Cell(run, "p50"), Cell(run, "p99")});
     }
   }
-  return Table({"SERVICE", "AVAILABLE", "PROVIDERS", "QUEUED", "RUNNING", "SUBMITTED",
-                "COMPLETED", "FAILED", "RUN P50 MS", "RUN P99 MS"},
+  return Table({"SERVICE", "AVAILABLE", "PROVIDERS", "QUEUED", "RUNNING", "SUBMITTED", "COMPLETED",
+                "FAILED", "RUN P50 MS", "RUN P99 MS"},
                rows);
 }
 
@@ -159,9 +159,8 @@ std::string RenderStats(const json& doc) {
   const json tiers = workers.value("by_tier", json::object());
   const json health = workers.value("by_health", json::object());
   std::vector<std::vector<std::string>> rows = {
-      {"workers live", Cell(workers, "live") + " (tier 1: " + Cell(tiers, "1", "0") +
-                           ", tier 2: " + Cell(tiers, "2", "0") +
-                           ", tier 3: " + Cell(tiers, "3", "0") + ")"},
+      {"workers live", Cell(workers, "live") + " (tier 1: " + Cell(tiers, "1", "0") + ", tier 2: " +
+                           Cell(tiers, "2", "0") + ", tier 3: " + Cell(tiers, "3", "0") + ")"},
       {"worker health", Cell(health, "healthy", "0") + " healthy, " + Cell(health, "late", "0") +
                             " late, " + Cell(health, "offline", "0") + " offline"},
       {"queue depth", Cell(doc, "queue_depth")},
@@ -169,9 +168,9 @@ std::string RenderStats(const json& doc) {
       {"tasks", Cell(tasks, "submitted", "0") + " submitted, " + Cell(tasks, "completed", "0") +
                     " completed, " + Cell(tasks, "failed", "0") + " failed, " +
                     Cell(tasks, "dead", "0") + " dead"},
-      {"today (" + Cell(today, "date") + ")",
-       Cell(today, "submitted", "0") + " submitted, " + Cell(today, "completed", "0") +
-           " completed, " + Cell(today, "failed", "0") + " failed"},
+      {"today (" + Cell(today, "date") + ")", Cell(today, "submitted", "0") + " submitted, " +
+                                                  Cell(today, "completed", "0") + " completed, " +
+                                                  Cell(today, "failed", "0") + " failed"},
       {"throughput", Cell(rate, "completed_1m", "0") + " completed/s, " +
                          Cell(rate, "submitted_1m", "0") + " submitted/s (last minute)"},
       {"queue wait", "p50 " + Cell(wait, "p50") + " ms, p99 " + Cell(wait, "p99") + " ms"},
@@ -232,8 +231,7 @@ std::string RenderError(const Reply& reply) {
 }
 
 bool IsFinal(const std::string& status) {
-  return status == "completed" || status == "dead" || status == "cancelled" ||
-         status == "expired";
+  return status == "completed" || status == "dead" || status == "cancelled" || status == "expired";
 }
 
 }  // namespace rma::cli

@@ -38,8 +38,11 @@ TEST(RenderTest, ServicesQueuesAndStatsSurviveMissingFields) {
 }
 
 TEST(RenderTest, TaskShowsFieldsAndResult) {
-  json t = {{"task_id", "7"}, {"service", "echo"}, {"status", "completed"},
-            {"result", {{"n", 1}}}, {"error", nullptr}};
+  json t = {{"task_id", "7"},
+            {"service", "echo"},
+            {"status", "completed"},
+            {"result", {{"n", 1}}},
+            {"error", nullptr}};
   std::string out = RenderTask(t);
   EXPECT_NE(out.find("task_id"), std::string::npos);
   EXPECT_NE(out.find("completed"), std::string::npos);

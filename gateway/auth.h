@@ -1,7 +1,8 @@
-// API keys: which key may use which routes. Client keys open the task and service routes; admin keys
-// open everything. With no key configured the gateway is open (a development pool) and says so at
-// start. Keys are compared in constant time against every configured key, so response timing tells
-// nothing about how much of a guess was right. Immutable after construction: safe on any thread.
+// API keys: which key may use which routes. Client keys open the task and service routes; admin
+// keys open everything. With no key configured the gateway is open (a development pool) and says so
+// at start. Keys are compared in constant time against every configured key, so response timing
+// tells nothing about how much of a guess was right. Immutable after construction: safe on any
+// thread.
 #pragma once
 
 #include <optional>
@@ -22,7 +23,7 @@ std::optional<Role> ParseRole(std::string_view name);
 struct ApiKey {
   std::string key;
   Role role = Role::kClient;
-  std::string name;               // shown in logs instead of the key; defaults to "<role>-<n>"
+  std::string name;                // shown in logs instead of the key; defaults to "<role>-<n>"
   std::optional<RateLimit> limit;  // overrides the gateway's default limit for this key
 };
 
@@ -35,8 +36,8 @@ class ApiKeys {
   bool enabled() const { return !keys_.empty(); }
   size_t size() const { return keys_.size(); }
 
-  // Who may pass. `presented` is the key the request carries ("" when none). Without configured keys
-  // everyone passes (nullptr). Otherwise: Unauthenticated when a protected route gets no key,
+  // Who may pass. `presented` is the key the request carries ("" when none). Without configured
+  // keys everyone passes (nullptr). Otherwise: Unauthenticated when a protected route gets no key,
   // PermissionDenied for an unknown key or a client key on an admin route.
   Result<const ApiKey*> Authorize(std::string_view presented, Access access,
                                   bool public_metrics) const;

@@ -18,8 +18,8 @@ std::string Lower(std::string_view s) {
 }
 
 bool GrantedHeader(const std::string& lower) {
-  static constexpr std::string_view kKnown[] = {"accept",        "accept-language", "content-type",
-                                                "authorization", "x-api-key",       "x-rma-timeout"};
+  static constexpr std::string_view kKnown[] = {
+      "accept", "accept-language", "content-type", "authorization", "x-api-key", "x-rma-timeout"};
   for (std::string_view k : kKnown) {
     if (lower == k) return true;
   }
@@ -77,8 +77,9 @@ std::optional<HeaderList> CorsPolicy::PreflightHeaders(
     if (comma == std::string_view::npos) comma = requested_headers.size();
     std::string name = Lower(requested_headers.substr(pos, comma - pos));
     size_t first = name.find_first_not_of(" \t");
-    name = first == std::string::npos ? std::string()
-                                      : name.substr(first, name.find_last_not_of(" \t") + 1 - first);
+    name = first == std::string::npos
+               ? std::string()
+               : name.substr(first, name.find_last_not_of(" \t") + 1 - first);
     if (!name.empty() && GrantedHeader(name)) {
       if (!granted.empty()) granted += ", ";
       granted += name;

@@ -27,8 +27,9 @@ class CorsPolicy {
   HeaderList ResponseHeaders(std::string_view origin) const;
 
   // The answer to a preflight (OPTIONS with Access-Control-Request-Method): nullopt when the origin
-  // is not allowed or the method is not in `allowed_methods`. Requested headers are granted when the
-  // API reads them (content type, keys, timeouts) or they are X- headers a service call forwards.
+  // is not allowed or the method is not in `allowed_methods`. Requested headers are granted when
+  // the API reads them (content type, keys, timeouts) or they are X- headers a service call
+  // forwards.
   std::optional<HeaderList> PreflightHeaders(std::string_view origin,
                                              std::string_view requested_method,
                                              std::string_view requested_headers,

@@ -172,10 +172,7 @@ class Exchange {
   ReplyTo& to() { return to_; }
   const std::shared_ptr<Tcp::Peer>& peer() const { return peer_; }
 
-  void Reply(HttpReply reply) {
-    answered_ = true;
-    Deliver(*ctx_, peer_->fd(), OwnedFd(), to_, std::move(reply));
-  }
+  void Reply(HttpReply reply) { Deliver(*ctx_, peer_->fd(), OwnedFd(), to_, std::move(reply)); }
 
   // The answer will come from another thread. Null (and a 503 sent) when the process is out of file
   // descriptors.
@@ -186,7 +183,6 @@ class Exchange {
       Reply(ErrorReply(503, "the gateway is out of file descriptors; retry later", "unavailable"));
       return nullptr;
     }
-    answered_ = true;
     return std::make_shared<Deferred>(ctx_, std::move(*fd), to_);
   }
 
@@ -194,7 +190,6 @@ class Exchange {
   ApiContext* ctx_;
   const std::shared_ptr<Tcp::Peer>& peer_;
   ReplyTo to_;
-  bool answered_ = false;
 };
 
 // ---- Input helpers ----------------------------------------------------------------------------
@@ -358,7 +353,8 @@ class Api {
           g.version = std::string(kVersion);
           RenderGatewayGauges(g, &text);
           RenderBrokerMetrics(doc, up, &text);
-          deferred->Reply(HttpReply{200, std::move(text), "text/plain; version=0.0.4; charset=utf-8", {}});
+          deferred->Reply(
+              HttpReply{200, std::move(text), "text/plain; version=0.0.4; charset=utf-8", {}});
         });
   }
 
@@ -435,7 +431,8 @@ class Api {
     auto limit = QueryParam(call.query, "limit");
     if (service && !service->empty()) {
       if (!ValidServiceName(*service)) {
-        return ex.Reply(ErrorReply(400, "'service' is not a valid service name", "invalid_argument"));
+        return ex.Reply(
+            ErrorReply(400, "'service' is not a valid service name", "invalid_argument"));
       }
       list.service = *service;
     }
@@ -534,10 +531,11 @@ class Api {
     if (auto t = call.head.Header("X-RMA-Timeout")) {
       auto secs = ParseSeconds(*t, ToSecondsF(ctx_->options.max_call_timeout));
       if (!secs || *secs <= 0) {
-        return ex.Reply(ErrorReply(400,
-                                   "X-RMA-Timeout must be a number of seconds above 0 and at most " +
-                                       FormatSampleValue(ToSecondsF(ctx_->options.max_call_timeout)),
-                                   "invalid_argument"));
+        return ex.Reply(
+            ErrorReply(400,
+                       "X-RMA-Timeout must be a number of seconds above 0 and at most " +
+                           FormatSampleValue(ToSecondsF(ctx_->options.max_call_timeout)),
+                       "invalid_argument"));
       }
       timeout = Duration(static_cast<int64_t>(*secs * 1e6));
     }
@@ -588,13 +586,13 @@ class Api {
 struct Connection {
   std::string head;  // the current request's head, until complete
   bool head_complete = false;
-  bool length_checked = false;
+  std::optional<RequestHead> parsed;  // once complete
   bool refused = false;  // answered with an error and shut down: the rest of the input is ignored
 
   void NextRequest() {
     head.clear();
     head_complete = false;
-    length_checked = false;
+    parsed.reset();
   }
 };
 
@@ -604,8 +602,7 @@ class ApiHandler final : public Http::Handler {
  public:
   HTTP_PROTOTYPE(ApiHandler)
   explicit ApiHandler(std::shared_ptr<ApiContext> ctx) : ctx_(std::move(ctx)), api_(ctx_.get()) {}
-  ApiHandler(const ApiHandler& other)
-      : Http::Handler(other), ctx_(other.ctx_), api_(ctx_.get()) {}
+  ApiHandler(const ApiHandler& other) : Http::Handler(other), ctx_(other.ctx_), api_(ctx_.get()) {}
 
   // Never called: onInput below takes every request.
   void onRequest(const Http::Request&, Http::ResponseWriter response) override {
@@ -620,32 +617,28 @@ class ApiHandler final : public Http::Handler {
     try {
       if (!conn.head_complete) {
         const size_t before = conn.head.size();
-        const size_t room = ctx_->options.max_header_bytes + 1 - std::min(before, ctx_->options.max_header_bytes);
+        const size_t room =
+            ctx_->options.max_header_bytes + 1 - std::min(before, ctx_->options.max_header_bytes);
         conn.head.append(buffer, std::min(len, room));
         size_t end = FindHeadEnd(conn.head, before >= 3 ? before - 3 : 0);
         if (end != std::string::npos) {
           conn.head.resize(end);
           conn.head_complete = true;
+          conn.parsed = ParseRequestHead(conn.head);
+          if (!CheckHead(peer, conn)) return;
         } else if (conn.head.size() > ctx_->options.max_header_bytes) {
-          return Refuse(peer, conn, 431, "the request head exceeds " +
-                                             std::to_string(ctx_->options.max_header_bytes) +
-                                             " bytes",
+          return Refuse(peer, conn, 431,
+                        "the request head exceeds " +
+                            std::to_string(ctx_->options.max_header_bytes) + " bytes",
                         "header_too_large");
         }
       }
       auto parser = Http::Handler::getParser(peer);
       if (!parser->feed(buffer, len)) {
         parser->reset();
-        return conn.head_complete ? RefuseTooLarge(peer, conn)
-                                  : Refuse(peer, conn, 431, "the request head is too large",
-                                           "header_too_large");
-      }
-      if (conn.head_complete && !conn.length_checked) {
-        conn.length_checked = true;
-        if (!CheckDeclaredLength(peer, conn)) {
-          parser->reset();
-          return;
-        }
+        return conn.head_complete
+                   ? RefuseTooLarge(peer, conn)
+                   : Refuse(peer, conn, 431, "the request head is too large", "header_too_large");
       }
       if (parser->parse() == Http::Private::State::Done) {
         Dispatch(peer, conn, parser->request.body());
@@ -677,14 +670,13 @@ class ApiHandler final : public Http::Handler {
 
   // The head is complete: refuse a malformed head or a declared body over the limit before reading
   // the body, and tell a client that asked (Expect: 100-continue) that it may send its body.
-  bool CheckDeclaredLength(const std::shared_ptr<Tcp::Peer>& peer, Connection& conn) {
-    auto head = ParseRequestHead(conn.head);
-    if (!head) {
+  bool CheckHead(const std::shared_ptr<Tcp::Peer>& peer, Connection& conn) {
+    if (!conn.parsed) {
       // Pistache would wait forever for parts of a head it cannot parse ("GARBAGE\r\n\r\n").
       Refuse(peer, conn, 400, "malformed request head", "bad_request");
       return false;
     }
-    if (auto cl = head->Header("Content-Length")) {
+    if (auto cl = conn.parsed->Header("Content-Length")) {
       uint64_t n = 0;
       auto [ptr, ec] = std::from_chars(cl->data(), cl->data() + cl->size(), n);
       if (ec == std::errc() && ptr == cl->data() + cl->size() && n > ctx_->options.max_body_bytes) {
@@ -692,7 +684,8 @@ class ApiHandler final : public Http::Handler {
         return false;
       }
     }
-    if (auto expect = head->Header("Expect"); expect && EqualsIgnoreCase(*expect, "100-continue")) {
+    if (auto expect = conn.parsed->Header("Expect");
+        expect && EqualsIgnoreCase(*expect, "100-continue")) {
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       ctx_->writer.Write(peer->fd(), OwnedFd(), std::string(kContinue), false);
     }
@@ -713,16 +706,15 @@ class ApiHandler final : public Http::Handler {
     ReplyTo to;
     to.keep_alive = false;
     to.started = ctx_->clock.Now();
-    if (auto head = ParseRequestHead(conn.head)) {
-      to.extra = ctx_->cors.ResponseHeaders(head->Header("Origin").value_or(""));
-    }
+    if (conn.parsed)
+      to.extra = ctx_->cors.ResponseHeaders(conn.parsed->Header("Origin").value_or(""));
     Deliver(*ctx_, peer->fd(), OwnedFd(), to, ErrorReply(status, message, code));
   }
 
   void Dispatch(const std::shared_ptr<Tcp::Peer>& peer, Connection& conn, const std::string& body) {
-    auto head = ParseRequestHead(conn.head);
+    const std::optional<RequestHead>& head = conn.parsed;
     auto target = head ? SplitTarget(head->target) : std::nullopt;
-    if (!head || !target) return Refuse(peer, conn, 400, "malformed request", "bad_request");
+    if (!head || !target) return Refuse(peer, conn, 400, "malformed request target", "bad_request");
     ReplyTo to;
     to.started = ctx_->clock.Now();
     to.keep_alive = KeepAlive(head->http11, head->Header("Connection").value_or(""));
@@ -744,18 +736,20 @@ class ApiHandler final : public Http::Handler {
     RouteMatch match = MatchRoute(head.method, target.path);
     if (match.route == nullptr) {
       if (match.allowed.empty()) {
-        return ex.Reply(ErrorReply(404, "no route for " + head.method + " " + target.path.substr(0, 256),
-                                   "no_route"));
+        return ex.Reply(ErrorReply(
+            404, "no route for " + head.method + " " + target.path.substr(0, 256), "no_route"));
       }
-      HttpReply r = ErrorReply(
-          405, head.method + " is not allowed on " + target.path.substr(0, 256), "method_not_allowed");
+      HttpReply r =
+          ErrorReply(405, head.method + " is not allowed on " + target.path.substr(0, 256),
+                     "method_not_allowed");
       r.headers.emplace_back("Allow", Join(match.allowed) + ", OPTIONS");
       return ex.Reply(std::move(r));
     }
     ex.to().route = RouteIndex(match.route);
     ex.to().head_only = match.head_only || head.method == "HEAD";
 
-    const std::string presented = PresentedKey(head.Header("X-API-Key"), head.Header("Authorization"));
+    const std::string presented =
+        PresentedKey(head.Header("X-API-Key"), head.Header("Authorization"));
     auto key = ctx_->keys.Authorize(presented, match.route->access, ctx_->options.public_metrics);
     if (!key.ok()) {
       if (key.status().code() == StatusCode::kUnauthenticated) {
@@ -772,16 +766,19 @@ class ApiHandler final : public Http::Handler {
       RateLimiter::Decision d = ctx_->limiter.Take(bucket, limit);
       if (!d.allowed) {
         auto secs = static_cast<int64_t>(std::ceil(ToSecondsF(d.retry_after)));
-        HttpReply r = ErrorReply(429, "rate limit exceeded; retry after " + std::to_string(std::max<int64_t>(1, secs)) + " s", "rate_limited");
+        HttpReply r = ErrorReply(
+            429,
+            "rate limit exceeded; retry after " + std::to_string(std::max<int64_t>(1, secs)) + " s",
+            "rate_limited");
         r.headers.emplace_back("Retry-After", std::to_string(std::max<int64_t>(1, secs)));
         return ex.Reply(std::move(r));
       }
     }
     if (body.size() > ctx_->options.max_body_bytes) {
-      return ex.Reply(ErrorReply(413,
-                                 "the request body exceeds " +
-                                     std::to_string(ctx_->options.max_body_bytes) + " bytes",
-                                 "payload_too_large"));
+      return ex.Reply(ErrorReply(
+          413,
+          "the request body exceeds " + std::to_string(ctx_->options.max_body_bytes) + " bytes",
+          "payload_too_large"));
     }
     api_.Handle(Call{head, target.path, target.query, body, match}, ex);
   }
@@ -793,7 +790,8 @@ class ApiHandler final : public Http::Handler {
       return ex.Reply(ErrorReply(404, "no route for " + target.path.substr(0, 256), "no_route"));
     }
     const std::string_view origin = head.Header("Origin").value_or("");
-    if (auto requested = head.Header("Access-Control-Request-Method"); requested && !origin.empty()) {
+    if (auto requested = head.Header("Access-Control-Request-Method");
+        requested && !origin.empty()) {
       auto headers = ctx_->cors.PreflightHeaders(
           origin, *requested, head.Header("Access-Control-Request-Headers").value_or(""),
           match.allowed);
@@ -824,9 +822,6 @@ Gateway::~Gateway() { Stop(); }
 Status Gateway::Start() {
   auto keys = ApiKeys::Create(options_.api_keys);
   if (!keys.ok()) return keys.status();
-  if (options_.max_wait > options_.max_call_timeout + Seconds(3600)) {
-    return Status::InvalidArgument("max wait is unreasonably large");
-  }
   context_ = std::make_shared<ApiContext>(options_, broker_options_, std::move(*keys));
   if (!context_->keys.enabled()) {
     spdlog::warn("no API keys configured: every route is open (set --client-key/--admin-key)");

@@ -1,9 +1,10 @@
-// Gateway: the HTTP front of the pool. Pistache accepts connections and frames requests; the gateway
-// routes them (router.h), checks keys, rate limits and CORS, turns them into broker requests through
-// one BrokerClient and writes the answers itself (socket_writer.h explains why not through Pistache).
-// A request that waits for the broker never holds a reactor thread: its answer is written from the
-// BrokerClient thread through a duplicate of the connection's socket. The gateway keeps no task
-// state, so several gateways can serve one broker and a restart loses nothing.
+// Gateway: the HTTP front of the pool. Pistache accepts connections and frames requests; the
+// gateway routes them (router.h), checks keys, rate limits and CORS, turns them into broker
+// requests through one BrokerClient and writes the answers itself (socket_writer.h explains why not
+// through Pistache). A request that waits for the broker never holds a reactor thread: its answer
+// is written from the BrokerClient thread through a duplicate of the connection's socket. The
+// gateway keeps no task state, so several gateways can serve one broker and a restart loses
+// nothing.
 //
 // Threads: Pistache's reactor threads parse and route requests and answer the immediate ones; the
 // BrokerClient thread runs answer callbacks and writes deferred answers; the SocketWriter thread

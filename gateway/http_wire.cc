@@ -156,7 +156,8 @@ bool KeepAlive(bool http11, std::string_view connection) {
     size_t comma = connection.find(',', pos);
     if (comma == std::string_view::npos) comma = connection.size();
     std::string_view token = connection.substr(pos, comma - pos);
-    while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) token.remove_prefix(1);
+    while (!token.empty() && (token.front() == ' ' || token.front() == '\t'))
+      token.remove_prefix(1);
     while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
     if (EqualsIgnoreCase(token, "close")) close = true;
     if (EqualsIgnoreCase(token, "keep-alive")) keep = true;
@@ -249,7 +250,8 @@ std::optional<RequestHead> ParseRequestHead(std::string_view head) {
       if (u <= 0x20 || u >= 0x7f) return std::nullopt;  // no whitespace before the colon
     }
     std::string_view value = line.substr(colon + 1);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
     while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
     for (char c : value) {
       if (c == '\0') return std::nullopt;

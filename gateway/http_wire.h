@@ -1,5 +1,5 @@
-// The parts of HTTP/1.1 the gateway handles itself instead of leaving them to Pistache: the bytes of
-// every response it writes (Pistache 0.0.5's ResponseWriter cannot safely be used from another
+// The parts of HTTP/1.1 the gateway handles itself instead of leaving them to Pistache: the bytes
+// of every response it writes (Pistache 0.0.5's ResponseWriter cannot safely be used from another
 // thread, see gateway.cc), the raw request target (Pistache's parsed query loses order and repeated
 // names), keep-alive decisions and query parameters. Pure functions, safe on any thread.
 #pragma once
@@ -25,8 +25,8 @@ std::string_view ReasonPhrase(int status);
 
 // The complete HTTP/1.1 response: status line, Content-Type (when not empty), the extra headers,
 // Connection, Content-Length and, unless `head_only`, the body (a HEAD answer keeps the length the
-// GET would have). Headers whose name or value holds CR, LF or NUL are left out, so a value that came
-// from a backend can never split the response.
+// GET would have). Headers whose name or value holds CR, LF or NUL are left out, so a value that
+// came from a backend can never split the response.
 std::string SerializeResponse(const HttpReply& reply, bool keep_alive, bool head_only);
 
 // The head of a request as the client sent it: request line and header fields, names and values
@@ -41,8 +41,8 @@ struct RequestHead {
   std::optional<std::string_view> Header(std::string_view name) const;
 };
 
-// Parses "METHOD SP target SP HTTP/1.x CRLF (name: value CRLF)* CRLF" (bare LF tolerated; empty lines
-// before the request line skipped). nullopt on anything malformed or over 200 header fields.
+// Parses "METHOD SP target SP HTTP/1.x CRLF (name: value CRLF)* CRLF" (bare LF tolerated; empty
+// lines before the request line skipped). nullopt on anything malformed or over 200 header fields.
 std::optional<RequestHead> ParseRequestHead(std::string_view head);
 
 // Where the head ends in `bytes` (just after the blank line), or npos. `from` is where to start

@@ -33,8 +33,10 @@ TEST(SerializeResponseTest, NoContentHasNoBodyLengthOrType) {
 }
 
 TEST(SerializeResponseTest, DropsHeadersThatWouldSplitTheResponse) {
-  HttpReply r{200, "", "text/plain\r\nX-Evil: 1", {{"X-Ok", "yes"}, {"X-Bad", "a\r\nSet-Cookie: x"},
-                                                   {"Bad Name", "v"}, {"", "v"}}};
+  HttpReply r{200,
+              "",
+              "text/plain\r\nX-Evil: 1",
+              {{"X-Ok", "yes"}, {"X-Bad", "a\r\nSet-Cookie: x"}, {"Bad Name", "v"}, {"", "v"}}};
   std::string out = SerializeResponse(r, true, false);
   EXPECT_EQ(out.find("X-Evil"), std::string::npos);
   EXPECT_EQ(out.find("Set-Cookie"), std::string::npos);

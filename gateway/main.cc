@@ -148,8 +148,7 @@ int main(int argc, char** argv) {
   for (const std::string& k : admin_keys) {
     options.api_keys.push_back(gateway::KeyFromFlag(k, gateway::Role::kAdmin));
   }
-  options.cors_origins.insert(options.cors_origins.end(), cors_origins.begin(),
-                              cors_origins.end());
+  options.cors_origins.insert(options.cors_origins.end(), cors_origins.begin(), cors_origins.end());
   if (options.default_call_timeout > options.max_call_timeout) {
     spdlog::error("--call-timeout-ms exceeds --max-call-timeout-ms");
     return 2;

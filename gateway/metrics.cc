@@ -143,8 +143,8 @@ void HttpMetrics::Render(std::string* out) const {
     for (size_t b = 0; b <= bounds.size(); ++b) {
       cumulative += r.buckets[b].load(std::memory_order_relaxed);
       std::string le = b < bounds.size() ? FormatSampleValue(bounds[b]) : "+Inf";
-      Sample(out, "rma_gateway_http_request_duration_seconds_bucket",
-             route + "," + Label("le", le), static_cast<double>(cumulative));
+      Sample(out, "rma_gateway_http_request_duration_seconds_bucket", route + "," + Label("le", le),
+             static_cast<double>(cumulative));
     }
     // The count is the +Inf bucket, so the two always agree even while requests are recorded.
     Sample(out, "rma_gateway_http_request_duration_seconds_sum", route,
@@ -208,7 +208,8 @@ void RenderBrokerMetrics(const json& doc, bool broker_up, std::string* out) {
     }
   }
   static constexpr std::array<std::array<const char*, 3>, 4> kGauges = {{
-      {"queue_depth", "rma_queue_depth", "Tasks waiting in the service's queue (including delayed)."},
+      {"queue_depth", "rma_queue_depth",
+       "Tasks waiting in the service's queue (including delayed)."},
       {"in_flight", "rma_tasks_in_flight", "Tasks running on workers."},
       {"oldest_wait_s", "rma_queue_oldest_wait_seconds",
        "How long the oldest queued task has waited."},
@@ -222,7 +223,8 @@ void RenderBrokerMetrics(const json& doc, bool broker_up, std::string* out) {
     }
   }
   static constexpr std::array<std::array<const char*, 3>, 2> kHistograms = {{
-      {"queue_wait", "rma_task_queue_wait_seconds", "Time tasks waited in the queue before running."},
+      {"queue_wait", "rma_task_queue_wait_seconds",
+       "Time tasks waited in the queue before running."},
       {"run_time", "rma_task_run_seconds", "Time tasks ran on a worker."},
   }};
   for (const auto& [key, name, help] : kHistograms) {

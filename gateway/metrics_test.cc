@@ -24,36 +24,43 @@ TEST(HttpMetricsTest, CountsByRouteAndStatusWithCumulativeBuckets) {
   std::string out;
   m.Render(&out);
   EXPECT_TRUE(Contains(out, "# TYPE rma_gateway_http_requests_total counter\n"));
-  EXPECT_TRUE(Contains(out, "rma_gateway_http_requests_total{route=\"submit_task\",code=\"202\"} 2\n"));
+  EXPECT_TRUE(
+      Contains(out, "rma_gateway_http_requests_total{route=\"submit_task\",code=\"202\"} 2\n"));
   EXPECT_TRUE(Contains(out, "rma_gateway_http_requests_total{route=\"none\",code=\"400\"} 1\n"));
   EXPECT_TRUE(Contains(out, "rma_gateway_http_requests_total{route=\"none\",code=\"500\"} 1\n"));
   EXPECT_TRUE(Contains(
-      out, "rma_gateway_http_request_duration_seconds_bucket{route=\"submit_task\",le=\"0.001\"} 1\n"));
+      out,
+      "rma_gateway_http_request_duration_seconds_bucket{route=\"submit_task\",le=\"0.001\"} 1\n"));
   EXPECT_TRUE(Contains(
-      out, "rma_gateway_http_request_duration_seconds_bucket{route=\"submit_task\",le=\"0.005\"} 2\n"));
+      out,
+      "rma_gateway_http_request_duration_seconds_bucket{route=\"submit_task\",le=\"0.005\"} 2\n"));
   EXPECT_TRUE(Contains(
       out, "rma_gateway_http_request_duration_seconds_bucket{route=\"none\",le=\"300\"} 1\n"));
   EXPECT_TRUE(Contains(
       out, "rma_gateway_http_request_duration_seconds_bucket{route=\"none\",le=\"+Inf\"} 2\n"));
-  EXPECT_TRUE(Contains(out, "rma_gateway_http_request_duration_seconds_count{route=\"submit_task\"} 2\n"));
-  EXPECT_TRUE(Contains(out, "rma_gateway_http_request_duration_seconds_sum{route=\"submit_task\"} 0.004\n"));
+  EXPECT_TRUE(
+      Contains(out, "rma_gateway_http_request_duration_seconds_count{route=\"submit_task\"} 2\n"));
+  EXPECT_TRUE(Contains(
+      out, "rma_gateway_http_request_duration_seconds_sum{route=\"submit_task\"} 0.004\n"));
 }
 
 TEST(BrokerMetricsTest, RendersTheBrokerDocument) {
   json doc = {
       {"services",
-       json::array({{{"name", "echo"},
-                     {"providers", 2},
-                     {"queue_depth", 3},
-                     {"in_flight", 1},
-                     {"oldest_wait_s", 0.25},
-                     {"counters", {{"submitted", 10}, {"completed", 8}}},
-                     {"queue_wait",
-                      {{"bounds_s", {0.001, 0.01}}, {"cumulative", {4, 7}}, {"count", 8},
-                       {"sum_s", 0.5}}},
-                     {"run_time",
-                      {{"bounds_s", {0.001, 0.01}}, {"cumulative", {1, 2}}, {"count", 2},
-                       {"sum_s", 0.01}}}}})},
+       json::array(
+           {{{"name", "echo"},
+             {"providers", 2},
+             {"queue_depth", 3},
+             {"in_flight", 1},
+             {"oldest_wait_s", 0.25},
+             {"counters", {{"submitted", 10}, {"completed", 8}}},
+             {"queue_wait",
+              {{"bounds_s", {0.001, 0.01}}, {"cumulative", {4, 7}}, {"count", 8}, {"sum_s", 0.5}}},
+             {"run_time",
+              {{"bounds_s", {0.001, 0.01}},
+               {"cumulative", {1, 2}},
+               {"count", 2},
+               {"sum_s", 0.01}}}}})},
       {"workers_by_tier", {{"1", 0}, {"2", 2}, {"3", 1}}},
       {"workers_by_health", {{"healthy", 3}, {"late", 0}, {"offline", 1}}},
       {"tasks_in_memory", 12},
@@ -66,8 +73,10 @@ TEST(BrokerMetricsTest, RendersTheBrokerDocument) {
   EXPECT_FALSE(Contains(out, "rma_tasks_dead_total{"));  // absent from the document
   EXPECT_TRUE(Contains(out, "rma_queue_depth{service=\"echo\"} 3\n"));
   EXPECT_TRUE(Contains(out, "rma_queue_oldest_wait_seconds{service=\"echo\"} 0.25\n"));
-  EXPECT_TRUE(Contains(out, "rma_task_queue_wait_seconds_bucket{service=\"echo\",le=\"0.01\"} 7\n"));
-  EXPECT_TRUE(Contains(out, "rma_task_queue_wait_seconds_bucket{service=\"echo\",le=\"+Inf\"} 8\n"));
+  EXPECT_TRUE(
+      Contains(out, "rma_task_queue_wait_seconds_bucket{service=\"echo\",le=\"0.01\"} 7\n"));
+  EXPECT_TRUE(
+      Contains(out, "rma_task_queue_wait_seconds_bucket{service=\"echo\",le=\"+Inf\"} 8\n"));
   EXPECT_TRUE(Contains(out, "rma_task_queue_wait_seconds_count{service=\"echo\"} 8\n"));
   EXPECT_TRUE(Contains(out, "rma_task_run_seconds_sum{service=\"echo\"} 0.01\n"));
   EXPECT_TRUE(Contains(out, "rma_workers{tier=\"2\"} 2\n"));

@@ -62,10 +62,11 @@ TEST(OpenApiTest, EveryPathParameterIsDeclaredAndProtectedRoutesNameTheirKeys) {
     std::set<std::string> declared;
     auto collect = [&](const json& params) {
       for (const json& p : params) {
-        const json& param = p.contains("$ref")
-                                ? doc["components"]["parameters"][p["$ref"].get<std::string>().substr(
-                                      std::string("#/components/parameters/").size())]
-                                : p;
+        const json& param =
+            p.contains("$ref")
+                ? doc["components"]["parameters"][p["$ref"].get<std::string>().substr(
+                      std::string("#/components/parameters/").size())]
+                : p;
         if (param.value("in", "") == "path") declared.insert(param["name"].get<std::string>());
       }
     };

@@ -34,8 +34,7 @@ Status ReadCount(const json& j, const char* key, size_t lo, size_t hi, size_t* o
 Status ReadMs(const json& j, const char* key, int64_t lo, int64_t hi, Duration* out) {
   size_t ms = 0;
   if (!j.contains(key)) return Status::Ok();
-  RMA_RETURN_IF_ERROR(
-      ReadCount(j, key, static_cast<size_t>(lo), static_cast<size_t>(hi), &ms));
+  RMA_RETURN_IF_ERROR(ReadCount(j, key, static_cast<size_t>(lo), static_cast<size_t>(hi), &ms));
   *out = Ms(static_cast<int64_t>(ms));
   return Status::Ok();
 }

@@ -1,6 +1,7 @@
 // GatewayOptions: every tunable of rma-gateway, with the defaults documented in
-// docs/configuration.md ("rma-gateway"). Filled by main.cc from a JSON config file, RMA_* environment
-// variables and flags (in that order of precedence, flags last); read-only once the gateway starts.
+// docs/configuration.md ("rma-gateway"). Filled by main.cc from a JSON config file, RMA_*
+// environment variables and flags (in that order of precedence, flags last); read-only once the
+// gateway starts.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -16,21 +17,21 @@
 namespace rma::gateway {
 
 struct GatewayOptions {
-  std::string listen = "0.0.0.0:8080";  // HOST:PORT; port 0 picks a free one (see Gateway::port)
-  size_t threads = 2;                   // Pistache reactor threads
-  size_t max_body_bytes = 16u << 20;    // largest request body
-  size_t max_header_bytes = 64u << 10;  // request line and headers
-  Duration submit_timeout = Seconds(10);        // how long to wait for the broker's answer
+  std::string listen = "0.0.0.0:8080";    // HOST:PORT; port 0 picks a free one (see Gateway::port)
+  size_t threads = 2;                     // Pistache reactor threads
+  size_t max_body_bytes = 16u << 20;      // largest request body
+  size_t max_header_bytes = 64u << 10;    // request line and headers
+  Duration submit_timeout = Seconds(10);  // how long to wait for the broker's answer
   Duration default_call_timeout = Seconds(30);  // synchronous service calls without X-RMA-Timeout
   Duration max_call_timeout = Seconds(300);     // largest X-RMA-Timeout
   Duration max_wait = Seconds(300);             // GET /api/tasks/{id}?wait=S upper bound
   Duration header_timeout = Seconds(60);  // a new connection must send a whole request this fast
   Duration metrics_timeout = Seconds(2);  // /metrics waits this long for the broker's part
 
-  std::vector<ApiKey> api_keys;     // none: the API is open (development)
-  RateLimit rate_limit;             // per key (per client address without keys); 0 = unlimited
+  std::vector<ApiKey> api_keys;  // none: the API is open (development)
+  RateLimit rate_limit;          // per key (per client address without keys); 0 = unlimited
   std::vector<std::string> cors_origins;  // "*" = any
-  bool public_metrics = false;      // /metrics without a key even when keys are configured
+  bool public_metrics = false;            // /metrics without a key even when keys are configured
 };
 
 // Applies a config file's JSON object to `options` (and the broker endpoint). Unknown keys and

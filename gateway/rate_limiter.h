@@ -23,8 +23,8 @@ struct RateLimit {
 class TokenBucket {
  public:
   TokenBucket(RateLimit limit, Time now);
-  // Takes one token if there is one. Otherwise returns false and sets *retry_after to the time until
-  // the next token.
+  // Takes one token if there is one. Otherwise returns false and sets *retry_after to the time
+  // until the next token.
   bool Take(Time now, Duration* retry_after);
   // Whether the bucket has refilled completely by `now` (it carries no state worth keeping).
   bool Full(Time now) const;

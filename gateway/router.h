@@ -42,8 +42,8 @@ enum class Access {
 
 inline constexpr std::string_view kAnyServiceMethod = "*";
 // What the service routes forward to a backend ("*" in the table).
-inline constexpr std::array<std::string_view, 6> kServiceMethods = {"GET",   "HEAD",   "POST",
-                                                                     "PUT",   "PATCH",  "DELETE"};
+inline constexpr std::array<std::string_view, 6> kServiceMethods = {"GET", "HEAD",  "POST",
+                                                                    "PUT", "PATCH", "DELETE"};
 
 struct Route {
   RouteId id;

@@ -174,8 +174,8 @@ void SocketWriter::Loop() {
     Time now = clock_.Now();
     int timeout_ms = 1000;
     for (const auto& [fd, e] : entries_) {
-      timeout_ms = std::min<int>(timeout_ms, static_cast<int>(std::max<int64_t>(
-                                                 0, ToMs(e.deadline - now) + 1)));
+      timeout_ms = std::min<int>(
+          timeout_ms, static_cast<int>(std::max<int64_t>(0, ToMs(e.deadline - now) + 1)));
     }
     int n = ::epoll_wait(epoll_fd_, events, kMaxEvents, timeout_ms);
     if (n < 0 && errno != EINTR) {

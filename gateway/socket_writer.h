@@ -1,5 +1,5 @@
-// Writing HTTP responses straight to client sockets, and finishing the ones the kernel could not take
-// at once.
+// Writing HTTP responses straight to client sockets, and finishing the ones the kernel could not
+// take at once.
 //
 // Why the gateway does not use Pistache's ResponseWriter: Pistache 0.0.5 queues every write by file
 // descriptor *number* and closes a connection's descriptor itself when the client goes away, so a
@@ -71,7 +71,7 @@ enum class WriteOutcome {
 class SocketWriter {
  public:
   struct Options {
-    Duration stall_timeout = Seconds(30);  // a client that reads nothing this long is dropped
+    Duration stall_timeout = Seconds(30);   // a client that reads nothing this long is dropped
     size_t max_pending_bytes = 256u << 20;  // unsent bytes held for slow readers, in total
   };
 

@@ -12,7 +12,6 @@ const Time kNow = FromUnixMs(1'800'000'000'000);
 
 proto::TaskView View(proto::TaskStatus status, std::string result, std::string content_type);
 
-
 TEST(ParseSubmitJsonTest, ReadsEveryField) {
   auto s = ParseSubmitJson(R"({"service": "ocr", "payload": {"page": 3}, "priority": 7,
                               "max_attempts": 2, "timeout_s": 1.5, "idempotency_key": "k1",
@@ -33,8 +32,8 @@ TEST(ParseSubmitJsonTest, ReadsEveryField) {
 }
 
 TEST(ParseSubmitJsonTest, RunAtAcceptsRfc3339AndUnixSeconds) {
-  auto a = ParseSubmitJson(R"({"service": "x", "run_at": "2027-01-15T08:00:00.250+01:00"})", {},
-                           kNow);
+  auto a =
+      ParseSubmitJson(R"({"service": "x", "run_at": "2027-01-15T08:00:00.250+01:00"})", {}, kNow);
   ASSERT_TRUE(a.ok()) << a.status().ToString();
   EXPECT_EQ(a->run_at_ms, 1799996400250);
   auto b = ParseSubmitJson(R"({"service": "x", "run_at": 1800000000})", {}, kNow);
@@ -132,9 +131,11 @@ TEST(TaskJsonTest, HasEveryFieldOfTheSpec) {
 }
 
 TEST(TaskJsonTest, ResultIsJsonTextOrBase64ByContent) {
-  EXPECT_EQ(TaskJson(View(proto::TaskStatus::kCompleted, R"({"n":1})", "application/json"))["result"],
-            json({{"n", 1}}));
-  EXPECT_EQ(TaskJson(View(proto::TaskStatus::kCompleted, "plain", "text/plain"))["result"], "plain");
+  EXPECT_EQ(
+      TaskJson(View(proto::TaskStatus::kCompleted, R"({"n":1})", "application/json"))["result"],
+      json({{"n", 1}}));
+  EXPECT_EQ(TaskJson(View(proto::TaskStatus::kCompleted, "plain", "text/plain"))["result"],
+            "plain");
   json bin = TaskJson(View(proto::TaskStatus::kCompleted, std::string("\xff\x00\x01", 3),
                            "application/octet-stream"));
   EXPECT_EQ(bin["result"], "/wAB");
@@ -142,8 +143,8 @@ TEST(TaskJsonTest, ResultIsJsonTextOrBase64ByContent) {
   // Claimed JSON that is not JSON falls back to text.
   EXPECT_EQ(TaskJson(View(proto::TaskStatus::kCompleted, "{nope", "application/json"))["result"],
             "{nope");
-  EXPECT_FALSE(TaskJson(View(proto::TaskStatus::kCompleted, "x", "text/plain"), false)
-                   .contains("result"));
+  EXPECT_FALSE(
+      TaskJson(View(proto::TaskStatus::kCompleted, "x", "text/plain"), false).contains("result"));
 }
 
 TEST(MsgpackToJsonTest, ConvertsEveryType) {

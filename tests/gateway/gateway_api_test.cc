@@ -73,11 +73,12 @@ void ExpectError(const HttpResponse& r, long status, const std::string& code) {
 
 TEST(GatewayApiTest, TaskLifeCycleSubmitGetWaitListCancel) {
   Cluster cluster;
-  cluster.StartWorker("w", {"--service", "echo=builtin:echo", "--service", "sleep=builtin:sleep",
-                            "--slots", "4"});
+  cluster.StartWorker(
+      "w", {"--service", "echo=builtin:echo", "--service", "sleep=builtin:sleep", "--slots", "4"});
   ASSERT_TRUE(WaitForService(cluster, "echo")) << cluster.Logs();
 
-  HttpResponse accepted = Post(cluster, "/api/tasks", {{"service", "echo"}, {"payload", {{"x", 1}}}});
+  HttpResponse accepted =
+      Post(cluster, "/api/tasks", {{"service", "echo"}, {"payload", {{"x", 1}}}});
   ASSERT_EQ(accepted.status, 202) << accepted.body;
   const std::string id = accepted.Json()["task_id"];
   EXPECT_EQ(accepted.Header("location"), "/api/tasks/" + id);
@@ -99,10 +100,10 @@ TEST(GatewayApiTest, TaskLifeCycleSubmitGetWaitListCancel) {
   EXPECT_EQ(now.Json()["status"], "completed");
 
   // Idempotency: a second submit with the same key returns the first task.
-  const std::string first = Submit(cluster, {{"service", "echo"}, {"payload", 1},
-                                             {"idempotency_key", "order-17"}});
-  HttpResponse again = Post(cluster, "/api/tasks", {{"service", "echo"}, {"payload", 2},
-                                                    {"idempotency_key", "order-17"}});
+  const std::string first =
+      Submit(cluster, {{"service", "echo"}, {"payload", 1}, {"idempotency_key", "order-17"}});
+  HttpResponse again = Post(cluster, "/api/tasks",
+                            {{"service", "echo"}, {"payload", 2}, {"idempotency_key", "order-17"}});
   EXPECT_EQ(again.status, 202);
   EXPECT_EQ(again.Json()["task_id"], first);
   EXPECT_EQ(again.Json()["duplicate"], true);
@@ -125,8 +126,9 @@ TEST(GatewayApiTest, TaskLifeCycleSubmitGetWaitListCancel) {
   for (int i = 0; i < 3; ++i) Submit(cluster, {{"service", "sleep"}, {"payload", 1}});
   HttpResponse list = HttpGet(cluster.Url("/api/tasks?service=sleep&limit=2"));
   ASSERT_EQ(list.status, 200) << list.body;
-  EXPECT_EQ(list.Json()["count"], 2);
-  for (const json& t : list.Json()["tasks"]) EXPECT_EQ(t["service"], "sleep");
+  const json listed = list.Json();
+  EXPECT_EQ(listed["count"], 2);
+  for (const json& t : listed["tasks"]) EXPECT_EQ(t["service"], "sleep");
   HttpResponse by_status = HttpGet(cluster.Url("/api/tasks?status=cancelled"));
   ASSERT_EQ(by_status.status, 200);
   ASSERT_EQ(by_status.Json()["count"], 1);
@@ -144,14 +146,12 @@ TEST(GatewayApiTest, BadSubmissionsAndUnknownTasksGetClearErrors) {
   ExpectError(post_raw(""), 400, "invalid_argument");
   ExpectError(post_raw("[1, 2]"), 400, "invalid_argument");
   ExpectError(post_raw(std::string(5000, '[') + std::string(5000, ']')), 400, "invalid_argument");
-  for (const json& bad : {json{{"payload", 1}}, json{{"service", 5}}, json{{"service", "a b"}},
-                          json{{"service", "x"}, {"priority", "high"}},
-                          json{{"service", "x"}, {"priority", 11}},
-                          json{{"service", "x"}, {"max_attempts", 0}},
-                          json{{"service", "x"}, {"timeout_s", "soon"}},
-                          json{{"service", "x"}, {"min_tier", 9}},
-                          json{{"service", "x"}, {"idempotency_key", 42}},
-                          json{{"service", "x"}, {"run_at", "yesterday"}}}) {
+  for (const json& bad :
+       {json{{"payload", 1}}, json{{"service", 5}}, json{{"service", "a b"}},
+        json{{"service", "x"}, {"priority", "high"}}, json{{"service", "x"}, {"priority", 11}},
+        json{{"service", "x"}, {"max_attempts", 0}}, json{{"service", "x"}, {"timeout_s", "soon"}},
+        json{{"service", "x"}, {"min_tier", 9}}, json{{"service", "x"}, {"idempotency_key", 42}},
+        json{{"service", "x"}, {"run_at", "yesterday"}}}) {
     HttpResponse r = Post(cluster, "/api/tasks", bad);
     ExpectError(r, 400, "invalid_argument");
   }
@@ -223,11 +223,10 @@ TEST(GatewayApiTest, ServiceCallsCarryTheRequestAndTheBackendAnswerBothWays) {
   ASSERT_TRUE(WaitForService(cluster, "teapot")) << cluster.Logs();
 
   const std::string body = "{\"q\": \"caf\xc3\xa9\"}";
-  HttpResponse r = HttpCall("POST", cluster.Url("/api/service/httpbin/v1/search/?b=2&a=1&a=3"),
-                            body,
-                            {"Content-Type: application/json; charset=utf-8", "X-Trace-Id: abc",
-                             "Accept: text/csv", "X-API-Key: not-for-backends",
-                             "Authorization: Bearer secret", "X-RMA-Timeout: 5"});
+  HttpResponse r = HttpCall(
+      "POST", cluster.Url("/api/service/httpbin/v1/search/?b=2&a=1&a=3"), body,
+      {"Content-Type: application/json; charset=utf-8", "X-Trace-Id: abc", "Accept: text/csv",
+       "X-API-Key: not-for-backends", "Authorization: Bearer secret", "X-RMA-Timeout: 5"});
   ASSERT_EQ(r.status, 201) << r.body;
   EXPECT_EQ(r.Header("content-type"), "application/x-rma-test");
   EXPECT_FALSE(r.Header("x-rma-task-id").empty());
@@ -302,8 +301,8 @@ TEST(GatewayApiTest, NoProviderIs503WithTheAvailableServicesTimeoutIs504FailureI
     EXPECT_TRUE(j["suggestion"].is_string() && !j["suggestion"].get<std::string>().empty());
   }
 
-  HttpResponse slow = HttpCall("POST", cluster.Url("/api/service/sleep"), "5000",
-                               {"X-RMA-Timeout: 0.3"});
+  HttpResponse slow =
+      HttpCall("POST", cluster.Url("/api/service/sleep"), "5000", {"X-RMA-Timeout: 0.3"});
   ExpectError(slow, 504, "timeout");
   EXPECT_TRUE(slow.Json()["task_id"].is_string());
 
@@ -311,7 +310,8 @@ TEST(GatewayApiTest, NoProviderIs503WithTheAvailableServicesTimeoutIs504FailureI
   EXPECT_EQ(failed.status, 502) << failed.body;
   EXPECT_NE(failed.Json().value("error", "").find("boom"), std::string::npos) << failed.body;
 
-  HttpResponse echo = HttpCall("POST", cluster.Url("/api/echo"), "ping", {"Content-Type: text/plain"});
+  HttpResponse echo =
+      HttpCall("POST", cluster.Url("/api/echo"), "ping", {"Content-Type: text/plain"});
   EXPECT_EQ(echo.status, 200);
   EXPECT_EQ(echo.body, "ping");
   EXPECT_EQ(echo.Header("content-type"), "text/plain");
@@ -321,8 +321,8 @@ TEST(GatewayApiTest, NoProviderIs503WithTheAvailableServicesTimeoutIs504FailureI
 
 TEST(GatewayApiTest, AdminQueriesAndActions) {
   Cluster cluster;
-  cluster.StartWorker("w", {"--service", "echo=builtin:echo", "--service", "fail=builtin:fail",
-                            "--slots", "2"});
+  cluster.StartWorker(
+      "w", {"--service", "echo=builtin:echo", "--service", "fail=builtin:fail", "--slots", "2"});
   ASSERT_TRUE(WaitForService(cluster, "fail")) << cluster.Logs();
   EXPECT_EQ(WaitForTask(cluster, Submit(cluster, {{"service", "echo"}, {"payload", 1}}))["status"],
             "completed");
@@ -333,8 +333,8 @@ TEST(GatewayApiTest, AdminQueriesAndActions) {
   json services = HttpGet(cluster.Url("/api/admin/services")).Json();
   EXPECT_TRUE(services.contains("available_services")) << services.dump();
   json stats = HttpGet(cluster.Url("/api/admin/stats")).Json();
-  for (const char* key : {"workers", "queue_depth", "tasks", "today", "throughput_per_s",
-                          "latency_ms"}) {
+  for (const char* key :
+       {"workers", "queue_depth", "tasks", "today", "throughput_per_s", "latency_ms"}) {
     EXPECT_TRUE(stats.contains(key)) << key << " " << stats.dump();
   }
   EXPECT_GE(stats["tasks"]["completed"].get<int>(), 1);
@@ -395,9 +395,10 @@ TEST(GatewayApiTest, MetricsArePrometheusTextThatPromtoolAccepts) {
         "rma_gateway_http_requests_total{route=\"none\",code=\"404\"} 1\n",
         "rma_gateway_http_requests_total{route=\"service_call\",code=\"200\"} 1\n",
         "rma_gateway_http_request_duration_seconds_bucket{route=\"submit_task\",le=\"+Inf\"} 1\n",
-        "rma_tasks_submitted_total{service=\"echo\"} 2\n", "rma_tasks_completed_total{service=\"echo\"} 2\n",
-        "rma_queue_depth{service=\"echo\"} 0\n", "rma_broker_up 1\n",
-        "rma_gateway_broker_reachable 1\n", "rma_task_run_seconds_count{service=\"echo\"} 2\n"}) {
+        "rma_tasks_submitted_total{service=\"echo\"} 2\n",
+        "rma_tasks_completed_total{service=\"echo\"} 2\n", "rma_queue_depth{service=\"echo\"} 0\n",
+        "rma_broker_up 1\n", "rma_gateway_broker_reachable 1\n",
+        "rma_task_run_seconds_count{service=\"echo\"} 2\n"}) {
     EXPECT_NE(m.body.find(line), std::string::npos) << line << "\n" << m.body;
   }
   const std::string promtool = RMA_PROMTOOL;
@@ -471,7 +472,7 @@ TEST(GatewayApiTest, PublicMetricsNeedNoKey) {
 TEST(GatewayApiTest, RateLimitsArePerKeyWithRetryAfter) {
   ClusterOptions o;
   o.gateway_args = {"--client-key", "client-key-1", "--client-key", "client-key-2",
-                    "--rate-limit", "0.5",          "--rate-burst",   "3"};
+                    "--rate-limit", "0.5",          "--rate-burst", "3"};
   Cluster cluster(o);
   auto call = [&](const std::string& key) {
     return HttpCall("GET", cluster.Url("/api/tasks?limit=1"), "", {"X-API-Key: " + key});
@@ -503,11 +504,12 @@ TEST(GatewayApiTest, CorsForConfiguredOrigins) {
   EXPECT_EQ(allowed.Header("access-control-allow-origin"), "https://app.example");
   EXPECT_EQ(allowed.Header("vary"), "Origin");
   // Errors carry the headers too, so the page can read them.
-  HttpResponse refused = HttpCall("GET", cluster.Url("/api/admin/health"), "",
-                                  {"Origin: https://app.example"});
+  HttpResponse refused =
+      HttpCall("GET", cluster.Url("/api/admin/health"), "", {"Origin: https://app.example"});
   EXPECT_EQ(refused.status, 401);
   EXPECT_EQ(refused.Header("access-control-allow-origin"), "https://app.example");
-  HttpResponse other = HttpCall("GET", cluster.Url("/health"), "", {"Origin: https://evil.example"});
+  HttpResponse other =
+      HttpCall("GET", cluster.Url("/health"), "", {"Origin: https://evil.example"});
   EXPECT_EQ(other.status, 200);
   EXPECT_EQ(other.Header("access-control-allow-origin"), "");
 
@@ -537,8 +539,8 @@ TEST(GatewayApiTest, BodiesAtTheLimitPassAndOverItGetJson413) {
   ASSERT_TRUE(WaitForService(cluster, "echo")) << cluster.Logs();
 
   const std::string at_limit(4096, 'a');
-  HttpResponse ok = HttpCall("POST", cluster.Url("/api/service/echo"), at_limit,
-                             {"Content-Type: text/plain"});
+  HttpResponse ok =
+      HttpCall("POST", cluster.Url("/api/service/echo"), at_limit, {"Content-Type: text/plain"});
   EXPECT_EQ(ok.status, 200);
   EXPECT_EQ(ok.body, at_limit);
   ExpectError(HttpCall("POST", cluster.Url("/api/service/echo"), at_limit + "a"), 413,
@@ -567,6 +569,27 @@ TEST(GatewayApiTest, BodiesAtTheLimitPassAndOverItGetJson413) {
   EXPECT_EQ(refused->status, 413);
   EXPECT_EQ(nlohmann::json::parse(refused->body)["code"], "payload_too_large");
   EXPECT_EQ(refused->Header("connection"), "close");
+
+  // Expect: 100-continue: go ahead when the declared body fits, 413 at once when it does not.
+  RawConnection expecting(cluster.http_port());
+  expecting.Send(
+      "POST /api/service/echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+      "Content-Type: text/plain\r\nContent-Length: 5\r\n\r\n");
+  auto go_ahead = expecting.Read(10s);
+  ASSERT_TRUE(go_ahead);
+  EXPECT_EQ(go_ahead->status, 100);
+  expecting.Send("hello");
+  auto echoed = expecting.Read(10s);
+  ASSERT_TRUE(echoed);
+  EXPECT_EQ(echoed->status, 200);
+  EXPECT_EQ(echoed->body, "hello");
+  expecting.Send(
+      "POST /api/service/echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+      "Content-Length: 4097\r\n\r\n");
+  auto refused_early = expecting.Read(10s);
+  ASSERT_TRUE(refused_early);
+  EXPECT_EQ(refused_early->status, 413);
+  EXPECT_TRUE(expecting.ClosedByServer(10s));
 
   // Huge header block: 431, JSON.
   HttpResponse big_header =
@@ -697,8 +720,9 @@ TEST(GatewayApiTest, EveryDocumentedOperationIsServed) {
       if (method != "parameters") operations.emplace_back(path, method);
     }
   }
-  std::stable_partition(operations.begin(), operations.end(),
-                        [](const auto& op) { return op.first.find("/drain") == std::string::npos; });
+  std::stable_partition(operations.begin(), operations.end(), [](const auto& op) {
+    return op.first.find("/drain") == std::string::npos;
+  });
   int checked = 0;
   for (const auto& [path, method] : operations) {
     {

@@ -28,8 +28,9 @@ ExtraGateway StartGateway(Cluster& cluster, const std::string& name,
                           const std::vector<std::string>& extra = {}) {
   ExtraGateway g;
   const std::string port_file = cluster.dir() + "/" + name + ".port";
-  std::vector<std::string> args = {"--broker",    cluster.clients_endpoint(), "--listen",
-                                   "127.0.0.1:0", "--port-file",              port_file,
+  std::vector<std::string> args = {"--broker",    cluster.clients_endpoint(),
+                                   "--listen",    "127.0.0.1:0",
+                                   "--port-file", port_file,
                                    "--log-level", "warn"};
   args.insert(args.end(), extra.begin(), extra.end());
   g.process = Process::Start("rma-gateway", args, cluster.dir() + "/" + name + ".log");

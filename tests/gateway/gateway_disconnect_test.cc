@@ -29,8 +29,8 @@ TEST(GatewayDisconnectTest, VanishingClientsNeverCrashTheGatewayOrReceiveOthersA
   options.log_level = "warn";
   options.gateway_args = {"--threads", "2"};
   Cluster cluster(options);
-  cluster.StartWorker("w", {"--service", "echo=builtin:echo", "--service", "sleep=builtin:sleep",
-                            "--slots", "64"});
+  cluster.StartWorker(
+      "w", {"--service", "echo=builtin:echo", "--service", "sleep=builtin:sleep", "--slots", "64"});
   ASSERT_TRUE(cluster.WaitForLiveWorkers(1, 20s, "sleep")) << cluster.Logs();
   const int port = cluster.http_port();
 
@@ -117,8 +117,9 @@ TEST(GatewayDisconnectTest, VanishingClientsNeverCrashTheGatewayOrReceiveOthersA
           fail("vanisher submit failed");
           continue;
         }
-        c.Send(RawRequest("GET", "/api/tasks/" + json::parse(accepted->body)["task_id"].get<std::string>() +
-                                     "?wait=5"));
+        c.Send(RawRequest(
+            "GET",
+            "/api/tasks/" + json::parse(accepted->body)["task_id"].get<std::string>() + "?wait=5"));
       } else {
         c.Send(RawRequest("POST", "/api/service/sleep", "", std::to_string(answer_ms)));
       }
