@@ -146,7 +146,7 @@ done
 
 # Slow backend: SLOW_CALLS calls waiting 2 s each while one client measures /health.
 slow_secs=$((DURATION * 2 + 4))
-wrk -t2 -c"$SLOW_CALLS" -d"${slow_secs}s" --timeout 30s -s "$dir/sleep.lua" "$GW/api/service/sleep" \
+wrk --latency -t2 -c"$SLOW_CALLS" -d"${slow_secs}s" --timeout 30s -s "$dir/sleep.lua" "$GW/api/service/sleep" \
   >"$dir/slow.raw" 2>&1 &
 slow_pid=$!
 for _ in $(seq 1 100); do
@@ -158,8 +158,9 @@ pending_at_start=$pending
 wrk_run "$dir/slow_health" -t1 -c1 -d"${DURATION}s" "$GW/health"
 pending_at_end=$(curl -s "$GW/health" | python3 -c 'import json,sys; print(json.load(sys.stdin)["pending_requests"])')
 wait "$slow_pid" || true
-slow_rps=$(grep -o 'Requests/sec: *[0-9.]*' "$dir/slow.raw" | awk '{print $2}')
-slow_p50=$(grep -E '^ +50%' "$dir/slow.raw" | awk '{print $2}')
+slow_rps=$(grep -o 'Requests/sec: *[0-9.]*' "$dir/slow.raw" | awk '{print $2}' || true)
+slow_p50=$(grep -E '^ +50%' "$dir/slow.raw" | awk '{print $2}' || true)
+slow_non2xx=$(grep -o 'Non-2xx or 3xx responses: *[0-9]*' "$dir/slow.raw" | awk '{print $NF}' || true)
 stop_pool
 
 report() {  # report LABEL FILES...
@@ -168,7 +169,7 @@ report() {  # report LABEL FILES...
   read -r rps p50 p99 mx non2xx errors <<<"$(median "$@")"
   printf "%-44s %10s req/s  p50 %8s  p99 %8s  max %9s  non-2xx %s  socket errors %s\n" \
     "$label" "$rps" "$p50" "$p99" "$mx" "$non2xx" "$errors"
-  echo "$rps $p50 $p99" >"$dir/summary.$label"
+  echo "$rps $p50 $p99" >"$dir/summary.${label//\//_}"
 }
 echo
 report "async submit (gateway, c=$SUBMIT_CONC)" "$dir"/submit.*[0-9]
@@ -183,10 +184,10 @@ echo
 python3 - "$dir" "$SUBMIT_CONC" "$CONC_LOW" "$CONC_HIGH" <<'EOF'
 import sys
 d, sc, lo, hi = sys.argv[1:]
-s = lambda label: [float(x) for x in open(f"{d}/summary.{label}").read().split()]
+s = lambda label: [float(x) for x in open(f"{d}/summary.{label.replace('/', '_')}").read().split()]
 def ratio(gw, bare):
     g, b = s(gw), s(bare)
-    return "throughput %.2fx of bare, p50 +%.3f ms" % (g[0] / b[0], g[1] - b[1])
+    return "throughput %.2fx of bare, p50 %+.3f ms" % (g[0] / b[0], g[1] - b[1])
 print("overhead async submit vs bare POST:", ratio(f"async submit (gateway, c={sc})", f"POST same body (bare, c={sc})"))
 for c in (lo, hi):
     print(f"overhead sync echo vs bare echo (c={c}):", ratio(f"sync echo (gateway, c={c})", f"echo (bare, c={c})"))
@@ -194,5 +195,5 @@ print("overhead /health vs bare GET:", ratio(f"/health (gateway, c={hi})", f"GET
 EOF
 read -r _ h50 h99 hmax _ _ <"$dir/slow_health"
 echo
-echo "slow backend: $SLOW_CALLS concurrent calls to a 2 s backend (pending at gateway: $pending_at_start at start, $pending_at_end at end; $slow_rps calls/s, call p50 $slow_p50)"
+echo "slow backend: $SLOW_CALLS concurrent calls to a 2 s backend (pending at the gateway: $pending_at_start when measuring began, $pending_at_end when it ended; $slow_rps calls/s, call p50 $slow_p50, non-2xx ${slow_non2xx:-0})"
 echo "  /health meanwhile (1 client, ${DURATION}s): p50 $h50 ms  p99 $h99 ms  max $hmax ms"

@@ -13,8 +13,8 @@
 #include <pistache/http.h>
 #include <pistache/peer.h>
 #include <spdlog/spdlog.h>
-#include <sys/socket.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 
@@ -110,10 +110,13 @@ HttpReply UnexpectedAnswer() {
   return ErrorReply(502, "unexpected answer from the broker", "internal");
 }
 
+// "GET, DELETE, HEAD": each method once, in order.
 std::string Join(const std::vector<std::string>& items) {
   std::string out;
+  std::vector<std::string_view> seen;
   for (const std::string& s : items) {
-    if (out.find(s) != std::string::npos) continue;  // HEAD/GET listed once
+    if (std::find(seen.begin(), seen.end(), s) != seen.end()) continue;
+    seen.push_back(s);
     if (!out.empty()) out += ", ";
     out += s;
   }
@@ -172,7 +175,12 @@ class Exchange {
   ReplyTo& to() { return to_; }
   const std::shared_ptr<Tcp::Peer>& peer() const { return peer_; }
 
-  void Reply(HttpReply reply) { Deliver(*ctx_, peer_->fd(), OwnedFd(), to_, std::move(reply)); }
+  bool answered() const { return answered_; }
+
+  void Reply(HttpReply reply) {
+    answered_ = true;
+    Deliver(*ctx_, peer_->fd(), OwnedFd(), to_, std::move(reply));
+  }
 
   // The answer will come from another thread. Null (and a 503 sent) when the process is out of file
   // descriptors.
@@ -183,6 +191,7 @@ class Exchange {
       Reply(ErrorReply(503, "the gateway is out of file descriptors; retry later", "unavailable"));
       return nullptr;
     }
+    answered_ = true;
     return std::make_shared<Deferred>(ctx_, std::move(*fd), to_);
   }
 
@@ -190,6 +199,7 @@ class Exchange {
   ApiContext* ctx_;
   const std::shared_ptr<Tcp::Peer>& peer_;
   ReplyTo to_;
+  bool answered_ = false;
 };
 
 // ---- Input helpers ----------------------------------------------------------------------------
@@ -719,7 +729,13 @@ class ApiHandler final : public Http::Handler {
     to.started = ctx_->clock.Now();
     to.keep_alive = KeepAlive(head->http11, head->Header("Connection").value_or(""));
     Exchange ex(ctx_.get(), peer, std::move(to));
-    Route(*head, *target, body, ex);
+    try {
+      Route(*head, *target, body, ex);
+    } catch (const std::exception& e) {
+      // A bug or an allocation failure: never leave the client without an answer.
+      spdlog::error("{} {} failed: {}", head->method, target->path.substr(0, 256), e.what());
+      if (!ex.answered()) ex.Reply(ErrorReply(500, "internal error", "internal"));
+    }
     // Answered or handed over: either way Pistache must treat the connection as idle, or its
     // header timeout would end a long-poll with 408 (the keep-alive timeout applies instead).
     peer->setIdle(true);

@@ -47,7 +47,7 @@ TEST(OpenApiTest, RoutesAndDocumentAgreeBothWays) {
   std::set<std::string> documented;
   for (const auto& [path, item] : doc["paths"].items()) {
     for (const auto& [method, op] : item.items()) {
-      if (method != "parameters") documented.insert(method + " " + path);
+      if (method != "parameters") documented.insert(std::string(method).append(" ").append(path));
     }
   }
   for (const std::string& r : routed) EXPECT_EQ(documented.count(r), 1u) << "undocumented: " << r;

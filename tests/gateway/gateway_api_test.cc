@@ -53,7 +53,7 @@ std::string Submit(const Cluster& c, const json& body, std::vector<std::string> 
 
 // Long-polls a task until it ends (or `seconds` pass) and returns it.
 json WaitForTask(const Cluster& c, const std::string& id, int seconds = 15,
-                 std::vector<std::string> headers = {}) {
+                 const std::vector<std::string>& headers = {}) {
   HttpResponse r = HttpCall("GET", c.Url("/api/tasks/" + id + "?wait=" + std::to_string(seconds)),
                             "", headers, (seconds + 10) * 1000L);
   EXPECT_EQ(r.status, 200) << r.body;
@@ -675,6 +675,7 @@ TEST(GatewayApiTest, WaitingCallsDoNotHoldReactorThreads) {
   cluster.StartWorker("w", {"--service", "sleep=builtin:sleep", "--slots", "64"});
   ASSERT_TRUE(WaitForService(cluster, "sleep")) << cluster.Logs();
   std::vector<std::future<long>> calls;
+  calls.reserve(40);
   for (int i = 0; i < 40; ++i) {
     calls.push_back(std::async(std::launch::async, [&] {
       return HttpCall("POST", cluster.Url("/api/service/sleep"), "30000", {"X-RMA-Timeout: 8"},

@@ -58,14 +58,15 @@ TEST(GatewayClusterTest, SeveralGatewaysServeOneBroker) {
   // Submitted through one, read through another.
   for (size_t i = 0; i < urls.size(); ++i) {
     const std::string id = Submit(urls[i] + "/api/tasks", {{"service", "echo"}, {"payload", i}});
-    const std::string reader = urls[(i + 1) % urls.size()];
-    HttpResponse t = HttpGet(reader + "/api/tasks/" + id + "?wait=10");
+    const std::string& reader = urls[(i + 1) % urls.size()];
+    HttpResponse t = HttpGet(reader + "/api/tasks/" + (id + "?wait=10"));
     ASSERT_EQ(t.status, 200) << t.body;
     EXPECT_EQ(t.Json()["status"], "completed");
     EXPECT_EQ(t.Json()["result"], i);
   }
   // Synchronous calls through all three at once, each answered with its own body.
   std::vector<std::future<bool>> calls;
+  calls.reserve(60);
   for (int i = 0; i < 60; ++i) {
     calls.push_back(std::async(std::launch::async, [&, i] {
       const std::string body = "call-" + std::to_string(i);

@@ -135,8 +135,10 @@ TEST(GatewayDisconnectTest, VanishingClientsNeverCrashTheGatewayOrReceiveOthersA
   };
 
   std::vector<std::thread> threads;
+  threads.reserve(kVerifyThreads);
   for (int i = 0; i < kVerifyThreads; ++i) threads.emplace_back(verifier, i);
   std::vector<std::thread> vanishers;
+  vanishers.reserve(kVanishThreads);
   for (int i = 0; i < kVanishThreads; ++i) vanishers.emplace_back(vanisher, i);
   for (auto& t : vanishers) t.join();
   done.store(true);
