@@ -6,7 +6,8 @@
 #      runs; a fresh pool per run keeps queues small)
 #   2. synchronous echo through the gateway: calls/s and p50/p99 at CONC_LOW and CONC_HIGH
 #      connections, and the same requests against the bare Pistache handler (the overhead ratio)
-#   3. /health through the gateway vs GET on the bare handler
+#   3. GET /api/tasks/{id} (a gateway -> broker -> gateway round trip, no worker) and /health (answered
+#      on the reactor thread) through the gateway vs GET on the bare handler
 #   4. SLOW_CALLS concurrent synchronous calls to a backend that takes 2 s (builtin:sleep with
 #      enough slots) while a single client measures /health latency
 # Usage: bench/gateway_bench.sh [BUILD_DIR]   (default build/test; env RUNS, DURATION, THREADS)
@@ -101,7 +102,8 @@ p99 = ms(re.search(r"\s99%\s+(\S+)", text).group(1))
 mx = ms(re.search(r"Latency\s+\S+\s+\S+\s+(\S+)", text).group(1))
 non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
 err = re.search(r"Socket errors:(.*)", text)
-print(rps, p50, p99, mx, non2xx.group(1) if non2xx else 0, (err.group(1).strip().replace(" ", "") if err else "none"))
+print("%.0f %.3f %.3f %.3f %s %s" % (rps, p50, p99, mx, non2xx.group(1) if non2xx else 0,
+      err.group(1).strip().replace(" ", "") if err else "none"))
 EOF
 }
 # median FILES...: per column median of the "rps p50 p99 max non2xx errors" lines.
@@ -140,6 +142,11 @@ for r in $(seq 1 "$RUNS"); do
     wrk_run "$dir/echo_c$c.$r" -t$t -c"$c" -d"${DURATION}s" -s "$dir/echo.lua" "$GW/api/service/echo"
     wrk_run "$dir/bare_echo_c$c.$r" -t$t -c"$c" -d"${DURATION}s" -s "$dir/echo.lua" "$BARE/echo"
   done
+  # A fresh task each run: the broker forgets finished tasks beyond max_finished_in_memory.
+  task_id=$(curl -s "$GW/api/tasks" -H 'Content-Type: application/json' -d '{"service":"echo","payload":1}' |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["task_id"])')
+  curl -s "$GW/api/tasks/$task_id?wait=5" >/dev/null
+  wrk_run "$dir/get_task.$r" -t2 -c"$CONC_HIGH" -d"${DURATION}s" "$GW/api/tasks/$task_id"
   wrk_run "$dir/health.$r" -t2 -c"$CONC_HIGH" -d"${DURATION}s" "$GW/health"
   wrk_run "$dir/bare_get.$r" -t2 -c"$CONC_HIGH" -d"${DURATION}s" "$BARE/health"
 done
@@ -178,6 +185,7 @@ for c in "$CONC_LOW" "$CONC_HIGH"; do
   report "sync echo (gateway, c=$c)" "$dir"/echo_c"$c".*[0-9]
   report "echo (bare, c=$c)" "$dir"/bare_echo_c"$c".*[0-9]
 done
+report "GET /api/tasks/{id} (gateway, c=$CONC_HIGH)" "$dir"/get_task.*[0-9]
 report "/health (gateway, c=$CONC_HIGH)" "$dir"/health.*[0-9]
 report "GET (bare, c=$CONC_HIGH)" "$dir"/bare_get.*[0-9]
 echo
