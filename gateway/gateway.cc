@@ -182,9 +182,16 @@ class Exchange {
     Deliver(*ctx_, peer_->fd(), OwnedFd(), to_, std::move(reply));
   }
 
-  // The answer will come from another thread. Null (and a 503 sent) when the process is out of file
-  // descriptors.
+  // The answer will come from another thread. Null (and a 503 sent) when too many requests wait
+  // already or the process is out of file descriptors.
   std::shared_ptr<Deferred> Defer() {
+    if (ctx_->broker.pending() >= ctx_->options.max_pending) {
+      HttpReply r =
+          ErrorReply(503, "too many requests are waiting; retry later", "resource_exhausted");
+      r.headers.emplace_back("Retry-After", "1");
+      Reply(std::move(r));
+      return nullptr;
+    }
     auto fd = DupFd(peer_->fd());
     if (!fd.ok()) {
       spdlog::warn("{}", fd.status().message());

@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
   int64_t max_call_timeout_ms = ToMs(defaults.max_call_timeout);
   int64_t max_wait_ms = ToMs(defaults.max_wait);
   int64_t header_timeout_ms = ToMs(defaults.header_timeout);
+  size_t max_pending = defaults.max_pending;
   std::vector<std::string> client_keys;
   std::vector<std::string> admin_keys;
   double rate_limit = 0;
@@ -87,6 +88,12 @@ int main(int argc, char** argv) {
                        ->envname("RMA_HEADER_TIMEOUT_MS")
                        ->capture_default_str()
                        ->check(CLI::Range(int64_t{100}, int64_t{3600000}));
+  auto* o_pending =
+      app.add_option("--max-pending-requests", max_pending,
+                     "requests that may wait for the broker at once; more get 503 + Retry-After")
+          ->envname("RMA_MAX_PENDING_REQUESTS")
+          ->capture_default_str()
+          ->check(CLI::Range(size_t{1}, size_t{10000000}));
   app.add_option("--client-key", client_keys,
                  "client API key, KEY or KEY:NAME (repeatable; env: comma-separated)")
       ->envname("RMA_CLIENT_KEYS")
@@ -139,6 +146,7 @@ int main(int argc, char** argv) {
   if (o_max_call->count() > 0) options.max_call_timeout = Ms(max_call_timeout_ms);
   if (o_wait->count() > 0) options.max_wait = Ms(max_wait_ms);
   if (o_header->count() > 0) options.header_timeout = Ms(header_timeout_ms);
+  if (o_pending->count() > 0) options.max_pending = max_pending;
   if (o_rate->count() > 0) options.rate_limit.rate_per_s = rate_limit;
   if (o_burst->count() > 0) options.rate_limit.burst = rate_burst;
   if (o_public->count() > 0) options.public_metrics = public_metrics;

@@ -66,12 +66,13 @@ ApiKey KeyFromFlag(const std::string& item, Role role) {
 
 Status ApplyConfigJson(const json& j, GatewayOptions* o, std::string* broker_endpoint) {
   if (!j.is_object()) return Status::InvalidArgument("the config must be a JSON object");
-  RMA_RETURN_IF_ERROR(CheckKeys(
-      j,
-      {"broker", "listen", "threads", "max_body_bytes", "max_header_bytes", "submit_timeout_ms",
-       "call_timeout_ms", "max_call_timeout_ms", "max_wait_ms", "header_timeout_ms",
-       "metrics_timeout_ms", "api_keys", "rate_limit", "cors_origins", "public_metrics"},
-      "the config"));
+  RMA_RETURN_IF_ERROR(
+      CheckKeys(j,
+                {"broker", "listen", "threads", "max_body_bytes", "max_header_bytes",
+                 "submit_timeout_ms", "call_timeout_ms", "max_call_timeout_ms", "max_wait_ms",
+                 "header_timeout_ms", "metrics_timeout_ms", "max_pending_requests", "api_keys",
+                 "rate_limit", "cors_origins", "public_metrics"},
+                "the config"));
   for (const char* key : {"broker", "listen"}) {
     if (j.contains(key) && !j[key].is_string()) {
       return Status::InvalidArgument(std::string("'") + key + "' must be a string");
@@ -89,6 +90,7 @@ Status ApplyConfigJson(const json& j, GatewayOptions* o, std::string* broker_end
   RMA_RETURN_IF_ERROR(ReadMs(j, "max_wait_ms", 0, 3600000, &o->max_wait));
   RMA_RETURN_IF_ERROR(ReadMs(j, "header_timeout_ms", 100, 3600000, &o->header_timeout));
   RMA_RETURN_IF_ERROR(ReadMs(j, "metrics_timeout_ms", 10, 60000, &o->metrics_timeout));
+  RMA_RETURN_IF_ERROR(ReadCount(j, "max_pending_requests", 1, 10000000, &o->max_pending));
   if (j.contains("public_metrics")) {
     if (!j["public_metrics"].is_boolean()) {
       return Status::InvalidArgument("'public_metrics' must be a boolean");

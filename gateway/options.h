@@ -27,6 +27,8 @@ struct GatewayOptions {
   Duration max_wait = Seconds(300);             // GET /api/tasks/{id}?wait=S upper bound
   Duration header_timeout = Seconds(60);  // a new connection must send a whole request this fast
   Duration metrics_timeout = Seconds(2);  // /metrics waits this long for the broker's part
+  size_t max_pending =
+      20000;  // requests waiting for the broker at once; more get 503 + Retry-After
 
   std::vector<ApiKey> api_keys;  // none: the API is open (development)
   RateLimit rate_limit;          // per key (per client address without keys); 0 = unlimited

@@ -16,6 +16,7 @@ TEST(GatewayConfigTest, AppliesEveryKey) {
     "max_body_bytes": 2048, "max_header_bytes": 4096, "submit_timeout_ms": 1500,
     "call_timeout_ms": 2000, "max_call_timeout_ms": 60000, "max_wait_ms": 30000,
     "header_timeout_ms": 5000, "metrics_timeout_ms": 500, "public_metrics": true,
+    "max_pending_requests": 77,
     "rate_limit": {"rate_per_s": 50, "burst": 100},
     "cors_origins": ["https://app.example"],
     "api_keys": [{"key": "client-key-123", "name": "web"},
@@ -33,6 +34,7 @@ TEST(GatewayConfigTest, AppliesEveryKey) {
   EXPECT_EQ(o.max_wait, Ms(30000));
   EXPECT_EQ(o.header_timeout, Ms(5000));
   EXPECT_EQ(o.metrics_timeout, Ms(500));
+  EXPECT_EQ(o.max_pending, 77u);
   EXPECT_TRUE(o.public_metrics);
   EXPECT_EQ(o.rate_limit.rate_per_s, 50);
   EXPECT_EQ(o.rate_limit.burst, 100);

@@ -692,6 +692,32 @@ TEST(GatewayApiTest, WaitingCallsDoNotHoldReactorThreads) {
   for (auto& f : calls) EXPECT_EQ(f.get(), 504);
 }
 
+TEST(GatewayApiTest, TooManyWaitingRequestsGet503WithRetryAfter) {
+  ClusterOptions o;
+  o.gateway_args = {"--max-pending-requests", "2"};
+  Cluster cluster(o);
+  cluster.StartWorker("w", {"--service", "sleep=builtin:sleep", "--slots", "4"});
+  ASSERT_TRUE(WaitForService(cluster, "sleep")) << cluster.Logs();
+  std::vector<std::future<long>> calls;
+  calls.reserve(2);
+  for (int i = 0; i < 2; ++i) {
+    calls.push_back(std::async(std::launch::async, [&] {
+      return HttpCall("POST", cluster.Url("/api/service/sleep"), "20000", {"X-RMA-Timeout: 3"})
+          .status;
+    }));
+  }
+  ASSERT_TRUE(WaitUntil(
+      [&] { return HttpGet(cluster.Url("/health")).Json().value("pending_requests", 0) == 2; },
+      10s));
+  HttpResponse busy = HttpGet(cluster.Url("/api/tasks/1"));
+  ExpectError(busy, 503, "resource_exhausted");
+  EXPECT_EQ(busy.Header("retry-after"), "1");
+  EXPECT_EQ(HttpGet(cluster.Url("/health")).status, 200) << "immediate routes still answer";
+  for (auto& f : calls) EXPECT_EQ(f.get(), 504);
+  EXPECT_TRUE(
+      WaitUntil([&] { return HttpGet(cluster.Url("/api/tasks?limit=1")).status == 200; }, 10s));
+}
+
 // ---- OpenAPI --------------------------------------------------------------------------------
 
 // Every operation in docs/openapi.json is served (never a routing 404 or a 405). The unit test
