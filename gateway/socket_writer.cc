@@ -57,10 +57,12 @@ Status SocketWriter::Start() {
     return Status::Internal("epoll_ctl failed");
   }
   thread_ = std::thread([this] { Loop(); });
+  running_.store(true);
   return Status::Ok();
 }
 
 void SocketWriter::Stop() {
+  running_.store(false);
   if (thread_.joinable()) {
     stop_.store(true);
     uint64_t one = 1;
@@ -92,7 +94,7 @@ WriteOutcome SocketWriter::Write(int fd, OwnedFd owned, std::string bytes, bool 
   }
   // The socket is full: the rest goes to the writer thread, with a descriptor of its own.
   size_t rest = bytes.size() - written;
-  if (stop_.load() || !thread_.joinable() ||
+  if (!running_.load() ||
       pending_bytes_.load(std::memory_order_relaxed) + rest > options_.max_pending_bytes) {
     dropped_.fetch_add(1, std::memory_order_relaxed);
     return WriteOutcome::kFailed;

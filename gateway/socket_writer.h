@@ -82,7 +82,8 @@ class SocketWriter {
   SocketWriter& operator=(const SocketWriter&) = delete;
 
   Status Start();
-  // Drops every unfinished response (closing its descriptor) and joins the thread.
+  // Drops every unfinished response (closing its descriptor) and joins the thread. Must not run
+  // concurrently with Write(): the gateway stops its reactors and its BrokerClient first.
   void Stop();
 
   // Writes `bytes` to the socket `fd` without blocking. When `owned` is valid it is `fd` itself and
@@ -115,6 +116,7 @@ class SocketWriter {
   std::thread thread_;
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
+  std::atomic<bool> running_{false};  // between Start() and Stop(): Write() may hand work over
   std::atomic<bool> stop_{false};
   std::atomic<size_t> pending_count_{0};
   std::atomic<size_t> pending_bytes_{0};
