@@ -678,7 +678,7 @@ TEST(GatewayApiTest, WaitingCallsDoNotHoldReactorThreads) {
   calls.reserve(40);
   for (int i = 0; i < 40; ++i) {
     calls.push_back(std::async(std::launch::async, [&] {
-      return HttpCall("POST", cluster.Url("/api/service/sleep"), "30000", {"X-RMA-Timeout: 8"},
+      return HttpCall("POST", cluster.Url("/api/service/sleep"), "60000", {"X-RMA-Timeout: 20"},
                       60000)
           .status;
     }));
@@ -686,7 +686,7 @@ TEST(GatewayApiTest, WaitingCallsDoNotHoldReactorThreads) {
   // With one reactor thread and 40 calls waiting, /health and other routes still answer.
   EXPECT_TRUE(WaitUntil(
       [&] { return HttpGet(cluster.Url("/health")).Json().value("pending_requests", 0) >= 40; },
-      7s));
+      15s));
   EXPECT_EQ(HttpGet(cluster.Url("/api/tasks?limit=1")).status, 200);
   EXPECT_EQ(HttpGet(cluster.Url("/health")).status, 200);
   for (auto& f : calls) EXPECT_EQ(f.get(), 504);
@@ -702,13 +702,13 @@ TEST(GatewayApiTest, TooManyWaitingRequestsGet503WithRetryAfter) {
   calls.reserve(2);
   for (int i = 0; i < 2; ++i) {
     calls.push_back(std::async(std::launch::async, [&] {
-      return HttpCall("POST", cluster.Url("/api/service/sleep"), "20000", {"X-RMA-Timeout: 3"})
+      return HttpCall("POST", cluster.Url("/api/service/sleep"), "60000", {"X-RMA-Timeout: 10"})
           .status;
     }));
   }
   ASSERT_TRUE(WaitUntil(
       [&] { return HttpGet(cluster.Url("/health")).Json().value("pending_requests", 0) == 2; },
-      10s));
+      8s));
   HttpResponse busy = HttpGet(cluster.Url("/api/tasks/1"));
   ExpectError(busy, 503, "resource_exhausted");
   EXPECT_EQ(busy.Header("retry-after"), "1");
