@@ -46,6 +46,10 @@ void BrokerClient::Stop() {
 
 void BrokerClient::Enqueue(Command command, uint64_t ref, std::string body, Duration timeout,
                            AnswerCallback cb) {
+  if (stop_.load()) {
+    cb(Status::Unavailable("the gateway is stopping"));
+    return;
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     queue_.push_back({command, ref, std::move(body), timeout, std::move(cb)});
@@ -206,6 +210,13 @@ void BrokerClient::Loop() {
     }
     ExpireDue(now);
   }
+  // Requests still queued (never sent) fail like the ones waiting for an answer.
+  std::vector<Outgoing> unsent;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    unsent.swap(queue_);
+  }
+  for (Outgoing& o : unsent) pending_[o.ref] = Pending{now, std::move(o.callback)};
   FailAll(Status::Unavailable("the gateway is stopping"));
   socket_.reset();
 }

@@ -1,36 +1,29 @@
-// Gateway: the HTTP front of the pool (Pistache). It turns requests into broker requests through
-// one BrokerClient and answers when the broker does, without ever blocking a reactor thread: a
-// waiting request parks its ResponseWriter and the answer is written from the BrokerClient's
-// thread. It keeps no task state of its own, so several gateways can serve one broker and a restart
-// loses nothing.
+// Gateway: the HTTP front of the pool. Pistache accepts connections and frames requests; the
+// gateway routes them (router.h), checks keys, rate limits and CORS, turns them into broker
+// requests through one BrokerClient and writes the answers itself (socket_writer.h explains why not
+// through Pistache). A request that waits for the broker never holds a reactor thread: its answer
+// is written from the BrokerClient thread through a duplicate of the connection's socket. The
+// gateway keeps no task state, so several gateways can serve one broker and a restart loses
+// nothing.
 //
-// Threads: Pistache's reactor threads run onRequest; the BrokerClient thread runs answer callbacks.
-// Writers are never touched by two threads at once (a reactor thread hands a writer over and
-// forgets it).
+// Threads: Pistache's reactor threads parse and route requests and answer the immediate ones; the
+// BrokerClient thread runs answer callbacks and writes deferred answers; the SocketWriter thread
+// finishes answers slow readers could not take at once. Shared state (keys, CORS, options) is
+// immutable; metrics are atomics; rate-limit buckets sit behind their own mutex.
 #pragma once
 
-#include <pistache/endpoint.h>
-
-#include <atomic>
 #include <memory>
 #include <string>
 
-#include "common/clock.h"
 #include "common/status.h"
 #include "gateway/broker_client.h"
+#include "gateway/options.h"
+
+namespace Pistache::Http {
+class Endpoint;
+}
 
 namespace rma::gateway {
-
-struct GatewayOptions {
-  std::string listen =
-      "0.0.0.0:8080";  // HOST:PORT; port 0 picks a free one (read it back with port())
-  size_t threads = 2;
-  size_t max_body_bytes = 16u << 20;
-  Duration submit_timeout = Seconds(10);        // how long to wait for ACCEPTED
-  Duration default_call_timeout = Seconds(30);  // synchronous service calls
-  Duration max_call_timeout = Seconds(300);
-  Duration max_wait = Seconds(300);  // GET ?wait=S upper bound
-};
 
 struct ApiContext;
 
@@ -41,14 +34,15 @@ class Gateway {
   Gateway(const Gateway&) = delete;
   Gateway& operator=(const Gateway&) = delete;
 
-  // Connects to the broker and starts serving HTTP.
+  // Validates the options, connects to the broker and starts serving HTTP.
   Status Start();
   uint16_t port() const;
-  // Stops taking requests, fails what is still waiting, and joins every thread.
+  // Stops taking requests, answers what is still waiting (503) and joins every thread.
   void Stop();
 
  private:
   GatewayOptions options_;
+  BrokerClientOptions broker_options_;
   std::shared_ptr<ApiContext> context_;
   std::unique_ptr<Pistache::Http::Endpoint> endpoint_;
   bool started_ = false;

@@ -1,5 +1,7 @@
-// rma-gateway: parses flags and environment, starts the Gateway and serves until SIGINT or SIGTERM.
+// rma-gateway: reads the config file, environment and flags (flags win), starts the Gateway and
+// serves until SIGINT or SIGTERM.
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <CLI/CLI.hpp>
 
 #include <csignal>
@@ -10,55 +12,164 @@
 #include "common/version.h"
 #include "gateway/gateway.h"
 
+namespace {
+
+// Every waiting request holds a second descriptor of its connection (gateway.h): lift the soft
+// descriptor limit to the hard one so a few hundred waiting calls do not run out.
+void RaiseDescriptorLimit() {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &lim) != 0) spdlog::warn("could not raise the descriptor limit");
+  }
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace rma;
-  gateway::GatewayOptions options;
+  gateway::GatewayOptions defaults;
   gateway::BrokerClientOptions broker;
+  std::string config_file;
+  std::string broker_endpoint = broker.endpoint;
+  std::string listen = defaults.listen;
+  size_t threads = defaults.threads;
+  size_t max_body_bytes = defaults.max_body_bytes;
+  int64_t call_timeout_ms = ToMs(defaults.default_call_timeout);
+  int64_t max_call_timeout_ms = ToMs(defaults.max_call_timeout);
+  int64_t max_wait_ms = ToMs(defaults.max_wait);
+  int64_t header_timeout_ms = ToMs(defaults.header_timeout);
+  size_t max_pending = defaults.max_pending;
+  std::vector<std::string> client_keys;
+  std::vector<std::string> admin_keys;
+  double rate_limit = 0;
+  double rate_burst = 0;
+  std::vector<std::string> cors_origins;
+  bool public_metrics = false;
   std::string log_level = "info";
   std::string port_file;
-  int64_t call_timeout_ms = 30000;
 
   CLI::App app{
       "rma-gateway: the HTTP API, admin API, metrics and dashboard of an rma compute pool"};
   app.set_version_flag("--version", std::string(kVersion));
-  app.add_option("--broker", broker.endpoint, "broker client endpoint")
-      ->envname("RMA_BROKER")
-      ->capture_default_str();
-  app.add_option("--listen", options.listen, "HOST:PORT to serve HTTP on (port 0: any free port)")
-      ->envname("RMA_LISTEN")
-      ->capture_default_str();
-  app.add_option("--threads", options.threads, "HTTP reactor threads")
-      ->envname("RMA_HTTP_THREADS")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 64));
-  app.add_option("--max-body-bytes", options.max_body_bytes, "largest request body accepted")
-      ->envname("RMA_MAX_BODY_BYTES")
-      ->capture_default_str()
-      ->check(CLI::Range(size_t{1024}, size_t{1} << 30));
-  app.add_option("--call-timeout-ms", call_timeout_ms,
-                 "default timeout of synchronous service calls")
-      ->envname("RMA_CALL_TIMEOUT_MS")
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t{1}, int64_t{300000}));
+  app.add_option("--config", config_file, "JSON config file (flags and environment override it)")
+      ->envname("RMA_GATEWAY_CONFIG");
+  auto* o_broker = app.add_option("--broker", broker_endpoint, "broker client endpoint")
+                       ->envname("RMA_BROKER")
+                       ->capture_default_str();
+  auto* o_listen =
+      app.add_option("--listen", listen, "HOST:PORT to serve HTTP on (port 0: any free port)")
+          ->envname("RMA_LISTEN")
+          ->capture_default_str();
+  auto* o_threads = app.add_option("--threads", threads, "HTTP reactor threads")
+                        ->envname("RMA_HTTP_THREADS")
+                        ->capture_default_str()
+                        ->check(CLI::Range(1, 64));
+  auto* o_body = app.add_option("--max-body-bytes", max_body_bytes, "largest request body accepted")
+                     ->envname("RMA_MAX_BODY_BYTES")
+                     ->capture_default_str()
+                     ->check(CLI::Range(size_t{1024}, size_t{1} << 30));
+  auto* o_call = app.add_option("--call-timeout-ms", call_timeout_ms,
+                                "default timeout of synchronous service calls")
+                     ->envname("RMA_CALL_TIMEOUT_MS")
+                     ->capture_default_str()
+                     ->check(CLI::Range(int64_t{1}, int64_t{3600000}));
+  auto* o_max_call = app.add_option("--max-call-timeout-ms", max_call_timeout_ms,
+                                    "largest X-RMA-Timeout a caller may ask for")
+                         ->envname("RMA_MAX_CALL_TIMEOUT_MS")
+                         ->capture_default_str()
+                         ->check(CLI::Range(int64_t{1}, int64_t{3600000}));
+  auto* o_wait = app.add_option("--max-wait-ms", max_wait_ms, "largest ?wait= of a long-poll")
+                     ->envname("RMA_MAX_WAIT_MS")
+                     ->capture_default_str()
+                     ->check(CLI::Range(int64_t{0}, int64_t{3600000}));
+  auto* o_header = app.add_option("--header-timeout-ms", header_timeout_ms,
+                                  "a new connection must send a whole request within this time")
+                       ->envname("RMA_HEADER_TIMEOUT_MS")
+                       ->capture_default_str()
+                       ->check(CLI::Range(int64_t{100}, int64_t{3600000}));
+  auto* o_pending =
+      app.add_option("--max-pending-requests", max_pending,
+                     "requests that may wait for the broker at once; more get 503 + Retry-After")
+          ->envname("RMA_MAX_PENDING_REQUESTS")
+          ->capture_default_str()
+          ->check(CLI::Range(size_t{1}, size_t{10000000}));
+  app.add_option("--client-key", client_keys,
+                 "client API key, KEY or KEY:NAME (repeatable; env: comma-separated)")
+      ->envname("RMA_CLIENT_KEYS")
+      ->delimiter(',');
+  app.add_option("--admin-key", admin_keys,
+                 "admin API key, KEY or KEY:NAME (repeatable; env: comma-separated)")
+      ->envname("RMA_ADMIN_KEYS")
+      ->delimiter(',');
+  auto* o_rate = app.add_option("--rate-limit", rate_limit,
+                                "requests per second per key (per address without keys); 0: none")
+                     ->envname("RMA_RATE_LIMIT")
+                     ->check(CLI::Range(0.0, 1e9));
+  auto* o_burst = app.add_option("--rate-burst", rate_burst, "token bucket size (0: the rate)")
+                      ->envname("RMA_RATE_BURST")
+                      ->check(CLI::Range(0.0, 1e9));
+  app.add_option("--cors-origin", cors_origins,
+                 "origin allowed to call the API from a browser, or * (repeatable)")
+      ->envname("RMA_CORS_ORIGINS")
+      ->delimiter(',');
+  auto* o_public = app.add_flag("--public-metrics", public_metrics,
+                                "serve /metrics without a key even when keys are configured")
+                       ->envname("RMA_PUBLIC_METRICS");
   app.add_option("--port-file", port_file, "write the bound HTTP port here (useful with port 0)")
       ->envname("RMA_PORT_FILE");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->envname("RMA_LOG_LEVEL")
       ->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
 
   if (Status s = SetUpLogging("gateway", log_level); !s.ok()) {
     std::fprintf(stderr, "rma-gateway: %s\n", s.message().c_str());
     return 2;
   }
-  options.default_call_timeout = Ms(call_timeout_ms);
+  gateway::GatewayOptions options;
+  if (!config_file.empty()) {
+    if (Status s = gateway::LoadConfigFile(config_file, &options, &broker.endpoint); !s.ok()) {
+      spdlog::error("{}", s.ToString());
+      return 2;
+    }
+  }
+  if (o_broker->count() > 0) broker.endpoint = broker_endpoint;
+  if (o_listen->count() > 0) options.listen = listen;
+  if (o_threads->count() > 0) options.threads = threads;
+  if (o_body->count() > 0) options.max_body_bytes = max_body_bytes;
+  if (o_call->count() > 0) options.default_call_timeout = Ms(call_timeout_ms);
+  if (o_max_call->count() > 0) options.max_call_timeout = Ms(max_call_timeout_ms);
+  if (o_wait->count() > 0) options.max_wait = Ms(max_wait_ms);
+  if (o_header->count() > 0) options.header_timeout = Ms(header_timeout_ms);
+  if (o_pending->count() > 0) options.max_pending = max_pending;
+  if (o_rate->count() > 0) options.rate_limit.rate_per_s = rate_limit;
+  if (o_burst->count() > 0) options.rate_limit.burst = rate_burst;
+  if (o_public->count() > 0) options.public_metrics = public_metrics;
+  for (const std::string& k : client_keys) {
+    options.api_keys.push_back(gateway::KeyFromFlag(k, gateway::Role::kClient));
+  }
+  for (const std::string& k : admin_keys) {
+    options.api_keys.push_back(gateway::KeyFromFlag(k, gateway::Role::kAdmin));
+  }
+  options.cors_origins.insert(options.cors_origins.end(), cors_origins.begin(), cors_origins.end());
+  if (options.default_call_timeout > options.max_call_timeout) {
+    spdlog::error("--call-timeout-ms exceeds --max-call-timeout-ms");
+    return 2;
+  }
   broker.limits.max_payload_bytes = options.max_body_bytes;
+
   auto signals = SignalWatcher::Create({SIGINT, SIGTERM});
   if (!signals.ok()) {
     spdlog::error("{}", signals.status().ToString());
     return 1;
   }
   std::signal(SIGPIPE, SIG_IGN);
+  RaiseDescriptorLimit();
 
   gateway::Gateway gw(options, broker);
   if (Status s = gw.Start(); !s.ok()) {

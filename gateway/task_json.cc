@@ -73,6 +73,10 @@ json TimeOrNull(int64_t ms) { return ms > 0 ? json(FormatTime(FromUnixMs(ms))) :
 }  // namespace
 
 Result<proto::Submit> ParseSubmitJson(std::string_view body, const SubmitLimits& limits, Time now) {
+  if (!JsonDepthWithin(body, kMaxJsonDepth)) {
+    return Status::InvalidArgument("request body nests deeper than " +
+                                   std::to_string(kMaxJsonDepth) + " levels");
+  }
   json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return Status::InvalidArgument("request body is not valid JSON");
   if (!j.is_object()) return Status::InvalidArgument("request body must be a JSON object");
@@ -169,7 +173,7 @@ json TaskJson(const proto::TaskView& t, bool with_result) {
   }
   if (!t.content_type.empty()) j["content_type"] = t.content_type;
   bool is_json = t.content_type.find("json") != std::string::npos;
-  if (is_json) {
+  if (is_json && JsonDepthWithin(t.result, kMaxJsonDepth)) {
     json parsed = json::parse(t.result, nullptr, /*allow_exceptions=*/false);
     if (!parsed.is_discarded()) {
       j["result"] = std::move(parsed);
@@ -225,6 +229,28 @@ json MsgpackToJson(const msgpack::object& o) {
 
 json ErrorJson(std::string_view message, std::string_view code) {
   return {{"error", std::string(message)}, {"code", std::string(code)}};
+}
+
+bool JsonDepthWithin(std::string_view text, size_t max_depth) {
+  size_t depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth) return false;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return true;
 }
 
 std::string Base64Encode(std::string_view in) {

@@ -35,6 +35,12 @@ nlohmann::json MsgpackToJson(const msgpack::object& o);
 // {"error": message, "code": code, ...extra}.
 nlohmann::json ErrorJson(std::string_view message, std::string_view code);
 
+// Whether JSON text nests arrays and objects at most `max_depth` deep (strings are skipped).
+// Checked before parsing untrusted JSON: nlohmann's serialiser recurses once per level, so a body
+// of a few hundred thousand '[' would otherwise overflow the stack when the value is dumped.
+bool JsonDepthWithin(std::string_view text, size_t max_depth);
+inline constexpr size_t kMaxJsonDepth = 64;
+
 std::string Base64Encode(std::string_view bytes);
 bool IsValidUtf8(std::string_view s);
 

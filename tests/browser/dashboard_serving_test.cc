@@ -62,10 +62,12 @@ TEST(DashboardServingTest, RootServesTheBuiltPageRevalidatedOnEveryLoad) {
   EXPECT_TRUE(head.body.empty());
   EXPECT_EQ(head.Header("content-type"), "text/html; charset=utf-8");
   EXPECT_EQ(head.Header("etag"), etag);
+  EXPECT_EQ(head.Header("content-length"), std::to_string(page.body.size()))
+      << "HEAD announces the length a GET would have";
 
   HttpResponse post = HttpCall("POST", cluster.Url("/"), "x");
   EXPECT_EQ(post.status, 405);
-  EXPECT_EQ(post.Header("allow"), "GET, HEAD");
+  EXPECT_EQ(post.Header("allow"), "GET, HEAD, OPTIONS");
 }
 
 TEST(DashboardServingTest, AssetsHaveTheirTypesLongLivedCachingAndGzip) {

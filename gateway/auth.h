@@ -1,0 +1,55 @@
+// API keys: which key may use which routes. Client keys open the task and service routes; admin
+// keys open everything. With no key configured the gateway is open (a development pool) and says so
+// at start. Keys are compared in constant time against every configured key, so response timing
+// tells nothing about how much of a guess was right. Immutable after construction: safe on any
+// thread.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "gateway/rate_limiter.h"
+#include "gateway/router.h"
+
+namespace rma::gateway {
+
+enum class Role { kClient, kAdmin };
+std::string_view RoleName(Role r);
+std::optional<Role> ParseRole(std::string_view name);
+
+struct ApiKey {
+  std::string key;
+  Role role = Role::kClient;
+  std::string name;                // shown in logs instead of the key; defaults to "<role>-<n>"
+  std::optional<RateLimit> limit;  // overrides the gateway's default limit for this key
+};
+
+class ApiKeys {
+ public:
+  ApiKeys() = default;
+  // Refuses duplicate keys and keys that are not 8..256 printable ASCII characters without spaces.
+  static Result<ApiKeys> Create(std::vector<ApiKey> keys);
+
+  bool enabled() const { return !keys_.empty(); }
+  size_t size() const { return keys_.size(); }
+
+  // Who may pass. `presented` is the key the request carries ("" when none). Without configured
+  // keys everyone passes (nullptr). Otherwise: Unauthenticated when a protected route gets no key,
+  // PermissionDenied for an unknown key or a client key on an admin route.
+  Result<const ApiKey*> Authorize(std::string_view presented, Access access,
+                                  bool public_metrics) const;
+
+ private:
+  const ApiKey* Find(std::string_view presented) const;
+  std::vector<ApiKey> keys_;
+};
+
+// The key a request carries: the X-API-Key header, else an "Authorization: Bearer <key>" header; ""
+// when neither is present.
+std::string PresentedKey(std::optional<std::string_view> x_api_key,
+                         std::optional<std::string_view> authorization);
+
+}  // namespace rma::gateway

@@ -1,0 +1,145 @@
+// See router.h. Routes are tried in table order; literal routes come before the catch-all service
+// route so "/api/tasks" is never taken for a service called "tasks".
+#include "gateway/router.h"
+
+#include <algorithm>
+
+#include "gateway/http_wire.h"
+
+namespace rma::gateway {
+
+const std::vector<Route>& Routes() {
+  static const std::vector<Route> kRoutes = {
+      {RouteId::kHealth, "GET", "/health", Access::kOpen, "health"},
+      {RouteId::kMetrics, "GET", "/metrics", Access::kMetrics, "metrics"},
+      {RouteId::kSubmitTask, "POST", "/api/tasks", Access::kClient, "submit_task"},
+      {RouteId::kListTasks, "GET", "/api/tasks", Access::kClient, "list_tasks"},
+      {RouteId::kGetTask, "GET", "/api/tasks/{id}", Access::kClient, "get_task"},
+      {RouteId::kCancelTask, "DELETE", "/api/tasks/{id}", Access::kClient, "cancel_task"},
+      {RouteId::kAdminWorkers, "GET", "/api/admin/workers", Access::kAdmin, "admin_workers"},
+      {RouteId::kAdminServices, "GET", "/api/admin/services", Access::kAdmin, "admin_services"},
+      {RouteId::kAdminStats, "GET", "/api/admin/stats", Access::kAdmin, "admin_stats"},
+      {RouteId::kAdminQueues, "GET", "/api/admin/queues", Access::kAdmin, "admin_queues"},
+      {RouteId::kAdminHealth, "GET", "/api/admin/health", Access::kAdmin, "admin_health"},
+      {RouteId::kAdminRetryTask, "POST", "/api/admin/tasks/{id}/retry", Access::kAdmin,
+       "admin_retry_task"},
+      {RouteId::kAdminDiscardTask, "POST", "/api/admin/tasks/{id}/discard", Access::kAdmin,
+       "admin_discard_task"},
+      {RouteId::kAdminDrainWorker, "POST", "/api/admin/workers/{id}/drain", Access::kAdmin,
+       "admin_drain_worker"},
+      {RouteId::kServiceCall, kAnyServiceMethod, "/api/service/{name}/{path...}", Access::kClient,
+       "service_call"},
+      {RouteId::kShortServiceCall, kAnyServiceMethod, "/api/{name}/{path...}", Access::kClient,
+       "service_call_short"},
+  };
+  return kRoutes;
+}
+
+bool IsReservedApiName(std::string_view name) {
+  static constexpr std::array<std::string_view, 9> kReserved = {
+      "tasks", "admin", "service", "health", "metrics", "docs", "openapi", "openapi.json", "v1"};
+  return std::find(kReserved.begin(), kReserved.end(), name) != kReserved.end();
+}
+
+std::string RouteMatch::Param(std::string_view name) const {
+  for (const auto& [key, value] : params) {
+    if (key == name) return value;
+  }
+  return "";
+}
+
+namespace {
+
+// Matches `path` against `pattern`; fills params on success.
+bool MatchPattern(std::string_view pattern, std::string_view path,
+                  std::vector<std::pair<std::string, std::string>>* params) {
+  std::vector<std::string_view> want = PathSegments(pattern);
+  std::vector<std::string_view> got = PathSegments(path);
+  params->clear();
+  for (size_t i = 0; i < want.size(); ++i) {
+    std::string_view w = want[i];
+    const bool param = w.size() > 2 && w.front() == '{' && w.back() == '}';
+    if (param && w.size() > 5 && w.substr(w.size() - 4) == "...}") {
+      // The rest of the raw path, from the end of the previous segment, "/" when empty.
+      std::string rest;
+      if (i == 0) {
+        rest = std::string(path);
+      } else if (i - 1 < got.size()) {
+        size_t end = static_cast<size_t>(got[i - 1].data() + got[i - 1].size() - path.data());
+        rest = std::string(path.substr(end));
+      }
+      if (rest.empty()) rest.push_back('/');
+      std::string name(w.data() + 1, w.size() - 5);
+      params->emplace_back(std::move(name), std::move(rest));
+      return got.size() >= i;
+    }
+    if (i >= got.size()) return false;
+    if (param) {
+      params->emplace_back(std::string(w.substr(1, w.size() - 2)), std::string(got[i]));
+    } else if (w != got[i]) {
+      return false;
+    }
+  }
+  return got.size() == want.size();
+}
+
+bool RouteTakesMethod(const Route& r, std::string_view method) {
+  if (r.method == kAnyServiceMethod) {
+    return std::find(kServiceMethods.begin(), kServiceMethods.end(), method) !=
+           kServiceMethods.end();
+  }
+  return r.method == method;
+}
+
+}  // namespace
+
+RouteMatch MatchRoute(std::string_view method, std::string_view path) {
+  RouteMatch m;
+  std::vector<std::pair<std::string, std::string>> params;
+  const Route* head_fallback = nullptr;
+  std::vector<std::pair<std::string, std::string>> head_params;
+  for (const Route& r : Routes()) {
+    if (!MatchPattern(r.pattern, path, &params)) continue;
+    if (r.id == RouteId::kShortServiceCall) {
+      // "/api/{name}/..." only for names that are not the gateway's own.
+      if (IsReservedApiName(params.front().second)) continue;
+    }
+    if (RouteTakesMethod(r, method)) {
+      m.route = &r;
+      m.params = std::move(params);
+      m.allowed.clear();
+      return m;
+    }
+    if (method == "HEAD" && r.method == "GET" && head_fallback == nullptr) {
+      head_fallback = &r;
+      head_params = params;
+    }
+    if (r.method == kAnyServiceMethod) {
+      for (std::string_view s : kServiceMethods) m.allowed.emplace_back(s);
+    } else {
+      m.allowed.emplace_back(r.method);
+    }
+  }
+  if (head_fallback != nullptr) {
+    m.route = head_fallback;
+    m.head_only = true;
+    m.params = std::move(head_params);
+    m.allowed.clear();
+    return m;
+  }
+  // A path that matches only by a GET route also takes HEAD.
+  if (std::find(m.allowed.begin(), m.allowed.end(), "GET") != m.allowed.end() &&
+      std::find(m.allowed.begin(), m.allowed.end(), "HEAD") == m.allowed.end()) {
+    m.allowed.emplace_back("HEAD");
+  }
+  return m;
+}
+
+std::string OpenApiPath(std::string_view pattern) {
+  std::string out(pattern);
+  size_t pos = out.find("...}");
+  if (pos != std::string::npos) out.erase(pos, 3);
+  return out;
+}
+
+}  // namespace rma::gateway

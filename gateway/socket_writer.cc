@@ -1,0 +1,218 @@
+// See socket_writer.h.
+#include "gateway/socket_writer.h"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace rma::gateway {
+
+namespace {
+
+// Bytes written, 0 when the socket is full, -1 when the client is gone.
+ssize_t SendNow(int fd, const char* data, size_t len) {
+  for (;;) {
+    ssize_t n = ::send(fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n >= 0) return n;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+    return -1;
+  }
+}
+
+}  // namespace
+
+void OwnedFd::Reset() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+Result<OwnedFd> DupFd(int fd) {
+  int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) {
+    return Status::ResourceExhausted(std::string("cannot duplicate a client socket: ") +
+                                     std::strerror(errno));
+  }
+  return OwnedFd(copy);
+}
+
+SocketWriter::SocketWriter(Options options) : options_(options) {}
+
+SocketWriter::~SocketWriter() { Stop(); }
+
+Status SocketWriter::Start() {
+  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (epoll_fd_ < 0 || wake_fd_ < 0) return Status::Internal("epoll/eventfd failed");
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = wake_fd_;
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev) != 0) {
+    return Status::Internal("epoll_ctl failed");
+  }
+  thread_ = std::thread([this] { Loop(); });
+  running_.store(true);
+  return Status::Ok();
+}
+
+void SocketWriter::Stop() {
+  running_.store(false);
+  if (thread_.joinable()) {
+    stop_.store(true);
+    uint64_t one = 1;
+    (void)!::write(wake_fd_, &one, sizeof one);
+    thread_.join();
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    incoming_.clear();
+  }
+  entries_.clear();
+  pending_count_.store(0);
+  pending_bytes_.store(0);
+  if (epoll_fd_ >= 0) ::close(epoll_fd_);
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+  epoll_fd_ = wake_fd_ = -1;
+}
+
+WriteOutcome SocketWriter::Write(int fd, OwnedFd owned, std::string bytes, bool close_after) {
+  ssize_t n = SendNow(fd, bytes.data(), bytes.size());
+  if (n < 0) {
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    return WriteOutcome::kFailed;
+  }
+  auto written = static_cast<size_t>(n);
+  if (written == bytes.size()) {
+    if (close_after) ::shutdown(fd, SHUT_WR);
+    return WriteOutcome::kDone;
+  }
+  // The socket is full: the rest goes to the writer thread, with a descriptor of its own.
+  size_t rest = bytes.size() - written;
+  if (!running_.load() ||
+      pending_bytes_.load(std::memory_order_relaxed) + rest > options_.max_pending_bytes) {
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    return WriteOutcome::kFailed;
+  }
+  if (!owned.valid()) {
+    auto copy = DupFd(fd);
+    if (!copy.ok()) {
+      dropped_.fetch_add(1, std::memory_order_relaxed);
+      return WriteOutcome::kFailed;
+    }
+    owned = std::move(*copy);
+  }
+  Entry entry;
+  entry.fd = std::move(owned);
+  entry.bytes = std::move(bytes);
+  entry.offset = written;
+  entry.close_after = close_after;
+  pending_count_.fetch_add(1, std::memory_order_relaxed);
+  pending_bytes_.fetch_add(rest, std::memory_order_relaxed);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    incoming_.push_back(std::move(entry));
+  }
+  uint64_t one = 1;
+  (void)!::write(wake_fd_, &one, sizeof one);
+  return WriteOutcome::kPending;
+}
+
+void SocketWriter::Adopt(Entry entry, Time now) {
+  const int fd = entry.fd.get();
+  entry.deadline = now + options_.stall_timeout;
+  if (Progress(entry, now)) {
+    pending_count_.fetch_sub(1, std::memory_order_relaxed);
+    return;
+  }
+  epoll_event ev{};
+  ev.events = EPOLLOUT;
+  ev.data.fd = fd;
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    spdlog::warn("cannot watch a client socket: {}", std::strerror(errno));
+    pending_bytes_.fetch_sub(entry.bytes.size() - entry.offset, std::memory_order_relaxed);
+    pending_count_.fetch_sub(1, std::memory_order_relaxed);
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  entries_.emplace(fd, std::move(entry));
+}
+
+bool SocketWriter::Progress(Entry& entry, Time now) {
+  while (entry.offset < entry.bytes.size()) {
+    ssize_t n = SendNow(entry.fd.get(), entry.bytes.data() + entry.offset,
+                        entry.bytes.size() - entry.offset);
+    if (n < 0) {
+      pending_bytes_.fetch_sub(entry.bytes.size() - entry.offset, std::memory_order_relaxed);
+      dropped_.fetch_add(1, std::memory_order_relaxed);
+      return true;
+    }
+    if (n == 0) return false;
+    entry.offset += static_cast<size_t>(n);
+    pending_bytes_.fetch_sub(static_cast<size_t>(n), std::memory_order_relaxed);
+    entry.deadline = now + options_.stall_timeout;
+  }
+  if (entry.close_after) ::shutdown(entry.fd.get(), SHUT_WR);
+  return true;
+}
+
+void SocketWriter::Drop(int fd) {
+  auto it = entries_.find(fd);
+  if (it == entries_.end()) return;
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+  entries_.erase(it);
+  pending_count_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void SocketWriter::Loop() {
+  constexpr int kMaxEvents = 64;
+  epoll_event events[kMaxEvents];
+  while (!stop_.load()) {
+    Time now = clock_.Now();
+    int timeout_ms = 1000;
+    for (const auto& [fd, e] : entries_) {
+      timeout_ms = std::min<int>(
+          timeout_ms, static_cast<int>(std::max<int64_t>(0, ToMs(e.deadline - now) + 1)));
+    }
+    int n = ::epoll_wait(epoll_fd_, events, kMaxEvents, timeout_ms);
+    if (n < 0 && errno != EINTR) {
+      spdlog::error("socket writer: epoll_wait failed: {}", std::strerror(errno));
+      break;
+    }
+    now = clock_.Now();
+    for (int i = 0; i < n; ++i) {
+      int fd = events[i].data.fd;
+      if (fd == wake_fd_) {
+        uint64_t drained = 0;
+        (void)!::read(wake_fd_, &drained, sizeof drained);
+        std::vector<Entry> adopted;
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          adopted.swap(incoming_);
+        }
+        for (Entry& e : adopted) Adopt(std::move(e), now);
+        continue;
+      }
+      auto it = entries_.find(fd);
+      if (it == entries_.end()) continue;
+      if (Progress(it->second, now)) Drop(fd);
+    }
+    std::vector<int> stalled;
+    for (const auto& [fd, e] : entries_) {
+      if (e.deadline <= now) stalled.push_back(fd);
+    }
+    for (int fd : stalled) {
+      Entry& e = entries_.at(fd);
+      pending_bytes_.fetch_sub(e.bytes.size() - e.offset, std::memory_order_relaxed);
+      dropped_.fetch_add(1, std::memory_order_relaxed);
+      Drop(fd);
+    }
+  }
+}
+
+}  // namespace rma::gateway

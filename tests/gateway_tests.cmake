@@ -1,0 +1,14 @@
+# Gateway tests (issue 5): every route and error through real HTTP, clients vanishing while their
+# calls wait, several gateways and restarts, rmactl.
+add_library(rma_gateway_test_support STATIC gateway/raw_http.cc gateway/fake_worker.cc)
+rma_target_defaults(rma_gateway_test_support)
+target_link_libraries(rma_gateway_test_support PUBLIC rma_test_support rma_schemas cppzmq)
+
+find_program(RMA_PROMTOOL promtool)
+foreach(test gateway_api_test gateway_disconnect_test gateway_cluster_test)
+  rma_add_test(${test} SOURCES gateway/${test}.cc LIBS rma_gateway_test_support LABELS e2e
+               TIMEOUT 600)
+  add_dependencies(${test} ${RMA_BINARIES} rmactl)
+  target_compile_definitions(${test} PRIVATE RMA_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
+                             RMA_PROMTOOL="${RMA_PROMTOOL}")
+endforeach()
