@@ -191,17 +191,25 @@ TEST(WorkerE2eTest, ABackendLeavesTheRegistryWhenDownAndReturnsWhenBack) {
   ASSERT_TRUE(cluster.WaitForLiveWorkers(1, 20s, "rag")) << cluster.Logs();
 
   // A synchronous call is replayed against the backend and its answer relayed as it is.
-  HttpResponse call = HttpCall("POST", cluster.Url("/api/service/rag/echo/hello?x=1"), "question",
-                               {"Content-Type: text/plain", "X-Caller: e2e"});
+  // The query string travels as written: order, repeated keys and escapes intact.
+  HttpResponse call =
+      HttpCall("POST", cluster.Url("/api/service/rag/echo/hello?x=1&b=2&x=3&q=a%20b"), "question",
+               {"Content-Type: text/plain", "X-Caller: e2e"});
   ASSERT_EQ(call.status, 200) << call.body << cluster.Logs();
   EXPECT_THAT(call.Header("content-type"), HasSubstr("application/json"));
   EXPECT_EQ(call.Header("x-rma-worker-id"), "gpu-box");
   json seen = call.Json();
   EXPECT_EQ(seen["method"], "POST");
   EXPECT_EQ(seen["path"], "/echo/hello");
-  EXPECT_EQ(seen["query"], "x=1");
+  EXPECT_EQ(seen["query"], "x=1&b=2&x=3&q=a%20b");
   EXPECT_EQ(seen["body"], "question");
   EXPECT_EQ(seen["headers"]["x-caller"], "e2e");
+  // The short route /api/{name}/... is the same call; any method goes through.
+  HttpResponse put =
+      HttpCall("PUT", cluster.Url("/api/rag/echo/item"), "{}", {"Content-Type: application/json"});
+  ASSERT_EQ(put.status, 200) << put.body;
+  EXPECT_EQ(put.Json()["method"], "PUT");
+  EXPECT_EQ(put.Json()["path"], "/echo/item");
   HttpResponse missing = HttpGet(cluster.Url("/api/rag/status/404"));
   EXPECT_EQ(missing.status, 404) << "a backend 404 is relayed, not turned into a failure";
   EXPECT_EQ(missing.body, "status 404");
