@@ -6,7 +6,7 @@
 //     "victim": { "id", "pid" } (a worker to kill), "broker_pid", "gateway_pid",
 //     "offline_retention_ms", "expect": { "workers", "by_tier", "failed", "queue_depth", ... } }
 // It checks that the page shows what the admin API says, sorts and filters with the keyboard, turns a
-// killed worker red and then drops it, asks for an admin key when the gateway wants one, stays usable
+// killed worker red and then drops it, asks for an admin key when the gateway wants one (a second, keyed gateway on the same broker), stays usable
 // at phone width and in dark mode with no accessibility violations (axe-core), never talks to another
 // host, and says plainly when the broker and then the gateway go away. Every wait is a poll of a page
 // or API condition with a deadline; nothing sleeps. Exit code 0 means every check passed.
@@ -209,10 +209,11 @@ async function main() {
   const outside = []; // requests to any host but the gateway
   const consoleErrors = [];
   const pageErrors = [];
-  const watch = (context) => {
+  // Every request must go to the gateway the page came from.
+  const watch = (context, home = config.url) => {
     context.on('request', (request) => {
       const u = new URL(request.url());
-      if (/^(https?|wss?):$/.test(u.protocol) && u.origin !== new URL(config.url).origin) outside.push(request.url());
+      if (/^(https?|wss?):$/.test(u.protocol) && u.origin !== new URL(home).origin) outside.push(request.url());
     });
   };
   // The key test's page logs its (intended) 401s as console errors, so it is watched for uncaught
@@ -357,21 +358,19 @@ async function main() {
     assert.deepEqual(await axeViolations(phonePage), [], 'axe-core (dark, phone)');
     await phone.close();
 
-    // 7. Admin key: the gateway (mocked here in front of the real one) refuses admin routes without the
-    // key; the page asks once, keeps the key in sessionStorage while the tab lives, and sends it.
+    // 7. Admin key: a second gateway on the same broker requires an admin key on admin routes (a
+    // real 401 without it); the page asks once, keeps the key in sessionStorage while the tab lives,
+    // and sends it.
     const keyed = await browser.newContext({ viewport: { width: 1024, height: 800 } });
-    watch(keyed);
-    const KEY = 'test-admin-key';
+    watch(keyed, config.keyed_url);
+    const KEY = config.admin_key;
     const sentKeys = [];
-    await keyed.route('**/api/admin/**', async (route) => {
-      const key = route.request().headers()['x-api-key'];
-      sentKeys.push(key ?? null);
-      if (key === KEY) return route.continue();
-      return route.fulfill({ status: 401, contentType: 'application/json', body: JSON.stringify({ error: 'admin key required', code: 'unauthenticated' }) });
+    keyed.on('request', (request) => {
+      if (request.url().includes('/api/admin/')) sentKeys.push(request.headers()['x-api-key'] ?? null);
     });
     const keyPage = await keyed.newPage();
     watchPage(keyPage, { console: false });
-    await keyPage.goto(PAGE_URL);
+    await keyPage.goto(`${config.keyed_url}/?refresh=0.5`);
     const dialog = keyPage.getByRole('dialog', { name: 'Admin API key' });
     await dialog.waitFor({ state: 'visible', timeout: 10_000 });
     assert.ok(await keyPage.getByLabel('Key', { exact: true }).evaluate((el) => el === document.activeElement), 'the key field has focus');

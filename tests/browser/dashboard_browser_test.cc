@@ -18,6 +18,7 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 
 constexpr int kOfflineRetentionMs = 4000;
+constexpr const char* kAdminKey = "test-admin-key-0123456789";
 
 // Submits `count` tasks to `service` and waits for each to end; returns how many completed.
 int RunTasks(Cluster& cluster, const std::string& service, int count) {
@@ -69,8 +70,23 @@ TEST(DashboardBrowserTest, PageShowsThePoolLiveFollowsAWorkerDeathAndReportsOuta
   ASSERT_EQ(HttpPostJson(cluster.Url("/api/tasks"), {{"service", "rag"}, {"payload", "q"}}).status,
             202);
 
+  // A second gateway on the same broker that requires an admin key, for the page's key dialog.
+  const std::string keyed_port_file = cluster.dir() + "/keyed-gateway.port";
+  Process keyed = Process::Start("rma-gateway",
+                                 {"--broker", cluster.clients_endpoint(), "--listen", "127.0.0.1:0",
+                                  "--port-file", keyed_port_file, "--admin-key", kAdminKey},
+                                 cluster.dir() + "/keyed-gateway.log");
+  const std::string keyed_port = WaitForFile(keyed_port_file, 20s);
+  ASSERT_FALSE(keyed_port.empty()) << keyed.Log();
+  const std::string keyed_url = "http://127.0.0.1:" + std::to_string(std::stoi(keyed_port));
+  ASSERT_TRUE(WaitUntil([&] { return HttpGet(keyed_url + "/health", 2000).status == 200; }, 20s))
+      << keyed.Log();
+  ASSERT_EQ(HttpGet(keyed_url + "/api/admin/stats").status, 401) << "the keyed gateway refuses";
+
   const std::string artifacts = RMA_BROWSER_ARTIFACTS_DIR;
   json config = {{"url", cluster.Url("")},
+                 {"keyed_url", keyed_url},
+                 {"admin_key", kAdminKey},
                  {"chromium", Chromium()},
                  {"artifacts", artifacts},
                  {"victim", {{"id", "storage-2"}, {"pid", cluster.worker("storage-2").pid()}}},
