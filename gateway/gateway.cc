@@ -466,8 +466,9 @@ class Api {
     }
     if (limit) {
       uint32_t n = 0;
-      auto [ptr, ec] = std::from_chars(limit->data(), limit->data() + limit->size(), n);
-      if (ec != std::errc() || ptr != limit->data() + limit->size() || n < 1 || n > 1000) {
+      const std::string_view text = *limit;
+      auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+      if (ec != std::errc() || ptr != text.data() + text.size() || n < 1 || n > 1000) {
         return ex.Reply(
             ErrorReply(400, "'limit' must be an integer between 1 and 1000", "invalid_argument"));
       }

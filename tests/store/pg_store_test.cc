@@ -218,10 +218,10 @@ TEST_F(PgStoreTest, RecoveryReturnsUnfinishedTasksOnlyInPriorityOrder) {
 
 TEST_F(PgStoreTest, ManyWritesShareOneCommitAndAFastTaskBecomesOneRow) {
   Harness h(OpenStore());
-  uint64_t seq = 0;
+  uint64_t seq = 0;  // of the last write
   for (uint64_t id = 1; id <= 1000; ++id) {
     TaskRecord t = Task(id);
-    seq = h.store().Write(Insert(t));
+    h.store().Write(Insert(t));
     // Started and completed before the batch left: one row with the final state.
     t.status = TaskStatus::kRunning;
     t.attempts = 1;
@@ -264,8 +264,8 @@ TEST_F(PgStoreTest, HostileTextIsCleanedInsteadOfFailingTheBatch) {
   TaskRecord t = Task(9, std::string("svc\xff\0x", 6));
   t.error = "bad \xc3\x28 utf8";
   t.worker_id = std::string("w\0", 2);
-  uint64_t seq = h.store().Write(Insert(t));
-  seq = h.store().Write(Insert(Task(10)));
+  h.store().Write(Insert(t));
+  uint64_t seq = h.store().Write(Insert(Task(10)));
   ASSERT_TRUE(h.WaitDurable(seq));
   EXPECT_EQ(Query("SELECT count(*) FROM tasks"), "2");
   EXPECT_EQ(Query("SELECT service FROM tasks WHERE task_id = 9"), "svc\xEF\xBF\xBD\xEF\xBF\xBDx");
