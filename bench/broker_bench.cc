@@ -174,6 +174,19 @@ void EchoWorker(zmq::context_t& ctx, const std::string& endpoint, const std::str
 // ---- throughput
 // --------------------------------------------------------------------------------------
 
+// Sends SUBMITs `batch` bodies per message until `*submitted` reaches `upto` (refs are 1, 2, ...).
+void SubmitUpTo(zmq::socket_t& s, proto::Submit& submit, uint64_t* submitted, uint64_t upto,
+                size_t batch) {
+  while (*submitted < upto) {
+    proto::OutMessage out(Command::kSubmit);
+    for (size_t i = 0; i < batch && *submitted < upto; ++i) {
+      submit.ref = ++*submitted;
+      out.Add(submit);
+    }
+    (void)out.Send(s);
+  }
+}
+
 // Submits `tasks` asynchronous echo tasks keeping at most `window` unfinished; returns tasks/s.
 double RunThroughput(zmq::context_t& ctx, const std::string& clients, uint64_t tasks,
                      uint64_t window, size_t batch, size_t payload_bytes,
@@ -192,14 +205,7 @@ double RunThroughput(zmq::context_t& ctx, const std::string& clients, uint64_t t
   auto start = Clock::now();
   while (completed.load(std::memory_order_relaxed) - base < tasks) {
     uint64_t done = completed.load(std::memory_order_relaxed) - base;
-    while (submitted < tasks && submitted - done < window) {
-      proto::OutMessage out(Command::kSubmit);
-      for (size_t i = 0; i < batch && submitted < tasks; ++i) {
-        submit.ref = ++submitted;
-        out.Add(submit);
-      }
-      (void)out.Send(s);
-    }
+    SubmitUpTo(s, submit, &submitted, std::min(tasks, done + window), batch);
     zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
     zmq::poll(&item, 1, std::chrono::milliseconds(1));
     for (int i = 0; i < 256; ++i) {
@@ -494,14 +500,7 @@ int main(int argc, char** argv) {
     const uint64_t window_tasks = static_cast<uint64_t>(sim_workers);
     auto d0 = Clock::now();
     while (done < tasks && std::chrono::duration<double>(Clock::now() - d0).count() < 120) {
-      while (sent < tasks && sent - done < window_tasks) {
-        proto::OutMessage out(Command::kSubmit);
-        for (int i = 0; i < 128 && sent < tasks; ++i) {
-          submit.ref = ++sent;
-          out.Add(submit);
-        }
-        (void)out.Send(client);
-      }
+      SubmitUpTo(client, submit, &sent, std::min(tasks, done + window_tasks), 128);
       zmq::pollitem_t item{client.handle(), 0, ZMQ_POLLIN, 0};
       zmq::poll(&item, 1, std::chrono::milliseconds(10));
       for (int i = 0; i < 1024; ++i) {

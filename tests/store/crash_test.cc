@@ -186,6 +186,11 @@ std::set<uint64_t> CompletedIds(const std::string& url) {
          << done << " of " << ids.size() << " acknowledged tasks completed";
 }
 
+std::function<std::chrono::microseconds()> RandomRunTime(uint32_t seed) {
+  auto rng = std::make_shared<std::mt19937>(seed);
+  return [rng] { return std::chrono::microseconds((*rng)() % 5000); };
+}
+
 class CrashTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -194,6 +199,30 @@ class CrashTest : public ::testing::Test {
         static_cast<uint32_t>(EnvInt("RMA_CRASH_SEED", static_cast<int>(std::random_device{}())));
     rng_.seed(seed_);
     std::printf("seed %u (RMA_CRASH_SEED=%u to replay)\n", seed_, seed_);
+  }
+  // A broker on `db_url` without a gateway; slow heartbeats and generous liveness, so the fake
+  // workers are never declared dead for being busy.
+  static ClusterOptions BrokerOnly(const std::string& db_url) {
+    ClusterOptions options;
+    options.gateway = false;
+    options.heartbeat_ms = 250;
+    options.liveness = 8;
+    options.broker_args = {"--db", db_url};
+    return options;
+  }
+  // Two fake workers (16 slots, random run times) that record every task they receive in `log`.
+  std::vector<std::unique_ptr<FakeWorker>> StartFakeWorkers(Cluster& cluster, ExecutionLog* log) {
+    std::vector<std::unique_ptr<FakeWorker>> workers;
+    for (int i = 1; i <= 2; ++i) {
+      FakeWorkerOptions w;
+      w.endpoint = cluster.workers_endpoint();
+      w.worker_id = "fake-" + std::to_string(i);
+      w.slots = 16;
+      w.run_time = RandomRunTime(seed_ + static_cast<uint32_t>(i));
+      workers.push_back(std::make_unique<FakeWorker>(w, log));
+      workers.back()->Start();
+    }
+    return workers;
   }
   // Waits for `more` further acknowledgements: load is flowing and this is a random moment.
   void AfterMoreAcks(const Submitter& s, size_t more, Cluster& cluster) {
@@ -208,30 +237,11 @@ class CrashTest : public ::testing::Test {
   std::mt19937 rng_;
 };
 
-std::function<std::chrono::microseconds()> RandomRunTime(uint32_t seed) {
-  auto rng = std::make_shared<std::mt19937>(seed);
-  return [rng] { return std::chrono::microseconds((*rng)() % 5000); };
-}
-
 TEST_F(CrashTest, BrokerKilledAtRandomMomentsLosesNoAcknowledgedTask) {
   FreshDatabase db;
-  ClusterOptions options;
-  options.gateway = false;
-  options.heartbeat_ms = 250;
-  options.liveness = 8;
-  options.broker_args = {"--db", db.url()};
-  Cluster cluster(options);
+  Cluster cluster(BrokerOnly(db.url()));
   ExecutionLog log;
-  std::vector<std::unique_ptr<FakeWorker>> workers;
-  for (int i = 1; i <= 2; ++i) {
-    FakeWorkerOptions w;
-    w.endpoint = cluster.workers_endpoint();
-    w.worker_id = "fake-" + std::to_string(i);
-    w.slots = 16;
-    w.run_time = RandomRunTime(seed_ + static_cast<uint32_t>(i));
-    workers.push_back(std::make_unique<FakeWorker>(w, &log));
-    workers.back()->Start();
-  }
+  std::vector<std::unique_ptr<FakeWorker>> workers = StartFakeWorkers(cluster, &log);
   Submitter load(cluster.clients_endpoint(), "echo", EnvInt("RMA_CRASH_RATE", 1500));
   load.Start();
 
@@ -336,23 +346,9 @@ TEST_F(CrashTest, WorkersKilledAtRandomMomentsLoseNoAcknowledgedTask) {
 
 TEST_F(CrashTest, DatabaseRestartedUnderLoadLosesNothingAndRunsNothingTwice) {
   PrivatePg pg;
-  ClusterOptions options;
-  options.gateway = false;
-  options.heartbeat_ms = 250;
-  options.liveness = 8;
-  options.broker_args = {"--db", pg.url()};
-  Cluster cluster(options);
+  Cluster cluster(BrokerOnly(pg.url()));
   ExecutionLog log;
-  std::vector<std::unique_ptr<FakeWorker>> workers;
-  for (int i = 1; i <= 2; ++i) {
-    FakeWorkerOptions w;
-    w.endpoint = cluster.workers_endpoint();
-    w.worker_id = "fake-" + std::to_string(i);
-    w.slots = 16;
-    w.run_time = RandomRunTime(seed_ + static_cast<uint32_t>(i));
-    workers.push_back(std::make_unique<FakeWorker>(w, &log));
-    workers.back()->Start();
-  }
+  std::vector<std::unique_ptr<FakeWorker>> workers = StartFakeWorkers(cluster, &log);
   Submitter load(cluster.clients_endpoint(), "echo", EnvInt("RMA_CRASH_RATE", 1500));
   load.Start();
   const int restarts = EnvInt("RMA_CRASH_KILLS", 3);
