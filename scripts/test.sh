@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The one command that installs what is missing, builds with warnings as errors, starts a private PostgreSQL,
-# runs every test with ctest and stops PostgreSQL again. Exits non-zero on any failure.
+# The one command that installs what is missing, builds (Release, the build users run, with warnings as
+# errors), starts a private PostgreSQL, runs every test with ctest and stops PostgreSQL again. Exits non-zero on
+# any failure.
 #   scripts/test.sh                 everything
 #   scripts/test.sh -L unit         only tests with a ctest label (unit, e2e, pg, browser, ...)
 #   RMA_SANITIZE=asan scripts/test.sh   the same under AddressSanitizer + UndefinedBehaviorSanitizer
@@ -13,7 +14,7 @@ cd "$root"
 bash scripts/install-deps.sh --browser
 
 sanitize=${RMA_SANITIZE:-}
-flags=(-DRMA_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo)
+flags=(-DRMA_WERROR=ON -DCMAKE_BUILD_TYPE=Release)
 suffix=""
 case "$sanitize" in
   "") ;;
