@@ -23,8 +23,8 @@
 #include <vector>
 
 #include "common/files.h"
-#include "schemas/codec.h"
-#include "schemas/frames.h"
+#include "protocol/codec.h"
+#include "protocol/frames.h"
 #include "tests/support/process.h"
 
 namespace {
@@ -239,7 +239,7 @@ std::vector<double> RunLatency(zmq::context_t& ctx, const std::string& clients, 
   proto::Submit submit;
   submit.service = "echo";
   submit.mode = proto::SubmitMode::kSync;
-  submit.payload.assign(payload_bytes, 'x');
+  submit.payload = std::string(payload_bytes, 'x');
   for (int i = 0; i < samples; ++i) {
     submit.ref = static_cast<uint64_t>(i) + 1;
     auto t0 = Clock::now();

@@ -11,7 +11,7 @@
 #include "broker/scheduler.h"
 #include "broker/store_types.h"
 #include "common/status.h"
-#include "schemas/messages.h"
+#include "protocol/messages.h"
 
 namespace rma::broker {
 
@@ -19,14 +19,6 @@ struct BrokerInfo {
   std::string store;  // "memory" or "postgresql"
   Time started_at{};
   std::string version;
-};
-
-// What PostgreSQL holds about the statistics (PostgreSQL mode): read by the store's thread and
-// merged into a StatsDocument there (a plain function of its inputs, safe on any thread).
-struct StoredStats {
-  Time day_start{};
-  std::vector<ServiceMinuteStats> today;    // per service, since day_start (`minute` unused)
-  std::vector<ServiceMinuteStats> history;  // per minute, all services together, oldest first
 };
 
 // Replaces the `today` and `history` of a StatsDocument with the record's (source "postgresql").

@@ -7,7 +7,8 @@
 #include <random>
 
 #include "common/version.h"
-#include "schemas/codec.h"
+#include "protocol/admin_reply.h"
+#include "protocol/codec.h"
 
 namespace rma::broker {
 
@@ -195,8 +196,7 @@ void BrokerLoop::HandleWorkerMessage(Time now, const proto::InMessage& msg) {
       if (!s.ok()) {
         // A READY that cannot be read is a refusal: the worker must fix itself, not retry forever.
         spdlog::warn("refused a READY: {}", s.message());
-        to_workers_.Add(id, Command::kDisconnect,
-                        proto::Encode(proto::Disconnect{s.message(), false}));
+        ToWorker(id, proto::Disconnect{s.message(), false});
         return;
       }
       scheduler_->OnWorkerReady(now, id, std::move(ready));
@@ -348,25 +348,31 @@ void BrokerLoop::HandleAdmin(Time now, const std::string& client, const proto::A
     scheduler_->OnClientMalformed(now, client, admin.ref, answer.status());
     return;
   }
-  proto::AdminReply reply;
-  reply.ref = admin.ref;
-  std::vector<uint8_t> packed = nlohmann::json::to_msgpack(*answer);
-  reply.data.assign(packed.begin(), packed.end());
-  to_clients_.Add(client, Command::kAdminReply, proto::Encode(reply));
+  ReplyAdmin(client, admin.ref, std::move(*answer));
 }
 
-void BrokerLoop::ToWorker(const std::string& identity, Command command, std::string body) {
+void BrokerLoop::ReplyAdmin(const std::string& client, uint64_t ref, nlohmann::json document) {
+  std::string body;
+  proto::Encode(proto::AdminReply{ref, std::move(document)}, &body);
+  to_clients_.Add(client, Command::kAdminReply, std::move(body));
+}
+
+// The scheduler's messages are encoded here, at the socket's edge.
+void BrokerLoop::ToWorker(const std::string& identity, proto::ToWorkerMessage message) {
+  std::string body;
+  Command command = proto::EncodeMessage(message, &body);
   to_workers_.Add(identity, command, std::move(body));
 }
 
-void BrokerLoop::ToClient(const std::string& identity, Command command, std::string body) {
+void BrokerLoop::ToClient(const std::string& identity, proto::ToClientMessage message) {
+  std::string body;
+  Command command = proto::EncodeMessage(message, &body);
   to_clients_.Add(identity, command, std::move(body));
 }
 
-void BrokerLoop::ToClientWhenDurable(const std::string& identity, Command command,
-                                     std::string body) {
-  if (!store_->durable()) return ToClient(identity, command, std::move(body));
-  deferred_.push_back({last_seq_, identity, command, std::move(body)});
+void BrokerLoop::ToClientWhenDurable(const std::string& identity, proto::Accepted accepted) {
+  if (!store_->durable()) return ToClient(identity, std::move(accepted));
+  deferred_.push_back({last_seq_, identity, std::move(accepted)});
 }
 
 void BrokerLoop::Record(TaskWrite write) { last_seq_ = store_->Write(std::move(write)); }
@@ -379,7 +385,7 @@ void BrokerLoop::ReleaseDurable() {
   size_t released = 0;
   while (released < deferred_.size() && deferred_[released].seq <= durable) {
     DeferredAck& a = deferred_[released];
-    to_clients_.Add(a.client, a.command, std::move(a.body));
+    ToClient(a.client, std::move(a.accepted));
     ++released;
   }
   deferred_.erase(deferred_.begin(), deferred_.begin() + static_cast<std::ptrdiff_t>(released));
@@ -397,9 +403,10 @@ bool BrokerLoop::NeedsKeyLookup(const proto::Submit& submit) const {
 }
 
 bool BrokerLoop::ForwardAdmin(const std::string& client, const proto::Admin& admin,
-                              Result<nlohmann::json>& answer) {
+                              const Result<nlohmann::json>& answer) {
   if (admin.query == "stats" && answer.ok()) {
-    store_->Stats(client, admin.ref, std::move(*answer), stats_recorder_.Current(*scheduler_));
+    // The answer is built when the record's figures arrive (HandleStoreReply).
+    store_->Stats(client, admin.ref, stats_recorder_.Current(*scheduler_));
     return true;
   }
   if ((admin.query == "retry" || admin.query == "discard") && !answer.ok() &&
@@ -416,20 +423,32 @@ void BrokerLoop::HandleStoreReply(Time now, StoreReply reply) {
   if (reply.unrecorded) FailUnrecorded(*reply.unrecorded);
   if (reply.resubmit) scheduler_->OnSubmit(now, reply.client, std::move(*reply.resubmit));
   if (!reply.restore.empty()) scheduler_->Restore(now, std::move(reply.restore), 0);
-  if (!reply.body.empty()) to_clients_.Add(reply.client, reply.command, std::move(reply.body));
+  if (reply.message) ToClient(reply.client, std::move(*reply.message));
+  if (reply.dead_task) {
+    const DeadTaskDone& d = *reply.dead_task;
+    ReplyAdmin(reply.client, d.ref,
+               {{"task_id", ToString(d.id)}, {"action", d.retried ? "retry" : "discard"}, {"ok", true}});
+  }
+  if (reply.stats) {
+    nlohmann::json doc = StatsDocument(*scheduler_, now, info_);
+    if (reply.stats->stats.ok()) {
+      ApplyStoredStats(*reply.stats->stats, &doc);
+    } else {
+      MarkStatsFromMemory(reply.stats->stats.status().message(), &doc);
+    }
+    ReplyAdmin(reply.client, reply.stats->ref, std::move(doc));
+  }
 }
 
 void BrokerLoop::FailUnrecorded(TaskId id) {
   for (auto it = deferred_.begin(); it != deferred_.end();) {
-    proto::Accepted accepted;
-    if (it->command == Command::kAccepted && decoder_.Decode(it->body, &accepted).ok() &&
-        accepted.task_id == id) {
-      proto::Error e{accepted.ref,
-                     std::string(StatusCodeName(StatusCode::kInternal)),
-                     "task " + ToString(id) + " could not be recorded; it was not accepted",
-                     {},
-                     {}};
-      to_clients_.Add(it->client, Command::kError, proto::Encode(e));
+    if (it->accepted.task_id == id) {
+      ToClient(it->client,
+               proto::Error{it->accepted.ref,
+                            std::string(StatusCodeName(StatusCode::kInternal)),
+                            "task " + ToString(id) + " could not be recorded; it was not accepted",
+                            {},
+                            {}});
       it = deferred_.erase(it);
     } else {
       ++it;

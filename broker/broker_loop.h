@@ -19,7 +19,7 @@
 #include "broker/store.h"
 #include "common/clock.h"
 #include "common/status.h"
-#include "schemas/frames.h"
+#include "protocol/frames.h"
 
 namespace rma::broker {
 
@@ -46,10 +46,9 @@ class BrokerLoop final : public SchedulerOutput {
 
  private:
   // SchedulerOutput.
-  void ToWorker(const std::string& identity, proto::Command command, std::string body) override;
-  void ToClient(const std::string& identity, proto::Command command, std::string body) override;
-  void ToClientWhenDurable(const std::string& identity, proto::Command command,
-                           std::string body) override;
+  void ToWorker(const std::string& identity, proto::ToWorkerMessage message) override;
+  void ToClient(const std::string& identity, proto::ToClientMessage message) override;
+  void ToClientWhenDurable(const std::string& identity, proto::Accepted accepted) override;
   void Record(TaskWrite write) override;
   void RecordWorker(WorkerRecord record) override;
 
@@ -63,7 +62,8 @@ class BrokerLoop final : public SchedulerOutput {
   bool NeedsKeyLookup(const proto::Submit& submit) const;
   // Hands an admin query the record answers better than memory to the store; false: answer here.
   bool ForwardAdmin(const std::string& client, const proto::Admin& admin,
-                    Result<nlohmann::json>& answer);
+                    const Result<nlohmann::json>& answer);
+  void ReplyAdmin(const std::string& client, uint64_t ref, nlohmann::json document);
   void HandleStoreReply(Time now, StoreReply reply);
   // The store could not record this task: its waiting ACCEPTED answers become errors.
   void FailUnrecorded(TaskId id);
@@ -91,8 +91,7 @@ class BrokerLoop final : public SchedulerOutput {
   struct DeferredAck {
     uint64_t seq;
     std::string client;
-    proto::Command command;
-    std::string body;
+    proto::Accepted accepted;
   };
 
   BrokerConfig config_;

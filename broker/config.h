@@ -10,7 +10,7 @@
 
 #include "common/clock.h"
 #include "common/status.h"
-#include "schemas/limits.h"
+#include "protocol/limits.h"
 
 namespace rma::broker {
 

@@ -142,7 +142,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<broker::TaskStore> store;
   if (db_url.empty()) {
     spdlog::warn("no --db given: tasks live in memory only and are lost if the broker stops");
-    store = std::make_unique<broker::MemoryStore>();
+    store = std::make_unique<broker::NullStore>();
   } else {
     broker::PgStoreOptions pg;
     pg.url = db_url;

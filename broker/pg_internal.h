@@ -48,7 +48,6 @@ struct PgStore::ReadRequest {
   bool retry = false;
   proto::List list;
   proto::Submit submit;
-  nlohmann::json live;
   std::vector<ServiceMinuteStats> pending;
   Time now{};
 };
@@ -105,10 +104,9 @@ std::string OneLine(const std::string& message);
 
 std::string Text(const pqxx::field& f);
 int64_t Int(const pqxx::field& f);
-std::string Bytes(const pqxx::field& f);
+std::string ByteaOf(const pqxx::field& f);
 Time TimeOf(const pqxx::field& f);
 TaskRecord RecordFromRow(const pqxx::row& row);
-proto::TaskView ViewOf(const TaskRecord& r, bool with_result);
 
 // Whether a database error is worth retrying as it is (the connection, the server or a transient
 // conflict) rather than a refusal of the data itself.

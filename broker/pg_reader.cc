@@ -8,14 +8,11 @@
 #include <map>
 #include <optional>
 
-#include "broker/admin.h"
 #include "broker/pg_internal.h"
 #include "broker/pg_values.h"
-#include "schemas/codec.h"
 
 namespace rma::broker::pg {
 
-using proto::Command;
 using proto::TaskStatus;
 using Shared = PgStore::Shared;
 using ReadRequest = PgStore::ReadRequest;
@@ -25,20 +22,12 @@ namespace {
 // The history window of a stats answer (the in-memory history keeps as many minutes).
 constexpr int64_t kHistoryMinutes = 60;
 
-std::string ErrorBody(uint64_t ref, const Status& s) {
+proto::Error ErrorOf(uint64_t ref, const Status& s) {
   proto::Error e;
   e.ref = ref;
   e.code = std::string(StatusCodeName(s.code()));
   e.message = s.message();
-  return proto::Encode(e);
-}
-
-std::string AdminBody(uint64_t ref, const nlohmann::json& doc) {
-  proto::AdminReply reply;
-  reply.ref = ref;
-  std::vector<uint8_t> packed = nlohmann::json::to_msgpack(doc);
-  reply.data.assign(packed.begin(), packed.end());
-  return proto::Encode(reply);
+  return e;
 }
 
 class Reader {
@@ -132,17 +121,13 @@ class Reader {
     StoreReply r;
     r.client = req.client;
     if (req.kind == ReadRequest::Kind::kStats) {
-      // Statistics still have an answer: this process's own.
-      MarkStatsFromMemory(why.message(), &req.live);
-      r.command = Command::kAdminReply;
-      r.body = AdminBody(req.ref, req.live);
+      // Statistics still have an answer: the loop's own, with the reason the record is missing.
+      r.stats = StoredStatsAnswer{req.ref, why};
     } else if (req.kind == ReadRequest::Kind::kKey) {
-      r.command = Command::kError;
-      r.body = ErrorBody(req.submit.ref,
-                         Status::Unavailable(why.message() + "; the task was not accepted"));
+      r.message = ErrorOf(req.submit.ref,
+                          Status::Unavailable(why.message() + "; the task was not accepted"));
     } else {
-      r.command = Command::kError;
-      r.body = ErrorBody(req.kind == ReadRequest::Kind::kList ? req.list.ref : req.ref, why);
+      r.message = ErrorOf(req.kind == ReadRequest::Kind::kList ? req.list.ref : req.ref, why);
     }
     s_.Reply(std::move(r));
   }
@@ -155,22 +140,16 @@ class Reader {
         pqxx::read_transaction tx(conn);
         pqxx::result rows = tx.exec_prepared("rma_get_task", static_cast<int64_t>(req.id.value()));
         if (rows.empty()) {
-          r.command = Command::kError;
-          r.body = ErrorBody(req.ref, Status::NotFound("task " + ToString(req.id) + " not found"));
+          r.message = ErrorOf(req.ref, Status::NotFound("task " + ToString(req.id) + " not found"));
         } else {
-          proto::TaskInfo info;
-          info.ref = req.ref;
-          info.task = ViewOf(RecordFromRow(rows[0]), /*with_result=*/true);
-          r.command = Command::kTaskInfo;
-          r.body = proto::Encode(info);
+          r.message = proto::TaskInfo{req.ref, ViewOf(RecordFromRow(rows[0]), /*with_result=*/true)};
         }
         break;
       }
       case ReadRequest::Kind::kList: {
         const proto::List& l = req.list;
         if (!l.status.empty() && !proto::ParseTaskStatus(l.status)) {
-          r.command = Command::kError;
-          r.body = ErrorBody(l.ref, Status::InvalidArgument("unknown status '" + l.status + "'"));
+          r.message = ErrorOf(l.ref, Status::InvalidArgument("unknown status '" + l.status + "'"));
           break;
         }
         int64_t limit = std::clamp<int64_t>(l.limit == 0 ? 100 : l.limit, 1, 1000);
@@ -190,8 +169,7 @@ class Reader {
         for (const pqxx::row& row : rows) {
           list.tasks.push_back(ViewOf(RecordFromRow(row), /*with_result=*/false));
         }
-        r.command = Command::kTaskList;
-        r.body = proto::Encode(list);
+        r.message = std::move(list);
         break;
       }
       case ReadRequest::Kind::kKey: {
@@ -205,8 +183,7 @@ class Reader {
           a.task_id = TaskId(static_cast<uint64_t>(Int(rows[0][0])));
           a.status = proto::ParseTaskStatus(Text(rows[0][1])).value_or(TaskStatus::kQueued);
           a.duplicate = true;
-          r.command = Command::kAccepted;
-          r.body = proto::Encode(a);
+          r.message = a;
         }
         break;
       }
@@ -249,14 +226,12 @@ class Reader {
     }
     if (!refused.ok()) {
       r->restore.clear();
-      r->command = Command::kError;
-      r->body = ErrorBody(req.ref, refused);
+      r->message = ErrorOf(req.ref, refused);
       return;
     }
     tx.commit();
     spdlog::info("admin {} of dead task {} (on record only)", action, ToString(req.id));
-    r->command = Command::kAdminReply;
-    r->body = AdminBody(req.ref, {{"task_id", ToString(req.id)}, {"action", action}, {"ok", true}});
+    r->dead_task = DeadTaskDone{req.ref, req.id, req.retry};
   }
 
   void StatsAnswer(pqxx::connection& conn, ReadRequest& req, StoreReply* r) {
@@ -305,9 +280,7 @@ class Reader {
     }
     for (auto& [name, t] : today) stored.today.push_back(t);
     for (auto& [minute, m] : history) stored.history.push_back(m);
-    ApplyStoredStats(stored, &req.live);
-    r->command = Command::kAdminReply;
-    r->body = AdminBody(req.ref, req.live);
+    r->stats = StoredStatsAnswer{req.ref, std::move(stored)};
   }
 
   static void AddToHistory(std::map<int64_t, ServiceMinuteStats>* history,

@@ -79,7 +79,7 @@ std::string OneLine(const std::string& message) {
 
 std::string Text(const pqxx::field& f) { return f.is_null() ? std::string() : f.c_str(); }
 int64_t Int(const pqxx::field& f) { return f.is_null() ? 0 : f.as<int64_t>(); }
-std::string Bytes(const pqxx::field& f) {
+std::string ByteaOf(const pqxx::field& f) {
   return f.is_null() ? std::string() : pqxx::binarystring(f).str();
 }
 Time TimeOf(const pqxx::field& f) { return f.is_null() ? Time{} : FromUnixUs(f.as<int64_t>()); }
@@ -90,7 +90,7 @@ TaskRecord RecordFromRow(const pqxx::row& row) {
   r.service = Text(row[1]);
   r.status = proto::ParseTaskStatus(Text(row[2])).value_or(TaskStatus::kQueued);
   r.priority = static_cast<uint32_t>(Int(row[3]));
-  r.payload = Bytes(row[4]);
+  r.payload = ByteaOf(row[4]);
   r.content_type = Text(row[5]);
   r.max_attempts = static_cast<uint32_t>(Int(row[6]));
   r.timeout_ms = static_cast<uint32_t>(std::min<int64_t>(Int(row[7]), UINT32_MAX));
@@ -101,7 +101,7 @@ TaskRecord RecordFromRow(const pqxx::row& row) {
   r.failures = static_cast<uint32_t>(Int(row[12]));
   r.requeues = static_cast<uint32_t>(Int(row[13]));
   r.worker_id = Text(row[14]);
-  r.result = Bytes(row[15]);
+  r.result = ByteaOf(row[15]);
   r.result_content_type = Text(row[16]);
   r.http_status = static_cast<uint32_t>(Int(row[17]));
   r.error = Text(row[18]);
@@ -111,27 +111,6 @@ TaskRecord RecordFromRow(const pqxx::row& row) {
   r.started_at = TimeOf(row[22]);
   r.completed_at = TimeOf(row[23]);
   return r;
-}
-
-proto::TaskView ViewOf(const TaskRecord& r, bool with_result) {
-  proto::TaskView v;
-  v.task_id = r.id;
-  v.service = r.service;
-  v.status = r.status;
-  v.priority = r.priority;
-  v.attempts = r.attempts;
-  v.max_attempts = r.max_attempts;
-  v.worker_id = r.worker_id;
-  if (with_result) v.result = r.result;
-  v.content_type = r.result_content_type;
-  v.http_status = r.http_status;
-  v.error = r.error;
-  v.error_code = r.error_code;
-  v.idempotency_key = r.idempotency_key;
-  v.created_at_ms = ToUnixMs(r.created_at);
-  v.started_at_ms = r.started_at.time_since_epoch().count() > 0 ? ToUnixMs(r.started_at) : 0;
-  v.completed_at_ms = r.completed_at.time_since_epoch().count() > 0 ? ToUnixMs(r.completed_at) : 0;
-  return v;
 }
 
 // Whether a database error is worth retrying as it is (the connection, the server or a transient

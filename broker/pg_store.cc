@@ -210,13 +210,12 @@ void PgStore::AdminDeadTask(const std::string& client, uint64_t ref, TaskId id, 
   Enqueue(std::move(r));
 }
 
-void PgStore::Stats(const std::string& client, uint64_t ref, nlohmann::json live,
+void PgStore::Stats(const std::string& client, uint64_t ref,
                     std::vector<ServiceMinuteStats> pending) {
   ReadRequest r;
   r.kind = ReadRequest::Kind::kStats;
   r.client = client;
   r.ref = ref;
-  r.live = std::move(live);
   r.pending = std::move(pending);
   r.now = shared_->clock->Now();
   Enqueue(std::move(r));

@@ -86,7 +86,7 @@ class PgStore final : public TaskStore {
   void ListTasks(const std::string& client, const proto::List& query) override;
   void SubmitWithKey(const std::string& client, proto::Submit submit) override;
   void AdminDeadTask(const std::string& client, uint64_t ref, TaskId id, bool retry) override;
-  void Stats(const std::string& client, uint64_t ref, nlohmann::json live,
+  void Stats(const std::string& client, uint64_t ref,
              std::vector<ServiceMinuteStats> pending) override;
 
   int poll_fd() const override;

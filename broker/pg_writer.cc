@@ -3,6 +3,7 @@
 // + completion of a fast task become one row), COPYed into a temporary table and applied with one
 // INSERT ... ON CONFLICT and one UPDATE, in one transaction. A failed batch is kept and retried.
 #include <poll.h>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -145,7 +146,7 @@ class Writer {
         case WriteKind::kUpdate: {
           if (row.kind == WriteKind::kInsert) {
             // Insert + update in one batch: one row with the latest state and the payload.
-            std::string payload = std::move(row.record.payload);
+            Bytes payload = std::move(row.record.payload);
             std::string content_type = std::move(row.record.content_type);
             row.record = std::move(write.record);
             row.record.payload = std::move(payload);

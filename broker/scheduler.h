@@ -28,20 +28,19 @@
 #include "broker/timed_heap.h"
 #include "common/clock.h"
 #include "common/status.h"
-#include "schemas/messages.h"
+#include "protocol/messages.h"
 
 namespace rma::broker {
 
-// Everything the scheduler asks the outside world to do.
+// Everything the scheduler asks the outside world to do. Messages are typed values: the broker
+// loop encodes them at its sockets, so the scheduler needs neither msgpack nor ZeroMQ.
 class SchedulerOutput {
  public:
   virtual ~SchedulerOutput() = default;
-  // Bodies are encoded protocol messages (schemas/codec.h); an empty body means "no body frame".
-  virtual void ToWorker(const std::string& identity, proto::Command command, std::string body) = 0;
-  virtual void ToClient(const std::string& identity, proto::Command command, std::string body) = 0;
-  // An answer that may leave only once every record written before it is durable (ACCEPTED).
-  virtual void ToClientWhenDurable(const std::string& identity, proto::Command command,
-                                   std::string body) = 0;
+  virtual void ToWorker(const std::string& identity, proto::ToWorkerMessage message) = 0;
+  virtual void ToClient(const std::string& identity, proto::ToClientMessage message) = 0;
+  // An answer that may leave only once every record written before it is durable.
+  virtual void ToClientWhenDurable(const std::string& identity, proto::Accepted accepted) = 0;
   // Persistence; called only when the scheduler was built with `durable` = true.
   virtual void Record(TaskWrite write) = 0;
   virtual void RecordWorker(WorkerRecord record) = 0;
@@ -69,37 +68,17 @@ class Scheduler {
     bool sync = false;  // a synchronous call: the answer is the call's result
   };
 
-  struct Task {
-    TaskId id;
-    uint32_t service = 0;  // index into services()
-    proto::TaskStatus status = proto::TaskStatus::kQueued;
-    uint32_t priority = 0;
-    uint32_t min_tier = 0;
-    double min_gpu_memory_gb = 0;
-    bool transient = false;  // synchronous call: never persisted
-    uint32_t max_attempts = 0;
-    uint32_t timeout_ms = 0;
-    uint32_t attempts = 0;         // times started
+  // A task: its durable record (what the store keeps and a restart restores) plus the state only
+  // the live scheduler needs. The record's payload and result are shared with every message and
+  // store write that carries them.
+  struct Task : TaskRecord {
+    uint32_t service_index = 0;  // into services(); `service` holds the name
+    bool transient = false;      // synchronous call: never persisted
     uint32_t running_attempt = 0;  // attempt number of the current lease
-    uint32_t failures = 0;
-    uint32_t requeues = 0;  // times given back because its worker was lost
-    uint32_t epoch = 0;     // bumped when the task leaves a queue or heap slot: stale entries skip
-    int32_t worker = -1;    // registry slot while running
-    std::string worker_id;  // last worker it ran on
-    Time created_at{};
-    Time run_at{};
+    uint32_t epoch = 0;   // bumped when the task leaves a queue or heap slot: stale entries skip
+    int32_t worker = -1;  // registry slot while running
     Time queued_at{};
-    Time started_at{};
-    Time completed_at{};
-    std::string payload;
-    std::string content_type;
-    std::string idempotency_key;
     std::optional<proto::HttpRequest> request;
-    std::string result;
-    std::string result_content_type;
-    uint32_t http_status = 0;
-    std::string error;
-    std::string error_code;
     std::vector<Waiter> waiters;
   };
 
@@ -279,7 +258,7 @@ class Scheduler {
   // WorkerByIdentity, telling an unknown session to register again (DISCONNECT reconnect=true).
   int32_t RegisteredWorker(const std::string& identity);
   void Heard(Time now, Worker& w);
-  void SendToWorker(Time now, Worker& w, proto::Command command, std::string body);
+  void SendToWorker(Time now, Worker& w, proto::ToWorkerMessage message);
   void UpdateReady(Worker& w);
   void RemoveFromReady(Worker& w);
   void AttachServices(Worker& w);

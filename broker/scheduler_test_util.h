@@ -1,5 +1,4 @@
-// Test harness for the Scheduler: a recording SchedulerOutput that decodes what the scheduler
-// sends, and a fixture with a FakeClock and helpers to register workers, submit tasks and answer
+// Test harness for the Scheduler: a recording SchedulerOutput that keeps what the scheduler sends, and a fixture with a FakeClock and helpers to register workers, submit tasks and answer
 // them. No sockets, no threads, no real time: every test drives the state machine directly.
 #pragma once
 
@@ -8,47 +7,61 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <type_traits>
+#include <variant>
 #include <vector>
 
 #include "broker/scheduler.h"
-#include "schemas/codec.h"
+#include "protocol/messages.h"
 
 namespace rma::broker::testing {
 
 struct Sent {
   std::string identity;
-  proto::Command command;
-  std::string body;
+  std::variant<proto::ToWorkerMessage, proto::ToClientMessage> message;
   bool durable = false;  // sent through ToClientWhenDurable
+  proto::Command command() const {
+    return std::visit([](const auto& m) { return std::visit([](const auto& x) { return proto::CommandOf(x); }, m); },
+                      message);
+  }
+  // The message as T, or nullptr when it is another type.
+  template <typename T>
+  const T* As() const {
+    if (const auto* w = std::get_if<proto::ToWorkerMessage>(&message)) {
+      if constexpr (std::is_constructible_v<proto::ToWorkerMessage, T>) return std::get_if<T>(w);
+    }
+    if (const auto* c = std::get_if<proto::ToClientMessage>(&message)) {
+      if constexpr (std::is_constructible_v<proto::ToClientMessage, T>) return std::get_if<T>(c);
+    }
+    return nullptr;
+  }
 };
 
+// Records the scheduler's typed output as it is (no encoding: the loop does that).
 class RecordingOutput final : public SchedulerOutput {
  public:
-  void ToWorker(const std::string& identity, proto::Command command, std::string body) override {
-    to_workers.push_back({identity, command, std::move(body)});
+  void ToWorker(const std::string& identity, proto::ToWorkerMessage message) override {
+    to_workers.push_back({identity, std::move(message)});
   }
-  void ToClient(const std::string& identity, proto::Command command, std::string body) override {
-    to_clients.push_back({identity, command, std::move(body)});
+  void ToClient(const std::string& identity, proto::ToClientMessage message) override {
+    to_clients.push_back({identity, std::move(message)});
   }
-  void ToClientWhenDurable(const std::string& identity, proto::Command command,
-                           std::string body) override {
-    to_clients.push_back({identity, command, std::move(body), true});
+  void ToClientWhenDurable(const std::string& identity, proto::Accepted accepted) override {
+    to_clients.push_back({identity, proto::ToClientMessage(std::move(accepted)), true});
   }
   void Record(TaskWrite write) override { writes.push_back(std::move(write)); }
   void RecordWorker(WorkerRecord record) override { worker_records.push_back(std::move(record)); }
 
-  // Removes and decodes every message of `command` sent to `identity` so far.
+  // Removes and returns every message of `command` sent to `identity` so far.
   template <typename T>
   std::vector<T> Take(std::vector<Sent>& list, const std::string& identity,
                       proto::Command command) {
     std::vector<T> out;
-    proto::Decoder d;
     for (auto it = list.begin(); it != list.end();) {
-      if (it->identity == identity && it->command == command) {
-        T m;
-        Status s = d.Decode(it->body, &m);
-        EXPECT_TRUE(s.ok()) << s.ToString();
-        out.push_back(std::move(m));
+      if (it->identity == identity && it->command() == command) {
+        const T* m = it->As<T>();
+        EXPECT_NE(m, nullptr) << "a " << proto::CommandName(command) << " of another type";
+        if (m != nullptr) out.push_back(*m);
         it = list.erase(it);
       } else {
         ++it;
@@ -59,7 +72,7 @@ class RecordingOutput final : public SchedulerOutput {
   size_t Count(const std::vector<Sent>& list, const std::string& identity,
                proto::Command command) const {
     size_t n = 0;
-    for (const Sent& s : list) n += (s.identity == identity && s.command == command) ? 1 : 0;
+    for (const Sent& s : list) n += (s.identity == identity && s.command() == command) ? 1 : 0;
     return n;
   }
 

@@ -1,5 +1,6 @@
-// TaskStore: where the broker records tasks and workers. MemoryStore keeps nothing beyond the
-// scheduler's own memory; PgStore (pg_store.h) makes every accepted task durable in PostgreSQL.
+// TaskStore: where the broker records tasks and workers. NullStore records nothing (a broker without
+// a database keeps tasks only in the scheduler's memory); PgStore (pg_store.h) makes every accepted
+// task durable in PostgreSQL.
 //
 // The broker loop thread is the only caller. Writes are queued without blocking and numbered; an
 // implementation with its own thread reports through poll_fd()/OnReadable() how far writes are
@@ -9,8 +10,6 @@
 // path, after every write queued before the request is durable.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -19,16 +18,32 @@
 
 #include "broker/store_types.h"
 #include "common/status.h"
-#include "schemas/messages.h"
+#include "protocol/messages.h"
 
 namespace rma::broker {
 
-// What the store hands back to the loop: an answer for a client (TASK_INFO, TASK_LIST, ACCEPTED,
-// ADMIN_REPLY or ERROR, ready to send), and/or work for the scheduler.
+// An admin action the record carried out: a dead task that was only on record, retried (its record
+// is in StoreReply::restore) or discarded.
+struct DeadTaskDone {
+  uint64_t ref = 0;
+  TaskId id;
+  bool retried = false;
+};
+
+// Statistics read from the record for an admin "stats" query; the loop merges them into the
+// document it builds from memory (or, on error, says the figures are its own).
+struct StoredStatsAnswer {
+  uint64_t ref = 0;
+  Result<StoredStats> stats = Status::Internal("not read");
+};
+
+// What the store hands back to the loop, typed; the loop encodes whatever goes to a client.
 struct StoreReply {
   std::string client;
-  proto::Command command = proto::Command::kError;
-  std::string body;  // empty: nothing to send
+  // An answer for the client: TASK_INFO, TASK_LIST, ACCEPTED (a duplicate key) or ERROR.
+  std::optional<proto::ToClientMessage> message;
+  std::optional<DeadTaskDone> dead_task;
+  std::optional<StoredStatsAnswer> stats;
   // A submission whose idempotency key is not on record: the scheduler takes it as new.
   std::optional<proto::Submit> resubmit;
   // Tasks taken back from the record (an admin retry of a dead task): the scheduler queues them.
@@ -74,10 +89,9 @@ class TaskStore {
   virtual void SubmitWithKey(const std::string& client, proto::Submit submit) = 0;
   // Admin retry (or discard) of a dead task that is no longer in memory.
   virtual void AdminDeadTask(const std::string& client, uint64_t ref, TaskId id, bool retry) = 0;
-  // Admin stats: `live` is the document built from memory; the store puts today's totals and the
-  // per-minute history from the record in it (with `pending`, the minute not yet written) and
-  // answers ADMIN_REPLY.
-  virtual void Stats(const std::string& client, uint64_t ref, nlohmann::json live,
+  // Admin stats: today's totals and the per-minute history from the record, with `pending` (the
+  // minutes not yet written) merged in; answered as StoreReply::stats.
+  virtual void Stats(const std::string& client, uint64_t ref,
                      std::vector<ServiceMinuteStats> pending) = 0;
 
   // A descriptor the loop polls; -1 when the store never has anything to report.
@@ -87,7 +101,9 @@ class TaskStore {
   virtual void OnReadable(std::vector<StoreReply>* replies) = 0;
 };
 
-class MemoryStore final : public TaskStore {
+// The store of a broker without a database: it records nothing (the scheduler's memory is all there
+// is), numbers writes so the loop's bookkeeping works the same, and never has anything to look up.
+class NullStore final : public TaskStore {
  public:
   std::string_view name() const override { return "memory"; }
   bool durable() const override { return false; }
@@ -103,8 +119,7 @@ class MemoryStore final : public TaskStore {
   void ListTasks(const std::string&, const proto::List&) override {}
   void SubmitWithKey(const std::string&, proto::Submit) override {}
   void AdminDeadTask(const std::string&, uint64_t, TaskId, bool) override {}
-  void Stats(const std::string&, uint64_t, nlohmann::json,
-             std::vector<ServiceMinuteStats>) override {}
+  void Stats(const std::string&, uint64_t, std::vector<ServiceMinuteStats>) override {}
   int poll_fd() const override { return -1; }
   void OnReadable(std::vector<StoreReply>*) override {}
 

@@ -8,17 +8,18 @@
 #include <vector>
 
 #include "common/clock.h"
-#include "schemas/ids.h"
-#include "schemas/messages.h"
+#include "protocol/ids.h"
+#include "protocol/messages.h"
 
 namespace rma::broker {
 
-// Everything durable about a task. Updates carry the whole record except the payload (which never
-// changes).
+// Everything durable about a task: the store's row, and the part of the scheduler's task that
+// survives a restart (Scheduler::Task extends it). Payload and result are shared Bytes, so handing a
+// record to the store copies neither; an update's payload is not written again (it never changes).
 struct TaskRecord {
   TaskId id;
   std::string service;
-  std::string payload;
+  Bytes payload;
   std::string content_type;
   uint32_t priority = 0;
   uint32_t max_attempts = 0;
@@ -31,7 +32,7 @@ struct TaskRecord {
   uint32_t failures = 0;
   uint32_t requeues = 0;
   std::string worker_id;
-  std::string result;
+  Bytes result;
   std::string result_content_type;
   uint32_t http_status = 0;
   std::string error;
@@ -41,6 +42,10 @@ struct TaskRecord {
   Time started_at{};    // epoch 0 = never
   Time completed_at{};  // epoch 0 = not ended
 };
+
+// The public view of a task (TASK_INFO, TASK_LIST, the HTTP task object) from its record. Listings
+// leave the result out.
+proto::TaskView ViewOf(const TaskRecord& r, bool with_result);
 
 enum class WriteKind : uint8_t { kInsert, kUpdate, kDelete };
 
@@ -85,6 +90,14 @@ struct ServiceMinuteStats {
   // mean and p99 the larger (an estimate; exact merging would need the histograms). The SQL upsert
   // in pg_store.cc applies the same rule.
   void Merge(const ServiceMinuteStats& other);
+};
+
+// What the record holds about the statistics (PostgreSQL mode): read by the store's thread, merged
+// by the loop into the stats document it builds from memory (admin.h, ApplyStoredStats).
+struct StoredStats {
+  Time day_start{};
+  std::vector<ServiceMinuteStats> today;    // per service, since day_start (`minute` unused)
+  std::vector<ServiceMinuteStats> history;  // per minute, all services together, oldest first
 };
 
 }  // namespace rma::broker

@@ -1,5 +1,5 @@
 // StrongId<Tag, T>: a value type that cannot be mixed up with another id of the same representation
-// (Redpanda's named_type). TaskId and WorkerId are defined with it in schemas/ids.h.
+// (Redpanda's named_type). TaskId and WorkerId are defined with it in protocol/ids.h.
 #pragma once
 
 #include <compare>

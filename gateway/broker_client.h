@@ -20,8 +20,9 @@
 
 #include "common/clock.h"
 #include "common/status.h"
-#include "schemas/codec.h"
-#include "schemas/frames.h"
+#include "protocol/admin_reply.h"
+#include "protocol/codec.h"
+#include "protocol/frames.h"
 
 namespace rma::gateway {
 

@@ -355,8 +355,8 @@ class Api {
           bool up = false;
           if (answer.ok()) {
             if (const auto* ar = std::get_if<proto::AdminReply>(&*answer)) {
-              doc = json::from_msgpack(ar->data, /*strict=*/true, /*allow_exceptions=*/false);
-              up = !doc.is_discarded();
+              doc = ar->data;
+              up = doc.is_object();
             }
           }
           std::string text;
@@ -489,9 +489,7 @@ class Api {
   static HttpReply AdminDocument(const BrokerAnswer& a) {
     const auto* ar = std::get_if<proto::AdminReply>(&a);
     if (ar == nullptr) return UnexpectedAnswer();
-    json doc = json::from_msgpack(ar->data, /*strict=*/true, /*allow_exceptions=*/false);
-    if (doc.is_discarded()) return ErrorReply(502, "undecodable admin answer", "internal");
-    return JsonReply(200, doc);
+    return JsonReply(200, ar->data);
   }
 
   void AdminQuery(const char* query, Exchange& ex) {

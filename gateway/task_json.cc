@@ -174,7 +174,7 @@ json TaskJson(const proto::TaskView& t, bool with_result) {
   if (!t.content_type.empty()) j["content_type"] = t.content_type;
   bool is_json = t.content_type.find("json") != std::string::npos;
   if (is_json && JsonDepthWithin(t.result, kMaxJsonDepth)) {
-    json parsed = json::parse(t.result, nullptr, /*allow_exceptions=*/false);
+    json parsed = json::parse(t.result.view(), nullptr, /*allow_exceptions=*/false);
     if (!parsed.is_discarded()) {
       j["result"] = std::move(parsed);
       return j;

@@ -11,8 +11,8 @@
 
 #include "common/clock.h"
 #include "common/status.h"
-#include "schemas/limits.h"
-#include "schemas/messages.h"
+#include "protocol/limits.h"
+#include "protocol/messages.h"
 
 namespace rma::gateway {
 

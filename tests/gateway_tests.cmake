@@ -2,7 +2,7 @@
 # calls wait, several gateways and restarts, rmactl.
 add_library(rma_gateway_test_support STATIC gateway/raw_http.cc gateway/fake_worker.cc)
 rma_target_defaults(rma_gateway_test_support)
-target_link_libraries(rma_gateway_test_support PUBLIC rma_test_support rma_schemas cppzmq)
+target_link_libraries(rma_gateway_test_support PUBLIC rma_test_support rma_protocol cppzmq)
 
 find_program(RMA_PROMTOOL promtool)
 foreach(test gateway_api_test gateway_disconnect_test gateway_cluster_test)

@@ -14,7 +14,7 @@
 #include "common/clock.h"
 #include "common/signals.h"
 #include "common/status.h"
-#include "schemas/frames.h"
+#include "protocol/frames.h"
 #include "worker/executor.h"
 #include "worker/monitor.h"
 #include "worker/session.h"

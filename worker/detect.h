@@ -12,7 +12,7 @@
 #include <string_view>
 
 #include "common/status.h"
-#include "schemas/messages.h"
+#include "protocol/messages.h"
 #include "worker/gpu.h"
 
 namespace rma::worker {

@@ -16,7 +16,7 @@
 
 #include "common/clock.h"
 #include "common/status.h"
-#include "schemas/messages.h"
+#include "protocol/messages.h"
 
 namespace rma::worker {
 

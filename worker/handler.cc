@@ -143,7 +143,7 @@ class FailHandler final : public Handler {
   std::string Describe() const override { return "builtin:fail"; }
   Result<HandlerOutput> Run(const proto::TaskAssignment& task, const CancelToken&) override {
     std::string why = task.payload.empty() ? "builtin:fail always fails"
-                                           : "builtin:fail: " + task.payload.substr(0, 200);
+                                           : "builtin:fail: " + task.payload.str().substr(0, 200);
     return Status::Internal(why);
   }
 };

@@ -19,7 +19,7 @@
 
 #include "common/clock.h"
 #include "common/status.h"
-#include "schemas/messages.h"
+#include "protocol/messages.h"
 
 namespace rma::worker {
 
@@ -66,7 +66,7 @@ class CancelToken {
 };
 
 struct HandlerOutput {
-  std::string body;
+  Bytes body;  // shared: an echo hands its payload back without copying it
   std::string content_type;
   uint32_t http_status = 0;
 };

@@ -236,7 +236,7 @@ TEST_F(HttpHandlerTest, ReplaysTheCallersRequestAndReturnsTheBackendsAnswer) {
   ASSERT_TRUE(out.ok()) << out.status().ToString();
   EXPECT_EQ(out->http_status, 200u);
   EXPECT_EQ(out->content_type, "application/json");
-  json seen = json::parse(out->body);
+  json seen = json::parse(out->body.view());
   EXPECT_EQ(seen["method"], "POST");
   EXPECT_EQ(seen["path"], "/echo/deep/path");
   EXPECT_EQ(seen["query"], "x=1&y=two");
@@ -252,7 +252,7 @@ TEST_F(HttpHandlerTest, EveryMethodArrivesAsSent) {
   for (const char* method : {"GET", "DELETE", "PATCH", "PUT", "OPTIONS"}) {
     auto out = handler->Run(Call(method, "/echo"), cancel_);
     ASSERT_TRUE(out.ok()) << method << ": " << out.status().ToString();
-    EXPECT_EQ(json::parse(out->body)["method"], method);
+    EXPECT_EQ(json::parse(out->body.view())["method"], method);
   }
   auto head = handler->Run(Call("HEAD", "/echo"), cancel_);
   ASSERT_TRUE(head.ok()) << head.status().ToString();
@@ -276,7 +276,7 @@ TEST_F(HttpHandlerTest, RequestsGoBelowTheBasePath) {
   auto handler = Make(backend_.Url() + "/v1");
   auto out = handler->Run(Call("GET", "/echo/x"), cancel_);
   ASSERT_TRUE(out.ok());
-  EXPECT_EQ(json::parse(out->body)["path"], "/v1/echo/x");
+  EXPECT_EQ(json::parse(out->body.view())["path"], "/v1/echo/x");
 }
 
 TEST_F(HttpHandlerTest, AnAsynchronousTaskIsPostedToTheBackend) {

@@ -21,7 +21,7 @@
 
 #include "common/clock.h"
 #include "common/status.h"
-#include "schemas/messages.h"
+#include "protocol/messages.h"
 #include "worker/detect.h"
 #include "worker/handler.h"
 

@@ -36,8 +36,8 @@
 
 #include "common/clock.h"
 #include "common/status.h"
-#include "schemas/codec.h"
-#include "schemas/frames.h"
+#include "protocol/codec.h"
+#include "protocol/frames.h"
 #include "worker/detect.h"
 #include "worker/handler.h"
 #include "worker/monitor.h"

@@ -6,8 +6,8 @@
 
 #include <chrono>
 
-#include "schemas/codec.h"
-#include "schemas/frames.h"
+#include "protocol/codec.h"
+#include "protocol/frames.h"
 
 namespace rma::testing {
 

@@ -1,4 +1,4 @@
-// Test support: a worker that speaks the protocol directly (schemas/) instead of running
+// Test support: a worker that speaks the protocol directly (protocol/) instead of running
 // rma-worker, so a test sees exactly what the broker hands a worker for a synchronous call (method,
 // path, query, headers, content type, body) and chooses the backend's answer (status, content type,
 // body). One thread owns the DEALER socket; the recorded assignments are read under a mutex.
@@ -11,7 +11,7 @@
 #include <thread>
 #include <vector>
 
-#include "schemas/messages.h"
+#include "protocol/messages.h"
 
 namespace rma::testing {
 

@@ -5,7 +5,6 @@
 
 #include <gtest/gtest.h>
 
-#include "schemas/codec.h"
 
 namespace rma::broker {
 namespace {
@@ -13,9 +12,9 @@ namespace {
 // A SchedulerOutput that forgets everything: the recorder only reads the scheduler's counters.
 class NullOutput final : public SchedulerOutput {
  public:
-  void ToWorker(const std::string&, proto::Command, std::string) override {}
-  void ToClient(const std::string&, proto::Command, std::string) override {}
-  void ToClientWhenDurable(const std::string&, proto::Command, std::string) override {}
+  void ToWorker(const std::string&, proto::ToWorkerMessage) override {}
+  void ToClient(const std::string&, proto::ToClientMessage) override {}
+  void ToClientWhenDurable(const std::string&, proto::Accepted) override {}
   void Record(TaskWrite) override {}
   void RecordWorker(WorkerRecord) override {}
 };

@@ -1,6 +1,8 @@
 // See zmq_peers.h.
 #include "tests/store/zmq_peers.h"
 
+#include "protocol/admin_reply.h"
+
 #include <algorithm>
 #include <deque>
 

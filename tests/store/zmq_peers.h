@@ -21,8 +21,8 @@
 #include <vector>
 
 #include "common/clock.h"
-#include "schemas/codec.h"
-#include "schemas/frames.h"
+#include "protocol/codec.h"
+#include "protocol/frames.h"
 
 namespace rma::testing {
 

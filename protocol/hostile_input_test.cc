@@ -4,8 +4,8 @@
 
 #include <random>
 
-#include "schemas/codec.h"
-#include "schemas/msgpack_io.h"
+#include "protocol/codec.h"
+#include "protocol/msgpack_io.h"
 
 namespace rma::proto {
 namespace {
@@ -129,11 +129,11 @@ TEST(HostileInputTest, PayloadOverTheLimitIsRefused) {
   limits.max_payload_bytes = 1024;
   Submit s;
   s.service = "echo";
-  s.payload.assign(1025, 'x');
+  s.payload = std::string(1025, 'x');
   Decoder d(limits);
   Submit out;
   EXPECT_FALSE(d.Decode(Encode(s), &out).ok());
-  s.payload.assign(1024, 'x');
+  s.payload = std::string(1024, 'x');
   EXPECT_TRUE(d.Decode(Encode(s), &out).ok());
 }
 

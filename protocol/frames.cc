@@ -1,5 +1,5 @@
 // See frames.h.
-#include "schemas/frames.h"
+#include "protocol/frames.h"
 
 #include <fmt/format.h>
 

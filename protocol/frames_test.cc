@@ -1,6 +1,6 @@
 // Envelope checks over real ZeroMQ sockets (inproc): valid messages, batching, and malformed
 // envelopes.
-#include "schemas/frames.h"
+#include "protocol/frames.h"
 
 #include <gtest/gtest.h>
 

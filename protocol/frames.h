@@ -14,9 +14,9 @@
 #include <vector>
 
 #include "common/status.h"
-#include "schemas/codec.h"
-#include "schemas/limits.h"
-#include "schemas/messages.h"
+#include "protocol/codec.h"
+#include "protocol/limits.h"
+#include "protocol/messages.h"
 
 namespace rma::proto {
 

@@ -1,6 +1,6 @@
 // Low-level msgpack helpers for codec.cc: a map writer that appends to a std::string and typed
 // readers that turn a msgpack::object into a C++ value or an InvalidArgument naming the field.
-// Internal to schemas/.
+// Internal to protocol/.
 #pragma once
 
 #include <msgpack.hpp>

@@ -1,5 +1,5 @@
 // Names of the protocol's enumerations; see messages.h.
-#include "schemas/messages.h"
+#include "protocol/messages.h"
 
 #include <array>
 
@@ -79,6 +79,21 @@ std::string_view OutcomeName(Outcome o) {
       return "cancelled";
   }
   return "error";
+}
+
+std::optional<Outcome> ParseOutcome(std::string_view name) {
+  if (name == "ok") return Outcome::kOk;
+  if (name == "error") return Outcome::kError;
+  if (name == "cancelled") return Outcome::kCancelled;
+  return std::nullopt;
+}
+
+std::string_view SubmitModeName(SubmitMode m) { return m == SubmitMode::kSync ? "sync" : "async"; }
+
+std::optional<SubmitMode> ParseSubmitMode(std::string_view name) {
+  if (name == "async") return SubmitMode::kAsync;
+  if (name == "sync") return SubmitMode::kSync;
+  return std::nullopt;
 }
 
 }  // namespace rma::proto

@@ -2,8 +2,9 @@
 //
 // Every body is a msgpack map with string keys; the field names in the comments are the keys on the
 // wire. Optional fields are left out when they hold their default. codec.h encodes and decodes
-// these structs; frames.h puts them in ZeroMQ messages. These types carry no behaviour and are safe
-// to copy between threads.
+// these structs (each message's fields are listed once, in message_fields.h); frames.h puts them in
+// ZeroMQ messages. These types carry no behaviour and are safe to copy between threads; payloads and
+// results are shared Bytes, so copying a message does not copy them.
 #pragma once
 
 #include <cstdint>
@@ -11,9 +12,11 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
-#include "schemas/ids.h"
+#include "protocol/bytes.h"
+#include "protocol/ids.h"
 
 namespace rma::proto {
 
@@ -147,7 +150,7 @@ struct TaskAssignment {
   TaskId task_id;                      // "task_id"
   uint32_t attempt = 1;                // "attempt": 1 for the first run
   std::string service;                 // "service"
-  std::string payload;                 // "payload" (bin)
+  Bytes payload;                       // "payload" (bin)
   std::string content_type;            // "content_type" of the payload
   uint32_t timeout_ms = 0;             // "timeout_ms": the broker fails the attempt after this
   std::optional<HttpRequest> request;  // "request": present for synchronous service calls
@@ -156,12 +159,13 @@ struct TaskAssignment {
 
 enum class Outcome : uint8_t { kOk = 0, kError, kCancelled };
 std::string_view OutcomeName(Outcome o);
+std::optional<Outcome> ParseOutcome(std::string_view name);
 
 struct TaskResult {
   TaskId task_id;                  // "task_id"
   uint32_t attempt = 1;            // "attempt"
   Outcome outcome = Outcome::kOk;  // "outcome": "ok", "error" or "cancelled"
-  std::string result;              // "result" (bin)
+  Bytes result;                    // "result" (bin)
   std::string content_type;        // "content_type" of the result
   uint32_t http_status = 0;        // "http_status": backend status for http handlers (0: none)
   std::string error;               // "error": human-readable reason when outcome != ok
@@ -213,11 +217,13 @@ enum class SubmitMode : uint8_t {
   kAsync = 0,  // answer ACCEPTED once the task is recorded
   kSync,       // no ACCEPTED; answer TASK_INFO when the task ends, ERROR at once when no provider
 };
+std::string_view SubmitModeName(SubmitMode m);
+std::optional<SubmitMode> ParseSubmitMode(std::string_view name);
 
 struct Submit {
   uint64_t ref = 0;              // "ref": the client's correlation id, echoed in the answer
   std::string service;           // "service"
-  std::string payload;           // "payload" (bin)
+  Bytes payload;                 // "payload" (bin)
   std::string content_type;      // "content_type"
   uint32_t priority = 0;         // "priority": 0..9, higher first
   uint32_t max_attempts = 0;     // "max_attempts": 0 = broker default
@@ -250,7 +256,7 @@ struct TaskView {
   uint32_t attempts = 0;                    // "attempts": times it was started
   uint32_t max_attempts = 0;                // "max_attempts"
   std::string worker_id;                    // "worker_id": last worker it ran on
-  std::string result;                       // "result" (bin)
+  Bytes result;                             // "result" (bin)
   std::string content_type;                 // "content_type" of the result
   uint32_t http_status = 0;                 // "http_status"
   std::string error;                        // "error"
@@ -306,11 +312,9 @@ struct Admin {
   bool operator==(const Admin&) const = default;
 };
 
-struct AdminReply {
-  uint64_t ref = 0;  // "ref"
-  std::string data;  // "data": any msgpack value, kept here as its raw encoding
-  bool operator==(const AdminReply&) const = default;
-};
+// ADMIN_REPLY is in admin_reply.h (its document is JSON-shaped and needs nlohmann::json).
+struct AdminReply;
+
 
 // ---- Both endpoints
 // ---------------------------------------------------------------------------------
@@ -323,5 +327,28 @@ struct Error {
   std::string suggestion;                       // "suggestion"
   bool operator==(const Error&) const = default;
 };
+
+// ---- Directions -------------------------------------------------------------------------------
+
+// A command that has no body (broker HEARTBEAT, DRAIN), as a value typed code can send.
+struct Bodyless {
+  Command command = Command::kHeartbeat;
+  bool operator==(const Bodyless&) const = default;
+};
+
+// What the broker sends on each endpoint as typed values; only the code at the socket encodes them
+// (ADMIN_REPLY, which the loop builds itself, is not among them).
+using ToWorkerMessage = std::variant<Welcome, TaskAssignment, CancelAttempt, Disconnect, Error, Bodyless>;
+using ToClientMessage = std::variant<Accepted, TaskInfo, TaskList, Error, Bodyless>;
+
+inline Command CommandOf(const Welcome&) { return Command::kWelcome; }
+inline Command CommandOf(const TaskAssignment&) { return Command::kTask; }
+inline Command CommandOf(const CancelAttempt&) { return Command::kCancel; }
+inline Command CommandOf(const Disconnect&) { return Command::kDisconnect; }
+inline Command CommandOf(const Error&) { return Command::kError; }
+inline Command CommandOf(const Accepted&) { return Command::kAccepted; }
+inline Command CommandOf(const TaskInfo&) { return Command::kTaskInfo; }
+inline Command CommandOf(const TaskList&) { return Command::kTaskList; }
+inline Command CommandOf(const Bodyless& b) { return b.command; }
 
 }  // namespace rma::proto

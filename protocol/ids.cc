@@ -1,5 +1,5 @@
 // See ids.h.
-#include "schemas/ids.h"
+#include "protocol/ids.h"
 
 #include <charconv>
 

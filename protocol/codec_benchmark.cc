@@ -1,7 +1,7 @@
 // Micro-benchmarks of the hot codec paths: TASK/RESULT encode and decode (Google Benchmark).
 #include <benchmark/benchmark.h>
 
-#include "schemas/codec.h"
+#include "protocol/codec.h"
 
 namespace rma::proto {
 namespace {

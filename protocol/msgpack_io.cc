@@ -1,5 +1,5 @@
 // See msgpack_io.h.
-#include "schemas/msgpack_io.h"
+#include "protocol/msgpack_io.h"
 
 #include <cmath>
 #include <limits>

@@ -1,0 +1,206 @@
+// The scheduler's client requests: SUBMIT (validation, idempotency keys, synchronous calls),
+// GET with waiting, CANCEL_TASK and LIST. See scheduler.h and docs/protocol.md §6.
+#include "broker/scheduler.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace rma::broker {
+
+using proto::Command;
+using proto::TaskStatus;
+
+namespace {
+// Bound on distinct service names, so hostile submissions cannot grow the service table without
+// end.
+constexpr size_t kMaxServices = 10000;
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------------
+// Clients
+
+void Scheduler::OnSubmit(Time now, const std::string& client, proto::Submit submit) {
+  RollDay(now);
+  const bool sync = submit.mode == proto::SubmitMode::kSync;
+  auto reject = [&](const Status& s, std::vector<std::string> available = {},
+                    std::string suggestion = {}) {
+    ++counters_.rejected;
+    ReplyError(client, submit.ref, s, std::move(available), std::move(suggestion));
+  };
+  Duration timeout = submit.timeout_ms > 0 ? Ms(submit.timeout_ms) : config_.default_timeout;
+  if (timeout > config_.max_timeout) {
+    return reject(Status::InvalidArgument("timeout_ms exceeds the broker's maximum of " +
+                                          std::to_string(ToMs(config_.max_timeout)) + " ms"));
+  }
+  if (!sync && !submit.idempotency_key.empty()) {
+    auto it = idempotency_.find(submit.idempotency_key);
+    if (it != idempotency_.end()) {
+      if (const Task* first = Find(it->second)) {
+        proto::Accepted a{submit.ref, first->id, first->status, true, false};
+        output_->ToClientWhenDurable(client, std::move(a));
+        return;
+      }
+    }
+  }
+  auto existing = FindService(submit.service);
+  if (!existing && services_.size() >= kMaxServices) {
+    return reject(Status::ResourceExhausted("too many distinct services"));
+  }
+  uint32_t s = existing ? *existing : ServiceIndex(submit.service);
+  bool provided = HasProvider(s);
+  if (sync && !provided) {
+    std::vector<std::string> available = AvailableServices();
+    std::string suggestion =
+        available.empty()
+            ? "No worker is connected. Start one with: rma-worker --broker <endpoint> --service " +
+                  submit.service + "=http://127.0.0.1:<port>"
+            : "Start a worker providing '" + submit.service +
+                  "', or call one of the available services.";
+    ++services_[s].counters.rejected;
+    return reject(Status::Unavailable("Service '" + submit.service + "' not available"),
+                  std::move(available), std::move(suggestion));
+  }
+  Service& svc = services_[s];
+  if (svc.queued + svc.delayed >= config_.max_queued_per_service) {
+    ++svc.counters.rejected;
+    return reject(Status::ResourceExhausted("queue for '" + submit.service + "' is full (" +
+                                            std::to_string(config_.max_queued_per_service) +
+                                            " tasks)"));
+  }
+  if (durable_ && !sync && !store_available_) {
+    ++svc.counters.rejected;
+    return reject(Status::Unavailable("the task store is unavailable; the task was not accepted"));
+  }
+
+  TaskId id(++last_task_id_);
+  if (last_task_id_ < static_cast<uint64_t>(ToUnixUs(now))) {
+    // Ids start at the current time in microseconds, so an in-memory broker never reuses ids after
+    // a restart.
+    last_task_id_ = static_cast<uint64_t>(ToUnixUs(now));
+    id = TaskId(last_task_id_);
+  }
+  auto [it, inserted] = tasks_.try_emplace(id);
+  RMA_CHECK(inserted) << "task id reused: " << ToString(id);
+  Task& t = it->second;
+  t.id = id;
+  t.service_index = s;
+  t.service = services_[s].name;
+  t.priority = submit.priority;
+  t.min_tier = submit.min_tier;
+  t.min_gpu_memory_gb = submit.min_gpu_memory_gb;
+  t.transient = sync;
+  t.max_attempts =
+      submit.max_attempts > 0 ? submit.max_attempts : (sync ? 1 : config_.default_max_attempts);
+  t.timeout_ms = static_cast<uint32_t>(ToMs(timeout));
+  t.created_at = now;
+  t.run_at = submit.run_at_ms > 0 ? std::max(now, FromUnixMs(submit.run_at_ms)) : now;
+  t.payload = std::move(submit.payload);
+  t.content_type = std::move(submit.content_type);
+  t.idempotency_key = sync ? std::string() : std::move(submit.idempotency_key);
+  t.request = std::move(submit.request);
+  if (!t.idempotency_key.empty()) idempotency_[t.idempotency_key] = id;
+
+  ++counters_.submitted;
+  ++today_.submitted;
+  ++svc.counters.submitted;
+  ++history_.At(now).submitted;
+  submission_rate_.Add(now);
+  Persist(t, WriteKind::kInsert);
+
+  if (sync) {
+    t.waiters.push_back(Waiter{client, submit.ref, true});
+    // A synchronous call has one budget for queueing and running: when it is spent the caller gets
+    // the task as it stands (the gateway answers 504) and the call is cancelled.
+    waits_.Push({now + timeout, id, client, submit.ref});
+  } else {
+    proto::Accepted a{submit.ref, id, TaskStatus::kQueued, false, !provided};
+    output_->ToClientWhenDurable(client, std::move(a));
+  }
+  if (t.run_at > now) {
+    delayed_.Push({t.run_at, id, t.epoch});
+    ++services_[s].delayed;
+    t.status = TaskStatus::kQueued;
+    t.queued_at = now;
+  } else {
+    Enqueue(now, t, /*front=*/false);
+  }
+}
+
+bool Scheduler::OnGet(Time now, const std::string& client, const proto::Get& get) {
+  Task* t = Find(get.task_id);
+  if (t == nullptr) return false;
+  if (proto::IsTerminal(t->status) || get.wait_ms == 0) {
+    ReplyTask(client, get.ref, *t);
+    return true;
+  }
+  Duration wait = std::min<Duration>(Ms(get.wait_ms), config_.max_wait);
+  t->waiters.push_back(Waiter{client, get.ref, false});
+  waits_.Push({now + wait, t->id, client, get.ref});
+  return true;
+}
+
+bool Scheduler::OnCancel(Time now, const std::string& client, const proto::CancelTask& cancel) {
+  Task* t = Find(cancel.task_id);
+  if (t == nullptr) return false;
+  if (!proto::IsTerminal(t->status)) {
+    if (t->status == TaskStatus::kRunning) {
+      CancelRunning(now, *t, "cancelled");
+    } else {
+      Unqueue(*t);
+    }
+    t->error = "cancelled by a client";
+    t->error_code = "cancelled";
+    Finish(now, *t, TaskStatus::kCancelled);
+    spdlog::debug("task {} cancelled", ToString(t->id));
+  }
+  // The answer is the task as it now stands: cancelled, or the state it had already ended in.
+  if (const Task* after = Find(cancel.task_id)) ReplyTask(client, cancel.ref, *after);
+  return true;
+}
+
+void Scheduler::OnList(Time, const std::string& client, const proto::List& list) {
+  std::optional<TaskStatus> status;
+  if (!list.status.empty()) {
+    status = proto::ParseTaskStatus(list.status);
+    if (!status) {
+      return ReplyError(client, list.ref,
+                        Status::InvalidArgument("unknown status '" + list.status + "'"));
+    }
+  }
+  std::optional<uint32_t> service;
+  if (!list.service.empty()) {
+    service = FindService(list.service);
+    if (!service) {
+      output_->ToClient(client, proto::TaskList{list.ref, {}});
+      return;
+    }
+  }
+  std::vector<const Task*> matches;
+  for (const auto& [id, t] : tasks_) {
+    if (service && t.service_index != *service) continue;
+    if (status && t.status != *status) continue;
+    matches.push_back(&t);
+  }
+  size_t limit = std::min<size_t>(list.limit == 0 ? 100 : list.limit, matches.size());
+  std::partial_sort(matches.begin(), matches.begin() + static_cast<std::ptrdiff_t>(limit),
+                    matches.end(), [](const Task* a, const Task* b) { return a->id > b->id; });
+  proto::TaskList reply;
+  reply.ref = list.ref;
+  for (size_t i = 0; i < limit; ++i)
+    reply.tasks.push_back(View(*matches[i], /*with_result=*/false));
+  output_->ToClient(client, std::move(reply));
+}
+
+void Scheduler::OnClientHeartbeat(Time, const std::string& client) {
+  output_->ToClient(client, proto::Bodyless{Command::kHeartbeat});
+}
+
+void Scheduler::OnClientMalformed(Time, const std::string& client, uint64_t ref,
+                                  const Status& why) {
+  ++counters_.rejected;
+  ReplyError(client, ref, why);
+}
+
+}  // namespace rma::broker

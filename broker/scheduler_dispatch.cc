@@ -1,0 +1,217 @@
+// The scheduler's services, queues and dispatch: the service table, per-priority queues with lazy
+// deletion, throttles, worker choice from the ready sets, and starting an attempt. See scheduler.h
+// and the routing section of docs/architecture.md.
+#include "broker/scheduler.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace rma::broker {
+
+using proto::Command;
+using proto::TaskStatus;
+
+namespace {
+// How many queued tasks dispatch looks past a head whose requirements no ready worker meets.
+constexpr int kRequirementScanWindow = 16;
+// How many ready workers are inspected for a task with a GPU-memory requirement.
+constexpr int kRequirementScanWorkers = 64;
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------------
+// Services, queues and dispatch
+
+uint32_t Scheduler::ServiceIndex(const std::string& name) {
+  auto it = service_index_.find(name);
+  if (it != service_index_.end()) return it->second;
+  uint32_t index = static_cast<uint32_t>(services_.size());
+  services_.emplace_back();
+  Service& svc = services_.back();
+  svc.name = name;
+  auto limit = config_.service_limits.find(name);
+  if (limit != config_.service_limits.end()) {
+    svc.limit = limit->second;
+    svc.tokens =
+        std::max<double>(1.0, svc.limit.burst > 0 ? svc.limit.burst : svc.limit.rate_per_s);
+  }
+  service_index_.emplace(name, index);
+  return index;
+}
+
+std::optional<uint32_t> Scheduler::FindService(std::string_view name) const {
+  auto it = service_index_.find(std::string(name));
+  if (it == service_index_.end()) return std::nullopt;
+  return it->second;
+}
+
+bool Scheduler::HasProvider(uint32_t s) const {
+  const Service& svc = services_[s];
+  if (svc.active_providers > 0) return true;
+  for (uint32_t tier = 1; tier <= svc.generic_max_tier; ++tier) {
+    if (tier_live_[tier] > 0) return true;
+  }
+  return false;
+}
+
+std::vector<std::string> Scheduler::AvailableServices() const {
+  std::vector<std::string> names;
+  for (uint32_t s = 0; s < services_.size(); ++s) {
+    if (HasProvider(s)) names.push_back(services_[s].name);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+void Scheduler::Enqueue(Time now, Task& t, bool front) {
+  Service& svc = services_[t.service_index];
+  t.status = TaskStatus::kQueued;
+  ++t.epoch;
+  t.queued_at = now;
+  auto& q = svc.queue[t.priority];
+  if (front) {
+    q.push_front({t.id, t.epoch});
+  } else {
+    q.push_back({t.id, t.epoch});
+  }
+  ++svc.queued;
+  expiry_.Push({now + config_.max_queue_time, t.id, t.epoch});
+  DispatchService(now, t.service_index);
+}
+
+void Scheduler::Unqueue(Task& t) {
+  if (t.status == TaskStatus::kQueued) {
+    --services_[t.service_index].queued;
+  } else if (t.status == TaskStatus::kFailed) {
+    --services_[t.service_index].delayed;
+  }
+  ++t.epoch;
+}
+
+bool Scheduler::ThrottleAllows(Time now, Service& svc) {
+  if (svc.limit.max_concurrency > 0 && svc.in_flight >= svc.limit.max_concurrency) return false;
+  if (svc.limit.rate_per_s <= 0) return true;
+  double burst =
+      std::max<double>(1.0, svc.limit.burst > 0 ? svc.limit.burst : svc.limit.rate_per_s);
+  if (svc.tokens_at.time_since_epoch().count() == 0) svc.tokens_at = now;
+  svc.tokens = std::min(burst, svc.tokens + ToSecondsF(now - svc.tokens_at) * svc.limit.rate_per_s);
+  svc.tokens_at = now;
+  if (svc.tokens >= 1.0) return true;
+  if (!svc.throttle_wakeup_pending) {
+    auto wait =
+        Duration(static_cast<int64_t>(std::ceil((1.0 - svc.tokens) / svc.limit.rate_per_s * 1e6)));
+    throttled_.Push({now + wait, static_cast<uint32_t>(&svc - services_.data())});
+    svc.throttle_wakeup_pending = true;
+  }
+  return false;
+}
+
+int32_t Scheduler::PickWorker(const Service& svc, const Task& t) const {
+  const ReadyKey* best = nullptr;
+  auto consider = [&](const std::set<ReadyKey>& set) {
+    int inspected = 0;
+    for (const ReadyKey& k : set) {
+      if (t.min_tier > 0 && k.tier > t.min_tier) break;  // sets are ordered by tier first
+      if (best != nullptr && !(k < *best)) break;
+      if (t.min_gpu_memory_gb > 0 && workers_[k.worker].caps.gpu_memory_gb < t.min_gpu_memory_gb) {
+        if (++inspected >= kRequirementScanWorkers) break;
+        continue;
+      }
+      best = &k;
+      break;
+    }
+  };
+  consider(svc.ready);
+  for (uint32_t tier = 1; tier <= svc.generic_max_tier; ++tier) consider(tier_ready_[tier]);
+  return best == nullptr ? -1 : static_cast<int32_t>(best->worker);
+}
+
+void Scheduler::DispatchService(Time now, uint32_t s) {
+  Service& svc = services_[s];
+  while (svc.queued > 0) {
+    bool any_ready = !svc.ready.empty();
+    for (uint32_t tier = 1; tier <= svc.generic_max_tier && !any_ready; ++tier) {
+      any_ready = !tier_ready_[tier].empty();
+    }
+    if (!any_ready) return;
+    if (!ThrottleAllows(now, svc)) return;
+    // Find the first live entry, in priority order, that some ready worker can take.
+    bool started = false;
+    int scanned = 0;
+    for (int p = 9; p >= 0 && !started && scanned < kRequirementScanWindow; --p) {
+      auto& q = svc.queue[p];
+      for (size_t i = 0; i < q.size() && scanned < kRequirementScanWindow;) {
+        const QueueEntry e = q[i];
+        Task* t = Find(e.id);
+        if (t == nullptr || t->epoch != e.epoch || t->status != TaskStatus::kQueued) {
+          q.erase(q.begin() +
+                  static_cast<std::ptrdiff_t>(i));  // stale: cancelled, expired or moved
+          continue;
+        }
+        ++scanned;
+        int32_t w = PickWorker(svc, *t);
+        if (w < 0) {
+          ++i;
+          continue;
+        }
+        q.erase(q.begin() + static_cast<std::ptrdiff_t>(i));
+        --svc.queued;
+        Start(now, *t, static_cast<uint32_t>(w), t->attempts + 1, /*send=*/true);
+        started = true;
+        break;
+      }
+    }
+    if (!started) return;
+  }
+}
+
+void Scheduler::DispatchForWorker(Time now, uint32_t index) {
+  Worker& w = workers_[index];
+  if (!w.alive || w.draining) return;
+  // Explicit services first, then generic work its tier may take; stop as soon as the worker is
+  // full.
+  for (size_t i = 0; i < w.services.size() && w.in_ready; ++i) DispatchService(now, w.services[i]);
+  for (const GenericService& g : kGenericServices) {
+    if (!workers_[index].in_ready || w.tier > g.max_tier) continue;
+    auto s = FindService(g.name);
+    if (s) DispatchService(now, *s);
+  }
+}
+
+void Scheduler::Start(Time now, Task& t, uint32_t worker_index, uint32_t attempt, bool send) {
+  Worker& w = workers_[worker_index];
+  Service& svc = services_[t.service_index];
+  t.status = TaskStatus::kRunning;
+  t.attempts = std::max(t.attempts, attempt);
+  t.running_attempt = attempt;
+  t.worker = static_cast<int32_t>(worker_index);
+  t.worker_id = w.worker_id;
+  t.started_at = now;
+  t.waiters.shrink_to_fit();
+  ++t.epoch;
+  ++svc.in_flight;
+  if (svc.limit.rate_per_s > 0) svc.tokens -= 1.0;
+  Duration wait = now - t.queued_at;
+  queue_wait_.Record(wait);
+  svc.queue_wait.Record(wait);
+  history_.At(now).queue_wait.Record(wait);
+  w.running.push_back({t.id, attempt});
+  w.lru = ++lru_counter_;
+  UpdateReady(w);
+  timeouts_.Push({now + Duration(static_cast<int64_t>(t.timeout_ms) * 1000), t.id, attempt});
+  Persist(t, WriteKind::kUpdate);
+  if (!send) return;
+
+  proto::TaskAssignment a;
+  a.task_id = t.id;
+  a.attempt = attempt;
+  a.service = svc.name;
+  a.payload = t.payload;
+  a.content_type = t.content_type;
+  a.timeout_ms = t.timeout_ms;
+  a.request = t.request;
+  SendToWorker(now, w, std::move(a));
+}
+
+}  // namespace rma::broker

@@ -1,0 +1,368 @@
+// The scheduler's worker registry: registration and re-registration, leases kept across reconnects,
+// liveness, manifests, drain, and the ready sets that index workers with a free slot. See
+// scheduler.h.
+#include "broker/scheduler.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace rma::broker {
+
+using proto::Command;
+using proto::TaskStatus;
+
+namespace {
+uint32_t PerMille(double x) { return static_cast<uint32_t>(std::clamp(x, 0.0, 60.0) * 1000.0); }
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------------
+// Registry
+
+int32_t Scheduler::RegisteredWorker(const std::string& identity) {
+  int32_t index = WorkerByIdentity(identity);
+  if (index < 0) {
+    // A session the broker does not know (it restarted, or declared the worker dead): register
+    // again.
+    output_->ToWorker(identity, proto::Disconnect{"not registered: send READY", true});
+  }
+  return index;
+}
+
+int32_t Scheduler::WorkerByIdentity(const std::string& identity) const {
+  auto it = by_identity_.find(identity);
+  return it == by_identity_.end() ? -1 : static_cast<int32_t>(it->second);
+}
+
+void Scheduler::Heard(Time now, Worker& w) { w.last_heard = now; }
+
+void Scheduler::SendToWorker(Time now, Worker& w, proto::ToWorkerMessage message) {
+  w.last_sent = now;
+  output_->ToWorker(w.identity, std::move(message));
+}
+
+void Scheduler::RemoveFromReady(Worker& w) {
+  if (!w.in_ready) return;
+  tier_ready_[w.tier].erase(w.key);
+  for (uint32_t s : w.services) services_[s].ready.erase(w.key);
+  w.in_ready = false;
+}
+
+void Scheduler::UpdateReady(Worker& w) {
+  RemoveFromReady(w);
+  if (!w.alive || w.draining || w.in_flight() >= w.slots) return;
+  w.key = ReadyKey{w.tier, w.in_flight() * 1000 / w.slots,
+                   std::min<uint32_t>(PerMille(w.report.load), 65535), w.lru,
+                   static_cast<uint32_t>(&w - workers_.data())};
+  tier_ready_[w.tier].insert(w.key);
+  for (uint32_t s : w.services) services_[s].ready.insert(w.key);
+  w.in_ready = true;
+}
+
+void Scheduler::AttachServices(Worker& w) {
+  w.services.clear();
+  for (const proto::ServiceInfo& info : w.manifest) w.services.push_back(ServiceIndex(info.name));
+  std::sort(w.services.begin(), w.services.end());
+  w.services.erase(std::unique(w.services.begin(), w.services.end()), w.services.end());
+  for (uint32_t s : w.services) {
+    ++services_[s].providers;
+    if (!w.draining) ++services_[s].active_providers;
+  }
+  if (!w.draining) ++tier_live_[w.tier];
+}
+
+void Scheduler::DetachServices(Worker& w) {
+  RemoveFromReady(w);
+  for (uint32_t s : w.services) {
+    --services_[s].providers;
+    if (!w.draining) --services_[s].active_providers;
+  }
+  if (!w.draining) --tier_live_[w.tier];
+  w.services.clear();
+}
+
+WorkerRecord Scheduler::RecordOf(const Worker& w, std::string_view status) {
+  WorkerRecord r;
+  r.worker_id = w.worker_id;
+  r.name = w.name;
+  r.tier = w.tier;
+  r.simulated = w.simulated;
+  r.capabilities = w.caps;
+  for (const proto::ServiceInfo& s : w.manifest) r.services.push_back(s.name);
+  r.status = std::string(status);
+  r.first_seen = w.first_seen;
+  r.last_seen = w.last_heard;
+  r.tasks_done = w.tasks_done;
+  r.tasks_failed = w.tasks_failed;
+  r.busy_seconds = ToSecondsF(w.busy);
+  return r;
+}
+
+void Scheduler::RecordWorkerState(const Worker& w, std::string_view status) {
+  if (durable_) output_->RecordWorker(RecordOf(w, status));
+}
+
+void Scheduler::OnWorkerReady(Time now, const std::string& identity, proto::Ready ready) {
+  auto refuse = [&](const std::string& reason) {
+    spdlog::warn("refused worker {} ({}): {}", ready.worker_id, ready.name, reason);
+    output_->ToWorker(identity, proto::Disconnect{reason, false});
+  };
+  if (!config_.worker_token.empty()) {
+    // Constant-time comparison: the token is a secret.
+    const std::string& want = config_.worker_token;
+    unsigned diff = want.size() ^ ready.token.size();
+    for (size_t i = 0; i < ready.token.size(); ++i)
+      diff |= static_cast<unsigned>(ready.token[i] ^ want[i % want.size()]);
+    if (diff != 0) return refuse("invalid worker token");
+  }
+  if (ready.simulated && !config_.allow_simulated) {
+    return refuse("simulated workers are not allowed (start the broker with --allow-simulated)");
+  }
+  if (ready.services.size() > config_.limits.max_array) return refuse("too many services");
+
+  // A worker id arriving on a new connection replaces its old session; its unfinished work is
+  // settled by ReconcileRunning below.
+  uint32_t index;
+  auto known = by_worker_id_.find(ready.worker_id);
+  bool returning = known != by_worker_id_.end();
+  if (returning) {
+    index = known->second;
+    Worker& old = workers_[index];
+    if (old.alive) {
+      DetachServices(old);
+      by_identity_.erase(old.identity);
+    }
+  } else {
+    int32_t other = WorkerByIdentity(identity);
+    if (other >= 0) {
+      // Same connection, new worker id: the old identity is finished.
+      LoseWorker(now, static_cast<uint32_t>(other), "re-registered under another worker id");
+      ForgetWorker(static_cast<uint32_t>(other));
+    }
+    if (!free_worker_slots_.empty()) {
+      index = free_worker_slots_.back();
+      free_worker_slots_.pop_back();
+    } else {
+      index = static_cast<uint32_t>(workers_.size());
+      workers_.emplace_back();
+    }
+    workers_[index] = Worker{};
+    workers_[index].first_seen = now;
+    by_worker_id_[ready.worker_id] = index;
+  }
+  // A live session on another identity still owns its lease list; keep it for reconciliation.
+  std::vector<proto::RunningTask> previous = std::move(workers_[index].running);
+  Worker& w = workers_[index];
+  w.running.clear();
+  w.in_use = true;
+  w.alive = true;
+  w.draining = false;
+  w.identity = identity;
+  w.worker_id = ready.worker_id;
+  w.name = ready.name.empty() ? ready.worker_id : ready.name;
+  w.agent_version = ready.agent_version;
+  w.caps = std::move(ready.capabilities);
+  w.simulated = ready.simulated;
+  w.tier = AssignTier(w.caps, config_.tiers);
+  w.manifest = std::move(ready.services);
+  w.slots = ready.slots;
+  w.report = proto::Heartbeat{};
+  w.report.ram_available_gb = w.caps.ram_available_gb;
+  w.registered_at = now;
+  w.last_heard = now;
+  w.last_sent = now;
+  by_identity_[identity] = index;
+  AttachServices(w);
+
+  // Leases of the previous session that the worker does not report any more are lost.
+  for (const proto::RunningTask& r : previous) {
+    bool still = std::any_of(ready.running.begin(), ready.running.end(),
+                             [&](const proto::RunningTask& x) { return x.task_id == r.task_id; });
+    if (still) continue;
+    Task* t = Find(r.task_id);
+    if (t != nullptr && t->status == TaskStatus::kRunning &&
+        t->worker == static_cast<int32_t>(index) && t->running_attempt == r.attempt) {
+      --services_[t->service_index].in_flight;
+      t->worker = -1;
+      ++t->requeues;
+      ++counters_.requeued;
+      Enqueue(now, *t, /*front=*/true);
+    }
+  }
+  ReconcileRunning(now, index, ready.running);
+  UpdateReady(workers_[index]);
+
+  Worker& wr = workers_[index];
+  proto::Welcome welcome;
+  welcome.worker_id = wr.worker_id;
+  welcome.tier = wr.tier;
+  welcome.heartbeat_ms = static_cast<uint32_t>(ToMs(config_.heartbeat_interval));
+  welcome.liveness = config_.liveness;
+  welcome.recommendations = Recommend(now, wr.tier, wr.caps, wr.services);
+  SendToWorker(now, wr, std::move(welcome));
+  std::string names;
+  for (const proto::ServiceInfo& s : wr.manifest) names += (names.empty() ? "" : ",") + s.name;
+  spdlog::info("worker {} '{}' {} tier {}{} slots {} services [{}]", wr.worker_id, wr.name,
+               returning ? "re-registered" : "registered", wr.tier,
+               wr.simulated ? " (simulated)" : "", wr.slots, names);
+  RecordWorkerState(wr, "online");
+  DispatchForWorker(now, index);
+}
+
+void Scheduler::ReconcileRunning(Time now, uint32_t index,
+                                 const std::vector<proto::RunningTask>& running) {
+  for (const proto::RunningTask& r : running) {
+    Task* t = Find(r.task_id);
+    if (t != nullptr && t->status == TaskStatus::kRunning &&
+        t->worker == static_cast<int32_t>(index) && t->running_attempt == r.attempt) {
+      workers_[index].running.push_back(r);  // same lease, new session
+      continue;
+    }
+    if (t != nullptr && (t->status == TaskStatus::kQueued || t->status == TaskStatus::kFailed)) {
+      // Requeued while the worker was away (or recovered after a broker restart) but still running
+      // there: give the lease back instead of running it twice.
+      Unqueue(*t);
+      Start(now, *t, index, r.attempt, /*send=*/false);
+      continue;
+    }
+    // Unknown, ended, or running elsewhere: it still occupies a slot until its RESULT arrives.
+    workers_[index].running.push_back(r);
+    if (t != nullptr && proto::IsTerminal(t->status)) {
+      SendToWorker(now, workers_[index], proto::CancelAttempt{r.task_id, r.attempt, "task already ended"});
+    }
+  }
+}
+
+void Scheduler::LoseWorker(Time now, uint32_t index, std::string_view reason) {
+  Worker& w = workers_[index];
+  if (!w.alive) return;
+  spdlog::warn("worker {} '{}' lost ({}); {} task(s) go back to their queues", w.worker_id, w.name,
+               reason, w.in_flight());
+  DetachServices(w);
+  w.alive = false;
+  w.draining = false;
+  w.offline_since = now;
+  by_identity_.erase(w.identity);
+  std::vector<proto::RunningTask> running = std::move(w.running);
+  w.running.clear();
+  for (const proto::RunningTask& r : running) {
+    Task* t = Find(r.task_id);
+    if (t == nullptr || t->status != TaskStatus::kRunning ||
+        t->worker != static_cast<int32_t>(index) || t->running_attempt != r.attempt) {
+      continue;
+    }
+    --services_[t->service_index].in_flight;
+    t->worker = -1;
+    ++t->requeues;
+    ++counters_.requeued;
+    ++services_[t->service_index].counters.requeued;
+    if (t->requeues > config_.max_requeues) {
+      t->error = "worker lost " + std::to_string(t->requeues) + " times while running this task";
+      t->error_code = "worker_lost";
+      Finish(now, *t, TaskStatus::kDead);
+    } else {
+      Enqueue(now, *t, /*front=*/true);
+    }
+  }
+  RecordWorkerState(workers_[index], "offline");
+}
+
+void Scheduler::ForgetWorker(uint32_t index) {
+  Worker& w = workers_[index];
+  by_worker_id_.erase(w.worker_id);
+  if (w.alive) by_identity_.erase(w.identity);
+  w = Worker{};
+  free_worker_slots_.push_back(index);
+}
+
+void Scheduler::OnWorkerHeartbeat(Time now, const std::string& identity,
+                                  const proto::Heartbeat* report) {
+  int32_t index = RegisteredWorker(identity);
+  if (index < 0) return;
+  Worker& w = workers_[index];
+  Heard(now, w);
+  if (report != nullptr) {
+    bool load_changed = PerMille(report->load) != PerMille(w.report.load);
+    w.report = *report;
+    if (load_changed) UpdateReady(w);
+  }
+}
+
+void Scheduler::OnWorkerProgress(Time now, const std::string& identity,
+                                 const proto::Progress& progress) {
+  int32_t index = RegisteredWorker(identity);
+  if (index < 0) return;
+  // Any traffic renews the worker's leases; progress is traffic that also names the task.
+  Heard(now, workers_[index]);
+  spdlog::debug("task {} attempt {} progress {:.2f} {}", ToString(progress.task_id),
+                progress.attempt, progress.fraction, progress.message);
+}
+
+void Scheduler::OnWorkerManifest(Time now, const std::string& identity, proto::Manifest manifest) {
+  int32_t index = RegisteredWorker(identity);
+  if (index < 0) return;
+  Worker& w = workers_[index];
+  Heard(now, w);
+  DetachServices(w);
+  w.manifest = std::move(manifest.services);
+  if (manifest.slots > 0) w.slots = manifest.slots;
+  AttachServices(w);
+  UpdateReady(w);
+  std::string names;
+  for (const proto::ServiceInfo& s : w.manifest) names += (names.empty() ? "" : ",") + s.name;
+  spdlog::info("worker {} '{}' now provides [{}] with {} slots", w.worker_id, w.name, names,
+               w.slots);
+  RecordWorkerState(w, w.draining ? "draining" : "online");
+  DispatchForWorker(now, static_cast<uint32_t>(index));
+}
+
+void Scheduler::OnWorkerDrain(Time now, const std::string& identity) {
+  int32_t index = WorkerByIdentity(identity);
+  if (index < 0) return;
+  Worker& w = workers_[index];
+  Heard(now, w);
+  if (w.draining) return;
+  RemoveFromReady(w);
+  --tier_live_[w.tier];
+  for (uint32_t s : w.services) --services_[s].active_providers;
+  w.draining = true;
+  spdlog::info("worker {} '{}' is draining with {} task(s) in flight", w.worker_id, w.name,
+               w.in_flight());
+  RecordWorkerState(w, "draining");
+}
+
+void Scheduler::OnWorkerDisconnect(Time now, const std::string& identity,
+                                   const proto::Disconnect& bye) {
+  int32_t index = WorkerByIdentity(identity);
+  if (index < 0) return;
+  Worker& w = workers_[index];
+  spdlog::info("worker {} '{}' said goodbye: {}", w.worker_id, w.name,
+               bye.reason.empty() ? "-" : bye.reason);
+  LoseWorker(now, static_cast<uint32_t>(index), "disconnected");
+}
+
+void Scheduler::OnWorkerMalformed(Time now, const std::string& identity, const Status& why) {
+  int32_t index = WorkerByIdentity(identity);
+  if (index >= 0) Heard(now, workers_[index]);
+  proto::Error e{0, std::string(StatusCodeName(why.code())), why.message(), {}, {}};
+  output_->ToWorker(identity, std::move(e));
+}
+
+void Scheduler::OnWorkerUnreachable(Time now, const std::string& identity) {
+  int32_t index = WorkerByIdentity(identity);
+  if (index >= 0) LoseWorker(now, static_cast<uint32_t>(index), "connection gone");
+}
+
+Status Scheduler::DrainWorker(Time now, const std::string& worker_id) {
+  auto it = by_worker_id_.find(worker_id);
+  if (it == by_worker_id_.end() || !workers_[it->second].alive) {
+    return Status::NotFound("no live worker '" + worker_id + "'");
+  }
+  Worker& w = workers_[it->second];
+  SendToWorker(now, w, proto::Bodyless{Command::kDrain});
+  OnWorkerDrain(now, w.identity);
+  return Status::Ok();
+}
+
+}  // namespace rma::broker
