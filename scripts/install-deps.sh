@@ -11,7 +11,7 @@ packages=(
   libcurl4-openssl-dev libbenchmark-dev
   postgresql postgresql-contrib
   clang-format clang-tidy
-  prometheus wrk python3 procps psmisc docker-compose
+  prometheus wrk python3 python3-zmq python3-msgpack procps psmisc docker-compose
 )
 # Node and npm may come from NodeSource (which conflicts with Debian's npm): only install Debian's when absent.
 if ! command -v npm >/dev/null 2>&1; then packages+=(nodejs npm); fi
