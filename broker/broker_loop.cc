@@ -476,17 +476,17 @@ void BrokerLoop::FlushOutput(Time now) {
   // quiet.
   for (int round = 0; round < 4; ++round) {
     for (Pending& p : to_clients_.messages) {
-      Status s = p.message.Send(clients_, p.identity);
+      Status s = std::move(p.message).Send(clients_, p.identity);
       if (!s.ok()) spdlog::debug("dropped an answer to a client: {}", s.message());
     }
     to_clients_.Clear();
     for (Pending& p : to_workers_.messages) {
-      Status s = p.message.Send(workers_, p.identity);
+      const Command command = p.message.command();
+      Status s = std::move(p.message).Send(workers_, p.identity);
       if (s.code() == StatusCode::kUnavailable) {
         unreachable_workers_.push_back(p.identity);
       } else if (!s.ok()) {
-        spdlog::warn("could not send {} to a worker: {}", proto::CommandName(p.message.command()),
-                     s.message());
+        spdlog::warn("could not send {} to a worker: {}", proto::CommandName(command), s.message());
       }
     }
     to_workers_.Clear();

@@ -35,6 +35,14 @@ const std::vector<Route>& Routes() {
   return kRoutes;
 }
 
+std::vector<std::string> RouteNames() {
+  std::vector<std::string> names;
+  for (const Route& r : Routes()) names.emplace_back(r.name);
+  return names;
+}
+
+int RouteIndex(const Route* r) { return r == nullptr ? -1 : static_cast<int>(r - Routes().data()); }
+
 bool IsReservedApiName(std::string_view name) {
   static constexpr std::array<std::string_view, 9> kReserved = {
       "tasks", "admin", "service", "health", "metrics", "docs", "openapi", "openapi.json", "v1"};

@@ -54,6 +54,9 @@ struct Route {
 };
 
 const std::vector<Route>& Routes();
+// Every route's metrics label, in Routes() order; and a route's index there (-1 for none).
+std::vector<std::string> RouteNames();
+int RouteIndex(const Route* r);
 
 // First path segments under /api/ that are never taken as a service name by /api/{name}/...
 bool IsReservedApiName(std::string_view name);

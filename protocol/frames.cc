@@ -68,7 +68,17 @@ Result<bool> ReceiveMessage(zmq::socket_t& socket, bool has_identity, const Limi
   return true;
 }
 
-Status OutMessage::Send(zmq::socket_t& socket, std::string_view identity) const {
+namespace {
+// Bodies at least this large go to ZeroMQ without a copy: the message takes the string's buffer
+// and frees it once sent. Smaller ones are cheaper to copy than to allocate an owner for.
+constexpr size_t kZeroCopyMinBytes = 16 * 1024;
+
+void FreeString(void*, void* hint) { delete static_cast<std::string*>(hint); }
+}  // namespace
+
+template <typename Body>
+Status OutMessage::SendFrames(zmq::socket_t& socket, std::string_view identity,
+                              Body&& body_frame) const {
   try {
     const auto more = zmq::send_flags::sndmore | zmq::send_flags::dontwait;
     if (!identity.empty()) {
@@ -84,8 +94,7 @@ Status OutMessage::Send(zmq::socket_t& socket, std::string_view identity) const 
     const auto last = zmq::send_flags::dontwait;
     (void)socket.send(zmq::buffer(&byte, 1), bodies_.empty() ? last : more);
     for (size_t i = 0; i < bodies_.size(); ++i) {
-      (void)socket.send(zmq::buffer(bodies_[i].data(), bodies_[i].size()),
-                        i + 1 == bodies_.size() ? last : more);
+      (void)socket.send(body_frame(i), i + 1 == bodies_.size() ? last : more);
     }
     return Status::Ok();
   } catch (const zmq::error_t& e) {
@@ -93,6 +102,21 @@ Status OutMessage::Send(zmq::socket_t& socket, std::string_view identity) const 
     if (e.num() == ETERM) return Status::Cancelled("context terminated");
     return Status::Unavailable(std::string("send failed: ") + e.what());
   }
+}
+
+Status OutMessage::Send(zmq::socket_t& socket, std::string_view identity) const& {
+  return SendFrames(socket, identity, [this](size_t i) {
+    return zmq::message_t(bodies_[i].data(), bodies_[i].size());
+  });
+}
+
+Status OutMessage::Send(zmq::socket_t& socket, std::string_view identity) && {
+  return SendFrames(socket, identity, [this](size_t i) {
+    std::string& body = bodies_[i];
+    if (body.size() < kZeroCopyMinBytes) return zmq::message_t(body.data(), body.size());
+    auto* owned = new std::string(std::move(body));
+    return zmq::message_t(owned->data(), owned->size(), FreeString, owned);
+  });
 }
 
 Status SendEmpty(zmq::socket_t& socket, std::string_view identity, Command command) {

@@ -64,9 +64,15 @@ class OutMessage {
   // Sends without blocking. `identity` is the routing id on a ROUTER socket and empty on a DEALER.
   // Unavailable: the peer is gone (EHOSTUNREACH with ZMQ_ROUTER_MANDATORY). ResourceExhausted: its
   // queue is full. The bodies are kept, so a failed send can be retried or dropped by the caller.
-  Status Send(zmq::socket_t& socket, std::string_view identity = {}) const;
+  Status Send(zmq::socket_t& socket, std::string_view identity = {}) const&;
+  // The same, handing large bodies to ZeroMQ without copying them (the message is spent; on a
+  // failure before any body left, the bodies are still here).
+  Status Send(zmq::socket_t& socket, std::string_view identity = {}) &&;
 
  private:
+  template <typename Body>
+  Status SendFrames(zmq::socket_t& socket, std::string_view identity, Body&& body_frame) const;
+
   Command command_;
   std::vector<std::string> bodies_;
 };

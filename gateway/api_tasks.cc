@@ -1,0 +1,218 @@
+// The task routes, /health and /metrics; see api.h and docs/http-api.md.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+
+#include "common/version.h"
+#include "gateway/api.h"
+#include "gateway/task_json.h"
+#include "protocol/names.h"
+
+namespace rma::gateway {
+
+using nlohmann::json;
+using proto::Command;
+
+void Api::Handle(const Call& call, Exchange& ex) {
+  switch (call.match.route->id) {
+    case RouteId::kHealth:
+      return ex.Reply(Health());
+    case RouteId::kMetrics:
+      return Metrics(ex);
+    case RouteId::kSubmitTask:
+      return SubmitTask(call, ex);
+    case RouteId::kListTasks:
+      return ListTasks(call, ex);
+    case RouteId::kGetTask:
+      return GetTask(call, ex);
+    case RouteId::kCancelTask:
+      return CancelTask(call, ex);
+    case RouteId::kAdminWorkers:
+      return AdminQuery("workers", ex);
+    case RouteId::kAdminServices:
+      return AdminQuery("services", ex);
+    case RouteId::kAdminStats:
+      return AdminQuery("stats", ex);
+    case RouteId::kAdminQueues:
+      return AdminQuery("queues", ex);
+    case RouteId::kAdminHealth:
+      return AdminQuery("health", ex);
+    case RouteId::kAdminRetryTask:
+      return AdminTaskAction("retry", call, ex);
+    case RouteId::kAdminDiscardTask:
+      return AdminTaskAction("discard", call, ex);
+    case RouteId::kAdminDrainWorker:
+      return AdminDrain(call, ex);
+    case RouteId::kServiceCall:
+    case RouteId::kShortServiceCall:
+      return ServiceCall(call, ex);
+  }
+  ex.Reply(ErrorReply(500, "unhandled route", "internal"));
+}
+
+
+HttpReply Api::Health() {
+  const bool reachable = ctx_->broker.broker_reachable();
+  json body = {
+      {"status", reachable ? "ok" : "degraded"},
+      {"gateway", "up"},
+      {"broker", reachable ? "reachable" : "unreachable"},
+      {"version", kVersion},
+      {"pending_requests", ctx_->broker.pending()},
+      {"pending_writes", ctx_->writer.pending()},
+      {"uptime_s", std::round(ToSecondsF(ctx_->clock.Now() - ctx_->started_at) * 10) / 10}};
+  return JsonReply(reachable ? 200 : 503, body);
+}
+
+
+void Api::Metrics(Exchange& ex) {
+  std::shared_ptr<Deferred> deferred = ex.Defer();
+  if (!deferred) return;
+  proto::Admin admin;
+  admin.query = "metrics";
+  ApiContext* ctx = ctx_;
+  ctx_->broker.Request(
+      Command::kAdmin, admin, ctx_->options.metrics_timeout,
+      [ctx, deferred](Result<BrokerAnswer> answer) {
+        json doc;
+        bool up = false;
+        if (answer.ok()) {
+          if (const auto* ar = std::get_if<proto::AdminReply>(&*answer)) {
+            doc = ar->data;
+            up = doc.is_object();
+          }
+        }
+        std::string text;
+        text.reserve(32 << 10);
+        ctx->metrics.Render(&text);
+        GatewayGauges g;
+        g.pending_requests = ctx->broker.pending();
+        g.pending_writes = ctx->writer.pending();
+        g.dropped_responses = ctx->writer.dropped();
+        g.broker_reachable = ctx->broker.broker_reachable();
+        g.start_time_s = static_cast<double>(ToUnixMs(ctx->started_at)) / 1000.0;
+        g.version = std::string(kVersion);
+        RenderGatewayGauges(g, &text);
+        RenderBrokerMetrics(doc, up, &text);
+        deferred->Reply(
+            HttpReply{200, std::move(text), "text/plain; version=0.0.4; charset=utf-8", {}});
+      });
+}
+
+
+void Api::SubmitTask(const Call& call, Exchange& ex) {
+  SubmitLimits limits;
+  limits.max_payload_bytes = ctx_->options.max_body_bytes;
+  auto submit = ParseSubmitJson(call.body, limits, ctx_->clock.Now());
+  if (!submit.ok()) {
+    const bool too_large = submit.status().code() == StatusCode::kResourceExhausted;
+    return ex.Reply(ErrorReply(too_large ? 413 : 400, submit.status().message(),
+                               too_large ? "payload_too_large" : "invalid_argument"));
+  }
+  Ask(ex, Command::kSubmit, std::move(*submit), ctx_->options.submit_timeout,
+      [](const BrokerAnswer& a) -> HttpReply {
+        const auto* acc = std::get_if<proto::Accepted>(&a);
+        if (acc == nullptr) return UnexpectedAnswer();
+        json body = {{"task_id", ToString(acc->task_id)},
+                     {"status", proto::TaskStatusName(acc->status)}};
+        if (acc->duplicate) body["duplicate"] = true;
+        if (acc->waiting_for_provider) body["waiting_for_provider"] = true;
+        HttpReply r = JsonReply(202, body);
+        r.headers.emplace_back("Location", "/api/tasks/" + ToString(acc->task_id));
+        return r;
+      });
+}
+
+
+void Api::GetTask(const Call& call, Exchange& ex) {
+  const std::string id_text = call.match.Param("id");
+  auto id = ParseTaskId(id_text);
+  if (!id) return ex.Reply(ErrorReply(404, "task '" + id_text + "' not found", "not_found"));
+  proto::Get get;
+  get.task_id = *id;
+  if (auto wait = QueryParam(call.query, "wait")) {
+    auto secs = ParseSeconds(*wait, ToSecondsF(ctx_->options.max_wait));
+    if (!secs) {
+      return ex.Reply(ErrorReply(400,
+                                 "'wait' must be a number of seconds between 0 and " +
+                                     FormatSampleValue(ToSecondsF(ctx_->options.max_wait)),
+                                 "invalid_argument"));
+    }
+    get.wait_ms = static_cast<uint32_t>(*secs * 1000);
+  }
+  Ask(ex, Command::kGet, get, Ms(get.wait_ms) + ctx_->options.submit_timeout,
+      [](const BrokerAnswer& a) -> HttpReply {
+        const auto* info = std::get_if<proto::TaskInfo>(&a);
+        if (info == nullptr) return UnexpectedAnswer();
+        return JsonReply(200, TaskJson(info->task));
+      });
+}
+
+
+void Api::CancelTask(const Call& call, Exchange& ex) {
+  const std::string id_text = call.match.Param("id");
+  auto id = ParseTaskId(id_text);
+  if (!id) return ex.Reply(ErrorReply(404, "task '" + id_text + "' not found", "not_found"));
+  Ask(ex, Command::kCancelTask, proto::CancelTask{0, *id}, ctx_->options.submit_timeout,
+      [](const BrokerAnswer& a) -> HttpReply {
+        const auto* info = std::get_if<proto::TaskInfo>(&a);
+        if (info == nullptr) return UnexpectedAnswer();
+        if (info->task.status == proto::TaskStatus::kCancelled) {
+          return JsonReply(200, TaskJson(info->task));
+        }
+        json body =
+            ErrorJson("task already " + std::string(proto::TaskStatusName(info->task.status)),
+                      "failed_precondition");
+        body["task"] = TaskJson(info->task, /*with_result=*/false);
+        return JsonReply(409, body);
+      });
+}
+
+
+void Api::ListTasks(const Call& call, Exchange& ex) {
+  proto::List list;
+  auto service = QueryParam(call.query, "service");
+  auto status = QueryParam(call.query, "status");
+  auto limit = QueryParam(call.query, "limit");
+  if (service && !service->empty()) {
+    if (!proto::IsServiceName(*service)) {
+      return ex.Reply(
+          ErrorReply(400, "'service' is not a valid service name", "invalid_argument"));
+    }
+    list.service = *service;
+  }
+  if (status && !status->empty()) {
+    if (!proto::ParseTaskStatus(*status)) {
+      return ex.Reply(ErrorReply(400,
+                                 "unknown status '" + status->substr(0, 64) +
+                                     "' (queued, running, completed, failed, dead, cancelled, "
+                                     "expired)",
+                                 "invalid_argument"));
+    }
+    list.status = *status;
+  }
+  if (limit) {
+    uint32_t n = 0;
+    const std::string_view text = *limit;
+    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+    if (ec != std::errc() || ptr != text.data() + text.size() || n < 1 || n > 1000) {
+      return ex.Reply(
+          ErrorReply(400, "'limit' must be an integer between 1 and 1000", "invalid_argument"));
+    }
+    list.limit = n;
+  }
+  Ask(ex, Command::kList, list, ctx_->options.submit_timeout,
+      [](const BrokerAnswer& a) -> HttpReply {
+        const auto* tl = std::get_if<proto::TaskList>(&a);
+        if (tl == nullptr) return UnexpectedAnswer();
+        json tasks = json::array();
+        for (const proto::TaskView& t : tl->tasks) {
+          tasks.push_back(TaskJson(t, /*with_result=*/false));
+        }
+        return JsonReply(200, {{"tasks", tasks}, {"count", tl->tasks.size()}});
+      });
+}
+
+}  // namespace rma::gateway

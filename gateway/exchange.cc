@@ -1,0 +1,62 @@
+// See exchange.h.
+#include "gateway/exchange.h"
+
+#include <spdlog/spdlog.h>
+
+namespace rma::gateway {
+
+using nlohmann::json;
+
+// ---- Answers --------------------------------------------------------------------------------
+
+HttpReply JsonReply(int status, const json& body) {
+  return HttpReply{
+      status, body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json", {}};
+}
+
+HttpReply ErrorReply(int status, std::string_view message, std::string_view code) {
+  return JsonReply(status, ErrorJson(message, code));
+}
+
+int HttpStatusFor(std::string_view code) {
+  if (code == "invalid_argument") return 400;
+  if (code == "not_found") return 404;
+  if (code == "already_exists" || code == "failed_precondition") return 409;
+  if (code == "unauthenticated") return 401;
+  if (code == "permission_denied") return 403;
+  if (code == "resource_exhausted" || code == "unavailable") return 503;
+  if (code == "deadline_exceeded") return 504;
+  return 502;  // anything else the broker says is the upstream's fault, not the caller's
+}
+
+HttpReply BrokerErrorReply(const proto::Error& e) {
+  json body = ErrorJson(e.message, e.code);
+  if (e.code == "unavailable" && e.message.rfind("Service '", 0) == 0) {
+    body["available_services"] = e.available_services;
+  }
+  if (!e.suggestion.empty()) body["suggestion"] = e.suggestion;
+  HttpReply r = JsonReply(HttpStatusFor(e.code), body);
+  if (e.code == "resource_exhausted") r.headers.emplace_back("Retry-After", "1");
+  return r;
+}
+
+// A failure of the request itself (no answer in time, broker down), not an answer from the broker.
+HttpReply TransportErrorReply(const Status& s) {
+  if (s.code() == StatusCode::kDeadlineExceeded) {
+    return ErrorReply(504, s.message(), "deadline_exceeded");
+  }
+  return ErrorReply(503, s.message(), std::string(StatusCodeName(s.code())));
+}
+
+HttpReply UnexpectedAnswer() {
+  return ErrorReply(502, "unexpected answer from the broker", "internal");
+}
+
+void Deliver(ApiContext& ctx, int fd, OwnedFd owned, const ReplyTo& to, HttpReply reply) {
+  reply.headers.insert(reply.headers.end(), to.extra.begin(), to.extra.end());
+  std::string bytes = SerializeResponse(reply, to.keep_alive, to.head_only);
+  ctx.writer.Write(fd, std::move(owned), std::move(bytes), !to.keep_alive);
+  ctx.metrics.Record(to.route, reply.status, ctx.clock.Now() - to.started);
+}
+
+}  // namespace rma::gateway

@@ -1,0 +1,146 @@
+// How one HTTP request is answered: the gateway's shared context, the JSON replies every route
+// uses, and the two ways an answer leaves — at once on the reactor thread (Exchange::Reply), or
+// later from another thread through a duplicate of the connection's socket (Deferred). Nothing
+// here calls Pistache's ResponseWriter (socket_writer.h says why). Internal to gateway/.
+#pragma once
+
+#include <pistache/peer.h>
+#include <spdlog/spdlog.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/clock.h"
+#include "gateway/auth.h"
+#include "gateway/broker_client.h"
+#include "gateway/cors.h"
+#include "gateway/http_wire.h"
+#include "gateway/metrics.h"
+#include "gateway/options.h"
+#include "gateway/rate_limiter.h"
+#include "gateway/router.h"
+#include "gateway/socket_writer.h"
+#include "gateway/task_json.h"
+
+namespace rma::gateway {
+
+namespace Tcp = Pistache::Tcp;
+
+// Everything the gateway's threads share. Immutable after start except for the parts with their own
+// synchronisation (metrics are atomics, the limiter and the writer lock inside).
+struct ApiContext {
+  ApiContext(GatewayOptions o, BrokerClientOptions b, ApiKeys k)
+      : options(std::move(o)),
+        keys(std::move(k)),
+        cors(options.cors_origins),
+        broker(std::move(b)) {}
+  GatewayOptions options;
+  SocketWriter writer;
+  ApiKeys keys;
+  CorsPolicy cors;
+  SystemClock clock;
+  RateLimiter limiter{&clock};
+  HttpMetrics metrics{RouteNames()};
+  Time started_at = clock.Now();
+  // Last, so it is destroyed first: answer callbacks it may still hold use everything above.
+  BrokerClient broker;
+};
+
+// ---- Replies ------------------------------------------------------------------------------------
+
+HttpReply JsonReply(int status, const nlohmann::json& body);
+HttpReply ErrorReply(int status, std::string_view message, std::string_view code);
+// The HTTP status for a broker ERROR code (invalid_argument -> 400, not_found -> 404, ...).
+int HttpStatusFor(std::string_view code);
+HttpReply BrokerErrorReply(const proto::Error& e);
+// A failure of the request itself (no answer in time, broker down), not an answer from the broker.
+HttpReply TransportErrorReply(const Status& s);
+HttpReply UnexpectedAnswer();
+
+// What every answer to one request carries and where it is accounted.
+struct ReplyTo {
+  bool keep_alive = true;
+  bool head_only = false;
+  int route = -1;  // index into Routes(), for metrics
+  Time started{};
+  HeaderList extra;  // CORS
+};
+
+void Deliver(ApiContext& ctx, int fd, OwnedFd owned, const ReplyTo& to, HttpReply reply);
+
+
+// An answer written later, from any thread, exactly once, through the request's own socket.
+class Deferred {
+ public:
+  Deferred(ApiContext* ctx, OwnedFd fd, ReplyTo to)
+      : ctx_(ctx), fd_(std::move(fd)), to_(std::move(to)) {}
+  Deferred(const Deferred&) = delete;
+  Deferred& operator=(const Deferred&) = delete;
+  // Every path through the BrokerClient answers; this only guards against a bug leaving a client
+  // waiting forever.
+  ~Deferred() {
+    if (!done_) Reply(ErrorReply(500, "the request was dropped", "internal"));
+  }
+
+  void Reply(HttpReply reply) {
+    if (done_) return;
+    done_ = true;
+    const int fd = fd_.get();
+    Deliver(*ctx_, fd, std::move(fd_), to_, std::move(reply));
+  }
+
+ private:
+  ApiContext* ctx_;
+  OwnedFd fd_;
+  ReplyTo to_;
+  bool done_ = false;
+};
+
+// One request on its reactor thread: answer it now, or hand it over with Defer().
+class Exchange {
+ public:
+  Exchange(ApiContext* ctx, const std::shared_ptr<Tcp::Peer>& peer, ReplyTo to)
+      : ctx_(ctx), peer_(peer), to_(std::move(to)) {}
+
+  ReplyTo& to() { return to_; }
+  const std::shared_ptr<Tcp::Peer>& peer() const { return peer_; }
+
+  bool answered() const { return answered_; }
+
+  void Reply(HttpReply reply) {
+    answered_ = true;
+    Deliver(*ctx_, peer_->fd(), OwnedFd(), to_, std::move(reply));
+  }
+
+  // The answer will come from another thread. Null (and a 503 sent) when too many requests wait
+  // already or the process is out of file descriptors.
+  std::shared_ptr<Deferred> Defer() {
+    if (ctx_->broker.pending() >= ctx_->options.max_pending) {
+      HttpReply r =
+          ErrorReply(503, "too many requests are waiting; retry later", "resource_exhausted");
+      r.headers.emplace_back("Retry-After", "1");
+      Reply(std::move(r));
+      return nullptr;
+    }
+    auto fd = DupFd(peer_->fd());
+    if (!fd.ok()) {
+      spdlog::warn("{}", fd.status().message());
+      Reply(ErrorReply(503, "the gateway is out of file descriptors; retry later", "unavailable"));
+      return nullptr;
+    }
+    answered_ = true;
+    return std::make_shared<Deferred>(ctx_, std::move(*fd), to_);
+  }
+
+ private:
+  ApiContext* ctx_;
+  const std::shared_ptr<Tcp::Peer>& peer_;
+  ReplyTo to_;
+  bool answered_ = false;
+};
+
+}  // namespace rma::gateway
