@@ -2,7 +2,7 @@
 //
 // Drives the broker directly over ZeroMQ (no HTTP): one client thread sends batched SUBMIT
 // messages with at most --window tasks unacknowledged, and --workers fake workers in this process
-// (tests/store/zmq_peers.h) answer every TASK at once with its payload. A task counts when its
+// (tests/support/zmq_peers.h) answer every TASK at once with its payload. A task counts when its
 // completion is committed in PostgreSQL: the run ends when the tasks table holds --tasks completed
 // rows. Prints its parameters, nproc, durable tasks/s, the latency of durable acceptance (SUBMIT
 // sent -> ACCEPTED received, which waits for the commit holding the task) and of completion
@@ -20,7 +20,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "tests/store/zmq_peers.h"
+#include "tests/support/zmq_peers.h"
 
 namespace {
 

@@ -283,10 +283,15 @@ void PrepareReader(pqxx::connection& conn) {
                    ", service, submitted, completed, failed, dead, queue_wait_samples, "
                    "queue_wait_p50_ms, queue_wait_p99_ms, run_time_samples, run_time_p50_ms, "
                    "run_time_p99_ms FROM service_stats_minute WHERE minute >= $1::timestamptz");
+  std::string finished;  // the terminal states, from the protocol's one list
+  for (std::string_view name : proto::TaskStatusNames()) {
+    if (proto::IsTerminal(*proto::ParseTaskStatus(name))) {
+      finished += (finished.empty() ? "'" : ", '") + std::string(name) + "'";
+    }
+  }
   conn.prepare("rma_retention",
                "DELETE FROM tasks WHERE task_id IN (SELECT task_id FROM tasks WHERE completed_at "
-               "< $1::timestamptz AND status IN ('completed', 'dead', 'cancelled', 'expired') "
-               "ORDER BY completed_at LIMIT $2)");
+               "< $1::timestamptz AND status IN (" + finished + ") ORDER BY completed_at LIMIT $2)");
   conn.prepare("rma_stats_retention",
                "DELETE FROM service_stats_minute WHERE ctid IN (SELECT ctid FROM "
                "service_stats_minute WHERE minute < $1::timestamptz LIMIT $2)");

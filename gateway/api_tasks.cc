@@ -185,10 +185,11 @@ void Api::ListTasks(const Call& call, Exchange& ex) {
   }
   if (status && !status->empty()) {
     if (!proto::ParseTaskStatus(*status)) {
-      return ex.Reply(ErrorReply(400,
-                                 "unknown status '" + status->substr(0, 64) +
-                                     "' (queued, running, completed, failed, dead, cancelled, "
-                                     "expired)",
+      std::string known;
+      for (std::string_view name : proto::TaskStatusNames()) {
+        known += (known.empty() ? "" : ", ") + std::string(name);
+      }
+      return ex.Reply(ErrorReply(400, "unknown status '" + status->substr(0, 64) + "' (" + known + ")",
                                  "invalid_argument"));
     }
     list.status = *status;

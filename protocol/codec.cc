@@ -385,6 +385,37 @@ constexpr size_t kShapeCheckThreshold = 64 * 1024;
 RMA_PROTOCOL_MESSAGES(RMA_PROTOCOL_MESSAGE)
 #undef RMA_PROTOCOL_MESSAGE
 
+Status Decoder::DecodeToWorker(Command command, std::string_view body, ToWorkerMessage* out) {
+  auto decode = [&](auto message) -> Status {
+    RMA_RETURN_IF_ERROR(Decode(body, &message));
+    *out = std::move(message);
+    return Status::Ok();
+  };
+  switch (command) {
+    case Command::kWelcome:
+      return decode(Welcome{});
+    case Command::kTask:
+      return decode(TaskAssignment{});
+    case Command::kCancel:
+      return decode(CancelAttempt{});
+    case Command::kError:
+      return decode(Error{});
+    case Command::kDisconnect:
+      if (body.empty()) {
+        *out = Disconnect{};
+        return Status::Ok();
+      }
+      return decode(Disconnect{});
+    case Command::kHeartbeat:
+    case Command::kDrain:
+      *out = Bodyless{command};
+      return Status::Ok();
+    default:
+      return Status::InvalidArgument(std::string(CommandName(command)) +
+                                     " is not a command the broker sends a worker");
+  }
+}
+
 Result<msgpack::object> Decoder::Parse(std::string_view body) {
   if (body.empty()) return Status::InvalidArgument("empty body");
   if (body.size() > limits_.max_frame_bytes) {

@@ -78,6 +78,10 @@ class Decoder {
   RMA_PROTOCOL_MESSAGES(RMA_PROTOCOL_DECLARE_DECODE)
 #undef RMA_PROTOCOL_DECLARE_DECODE
 
+  // Decodes one body of a message the broker sent a worker, by its command (DISCONNECT may come
+  // without a body; HEARTBEAT and DRAIN have none).
+  Status DecodeToWorker(Command command, std::string_view body, ToWorkerMessage* out);
+
   // Parses any body into a msgpack object tree that stays valid until the next call (for tools that
   // inspect generic values, such as the gateway turning ADMIN_REPLY data into JSON).
   Result<msgpack::object> Parse(std::string_view body);

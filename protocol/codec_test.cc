@@ -295,3 +295,25 @@ TEST(IdsTest, TaskIdParsesOnlyPositiveDecimals) {
 
 }  // namespace
 }  // namespace rma::proto
+
+namespace rma::proto {
+namespace {
+
+TEST(CodecTest, DecodeToWorkerPicksTheMessageByCommandAndRefusesTheRest) {
+  Decoder d;
+  ToWorkerMessage m;
+  ASSERT_TRUE(d.DecodeToWorker(Command::kCancel, Encode(CancelAttempt{TaskId(7), 2, "x"}), &m).ok());
+  ASSERT_TRUE(std::holds_alternative<CancelAttempt>(m));
+  EXPECT_EQ(std::get<CancelAttempt>(m).task_id, TaskId(7));
+  ASSERT_TRUE(d.DecodeToWorker(Command::kDisconnect, "", &m).ok());
+  EXPECT_TRUE(std::get<Disconnect>(m).reconnect) << "a DISCONNECT without a body asks to register again";
+  ASSERT_TRUE(d.DecodeToWorker(Command::kDrain, "", &m).ok());
+  EXPECT_EQ(std::get<Bodyless>(m).command, Command::kDrain);
+  EXPECT_FALSE(d.DecodeToWorker(Command::kTask, "\xc1 not msgpack", &m).ok());
+  EXPECT_FALSE(d.DecodeToWorker(Command::kCancel, std::string(5, '\xdd'), &m).ok());
+  EXPECT_FALSE(d.DecodeToWorker(Command::kWelcome, "", &m).ok());
+  EXPECT_FALSE(d.DecodeToWorker(Command::kSubmit, Encode(Submit{}), &m).ok());
+}
+
+}  // namespace
+}  // namespace rma::proto

@@ -60,6 +60,11 @@ constexpr std::array<std::string_view, 7> kStatusNames = {
     "queued", "running", "completed", "failed", "dead", "cancelled", "expired"};
 }
 
+const std::vector<std::string_view>& TaskStatusNames() {
+  static const std::vector<std::string_view> names(kStatusNames.begin(), kStatusNames.end());
+  return names;
+}
+
 std::string_view TaskStatusName(TaskStatus s) { return kStatusNames[static_cast<size_t>(s)]; }
 
 std::optional<TaskStatus> ParseTaskStatus(std::string_view name) {

@@ -64,6 +64,9 @@ enum class TaskStatus : uint8_t {
   kCancelled,   // cancelled by a client or admin
   kExpired,     // waited longer than the maximum queue time without a provider
 };
+// The one list of task states, in enum order: the SQL CHECK constraint, the OpenAPI enums and
+// rmactl are checked against it (tests/contracts/task_states_test.cc).
+const std::vector<std::string_view>& TaskStatusNames();
 std::string_view TaskStatusName(TaskStatus s);
 std::optional<TaskStatus> ParseTaskStatus(std::string_view name);
 inline bool IsTerminal(TaskStatus s) {
@@ -340,6 +343,8 @@ struct Bodyless {
 // (ADMIN_REPLY, which the loop builds itself, is not among them).
 using ToWorkerMessage = std::variant<Welcome, TaskAssignment, CancelAttempt, Disconnect, Error, Bodyless>;
 using ToClientMessage = std::variant<Accepted, TaskInfo, TaskList, Error, Bodyless>;
+// What a worker sends the broker (a batch of one command: several RESULTs, or one of the others).
+using ToBrokerMessage = std::variant<Ready, TaskResult, Progress, Heartbeat, Manifest, Disconnect, Bodyless>;
 
 inline Command CommandOf(const Welcome&) { return Command::kWelcome; }
 inline Command CommandOf(const TaskAssignment&) { return Command::kTask; }
@@ -349,6 +354,15 @@ inline Command CommandOf(const Error&) { return Command::kError; }
 inline Command CommandOf(const Accepted&) { return Command::kAccepted; }
 inline Command CommandOf(const TaskInfo&) { return Command::kTaskInfo; }
 inline Command CommandOf(const TaskList&) { return Command::kTaskList; }
+inline Command CommandOf(const Ready&) { return Command::kReady; }
+inline Command CommandOf(const TaskResult&) { return Command::kResult; }
+inline Command CommandOf(const Progress&) { return Command::kProgress; }
+inline Command CommandOf(const Heartbeat&) { return Command::kHeartbeat; }
+inline Command CommandOf(const Manifest&) { return Command::kManifest; }
 inline Command CommandOf(const Bodyless& b) { return b.command; }
+template <typename... T>
+Command CommandOf(const std::variant<T...>& message) {
+  return std::visit([](const auto& m) { return CommandOf(m); }, message);
+}
 
 }  // namespace rma::proto

@@ -1,8 +1,8 @@
 # Gateway tests (issue 5): every route and error through real HTTP, clients vanishing while their
 # calls wait, several gateways and restarts, rmactl.
-add_library(rma_gateway_test_support STATIC gateway/raw_http.cc gateway/fake_worker.cc)
+add_library(rma_gateway_test_support STATIC gateway/raw_http.cc)
 rma_target_defaults(rma_gateway_test_support)
-target_link_libraries(rma_gateway_test_support PUBLIC rma_test_support rma_protocol cppzmq)
+target_link_libraries(rma_gateway_test_support PUBLIC rma_test_support rma_test_peers)
 
 find_program(RMA_PROMTOOL promtool)
 foreach(test gateway_api_test gateway_disconnect_test gateway_cluster_test)

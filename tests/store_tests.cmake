@@ -1,12 +1,5 @@
 # Tests of the PostgreSQL store (issue 6). "pg" tests need the server scripts/test.sh starts; the
 # process tests also start real rma-broker / rma-worker / rma-gateway processes.
-if(NOT TARGET rma_store_test_peers)
-  # ZeroMQ client and fake worker, shared with bench/store_bench.cmake.
-  add_library(rma_store_test_peers STATIC ${PROJECT_SOURCE_DIR}/tests/store/zmq_peers.cc)
-  rma_target_defaults(rma_store_test_peers)
-  target_link_libraries(rma_store_test_peers PUBLIC rma_protocol)
-endif()
-
 add_library(rma_store_test_env STATIC store/pg_env.cc)
 rma_target_defaults(rma_store_test_env)
 target_compile_definitions(rma_store_test_env PRIVATE RMA_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
@@ -18,8 +11,8 @@ rma_add_test(pg_store_test SOURCES store/pg_store_test.cc
              LIBS rma_broker rma_broker_pg rma_store_test_env LABELS pg TIMEOUT 300)
 
 rma_add_test(store_recovery_test SOURCES store/recovery_test.cc
-             LIBS rma_store_test_env rma_store_test_peers LABELS pg TIMEOUT 300)
+             LIBS rma_store_test_env rma_test_peers LABELS pg TIMEOUT 300)
 add_dependencies(store_recovery_test ${RMA_BINARIES})
 rma_add_test(store_crash_test SOURCES store/crash_test.cc
-             LIBS rma_broker rma_broker_pg rma_store_test_env rma_store_test_peers LABELS pg TIMEOUT 600)
+             LIBS rma_broker rma_broker_pg rma_store_test_env rma_test_peers LABELS pg TIMEOUT 600)
 add_dependencies(store_crash_test ${RMA_BINARIES})

@@ -16,6 +16,7 @@ constexpr int kReadBudget = 256;
 Agent::Agent(AgentOptions options, const std::vector<ServiceBinding>& services, const Clock* clock)
     : broker_(options.broker),
       limits_(options.session.limits),
+      decoder_(limits_),
       goodbye_linger_(options.goodbye_linger),
       clock_(clock),
       context_(1),
@@ -57,9 +58,16 @@ void Agent::Close(Duration linger) {
   socket_.reset();
 }
 
-Status Agent::Send(const proto::OutMessage& message) {
+Status Agent::Send(const std::vector<proto::ToBrokerMessage>& batch) {
   if (!socket_) return Status::Unavailable("not connected");
-  return message.Send(*socket_);
+  if (batch.empty()) return Status::Ok();
+  proto::OutMessage out(proto::CommandOf(batch.front()));
+  for (const proto::ToBrokerMessage& m : batch) {
+    std::string body;
+    (void)proto::EncodeMessage(m, &body);
+    if (!body.empty()) out.AddBody(std::move(body));
+  }
+  return std::move(out).Send(*socket_);
 }
 
 void Agent::Execute(proto::TaskAssignment task, std::shared_ptr<Handler> handler,
@@ -69,17 +77,25 @@ void Agent::Execute(proto::TaskAssignment task, std::shared_ptr<Handler> handler
 
 void Agent::ReadSocket(Time now) {
   proto::InMessage msg;
-  std::vector<std::string_view> bodies;
   for (int i = 0; i < kReadBudget && socket_ && !session_.finished(); ++i) {
     auto got = proto::ReceiveMessage(*socket_, /*has_identity=*/false, limits_, &msg);
     if (!got.ok()) {
-      spdlog::warn("malformed message from the broker: {}", got.status().message());
+      session_.OnUnreadable(now, got.status());
       continue;
     }
     if (!*got) return;
-    bodies.clear();
-    for (size_t b = 0; b < msg.body_count(); ++b) bodies.push_back(msg.body(b));
-    session_.OnMessage(now, msg.command(), bodies);
+    // Bodyless commands and a DISCONNECT without a reason are one message with no body.
+    const size_t bodies = std::max<size_t>(msg.body_count(), 1);
+    for (size_t b = 0; b < bodies && !session_.finished(); ++b) {
+      proto::ToWorkerMessage m;
+      Status s = decoder_.DecodeToWorker(
+          msg.command(), b < msg.body_count() ? msg.body(b) : std::string_view(), &m);
+      if (!s.ok()) {
+        session_.OnUnreadable(now, s.WithContext(proto::CommandName(msg.command())));
+        continue;
+      }
+      session_.OnMessage(now, std::move(m));
+    }
   }
 }
 

@@ -14,6 +14,7 @@
 #include "common/clock.h"
 #include "common/signals.h"
 #include "common/status.h"
+#include "protocol/codec.h"
 #include "protocol/frames.h"
 #include "worker/executor.h"
 #include "worker/monitor.h"
@@ -43,13 +44,15 @@ class Agent final : private SessionIo {
  private:
   Status Connect() override;
   void Close(Duration linger) override;
-  Status Send(const proto::OutMessage& message) override;
+  // Encodes the session's typed messages here, at the socket.
+  Status Send(const std::vector<proto::ToBrokerMessage>& batch) override;
   void Execute(proto::TaskAssignment task, std::shared_ptr<Handler> handler,
                std::shared_ptr<CancelToken> cancel) override;
   void ReadSocket(Time now);
 
   const std::string broker_;
   const proto::Limits limits_;
+  proto::Decoder decoder_;
   const Duration goodbye_linger_;
   const Clock* clock_;
   zmq::context_t context_;

@@ -46,7 +46,6 @@ Session::Session(SessionOptions options, const std::vector<ServiceBinding>& serv
                  uint64_t seed)
     : options_(std::move(options)),
       io_(io),
-      decoder_(options_.limits),
       rng_(seed),
       heartbeat_(options_.heartbeat),
       liveness_(std::max<uint32_t>(1, options_.liveness)),
@@ -118,26 +117,23 @@ void Session::SendReady(Time now) {
   }
   ready.services = manifest_;
   for (const auto& [key, f] : in_flight_) ready.running.push_back({key.first, key.second});
-  proto::OutMessage m(Command::kReady);
-  m.Add(ready);
+  const size_t holding = ready.running.size();
   registered_ = false;
   ready_sent_at_ = now;
   // The broker has DeadAfter() to answer.
   last_heard_ = now;
-  if (Send(now, m)) {
+  if (Send(now, std::move(ready))) {
     advertised_ = manifest_;
     spdlog::info("registering with {}: advertising [{}]{}", options_.broker, Names(manifest_),
-                 ready.running.empty()
-                     ? ""
-                     : "; still holding " + std::to_string(ready.running.size()) + " task(s)");
+                 holding == 0 ? "" : "; still holding " + std::to_string(holding) + " task(s)");
   }
 }
 
-bool Session::Send(Time now, const proto::OutMessage& message) {
-  Status s = io_->Send(message);
+bool Session::Send(Time now, const std::vector<proto::ToBrokerMessage>& batch) {
+  Status s = io_->Send(batch);
   if (!s.ok()) {
-    spdlog::warn("could not send {} to the broker: {}", proto::CommandName(message.command()),
-                 s.message());
+    spdlog::warn("could not send {} to the broker: {}",
+                 proto::CommandName(proto::CommandOf(batch.front())), s.message());
     return false;
   }
   last_sent_ = now;
@@ -191,65 +187,44 @@ void Session::ConfirmDelivered(std::optional<Time> heard) {
                      unconfirmed_.begin() + static_cast<std::ptrdiff_t>(confirmed));
 }
 
-void Session::OnMessage(Time now, Command command, const std::vector<std::string_view>& bodies) {
-  if (finished_) return;
+void Session::Heard(Time now) {
   last_heard_ = now;
   ConfirmDelivered(now);  // the broker was heard now
-  std::string_view first = bodies.empty() ? std::string_view() : bodies[0];
-  switch (command) {
-    case Command::kWelcome:
-      return OnWelcome(now, first);
-    case Command::kTask:
-      for (std::string_view body : bodies) {
-        proto::TaskAssignment t;
-        if (Status s = decoder_.Decode(body, &t); !s.ok()) {
-          spdlog::warn("bad TASK from the broker: {}", s.message());
-          continue;
-        }
-        OnTask(now, std::move(t));
-      }
-      return;
-    case Command::kCancel:
-      for (std::string_view body : bodies) {
-        proto::CancelAttempt c;
-        if (Status s = decoder_.Decode(body, &c); !s.ok()) {
-          spdlog::warn("bad CANCEL from the broker: {}", s.message());
-          continue;
-        }
-        auto it = in_flight_.find({c.task_id, c.attempt});
-        if (it != in_flight_.end() && it->second.running) {
-          spdlog::info("task {} attempt {} cancelled by the broker ({})", ToString(c.task_id),
-                       c.attempt, c.reason);
-          it->second.cancel->Cancel(c.reason.empty() ? "cancelled" : c.reason);
-        }
-      }
-      return;
-    case Command::kHeartbeat:
-      return;
-    case Command::kDrain:
-      return StartDrain(now, "the broker asked this worker to drain");
-    case Command::kDisconnect:
-      return OnDisconnect(now, first);
-    case Command::kError: {
-      proto::Error e;
-      if (decoder_.Decode(first, &e).ok()) {
-        spdlog::warn("the broker reported an error: {}: {}", e.code, e.message);
-      } else {
-        spdlog::warn("the broker reported an error this worker cannot read");
-      }
-      return;
-    }
-    default:
-      spdlog::warn("unexpected {} from the broker", proto::CommandName(command));
-  }
 }
 
-void Session::OnWelcome(Time now, std::string_view body) {
-  proto::Welcome w;
-  if (Status s = decoder_.Decode(body, &w); !s.ok()) {
-    spdlog::warn("bad WELCOME from the broker: {}", s.message());
+void Session::OnUnreadable(Time now, const Status& why) {
+  if (finished_) return;
+  Heard(now);
+  spdlog::warn("unreadable message from the broker: {}", why.message());
+}
+
+void Session::OnMessage(Time now, proto::ToWorkerMessage message) {
+  if (finished_) return;
+  Heard(now);
+  if (auto* welcome = std::get_if<proto::Welcome>(&message)) return OnWelcome(now, *welcome);
+  if (auto* task = std::get_if<proto::TaskAssignment>(&message)) return OnTask(now, std::move(*task));
+  if (auto* c = std::get_if<proto::CancelAttempt>(&message)) {
+    auto it = in_flight_.find({c->task_id, c->attempt});
+    if (it != in_flight_.end() && it->second.running) {
+      spdlog::info("task {} attempt {} cancelled by the broker ({})", ToString(c->task_id),
+                   c->attempt, c->reason);
+      it->second.cancel->Cancel(c->reason.empty() ? "cancelled" : c->reason);
+    }
     return;
   }
+  if (auto* bye = std::get_if<proto::Disconnect>(&message)) return OnDisconnect(now, *bye);
+  if (auto* e = std::get_if<proto::Error>(&message)) {
+    spdlog::warn("the broker reported an error: {}: {}", e->code, e->message);
+    return;
+  }
+  const auto& bodyless = std::get<proto::Bodyless>(message);
+  if (bodyless.command == Command::kDrain) {
+    return StartDrain(now, "the broker asked this worker to drain");
+  }
+  // HEARTBEAT: hearing it was the point.
+}
+
+void Session::OnWelcome(Time now, const proto::Welcome& w) {
   if (w.heartbeat_ms >= kMinHeartbeatMs && w.heartbeat_ms <= kMaxHeartbeatMs) {
     heartbeat_ = Ms(w.heartbeat_ms);
   } else {
@@ -276,7 +251,7 @@ void Session::OnWelcome(Time now, std::string_view body) {
   FlushResults(now);
   if (draining_) {
     // Still draining after a reconnect: the new session must not hand out work either.
-    Send(now, proto::OutMessage(Command::kDrain));
+    Send(now, proto::Bodyless{Command::kDrain});
   }
 }
 
@@ -310,9 +285,7 @@ void Session::OnTask(Time now, proto::TaskAssignment task) {
   io_->Execute(std::move(task), std::move(handler), std::move(cancel));
 }
 
-void Session::OnDisconnect(Time now, std::string_view body) {
-  proto::Disconnect d;
-  if (!body.empty() && !decoder_.Decode(body, &d).ok()) d.reason = "(unreadable reason)";
+void Session::OnDisconnect(Time now, const proto::Disconnect& d) {
   if (!d.reconnect) {
     spdlog::error("the broker refused this worker: {}", d.reason);
     CancelAll("the broker refused this worker");
@@ -330,9 +303,7 @@ void Session::OnDisconnect(Time now, std::string_view body) {
 
 void Session::MaybeSendManifest(Time now) {
   if (!registered_ || manifest_ == advertised_) return;
-  proto::OutMessage m(Command::kManifest);
-  m.Add(proto::Manifest{manifest_, 0});
-  if (Send(now, m)) {
+  if (Send(now, proto::Manifest{manifest_, 0})) {
     spdlog::info("advertising [{}] (was [{}])", Names(manifest_), Names(advertised_));
     advertised_ = manifest_;
   }
@@ -340,10 +311,10 @@ void Session::MaybeSendManifest(Time now) {
 
 void Session::FlushResults(Time now) {
   while (registered_ && !undelivered_.empty()) {
-    proto::OutMessage m(Command::kResult);
     size_t n = std::min(kMaxBatch, undelivered_.size());
-    for (size_t i = 0; i < n; ++i) m.Add(undelivered_[i]);
-    if (!Send(now, m)) return;  // kept; OnTick tries again
+    std::vector<proto::ToBrokerMessage> batch(undelivered_.begin(),
+                                              undelivered_.begin() + static_cast<std::ptrdiff_t>(n));
+    if (!Send(now, batch)) return;  // kept; OnTick tries again
     for (size_t i = 0; i < n; ++i) {
       unconfirmed_bytes_ += undelivered_.front().result.size() + undelivered_.front().error.size();
       unconfirmed_.push_back({std::move(undelivered_.front()), now});
@@ -360,9 +331,7 @@ void Session::SendHeartbeat(Time now) {
   hb.ram_available_gb =
       options_.simulated ? options_.capabilities.ram_available_gb : readings_.ram_available_gb;
   hb.gpu_util = readings_.gpu_util;
-  proto::OutMessage m(Command::kHeartbeat);
-  m.Add(hb);
-  Send(now, m);
+  Send(now, hb);
 }
 
 void Session::OnResults(Time now, std::vector<proto::TaskResult> results) {
@@ -395,9 +364,7 @@ void Session::OnSignal(Time now, int signal) {
                lost > 0 ? "; the broker will run unfinished work elsewhere" : "");
   CancelAll("worker shutting down");
   if (connected_) {
-    proto::OutMessage bye(Command::kDisconnect);
-    bye.Add(proto::Disconnect{"worker stopped", true});
-    Send(now, bye);
+    Send(now, proto::Disconnect{"worker stopped", true});
   }
   finished_ = Status::Ok();
 }
@@ -408,7 +375,7 @@ void Session::StartDrain(Time now, std::string_view why) {
                ToMs(options_.drain_grace) / 1000);
   draining_ = true;
   drain_deadline_ = now + options_.drain_grace;
-  if (registered_) Send(now, proto::OutMessage(Command::kDrain));
+  if (registered_) Send(now, proto::Bodyless{Command::kDrain});
 }
 
 void Session::CancelAll(const std::string& reason) {
@@ -446,9 +413,7 @@ void Session::OnTick(Time now) {
   if (draining_ && running() == 0) {
     if (undelivered_.empty()) {
       if (connected_) {
-        proto::OutMessage bye(Command::kDisconnect);
-        bye.Add(proto::Disconnect{"drained", true});
-        Send(now, bye);
+        Send(now, proto::Disconnect{"drained", true});
       }
       spdlog::info("drained: nothing left running and every result sent; goodbye");
       finished_ = Status::Ok();

@@ -1,10 +1,10 @@
 // Session: the worker's side of the protocol (docs/protocol.md) as a state machine without I/O.
 //
-// Events go in with the current time — messages from the broker, finished results, monitor
-// snapshots, signals, timer ticks — and the session acts through SessionIo: connect, send, close,
-// run a task. The Agent implements SessionIo with a ZeroMQ DEALER socket and the Executor; tests
-// implement it with a recorder and drive the session with a FakeClock. Single-threaded: the
-// control thread owns it.
+// Events go in with the current time — typed messages from the broker, finished results, monitor
+// snapshots, signals, timer ticks — and the session acts through SessionIo: connect, send typed
+// messages, close, run a task. It neither encodes nor decodes: the Agent does both at its ZeroMQ
+// DEALER socket, and runs tasks on the Executor; tests implement SessionIo with a recorder and
+// drive the session with a FakeClock. Single-threaded: the control thread owns it.
 //
 // What it guarantees:
 // - Registration: READY carries the manifest and every attempt the worker still holds (running,
@@ -36,8 +36,8 @@
 
 #include "common/clock.h"
 #include "common/status.h"
-#include "protocol/codec.h"
-#include "protocol/frames.h"
+#include "protocol/limits.h"
+#include "protocol/messages.h"
 #include "worker/detect.h"
 #include "worker/handler.h"
 #include "worker/monitor.h"
@@ -78,7 +78,8 @@ class SessionIo {
   virtual Status Connect() = 0;
   // Closes the connection; queued messages get up to `linger` to leave.
   virtual void Close(Duration linger) = 0;
-  virtual Status Send(const proto::OutMessage& message) = 0;
+  // Sends one message: a batch of bodies of one command (several RESULTs, or a single other one).
+  virtual Status Send(const std::vector<proto::ToBrokerMessage>& batch) = 0;
   // Runs a task; its result comes back through Session::OnResults.
   virtual void Execute(proto::TaskAssignment task, std::shared_ptr<Handler> handler,
                        std::shared_ptr<CancelToken> cancel) = 0;
@@ -96,7 +97,10 @@ class Session {
   // Connects at once, or once the first probe round is in (OnMonitor) or first_probe_wait passed.
   void Start(Time now, const MonitorSnapshot& snapshot);
   void OnMonitor(Time now, const MonitorSnapshot& snapshot);
-  void OnMessage(Time now, proto::Command command, const std::vector<std::string_view>& bodies);
+  // One body the broker sent (a batched message arrives as several calls, in order).
+  void OnMessage(Time now, proto::ToWorkerMessage message);
+  // A message from the broker that could not be read: it still shows the broker is there.
+  void OnUnreadable(Time now, const Status& why);
   void OnResults(Time now, std::vector<proto::TaskResult> results);
   void OnSignal(Time now, int signal);
   void OnTick(Time now);
@@ -130,16 +134,20 @@ class Session {
 
   void Connect(Time now);
   void SendReady(Time now);
-  bool Send(Time now, const proto::OutMessage& message);
+  bool Send(Time now, const std::vector<proto::ToBrokerMessage>& batch);
+  bool Send(Time now, proto::ToBrokerMessage message) {
+    return Send(now, std::vector<proto::ToBrokerMessage>{std::move(message)});
+  }
+  void Heard(Time now);
   void ResetConnection(Time now, std::string_view why);
   void ScheduleReconnect(Time now, std::string_view why);
   void RequeueUnconfirmed();
   // Drops sent results that were surely delivered (the broker was heard at `heard`, long enough
   // after the send), and the oldest beyond the memory budget.
   void ConfirmDelivered(std::optional<Time> heard);
-  void OnWelcome(Time now, std::string_view body);
+  void OnWelcome(Time now, const proto::Welcome& w);
   void OnTask(Time now, proto::TaskAssignment task);
-  void OnDisconnect(Time now, std::string_view body);
+  void OnDisconnect(Time now, const proto::Disconnect& d);
   void MaybeSendManifest(Time now);
   void FlushResults(Time now);
   void SendHeartbeat(Time now);
@@ -150,7 +158,6 @@ class Session {
   SessionOptions options_;
   std::map<std::string, std::shared_ptr<Handler>> handlers_;
   SessionIo* io_;
-  proto::Decoder decoder_;
   std::mt19937_64 rng_;
 
   bool connected_ = false;

@@ -1,15 +1,13 @@
 // The worker's protocol state machine driven by a FakeClock: registration and the manifest,
 // heartbeats, liveness and reconnect back-off, results kept across reconnects, DISCONNECT
-// handling, drain on the first signal and leaving at once on the second. Messages the session
-// sends go through a real inproc ZeroMQ pair and are decoded with the protocol codec, so what is
-// checked is what would be on the wire.
+// handling, drain on the first signal and leaving at once on the second. The session speaks typed
+// messages (the Agent encodes and decodes them at its socket), so the recorder keeps what it sends
+// as values.
 #include "worker/session.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-
-#include <zmq.hpp>
 
 namespace rma::worker {
 namespace {
@@ -18,7 +16,7 @@ using proto::Command;
 
 struct Wire {
   Command command;
-  std::vector<std::string> bodies;
+  std::vector<proto::ToBrokerMessage> bodies;
 };
 
 struct Job {
@@ -29,13 +27,6 @@ struct Job {
 
 class RecordingIo final : public SessionIo {
  public:
-  RecordingIo()
-      : context_(1), out_(context_, zmq::socket_type::pair), in_(context_, zmq::socket_type::pair) {
-    static int n = 0;
-    std::string endpoint = "inproc://session-test-" + std::to_string(++n);
-    in_.bind(endpoint);
-    out_.connect(endpoint);
-  }
   Status Connect() override {
     ++connects;
     connected = connect_result.ok();
@@ -46,16 +37,15 @@ class RecordingIo final : public SessionIo {
     connected = false;
     last_linger = linger;
   }
-  Status Send(const proto::OutMessage& m) override {
+  Status Send(const std::vector<proto::ToBrokerMessage>& batch) override {
     if (!send_result.ok()) return send_result;
-    EXPECT_TRUE(connected) << "sent " << proto::CommandName(m.command()) << " while closed";
-    RMA_RETURN_IF_ERROR(m.Send(out_));
-    proto::InMessage msg;
-    auto got = proto::ReceiveMessage(in_, false, proto::Limits{}, &msg);
-    EXPECT_TRUE(got.ok() && *got);
-    Wire w{msg.command(), {}};
-    for (size_t i = 0; i < msg.body_count(); ++i) w.bodies.emplace_back(msg.body(i));
-    sent.push_back(std::move(w));
+    EXPECT_FALSE(batch.empty());
+    const Command command = proto::CommandOf(batch.front());
+    EXPECT_TRUE(connected) << "sent " << proto::CommandName(command) << " while closed";
+    for (const proto::ToBrokerMessage& m : batch) {
+      EXPECT_EQ(proto::CommandOf(m), command) << "a batch mixes commands";
+    }
+    sent.push_back({command, batch});
     return Status::Ok();
   }
   void Execute(proto::TaskAssignment task, std::shared_ptr<Handler> handler,
@@ -72,10 +62,10 @@ class RecordingIo final : public SessionIo {
     return out;
   }
   template <typename T>
-  T Decode(const std::string& body) {
-    T out;
-    EXPECT_TRUE(decoder_.Decode(body, &out).ok());
-    return out;
+  T Decode(const proto::ToBrokerMessage& body) {
+    const T* m = std::get_if<T>(&body);
+    EXPECT_NE(m, nullptr);
+    return m == nullptr ? T{} : *m;
   }
   proto::Ready LastReady() {
     auto readies = Of(Command::kReady);
@@ -85,7 +75,7 @@ class RecordingIo final : public SessionIo {
   std::vector<proto::TaskResult> Results() {
     std::vector<proto::TaskResult> out;
     for (const Wire& w : Of(Command::kResult)) {
-      for (const std::string& b : w.bodies) out.push_back(Decode<proto::TaskResult>(b));
+      for (const proto::ToBrokerMessage& b : w.bodies) out.push_back(Decode<proto::TaskResult>(b));
     }
     return out;
   }
@@ -99,12 +89,6 @@ class RecordingIo final : public SessionIo {
   Status send_result;
   std::vector<Wire> sent;
   std::vector<Job> jobs;
-
- private:
-  zmq::context_t context_;
-  zmq::socket_t out_;
-  zmq::socket_t in_;
-  proto::Decoder decoder_;
 };
 
 class Echo final : public Handler {
@@ -165,10 +149,13 @@ class SessionTest : public ::testing::Test {
     Tick();
   }
   template <typename T>
-  void Deliver(Command c, const T& body) {
-    session_->OnMessage(Now(), c, {proto::Encode(body)});
+  void Deliver(Command, const T& body) {
+    session_->OnMessage(Now(), body);
   }
-  void DeliverEmpty(Command c) { session_->OnMessage(Now(), c, {}); }
+  void DeliverEmpty(Command c) {
+    if (c == Command::kDisconnect) return session_->OnMessage(Now(), proto::Disconnect{});
+    session_->OnMessage(Now(), proto::Bodyless{c});
+  }
   void Welcome(uint32_t heartbeat_ms = 1000, uint32_t liveness = 3) {
     proto::Welcome w;
     w.worker_id = "w-1";
@@ -498,12 +485,13 @@ TEST_F(SessionTest, CancelStopsOnlyTheNamedAttempt) {
   EXPECT_FALSE(io_.jobs[1].cancel->cancelled());
 }
 
-TEST_F(SessionTest, MalformedBodiesFromTheBrokerAreIgnored) {
+TEST_F(SessionTest, UnreadableMessagesFromTheBrokerAreIgnoredButShowItIsThere) {
   Register();
-  session_->OnMessage(Now(), Command::kTask, {"\xc1 not msgpack"});
-  session_->OnMessage(Now(), Command::kCancel, {std::string(5, '\xdd')});
-  session_->OnMessage(Now(), Command::kWelcome, {""});
-  session_->OnMessage(Now(), Command::kSubmit, {});
+  Advance(Ms(2500));  // close to the liveness limit of 3 s
+  session_->OnUnreadable(Now(), Status::InvalidArgument("TASK: truncated msgpack body"));
+  session_->OnUnreadable(Now(), Status::InvalidArgument("SUBMIT is not a command the broker sends"));
+  Advance(Ms(2000));
+  Tick();
   EXPECT_TRUE(io_.jobs.empty());
   EXPECT_TRUE(session_->registered());
   EXPECT_FALSE(session_->finished().has_value());

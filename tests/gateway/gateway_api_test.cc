@@ -10,9 +10,9 @@
 #include <future>
 #include <set>
 
-#include "tests/gateway/fake_worker.h"
 #include "tests/gateway/raw_http.h"
 #include "tests/support/cluster.h"
+#include "tests/support/zmq_peers.h"
 
 namespace rma::testing {
 namespace {
@@ -208,17 +208,29 @@ TEST(GatewayApiTest, RoutingErrorsAndMethods) {
 
 TEST(GatewayApiTest, ServiceCallsCarryTheRequestAndTheBackendAnswerBothWays) {
   Cluster cluster;
-  FakeWorker fake(cluster.workers_endpoint(), "fake-1", {"httpbin"}, 200);
-  FakeWorker teapot(cluster.workers_endpoint(), "fake-2", {"teapot"}, 200,
-                    [](const proto::TaskAssignment& t) {
-                      proto::TaskResult r;
-                      r.task_id = t.task_id;
-                      r.attempt = t.attempt;
-                      r.result = "<h1>short and stout</h1>";
-                      r.content_type = "text/html; charset=utf-8";
-                      r.http_status = 418;
-                      return r;
-                    });
+  FakeWorkerOptions httpbin;
+  httpbin.endpoint = cluster.workers_endpoint();
+  httpbin.worker_id = "fake-1";
+  httpbin.services = {"httpbin"};
+  httpbin.heartbeat = std::chrono::milliseconds(200);
+  httpbin.backend = FakeWorker::DescribeRequest;
+  httpbin.record_tasks = true;
+  FakeWorker fake(httpbin, nullptr);
+  fake.Start();
+  FakeWorkerOptions teapot_options = httpbin;
+  teapot_options.worker_id = "fake-2";
+  teapot_options.services = {"teapot"};
+  teapot_options.backend = [](const proto::TaskAssignment& t) {
+    proto::TaskResult r;
+    r.task_id = t.task_id;
+    r.attempt = t.attempt;
+    r.result = "<h1>short and stout</h1>";
+    r.content_type = "text/html; charset=utf-8";
+    r.http_status = 418;
+    return r;
+  };
+  FakeWorker teapot(teapot_options, nullptr);
+  teapot.Start();
   ASSERT_TRUE(WaitForService(cluster, "httpbin")) << cluster.Logs();
   ASSERT_TRUE(WaitForService(cluster, "teapot")) << cluster.Logs();
 

@@ -19,7 +19,7 @@
 
 #include "broker/pg_values.h"
 #include "tests/store/pg_env.h"
-#include "tests/store/zmq_peers.h"
+#include "tests/support/zmq_peers.h"
 #include "tests/support/cluster.h"
 
 namespace rma::testing {

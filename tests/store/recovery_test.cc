@@ -9,7 +9,7 @@
 #include <set>
 
 #include "tests/store/pg_env.h"
-#include "tests/store/zmq_peers.h"
+#include "tests/support/zmq_peers.h"
 #include "tests/support/cluster.h"
 
 namespace rma::testing {

@@ -1,8 +1,9 @@
 // Test and benchmark peers that speak the rma protocol to a real rma-broker over ZeroMQ, without
-// HTTP in between: ZmqClient (what a gateway does on the client endpoint) and FakeWorker (a worker
-// agent reduced to what the persistence tests need: it registers, heartbeats, re-registers when
-// the broker asks, answers every TASK with its payload as the result after a chosen delay, and
-// writes every TASK it receives to an ExecutionLog so duplicates can be counted exactly).
+// HTTP in between: ZmqClient (what a gateway does on the client endpoint) and FakeWorker, the one
+// fake worker of the test suite (a worker agent reduced to the protocol: it registers, heartbeats,
+// re-registers when the broker asks, answers every TASK through a chosen backend — by default its
+// payload as the result — after a chosen delay, keeps what it was sent if asked, and writes every
+// TASK it receives to an ExecutionLog so duplicates can be counted exactly).
 //
 // A ZmqClient is used by one thread. A FakeWorker runs its own thread that owns its socket;
 // ExecutionLog is thread-safe.
@@ -76,6 +77,10 @@ struct FakeWorkerOptions {
   std::string endpoint;
   std::string worker_id;
   std::vector<std::string> services = {"echo"};
+  // How a task is answered; null: ok, with the payload as the result.
+  std::function<proto::TaskResult(const proto::TaskAssignment&)> backend;
+  // Keep every TASK received (read with tasks()).
+  bool record_tasks = false;
   uint32_t slots = 8;
   std::chrono::milliseconds heartbeat{500};
   // How long a task "runs" before its RESULT is sent (0: in the same loop iteration).
@@ -96,6 +101,13 @@ class FakeWorker {
   bool registered() const { return registered_; }
   // With record_completions: what was recorded so far (call after Stop(), or accept a copy).
   std::vector<std::pair<uint64_t, std::chrono::steady_clock::time_point>> completions() const;
+  // With record_tasks: every TASK received so far.
+  std::vector<proto::TaskAssignment> tasks() const;
+
+  // A backend that describes the request it got as JSON (service, body, content type, timeout,
+  // and a synchronous call's method, path, query and headers) and answers 201 with content type
+  // application/x-rma-test: what the gateway's tests check a call against.
+  static proto::TaskResult DescribeRequest(const proto::TaskAssignment& task);
 
  private:
   void Run();
@@ -107,6 +119,7 @@ class FakeWorker {
   std::atomic<bool> registered_{false};
   mutable std::mutex completions_mu_;
   std::vector<std::pair<uint64_t, std::chrono::steady_clock::time_point>> completions_;
+  std::vector<proto::TaskAssignment> tasks_;  // guarded by completions_mu_
   std::thread thread_;
 };
 

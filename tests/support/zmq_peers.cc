@@ -1,10 +1,12 @@
 // See zmq_peers.h.
-#include "tests/store/zmq_peers.h"
+#include "tests/support/zmq_peers.h"
 
-#include "protocol/admin_reply.h"
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <deque>
+
+#include "protocol/admin_reply.h"
 
 namespace rma::testing {
 
@@ -109,6 +111,32 @@ std::vector<std::pair<uint64_t, Steady::time_point>> FakeWorker::completions() c
   return completions_;
 }
 
+std::vector<proto::TaskAssignment> FakeWorker::tasks() const {
+  std::lock_guard<std::mutex> lock(completions_mu_);
+  return tasks_;
+}
+
+proto::TaskResult FakeWorker::DescribeRequest(const proto::TaskAssignment& task) {
+  nlohmann::json j = {{"service", task.service},
+                      {"body", std::string(task.payload.view())},
+                      {"content_type", task.content_type},
+                      {"timeout_ms", task.timeout_ms}};
+  if (task.request) {
+    j["method"] = task.request->method;
+    j["path"] = task.request->path;
+    j["query"] = task.request->query;
+    j["headers"] = task.request->headers;
+  }
+  proto::TaskResult r;
+  r.task_id = task.task_id;
+  r.attempt = task.attempt;
+  r.outcome = proto::Outcome::kOk;
+  r.result = j.dump();
+  r.content_type = "application/x-rma-test";
+  r.http_status = 201;
+  return r;
+}
+
 FakeWorker::FakeWorker(FakeWorkerOptions options, ExecutionLog* log)
     : options_(std::move(options)), log_(log) {}
 
@@ -201,6 +229,10 @@ void FakeWorker::Run() {
             proto::TaskAssignment t;
             if (!decoder.Decode(msg.body(i), &t).ok()) continue;
             if (log_ != nullptr) log_->Add(t.task_id.value(), t.attempt, options_.worker_id);
+            if (options_.record_tasks) {
+              std::lock_guard<std::mutex> lock(completions_mu_);
+              tasks_.push_back(t);
+            }
             auto d = options_.run_time ? options_.run_time() : std::chrono::microseconds(0);
             running.push_back({Steady::now() + d, std::move(t)});
           }
@@ -238,13 +270,17 @@ void FakeWorker::Run() {
         ++it;
         continue;
       }
-      proto::TaskResult r;
-      r.task_id = it->task.task_id;
-      r.attempt = it->task.attempt;
-      r.outcome = proto::Outcome::kOk;
-      r.result = std::move(it->task.payload);
-      r.content_type = std::move(it->task.content_type);
-      done.push_back(std::move(r));
+      if (options_.backend) {
+        done.push_back(options_.backend(it->task));
+      } else {
+        proto::TaskResult r;
+        r.task_id = it->task.task_id;
+        r.attempt = it->task.attempt;
+        r.outcome = proto::Outcome::kOk;
+        r.result = it->task.payload;  // shared, not copied
+        r.content_type = std::move(it->task.content_type);
+        done.push_back(std::move(r));
+      }
       it = running.erase(it);
     }
     if (!done.empty()) {
