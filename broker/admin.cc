@@ -19,7 +19,7 @@ double MsOf(Duration d) { return Round(static_cast<double>(d.count()) / 1000.0);
 
 std::string_view WorkerStatus(const Scheduler::Worker& w) {
   if (!w.alive) return "offline";
-  if (w.draining) return "draining";
+  if (w.withdrawn()) return "draining";
   if (w.in_flight() == 0) return "idle";
   if (w.in_flight() >= w.slots) return "full";
   return "busy";
@@ -110,10 +110,10 @@ json ServicesDocument(const Scheduler& s, Time now) {
     for (const Scheduler::Worker& w : s.workers()) {
       if (!w.alive) continue;
       bool lists = std::binary_search(w.services.begin(), w.services.end(), i);
-      bool by_tier = svc.generic_max_tier > 0 && w.tier <= svc.generic_max_tier && !w.draining;
+      bool by_tier = svc.generic_max_tier > 0 && w.tier <= svc.generic_max_tier && !w.withdrawn();
       if (!lists && !by_tier) continue;
       ++providers;
-      if (!w.draining && s.Health(now, w) == "healthy") ++healthy;
+      if (!w.withdrawn() && s.Health(now, w) == "healthy") ++healthy;
     }
     json entry = {{"name", svc.name},
                   {"generic", svc.generic_max_tier > 0},
@@ -298,14 +298,15 @@ Result<json> AnswerAdmin(Scheduler& scheduler, Time now, const proto::Admin& req
     if (!s.ok()) return s;
     return json{{"task_id", request.task_id}, {"action", q}, {"ok", true}};
   }
-  if (q == "drain") {
-    Status s = scheduler.DrainWorker(now, request.worker_id);
+  if (q == "drain" || q == "undrain") {
+    Status s = q == "drain" ? scheduler.DrainWorker(now, request.worker_id)
+                            : scheduler.UndrainWorker(now, request.worker_id);
     if (!s.ok()) return s;
-    return json{{"worker_id", request.worker_id}, {"action", "drain"}, {"ok", true}};
+    return json{{"worker_id", request.worker_id}, {"action", q}, {"ok", true}};
   }
   return Status::InvalidArgument(
       "unknown admin query '" + q +
-      "' (workers, services, stats, queues, health, metrics, retry, discard, drain)");
+      "' (workers, services, stats, queues, health, metrics, retry, discard, drain, undrain)");
 }
 
 }  // namespace rma::broker

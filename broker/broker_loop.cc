@@ -467,7 +467,7 @@ void BrokerLoop::RecordStats(Time now, bool drain) {
   workers_recorded_at_ = now;
   for (const Scheduler::Worker& w : scheduler_->workers()) {
     if (!w.in_use || !w.alive) continue;
-    store_->WriteWorker(Scheduler::RecordOf(w, w.draining ? "draining" : "online"));
+    store_->WriteWorker(Scheduler::RecordOf(w, w.withdrawn() ? "draining" : "online"));
   }
 }
 

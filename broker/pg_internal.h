@@ -8,7 +8,6 @@
 //   pg_sql.cc     statements, row <-> TaskRecord, sessions, migrations
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -20,7 +19,7 @@
 #include <vector>
 
 #include "broker/pg_store.h"
-#include "common/thread_annotations.h"
+#include "common/mutex.h"
 
 namespace rma::broker {
 
@@ -59,8 +58,8 @@ struct PgStore::Shared {
   int writer_wake = -1;     // eventfd: the loop flushed writes, or stop
   int loop_wake = -1;       // eventfd: durable_seq or availability changed, or replies are waiting
 
-  std::mutex mu;
-  std::condition_variable reader_cv;  // reads queued, durable_seq or availability changed, stop
+  Mutex mu;
+  CondVar reader_cv;  // reads queued, durable_seq or availability changed, stop
   std::vector<Pending> inbox RMA_GUARDED_BY(mu);
   std::deque<ReadRequest> reads RMA_GUARDED_BY(mu);
   std::vector<StoreReply> outbox RMA_GUARDED_BY(mu);
@@ -78,7 +77,7 @@ struct PgStore::Shared {
 
   void Reply(StoreReply reply) {
     {
-      std::lock_guard<std::mutex> lock(mu);
+      MutexLock lock(&mu);
       outbox.push_back(std::move(reply));
     }
     pg::Signal(loop_wake);

@@ -44,7 +44,7 @@ class Reader {
       std::optional<ReadRequest> request;
       bool unavailable = false;
       {
-        std::unique_lock<std::mutex> lock(s_.mu);
+        MutexLock lock(&s_.mu);
         for (;;) {
           if (s_.stopping) return;
           if (!s_.reads.empty()) {
@@ -55,14 +55,14 @@ class Reader {
               s_.reads.pop_front();
               break;
             }
-            s_.reader_cv.wait(lock);  // for the writes it must see
+            s_.reader_cv.Wait(s_.mu);  // for the writes it must see
             continue;
           }
           if (retention && std::chrono::steady_clock::now() >= next_retention) break;
           if (retention) {
-            s_.reader_cv.wait_until(lock, next_retention);
+            s_.reader_cv.WaitUntil(s_.mu, next_retention);
           } else {
-            s_.reader_cv.wait(lock);
+            s_.reader_cv.Wait(s_.mu);
           }
         }
       }

@@ -94,11 +94,11 @@ PgStore::PgStore(std::unique_ptr<Shared> shared)
 PgStore::~PgStore() {
   Flush();
   {
-    std::lock_guard<std::mutex> lock(shared_->mu);
+    MutexLock lock(&shared_->mu);
     shared_->stopping = true;
   }
   Signal(shared_->writer_wake);
-  shared_->reader_cv.notify_all();
+  shared_->reader_cv.SignalAll();
   shared_->writer.join();
   shared_->reader.join();
   close(shared_->writer_wake);
@@ -158,7 +158,7 @@ void PgStore::WriteStats(std::vector<ServiceMinuteStats> rows) {
 void PgStore::Flush() {
   if (pending_->empty()) return;
   {
-    std::lock_guard<std::mutex> lock(shared_->mu);
+    MutexLock lock(&shared_->mu);
     shared_->inbox.push_back(std::move(*pending_));
   }
   *pending_ = Pending{};
@@ -168,10 +168,10 @@ void PgStore::Flush() {
 void PgStore::Enqueue(ReadRequest request) {
   request.after_seq = seq_;
   {
-    std::lock_guard<std::mutex> lock(shared_->mu);
+    MutexLock lock(&shared_->mu);
     shared_->reads.push_back(std::move(request));
   }
-  shared_->reader_cv.notify_all();
+  shared_->reader_cv.SignalAll();
 }
 
 void PgStore::LookupTask(const std::string& client, uint64_t ref, TaskId id) {
@@ -225,7 +225,7 @@ int PgStore::poll_fd() const { return shared_->loop_wake; }
 
 void PgStore::OnReadable(std::vector<StoreReply>* replies) {
   Drain(shared_->loop_wake);
-  std::lock_guard<std::mutex> lock(shared_->mu);
+  MutexLock lock(&shared_->mu);
   durable_seq_ = shared_->durable_seq;
   available_ = shared_->available;
   for (StoreReply& r : shared_->outbox) replies->push_back(std::move(r));

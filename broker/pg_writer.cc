@@ -121,7 +121,7 @@ class Writer {
     std::vector<PgStore::Pending> taken;
     bool stopping;
     {
-      std::lock_guard<std::mutex> lock(s_.mu);
+      MutexLock lock(&s_.mu);
       taken.swap(s_.inbox);
       stopping = s_.stopping;
     }
@@ -209,7 +209,7 @@ class Writer {
     s_.task_rows += rows_.size();
     for (auto& [id, totals] : written) worker_written_[id] = totals;
     {
-      std::lock_guard<std::mutex> lock(s_.mu);
+      MutexLock lock(&s_.mu);
       for (auto& [id, why] : unrecorded) {
         StoreReply r;
         r.unrecorded = id;
@@ -217,7 +217,7 @@ class Writer {
       }
       s_.durable_seq = std::max(s_.durable_seq, max_seq_);
     }
-    s_.reader_cv.notify_all();
+    s_.reader_cv.SignalAll();
     Signal(s_.loop_wake);
     ClearBatch();
   }
@@ -402,13 +402,13 @@ class Writer {
     conn_.reset();
     bool was_available;
     {
-      std::lock_guard<std::mutex> lock(s_.mu);
+      MutexLock lock(&s_.mu);
       was_available = s_.available;
       s_.available = false;
     }
     if (was_available) {
       spdlog::error("store: lost the database ({}); refusing new tasks until it is back", why);
-      s_.reader_cv.notify_all();
+      s_.reader_cv.SignalAll();
       Signal(s_.loop_wake);
     }
     next_connect_ = std::chrono::steady_clock::now() + backoff_;
@@ -438,12 +438,12 @@ class Writer {
     ++s_.reconnects;
     backoff_ = s_.options.reconnect_min;
     {
-      std::lock_guard<std::mutex> lock(s_.mu);
+      MutexLock lock(&s_.mu);
       s_.available = true;
     }
     spdlog::info("store: database connection restored; {} pending task row(s) to commit",
                  rows_.size());
-    s_.reader_cv.notify_all();
+    s_.reader_cv.SignalAll();
     Signal(s_.loop_wake);
   }
 

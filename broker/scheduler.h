@@ -96,7 +96,10 @@ class Scheduler {
   struct Worker {
     bool in_use = false;
     bool alive = false;
-    bool draining = false;
+    bool draining = false;  // the worker is leaving (it sent DRAIN): no new work, for good
+    bool paused = false;    // an admin drained it: no new work until an admin undrains it
+    // Whether it takes no new work (counted out of providers and ready sets).
+    bool withdrawn() const { return draining || paused; }
     std::string identity;  // ZeroMQ routing id of the current session
     std::string worker_id;
     std::string name;
@@ -137,7 +140,7 @@ class Scheduler {
     size_t delayed = 0;                            // waiting for run_at or a retry back-off
     std::set<ReadyKey> ready;                      // explicit providers with a free slot
     uint32_t providers = 0;                        // live workers listing it (draining included)
-    uint32_t active_providers = 0;                 // ...of which not draining
+    uint32_t active_providers = 0;                 // ...of which not draining or paused
     uint32_t in_flight = 0;
     ServiceLimit limit;
     double tokens = 0;
@@ -177,7 +180,10 @@ class Scheduler {
   // ---- Admin actions (the admin queries read state through the accessors below) ----
   Status RetryDead(Time now, TaskId id);
   Status DiscardDead(Time now, TaskId id);
+  // An admin drain pauses a worker: it finishes what it runs and gets nothing new, stays connected,
+  // and takes work again after UndrainWorker (also across its reconnects).
   Status DrainWorker(Time now, const std::string& worker_id);
+  Status UndrainWorker(Time now, const std::string& worker_id);
 
   // ---- Time ----
   void OnTick(Time now);
@@ -263,6 +269,8 @@ class Scheduler {
   void RemoveFromReady(Worker& w);
   void AttachServices(Worker& w);
   void DetachServices(Worker& w);
+  // Changes whether a live worker takes new work, keeping the provider counts right.
+  void SetWithdrawn(Worker& w, bool draining, bool paused);
   void LoseWorker(Time now, uint32_t index, std::string_view reason);
   void ForgetWorker(uint32_t index);
   void ReconcileRunning(Time now, uint32_t index, const std::vector<proto::RunningTask>& running);
@@ -308,7 +316,7 @@ class Scheduler {
   std::unordered_map<std::string, uint32_t> by_identity_;
   std::unordered_map<std::string, uint32_t> by_worker_id_;
   std::array<std::set<ReadyKey>, 4> tier_ready_;  // [1..3]: every ready worker of that tier
-  std::array<uint32_t, 4> tier_live_{};           // live, non-draining workers per tier
+  std::array<uint32_t, 4> tier_live_{};           // live workers taking new work, per tier
   uint64_t lru_counter_ = 0;
 
   std::vector<Service> services_;

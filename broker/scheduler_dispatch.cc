@@ -168,7 +168,7 @@ void Scheduler::DispatchService(Time now, uint32_t s) {
 
 void Scheduler::DispatchForWorker(Time now, uint32_t index) {
   Worker& w = workers_[index];
-  if (!w.alive || w.draining) return;
+  if (!w.alive || w.withdrawn()) return;
   // Explicit services first, then generic work its tier may take; stop as soon as the worker is
   // full.
   for (size_t i = 0; i < w.services.size() && w.in_ready; ++i) DispatchService(now, w.services[i]);

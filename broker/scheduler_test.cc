@@ -594,8 +594,36 @@ TEST_F(SchedulerTest, AdminDrainTellsTheWorker) {
   Register("d", CpuCaps(), {"echo"});
   ASSERT_TRUE(s().DrainWorker(now(), "d").ok());
   EXPECT_EQ(out_.Count(out_.to_workers, Ident("d"), Command::kDrain), 1u);
-  EXPECT_TRUE(s().workers()[0].draining);
+  EXPECT_TRUE(s().workers()[0].paused);
+  EXPECT_TRUE(s().workers()[0].withdrawn());
   EXPECT_EQ(s().DrainWorker(now(), "nobody").code(), StatusCode::kNotFound);
+}
+
+TEST_F(SchedulerTest, AnAdminDrainPausesAWorkerUntilItIsUndrainedEvenAcrossAReconnect) {
+  Register("d", CpuCaps(), {"echo"});
+  ASSERT_TRUE(s().DrainWorker(now(), "d").ok());
+  TaskId id = Submit("echo");
+  EXPECT_TRUE(Tasks("d").empty());
+  EXPECT_EQ(Status(id), TaskStatus::kQueued);
+  // A reconnect does not end an admin's drain; the new session is told again.
+  out_.to_workers.clear();
+  Register("d", CpuCaps(), {"echo"});
+  EXPECT_EQ(out_.Count(out_.to_workers, Ident("d"), Command::kDrain), 1u);
+  EXPECT_TRUE(Tasks("d").empty());
+  ASSERT_TRUE(s().UndrainWorker(now(), "d").ok());
+  auto sent = Tasks("d");
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].task_id, id);
+  EXPECT_TRUE(s().UndrainWorker(now(), "d").ok()) << "undraining twice is harmless";
+  EXPECT_EQ(s().UndrainWorker(now(), "nobody").code(), StatusCode::kNotFound);
+}
+
+TEST_F(SchedulerTest, AWorkerThatDrainsItselfCannotBeUndrained) {
+  Register("d", CpuCaps(), {"echo"});
+  s().OnWorkerDrain(now(), Ident("d"));
+  EXPECT_EQ(s().UndrainWorker(now(), "d").code(), StatusCode::kFailedPrecondition);
+  Submit("echo");
+  EXPECT_TRUE(Tasks("d").empty());
 }
 
 // ---- Expiry, waiting for a provider, delays
@@ -928,3 +956,50 @@ TEST_F(SchedulerTest, TimerHeapsStayBoundedUnderChurn) {
 
 }  // namespace
 }  // namespace rma::broker::testing
+
+namespace rma::broker {
+namespace {
+
+using testing::CpuCaps;
+using testing::SchedulerFixture;
+
+class PayloadSharingTest : public SchedulerFixture {};
+
+// A payload is decoded once and then shared: the task, the store's record and the TASK sent to a
+// worker hold one buffer, and so do the result, its record and the answer to the client.
+TEST_F(PayloadSharingTest, PayloadAndResultAreSharedFromSubmitToEveryHolder) {
+  durable_ = true;
+  Register("w", CpuCaps(), {"echo"});
+  proto::Submit submit;
+  submit.service = "echo";
+  submit.payload = std::string(1 << 20, 'p');
+  const Bytes payload = submit.payload;
+  const TaskId id = Submit("echo", submit);
+  const Scheduler::Task* task = s().FindTask(id);
+  ASSERT_NE(task, nullptr);
+  EXPECT_TRUE(task->payload.SharesBufferWith(payload));
+  ASSERT_FALSE(out_.writes.empty());
+  EXPECT_TRUE(out_.writes.front().record.payload.SharesBufferWith(payload));
+  auto sent = Tasks("w");
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_TRUE(sent[0].payload.SharesBufferWith(payload));
+
+  proto::TaskResult r;
+  r.task_id = id;
+  r.attempt = sent[0].attempt;
+  r.result = std::string(1 << 20, 'r');
+  const Bytes result = r.result;
+  s().OnWorkerResult(now(), Ident("w"), std::move(r));
+  EXPECT_TRUE(s().FindTask(id)->result.SharesBufferWith(result));
+  EXPECT_TRUE(out_.writes.back().record.result.SharesBufferWith(result));
+  proto::Get get;
+  get.ref = 9;
+  get.task_id = id;
+  ASSERT_TRUE(s().OnGet(now(), "client", get));
+  auto info = out_.Take<proto::TaskInfo>(out_.to_clients, "client", proto::Command::kTaskInfo);
+  ASSERT_EQ(info.size(), 1u);
+  EXPECT_TRUE(info[0].task.result.SharesBufferWith(result));
+}
+
+}  // namespace
+}  // namespace rma::broker

@@ -51,7 +51,7 @@ void Scheduler::RemoveFromReady(Worker& w) {
 
 void Scheduler::UpdateReady(Worker& w) {
   RemoveFromReady(w);
-  if (!w.alive || w.draining || w.in_flight() >= w.slots) return;
+  if (!w.alive || w.withdrawn() || w.in_flight() >= w.slots) return;
   w.key = ReadyKey{w.tier, w.in_flight() * 1000 / w.slots,
                    std::min<uint32_t>(PerMille(w.report.load), 65535), w.lru,
                    static_cast<uint32_t>(&w - workers_.data())};
@@ -67,18 +67,18 @@ void Scheduler::AttachServices(Worker& w) {
   w.services.erase(std::unique(w.services.begin(), w.services.end()), w.services.end());
   for (uint32_t s : w.services) {
     ++services_[s].providers;
-    if (!w.draining) ++services_[s].active_providers;
+    if (!w.withdrawn()) ++services_[s].active_providers;
   }
-  if (!w.draining) ++tier_live_[w.tier];
+  if (!w.withdrawn()) ++tier_live_[w.tier];
 }
 
 void Scheduler::DetachServices(Worker& w) {
   RemoveFromReady(w);
   for (uint32_t s : w.services) {
     --services_[s].providers;
-    if (!w.draining) --services_[s].active_providers;
+    if (!w.withdrawn()) --services_[s].active_providers;
   }
-  if (!w.draining) --tier_live_[w.tier];
+  if (!w.withdrawn()) --tier_live_[w.tier];
   w.services.clear();
 }
 
@@ -201,6 +201,8 @@ void Scheduler::OnWorkerReady(Time now, const std::string& identity, proto::Read
   welcome.liveness = config_.liveness;
   welcome.recommendations = Recommend(now, wr.tier, wr.caps, wr.services);
   SendToWorker(now, wr, std::move(welcome));
+  // Still drained by an admin: say so again on the new session.
+  if (wr.paused) SendToWorker(now, wr, proto::Bodyless{Command::kDrain});
   std::string names;
   for (const proto::ServiceInfo& s : wr.manifest) names += (names.empty() ? "" : ",") + s.name;
   spdlog::info("worker {} '{}' {} tier {}{} slots {} services [{}]", wr.worker_id, wr.name,
@@ -313,7 +315,7 @@ void Scheduler::OnWorkerManifest(Time now, const std::string& identity, proto::M
   for (const proto::ServiceInfo& s : w.manifest) names += (names.empty() ? "" : ",") + s.name;
   spdlog::info("worker {} '{}' now provides [{}] with {} slots", w.worker_id, w.name, names,
                w.slots);
-  RecordWorkerState(w, w.draining ? "draining" : "online");
+  RecordWorkerState(w, w.withdrawn() ? "draining" : "online");
   DispatchForWorker(now, static_cast<uint32_t>(index));
 }
 
@@ -323,13 +325,21 @@ void Scheduler::OnWorkerDrain(Time now, const std::string& identity) {
   Worker& w = workers_[index];
   Heard(now, w);
   if (w.draining) return;
-  RemoveFromReady(w);
-  --tier_live_[w.tier];
-  for (uint32_t s : w.services) --services_[s].active_providers;
-  w.draining = true;
+  SetWithdrawn(w, /*draining=*/true, w.paused);
   spdlog::info("worker {} '{}' is draining with {} task(s) in flight", w.worker_id, w.name,
                w.in_flight());
   RecordWorkerState(w, "draining");
+}
+
+void Scheduler::SetWithdrawn(Worker& w, bool draining, bool paused) {
+  const bool was = w.withdrawn();
+  w.draining = draining;
+  w.paused = paused;
+  if (!w.alive || was == w.withdrawn()) return;
+  const int delta = w.withdrawn() ? -1 : 1;
+  tier_live_[w.tier] += delta;
+  for (uint32_t s : w.services) services_[s].active_providers += delta;
+  UpdateReady(w);
 }
 
 void Scheduler::OnWorkerDisconnect(Time now, const std::string& identity,
@@ -360,8 +370,35 @@ Status Scheduler::DrainWorker(Time now, const std::string& worker_id) {
     return Status::NotFound("no live worker '" + worker_id + "'");
   }
   Worker& w = workers_[it->second];
+  Heard(now, w);
+  if (!w.paused) {
+    SetWithdrawn(w, w.draining, /*paused=*/true);
+    spdlog::info("worker {} '{}' drained by an admin with {} task(s) in flight", w.worker_id,
+                 w.name, w.in_flight());
+    RecordWorkerState(w, "draining");
+  }
+  // Tells the worker, so its log says why no work comes.
   SendToWorker(now, w, proto::Bodyless{Command::kDrain});
-  OnWorkerDrain(now, w.identity);
+  return Status::Ok();
+}
+
+Status Scheduler::UndrainWorker(Time now, const std::string& worker_id) {
+  auto it = by_worker_id_.find(worker_id);
+  if (it == by_worker_id_.end() || !workers_[it->second].in_use) {
+    return Status::NotFound("no worker '" + worker_id + "'");
+  }
+  Worker& w = workers_[it->second];
+  if (w.draining) {
+    return Status::FailedPrecondition("worker '" + worker_id +
+                                      "' is leaving (it drained itself); it cannot be undrained");
+  }
+  if (!w.paused) return Status::Ok();
+  SetWithdrawn(w, w.draining, /*paused=*/false);
+  spdlog::info("worker {} '{}' undrained by an admin", w.worker_id, w.name);
+  if (w.alive) {
+    RecordWorkerState(w, "online");
+    DispatchForWorker(now, it->second);
+  }
   return Status::Ok();
 }
 

@@ -68,7 +68,7 @@ class Api {
   static HttpReply AdminDocument(const BrokerAnswer& a);
   void AdminQuery(const char* query, Exchange& ex);
   void AdminTaskAction(const char* action, const Call& call, Exchange& ex);
-  void AdminDrain(const Call& call, Exchange& ex);
+  void AdminWorkerAction(const char* action, const Call& call, Exchange& ex);
   // api_calls.cc
   void ServiceCall(const Call& call, Exchange& ex);
 

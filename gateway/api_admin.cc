@@ -42,14 +42,14 @@ void Api::AdminTaskAction(const char* action, const Call& call, Exchange& ex) {
 }
 
 
-void Api::AdminDrain(const Call& call, Exchange& ex) {
+void Api::AdminWorkerAction(const char* action, const Call& call, Exchange& ex) {
   const std::string worker = call.match.Param("id");
   auto decoded = PercentDecode(worker, false);
   if (!decoded || decoded->empty() || decoded->size() > 256) {
     return ex.Reply(ErrorReply(404, "no worker '" + worker.substr(0, 64) + "'", "not_found"));
   }
   proto::Admin admin;
-  admin.query = "drain";
+  admin.query = action;
   admin.worker_id = *decoded;
   Ask(ex, Command::kAdmin, admin, ctx_->options.submit_timeout, AdminDocument);
 }

@@ -44,7 +44,9 @@ void Api::Handle(const Call& call, Exchange& ex) {
     case RouteId::kAdminDiscardTask:
       return AdminTaskAction("discard", call, ex);
     case RouteId::kAdminDrainWorker:
-      return AdminDrain(call, ex);
+      return AdminWorkerAction("drain", call, ex);
+    case RouteId::kAdminUndrainWorker:
+      return AdminWorkerAction("undrain", call, ex);
     case RouteId::kServiceCall:
     case RouteId::kShortServiceCall:
       return ServiceCall(call, ex);

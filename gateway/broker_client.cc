@@ -51,7 +51,7 @@ void BrokerClient::Enqueue(Command command, uint64_t ref, std::string body, Dura
     return;
   }
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     queue_.push_back({command, ref, std::move(body), timeout, std::move(cb)});
   }
   pending_count_.fetch_add(1, std::memory_order_relaxed);
@@ -90,7 +90,7 @@ void BrokerClient::ExpireDue(Time now) {
 void BrokerClient::SendQueued(Time now) {
   std::vector<Outgoing> batch;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     batch.swap(queue_);
   }
   // Group consecutive requests of one command into multi-body messages.
@@ -213,7 +213,7 @@ void BrokerClient::Loop() {
   // Requests still queued (never sent) fail like the ones waiting for an answer.
   std::vector<Outgoing> unsent;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     unsent.swap(queue_);
   }
   for (Outgoing& o : unsent) pending_[o.ref] = Pending{now, std::move(o.callback)};

@@ -18,6 +18,7 @@
 #include <variant>
 #include <vector>
 
+#include "common/mutex.h"
 #include "common/clock.h"
 #include "common/status.h"
 #include "protocol/admin_reply.h"
@@ -93,8 +94,8 @@ class BrokerClient {
   std::atomic<uint64_t> next_ref_{1};
   std::atomic<size_t> pending_count_{0};
 
-  std::mutex mu_;
-  std::vector<Outgoing> queue_;  // guarded by mu_
+  Mutex mu_;
+  std::vector<Outgoing> queue_ RMA_GUARDED_BY(mu_);
 
   // Client thread only.
   std::unique_ptr<zmq::socket_t> socket_;

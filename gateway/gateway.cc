@@ -221,8 +221,16 @@ class ApiHandler final : public Http::Handler {
     RouteMatch match = MatchRoute(head.method, target.path);
     if (match.route == nullptr) {
       if (match.allowed.empty()) {
-        return ex.Reply(ErrorReply(
-            404, "no route for " + head.method + " " + target.path.substr(0, 256), "no_route"));
+        std::string message = "no route for " + head.method + " " + target.path.substr(0, 256);
+        // "/api/workers" for "/api/admin/workers": point at the route that exists.
+        if (target.path.rfind("/api/", 0) == 0) {
+          const std::string admin = "/api/admin/" + target.path.substr(5);
+          if (!MatchRoute(head.method, admin).allowed.empty() ||
+              MatchRoute(head.method, admin).route != nullptr) {
+            message += "; did you mean " + admin.substr(0, 256) + "?";
+          }
+        }
+        return ex.Reply(ErrorReply(404, message, "no_route"));
       }
       HttpReply r =
           ErrorReply(405, head.method + " is not allowed on " + target.path.substr(0, 256),

@@ -36,7 +36,7 @@ RateLimiter::Decision RateLimiter::Take(const std::string& key, const RateLimit&
   Decision d;
   if (limit.unlimited()) return d;
   const Time now = clock_->Now();
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = buckets_.find(key);
   if (it == buckets_.end()) {
     if (buckets_.size() >= max_buckets_) Sweep(now);
@@ -61,12 +61,12 @@ void RateLimiter::Sweep(Time now) {
 }
 
 size_t RateLimiter::buckets() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return buckets_.size();
 }
 
 uint64_t RateLimiter::overflowed() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return overflowed_;
 }
 

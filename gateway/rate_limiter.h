@@ -9,6 +9,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "common/mutex.h"
 #include "common/clock.h"
 
 namespace rma::gateway {
@@ -54,13 +55,13 @@ class RateLimiter {
   uint64_t overflowed() const;
 
  private:
-  void Sweep(Time now);  // requires mu_
+  void Sweep(Time now) RMA_REQUIRES(mu_);
 
   const Clock* clock_;
   const size_t max_buckets_;
-  mutable std::mutex mu_;
-  std::unordered_map<std::string, TokenBucket> buckets_;  // guarded by mu_
-  uint64_t overflowed_ = 0;                               // guarded by mu_
+  mutable Mutex mu_;
+  std::unordered_map<std::string, TokenBucket> buckets_ RMA_GUARDED_BY(mu_);
+  uint64_t overflowed_ RMA_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace rma::gateway

@@ -27,6 +27,8 @@ const std::vector<Route>& Routes() {
        "admin_discard_task"},
       {RouteId::kAdminDrainWorker, "POST", "/api/admin/workers/{id}/drain", Access::kAdmin,
        "admin_drain_worker"},
+      {RouteId::kAdminUndrainWorker, "POST", "/api/admin/workers/{id}/undrain", Access::kAdmin,
+       "admin_undrain_worker"},
       {RouteId::kServiceCall, kAnyServiceMethod, "/api/service/{name}/{path...}", Access::kClient,
        "service_call"},
       {RouteId::kShortServiceCall, kAnyServiceMethod, "/api/{name}/{path...}", Access::kClient,
@@ -44,8 +46,12 @@ std::vector<std::string> RouteNames() {
 int RouteIndex(const Route* r) { return r == nullptr ? -1 : static_cast<int>(r - Routes().data()); }
 
 bool IsReservedApiName(std::string_view name) {
-  static constexpr std::array<std::string_view, 9> kReserved = {
-      "tasks", "admin", "service", "health", "metrics", "docs", "openapi", "openapi.json", "v1"};
+  // The API's own words, and the admin resources someone may type without "admin/": a request for
+  // /api/workers is a mistyped route (404), not a call to a service named "workers".
+  static constexpr std::array<std::string_view, 20> kReserved = {
+      "tasks",    "admin",       "service",  "health",  "metrics",     "docs",  "openapi",
+      "openapi.json", "v1",      "workers",  "services", "stats",      "queues", "account",
+      "accounts", "keys",        "leaderboard", "events", "enrol",     "auth"};
   return std::find(kReserved.begin(), kReserved.end(), name) != kReserved.end();
 }
 

@@ -30,6 +30,7 @@ enum class RouteId {
   kAdminRetryTask,
   kAdminDiscardTask,
   kAdminDrainWorker,
+  kAdminUndrainWorker,
 };
 
 // What a request needs to be let through when API keys are configured.

@@ -70,7 +70,7 @@ void SocketWriter::Stop() {
     thread_.join();
   }
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     incoming_.clear();
   }
   entries_.clear();
@@ -115,7 +115,7 @@ WriteOutcome SocketWriter::Write(int fd, OwnedFd owned, std::string bytes, bool 
   pending_count_.fetch_add(1, std::memory_order_relaxed);
   pending_bytes_.fetch_add(rest, std::memory_order_relaxed);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     incoming_.push_back(std::move(entry));
   }
   uint64_t one = 1;
@@ -192,7 +192,7 @@ void SocketWriter::Loop() {
         (void)!::read(wake_fd_, &drained, sizeof drained);
         std::vector<Entry> adopted;
         {
-          std::lock_guard<std::mutex> lock(mu_);
+          MutexLock lock(&mu_);
           adopted.swap(incoming_);
         }
         for (Entry& e : adopted) Adopt(std::move(e), now);

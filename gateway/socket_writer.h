@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/mutex.h"
 #include "common/clock.h"
 #include "common/status.h"
 
@@ -122,8 +123,8 @@ class SocketWriter {
   std::atomic<size_t> pending_bytes_{0};
   std::atomic<uint64_t> dropped_{0};
 
-  std::mutex mu_;
-  std::vector<Entry> incoming_;  // guarded by mu_
+  Mutex mu_;
+  std::vector<Entry> incoming_ RMA_GUARDED_BY(mu_);
 
   std::map<int, Entry> entries_;  // writer thread only, by descriptor
 };

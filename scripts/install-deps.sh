@@ -10,7 +10,7 @@ packages=(
   libspdlog-dev libfmt-dev libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev
   libcurl4-openssl-dev libbenchmark-dev
   postgresql postgresql-contrib
-  clang-format clang-tidy
+  clang clang-format clang-tidy
   prometheus wrk python3 python3-zmq python3-msgpack procps psmisc docker-compose
 )
 # Node and npm may come from NodeSource (which conflicts with Debian's npm): only install Debian's when absent.

@@ -22,26 +22,26 @@ Executor::Executor(size_t threads) : wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOE
 
 Executor::~Executor() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     stopping_ = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   for (std::thread& t : threads_) t.join();
   close(wake_fd_);
 }
 
 void Executor::Submit(Job job) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     jobs_.push_back(std::move(job));
   }
-  cv_.notify_one();
+  cv_.Signal();
 }
 
 std::vector<proto::TaskResult> Executor::TakeFinished() {
   uint64_t drained = 0;
   (void)!read(wake_fd_, &drained, sizeof drained);
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return std::exchange(finished_, {});
 }
 
@@ -84,15 +84,15 @@ void Executor::Work() {
   for (;;) {
     Job job;
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
+      MutexLock lock(&mu_);
+      while (!stopping_ && jobs_.empty()) cv_.Wait(mu_);
       if (jobs_.empty()) return;  // stopping and nothing left
       job = std::move(jobs_.front());
       jobs_.pop_front();
     }
     proto::TaskResult r = RunOne(job);
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       finished_.push_back(std::move(r));
     }
     uint64_t one = 1;

@@ -4,13 +4,13 @@
 // Thread-safe.
 #pragma once
 
-#include <condition_variable>
 #include <deque>
 #include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
 
+#include "common/mutex.h"
 #include "worker/handler.h"
 
 namespace rma::worker {
@@ -37,11 +37,11 @@ class Executor {
   void Work();
   static proto::TaskResult RunOne(Job& job);
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Job> jobs_;
-  std::vector<proto::TaskResult> finished_;
-  bool stopping_ = false;
+  Mutex mu_;
+  CondVar cv_;
+  std::deque<Job> jobs_ RMA_GUARDED_BY(mu_);
+  std::vector<proto::TaskResult> finished_ RMA_GUARDED_BY(mu_);
+  bool stopping_ RMA_GUARDED_BY(mu_) = false;
   int wake_fd_;
   std::vector<std::thread> threads_;
 };

@@ -24,28 +24,32 @@ CancelToken::Subscription& CancelToken::Subscription::operator=(Subscription&& o
 
 void CancelToken::Cancel(std::string reason) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (cancelled_.load()) return;
     reason_ = std::move(reason);
     cancelled_.store(true, std::memory_order_release);
     // Under the lock: an unsubscribing handler must never see its callback run after it left.
     for (auto& [id, wake] : wakers_) wake();
   }
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 std::string CancelToken::reason() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return reason_;
 }
 
 bool CancelToken::WaitFor(Duration d) const {
-  std::unique_lock<std::mutex> lock(mu_);
-  return cv_.wait_for(lock, d, [&] { return cancelled_.load(std::memory_order_acquire); });
+  const auto deadline = std::chrono::steady_clock::now() + d;
+  MutexLock lock(&mu_);
+  while (!cancelled_.load(std::memory_order_acquire)) {
+    if (!cv_.WaitUntil(mu_, deadline)) return cancelled_.load(std::memory_order_acquire);
+  }
+  return true;
 }
 
 CancelToken::Subscription CancelToken::OnCancel(std::function<void()> wake) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (cancelled_.load()) wake();
   uint64_t id = next_id_++;
   wakers_.emplace(id, std::move(wake));
@@ -53,7 +57,7 @@ CancelToken::Subscription CancelToken::OnCancel(std::function<void()> wake) cons
 }
 
 void CancelToken::Unsubscribe(uint64_t id) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   wakers_.erase(id);
 }
 

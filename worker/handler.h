@@ -8,7 +8,6 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -17,6 +16,7 @@
 #include <string>
 #include <utility>
 
+#include "common/mutex.h"
 #include "common/clock.h"
 #include "common/status.h"
 #include "protocol/messages.h"
@@ -58,11 +58,11 @@ class CancelToken {
   void Unsubscribe(uint64_t id) const;
 
   std::atomic<bool> cancelled_{false};
-  mutable std::mutex mu_;
-  mutable std::condition_variable cv_;
-  std::string reason_;
-  mutable uint64_t next_id_ = 1;
-  mutable std::map<uint64_t, std::function<void()>> wakers_;
+  mutable Mutex mu_;
+  mutable CondVar cv_;
+  std::string reason_ RMA_GUARDED_BY(mu_);
+  mutable uint64_t next_id_ RMA_GUARDED_BY(mu_) = 1;
+  mutable std::map<uint64_t, std::function<void()>> wakers_ RMA_GUARDED_BY(mu_);
 };
 
 struct HandlerOutput {

@@ -77,17 +77,17 @@ void Monitor::Start() {
 
 void Monitor::Stop() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     stopping_ = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   if (thread_.joinable()) thread_.join();
 }
 
 MonitorSnapshot Monitor::Take() {
   uint64_t drained = 0;
   (void)!read(wake_fd_, &drained, sizeof drained);
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return snapshot_;
 }
 
@@ -96,7 +96,7 @@ void Monitor::RunRound() {
     if (!tracker_.probed(i)) continue;
     {
       // Each probe may take its timeout: do not make Stop() wait for the rest of the round.
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (stopping_) return;
     }
     Status health = services_[i].handler->CheckHealth();
@@ -110,7 +110,7 @@ void Monitor::RunRound() {
   }
   Readings readings = sampler_ ? sampler_->Sample() : Readings{};
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     snapshot_.manifest = tracker_.Advertised();
     snapshot_.readings = readings;
     snapshot_.probed = true;
@@ -122,8 +122,11 @@ void Monitor::RunRound() {
 void Monitor::Loop() {
   for (;;) {
     RunRound();
-    std::unique_lock<std::mutex> lock(mu_);
-    if (cv_.wait_for(lock, options_.interval, [&] { return stopping_; })) return;
+    const auto deadline = std::chrono::steady_clock::now() + options_.interval;
+    MutexLock lock(&mu_);
+    while (!stopping_ && cv_.WaitUntil(mu_, deadline)) {
+    }
+    if (stopping_) return;
   }
 }
 

@@ -11,7 +11,6 @@
 // manifest differs from what the broker has.
 #pragma once
 
-#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -19,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/mutex.h"
 #include "common/clock.h"
 #include "common/status.h"
 #include "protocol/messages.h"
@@ -103,10 +103,10 @@ class Monitor {
   bool has_probes_ = false;
   int wake_fd_ = -1;
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stopping_ = false;     // guarded by mu_
-  MonitorSnapshot snapshot_;  // guarded by mu_
+  Mutex mu_;
+  CondVar cv_;
+  bool stopping_ RMA_GUARDED_BY(mu_) = false;
+  MonitorSnapshot snapshot_ RMA_GUARDED_BY(mu_);
   std::thread thread_;
 };
 

@@ -219,7 +219,15 @@ void Session::OnMessage(Time now, proto::ToWorkerMessage message) {
   }
   const auto& bodyless = std::get<proto::Bodyless>(message);
   if (bodyless.command == Command::kDrain) {
-    return StartDrain(now, "the broker asked this worker to drain");
+    // An admin paused this worker: it finishes what runs, gets nothing new and stays connected
+    // until an admin undrains it (the broker simply sends work again). Leaving is the worker's
+    // own decision (a signal), never the broker's.
+    if (!paused_by_broker_) {
+      paused_by_broker_ = true;
+      spdlog::warn("an admin drained this worker: no new tasks until it is undrained "
+                   "(rmactl undrain {}); {} task(s) finish", options_.worker_id, running());
+    }
+    return;
   }
   // HEARTBEAT: hearing it was the point.
 }
@@ -256,6 +264,10 @@ void Session::OnWelcome(Time now, const proto::Welcome& w) {
 }
 
 void Session::OnTask(Time now, proto::TaskAssignment task) {
+  if (paused_by_broker_) {
+    paused_by_broker_ = false;
+    spdlog::info("work again: an admin undrained this worker");
+  }
   AttemptKey key{task.task_id, task.attempt};
   if (in_flight_.count(key) > 0) {
     // Expected when the broker hands a lease back after a reconnect: it sends the task again.

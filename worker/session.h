@@ -18,7 +18,9 @@
 //   ignores a second copy).
 // - Manifest: MANIFEST is sent whenever the monitor's manifest differs from what the broker was
 //   last told; in-flight work is untouched.
-// - Drain (first signal, or DRAIN from the broker): no new work is asked for; running tasks get
+// - DRAIN from the broker (an admin drained this worker): logged; the broker sends no work until an
+//   admin undrains it, and the worker stays connected.
+// - Drain (first signal): no new work is asked for; running tasks get
 //   `drain_grace` to finish, then are cancelled (their "cancelled" results make the broker run
 //   them elsewhere); once nothing runs and every result is sent, DISCONNECT and finish with Ok.
 //   A second signal cancels everything and finishes at once.
@@ -179,6 +181,7 @@ class Session {
   bool draining_ = false;
   std::optional<Time> drain_deadline_;
   bool told_waiting_ = false;  // logged that a drain waits for the broker
+  bool paused_by_broker_ = false;  // an admin drained this worker (logged once)
   std::optional<Status> finished_;
 
   std::map<AttemptKey, InFlight> in_flight_;

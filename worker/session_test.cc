@@ -574,12 +574,19 @@ TEST_F(SessionTest, DrainingWithNothingToDoWhileDisconnectedLeavesAtOnce) {
   EXPECT_TRUE(session_->finished()->ok());
 }
 
-TEST_F(SessionTest, TheBrokerCanAskForADrain) {
+TEST_F(SessionTest, AnAdminDrainPausesTheWorkerWithoutEndingIt) {
   Register();
+  SendTask(1);
   DeliverEmpty(Command::kDrain);
-  EXPECT_TRUE(session_->draining());
-  Tick();
-  EXPECT_TRUE(session_->finished().has_value());
+  EXPECT_FALSE(session_->draining()) << "only the worker's own signal makes it leave";
+  Finish(1);
+  AdvanceWithBroker(Seconds(10));
+  EXPECT_FALSE(session_->finished().has_value());
+  EXPECT_TRUE(session_->registered());
+  EXPECT_EQ(io_.Results().size(), 1u);
+  // Undrained: the broker sends work again, and it runs.
+  SendTask(2);
+  EXPECT_EQ(io_.jobs.size(), 2u);
 }
 
 TEST_F(SessionTest, AFailedSendOfResultsIsRetried) {

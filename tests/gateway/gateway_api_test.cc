@@ -382,10 +382,29 @@ TEST(GatewayApiTest, AdminQueriesAndActions) {
   EXPECT_TRUE(WaitUntil(
       [&] {
         json w = HttpGet(cluster.Url("/api/admin/workers")).Json();
-        return w["workers"].size() == 1 && w["workers"][0]["status"] != "idle" &&
-               w["workers"][0]["status"] != "busy";
+        return w["workers"].size() == 1 && w["workers"][0]["status"] == "draining";
       },
       10s));
+  // A drained worker stays connected and gets work again once undrained.
+  const std::string waiting = Submit(cluster, {{"service", "echo"}, {"payload", "after"}});
+  EXPECT_EQ(HttpGet(cluster.Url("/api/tasks/" + waiting)).Json()["status"], "queued");
+  HttpResponse undrained = HttpCall("POST", cluster.Url("/api/admin/workers/w/undrain"));
+  ASSERT_EQ(undrained.status, 200) << undrained.body;
+  EXPECT_EQ(undrained.Json()["action"], "undrain");
+  EXPECT_EQ(HttpGet(cluster.Url("/api/tasks/" + waiting + "?wait=10")).Json()["status"],
+            "completed");
+  ExpectError(HttpCall("POST", cluster.Url("/api/admin/workers/nobody/undrain")), 404,
+              "not_found");
+}
+
+TEST(GatewayApiTest, AMistypedAdminRouteIs404WithAHintNotAServiceCall) {
+  Cluster cluster;
+  HttpResponse r = HttpGet(cluster.Url("/api/workers"));
+  EXPECT_EQ(r.status, 404) << r.body;
+  EXPECT_EQ(r.Json()["code"], "no_route");
+  EXPECT_NE(r.Json()["error"].get<std::string>().find("/api/admin/workers"), std::string::npos);
+  // A service of that name is still callable by its long route.
+  EXPECT_EQ(HttpGet(cluster.Url("/api/service/workers/x")).Json()["code"], "unavailable");
 }
 
 // ---- /metrics -------------------------------------------------------------------------------
