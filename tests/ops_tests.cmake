@@ -8,3 +8,15 @@ add_test(NAME version_reported_by_every_program
          COMMAND bash ${ops_dir}/version_test.sh ${PROJECT_BINARY_DIR}/bin ${RMA_VERSION_FILE}
                  ${PROJECT_SOURCE_DIR} ${PROJECT_VERSION})
 set_tests_properties(version_reported_by_every_program PROPERTIES LABELS unit TIMEOUT 60)
+
+# cpack, lintian, dpkg and systemd-analyze come with scripts/install-deps.sh.
+find_program(RMA_LINTIAN lintian)
+find_program(RMA_SYSTEMD_ANALYZE systemd-analyze)
+if(RMA_LINTIAN AND RMA_SYSTEMD_ANALYZE AND RMA_MAN_PAGES)
+  add_test(NAME debian_packages COMMAND bash ${ops_dir}/package_test.sh ${PROJECT_BINARY_DIR}
+                                        ${PROJECT_SOURCE_DIR})
+  set_tests_properties(debian_packages PROPERTIES LABELS package TIMEOUT 180)
+else()
+  message(WARNING "rma: no package test (needs lintian, systemd-analyze and help2man: "
+                  "scripts/install-deps.sh installs them)")
+endif()
