@@ -20,3 +20,9 @@ else()
   message(WARNING "rma: no package test (needs lintian, systemd-analyze and help2man: "
                   "scripts/install-deps.sh installs them)")
 endif()
+
+# scripts/demo.sh with the programs of this build: ready, its addresses answer, and it stops within
+# 10 s of a Ctrl-C (to its process group, or to the script twice) leaving nothing behind.
+add_test(NAME demo_script_starts_and_stops_cleanly
+         COMMAND bash ${ops_dir}/demo_test.sh ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR}/bin)
+set_tests_properties(demo_script_starts_and_stops_cleanly PROPERTIES LABELS e2e TIMEOUT 240)
