@@ -26,3 +26,12 @@ endif()
 add_test(NAME demo_script_starts_and_stops_cleanly
          COMMAND bash ${ops_dir}/demo_test.sh ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR}/bin)
 set_tests_properties(demo_script_starts_and_stops_cleanly PROPERTIES LABELS e2e TIMEOUT 240)
+
+# compose/ must stay valid for Debian's docker-compose (no Docker engine here to run it): accepted with
+# the secrets .env.example lists, refused without any one of them.
+find_program(RMA_DOCKER_COMPOSE docker-compose)
+if(RMA_DOCKER_COMPOSE)
+  add_test(NAME compose_config_needs_its_secrets
+           COMMAND bash ${ops_dir}/compose_test.sh ${PROJECT_SOURCE_DIR})
+  set_tests_properties(compose_config_needs_its_secrets PROPERTIES LABELS unit TIMEOUT 120)
+endif()
