@@ -35,3 +35,17 @@ if(RMA_DOCKER_COMPOSE)
            COMMAND bash ${ops_dir}/compose_test.sh ${PROJECT_SOURCE_DIR})
   set_tests_properties(compose_config_needs_its_secrets PROPERTIES LABELS unit TIMEOUT 120)
 endif()
+
+# deploy/nginx/rma-gateway.conf in front of a real pool, through HTTPS (Debian's nginx and openssl).
+find_program(RMA_NGINX nginx PATHS /usr/sbin /sbin)
+find_program(RMA_OPENSSL openssl)
+if(RMA_NGINX AND RMA_OPENSSL)
+  rma_add_test(nginx_proxy_test SOURCES ops/nginx_proxy_test.cc
+               LIBS rma_test_support rma_test_backend LABELS e2e TIMEOUT 180)
+  add_dependencies(nginx_proxy_test ${RMA_BINARIES})
+  target_compile_definitions(nginx_proxy_test PRIVATE RMA_NGINX="${RMA_NGINX}"
+    RMA_OPENSSL="${RMA_OPENSSL}"
+    RMA_NGINX_TEMPLATE="${PROJECT_SOURCE_DIR}/deploy/nginx/rma-gateway.conf")
+else()
+  message(WARNING "rma: no nginx proxy test (needs nginx and openssl: scripts/install-deps.sh)")
+endif()
