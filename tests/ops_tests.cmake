@@ -49,3 +49,22 @@ if(RMA_NGINX AND RMA_OPENSSL)
 else()
   message(WARNING "rma: no nginx proxy test (needs nginx and openssl: scripts/install-deps.sh)")
 endif()
+
+# Per-worker metrics (broker/admin.cc MetricsDocument -> gateway/metrics.cc) the alert rules use.
+rma_add_test(worker_metrics_test SOURCES ops/worker_metrics_test.cc LIBS rma_broker rma_gateway)
+
+# deploy/prometheus and deploy/grafana: the alert rules' unit tests (promtool, from Debian's
+# prometheus package), and every metric the rules and the dashboard use against a real pool.
+find_program(RMA_PROMTOOL promtool)
+if(RMA_PROMTOOL)
+  add_test(NAME prometheus_rules COMMAND bash ${ops_dir}/prometheus_test.sh ${PROJECT_SOURCE_DIR})
+  set_tests_properties(prometheus_rules PROPERTIES LABELS unit TIMEOUT 60)
+  rma_add_test(monitoring_metrics_test SOURCES ops/monitoring_metrics_test.cc
+               LIBS rma_test_support LABELS e2e TIMEOUT 120)
+  add_dependencies(monitoring_metrics_test ${RMA_BINARIES})
+  target_compile_definitions(monitoring_metrics_test PRIVATE RMA_PROMTOOL="${RMA_PROMTOOL}"
+    RMA_ALERT_RULES="${PROJECT_SOURCE_DIR}/deploy/prometheus/rma-alerts.yml"
+    RMA_GRAFANA_DASHBOARD="${PROJECT_SOURCE_DIR}/deploy/grafana/rma-pool.json")
+else()
+  message(WARNING "rma: no Prometheus rule tests (needs promtool: scripts/install-deps.sh)")
+endif()
