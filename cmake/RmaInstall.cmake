@@ -45,7 +45,9 @@ set(rma_install_dirs_code [=[
 find_program(RMA_HELP2MAN help2man)
 find_program(RMA_GZIP gzip)
 set(RMA_MAN_PAGES "")
-if(RMA_HELP2MAN AND RMA_GZIP)
+# Not for sanitizer builds: they are not installed, and running their programs at build time would
+# drag the sanitizers' own start-up checks into the build.
+if(RMA_HELP2MAN AND RMA_GZIP AND NOT RMA_ASAN AND NOT RMA_TSAN)
   set(man_dir ${PROJECT_BINARY_DIR}/man)
   foreach(component IN LISTS RMA_COMPONENTS)
     set(program ${RMA_PROGRAMS_${component}})
@@ -64,7 +66,7 @@ if(RMA_HELP2MAN AND RMA_GZIP)
     list(APPEND RMA_MAN_PAGES ${page}.gz)
   endforeach()
   add_custom_target(rma_man_pages ALL DEPENDS ${RMA_MAN_PAGES})
-else()
+elseif(NOT RMA_ASAN AND NOT RMA_TSAN)
   message(WARNING "rma: help2man (or gzip) not found: no man pages are installed "
                   "(scripts/install-deps.sh installs help2man)")
 endif()
