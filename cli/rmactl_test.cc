@@ -192,7 +192,7 @@ TEST(RenderTest, TaskViewsNameTheWorker) {
   EXPECT_NE(RenderTask(task, names).find("w-1 (gpu-box)"), std::string::npos);
   // Unknown names: the id alone.
   EXPECT_NE(RenderTask(task).find("w-1"), std::string::npos);
-  EXPECT_EQ(RenderTask(task).find("("), std::string::npos);
+  EXPECT_EQ(RenderTask(task).find('('), std::string::npos);
   json list = {{"tasks", json::array({task, {{"task_id", "8"}, {"status", "queued"}}})}};
   const std::string table = RenderTaskList(list, names);
   EXPECT_NE(table.find("w-1 (gpu-box)"), std::string::npos) << table;
