@@ -268,15 +268,24 @@ json MetricsDocument(const Scheduler& s, Time now) {
   }
   json tiers = {{"1", 0}, {"2", 0}, {"3", 0}};
   json health = {{"healthy", 0}, {"late", 0}, {"offline", 0}};
+  // Every known worker, offline ones too until --offline-retention-ms: "which worker has been
+  // offline for how long" is what an alert needs, and only the broker knows it.
+  json workers = json::array();
   for (const Scheduler::Worker& w : s.workers()) {
     if (!w.in_use) continue;
     std::string h(s.Health(now, w));
     health[h] = health[h].get<int>() + 1;
     if (w.alive) tiers[std::to_string(w.tier)] = tiers[std::to_string(w.tier)].get<int>() + 1;
+    workers.push_back({{"worker_id", w.worker_id},
+                       {"name", w.name},
+                       {"tier", w.tier},
+                       {"alive", w.alive},
+                       {"heartbeat_age_s", Round(ToSecondsF(now - w.last_heard))}});
   }
   return {{"services", services},
           {"workers_by_tier", tiers},
           {"workers_by_health", health},
+          {"workers", workers},
           {"tasks", CountersJson(s.counters())},
           {"tasks_in_memory", s.task_count()},
           {"store_available", s.store_available()}};

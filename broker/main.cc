@@ -32,7 +32,8 @@ int main(int argc, char** argv) {
   int64_t offline_retention_ms = 300000;
 
   CLI::App app{"rma-broker: the registry, queues and router of an rma compute pool"};
-  app.set_version_flag("--version", std::string(kVersion));
+  // "NAME VERSION", the first line help2man reads when it writes the man page.
+  app.set_version_flag("--version", std::string("rma-broker ") + kVersion);
   app.add_option("--workers", options.workers_endpoint, "ZeroMQ endpoint workers connect to")
       ->envname("RMA_WORKERS")
       ->capture_default_str();

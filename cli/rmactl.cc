@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <iterator>
 #include <string>
@@ -16,8 +17,10 @@ namespace {
 using nlohmann::json;
 using namespace rma::cli;
 
+using Render = std::function<std::string(const json&)>;
+
 // Prints an answer; returns the exit code.
-int Print(const Reply& r, bool as_json, std::string (*render)(const json&)) {
+int Print(const Reply& r, bool as_json, const Render& render) {
   if (r.status == 0) {
     std::fprintf(stderr, "rmactl: cannot reach the gateway: %s\n", r.error.c_str());
     return kExitUnreachable;
@@ -46,10 +49,19 @@ std::string RenderSubmitted(const json& j) {
   return out + "\n";
 }
 
-std::string RenderAction(const json& j) {
-  std::string target = j.contains("task_id") ? "task " + j.value("task_id", "")
-                                             : "worker " + j.value("worker_id", "");
-  return j.value("action", "") + ": " + target + " ok\n";
+// Worker names for a task answer's tables: one admin listing, only when the answer names a worker.
+// Best effort — a client key may not list workers, and then the tables show ids alone.
+WorkerNames NamesFor(const Client& client, const Reply& r, bool as_json) {
+  if (as_json || r.status != 200) return {};
+  json j = r.Json();
+  if (!MentionsWorkers(j)) return {};
+  Reply workers = client.Call("GET", "/api/admin/workers");
+  return workers.status == 200 ? WorkerNamesOf(workers.Json()) : WorkerNames{};
+}
+
+int PrintTask(const Client& client, const Reply& r, bool as_json) {
+  WorkerNames names = NamesFor(client, r, as_json);
+  return Print(r, as_json, [&](const json& j) { return RenderTask(j, names); });
 }
 
 // Long-polls a task until it is final; prints it. Exit 4 when it ended without a result.
@@ -59,11 +71,27 @@ int WaitFor(const Client& client, const std::string& id, bool as_json) {
     json j = t.Json();
     const std::string status = j.is_object() ? j.value("status", "") : "";
     if (t.status != 200 || IsFinal(status)) {
-      int code = Print(t, as_json, RenderTask);
+      int code = PrintTask(client, t, as_json);
       if (code == kExitOk && status != "completed") return kExitTaskFailed;
       return code;
     }
   }
+}
+
+// drain / undrain NAME|ID.
+int WorkerCommand(const Client& client, const std::string& action, const std::string& name_or_id,
+                  bool as_json) {
+  WorkerActionOutcome out =
+      WorkerAction([&](const std::string& method, const std::string& path,
+                       const std::string& body) { return client.Call(method, path, body); },
+                   action, name_or_id);
+  if (!out.error.empty()) {
+    std::fprintf(stderr, "rmactl: %s\n", out.error.c_str());
+    return kExitUsage;
+  }
+  WorkerNames names;
+  if (!out.worker.name.empty()) names[out.worker.worker_id] = out.worker.name;
+  return Print(out.reply, as_json, [&](const json& j) { return RenderAction(j, names); });
 }
 
 }  // namespace
@@ -73,7 +101,8 @@ int main(int argc, char** argv) {
   client.gateway = "http://127.0.0.1:8080";
   bool as_json = false;
   CLI::App app{"rmactl: talk to an rma pool through its gateway"};
-  app.set_version_flag("--version", std::string(rma::kVersion));
+  // "NAME VERSION", the first line help2man reads when it writes the man page.
+  app.set_version_flag("--version", std::string("rmactl ") + rma::kVersion);
   app.add_option("--gateway", client.gateway, "gateway URL")
       ->envname("RMA_GATEWAY")
       ->capture_default_str();
@@ -88,13 +117,14 @@ int main(int argc, char** argv) {
 
   std::string service, payload, id, worker, filter_service, filter_status;
   bool wait = false;
+  bool raw = false;
   int priority = -1, max_attempts = 0, limit = 20;
   double timeout_s = 0;
   std::string idempotency_key;
   auto* submit = app.add_subcommand("submit", "submit a task: SERVICE [PAYLOAD|-] [--wait]");
   submit->add_option("service", service, "service name")->required();
-  submit->add_option("payload", payload,
-                     "JSON payload (text that is not JSON is sent as a string), or - for stdin");
+  submit->add_option("payload", payload, "JSON payload, or - to read it from stdin");
+  submit->add_flag("--raw", raw, "send PAYLOAD as it is, as a JSON string (it need not be JSON)");
   submit->add_flag("--wait", wait, "wait for the task to end and print it");
   submit->add_option("--priority", priority, "0 (default) to 9")->check(CLI::Range(0, 9));
   submit->add_option("--max-attempts", max_attempts, "attempts before the task is dead-lettered")
@@ -119,8 +149,12 @@ int main(int argc, char** argv) {
   retry->add_option("id", id, "task id")->required();
   auto* discard = app.add_subcommand("discard", "forget a dead task: ID (admin key)");
   discard->add_option("id", id, "task id")->required();
-  auto* drain = app.add_subcommand("drain", "stop giving a worker new tasks: WORKER (admin key)");
-  drain->add_option("worker", worker, "worker id")->required();
+  auto* drain =
+      app.add_subcommand("drain", "stop giving a worker new tasks: NAME or ID (admin key)");
+  drain->add_option("worker", worker, "worker name or id")->required();
+  auto* undrain =
+      app.add_subcommand("undrain", "give a drained worker tasks again: NAME or ID (admin key)");
+  undrain->add_option("worker", worker, "worker name or id")->required();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -131,43 +165,42 @@ int main(int argc, char** argv) {
     if (payload == "-") {
       payload.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
     }
-    json body = {{"service", service}};
-    if (!payload.empty()) {
-      json p = json::parse(payload, nullptr, false);
-      body["payload"] = p.is_discarded() ? json(payload) : p;
+    auto body =
+        SubmitBody({service, payload, raw, priority, max_attempts, timeout_s, idempotency_key});
+    if (!body.ok()) {
+      std::fprintf(stderr, "rmactl: %s\n", body.status().message().c_str());
+      return kExitUsage;
     }
-    if (priority >= 0) body["priority"] = priority;
-    if (max_attempts > 0) body["max_attempts"] = max_attempts;
-    if (timeout_s > 0) body["timeout_s"] = timeout_s;
-    if (!idempotency_key.empty()) body["idempotency_key"] = idempotency_key;
-    Reply r = client.Call("POST", "/api/tasks", body.dump());
+    Reply r = client.Call("POST", "/api/tasks", body->dump());
     if (!wait || r.status != 202) return Print(r, as_json, RenderSubmitted);
     return WaitFor(client, r.Json().value("task_id", ""), as_json);
   }
   if (*status) {
     if (wait) return WaitFor(client, id, as_json);
-    return Print(client.Call("GET", "/api/tasks/" + id), as_json, RenderTask);
+    return PrintTask(client, client.Call("GET", "/api/tasks/" + id), as_json);
   }
-  if (*cancel) return Print(client.Call("DELETE", "/api/tasks/" + id), as_json, RenderTask);
+  if (*cancel) return PrintTask(client, client.Call("DELETE", "/api/tasks/" + id), as_json);
   if (*tasks) {
     std::string query = "?limit=" + std::to_string(limit);
     if (!filter_service.empty()) query += "&service=" + filter_service;
     if (!filter_status.empty()) query += "&status=" + filter_status;
-    return Print(client.Call("GET", "/api/tasks" + query), as_json, RenderTaskList);
+    Reply r = client.Call("GET", "/api/tasks" + query);
+    WorkerNames names = NamesFor(client, r, as_json);
+    return Print(r, as_json, [&](const json& j) { return RenderTaskList(j, names); });
   }
   if (*workers) return Print(client.Call("GET", "/api/admin/workers"), as_json, RenderWorkers);
   if (*services) return Print(client.Call("GET", "/api/admin/services"), as_json, RenderServices);
   if (*stats) return Print(client.Call("GET", "/api/admin/stats"), as_json, RenderStats);
   if (*queues) return Print(client.Call("GET", "/api/admin/queues"), as_json, RenderQueues);
+  auto render_action = [](const json& j) { return RenderAction(j); };
   if (*retry) {
-    return Print(client.Call("POST", "/api/admin/tasks/" + id + "/retry"), as_json, RenderAction);
+    return Print(client.Call("POST", "/api/admin/tasks/" + id + "/retry"), as_json, render_action);
   }
   if (*discard) {
-    return Print(client.Call("POST", "/api/admin/tasks/" + id + "/discard"), as_json, RenderAction);
+    return Print(client.Call("POST", "/api/admin/tasks/" + id + "/discard"), as_json,
+                 render_action);
   }
-  if (*drain) {
-    return Print(client.Call("POST", "/api/admin/workers/" + worker + "/drain"), as_json,
-                 RenderAction);
-  }
+  if (*drain) return WorkerCommand(client, "drain", worker, as_json);
+  if (*undrain) return WorkerCommand(client, "undrain", worker, as_json);
   return kExitUsage;
 }

@@ -3,9 +3,11 @@
 
 #include <curl/curl.h>
 
+#include <cctype>
 #include <cmath>
 #include <mutex>
 #include <sstream>
+#include <vector>
 
 namespace rma::cli {
 
@@ -39,7 +41,113 @@ std::string Cell(const json& j, const char* key, const std::string& absent = "-"
   return v.dump();
 }
 
+const json& WorkerList(const json& doc) {
+  static const json kEmpty = json::array();
+  if (doc.is_object() && doc.contains("workers") && doc["workers"].is_array())
+    return doc["workers"];
+  return kEmpty;
+}
+
+std::string StringField(const json& j, const char* key) {
+  return j.is_object() && j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : "";
+}
+
 }  // namespace
+
+Result<json> SubmitBody(const SubmitRequest& request) {
+  json body = {{"service", request.service}};
+  if (!request.payload.empty()) {
+    if (request.raw) {
+      body["payload"] = request.payload;
+    } else {
+      json p = json::parse(request.payload, nullptr, false);
+      if (p.is_discarded()) {
+        return Status::InvalidArgument(
+            "the payload is not valid JSON (quote a string as '\"text\"', or send the text as it "
+            "is with --raw)");
+      }
+      body["payload"] = std::move(p);
+    }
+  }
+  if (request.priority >= 0) body["priority"] = request.priority;
+  if (request.max_attempts > 0) body["max_attempts"] = request.max_attempts;
+  if (request.timeout_s > 0) body["timeout_s"] = request.timeout_s;
+  if (!request.idempotency_key.empty()) body["idempotency_key"] = request.idempotency_key;
+  return body;
+}
+
+Result<WorkerRef> ResolveWorker(const json& workers_doc, const std::string& name_or_id) {
+  std::vector<WorkerRef> named;
+  for (const json& w : WorkerList(workers_doc)) {
+    WorkerRef ref{StringField(w, "worker_id"), StringField(w, "name")};
+    // An id is unique, so it wins over a name that happens to be spelled the same.
+    if (ref.worker_id == name_or_id) return ref;
+    if (ref.name == name_or_id) named.push_back(std::move(ref));
+  }
+  if (named.size() == 1) return named.front();
+  if (named.empty()) return WorkerRef{name_or_id, ""};
+  std::string ids;
+  for (const WorkerRef& w : named) ids += (ids.empty() ? "" : ", ") + w.worker_id;
+  return Status::InvalidArgument(std::to_string(named.size()) + " workers are named '" +
+                                 name_or_id + "' (" + ids + "): give the worker id instead");
+}
+
+std::string WorkerActionPath(const std::string& worker_id, const std::string& action) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string id;
+  for (unsigned char c : worker_id) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      id += static_cast<char>(c);
+    } else {
+      id += '%';
+      id += kHex[c >> 4];
+      id += kHex[c & 15];
+    }
+  }
+  return "/api/admin/workers/" + id + "/" + action;
+}
+
+WorkerActionOutcome WorkerAction(const CallFn& call, const std::string& action,
+                                 const std::string& name_or_id) {
+  WorkerActionOutcome out;
+  out.reply = call("GET", "/api/admin/workers", "");
+  if (out.reply.status != 200) return out;
+  auto resolved = ResolveWorker(out.reply.Json(), name_or_id);
+  if (!resolved.ok()) {
+    out.error = resolved.status().message();
+    return out;
+  }
+  out.worker = *resolved;
+  out.reply = call("POST", WorkerActionPath(out.worker.worker_id, action), "");
+  return out;
+}
+
+WorkerNames WorkerNamesOf(const json& workers_doc) {
+  WorkerNames names;
+  for (const json& w : WorkerList(workers_doc)) {
+    std::string id = StringField(w, "worker_id");
+    std::string name = StringField(w, "name");
+    if (!id.empty() && !name.empty()) names[id] = name;
+  }
+  return names;
+}
+
+std::string WorkerLabel(const std::string& worker_id, const WorkerNames& names) {
+  auto it = names.find(worker_id);
+  if (it == names.end() || it->second == worker_id) return worker_id;
+  return worker_id + " (" + it->second + ")";
+}
+
+bool MentionsWorkers(const json& doc) {
+  auto has_worker = [](const json& t) { return !StringField(t, "worker_id").empty(); };
+  if (has_worker(doc)) return true;
+  if (doc.is_object() && doc.contains("tasks") && doc["tasks"].is_array()) {
+    for (const json& t : doc["tasks"]) {
+      if (has_worker(t)) return true;
+    }
+  }
+  return false;
+}
 
 Reply Client::Call(const std::string& method, const std::string& path, const std::string& body,
                    long timeout_s_override) const {
@@ -183,12 +291,14 @@ std::string RenderStats(const json& doc) {
   return out.substr(out.find('\n') + 1);
 }
 
-std::string RenderTask(const json& t) {
+std::string RenderTask(const json& t, const WorkerNames& names) {
   if (!t.is_object()) return t.dump(2) + "\n";
   std::vector<std::vector<std::string>> rows;
   for (const char* key : {"task_id", "service", "status", "attempts", "worker_id", "created_at",
                           "started_at", "completed_at", "error"}) {
-    if (t.contains(key) && !t[key].is_null()) rows.push_back({key, Cell(t, key)});
+    if (!t.contains(key) || t[key].is_null()) continue;
+    const std::string cell = Cell(t, key);
+    rows.push_back({key, std::string(key) == "worker_id" ? WorkerLabel(cell, names) : cell});
   }
   std::string out = Table({"", ""}, rows);
   out = out.substr(out.find('\n') + 1);
@@ -200,15 +310,24 @@ std::string RenderTask(const json& t) {
   return out;
 }
 
-std::string RenderTaskList(const json& doc) {
+std::string RenderTaskList(const json& doc, const WorkerNames& names) {
   std::vector<std::vector<std::string>> rows;
   if (doc.is_object() && doc.contains("tasks") && doc["tasks"].is_array()) {
     for (const json& t : doc["tasks"]) {
+      const std::string worker = Cell(t, "worker_id");
       rows.push_back({Cell(t, "task_id"), Cell(t, "service"), Cell(t, "status"),
-                      Cell(t, "attempts"), Cell(t, "worker_id"), Cell(t, "created_at")});
+                      Cell(t, "attempts"), worker == "-" ? worker : WorkerLabel(worker, names),
+                      Cell(t, "created_at")});
     }
   }
   return Table({"TASK", "SERVICE", "STATUS", "ATTEMPTS", "WORKER", "CREATED"}, rows);
+}
+
+std::string RenderAction(const json& j, const WorkerNames& names) {
+  std::string target = j.contains("task_id")
+                           ? "task " + StringField(j, "task_id")
+                           : "worker " + WorkerLabel(StringField(j, "worker_id"), names);
+  return StringField(j, "action") + ": " + target + " ok\n";
 }
 
 std::string RenderError(const Reply& reply) {

@@ -1,12 +1,18 @@
-// rmactl's pieces that are not argument parsing: one HTTP call to the gateway (libcurl) and the
-// readable tables and summaries printed for the gateway's JSON. The render functions are pure, so
-// rmactl_test.cc checks them without a gateway.
+// rmactl's pieces that are not argument parsing: one HTTP call to the gateway (libcurl), the
+// requests each command sends (built from its arguments, resolving worker names through the admin
+// API), and the readable tables and summaries printed for the gateway's JSON. Everything but
+// Client::Call is pure or takes the call as a function, so rmactl_test.cc checks it without a
+// gateway.
 #pragma once
 
 #include <nlohmann/json.hpp>
 
+#include <functional>
+#include <map>
 #include <string>
 #include <vector>
+
+#include "common/status.h"
 
 namespace rma::cli {
 
@@ -32,6 +38,58 @@ struct Client {
              long timeout_s_override = 0) const;
 };
 
+// One HTTP exchange with the gateway: (method, path, body) -> reply. Client::Call in rmactl, a fake
+// in tests.
+using CallFn = std::function<Reply(const std::string& method, const std::string& path,
+                                   const std::string& body)>;
+
+// `rmactl submit`: the POST /api/tasks body. PAYLOAD must be JSON (an object, array, number, string
+// in quotes, ...), so a typo is an error instead of a task that carries the typo as text; with
+// `raw` it is sent as it is, as a JSON string. An empty payload sends none.
+struct SubmitRequest {
+  std::string service;
+  std::string payload;
+  bool raw = false;
+  int priority = -1;  // -1: the gateway's default
+  int max_attempts = 0;
+  double timeout_s = 0;
+  std::string idempotency_key;
+};
+Result<nlohmann::json> SubmitBody(const SubmitRequest& request);
+
+// A worker as the admin API lists it; `name` is empty when the listing did not have it.
+struct WorkerRef {
+  std::string worker_id;
+  std::string name;
+};
+// Finds NAME_OR_ID in a GET /api/admin/workers document: a worker with exactly that id, else the
+// one worker with that name. Several workers with the name: an error listing their ids (drain one
+// by id). Neither: the argument as an id, so the broker gives its own answer for a worker it no
+// longer lists.
+Result<WorkerRef> ResolveWorker(const nlohmann::json& workers_doc, const std::string& name_or_id);
+// "/api/admin/workers/<id>/<action>", the id percent-encoded.
+std::string WorkerActionPath(const std::string& worker_id, const std::string& action);
+
+// `rmactl drain|undrain NAME|ID`: lists the workers, resolves the argument and POSTs the action.
+// `error` is set (and nothing is POSTed) when the argument names several workers; otherwise `reply`
+// is the gateway's answer — to the listing when that failed, else to the action.
+struct WorkerActionOutcome {
+  Reply reply;
+  WorkerRef worker;
+  std::string error;
+};
+WorkerActionOutcome WorkerAction(const CallFn& call, const std::string& action,
+                                 const std::string& name_or_id);
+
+// Worker names by id, from a GET /api/admin/workers document (empty for anything else).
+using WorkerNames = std::map<std::string, std::string>;
+WorkerNames WorkerNamesOf(const nlohmann::json& workers_doc);
+// "w-1 (gpu-box)", or just the id when its name is unknown.
+std::string WorkerLabel(const std::string& worker_id, const WorkerNames& names);
+// Whether a task answer (one task, or a {"tasks": [...]} list) names any worker, i.e. whether
+// asking for the names is worth a request.
+bool MentionsWorkers(const nlohmann::json& doc);
+
 // Columns padded to their widest cell, two spaces apart, header first.
 std::string Table(const std::vector<std::string>& header,
                   const std::vector<std::vector<std::string>>& rows);
@@ -40,8 +98,11 @@ std::string RenderWorkers(const nlohmann::json& doc);
 std::string RenderServices(const nlohmann::json& doc);
 std::string RenderQueues(const nlohmann::json& doc);
 std::string RenderStats(const nlohmann::json& doc);
-std::string RenderTask(const nlohmann::json& task);
-std::string RenderTaskList(const nlohmann::json& doc);
+// Task views show the worker's name beside its id when `names` has it.
+std::string RenderTask(const nlohmann::json& task, const WorkerNames& names = {});
+std::string RenderTaskList(const nlohmann::json& doc, const WorkerNames& names = {});
+// "drain: worker w-1 (gpu-box) ok" for an admin action's answer.
+std::string RenderAction(const nlohmann::json& answer, const WorkerNames& names = {});
 // An error answer: "error 404 (not_found): task '7' not found".
 std::string RenderError(const Reply& reply);
 

@@ -7,7 +7,7 @@ const gateway = process.env.RMA_GATEWAY || 'http://127.0.0.1:8080';
 
 export default defineConfig({
   // JSX compiles to Preact's automatic runtime; no React, no Babel.
-  oxc: { jsx: { runtime: 'automatic', importSource: 'preact' } },
+  esbuild: { jsx: 'automatic', jsxImportSource: 'preact' },
   build: {
     target: 'es2022',
     // Hashed file names under /assets/ let the gateway cache them for a year; index.html is revalidated.

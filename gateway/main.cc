@@ -51,7 +51,8 @@ int main(int argc, char** argv) {
 
   CLI::App app{
       "rma-gateway: the HTTP API, admin API, metrics and dashboard of an rma compute pool"};
-  app.set_version_flag("--version", std::string(kVersion));
+  // "NAME VERSION", the first line help2man reads when it writes the man page.
+  app.set_version_flag("--version", std::string("rma-gateway ") + kVersion);
   app.add_option("--config", config_file, "JSON config file (flags and environment override it)")
       ->envname("RMA_GATEWAY_CONFIG");
   auto* o_broker = app.add_option("--broker", broker_endpoint, "broker client endpoint")

@@ -268,6 +268,32 @@ void RenderBrokerMetrics(const json& doc, bool broker_up, std::string* out) {
       }
     }
   }
+  if (Has(doc, "workers") && doc["workers"].is_array()) {
+    // One series per known worker (live, late or offline until the broker's
+    // --offline-retention-ms): what "worker X has been offline for 5 minutes" alerts on.
+    Family(out, "rma_worker_up", "gauge", "1 while the worker is live, 0 once it is offline.");
+    auto worker_labels = [](const json& w, bool with_tier) {
+      auto text = [&](const char* key) {
+        return w.contains(key) && w[key].is_string() ? w[key].get<std::string>() : std::string();
+      };
+      std::string labels =
+          Label("worker_id", text("worker_id")) + "," + Label("name", text("name"));
+      if (with_tier) labels += "," + Label("tier", FormatSampleValue(Number(w, "tier")));
+      return labels;
+    };
+    for (const json& w : doc["workers"]) {
+      if (!w.is_object()) continue;
+      const bool alive = w.contains("alive") && w["alive"].is_boolean() && w["alive"].get<bool>();
+      Sample(out, "rma_worker_up", worker_labels(w, true), alive ? 1 : 0);
+    }
+    Family(out, "rma_worker_heartbeat_age_seconds", "gauge",
+           "Seconds since the broker last heard from the worker.");
+    for (const json& w : doc["workers"]) {
+      if (!w.is_object()) continue;
+      Sample(out, "rma_worker_heartbeat_age_seconds", worker_labels(w, false),
+             Number(w, "heartbeat_age_s"));
+    }
+  }
   if (Has(doc, "tasks_in_memory")) {
     Family(out, "rma_broker_tasks_in_memory", "gauge",
            "Tasks the broker holds in memory (queued, running and recently finished).");

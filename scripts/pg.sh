@@ -51,7 +51,11 @@ case "$cmd" in
     ;;
   stop)
     [[ -f "$dir/data/PG_VERSION" ]] || exit 0
-    as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+    # Fast shutdown, and immediate when that takes more than a few seconds: callers (the demo's Ctrl-C,
+    # a test's cleanup) promise to be done quickly, and this data is throwaway.
+    if ! as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w -t 5 stop >/dev/null 2>&1; then
+      as_owner "$bin/pg_ctl" -D "$dir/data" -m immediate -w -t 5 stop >/dev/null 2>&1 || true
+    fi
     ;;
   url)
     cat "$dir/url"

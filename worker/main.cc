@@ -65,7 +65,8 @@ int main(int argc, char** argv) {
   int64_t max_output_bytes = 16 << 20;
 
   CLI::App app{"rma-worker: offer this machine's hardware and services to an rma compute pool"};
-  app.set_version_flag("--version", std::string(kVersion));
+  // "NAME VERSION", the first line help2man reads when it writes the man page.
+  app.set_version_flag("--version", std::string("rma-worker ") + kVersion);
   app.add_option("--config", config_path, "JSON configuration file (flags win over it)")
       ->envname("RMA_CONFIG");
   app.add_option("--broker", options.broker, "broker worker endpoint")

@@ -159,7 +159,10 @@ TEST(RmactlTest, SubmitStatusCancelAndTables) {
   EXPECT_EQ(waited.exit_code, 0) << waited.output;
   EXPECT_NE(waited.output.find("completed"), std::string::npos) << waited.output;
   EXPECT_NE(waited.output.find("\"n\": 8"), std::string::npos) << waited.output;
-  CliResult as_json = Rmactl(cluster, {"--json", "submit", "echo", "plain text", "--wait"}, env);
+  // Text that is not JSON is a usage error unless --raw sends it as a string.
+  EXPECT_EQ(Rmactl(cluster, {"submit", "echo", "plain text"}, env).exit_code, 2);
+  CliResult as_json =
+      Rmactl(cluster, {"--json", "submit", "echo", "plain text", "--raw", "--wait"}, env);
   ASSERT_EQ(as_json.exit_code, 0) << as_json.output;
   json task = json::parse(as_json.output, nullptr, false);
   ASSERT_TRUE(task.is_object()) << as_json.output;
@@ -192,7 +195,8 @@ TEST(RmactlTest, SubmitStatusCancelAndTables) {
   EXPECT_NE(too_late.output.find("failed_precondition"), std::string::npos) << too_late.output;
 
   // A task that ends without a result: exit code 4 with --wait.
-  CliResult dead = Rmactl(cluster, {"submit", "fail", "x", "--wait", "--max-attempts", "1"}, env);
+  CliResult dead =
+      Rmactl(cluster, {"submit", "fail", "\"x\"", "--wait", "--max-attempts", "1"}, env);
   EXPECT_EQ(dead.exit_code, 4) << dead.output;
   EXPECT_NE(dead.output.find("dead"), std::string::npos) << dead.output;
 

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <charconv>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
@@ -251,6 +252,32 @@ void TestBackend::Serve(int fd) {
     } else if (path.rfind("/big/", 0) == 0) {
       Respond(fd, 200, "application/octet-stream",
               std::string(static_cast<size_t>(number_after("/big/")), 'x'));
+    } else if (path.rfind("/stream/", 0) == 0) {
+      // N server-sent events MS apart, chunked, the way a streaming backend answers.
+      const int64_t count = number_after("/stream/");
+      const size_t slash = path.find('/', 8);
+      int64_t ms = 0;
+      if (slash != std::string::npos) {
+        if (std::from_chars(path.data() + slash + 1, path.data() + path.size(), ms).ec !=
+            std::errc()) {
+          ms = 0;
+        }
+      }
+      bool open = SendAll(fd,
+                          "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                          "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n"
+                          "Connection: close\r\n\r\n");
+      for (int64_t i = 0; open && i < count; ++i) {
+        if (i > 0 && !Pause(ms)) {
+          open = false;
+          break;
+        }
+        const std::string event = "data: " + std::to_string(i) + "\n\n";
+        char size[32];
+        std::snprintf(size, sizeof size, "%zx\r\n", event.size());
+        open = SendAll(fd, size + event + "\r\n");
+      }
+      if (open) SendAll(fd, "0\r\n\r\n");
     } else if (path == "/" && req.method == "POST") {
       auto ct = req.headers.find("content-type");
       Respond(fd, 200, ct == req.headers.end() ? "application/octet-stream" : ct->second, req.body);

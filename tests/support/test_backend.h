@@ -11,6 +11,7 @@
 //   ANY  /status/N               status N, text/plain "status N"
 //   ANY  /slow/MS                200 after MS milliseconds (cut short when the server stops)
 //   ANY  /big/N                  200 with N bytes of 'x'
+//   ANY  /stream/N/MS            200 text/event-stream, chunked: N events "data: i", MS apart
 //   POST /                       200 with the request body and content type (asynchronous tasks)
 //   anything else                404
 // Thread-safe.
