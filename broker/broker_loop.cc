@@ -426,8 +426,9 @@ void BrokerLoop::HandleStoreReply(Time now, StoreReply reply) {
   if (reply.message) ToClient(reply.client, std::move(*reply.message));
   if (reply.dead_task) {
     const DeadTaskDone& d = *reply.dead_task;
-    ReplyAdmin(reply.client, d.ref,
-               {{"task_id", ToString(d.id)}, {"action", d.retried ? "retry" : "discard"}, {"ok", true}});
+    ReplyAdmin(
+        reply.client, d.ref,
+        {{"task_id", ToString(d.id)}, {"action", d.retried ? "retry" : "discard"}, {"ok", true}});
   }
   if (reply.stats) {
     nlohmann::json doc = StatsDocument(*scheduler_, now, info_);

@@ -142,7 +142,8 @@ class Reader {
         if (rows.empty()) {
           r.message = ErrorOf(req.ref, Status::NotFound("task " + ToString(req.id) + " not found"));
         } else {
-          r.message = proto::TaskInfo{req.ref, ViewOf(RecordFromRow(rows[0]), /*with_result=*/true)};
+          r.message =
+              proto::TaskInfo{req.ref, ViewOf(RecordFromRow(rows[0]), /*with_result=*/true)};
         }
         break;
       }

@@ -291,7 +291,8 @@ void PrepareReader(pqxx::connection& conn) {
   }
   conn.prepare("rma_retention",
                "DELETE FROM tasks WHERE task_id IN (SELECT task_id FROM tasks WHERE completed_at "
-               "< $1::timestamptz AND status IN (" + finished + ") ORDER BY completed_at LIMIT $2)");
+               "< $1::timestamptz AND status IN (" +
+                   finished + ") ORDER BY completed_at LIMIT $2)");
   conn.prepare("rma_stats_retention",
                "DELETE FROM service_stats_minute WHERE ctid IN (SELECT ctid FROM "
                "service_stats_minute WHERE minute < $1::timestamptz LIMIT $2)");

@@ -3,8 +3,8 @@
 // + completion of a fast task become one row), COPYed into a temporary table and applied with one
 // INSERT ... ON CONFLICT and one UPDATE, in one transaction. A failed batch is kept and retried.
 #include <poll.h>
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <chrono>

@@ -53,7 +53,6 @@ bool Scheduler::EpochLive(const TimedEntry& e) const {
   return t != nullptr && t->epoch == e.tag;
 }
 
-
 // ---------------------------------------------------------------------------------------------------
 // Time
 

@@ -72,8 +72,8 @@ class Scheduler {
   // the live scheduler needs. The record's payload and result are shared with every message and
   // store write that carries them.
   struct Task : TaskRecord {
-    uint32_t service_index = 0;  // into services(); `service` holds the name
-    bool transient = false;      // synchronous call: never persisted
+    uint32_t service_index = 0;    // into services(); `service` holds the name
+    bool transient = false;        // synchronous call: never persisted
     uint32_t running_attempt = 0;  // attempt number of the current lease
     uint32_t epoch = 0;   // bumped when the task leaves a queue or heap slot: stale entries skip
     int32_t worker = -1;  // registry slot while running

@@ -209,7 +209,6 @@ void Scheduler::MaybeEvict(Time now) {
   }
 }
 
-
 Status Scheduler::RetryDead(Time now, TaskId id) {
   Task* t = Find(id);
   if (t == nullptr) return Status::NotFound("task " + ToString(id) + " is not in memory");

@@ -1,5 +1,6 @@
-// Test harness for the Scheduler: a recording SchedulerOutput that keeps what the scheduler sends, and a fixture with a FakeClock and helpers to register workers, submit tasks and answer
-// them. No sockets, no threads, no real time: every test drives the state machine directly.
+// Test harness for the Scheduler: a recording SchedulerOutput that keeps what the scheduler sends,
+// and a fixture with a FakeClock and helpers to register workers, submit tasks and answer them. No
+// sockets, no threads, no real time: every test drives the state machine directly.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -21,8 +22,11 @@ struct Sent {
   std::variant<proto::ToWorkerMessage, proto::ToClientMessage> message;
   bool durable = false;  // sent through ToClientWhenDurable
   proto::Command command() const {
-    return std::visit([](const auto& m) { return std::visit([](const auto& x) { return proto::CommandOf(x); }, m); },
-                      message);
+    return std::visit(
+        [](const auto& m) {
+          return std::visit([](const auto& x) { return proto::CommandOf(x); }, m);
+        },
+        message);
   }
   // The message as T, or nullptr when it is another type.
   template <typename T>

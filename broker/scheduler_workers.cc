@@ -231,7 +231,8 @@ void Scheduler::ReconcileRunning(Time now, uint32_t index,
     // Unknown, ended, or running elsewhere: it still occupies a slot until its RESULT arrives.
     workers_[index].running.push_back(r);
     if (t != nullptr && proto::IsTerminal(t->status)) {
-      SendToWorker(now, workers_[index], proto::CancelAttempt{r.task_id, r.attempt, "task already ended"});
+      SendToWorker(now, workers_[index],
+                   proto::CancelAttempt{r.task_id, r.attempt, "task already ended"});
     }
   }
 }

@@ -1,6 +1,6 @@
-// TaskStore: where the broker records tasks and workers. NullStore records nothing (a broker without
-// a database keeps tasks only in the scheduler's memory); PgStore (pg_store.h) makes every accepted
-// task durable in PostgreSQL.
+// TaskStore: where the broker records tasks and workers. NullStore records nothing (a broker
+// without a database keeps tasks only in the scheduler's memory); PgStore (pg_store.h) makes every
+// accepted task durable in PostgreSQL.
 //
 // The broker loop thread is the only caller. Writes are queued without blocking and numbered; an
 // implementation with its own thread reports through poll_fd()/OnReadable() how far writes are

@@ -14,8 +14,9 @@
 namespace rma::broker {
 
 // Everything durable about a task: the store's row, and the part of the scheduler's task that
-// survives a restart (Scheduler::Task extends it). Payload and result are shared Bytes, so handing a
-// record to the store copies neither; an update's payload is not written again (it never changes).
+// survives a restart (Scheduler::Task extends it). Payload and result are shared Bytes, so handing
+// a record to the store copies neither; an update's payload is not written again (it never
+// changes).
 struct TaskRecord {
   TaskId id;
   std::string service;

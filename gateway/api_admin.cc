@@ -22,13 +22,11 @@ HttpReply Api::AdminDocument(const BrokerAnswer& a) {
   return JsonReply(200, ar->data);
 }
 
-
 void Api::AdminQuery(const char* query, Exchange& ex) {
   proto::Admin admin;
   admin.query = query;
   Ask(ex, Command::kAdmin, admin, ctx_->options.submit_timeout, AdminDocument);
 }
-
 
 void Api::AdminTaskAction(const char* action, const Call& call, Exchange& ex) {
   const std::string id_text = call.match.Param("id");
@@ -40,7 +38,6 @@ void Api::AdminTaskAction(const char* action, const Call& call, Exchange& ex) {
   admin.task_id = id_text;
   Ask(ex, Command::kAdmin, admin, ctx_->options.submit_timeout, AdminDocument);
 }
-
 
 void Api::AdminWorkerAction(const char* action, const Call& call, Exchange& ex) {
   const std::string worker = call.match.Param("id");

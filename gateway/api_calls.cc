@@ -52,7 +52,6 @@ bool HasDotSegment(std::string_view path) {
   return false;
 }
 
-
 void Api::ServiceCall(const Call& call, Exchange& ex) {
   const std::string name = call.match.Param("name");
   if (Status valid = proto::CheckServiceName(name); !valid.ok()) {
@@ -78,11 +77,10 @@ void Api::ServiceCall(const Call& call, Exchange& ex) {
   if (auto t = call.head.Header("X-RMA-Timeout")) {
     auto secs = ParseSeconds(*t, ToSecondsF(ctx_->options.max_call_timeout));
     if (!secs || *secs <= 0) {
-      return ex.Reply(
-          ErrorReply(400,
-                     "X-RMA-Timeout must be a number of seconds above 0 and at most " +
-                         FormatSampleValue(ToSecondsF(ctx_->options.max_call_timeout)),
-                     "invalid_argument"));
+      return ex.Reply(ErrorReply(400,
+                                 "X-RMA-Timeout must be a number of seconds above 0 and at most " +
+                                     FormatSampleValue(ToSecondsF(ctx_->options.max_call_timeout)),
+                                 "invalid_argument"));
     }
     timeout = Duration(static_cast<int64_t>(*secs * 1e6));
   }

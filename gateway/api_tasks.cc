@@ -54,7 +54,6 @@ void Api::Handle(const Call& call, Exchange& ex) {
   ex.Reply(ErrorReply(500, "unhandled route", "internal"));
 }
 
-
 HttpReply Api::Health() {
   const bool reachable = ctx_->broker.broker_reachable();
   json body = {
@@ -68,41 +67,38 @@ HttpReply Api::Health() {
   return JsonReply(reachable ? 200 : 503, body);
 }
 
-
 void Api::Metrics(Exchange& ex) {
   std::shared_ptr<Deferred> deferred = ex.Defer();
   if (!deferred) return;
   proto::Admin admin;
   admin.query = "metrics";
   ApiContext* ctx = ctx_;
-  ctx_->broker.Request(
-      Command::kAdmin, admin, ctx_->options.metrics_timeout,
-      [ctx, deferred](Result<BrokerAnswer> answer) {
-        json doc;
-        bool up = false;
-        if (answer.ok()) {
-          if (const auto* ar = std::get_if<proto::AdminReply>(&*answer)) {
-            doc = ar->data;
-            up = doc.is_object();
-          }
-        }
-        std::string text;
-        text.reserve(32 << 10);
-        ctx->metrics.Render(&text);
-        GatewayGauges g;
-        g.pending_requests = ctx->broker.pending();
-        g.pending_writes = ctx->writer.pending();
-        g.dropped_responses = ctx->writer.dropped();
-        g.broker_reachable = ctx->broker.broker_reachable();
-        g.start_time_s = static_cast<double>(ToUnixMs(ctx->started_at)) / 1000.0;
-        g.version = std::string(kVersion);
-        RenderGatewayGauges(g, &text);
-        RenderBrokerMetrics(doc, up, &text);
-        deferred->Reply(
-            HttpReply{200, std::move(text), "text/plain; version=0.0.4; charset=utf-8", {}});
-      });
+  ctx_->broker.Request(Command::kAdmin, admin, ctx_->options.metrics_timeout,
+                       [ctx, deferred](Result<BrokerAnswer> answer) {
+                         json doc;
+                         bool up = false;
+                         if (answer.ok()) {
+                           if (const auto* ar = std::get_if<proto::AdminReply>(&*answer)) {
+                             doc = ar->data;
+                             up = doc.is_object();
+                           }
+                         }
+                         std::string text;
+                         text.reserve(32 << 10);
+                         ctx->metrics.Render(&text);
+                         GatewayGauges g;
+                         g.pending_requests = ctx->broker.pending();
+                         g.pending_writes = ctx->writer.pending();
+                         g.dropped_responses = ctx->writer.dropped();
+                         g.broker_reachable = ctx->broker.broker_reachable();
+                         g.start_time_s = static_cast<double>(ToUnixMs(ctx->started_at)) / 1000.0;
+                         g.version = std::string(kVersion);
+                         RenderGatewayGauges(g, &text);
+                         RenderBrokerMetrics(doc, up, &text);
+                         deferred->Reply(HttpReply{
+                             200, std::move(text), "text/plain; version=0.0.4; charset=utf-8", {}});
+                       });
 }
-
 
 void Api::SubmitTask(const Call& call, Exchange& ex) {
   SubmitLimits limits;
@@ -126,7 +122,6 @@ void Api::SubmitTask(const Call& call, Exchange& ex) {
         return r;
       });
 }
-
 
 void Api::GetTask(const Call& call, Exchange& ex) {
   const std::string id_text = call.match.Param("id");
@@ -152,7 +147,6 @@ void Api::GetTask(const Call& call, Exchange& ex) {
       });
 }
 
-
 void Api::CancelTask(const Call& call, Exchange& ex) {
   const std::string id_text = call.match.Param("id");
   auto id = ParseTaskId(id_text);
@@ -172,7 +166,6 @@ void Api::CancelTask(const Call& call, Exchange& ex) {
       });
 }
 
-
 void Api::ListTasks(const Call& call, Exchange& ex) {
   proto::List list;
   auto service = QueryParam(call.query, "service");
@@ -180,8 +173,7 @@ void Api::ListTasks(const Call& call, Exchange& ex) {
   auto limit = QueryParam(call.query, "limit");
   if (service && !service->empty()) {
     if (!proto::IsServiceName(*service)) {
-      return ex.Reply(
-          ErrorReply(400, "'service' is not a valid service name", "invalid_argument"));
+      return ex.Reply(ErrorReply(400, "'service' is not a valid service name", "invalid_argument"));
     }
     list.service = *service;
   }
@@ -191,7 +183,8 @@ void Api::ListTasks(const Call& call, Exchange& ex) {
       for (std::string_view name : proto::TaskStatusNames()) {
         known += (known.empty() ? "" : ", ") + std::string(name);
       }
-      return ex.Reply(ErrorReply(400, "unknown status '" + status->substr(0, 64) + "' (" + known + ")",
+      return ex.Reply(ErrorReply(400,
+                                 "unknown status '" + status->substr(0, 64) + "' (" + known + ")",
                                  "invalid_argument"));
     }
     list.status = *status;

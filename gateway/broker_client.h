@@ -18,8 +18,8 @@
 #include <variant>
 #include <vector>
 
-#include "common/mutex.h"
 #include "common/clock.h"
+#include "common/mutex.h"
 #include "common/status.h"
 #include "protocol/admin_reply.h"
 #include "protocol/codec.h"

@@ -72,7 +72,6 @@ struct ReplyTo {
 
 void Deliver(ApiContext& ctx, int fd, OwnedFd owned, const ReplyTo& to, HttpReply reply);
 
-
 // An answer written later, from any thread, exactly once, through the request's own socket.
 class Deferred {
  public:

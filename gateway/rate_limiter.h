@@ -9,8 +9,8 @@
 #include <string>
 #include <unordered_map>
 
-#include "common/mutex.h"
 #include "common/clock.h"
+#include "common/mutex.h"
 
 namespace rma::gateway {
 

@@ -49,9 +49,9 @@ bool IsReservedApiName(std::string_view name) {
   // The API's own words, and the admin resources someone may type without "admin/": a request for
   // /api/workers is a mistyped route (404), not a call to a service named "workers".
   static constexpr std::array<std::string_view, 20> kReserved = {
-      "tasks",    "admin",       "service",  "health",  "metrics",     "docs",  "openapi",
-      "openapi.json", "v1",      "workers",  "services", "stats",      "queues", "account",
-      "accounts", "keys",        "leaderboard", "events", "enrol",     "auth"};
+      "tasks",        "admin", "service",     "health",   "metrics", "docs",   "openapi",
+      "openapi.json", "v1",    "workers",     "services", "stats",   "queues", "account",
+      "accounts",     "keys",  "leaderboard", "events",   "enrol",   "auth"};
   return std::find(kReserved.begin(), kReserved.end(), name) != kReserved.end();
 }
 

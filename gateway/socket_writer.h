@@ -24,8 +24,8 @@
 #include <thread>
 #include <vector>
 
-#include "common/mutex.h"
 #include "common/clock.h"
+#include "common/mutex.h"
 #include "common/status.h"
 
 namespace rma::gateway {

@@ -1,10 +1,10 @@
 // Bytes: an immutable byte string shared by reference, for task payloads and results.
 //
-// A payload is decoded from its frame once and then travels — into the scheduler's task, the store's
-// record, the TASK sent to a worker, the TASK_INFO sent back — without being copied again: every
-// holder shares one buffer. The buffer never changes after construction, so holders on different
-// threads (the broker loop and the store's writer) may read it at once; the reference count is
-// atomic. An empty Bytes owns nothing.
+// A payload is decoded from its frame once and then travels — into the scheduler's task, the
+// store's record, the TASK sent to a worker, the TASK_INFO sent back — without being copied again:
+// every holder shares one buffer. The buffer never changes after construction, so holders on
+// different threads (the broker loop and the store's writer) may read it at once; the reference
+// count is atomic. An empty Bytes owns nothing.
 #pragma once
 
 #include <memory>

@@ -51,8 +51,7 @@ class FieldWriter {
   void Enum(std::string_view k, E v, const FieldRule& r, NameFn name, ParseFn) {
     if (Wanted(r, v != E{})) w_.Str(k, name(v));
   }
-  void StrMap(std::string_view k, const std::map<std::string, std::string>& v,
-              const FieldRule& r) {
+  void StrMap(std::string_view k, const std::map<std::string, std::string>& v, const FieldRule& r) {
     if (Wanted(r, !v.empty())) w_.StrMap(k, v);
   }
   void StrList(std::string_view k, const std::vector<std::string>& v, const FieldRule& r) {
@@ -187,13 +186,13 @@ class FieldReader {
     const msgpack::object* v = Find(k, r);
     if (v == nullptr) return;
     size_t max = r.max_bytes > 0 ? r.max_bytes : limits_.max_string_bytes;
-    Keep(internal::ForEachItem(*v, Name(k), limits_.max_array,
-                               [&](uint32_t, const msgpack::object& item) -> Status {
-                                 std::string s;
-                                 RMA_RETURN_IF_ERROR(internal::ReadStr(item, Name(k) + "[]", max, &s));
-                                 out.push_back(std::move(s));
-                                 return Status::Ok();
-                               }));
+    Keep(internal::ForEachItem(
+        *v, Name(k), limits_.max_array, [&](uint32_t, const msgpack::object& item) -> Status {
+          std::string s;
+          RMA_RETURN_IF_ERROR(internal::ReadStr(item, Name(k) + "[]", max, &s));
+          out.push_back(std::move(s));
+          return Status::Ok();
+        }));
   }
   template <typename T>
   void Object(std::string_view k, T& out, const FieldRule& r) {
@@ -309,8 +308,8 @@ class FieldReader {
           if (kv.key.type != msgpack::type::STR) {
             return Status::InvalidArgument("field '" + field + "' has a key that is not a string");
           }
-          RMA_RETURN_IF_ERROR(ToJson(
-              kv.val, field, &(*out)[std::string(kv.key.via.str.ptr, kv.key.via.str.size)]));
+          RMA_RETURN_IF_ERROR(
+              ToJson(kv.val, field, &(*out)[std::string(kv.key.via.str.ptr, kv.key.via.str.size)]));
         }
         return Status::Ok();
       }
@@ -374,13 +373,13 @@ constexpr size_t kShapeCheckThreshold = 64 * 1024;
 
 // ---- Public entry points ---------------------------------------------------------------------
 
-#define RMA_PROTOCOL_MESSAGE(Type, wire_name)                                      \
-  void Encode(const Type& m, std::string* out) { FieldWriter::Write(m, out); }    \
-  Status Decoder::Decode(std::string_view body, Type* out) {                       \
-    *out = {};                                                                     \
-    auto root = Parse(body);                                                       \
-    if (!root.ok()) return root.status().WithContext(wire_name);                   \
-    return FieldReader::Read(*root, wire_name, std::string(), limits_, out);      \
+#define RMA_PROTOCOL_MESSAGE(Type, wire_name)                                  \
+  void Encode(const Type& m, std::string* out) { FieldWriter::Write(m, out); } \
+  Status Decoder::Decode(std::string_view body, Type* out) {                   \
+    *out = {};                                                                 \
+    auto root = Parse(body);                                                   \
+    if (!root.ok()) return root.status().WithContext(wire_name);               \
+    return FieldReader::Read(*root, wire_name, std::string(), limits_, out);   \
   }
 RMA_PROTOCOL_MESSAGES(RMA_PROTOCOL_MESSAGE)
 #undef RMA_PROTOCOL_MESSAGE

@@ -74,7 +74,8 @@ class Decoder {
   Decoder(const Decoder&) = delete;
   Decoder& operator=(const Decoder&) = delete;
 
-#define RMA_PROTOCOL_DECLARE_DECODE(Type, wire_name) Status Decode(std::string_view body, Type* out);
+#define RMA_PROTOCOL_DECLARE_DECODE(Type, wire_name) \
+  Status Decode(std::string_view body, Type* out);
   RMA_PROTOCOL_MESSAGES(RMA_PROTOCOL_DECLARE_DECODE)
 #undef RMA_PROTOCOL_DECLARE_DECODE
 

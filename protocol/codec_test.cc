@@ -1,7 +1,7 @@
 // Round trips of every protocol message through Encode and Decoder, plus the validation rules of
 // each.
-#include "protocol/admin_reply.h"
 #include "protocol/codec.h"
+#include "protocol/admin_reply.h"
 
 #include <gtest/gtest.h>
 
@@ -175,7 +175,8 @@ TEST(CodecTest, AdminReplyCarriesAJsonDocumentAsAMsgpackMap) {
   const msgpack::object_map& body = obj->via.map;
   bool found = false;
   for (uint32_t i = 0; i < body.size; ++i) {
-    if (std::string_view(body.ptr[i].key.via.str.ptr, body.ptr[i].key.via.str.size) != "data") continue;
+    if (std::string_view(body.ptr[i].key.via.str.ptr, body.ptr[i].key.via.str.size) != "data")
+      continue;
     found = true;
     EXPECT_EQ(body.ptr[i].val.type, msgpack::type::MAP);
     EXPECT_EQ(body.ptr[i].val.via.map.size, 3u);
@@ -302,11 +303,13 @@ namespace {
 TEST(CodecTest, DecodeToWorkerPicksTheMessageByCommandAndRefusesTheRest) {
   Decoder d;
   ToWorkerMessage m;
-  ASSERT_TRUE(d.DecodeToWorker(Command::kCancel, Encode(CancelAttempt{TaskId(7), 2, "x"}), &m).ok());
+  ASSERT_TRUE(
+      d.DecodeToWorker(Command::kCancel, Encode(CancelAttempt{TaskId(7), 2, "x"}), &m).ok());
   ASSERT_TRUE(std::holds_alternative<CancelAttempt>(m));
   EXPECT_EQ(std::get<CancelAttempt>(m).task_id, TaskId(7));
   ASSERT_TRUE(d.DecodeToWorker(Command::kDisconnect, "", &m).ok());
-  EXPECT_TRUE(std::get<Disconnect>(m).reconnect) << "a DISCONNECT without a body asks to register again";
+  EXPECT_TRUE(std::get<Disconnect>(m).reconnect)
+      << "a DISCONNECT without a body asks to register again";
   ASSERT_TRUE(d.DecodeToWorker(Command::kDrain, "", &m).ok());
   EXPECT_EQ(std::get<Bodyless>(m).command, Command::kDrain);
   EXPECT_FALSE(d.DecodeToWorker(Command::kTask, "\xc1 not msgpack", &m).ok());

@@ -26,8 +26,8 @@ concept Is = std::is_same_v<std::remove_const_t<M>, T>;
 
 // How one field is decoded, checked and encoded.
 struct FieldRule {
-  bool required = false;  // decoding fails without it; encoding always writes it
-  bool always = false;    // encoding writes it even when it holds its default
+  bool required = false;      // decoding fails without it; encoding always writes it
+  bool always = false;        // encoding writes it even when it holds its default
   bool default_true = false;  // booleans whose default is true (written only when false)
   bool non_negative = false;  // floats
   uint64_t min = 0;           // unsigned integers: inclusive bounds
@@ -293,7 +293,8 @@ void Fields(V& v, M& m) {
 
 inline Status Validate(HttpRequest& r) {
   if (r.path.empty()) r.path = "/";
-  if (r.path.front() != '/') return Status::InvalidArgument("field 'request.path' must start with '/'");
+  if (r.path.front() != '/')
+    return Status::InvalidArgument("field 'request.path' must start with '/'");
   return Status::Ok();
 }
 inline Status Validate(Ready& r) {

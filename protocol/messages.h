@@ -3,8 +3,8 @@
 // Every body is a msgpack map with string keys; the field names in the comments are the keys on the
 // wire. Optional fields are left out when they hold their default. codec.h encodes and decodes
 // these structs (each message's fields are listed once, in message_fields.h); frames.h puts them in
-// ZeroMQ messages. These types carry no behaviour and are safe to copy between threads; payloads and
-// results are shared Bytes, so copying a message does not copy them.
+// ZeroMQ messages. These types carry no behaviour and are safe to copy between threads; payloads
+// and results are shared Bytes, so copying a message does not copy them.
 #pragma once
 
 #include <cstdint>
@@ -318,7 +318,6 @@ struct Admin {
 // ADMIN_REPLY is in admin_reply.h (its document is JSON-shaped and needs nlohmann::json).
 struct AdminReply;
 
-
 // ---- Both endpoints
 // ---------------------------------------------------------------------------------
 
@@ -341,10 +340,12 @@ struct Bodyless {
 
 // What the broker sends on each endpoint as typed values; only the code at the socket encodes them
 // (ADMIN_REPLY, which the loop builds itself, is not among them).
-using ToWorkerMessage = std::variant<Welcome, TaskAssignment, CancelAttempt, Disconnect, Error, Bodyless>;
+using ToWorkerMessage =
+    std::variant<Welcome, TaskAssignment, CancelAttempt, Disconnect, Error, Bodyless>;
 using ToClientMessage = std::variant<Accepted, TaskInfo, TaskList, Error, Bodyless>;
 // What a worker sends the broker (a batch of one command: several RESULTs, or one of the others).
-using ToBrokerMessage = std::variant<Ready, TaskResult, Progress, Heartbeat, Manifest, Disconnect, Bodyless>;
+using ToBrokerMessage =
+    std::variant<Ready, TaskResult, Progress, Heartbeat, Manifest, Disconnect, Bodyless>;
 
 inline Command CommandOf(const Welcome&) { return Command::kWelcome; }
 inline Command CommandOf(const TaskAssignment&) { return Command::kTask; }

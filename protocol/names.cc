@@ -6,7 +6,9 @@
 namespace rma::proto {
 
 namespace {
-bool IsAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
+bool IsAlnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
 
 // The name as it may appear in an error message: printable ASCII only, at most 64 characters.
 std::string Printable(std::string_view name) {

@@ -16,8 +16,8 @@
 #include <string>
 #include <utility>
 
-#include "common/mutex.h"
 #include "common/clock.h"
+#include "common/mutex.h"
 #include "common/status.h"
 #include "protocol/messages.h"
 

@@ -18,8 +18,8 @@
 #include <thread>
 #include <vector>
 
-#include "common/mutex.h"
 #include "common/clock.h"
+#include "common/mutex.h"
 #include "common/status.h"
 #include "protocol/messages.h"
 #include "worker/detect.h"

@@ -202,7 +202,8 @@ void Session::OnMessage(Time now, proto::ToWorkerMessage message) {
   if (finished_) return;
   Heard(now);
   if (auto* welcome = std::get_if<proto::Welcome>(&message)) return OnWelcome(now, *welcome);
-  if (auto* task = std::get_if<proto::TaskAssignment>(&message)) return OnTask(now, std::move(*task));
+  if (auto* task = std::get_if<proto::TaskAssignment>(&message))
+    return OnTask(now, std::move(*task));
   if (auto* c = std::get_if<proto::CancelAttempt>(&message)) {
     auto it = in_flight_.find({c->task_id, c->attempt});
     if (it != in_flight_.end() && it->second.running) {
@@ -224,8 +225,10 @@ void Session::OnMessage(Time now, proto::ToWorkerMessage message) {
     // own decision (a signal), never the broker's.
     if (!paused_by_broker_) {
       paused_by_broker_ = true;
-      spdlog::warn("an admin drained this worker: no new tasks until it is undrained "
-                   "(rmactl undrain {}); {} task(s) finish", options_.worker_id, running());
+      spdlog::warn(
+          "an admin drained this worker: no new tasks until it is undrained "
+          "(rmactl undrain {}); {} task(s) finish",
+          options_.worker_id, running());
     }
     return;
   }
@@ -324,8 +327,8 @@ void Session::MaybeSendManifest(Time now) {
 void Session::FlushResults(Time now) {
   while (registered_ && !undelivered_.empty()) {
     size_t n = std::min(kMaxBatch, undelivered_.size());
-    std::vector<proto::ToBrokerMessage> batch(undelivered_.begin(),
-                                              undelivered_.begin() + static_cast<std::ptrdiff_t>(n));
+    std::vector<proto::ToBrokerMessage> batch(
+        undelivered_.begin(), undelivered_.begin() + static_cast<std::ptrdiff_t>(n));
     if (!Send(now, batch)) return;  // kept; OnTick tries again
     for (size_t i = 0; i < n; ++i) {
       unconfirmed_bytes_ += undelivered_.front().result.size() + undelivered_.front().error.size();

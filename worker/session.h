@@ -180,7 +180,7 @@ class Session {
 
   bool draining_ = false;
   std::optional<Time> drain_deadline_;
-  bool told_waiting_ = false;  // logged that a drain waits for the broker
+  bool told_waiting_ = false;      // logged that a drain waits for the broker
   bool paused_by_broker_ = false;  // an admin drained this worker (logged once)
   std::optional<Status> finished_;
 

@@ -489,7 +489,8 @@ TEST_F(SessionTest, UnreadableMessagesFromTheBrokerAreIgnoredButShowItIsThere) {
   Register();
   Advance(Ms(2500));  // close to the liveness limit of 3 s
   session_->OnUnreadable(Now(), Status::InvalidArgument("TASK: truncated msgpack body"));
-  session_->OnUnreadable(Now(), Status::InvalidArgument("SUBMIT is not a command the broker sends"));
+  session_->OnUnreadable(Now(),
+                         Status::InvalidArgument("SUBMIT is not a command the broker sends"));
   Advance(Ms(2000));
   Tick();
   EXPECT_TRUE(io_.jobs.empty());

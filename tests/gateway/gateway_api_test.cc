@@ -393,8 +393,7 @@ TEST(GatewayApiTest, AdminQueriesAndActions) {
   EXPECT_EQ(undrained.Json()["action"], "undrain");
   EXPECT_EQ(HttpGet(cluster.Url("/api/tasks/" + waiting + "?wait=10")).Json()["status"],
             "completed");
-  ExpectError(HttpCall("POST", cluster.Url("/api/admin/workers/nobody/undrain")), 404,
-              "not_found");
+  ExpectError(HttpCall("POST", cluster.Url("/api/admin/workers/nobody/undrain")), 404, "not_found");
 }
 
 TEST(GatewayApiTest, AMistypedAdminRouteIs404WithAHintNotAServiceCall) {

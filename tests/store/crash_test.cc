@@ -19,8 +19,8 @@
 
 #include "broker/pg_values.h"
 #include "tests/store/pg_env.h"
-#include "tests/support/zmq_peers.h"
 #include "tests/support/cluster.h"
+#include "tests/support/zmq_peers.h"
 
 namespace rma::testing {
 namespace {

@@ -10,9 +10,9 @@
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
+#include "broker/admin.h"
 #include "broker/migrations.h"
 #include "broker/pg_store.h"
-#include "broker/admin.h"
 #include "tests/store/pg_env.h"
 
 namespace rma::broker {

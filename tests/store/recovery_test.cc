@@ -9,8 +9,8 @@
 #include <set>
 
 #include "tests/store/pg_env.h"
-#include "tests/support/zmq_peers.h"
 #include "tests/support/cluster.h"
+#include "tests/support/zmq_peers.h"
 
 namespace rma::testing {
 namespace {
