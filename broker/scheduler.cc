@@ -48,11 +48,6 @@ Scheduler::Scheduler(BrokerConfig config, SchedulerOutput* output, bool durable,
   for (const CatalogEntry& e : config_.catalog) (void)ServiceIndex(e.service);
 }
 
-bool Scheduler::EpochLive(const TimedEntry& e) const {
-  const Task* t = FindTask(e.id);
-  return t != nullptr && t->epoch == e.tag;
-}
-
 // ---------------------------------------------------------------------------------------------------
 // Time
 
@@ -191,16 +186,6 @@ void Scheduler::Restore(Time now, std::vector<TaskRecord> records, uint64_t max_
     }
   }
   spdlog::info("restored {} task(s), {} unfinished back in their queues", records.size(), requeued);
-}
-
-Scheduler::Task* Scheduler::Find(TaskId id) {
-  auto it = tasks_.find(id);
-  return it == tasks_.end() ? nullptr : &it->second;
-}
-
-const Scheduler::Task* Scheduler::FindTask(TaskId id) const {
-  auto it = tasks_.find(id);
-  return it == tasks_.end() ? nullptr : &it->second;
 }
 
 size_t Scheduler::total_queued() const {

@@ -202,7 +202,10 @@ class Scheduler {
   const BrokerConfig& config() const { return config_; }
   const std::vector<Worker>& workers() const { return workers_; }
   const std::vector<Service>& services() const { return services_; }
-  const Task* FindTask(TaskId id) const;
+  const Task* FindTask(TaskId id) const {
+    auto it = tasks_.find(id);
+    return it == tasks_.end() ? nullptr : &it->second;
+  }
   // Whether a task in memory holds this idempotency key (PostgreSQL mode asks the record about
   // keys the scheduler does not hold, before OnSubmit).
   bool KnowsIdempotencyKey(const std::string& key) const {
@@ -257,7 +260,10 @@ class Scheduler {
     Time at;
     uint32_t service = 0;
   };
-  bool EpochLive(const TimedEntry& e) const;
+  bool EpochLive(const TimedEntry& e) const {
+    const Task* t = FindTask(e.id);
+    return t != nullptr && t->epoch == e.tag;
+  }
 
   // Registry.
   int32_t WorkerByIdentity(const std::string& identity) const;
@@ -302,7 +308,11 @@ class Scheduler {
   void Persist(const Task& t, WriteKind kind);
   void MaybeEvict(Time now);
   Duration Backoff(uint32_t failures);
-  Task* Find(TaskId id);
+  // Inline: the hottest lookup, called from every scheduler_*.cc.
+  Task* Find(TaskId id) {
+    auto it = tasks_.find(id);
+    return it == tasks_.end() ? nullptr : &it->second;
+  }
   void RollDay(Time now);
 
   BrokerConfig config_;

@@ -4,6 +4,10 @@
 // and docs/protocol.md for the tables.
 #include "protocol/codec.h"
 
+#include <algorithm>
+#include <array>
+#include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <typeinfo>
 
@@ -102,23 +106,159 @@ class FieldWriter {
 
 // ---- Decoding ----------------------------------------------------------------------------------
 
-// Reads the fields of one message out of one decoded msgpack map. The first failure is kept and
-// every later field is skipped; status() reports it. Keys the table does not name are ignored, and
-// a nil value counts as absent (peers in dynamic languages may send None).
+// The keys of one message's fields in table order, with a small hash from key to field number, so a
+// body is decoded in one pass over its keys whatever the size of the table.
+class KeyIndex {
+ public:
+  static constexpr size_t kMaxFields = 32;
+
+  template <typename T>
+  static const KeyIndex& Of() {
+    static const KeyIndex index = [] {
+      KeyIndex i;
+      T sample{};
+      internal::Fields(i, sample);
+      i.Seal();
+      return i;
+    }();
+    return index;
+  }
+
+  // The visitor interface: every field method records its key.
+  template <typename T>
+  void U32(std::string_view k, T&, const FieldRule&) {
+    keys_.push_back(k);
+  }
+  template <typename T>
+  void U64(std::string_view k, T&, const FieldRule&) {
+    keys_.push_back(k);
+  }
+  template <typename T>
+  void I64(std::string_view k, T&, const FieldRule&) {
+    keys_.push_back(k);
+  }
+  template <typename T>
+  void F64(std::string_view k, T&, const FieldRule&) {
+    keys_.push_back(k);
+  }
+  template <typename T>
+  void Bool(std::string_view k, T&, const FieldRule&) {
+    keys_.push_back(k);
+  }
+  template <typename T>
+  void Str(std::string_view k, T&, const FieldRule&) {
+    keys_.push_back(k);
+  }
+  template <typename T>
+  void Bin(std::string_view k, T&, const FieldRule&) {
+    keys_.push_back(k);
+  }
+  template <typename T>
+  void Id(std::string_view k, T&, const FieldRule&) {
+    keys_.push_back(k);
+  }
+  template <typename T, typename NameFn, typename ParseFn>
+  void Enum(std::string_view k, T&, const FieldRule&, NameFn, ParseFn) {
+    keys_.push_back(k);
+  }
+  template <typename T>
+  void StrMap(std::string_view k, T&, const FieldRule&) {
+    keys_.push_back(k);
+  }
+  template <typename T>
+  void StrList(std::string_view k, T&, const FieldRule&) {
+    keys_.push_back(k);
+  }
+  template <typename T>
+  void Object(std::string_view k, T&, const FieldRule&) {
+    keys_.push_back(k);
+  }
+  template <typename T>
+  void OptObject(std::string_view k, T&) {
+    keys_.push_back(k);
+  }
+  template <typename T>
+  void List(std::string_view k, T&, const FieldRule&) {
+    keys_.push_back(k);
+  }
+  template <typename T>
+  void Json(std::string_view k, T&) {
+    keys_.push_back(k);
+  }
+
+  // The field number of `key`, or -1.
+  int Find(std::string_view key) const {
+    if (key.empty()) return -1;
+    for (size_t h = Hash(key);; h = (h + 1) & (kSlots - 1)) {
+      const int f = slots_[h];
+      if (f < 0) return -1;
+      if (keys_[static_cast<size_t>(f)] == key) return f;
+    }
+  }
+  size_t size() const { return keys_.size(); }
+  std::string_view key(size_t i) const { return keys_[i]; }
+
+ private:
+  static constexpr size_t kSlots = 128;
+  static size_t Hash(std::string_view k) {
+    return (k.size() * 31 + static_cast<unsigned char>(k.front()) * 7 +
+            static_cast<unsigned char>(k.back()) * 131 +
+            static_cast<unsigned char>(k[k.size() / 2])) &
+           (kSlots - 1);
+  }
+  void Seal() {
+    RMA_CHECK(keys_.size() <= kMaxFields) << "a message has more than " << kMaxFields << " fields";
+    slots_.fill(-1);
+    for (size_t f = 0; f < keys_.size(); ++f) {
+      size_t h = Hash(keys_[f]);
+      while (slots_[h] >= 0) h = (h + 1) & (kSlots - 1);
+      slots_[h] = static_cast<int16_t>(f);
+    }
+  }
+
+  std::vector<std::string_view> keys_;
+  std::array<int16_t, kSlots> slots_{};
+};
+
+// Reads the fields of one message out of one decoded msgpack map: one pass over the map's keys
+// files each value under its field (KeyIndex), then the field table is walked in order and each
+// field takes its value. The first failure is kept and every later field is skipped; status()
+// reports it. Keys the table does not name are ignored, and a nil value counts as absent (peers in
+// dynamic languages may send None).
 class FieldReader {
  public:
-  FieldReader(const msgpack::object& map, std::string what, std::string path, const Limits& l)
-      : what_(std::move(what)), path_(std::move(path)), limits_(l) {
+  FieldReader(const msgpack::object& map, const KeyIndex& index, std::string_view what,
+              std::string path, const Limits& l)
+      : index_(index), what_(what), path_(std::move(path)), limits_(l) {
     if (map.type != msgpack::type::MAP) {
-      status_ = Status::InvalidArgument((path_.empty() ? what_ : "field '" + path_ + "'") +
-                                        " must be a map");
+      status_ = Status::InvalidArgument(
+          (path_.empty() ? std::string(what_) : "field '" + path_ + "'") + " must be a map");
       return;
     }
-    map_ = &map.via.map;
-    for (uint32_t i = 0; i < map_->size; ++i) {
-      if (map_->ptr[i].key.type != msgpack::type::STR) {
-        status_ = Status::InvalidArgument(what_ + " has a key that is not a string");
+    std::fill_n(values_.begin(), index_.size(), nullptr);
+    const msgpack::object_map& m = map.via.map;
+    size_t cursor = 0;
+    for (uint32_t i = 0; i < m.size; ++i) {
+      const msgpack::object_kv& kv = m.ptr[i];
+      if (kv.key.type != msgpack::type::STR) {
+        status_ = Status::InvalidArgument(std::string(what_) + " has a key that is not a string");
         return;
+      }
+      const std::string_view key(kv.key.via.str.ptr, kv.key.via.str.size);
+      // Peers (rma's own encoder among them) usually write fields in table order: try the field
+      // after the last one found before hashing.
+      int f = -1;
+      for (size_t c = cursor; c < index_.size(); ++c) {
+        if (SameKey(index_.key(c), key)) {
+          f = static_cast<int>(c);
+          break;
+        }
+        if (c - cursor >= 2) break;  // not close by: hash
+      }
+      if (f < 0) f = index_.Find(key);
+      if (f >= 0) cursor = static_cast<size_t>(f) + 1;
+      if (f >= 0 && kv.val.type != msgpack::type::NIL) {
+        values_[static_cast<size_t>(f)] = &kv.val;  // a repeated key: the last one counts
       }
     }
   }
@@ -126,108 +266,141 @@ class FieldReader {
 
   void U32(std::string_view k, uint32_t& out, const FieldRule& r) {
     uint64_t v = 0;
-    FieldRule bounded = r;
-    bounded.max = std::min<uint64_t>(r.max, internal::kU32Max);
-    if (ReadUnsigned(k, &v, bounded)) out = static_cast<uint32_t>(v);
+    if (ReadUnsigned(k, &v, r, internal::kU32Max)) out = static_cast<uint32_t>(v);
   }
-  void U64(std::string_view k, uint64_t& out, const FieldRule& r) { ReadUnsigned(k, &out, r); }
+  void U64(std::string_view k, uint64_t& out, const FieldRule& r) {
+    ReadUnsigned(k, &out, r, kU64Max);
+  }
   void I64(std::string_view k, int64_t& out, const FieldRule& r) {
-    if (const msgpack::object* v = Find(k, r)) Keep(internal::ReadI64(*v, Name(k), &out));
+    const msgpack::object* v = Next(k, r);
+    if (v == nullptr) return;
+    if (v->type == msgpack::type::NEGATIVE_INTEGER) [[likely]] {
+      out = v->via.i64;
+      return;
+    }
+    Keep(internal::ReadI64(*v, k, &out), k);
   }
   void F64(std::string_view k, double& out, const FieldRule& r) {
-    const msgpack::object* v = Find(k, r);
-    if (v == nullptr || !Keep(internal::ReadDouble(*v, Name(k), &out))) return;
-    if (r.non_negative && out < 0) Fail("field '" + Name(k) + "' must not be negative");
+    const msgpack::object* v = Next(k, r);
+    if (v == nullptr || !Keep(internal::ReadDouble(*v, k, &out), k)) return;
+    if (r.non_negative && out < 0) Fail(k, "must not be negative");
   }
   void Bool(std::string_view k, bool& out, const FieldRule& r) {
-    if (const msgpack::object* v = Find(k, r)) Keep(internal::ReadBool(*v, Name(k), &out));
+    const msgpack::object* v = Next(k, r);
+    if (v == nullptr) return;
+    if (v->type == msgpack::type::BOOLEAN) [[likely]] {
+      out = v->via.boolean;
+      return;
+    }
+    Keep(internal::ReadBool(*v, k, &out), k);
   }
   void Str(std::string_view k, std::string& out, const FieldRule& r) {
-    const msgpack::object* v = Find(k, r);
+    const msgpack::object* v = Next(k, r);
     if (v == nullptr) return;
     size_t max = r.max_bytes > 0 ? std::min(r.max_bytes, limits_.max_string_bytes)
                                  : limits_.max_string_bytes;
-    if (!Keep(internal::ReadStr(*v, Name(k), max, &out))) return;
-    if (r.required && out.empty()) return Fail("field '" + Name(k) + "' is empty");
+    if (v->type == msgpack::type::STR && v->via.str.size <= max) [[likely]] {
+      out.assign(v->via.str.ptr, v->via.str.size);
+    } else if (!Keep(internal::ReadStr(*v, k, max, &out), k)) {
+      return;
+    }
+    if (r.required && out.empty()) return Fail(k, "is empty");
     if (r.check != nullptr && !out.empty()) {
       Status s = r.check(out);
-      if (!s.ok()) Fail("field '" + Name(k) + "': " + s.message());
+      if (!s.ok()) Fail(k, s.message());
     }
   }
   void Bin(std::string_view k, Bytes& out, const FieldRule& r) {
-    const msgpack::object* v = Find(k, r);
+    const msgpack::object* v = Next(k, r);
     if (v == nullptr) return;
-    std::string bytes;
+    // bin, or a str (a text payload from a dynamic language is fine): copied once, into its
+    // shared buffer.
     size_t max = r.max_bytes > 0 ? r.max_bytes : limits_.max_payload_bytes;
-    if (Keep(internal::ReadBin(*v, Name(k), max, &bytes))) out = Bytes(std::move(bytes));
+    const char* data = nullptr;
+    size_t size = 0;
+    if (v->type == msgpack::type::BIN) {
+      data = v->via.bin.ptr;
+      size = v->via.bin.size;
+    } else if (v->type == msgpack::type::STR) {
+      data = v->via.str.ptr;
+      size = v->via.str.size;
+    } else {
+      return Fail(k, "must be binary or a string");
+    }
+    if (size > max) return Fail(k, "is longer than " + std::to_string(max) + " bytes");
+    out = Bytes::Copy(data, size);
   }
   void Id(std::string_view k, TaskId& out, const FieldRule& r) {
     uint64_t v = 0;
     FieldRule nonzero = r;
     nonzero.min = std::max<uint64_t>(r.min, 1);
-    if (ReadUnsigned(k, &v, nonzero)) out = TaskId(v);
+    if (ReadUnsigned(k, &v, nonzero, kU64Max)) out = TaskId(v);
   }
   template <typename E, typename NameFn, typename ParseFn>
   void Enum(std::string_view k, E& out, const FieldRule& r, NameFn, ParseFn parse) {
-    const msgpack::object* v = Find(k, r);
+    const msgpack::object* v = Next(k, r);
     if (v == nullptr) return;
-    std::string name;
-    if (!Keep(internal::ReadStr(*v, Name(k), 32, &name))) return;
+    if (v->type != msgpack::type::STR || v->via.str.size > 32) {
+      return Fail(k, "must be a string naming one of its values");
+    }
+    const std::string_view name(v->via.str.ptr, v->via.str.size);
     auto parsed = parse(name);
-    if (!parsed) return Fail("field '" + Name(k) + "' has unknown value '" + name + "'");
+    if (!parsed) return Fail(k, "has unknown value '" + std::string(name) + "'");
     out = *parsed;
   }
   void StrMap(std::string_view k, std::map<std::string, std::string>& out, const FieldRule& r) {
-    if (const msgpack::object* v = Find(k, r)) {
-      Keep(internal::ReadStrMap(*v, Name(k), limits_.max_string_bytes, &out));
+    if (const msgpack::object* v = Next(k, r)) {
+      Keep(internal::ReadStrMap(*v, k, limits_.max_string_bytes, &out), k);
     }
   }
   void StrList(std::string_view k, std::vector<std::string>& out, const FieldRule& r) {
-    const msgpack::object* v = Find(k, r);
+    const msgpack::object* v = Next(k, r);
     if (v == nullptr) return;
     size_t max = r.max_bytes > 0 ? r.max_bytes : limits_.max_string_bytes;
-    Keep(internal::ForEachItem(
-        *v, Name(k), limits_.max_array, [&](uint32_t, const msgpack::object& item) -> Status {
-          std::string s;
-          RMA_RETURN_IF_ERROR(internal::ReadStr(item, Name(k) + "[]", max, &s));
-          out.push_back(std::move(s));
-          return Status::Ok();
-        }));
+    Keep(internal::ForEachItem(*v, k, limits_.max_array,
+                               [&](uint32_t, const msgpack::object& item) -> Status {
+                                 std::string s;
+                                 RMA_RETURN_IF_ERROR(internal::ReadStr(item, k, max, &s));
+                                 out.push_back(std::move(s));
+                                 return Status::Ok();
+                               }),
+         k);
   }
   template <typename T>
   void Object(std::string_view k, T& out, const FieldRule& r) {
-    if (const msgpack::object* v = Find(k, r)) Keep(Read(*v, what_, Name(k), limits_, &out));
+    if (const msgpack::object* v = Next(k, r)) Keep(Read(*v, what_, Name(k), limits_, &out));
   }
   template <typename T>
   void OptObject(std::string_view k, std::optional<T>& out) {
-    const msgpack::object* v = Find(k, {});
+    const msgpack::object* v = Next(k, {});
     if (v == nullptr) return;
     out.emplace();
     Keep(Read(*v, what_, Name(k), limits_, &*out));
   }
   template <typename T>
   void List(std::string_view k, std::vector<T>& out, const FieldRule& r) {
-    const msgpack::object* v = Find(k, r);
+    const msgpack::object* v = Next(k, r);
     if (v == nullptr) return;
     out.clear();
     const std::string item_path = Name(k) + "[]";
-    Keep(internal::ForEachItem(*v, Name(k), limits_.max_array,
+    Keep(internal::ForEachItem(*v, k, limits_.max_array,
                                [&](uint32_t, const msgpack::object& item) -> Status {
                                  T value;
                                  RMA_RETURN_IF_ERROR(Read(item, what_, item_path, limits_, &value));
                                  out.push_back(std::move(value));
                                  return Status::Ok();
-                               }));
+                               }),
+         k);
   }
   void Json(std::string_view k, nlohmann::json& out) {
-    if (const msgpack::object* v = Find(k, {})) Keep(ToJson(*v, Name(k), &out));
+    if (const msgpack::object* v = Next(k, {})) Keep(ToJson(*v, Name(k), &out));
   }
 
   // Reads one map into `out`: every field of its table, then its cross-field rules.
   template <typename T>
-  static Status Read(const msgpack::object& map, const std::string& what, std::string path,
+  static Status Read(const msgpack::object& map, std::string_view what, std::string path,
                      const Limits& l, T* out) {
-    FieldReader reader(map, what, std::move(path), l);
+    FieldReader reader(map, KeyIndex::Of<T>(), what, std::move(path), l);
     if (!reader.status().ok()) return reader.status();
     internal::Fields(reader, *out);
     if (!reader.status().ok()) return reader.status();
@@ -235,37 +408,85 @@ class FieldReader {
   }
 
  private:
-  // The value of key `k`, or nullptr when it is absent (then a required field is an error).
-  const msgpack::object* Find(std::string_view k, const FieldRule& r) {
-    if (!status_.ok()) return nullptr;
-    for (uint32_t i = 0; i < map_->size; ++i) {
-      const msgpack::object_kv& kv = map_->ptr[i];
-      if (std::string_view(kv.key.via.str.ptr, kv.key.via.str.size) != k) continue;
-      if (kv.val.type == msgpack::type::NIL) break;
-      return &kv.val;
+  // The value of the next field in table order (`k`), or nullptr when it is absent (then a
+  // required field is an error).
+  [[gnu::always_inline]] const msgpack::object* Next(std::string_view k, const FieldRule& r) {
+    const size_t f = next_field_++;
+    if (!status_.ok()) [[unlikely]] {
+      return nullptr;
     }
-    if (r.required) {
-      status_ = internal::MissingField(path_.empty() ? what_ : what_ + " " + path_, k);
+#ifndef NDEBUG
+    // The table is walked in the order KeyIndex recorded it (both walk the same Fields()): the
+    // same literal, field by field. Checked in debug builds; this runs for every field of every
+    // body.
+    if (f >= index_.size() || index_.key(f).data() != k.data()) OutOfOrder(k);
+#endif
+    if (values_[f] != nullptr) [[likely]] {
+      return values_[f];
+    }
+    if (r.required) [[unlikely]] {
+      Missing(k);
     }
     return nullptr;
   }
-  bool ReadUnsigned(std::string_view k, uint64_t* out, const FieldRule& r) {
-    const msgpack::object* v = Find(k, r);
-    if (v == nullptr || !Keep(internal::ReadU64(*v, Name(k), r.max, out))) return false;
+  [[gnu::cold, gnu::noinline]] void Missing(std::string_view k) {
+    status_ = internal::MissingField(
+        path_.empty() ? std::string(what_) : std::string(what_) + " " + path_, k);
+  }
+  [[noreturn, gnu::cold, gnu::noinline]] static void OutOfOrder(std::string_view k) {
+    RMA_CHECK(false) << "field table walked out of order at '" << k << "'";
+    std::abort();
+  }
+  // Keys are short: a byte loop beats a call to memcmp.
+  static bool SameKey(std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i) {
+      if (a[i] != b[i]) return false;
+    }
+    return true;
+  }
+  [[gnu::always_inline]] bool ReadUnsigned(std::string_view k, uint64_t* out, const FieldRule& r,
+                                           uint64_t type_max) {
+    const msgpack::object* v = Next(k, r);
+    if (v == nullptr) return false;
+    const uint64_t max = std::min(r.max, type_max);
+    if (v->type == msgpack::type::POSITIVE_INTEGER && v->via.u64 <= max && v->via.u64 >= r.min)
+        [[likely]] {
+      *out = v->via.u64;
+      return true;
+    }
+    return UnsignedSlow(*v, k, out, r, max);
+  }
+  [[gnu::cold, gnu::noinline]] bool UnsignedSlow(const msgpack::object& v, std::string_view k,
+                                                 uint64_t* out, const FieldRule& r, uint64_t max) {
+    if (!Keep(internal::ReadU64(v, k, max, out), k)) return false;
     if (*out < r.min) {
-      Fail("field '" + Name(k) + "' must be at least " + std::to_string(r.min));
+      Fail(k, "must be at least " + std::to_string(r.min));
       return false;
     }
     return true;
   }
+  // The field's name in messages: "cpu_cores", or "capabilities.cpu_cores" inside a nested map.
   std::string Name(std::string_view k) const {
     return path_.empty() ? std::string(k) : path_ + "." + std::string(k);
   }
-  bool Keep(Status s) {
-    if (!s.ok()) status_ = std::move(s);
-    return status_.ok();
+  // Keeps a failure; one that names the bare key `k` is made to name the field's full path.
+  bool Keep(Status s, std::string_view k = {}) {
+    if (s.ok()) return status_.ok();
+    if (!k.empty() && !path_.empty()) {
+      std::string message = s.message();
+      const std::string bare = "'" + std::string(k) + "'";
+      if (size_t at = message.find(bare); at != std::string::npos) {
+        message.replace(at, bare.size(), "'" + Name(k) + "'");
+      }
+      s = Status(s.code(), std::move(message));
+    }
+    status_ = std::move(s);
+    return false;
   }
-  void Fail(std::string message) { status_ = Status::InvalidArgument(what_ + ": " + message); }
+  void Fail(std::string_view k, const std::string& message) {
+    status_ = Status::InvalidArgument(std::string(what_) + ": field '" + Name(k) + "' " + message);
+  }
 
   // A msgpack value as JSON (admin documents). Map keys must be strings; binary becomes a string.
   static Status ToJson(const msgpack::object& v, const std::string& field, nlohmann::json* out) {
@@ -318,10 +539,14 @@ class FieldReader {
     }
   }
 
-  std::string what_;
+  const KeyIndex& index_;
+  std::string_view what_;  // the message's name, a literal
   std::string path_;
   const Limits& limits_;
-  const msgpack::object_map* map_ = nullptr;
+  // The value of each field, by field number; only the first index_.size() are set (not
+  // zero-initialised as a whole: the reader runs for every body).
+  std::array<const msgpack::object*, KeyIndex::kMaxFields> values_;
+  size_t next_field_ = 0;
   Status status_;
 };
 
