@@ -358,13 +358,13 @@ void BrokerLoop::ReplyAdmin(const std::string& client, uint64_t ref, nlohmann::j
 }
 
 // The scheduler's messages are encoded here, at the socket's edge.
-void BrokerLoop::ToWorker(const std::string& identity, proto::ToWorkerMessage message) {
+void BrokerLoop::ToWorker(const std::string& identity, const proto::ToWorkerMessage& message) {
   std::string body;
   Command command = proto::EncodeMessage(message, &body);
   to_workers_.Add(identity, command, std::move(body));
 }
 
-void BrokerLoop::ToClient(const std::string& identity, proto::ToClientMessage message) {
+void BrokerLoop::ToClient(const std::string& identity, const proto::ToClientMessage& message) {
   std::string body;
   Command command = proto::EncodeMessage(message, &body);
   to_clients_.Add(identity, command, std::move(body));

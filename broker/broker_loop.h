@@ -46,8 +46,8 @@ class BrokerLoop final : public SchedulerOutput {
 
  private:
   // SchedulerOutput.
-  void ToWorker(const std::string& identity, proto::ToWorkerMessage message) override;
-  void ToClient(const std::string& identity, proto::ToClientMessage message) override;
+  void ToWorker(const std::string& identity, const proto::ToWorkerMessage& message) override;
+  void ToClient(const std::string& identity, const proto::ToClientMessage& message) override;
   void ToClientWhenDurable(const std::string& identity, proto::Accepted accepted) override;
   void Record(TaskWrite write) override;
   void RecordWorker(WorkerRecord record) override;

@@ -37,8 +37,8 @@ namespace rma::broker {
 class SchedulerOutput {
  public:
   virtual ~SchedulerOutput() = default;
-  virtual void ToWorker(const std::string& identity, proto::ToWorkerMessage message) = 0;
-  virtual void ToClient(const std::string& identity, proto::ToClientMessage message) = 0;
+  virtual void ToWorker(const std::string& identity, const proto::ToWorkerMessage& message) = 0;
+  virtual void ToClient(const std::string& identity, const proto::ToClientMessage& message) = 0;
   // An answer that may leave only once every record written before it is durable.
   virtual void ToClientWhenDurable(const std::string& identity, proto::Accepted accepted) = 0;
   // Persistence; called only when the scheduler was built with `durable` = true.
@@ -78,7 +78,9 @@ class Scheduler {
     uint32_t epoch = 0;   // bumped when the task leaves a queue or heap slot: stale entries skip
     int32_t worker = -1;  // registry slot while running
     Time queued_at{};
-    std::optional<proto::HttpRequest> request;
+    // A synchronous call's HTTP request; out of line, since most tasks have none and the task
+    // table's cache footprint is what dispatch pays for.
+    std::unique_ptr<const proto::HttpRequest> request;
     std::vector<Waiter> waiters;
   };
 
@@ -270,7 +272,7 @@ class Scheduler {
   // WorkerByIdentity, telling an unknown session to register again (DISCONNECT reconnect=true).
   int32_t RegisteredWorker(const std::string& identity);
   void Heard(Time now, Worker& w);
-  void SendToWorker(Time now, Worker& w, proto::ToWorkerMessage message);
+  void SendToWorker(Time now, Worker& w, const proto::ToWorkerMessage& message);
   void UpdateReady(Worker& w);
   void RemoveFromReady(Worker& w);
   void AttachServices(Worker& w);

@@ -99,7 +99,8 @@ void Scheduler::OnSubmit(Time now, const std::string& client, proto::Submit subm
   t.payload = std::move(submit.payload);
   t.content_type = std::move(submit.content_type);
   t.idempotency_key = sync ? std::string() : std::move(submit.idempotency_key);
-  t.request = std::move(submit.request);
+  if (submit.request)
+    t.request = std::make_unique<const proto::HttpRequest>(std::move(*submit.request));
   if (!t.idempotency_key.empty()) idempotency_[t.idempotency_key] = id;
 
   ++counters_.submitted;

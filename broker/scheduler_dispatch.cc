@@ -203,15 +203,17 @@ void Scheduler::Start(Time now, Task& t, uint32_t worker_index, uint32_t attempt
   Persist(t, WriteKind::kUpdate);
   if (!send) return;
 
-  proto::TaskAssignment a;
+  // Built in place: the hottest message goes out without being moved or copied on its way.
+  proto::ToWorkerMessage message(std::in_place_type<proto::TaskAssignment>);
+  auto& a = std::get<proto::TaskAssignment>(message);
   a.task_id = t.id;
   a.attempt = attempt;
   a.service = svc.name;
-  a.payload = t.payload;
+  a.payload = t.payload;  // shared
   a.content_type = t.content_type;
   a.timeout_ms = t.timeout_ms;
-  a.request = t.request;
-  SendToWorker(now, w, std::move(a));
+  if (t.request) a.request = *t.request;
+  SendToWorker(now, w, message);
 }
 
 }  // namespace rma::broker

@@ -44,11 +44,11 @@ struct Sent {
 // Records the scheduler's typed output as it is (no encoding: the loop does that).
 class RecordingOutput final : public SchedulerOutput {
  public:
-  void ToWorker(const std::string& identity, proto::ToWorkerMessage message) override {
-    to_workers.push_back({identity, std::move(message)});
+  void ToWorker(const std::string& identity, const proto::ToWorkerMessage& message) override {
+    to_workers.push_back({identity, message});
   }
-  void ToClient(const std::string& identity, proto::ToClientMessage message) override {
-    to_clients.push_back({identity, std::move(message)});
+  void ToClient(const std::string& identity, const proto::ToClientMessage& message) override {
+    to_clients.push_back({identity, message});
   }
   void ToClientWhenDurable(const std::string& identity, proto::Accepted accepted) override {
     to_clients.push_back({identity, proto::ToClientMessage(std::move(accepted)), true});

@@ -37,9 +37,9 @@ int32_t Scheduler::WorkerByIdentity(const std::string& identity) const {
 
 void Scheduler::Heard(Time now, Worker& w) { w.last_heard = now; }
 
-void Scheduler::SendToWorker(Time now, Worker& w, proto::ToWorkerMessage message) {
+void Scheduler::SendToWorker(Time now, Worker& w, const proto::ToWorkerMessage& message) {
   w.last_sent = now;
-  output_->ToWorker(w.identity, std::move(message));
+  output_->ToWorker(w.identity, message);
 }
 
 void Scheduler::RemoveFromReady(Worker& w) {

@@ -106,8 +106,7 @@ class FieldWriter {
 
 // ---- Decoding ----------------------------------------------------------------------------------
 
-// The keys of one message's fields in table order, with a small hash from key to field number, so a
-// body is decoded in one pass over its keys whatever the size of the table.
+// The keys of one message's fields in table order, so a body is decoded in one pass over its keys.
 class KeyIndex {
  public:
   static constexpr size_t kMaxFields = 32;
@@ -186,38 +185,29 @@ class KeyIndex {
     keys_.push_back(k);
   }
 
-  // The field number of `key`, or -1.
-  int Find(std::string_view key) const {
-    if (key.empty()) return -1;
-    for (size_t h = Hash(key);; h = (h + 1) & (kSlots - 1)) {
-      const int f = slots_[h];
-      if (f < 0) return -1;
-      if (keys_[static_cast<size_t>(f)] == key) return f;
+  // The field number of `key`, or -1. Searches from field `from` on, then from the start: a peer
+  // that writes fields in table order (rma's own encoder does) finds each key at once, and keys of
+  // different lengths are told apart without looking at their bytes.
+  int Find(std::string_view key, size_t from) const {
+    const size_t n = keys_.size();
+    for (size_t step = 0, f = from < n ? from : 0; step < n; ++step, f = f + 1 == n ? 0 : f + 1) {
+      const std::string_view candidate = keys_[f];
+      if (candidate.size() == key.size() &&
+          std::memcmp(candidate.data(), key.data(), key.size()) == 0) {
+        return static_cast<int>(f);
+      }
     }
+    return -1;
   }
   size_t size() const { return keys_.size(); }
   std::string_view key(size_t i) const { return keys_[i]; }
 
  private:
-  static constexpr size_t kSlots = 128;
-  static size_t Hash(std::string_view k) {
-    return (k.size() * 31 + static_cast<unsigned char>(k.front()) * 7 +
-            static_cast<unsigned char>(k.back()) * 131 +
-            static_cast<unsigned char>(k[k.size() / 2])) &
-           (kSlots - 1);
-  }
   void Seal() {
     RMA_CHECK(keys_.size() <= kMaxFields) << "a message has more than " << kMaxFields << " fields";
-    slots_.fill(-1);
-    for (size_t f = 0; f < keys_.size(); ++f) {
-      size_t h = Hash(keys_[f]);
-      while (slots_[h] >= 0) h = (h + 1) & (kSlots - 1);
-      slots_[h] = static_cast<int16_t>(f);
-    }
   }
 
   std::vector<std::string_view> keys_;
-  std::array<int16_t, kSlots> slots_{};
 };
 
 // Reads the fields of one message out of one decoded msgpack map: one pass over the map's keys
@@ -237,7 +227,7 @@ class FieldReader {
     }
     std::fill_n(values_.begin(), index_.size(), nullptr);
     const msgpack::object_map& m = map.via.map;
-    size_t cursor = 0;
+    size_t next = 0;  // where the next key most likely is
     for (uint32_t i = 0; i < m.size; ++i) {
       const msgpack::object_kv& kv = m.ptr[i];
       if (kv.key.type != msgpack::type::STR) {
@@ -245,18 +235,8 @@ class FieldReader {
         return;
       }
       const std::string_view key(kv.key.via.str.ptr, kv.key.via.str.size);
-      // Peers (rma's own encoder among them) usually write fields in table order: try the field
-      // after the last one found before hashing.
-      int f = -1;
-      for (size_t c = cursor; c < index_.size(); ++c) {
-        if (SameKey(index_.key(c), key)) {
-          f = static_cast<int>(c);
-          break;
-        }
-        if (c - cursor >= 2) break;  // not close by: hash
-      }
-      if (f < 0) f = index_.Find(key);
-      if (f >= 0) cursor = static_cast<size_t>(f) + 1;
+      const int f = index_.Find(key, next);
+      if (f >= 0) next = static_cast<size_t>(f) + 1;
       if (f >= 0 && kv.val.type != msgpack::type::NIL) {
         values_[static_cast<size_t>(f)] = &kv.val;  // a repeated key: the last one counts
       }
@@ -436,14 +416,6 @@ class FieldReader {
   [[noreturn, gnu::cold, gnu::noinline]] static void OutOfOrder(std::string_view k) {
     RMA_CHECK(false) << "field table walked out of order at '" << k << "'";
     std::abort();
-  }
-  // Keys are short: a byte loop beats a call to memcmp.
-  static bool SameKey(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (size_t i = 0; i < a.size(); ++i) {
-      if (a[i] != b[i]) return false;
-    }
-    return true;
   }
   [[gnu::always_inline]] bool ReadUnsigned(std::string_view k, uint64_t* out, const FieldRule& r,
                                            uint64_t type_max) {

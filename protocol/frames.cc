@@ -94,7 +94,7 @@ Status OutMessage::SendFrames(zmq::socket_t& socket, std::string_view identity,
     const auto last = zmq::send_flags::dontwait;
     (void)socket.send(zmq::buffer(&byte, 1), bodies_.empty() ? last : more);
     for (size_t i = 0; i < bodies_.size(); ++i) {
-      (void)socket.send(body_frame(i), i + 1 == bodies_.size() ? last : more);
+      body_frame(socket, i, i + 1 == bodies_.size() ? last : more);
     }
     return Status::Ok();
   } catch (const zmq::error_t& e) {
@@ -105,17 +105,20 @@ Status OutMessage::SendFrames(zmq::socket_t& socket, std::string_view identity,
 }
 
 Status OutMessage::Send(zmq::socket_t& socket, std::string_view identity) const& {
-  return SendFrames(socket, identity, [this](size_t i) {
-    return zmq::message_t(bodies_[i].data(), bodies_[i].size());
+  return SendFrames(socket, identity, [this](zmq::socket_t& s, size_t i, zmq::send_flags flags) {
+    (void)s.send(zmq::buffer(bodies_[i].data(), bodies_[i].size()), flags);
   });
 }
 
 Status OutMessage::Send(zmq::socket_t& socket, std::string_view identity) && {
-  return SendFrames(socket, identity, [this](size_t i) {
+  return SendFrames(socket, identity, [this](zmq::socket_t& s, size_t i, zmq::send_flags flags) {
     std::string& body = bodies_[i];
-    if (body.size() < kZeroCopyMinBytes) return zmq::message_t(body.data(), body.size());
+    if (body.size() < kZeroCopyMinBytes) {
+      (void)s.send(zmq::buffer(body.data(), body.size()), flags);
+      return;
+    }
     auto* owned = new std::string(std::move(body));
-    return zmq::message_t(owned->data(), owned->size(), FreeString, owned);
+    (void)s.send(zmq::message_t(owned->data(), owned->size(), FreeString, owned), flags);
   });
 }
 

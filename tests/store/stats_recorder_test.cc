@@ -11,8 +11,8 @@ namespace {
 // A SchedulerOutput that forgets everything: the recorder only reads the scheduler's counters.
 class NullOutput final : public SchedulerOutput {
  public:
-  void ToWorker(const std::string&, proto::ToWorkerMessage) override {}
-  void ToClient(const std::string&, proto::ToClientMessage) override {}
+  void ToWorker(const std::string&, const proto::ToWorkerMessage&) override {}
+  void ToClient(const std::string&, const proto::ToClientMessage&) override {}
   void ToClientWhenDurable(const std::string&, proto::Accepted) override {}
   void Record(TaskWrite) override {}
   void RecordWorker(WorkerRecord) override {}
