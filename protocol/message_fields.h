@@ -40,6 +40,7 @@ inline constexpr uint32_t kMaxPriority = 9;
 inline constexpr uint32_t kMaxTier = 3;
 inline constexpr uint32_t kMaxHttpStatus = 999;
 inline constexpr uint32_t kMaxSlots = 1u << 16;
+inline constexpr size_t kMaxOwnerBytes = 128;
 inline constexpr uint64_t kU32Max = std::numeric_limits<uint32_t>::max();
 
 inline Status CheckWorkerType(std::string_view t) {
@@ -116,6 +117,7 @@ void Fields(V& v, M& m) {
   v.I64("created_at_ms", m.created_at_ms, {.always = true});
   v.I64("started_at_ms", m.started_at_ms, {});
   v.I64("completed_at_ms", m.completed_at_ms, {});
+  v.Str("owner", m.owner, {.max_bytes = kMaxOwnerBytes});
 }
 
 // ---- Worker endpoint -------------------------------------------------------------------------
@@ -220,6 +222,7 @@ void Fields(V& v, M& m) {
   v.I64("run_at_ms", m.run_at_ms, {});
   v.Enum("mode", m.mode, {}, SubmitModeName, ParseSubmitMode);
   v.OptObject("request", m.request);
+  v.Str("owner", m.owner, {.max_bytes = kMaxOwnerBytes});
 }
 
 template <typename V, Is<Accepted> M>
@@ -242,12 +245,16 @@ void Fields(V& v, M& m) {
   v.U64("ref", m.ref, {.always = true});
   v.Id("task_id", m.task_id, {.required = true});
   v.U32("wait_ms", m.wait_ms, {});
+  v.Str("owner", m.owner, {.max_bytes = kMaxOwnerBytes});
+  v.Bool("admin", m.admin, {});
 }
 
 template <typename V, Is<CancelTask> M>
 void Fields(V& v, M& m) {
   v.U64("ref", m.ref, {.always = true});
   v.Id("task_id", m.task_id, {.required = true});
+  v.Str("owner", m.owner, {.max_bytes = kMaxOwnerBytes});
+  v.Bool("admin", m.admin, {});
 }
 
 template <typename V, Is<List> M>
@@ -256,6 +263,8 @@ void Fields(V& v, M& m) {
   v.Str("service", m.service, {.max_bytes = kMaxServiceNameBytes});
   v.Str("status", m.status, {.max_bytes = 32});
   v.U32("limit", m.limit, {.always = true, .max = 10000});
+  v.Str("owner", m.owner, {.max_bytes = kMaxOwnerBytes});
+  v.Bool("admin", m.admin, {});
 }
 
 template <typename V, Is<TaskList> M>

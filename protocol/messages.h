@@ -237,6 +237,9 @@ struct Submit {
   int64_t run_at_ms = 0;         // "run_at_ms": Unix ms before which it must not start (0 = now)
   SubmitMode mode = SubmitMode::kAsync;  // "mode": "async" or "sync"
   std::optional<HttpRequest> request;    // "request": synchronous service call
+  // "owner": the account the task belongs to, as the (authenticated) client says; "" = anonymous.
+  // Only the owner (or an admin) can read, list or cancel it, and idempotency keys are per owner.
+  std::string owner;
   bool operator==(const Submit&) const = default;
 };
 
@@ -271,6 +274,7 @@ struct TaskView {
   int64_t created_at_ms = 0;    // "created_at_ms"
   int64_t started_at_ms = 0;    // "started_at_ms": 0 = not started
   int64_t completed_at_ms = 0;  // "completed_at_ms": 0 = not ended
+  std::string owner;            // "owner": the account that submitted it
   bool operator==(const TaskView&) const = default;
 };
 
@@ -280,16 +284,22 @@ struct TaskInfo {
   bool operator==(const TaskInfo&) const = default;
 };
 
+// Who asks, on GET, CANCEL_TASK and LIST: the account ("owner") and whether it is an admin. A task
+// of another owner is "not found" to a non-admin.
 struct Get {
   uint64_t ref = 0;      // "ref"
   TaskId task_id;        // "task_id"
   uint32_t wait_ms = 0;  // "wait_ms": hold the answer until the task ends or this passes
+  std::string owner;     // "owner"
+  bool admin = false;    // "admin"
   bool operator==(const Get&) const = default;
 };
 
 struct CancelTask {
-  uint64_t ref = 0;  // "ref"
-  TaskId task_id;    // "task_id"
+  uint64_t ref = 0;    // "ref"
+  TaskId task_id;      // "task_id"
+  std::string owner;   // "owner"
+  bool admin = false;  // "admin"
   bool operator==(const CancelTask&) const = default;
 };
 
@@ -298,6 +308,8 @@ struct List {
   std::string service;   // "service": "" = all
   std::string status;    // "status": "" = all
   uint32_t limit = 100;  // "limit"
+  std::string owner;     // "owner"
+  bool admin = false;    // "admin": all owners' tasks
   bool operator==(const List&) const = default;
 };
 
