@@ -63,6 +63,13 @@ void BrokerLoop::Outbox::Add(const std::string& identity, Command command, std::
   last[identity] = messages.size() - 1;
 }
 
+bool IsLocalEndpoint(const std::string& endpoint) {
+  if (endpoint.rfind("ipc://", 0) == 0 || endpoint.rfind("inproc://", 0) == 0) return true;
+  if (endpoint.rfind("tcp://", 0) != 0) return false;
+  std::string host = endpoint.substr(6, endpoint.rfind(':') - 6);
+  return host == "localhost" || host.rfind("127.", 0) == 0 || host == "[::1]" || host == "::1";
+}
+
 BrokerLoop::BrokerLoop(BrokerConfig config, LoopOptions options, std::unique_ptr<TaskStore> store,
                        const Clock* clock)
     : config_(std::move(config)),
@@ -70,11 +77,15 @@ BrokerLoop::BrokerLoop(BrokerConfig config, LoopOptions options, std::unique_ptr
       store_(std::move(store)),
       clock_(clock),
       context_(1),
+      zap_policy_(options_.auth, clock),
+      zap_(context_, &zap_policy_),
+      ready_limiter_(options_.ready_per_s, options_.ready_burst),
       workers_(context_, zmq::socket_type::router),
       clients_(context_, zmq::socket_type::router),
       decoder_(config_.limits) {
   uint64_t seed = options_.seed != 0 ? options_.seed : std::random_device{}();
-  scheduler_ = std::make_unique<Scheduler>(config_, this, store_->durable(), seed);
+  scheduler_ = std::make_unique<Scheduler>(config_, this, store_->durable(), seed,
+                                           [this] { return task_ids_.Next(); });
   info_.store = std::string(store_->name());
   info_.version = kVersion;
 }
@@ -82,9 +93,44 @@ BrokerLoop::BrokerLoop(BrokerConfig config, LoopOptions options, std::unique_ptr
 BrokerLoop::~BrokerLoop() = default;
 
 Status BrokerLoop::Start() {
+  // Who may connect is decided before anything binds: an endpoint other machines can reach needs a
+  // credential, unless the operator said otherwise (--insecure-plaintext).
+  struct Endpoint {
+    const char* what;
+    const std::string& address;
+    const std::string& secret;
+    const char* flag;
+  };
+  for (const Endpoint& e :
+       {Endpoint{"worker", options_.workers_endpoint, options_.auth.worker_token, "--worker-token"},
+        Endpoint{"client", options_.clients_endpoint, options_.auth.client_secret,
+                 "--client-secret-file"}}) {
+    if (!e.secret.empty() || IsLocalEndpoint(e.address)) continue;
+    if (!options_.insecure_plaintext) {
+      return Status::FailedPrecondition(
+          std::string("the ") + e.what + " endpoint " + e.address +
+          " is reachable from other machines but takes no credential: set " + e.flag +
+          " (or bind a loopback address, or accept the risk with --insecure-plaintext)");
+    }
+    insecure_endpoints_.push_back(std::string(e.what) + " endpoint " + e.address);
+  }
+  const bool authenticate =
+      !options_.auth.worker_token.empty() || !options_.auth.client_secret.empty();
+  if (authenticate) {
+    RMA_RETURN_IF_ERROR(zap_.Start());
+    zap_started_ = true;
+  }
   try {
     proto::ConfigureSocket(workers_, config_.limits, /*is_router=*/true);
     proto::ConfigureSocket(clients_, config_.limits, /*is_router=*/true);
+    if (!options_.auth.worker_token.empty()) {
+      workers_.set(zmq::sockopt::plain_server, 1);
+      workers_.set(zmq::sockopt::zap_domain, kWorkerDomain);
+    }
+    if (!options_.auth.client_secret.empty()) {
+      clients_.set(zmq::sockopt::plain_server, 1);
+      clients_.set(zmq::sockopt::zap_domain, kClientDomain);
+    }
     // A reconnecting worker may reuse its routing id before the old connection is gone: let the new
     // one win.
     workers_.set(zmq::sockopt::router_handover, true);
@@ -104,11 +150,26 @@ Status BrokerLoop::Start() {
   info_.started_at = now;
   auto recovered = store_->Recover();
   if (!recovered.ok()) return recovered.status().WithContext("recovering tasks from the store");
-  scheduler_->Restore(now, std::move(recovered->tasks), recovered->max_task_id);
+  scheduler_->Restore(now, std::move(recovered->tasks));
   scheduler_->SetStoreAvailable(store_->available());
-  spdlog::info("broker listening for workers on {} and clients on {} (store: {})",
-               workers_endpoint_, clients_endpoint_, store_->name());
+  spdlog::info("broker listening for workers on {} ({}) and clients on {} ({}) (store: {})",
+               workers_endpoint_, options_.auth.worker_token.empty() ? "no token" : "token",
+               clients_endpoint_, options_.auth.client_secret.empty() ? "no secret" : "secret",
+               store_->name());
+  WarnInsecure(now);
   return Status::Ok();
+}
+
+void BrokerLoop::WarnInsecure(Time now) {
+  if (insecure_endpoints_.empty()) return;
+  if (insecure_warned_at_ != Time{} && now - insecure_warned_at_ < Seconds(3600)) return;
+  insecure_warned_at_ = now;
+  for (const std::string& e : insecure_endpoints_) {
+    spdlog::warn(
+        "--insecure-plaintext: the {} takes connections from anybody, unauthenticated "
+        "and unencrypted",
+        e);
+  }
 }
 
 Status BrokerLoop::Run(int stop_fd) {
@@ -117,9 +178,14 @@ Status BrokerLoop::Run(int stop_fd) {
   for (;;) {
     Time now = clock_->Now();
     int64_t wait_ms = std::clamp<int64_t>(ToMs(scheduler_->NextWakeup() - now) + 1, 0, kMaxPollMs);
-    zmq::pollitem_t items[4] = {{workers_.handle(), 0, ZMQ_POLLIN, 0},
+    zmq::pollitem_t items[5] = {{workers_.handle(), 0, ZMQ_POLLIN, 0},
                                 {clients_.handle(), 0, ZMQ_POLLIN, 0}};
     int count = 2;
+    int zap_item = -1;
+    if (zap_started_) {
+      items[count] = {zap_.socket().handle(), 0, ZMQ_POLLIN, 0};
+      zap_item = count++;
+    }
     int store_item = -1;
     int stop_item = -1;
     if (store_->poll_fd() >= 0) {
@@ -144,7 +210,9 @@ Status BrokerLoop::Run(int stop_fd) {
       store_->Flush();
       return Status::Ok();
     }
+    if (zap_item >= 0 && (items[zap_item].revents & ZMQ_POLLIN)) zap_.HandlePending();
     RecordStats(now, /*drain=*/false);
+    WarnInsecure(now);
     for (int i = 0; i < kReadBudget; ++i) {
       auto got = proto::ReceiveMessage(workers_, /*has_identity=*/true, config_.limits, &msg);
       if (!got.ok()) {
@@ -191,6 +259,17 @@ void BrokerLoop::HandleWorkerMessage(Time now, const proto::InMessage& msg) {
   };
   switch (msg.command()) {
     case Command::kReady: {
+      // Registrations per address are rate-limited: churning sessions or identities costs the
+      // broker a registry entry and a sweep each.
+      if (const std::string address = msg.PeerAddress(); !ready_limiter_.Take(address, now)) {
+        spdlog::warn("too many READYs from {}; refused", address);
+        ToWorker(id, proto::Error{0,
+                                  std::string(StatusCodeName(StatusCode::kResourceExhausted)),
+                                  "too many registrations from " + address + "; retry later",
+                                  {},
+                                  {}});
+        return;
+      }
       proto::Ready ready;
       Status s = decoder_.Decode(first_body(), &ready);
       if (!s.ok()) {
@@ -282,7 +361,7 @@ void BrokerLoop::HandleClientMessage(Time now, const proto::InMessage& msg) {
         }
         if (scheduler_->OnGet(now, id, g)) break;
         if (store_->can_lookup()) {
-          store_->LookupTask(id, g.ref, g.task_id);
+          store_->LookupTask(id, g.ref, g.task_id, Caller{g.owner, g.admin});
         } else {
           scheduler_->OnClientMalformed(
               now, id, g.ref, Status::NotFound("task " + ToString(g.task_id) + " not found"));
@@ -299,7 +378,7 @@ void BrokerLoop::HandleClientMessage(Time now, const proto::InMessage& msg) {
         if (scheduler_->OnCancel(now, id, c)) break;
         if (store_->can_lookup()) {
           // Not in memory means it ended long ago: the answer is its final state.
-          store_->LookupTask(id, c.ref, c.task_id);
+          store_->LookupTask(id, c.ref, c.task_id, Caller{c.owner, c.admin});
         } else {
           scheduler_->OnClientMalformed(
               now, id, c.ref, Status::NotFound("task " + ToString(c.task_id) + " not found"));
@@ -399,7 +478,7 @@ bool BrokerLoop::NeedsKeyLookup(const proto::Submit& submit) const {
   // the store is unavailable the scheduler refuses the submission anyway.
   return store_->can_lookup() && store_->available() && submit.mode == proto::SubmitMode::kAsync &&
          !submit.idempotency_key.empty() &&
-         !scheduler_->KnowsIdempotencyKey(submit.idempotency_key);
+         !scheduler_->KnowsIdempotencyKey(submit.owner, submit.idempotency_key);
 }
 
 bool BrokerLoop::ForwardAdmin(const std::string& client, const proto::Admin& admin,
@@ -422,7 +501,7 @@ bool BrokerLoop::ForwardAdmin(const std::string& client, const proto::Admin& adm
 void BrokerLoop::HandleStoreReply(Time now, StoreReply reply) {
   if (reply.unrecorded) FailUnrecorded(*reply.unrecorded);
   if (reply.resubmit) scheduler_->OnSubmit(now, reply.client, std::move(*reply.resubmit));
-  if (!reply.restore.empty()) scheduler_->Restore(now, std::move(reply.restore), 0);
+  if (!reply.restore.empty()) scheduler_->Restore(now, std::move(reply.restore));
   if (reply.message) ToClient(reply.client, std::move(*reply.message));
   if (reply.dead_task) {
     const DeadTaskDone& d = *reply.dead_task;

@@ -17,7 +17,9 @@
 #include "broker/scheduler.h"
 #include "broker/stats_recorder.h"
 #include "broker/store.h"
+#include "broker/zap.h"
 #include "common/clock.h"
+#include "common/random.h"
 #include "common/status.h"
 #include "protocol/frames.h"
 
@@ -25,9 +27,21 @@ namespace rma::broker {
 
 struct LoopOptions {
   std::string workers_endpoint = "tcp://*:5555";
-  std::string clients_endpoint = "tcp://*:5556";
-  uint64_t seed = 0;  // 0: random
+  // Gateways usually run next to the broker: loopback unless told otherwise.
+  std::string clients_endpoint = "tcp://127.0.0.1:5556";
+  uint64_t seed = 0;  // 0: random (retry jitter; task ids are always unpredictable)
+  // Who may connect (zap.h): the worker token and the client secret, checked at the handshake.
+  ZapPolicyOptions auth;
+  // An endpoint on a non-loopback address without authentication is refused at start unless this
+  // is set; with it, a warning is logged at start and every hour.
+  bool insecure_plaintext = false;
+  // READYs per peer address: a burst, then a steady rate (registration storms, identity churn).
+  double ready_per_s = 2;
+  double ready_burst = 20;
 };
+
+// Whether a ZeroMQ endpoint only listens on this machine (loopback TCP, ipc, inproc).
+bool IsLocalEndpoint(const std::string& endpoint);
 
 class BrokerLoop final : public SchedulerOutput {
  public:
@@ -53,6 +67,8 @@ class BrokerLoop final : public SchedulerOutput {
   void RecordWorker(WorkerRecord record) override;
 
   void HandleWorkerMessage(Time now, const proto::InMessage& msg);
+  // Endpoints reachable from other machines without authentication (logged hourly).
+  void WarnInsecure(Time now);
   void HandleClientMessage(Time now, const proto::InMessage& msg);
   void HandleAdmin(Time now, const std::string& client, const proto::Admin& admin);
   void ReleaseDurable();
@@ -99,6 +115,13 @@ class BrokerLoop final : public SchedulerOutput {
   std::unique_ptr<TaskStore> store_;
   const Clock* clock_;
   zmq::context_t context_;
+  ZapPolicy zap_policy_;
+  ZapHandler zap_;
+  bool zap_started_ = false;
+  AddressLimiter ready_limiter_;
+  SecureRandom task_ids_;
+  std::vector<std::string> insecure_endpoints_;
+  Time insecure_warned_at_{};
   zmq::socket_t workers_;
   zmq::socket_t clients_;
   std::string workers_endpoint_;

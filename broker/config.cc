@@ -37,6 +37,11 @@ Status Validate(const BrokerConfig& c) {
     return Status::InvalidArgument("retry back-off max is below its base");
   }
   if (c.tiers.cpu_min_cores < 1) return Status::InvalidArgument("tier 2 needs at least 1 core");
+  if (c.max_unfinished_tasks < 1 || c.max_unfinished_bytes < 1 || c.max_waiters_per_task < 1 ||
+      c.max_waiters_per_client < 1 || c.max_services < 16 || c.max_services_per_worker < 1) {
+    return Status::InvalidArgument(
+        "budgets must be at least 1 (max_services at least 16, for the built-in ones)");
+  }
   if (c.max_queued_per_service < 1)
     return Status::InvalidArgument("max queued per service must be at least 1");
   return Status::Ok();

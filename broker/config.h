@@ -37,8 +37,9 @@ struct TierThresholds {
 };
 
 struct BrokerConfig {
-  // Liveness, both directions.
-  Duration heartbeat_interval = Seconds(30);
+  // Liveness, both directions: a killed worker's tasks run again within heartbeat x liveness
+  // (9-10 s at the defaults).
+  Duration heartbeat_interval = Seconds(3);
   uint32_t liveness = 3;  // missed intervals before a peer is dead
   // How long an offline worker stays listed (red on the dashboard) before it is forgotten.
   Duration offline_retention = Seconds(300);
@@ -56,9 +57,20 @@ struct BrokerConfig {
   size_t max_queued_per_service = 1000000;  // more submissions are refused (back-pressure)
   Duration max_wait = Seconds(300);         // longest GET ?wait / synchronous wait
 
+  // Budgets (docs/configuration.md, "Budgets"): the most one broker holds, so no peer can make it
+  // grow without end. The defaults fit a broker in 1 GiB of memory. Over a budget a request gets a
+  // clear error (queue_full, resource_exhausted) and nothing else changes.
+  size_t max_unfinished_tasks = 100000;            // queued, delayed and running, all services
+  size_t max_unfinished_bytes = 256u << 20;        // their payloads
+  size_t max_result_bytes_in_memory = 128u << 20;  // results of finished tasks kept for GET
+  size_t max_waiters_per_task = 1000;              // GET ?wait on one task
+  size_t max_waiters_per_client = 10000;           // GET ?wait and synchronous calls of one client
+  size_t max_services = 1000;  // distinct service names (idle ones are forgotten)
+  size_t max_services_per_worker = 64;
+  size_t max_running_per_ready = 1024;  // attempts a READY may list as still running
+
   TierThresholds tiers;
   bool allow_simulated = false;
-  std::string worker_token;  // "" = workers need no token
   std::vector<CatalogEntry> catalog;
   size_t max_recommendations = 3;
   std::map<std::string, ServiceLimit> service_limits;

@@ -54,15 +54,22 @@ Status LoadConfigFile(const std::string& path, BrokerConfig* config) {
   if (j.is_discarded() || !j.is_object()) {
     return Status::InvalidArgument("config file '" + path + "' is not a JSON object");
   }
-  RMA_RETURN_IF_ERROR(CheckKeys(
-      j,
-      {"heartbeat_ms",           "liveness",       "offline_retention_ms", "default_max_attempts",
-       "default_timeout_ms",     "max_timeout_ms", "max_queue_time_ms",    "retry_backoff_base_ms",
-       "retry_backoff_max_ms",   "max_requeues",   "result_ttl_ms",        "max_finished_in_memory",
-       "max_queued_per_service", "max_wait_ms",    "tier_cpu_min_cores",   "tier_cpu_min_ram_gb",
-       "allow_simulated",        "catalog",        "max_recommendations",  "service_limits",
-       "max_payload_bytes"},
-      "config file"));
+  RMA_RETURN_IF_ERROR(CheckKeys(j, {"heartbeat_ms",           "liveness",
+                                    "offline_retention_ms",   "default_max_attempts",
+                                    "default_timeout_ms",     "max_timeout_ms",
+                                    "max_queue_time_ms",      "retry_backoff_base_ms",
+                                    "retry_backoff_max_ms",   "max_requeues",
+                                    "result_ttl_ms",          "max_finished_in_memory",
+                                    "max_queued_per_service", "max_wait_ms",
+                                    "tier_cpu_min_cores",     "tier_cpu_min_ram_gb",
+                                    "allow_simulated",        "catalog",
+                                    "max_recommendations",    "service_limits",
+                                    "max_payload_bytes",      "max_unfinished_tasks",
+                                    "max_unfinished_bytes",   "max_result_bytes_in_memory",
+                                    "max_waiters_per_task",   "max_waiters_per_client",
+                                    "max_services",           "max_services_per_worker",
+                                    "max_running_per_ready"},
+                                "config file"));
   RMA_RETURN_IF_ERROR(ReadDurationMs(j, "heartbeat_ms", &config->heartbeat_interval));
   RMA_RETURN_IF_ERROR(ReadNumber(j, "liveness", &config->liveness));
   RMA_RETURN_IF_ERROR(ReadDurationMs(j, "offline_retention_ms", &config->offline_retention));
@@ -81,6 +88,15 @@ Status LoadConfigFile(const std::string& path, BrokerConfig* config) {
   RMA_RETURN_IF_ERROR(ReadNumber(j, "tier_cpu_min_ram_gb", &config->tiers.cpu_min_ram_gb));
   RMA_RETURN_IF_ERROR(ReadNumber(j, "max_recommendations", &config->max_recommendations));
   RMA_RETURN_IF_ERROR(ReadNumber(j, "max_payload_bytes", &config->limits.max_payload_bytes));
+  RMA_RETURN_IF_ERROR(ReadNumber(j, "max_unfinished_tasks", &config->max_unfinished_tasks));
+  RMA_RETURN_IF_ERROR(ReadNumber(j, "max_unfinished_bytes", &config->max_unfinished_bytes));
+  RMA_RETURN_IF_ERROR(
+      ReadNumber(j, "max_result_bytes_in_memory", &config->max_result_bytes_in_memory));
+  RMA_RETURN_IF_ERROR(ReadNumber(j, "max_waiters_per_task", &config->max_waiters_per_task));
+  RMA_RETURN_IF_ERROR(ReadNumber(j, "max_waiters_per_client", &config->max_waiters_per_client));
+  RMA_RETURN_IF_ERROR(ReadNumber(j, "max_services", &config->max_services));
+  RMA_RETURN_IF_ERROR(ReadNumber(j, "max_services_per_worker", &config->max_services_per_worker));
+  RMA_RETURN_IF_ERROR(ReadNumber(j, "max_running_per_ready", &config->max_running_per_ready));
   if (j.contains("allow_simulated")) {
     if (!j["allow_simulated"].is_boolean())
       return Status::InvalidArgument("'allow_simulated' must be a boolean");

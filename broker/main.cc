@@ -22,7 +22,7 @@ int main(int argc, char** argv) {
   std::string config_file;
   std::string log_level = "info";
   std::string db_url;
-  int64_t heartbeat_ms = 30000;
+  int64_t heartbeat_ms = 3000;
   int64_t default_timeout_ms = 300000;
   int64_t max_queue_time_ms = 3600000;
   int64_t result_ttl_ms = 3600000;
@@ -97,8 +97,66 @@ int main(int argc, char** argv) {
   app.add_flag("--allow-simulated", config.allow_simulated,
                "accept workers that declare simulated hardware")
       ->envname("RMA_ALLOW_SIMULATED");
-  app.add_option("--worker-token", config.worker_token, "shared secret workers must present")
+  std::string worker_token_file;
+  std::string client_secret_file;
+  app.add_option("--worker-token", options.auth.worker_token,
+                 "shared secret workers present in the handshake (prefer --worker-token-file: a "
+                 "flag shows in the process list)")
       ->envname("RMA_WORKER_TOKEN");
+  app.add_option("--worker-token-file", worker_token_file,
+                 "file holding the worker token (mode 600)")
+      ->envname("RMA_WORKER_TOKEN_FILE");
+  app.add_option("--client-secret", options.auth.client_secret,
+                 "shared secret gateways and tools present on the client endpoint")
+      ->envname("RMA_CLIENT_SECRET");
+  app.add_option("--client-secret-file", client_secret_file,
+                 "file holding the client secret (mode 600)")
+      ->envname("RMA_CLIENT_SECRET_FILE");
+  app.add_flag("--insecure-plaintext", options.insecure_plaintext,
+               "allow an endpoint other machines can reach without a token or secret (warned at "
+               "start and every hour)")
+      ->envname("RMA_INSECURE_PLAINTEXT");
+  // Budgets (docs/configuration.md, "Budgets").
+  app.add_option("--max-queued-bytes", config.max_unfinished_bytes,
+                 "payload bytes of unfinished tasks held at once; more submissions get queue_full")
+      ->envname("RMA_MAX_QUEUED_BYTES")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-queued-tasks", config.max_unfinished_tasks,
+                 "unfinished tasks held at once; more submissions get queue_full")
+      ->envname("RMA_MAX_QUEUED_TASKS")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-result-bytes", config.max_result_bytes_in_memory,
+                 "result bytes of finished tasks kept in memory (older ones are evicted)")
+      ->envname("RMA_MAX_RESULT_BYTES")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-waiters-per-task", config.max_waiters_per_task,
+                 "long-polls (GET ?wait) on one task at once")
+      ->envname("RMA_MAX_WAITERS_PER_TASK")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-waiters-per-client", config.max_waiters_per_client,
+                 "long-polls and synchronous calls of one client (gateway) at once")
+      ->envname("RMA_MAX_WAITERS_PER_CLIENT")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-services", config.max_services,
+                 "distinct service names held at once (idle ones are forgotten)")
+      ->envname("RMA_MAX_SERVICES")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{16}, size_t{1000000}));
+  app.add_option("--max-services-per-worker", config.max_services_per_worker,
+                 "services one worker may offer")
+      ->envname("RMA_MAX_SERVICES_PER_WORKER")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{4096}));
+  app.add_option("--max-payload-bytes", config.limits.max_payload_bytes,
+                 "largest task payload or result (a ZeroMQ frame may be 1 MiB larger)")
+      ->envname("RMA_MAX_PAYLOAD_BYTES")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1024}, size_t{1} << 30));
   std::string endpoints_file;
   app.add_option(
          "--endpoints-file", endpoints_file,
@@ -115,6 +173,18 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "rma-broker: %s\n", s.message().c_str());
     return 2;
   }
+  for (auto [file, secret] : {std::pair{&worker_token_file, &options.auth.worker_token},
+                              std::pair{&client_secret_file, &options.auth.client_secret}}) {
+    if (file->empty()) continue;
+    auto read = ReadSecretFile(*file);
+    if (!read.ok()) {
+      spdlog::error("{}", read.status().message());
+      return 2;
+    }
+    *secret = std::move(*read);
+  }
+  // libzmq refuses (and disconnects) a frame over this before the broker sees a byte of it.
+  config.limits.max_frame_bytes = config.limits.max_payload_bytes + (size_t{1} << 20);
   config.heartbeat_interval = Ms(heartbeat_ms);
   config.default_timeout = Ms(default_timeout_ms);
   config.max_timeout = std::max(config.max_timeout, config.default_timeout);

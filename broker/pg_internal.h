@@ -44,6 +44,7 @@ struct PgStore::ReadRequest {
   std::string client;
   uint64_t ref = 0;
   TaskId id;
+  Caller caller;  // kGet: whose task it may be
   bool retry = false;
   proto::List list;
   proto::Submit submit;

@@ -156,14 +156,17 @@ class Reader {
         int64_t limit = std::clamp<int64_t>(l.limit == 0 ? 100 : l.limit, 1, 1000);
         pqxx::read_transaction tx(conn);
         pqxx::result rows;
+        // An admin lists every owner's tasks (NULL), anybody else their own.
+        const std::optional<std::string> owner =
+            l.admin ? std::nullopt : std::optional<std::string>(CleanText(l.owner));
         if (!l.service.empty() && !l.status.empty()) {
-          rows = tx.exec_prepared("rma_list_both", CleanText(l.service), l.status, limit);
+          rows = tx.exec_prepared("rma_list_both", owner, CleanText(l.service), l.status, limit);
         } else if (!l.service.empty()) {
-          rows = tx.exec_prepared("rma_list_service", CleanText(l.service), limit);
+          rows = tx.exec_prepared("rma_list_service", owner, CleanText(l.service), limit);
         } else if (!l.status.empty()) {
-          rows = tx.exec_prepared("rma_list_status", l.status, limit);
+          rows = tx.exec_prepared("rma_list_status", owner, l.status, limit);
         } else {
-          rows = tx.exec_prepared("rma_list_all", limit);
+          rows = tx.exec_prepared("rma_list_all", owner, limit);
         }
         proto::TaskList list;
         list.ref = l.ref;
@@ -175,7 +178,8 @@ class Reader {
       }
       case ReadRequest::Kind::kKey: {
         pqxx::read_transaction tx(conn);
-        pqxx::result rows = tx.exec_prepared("rma_find_key", CleanText(req.submit.idempotency_key));
+        pqxx::result rows = tx.exec_prepared("rma_find_key", CleanText(req.submit.owner),
+                                             CleanText(req.submit.idempotency_key));
         if (rows.empty()) {
           r.resubmit = std::move(req.submit);  // a new key: the scheduler takes the task
         } else {

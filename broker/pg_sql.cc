@@ -24,7 +24,7 @@ const std::vector<std::string> kTaskColumns = {
     "task_id", "service", "status", "priority", "payload", "content_type", "max_attempts",
     "timeout_ms", "idempotency_key", "min_tier", "min_gpu_memory_gb", "attempts", "failures",
     "requeues", "worker_id", "result", "result_content_type", "http_status", "error", "error_code",
-    "created_at", "run_at", "started_at", "completed_at"};
+    "created_at", "run_at", "started_at", "completed_at", "owner"};
 const std::vector<std::string> kMutableColumns = {
     "status", "attempts", "failures", "requeues", "worker_id", "result", "result_content_type",
     "http_status", "error", "error_code", "started_at", "completed_at"};
@@ -44,7 +44,7 @@ std::string SelectColumns(bool payload, bool result) {
          "attempts, failures, requeues, worker_id, " +
          (result ? "result" : "NULL::bytea") +
          ", result_content_type, http_status, error, error_code, " + Micros("created_at") + ", " +
-         Micros("run_at") + ", " + Micros("started_at") + ", " + Micros("completed_at");
+         Micros("run_at") + ", " + Micros("started_at") + ", " + Micros("completed_at") + ", owner";
 }
 
 std::string Join(const std::vector<std::string>& items, const std::string& format) {
@@ -110,6 +110,7 @@ TaskRecord RecordFromRow(const pqxx::row& row) {
   r.run_at = TimeOf(row[21]);
   r.started_at = TimeOf(row[22]);
   r.completed_at = TimeOf(row[23]);
+  r.owner = Text(row[24]);
   return r;
 }
 
@@ -262,13 +263,16 @@ void PrepareReader(pqxx::connection& conn) {
   }
   conn.prepare("rma_get_task",
                "SELECT " + SelectColumns(false, true) + " FROM tasks WHERE task_id = $1");
-  const std::string list = "SELECT " + SelectColumns(false, false) + " FROM tasks ";
-  conn.prepare("rma_list_all", list + "ORDER BY task_id DESC LIMIT $1");
-  conn.prepare("rma_list_service", list + "WHERE service = $1 ORDER BY task_id DESC LIMIT $2");
-  conn.prepare("rma_list_status", list + "WHERE status = $1 ORDER BY task_id DESC LIMIT $2");
-  conn.prepare("rma_list_both",
-               list + "WHERE service = $1 AND status = $2 ORDER BY task_id DESC LIMIT $3");
-  conn.prepare("rma_find_key", "SELECT task_id, status FROM tasks WHERE idempotency_key = $1");
+  // Newest first. $1 is the owner, or NULL for an admin (every owner's tasks).
+  const std::string list = "SELECT " + SelectColumns(false, false) +
+                           " FROM tasks WHERE ($1::text IS NULL OR owner = $1) ";
+  const std::string newest = " ORDER BY created_at DESC, task_id DESC ";
+  conn.prepare("rma_list_all", list + newest + "LIMIT $2");
+  conn.prepare("rma_list_service", list + "AND service = $2" + newest + "LIMIT $3");
+  conn.prepare("rma_list_status", list + "AND status = $2" + newest + "LIMIT $3");
+  conn.prepare("rma_list_both", list + "AND service = $2 AND status = $3" + newest + "LIMIT $4");
+  conn.prepare("rma_find_key",
+               "SELECT task_id, status FROM tasks WHERE owner = $1 AND idempotency_key = $2");
   conn.prepare("rma_lock_task",
                "SELECT " + SelectColumns(true, true) + " FROM tasks WHERE task_id = $1 FOR UPDATE");
   conn.prepare("rma_requeue_dead",

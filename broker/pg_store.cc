@@ -118,11 +118,10 @@ Result<RecoveredState> PgStore::Recover() {
   try {
     auto conn = Connect(shared_->options.url, "recovery");
     pqxx::work tx(*conn);
-    state.max_task_id = static_cast<uint64_t>(Int(tx.exec("SELECT max(task_id) FROM tasks")[0][0]));
     // In pieces through a cursor, so a long queue never sits in memory twice.
     tx.exec("DECLARE rma_recover NO SCROLL CURSOR FOR SELECT " + SelectColumns(true, true) +
             " FROM tasks WHERE status IN ('queued', 'running', 'failed') "
-            "ORDER BY priority DESC, task_id");
+            "ORDER BY priority DESC, created_at, task_id");
     for (;;) {
       pqxx::result rows = tx.exec("FETCH 5000 FROM rma_recover");
       if (rows.empty()) break;
@@ -132,8 +131,7 @@ Result<RecoveredState> PgStore::Recover() {
   } catch (const std::exception& e) {
     return Status::Unavailable("reading unfinished tasks: " + OneLine(e.what()));
   }
-  spdlog::info("store: {} unfinished task(s) on record; largest task id {}", state.tasks.size(),
-               state.max_task_id);
+  spdlog::info("store: {} unfinished task(s) on record", state.tasks.size());
   return state;
 }
 
@@ -174,12 +172,13 @@ void PgStore::Enqueue(ReadRequest request) {
   shared_->reader_cv.SignalAll();
 }
 
-void PgStore::LookupTask(const std::string& client, uint64_t ref, TaskId id) {
+void PgStore::LookupTask(const std::string& client, uint64_t ref, TaskId id, const Caller& caller) {
   ReadRequest r;
   r.kind = ReadRequest::Kind::kGet;
   r.client = client;
   r.ref = ref;
   r.id = id;
+  r.caller = caller;
   Enqueue(std::move(r));
 }
 

@@ -82,7 +82,8 @@ class PgStore final : public TaskStore {
   bool available() const override { return available_; }
 
   bool can_lookup() const override { return true; }
-  void LookupTask(const std::string& client, uint64_t ref, TaskId id) override;
+  void LookupTask(const std::string& client, uint64_t ref, TaskId id,
+                  const Caller& caller) override;
   void ListTasks(const std::string& client, const proto::List& query) override;
   void SubmitWithKey(const std::string& client, proto::Submit submit) override;
   void AdminDeadTask(const std::string& client, uint64_t ref, TaskId id, bool retry) override;

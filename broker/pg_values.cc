@@ -94,7 +94,8 @@ std::string IdArrayLiteral(const std::vector<uint64_t>& ids) {
   std::string out = "{";
   for (size_t i = 0; i < ids.size(); ++i) {
     if (i > 0) out.push_back(',');
-    out += std::to_string(ids[i]);
+    // bigint is signed: an id is stored as the int64 with the same 64 bits.
+    out += std::to_string(static_cast<int64_t>(ids[i]));
   }
   out.push_back('}');
   return out;

@@ -23,29 +23,56 @@ uint32_t AssignTier(const proto::Capabilities& caps, const TierThresholds& thres
   return 3;
 }
 
-Scheduler::Scheduler(BrokerConfig config, SchedulerOutput* output, bool durable, uint64_t seed)
+std::string_view Scheduler::RefusalName(Refusal r) {
+  switch (r) {
+    case Refusal::kNotLeaseHolder:
+      return "not_lease_holder";
+    case Refusal::kUnregistered:
+      return "unregistered";
+    case Refusal::kWorkerToken:
+      return "worker_token";
+    case Refusal::kWorkerIdInUse:
+      return "worker_id_in_use";
+    case Refusal::kForeignAttempt:
+      return "foreign_attempt";
+    case Refusal::kTooManyServices:
+      return "too_many_services";
+    case Refusal::kQueueFull:
+      return "queue_full";
+    case Refusal::kTooManyWaiters:
+      return "too_many_waiters";
+    case Refusal::kCount:
+      break;
+  }
+  return "unknown";
+}
+
+Scheduler::Scheduler(BrokerConfig config, SchedulerOutput* output, bool durable, uint64_t seed,
+                     std::function<uint64_t()> task_ids)
     : config_(std::move(config)),
       output_(output),
       durable_(durable),
       rng_(seed),
-      last_task_id_(0),
+      task_ids_(std::move(task_ids)),
       delayed_([this](const TimedEntry& e) { return EpochLive(e); }),
       expiry_([this](const TimedEntry& e) { return EpochLive(e); }),
       timeouts_([this](const TimedEntry& e) {
         const Task* t = FindTask(e.id);
         return t != nullptr && t->status == TaskStatus::kRunning && t->running_attempt == e.tag;
       }),
-      waits_([this](const WaitEntry& e) {
-        const Task* t = FindTask(e.id);
-        return t != nullptr &&
-               std::any_of(t->waiters.begin(), t->waiters.end(),
-                           [&](const Waiter& w) { return w.client == e.client && w.ref == e.ref; });
-      }) {
+      // O(1): a waiter is live while the index holds its id.
+      waits_([this](const WaitEntry& e) { return pending_waits_.count(e.waiter) > 0; }) {
   for (const GenericService& g : kGenericServices) {
-    uint32_t s = ServiceIndex(std::string(g.name));
-    services_[s].generic_max_tier = g.max_tier;
+    services_[*ServiceIndex(std::string(g.name))].generic_max_tier = g.max_tier;
   }
   for (const CatalogEntry& e : config_.catalog) (void)ServiceIndex(e.service);
+}
+
+TaskId Scheduler::NewTaskId() {
+  for (;;) {
+    const uint64_t v = task_ids_ ? task_ids_() : rng_();
+    if (v != 0 && tasks_.count(TaskId(v)) == 0) return TaskId(v);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -104,15 +131,17 @@ void Scheduler::OnTick(Time now) {
   while (!waits_.empty() && waits_.top().at <= now) {
     WaitEntry e = waits_.top();
     waits_.Pop();
-    Task* t = Find(e.id);
-    if (t == nullptr) continue;
-    auto it = std::find_if(t->waiters.begin(), t->waiters.end(),
-                           [&](const Waiter& w) { return w.client == e.client && w.ref == e.ref; });
-    if (it == t->waiters.end()) continue;
-    bool sync = it->sync;
-    t->waiters.erase(it);
-    ReplyTask(e.client, e.ref, *t);
-    if (sync && !proto::IsTerminal(t->status)) {
+    auto slot = pending_waits_.find(e.waiter);
+    if (slot == pending_waits_.end()) continue;
+    Task* t = Find(slot->second.task);
+    if (t == nullptr) {
+      pending_waits_.erase(slot);
+      continue;
+    }
+    const Waiter w = t->waiters[slot->second.index];
+    RemoveWaiter(*t, slot->second.index);
+    ReplyTask(w.client, w.ref, *t);
+    if (w.sync && !proto::IsTerminal(t->status)) {
       // Nobody waits for this call any more: stop it rather than run it for nothing.
       if (t->status == TaskStatus::kRunning) {
         CancelRunning(now, *t, "caller gave up");
@@ -157,25 +186,34 @@ void Scheduler::Sweep(Time now) {
 // ---------------------------------------------------------------------------------------------------
 // Restore and queries
 
-void Scheduler::Restore(Time now, std::vector<TaskRecord> records, uint64_t max_task_id) {
-  last_task_id_ = std::max(last_task_id_, max_task_id);
-  // Oldest first, so requeued tasks keep their FIFO order within each priority.
-  std::sort(records.begin(), records.end(),
-            [](const TaskRecord& a, const TaskRecord& b) { return a.id < b.id; });
+void Scheduler::Restore(Time now, std::vector<TaskRecord> records) {
+  // Oldest first, so requeued tasks keep their FIFO order within each priority (ids are random).
+  std::sort(records.begin(), records.end(), [](const TaskRecord& a, const TaskRecord& b) {
+    return a.created_at != b.created_at ? a.created_at < b.created_at : a.id < b.id;
+  });
   size_t requeued = 0;
+  size_t skipped = 0;
   for (TaskRecord& r : records) {
-    auto [it, inserted] = tasks_.try_emplace(r.id);
-    if (!inserted) continue;
-    Task& t = it->second;
+    if (tasks_.count(r.id) > 0) continue;
+    std::optional<uint32_t> service = ServiceIndex(r.service);
+    if (!service) {
+      ++skipped;  // the service table is full: the task stays on record only
+      continue;
+    }
+    Task& t = tasks_[r.id];
     static_cast<TaskRecord&>(t) = std::move(r);
-    t.service_index = ServiceIndex(t.service);
+    t.service_index = *service;
+    ++services_[t.service_index].tasks_in_memory;
     t.priority = std::min<uint32_t>(t.priority, 9);
-    if (!t.idempotency_key.empty()) idempotency_[t.idempotency_key] = t.id;
+    if (!t.idempotency_key.empty())
+      idempotency_[IdempotencySlot(t.owner, t.idempotency_key)] = t.id;
     if (proto::IsTerminal(t.status)) {
+      finished_result_bytes_ += t.result.size();
       finished_.emplace_back(t.id, t.completed_at);
       continue;
     }
     ++requeued;
+    CountUnfinished(t, +1);
     if (t.run_at > now) {
       t.status = TaskStatus::kQueued;
       t.queued_at = now;
@@ -186,11 +224,25 @@ void Scheduler::Restore(Time now, std::vector<TaskRecord> records, uint64_t max_
     }
   }
   spdlog::info("restored {} task(s), {} unfinished back in their queues", records.size(), requeued);
+  if (skipped > 0) {
+    spdlog::error("{} recovered task(s) left on record only: the service table is full ({} names)",
+                  skipped, config_.max_services);
+  }
+}
+
+void Scheduler::CountUnfinished(const Task& t, int delta) {
+  if (delta > 0) {
+    ++unfinished_tasks_;
+    unfinished_bytes_ += t.payload.size();
+  } else {
+    --unfinished_tasks_;
+    unfinished_bytes_ -= std::min(unfinished_bytes_, t.payload.size());
+  }
 }
 
 size_t Scheduler::total_queued() const {
   size_t n = 0;
-  for (const Service& s : services_) n += s.queued + s.delayed;
+  for (const Service& s : services_) n += s.queued + s.delayed;  // forgotten slots hold zeros
   return n;
 }
 

@@ -66,13 +66,32 @@ class Scheduler {
     std::string client;
     uint64_t ref = 0;
     bool sync = false;  // a synchronous call: the answer is the call's result
+    uint64_t id = 0;    // unique: its deadline entry and the index find it in O(1)
   };
+
+  // Why a peer's message was refused; each is counted (rma_broker_refused_total{reason}) and
+  // answered with a clear ERROR or DISCONNECT (docs/security.md).
+  enum class Refusal : uint8_t {
+    kNotLeaseHolder,   // RESULT/PROGRESS for an attempt this session does not hold
+    kUnregistered,     // a worker message from a session that never registered
+    kWorkerToken,      // READY with a wrong token
+    kWorkerIdInUse,    // READY for a live worker's id, without its secret
+    kForeignAttempt,   // READY.running lists an attempt that was never this worker's
+    kTooManyServices,  // a manifest over max_services_per_worker, or the service table full
+    kQueueFull,        // max_unfinished_tasks / _bytes or max_queued_per_service reached
+    kTooManyWaiters,   // max_waiters_per_task / _per_client reached
+    kCount,
+  };
+  static std::string_view RefusalName(Refusal r);
 
   // A task: its durable record (what the store keeps and a restart restores) plus the state only
   // the live scheduler needs. The record's payload and result are shared with every message and
   // store write that carries them.
   struct Task : TaskRecord {
-    uint32_t service_index = 0;    // into services(); `service` holds the name
+    uint32_t service_index = 0;  // into services(); `service` holds the name
+    // Worker losses that count toward max_requeues: only sessions that lived a liveness window
+    // (a peer opening short sessions cannot dead-letter other people's tasks).
+    uint32_t losses = 0;
     bool transient = false;        // synchronous call: never persisted
     uint32_t running_attempt = 0;  // attempt number of the current lease
     uint32_t epoch = 0;   // bumped when the task leaves a queue or heap slot: stale entries skip
@@ -104,6 +123,9 @@ class Scheduler {
     bool withdrawn() const { return draining || paused; }
     std::string identity;  // ZeroMQ routing id of the current session
     std::string worker_id;
+    // The worker's secret (READY.worker_secret): a new session may take over this worker's id only
+    // with it. Empty for workers that send none (they cannot be taken over while alive).
+    std::string secret;
     std::string name;
     std::string agent_version;
     proto::Capabilities caps;
@@ -135,6 +157,7 @@ class Scheduler {
   };
 
   struct Service {
+    bool in_use = true;  // false: forgotten, the slot waits for another name
     std::string name;
     uint32_t generic_max_tier = 0;                 // 0: not a generic service
     std::array<std::deque<QueueEntry>, 10> queue;  // by priority
@@ -151,9 +174,14 @@ class Scheduler {
     Counters counters;
     LatencyHistogram queue_wait;
     LatencyHistogram run_time;
+    uint32_t tasks_in_memory = 0;  // tasks of this service in memory, finished ones included
   };
 
-  Scheduler(BrokerConfig config, SchedulerOutput* output, bool durable, uint64_t seed);
+  // `task_ids` returns the ids of new tasks: unpredictable 64-bit values in production
+  // (SecureRandom, so nobody can guess another client's task id); tests leave it empty for a
+  // sequence from `seed`.
+  Scheduler(BrokerConfig config, SchedulerOutput* output, bool durable, uint64_t seed,
+            std::function<uint64_t()> task_ids = {});
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
 
@@ -196,24 +224,32 @@ class Scheduler {
   // refused.
   void SetStoreAvailable(bool available) { store_available_ = available; }
   bool store_available() const { return store_available_; }
-  // After a restart: unfinished tasks go back to their queues in priority order, finished ones are
-  // kept for GET and idempotency. `max_task_id` is the largest id the store has seen.
-  void Restore(Time now, std::vector<TaskRecord> records, uint64_t max_task_id);
+  // After a restart: unfinished tasks go back to their queues in priority order (oldest first),
+  // finished ones are kept for GET and idempotency.
+  void Restore(Time now, std::vector<TaskRecord> records);
 
   // ---- Read access for admin queries and tests ----
   const BrokerConfig& config() const { return config_; }
   const std::vector<Worker>& workers() const { return workers_; }
+  // Forgotten slots have in_use false.
   const std::vector<Service>& services() const { return services_; }
   const Task* FindTask(TaskId id) const {
     auto it = tasks_.find(id);
     return it == tasks_.end() ? nullptr : &it->second;
   }
-  // Whether a task in memory holds this idempotency key (PostgreSQL mode asks the record about
-  // keys the scheduler does not hold, before OnSubmit).
-  bool KnowsIdempotencyKey(const std::string& key) const {
-    auto it = idempotency_.find(key);
+  // Whether a task in memory holds this owner's idempotency key (PostgreSQL mode asks the record
+  // about keys the scheduler does not hold, before OnSubmit).
+  bool KnowsIdempotencyKey(const std::string& owner, const std::string& key) const {
+    auto it = idempotency_.find(IdempotencySlot(owner, key));
     return it != idempotency_.end() && FindTask(it->second) != nullptr;
   }
+  uint64_t refusals(Refusal r) const { return refusals_[static_cast<size_t>(r)]; }
+  // What the budgets hold now.
+  size_t unfinished_tasks() const { return unfinished_tasks_; }
+  size_t unfinished_bytes() const { return unfinished_bytes_; }
+  size_t finished_result_bytes() const { return finished_result_bytes_; }
+  size_t waiters() const { return pending_waits_.size(); }
+  size_t services_in_use() const { return services_in_use_; }
   const Counters& counters() const { return counters_; }
   const History& history() const { return history_; }
   const RateWindow& completions() const { return completion_rate_; }
@@ -254,9 +290,12 @@ class Scheduler {
   };
   struct WaitEntry {
     Time at;
-    TaskId id;
-    std::string client;
-    uint64_t ref = 0;
+    uint64_t waiter = 0;  // Waiter::id
+  };
+  // Where a pending waiter is: its task, and its index in the task's waiters.
+  struct WaiterSlot {
+    TaskId task;
+    uint32_t index = 0;
   };
   struct ThrottleEntry {
     Time at;
@@ -286,7 +325,10 @@ class Scheduler {
   void Sweep(Time now);
 
   // Services and queues.
-  uint32_t ServiceIndex(const std::string& name);  // creates on first use
+  // The index of `name`, created on first use; nullopt when the table is full (max_services) and no
+  // idle service can be forgotten to make room.
+  std::optional<uint32_t> ServiceIndex(const std::string& name);
+  bool ForgetOneIdleService();
   std::optional<uint32_t> FindService(std::string_view name) const;
   void Enqueue(Time now, Task& t, bool front);
   void Unqueue(Task& t);  // task leaves its queue (cancel/expire/attach): entries go stale
@@ -300,15 +342,40 @@ class Scheduler {
 
   // Life cycle.
   void Complete(Time now, Task& t, proto::TaskResult&& r);
+  // An attempt ended without a result (its worker was lost or gave it up): back to the front of its
+  // queue, or dead after too many losses.
+  // Only a worker whose session lived a liveness window (Settled) counts toward dead-lettering.
+  void Requeue(Time now, Task& t, bool settled, std::string_view why);
+  bool Settled(Time now, const Worker& w) const;
   void FailAttempt(Time now, Task& t, std::string error, std::string code, bool retryable);
   void Finish(Time now, Task& t, proto::TaskStatus status);  // any terminal state
   void CancelRunning(Time now, Task& t, std::string_view reason);
   void NotifyWaiters(Task& t);
+  // Adds a waiter (false, nothing added: a waiter budget is spent) and takes one off.
+  bool AddWaiter(Time now, Task& t, const std::string& client, uint64_t ref, bool sync,
+                 Duration wait);
+  void RemoveWaiter(Task& t, uint32_t index);
+  void Refuse(Refusal r) { ++refusals_[static_cast<size_t>(r)]; }
+  // Whether `owner` (admin: anybody) may see or change task t.
+  static bool MaySee(const Task& t, const std::string& owner, bool admin) {
+    return admin || t.owner == owner;
+  }
+  static std::string IdempotencySlot(const std::string& owner, const std::string& key) {
+    return owner + '\x1f' + key;  // owners cannot contain control characters
+  }
+  TaskId NewTaskId();
+  // Budget accounting of a task entering or leaving the unfinished set.
+  void CountUnfinished(const Task& t, int delta);
   void ReplyTask(const std::string& client, uint64_t ref, const Task& t);
   void ReplyError(const std::string& client, uint64_t ref, const Status& status,
                   std::vector<std::string> available = {}, std::string suggestion = {});
+  // An ERROR with a code of the protocol's own (queue_full) rather than a status code's name.
+  void ReplyError(const std::string& client, uint64_t ref, std::string code, std::string message);
+  void ReplyNotFound(const std::string& client, uint64_t ref, TaskId id);
   void Persist(const Task& t, WriteKind kind);
   void MaybeEvict(Time now);
+  // Drops a task from memory (evicted or discarded), with its index entries and budgets.
+  void Forget(Task& t);
   Duration Backoff(uint32_t failures);
   // Inline: the hottest lookup, called from every scheduler_*.cc.
   Task* Find(TaskId id) {
@@ -335,9 +402,20 @@ class Scheduler {
   std::unordered_map<std::string, uint32_t> service_index_;
 
   std::unordered_map<TaskId, Task> tasks_;
-  std::unordered_map<std::string, TaskId> idempotency_;
-  std::deque<std::pair<TaskId, Time>> finished_;  // eviction order
-  uint64_t last_task_id_;
+  std::unordered_map<std::string, TaskId> idempotency_;  // IdempotencySlot(owner, key) -> task
+  std::deque<std::pair<TaskId, Time>> finished_;         // eviction order
+  std::function<uint64_t()> task_ids_;
+  std::vector<uint32_t> free_service_slots_;
+  size_t services_in_use_ = 0;
+
+  // Budgets.
+  size_t unfinished_tasks_ = 0;
+  size_t unfinished_bytes_ = 0;
+  size_t finished_result_bytes_ = 0;
+  uint64_t next_waiter_id_ = 0;
+  std::unordered_map<uint64_t, WaiterSlot> pending_waits_;
+  std::unordered_map<std::string, uint32_t> waiters_per_client_;
+  std::array<uint64_t, static_cast<size_t>(Refusal::kCount)> refusals_{};
 
   TimedHeap<TimedEntry> delayed_;   // run_at and retry back-off; tag = epoch
   TimedHeap<TimedEntry> expiry_;    // max queue time; tag = epoch

@@ -12,12 +12,6 @@ namespace rma::broker {
 using proto::Command;
 using proto::TaskStatus;
 
-namespace {
-// Bound on distinct service names, so hostile submissions cannot grow the service table without
-// end.
-constexpr size_t kMaxServices = 10000;
-}  // namespace
-
 // ---------------------------------------------------------------------------------------------------
 // Clients
 
@@ -35,7 +29,8 @@ void Scheduler::OnSubmit(Time now, const std::string& client, proto::Submit subm
                                           std::to_string(ToMs(config_.max_timeout)) + " ms"));
   }
   if (!sync && !submit.idempotency_key.empty()) {
-    auto it = idempotency_.find(submit.idempotency_key);
+    // Keys are per owner: another account's key names another task.
+    auto it = idempotency_.find(IdempotencySlot(submit.owner, submit.idempotency_key));
     if (it != idempotency_.end()) {
       if (const Task* first = Find(it->second)) {
         proto::Accepted a{submit.ref, first->id, first->status, true, false};
@@ -44,11 +39,30 @@ void Scheduler::OnSubmit(Time now, const std::string& client, proto::Submit subm
       }
     }
   }
-  auto existing = FindService(submit.service);
-  if (!existing && services_.size() >= kMaxServices) {
-    return reject(Status::ResourceExhausted("too many distinct services"));
+  // Budgets first: a full broker refuses before it creates anything (queue_full: the gateway
+  // answers 503 with Retry-After, and nothing was accepted).
+  if (unfinished_tasks_ >= config_.max_unfinished_tasks ||
+      unfinished_bytes_ + submit.payload.size() > config_.max_unfinished_bytes) {
+    Refuse(Refusal::kQueueFull);
+    ++counters_.rejected;
+    return ReplyError(client, submit.ref, "queue_full",
+                      "the broker holds as many unfinished tasks as it may (" +
+                          std::to_string(unfinished_tasks_) + " tasks, " +
+                          std::to_string(unfinished_bytes_ >> 20) +
+                          " MiB of payloads); retry later");
   }
-  uint32_t s = existing ? *existing : ServiceIndex(submit.service);
+  if (sync && waiters_per_client_[client] >= config_.max_waiters_per_client) {
+    Refuse(Refusal::kTooManyWaiters);
+    return reject(
+        Status::ResourceExhausted("too many calls wait for their answer from this client"));
+  }
+  std::optional<uint32_t> index = ServiceIndex(submit.service);
+  if (!index) {
+    Refuse(Refusal::kTooManyServices);
+    return reject(Status::ResourceExhausted("too many distinct services (" +
+                                            std::to_string(config_.max_services) + ")"));
+  }
+  const uint32_t s = *index;
   bool provided = HasProvider(s);
   if (sync && !provided) {
     std::vector<std::string> available = AvailableServices();
@@ -65,28 +79,27 @@ void Scheduler::OnSubmit(Time now, const std::string& client, proto::Submit subm
   Service& svc = services_[s];
   if (svc.queued + svc.delayed >= config_.max_queued_per_service) {
     ++svc.counters.rejected;
-    return reject(Status::ResourceExhausted("queue for '" + submit.service + "' is full (" +
-                                            std::to_string(config_.max_queued_per_service) +
-                                            " tasks)"));
+    Refuse(Refusal::kQueueFull);
+    ++counters_.rejected;
+    return ReplyError(client, submit.ref, "queue_full",
+                      "queue for '" + submit.service + "' is full (" +
+                          std::to_string(config_.max_queued_per_service) + " tasks); retry later");
   }
   if (durable_ && !sync && !store_available_) {
     ++svc.counters.rejected;
     return reject(Status::Unavailable("the task store is unavailable; the task was not accepted"));
   }
 
-  TaskId id(++last_task_id_);
-  if (last_task_id_ < static_cast<uint64_t>(ToUnixUs(now))) {
-    // Ids start at the current time in microseconds, so an in-memory broker never reuses ids after
-    // a restart.
-    last_task_id_ = static_cast<uint64_t>(ToUnixUs(now));
-    id = TaskId(last_task_id_);
-  }
+  // 64 random bits: nobody can guess another client's task (listings sort by creation time).
+  const TaskId id = NewTaskId();
   auto [it, inserted] = tasks_.try_emplace(id);
   RMA_CHECK(inserted) << "task id reused: " << ToString(id);
   Task& t = it->second;
   t.id = id;
   t.service_index = s;
   t.service = services_[s].name;
+  ++svc.tasks_in_memory;
+  t.owner = std::move(submit.owner);
   t.priority = submit.priority;
   t.min_tier = submit.min_tier;
   t.min_gpu_memory_gb = submit.min_gpu_memory_gb;
@@ -101,7 +114,8 @@ void Scheduler::OnSubmit(Time now, const std::string& client, proto::Submit subm
   t.idempotency_key = sync ? std::string() : std::move(submit.idempotency_key);
   if (submit.request)
     t.request = std::make_unique<const proto::HttpRequest>(std::move(*submit.request));
-  if (!t.idempotency_key.empty()) idempotency_[t.idempotency_key] = id;
+  if (!t.idempotency_key.empty()) idempotency_[IdempotencySlot(t.owner, t.idempotency_key)] = id;
+  CountUnfinished(t, +1);
 
   ++counters_.submitted;
   ++today_.submitted;
@@ -111,10 +125,10 @@ void Scheduler::OnSubmit(Time now, const std::string& client, proto::Submit subm
   Persist(t, WriteKind::kInsert);
 
   if (sync) {
-    t.waiters.push_back(Waiter{client, submit.ref, true});
     // A synchronous call has one budget for queueing and running: when it is spent the caller gets
-    // the task as it stands (the gateway answers 504) and the call is cancelled.
-    waits_.Push({now + timeout, id, client, submit.ref});
+    // the task as it stands (the gateway answers 504) and the call is cancelled. (The per-client
+    // waiter budget was checked above; a new task has no waiters yet.)
+    (void)AddWaiter(now, t, client, submit.ref, /*sync=*/true, timeout);
   } else {
     proto::Accepted a{submit.ref, id, TaskStatus::kQueued, false, !provided};
     output_->ToClientWhenDurable(client, std::move(a));
@@ -129,22 +143,38 @@ void Scheduler::OnSubmit(Time now, const std::string& client, proto::Submit subm
   }
 }
 
+void Scheduler::ReplyNotFound(const std::string& client, uint64_t ref, TaskId id) {
+  ReplyError(client, ref, Status::NotFound("task " + ToString(id) + " not found"));
+}
+
 bool Scheduler::OnGet(Time now, const std::string& client, const proto::Get& get) {
   Task* t = Find(get.task_id);
   if (t == nullptr) return false;
+  // Another owner's task does not exist for this caller (the same answer as a wrong id).
+  if (!MaySee(*t, get.owner, get.admin)) {
+    ReplyNotFound(client, get.ref, get.task_id);
+    return true;
+  }
   if (proto::IsTerminal(t->status) || get.wait_ms == 0) {
     ReplyTask(client, get.ref, *t);
     return true;
   }
   Duration wait = std::min<Duration>(Ms(get.wait_ms), config_.max_wait);
-  t->waiters.push_back(Waiter{client, get.ref, false});
-  waits_.Push({now + wait, t->id, client, get.ref});
+  if (!AddWaiter(now, *t, client, get.ref, /*sync=*/false, wait)) {
+    Refuse(Refusal::kTooManyWaiters);
+    ReplyError(client, get.ref,
+               Status::ResourceExhausted("too many waiters on this task or from this client"));
+  }
   return true;
 }
 
 bool Scheduler::OnCancel(Time now, const std::string& client, const proto::CancelTask& cancel) {
   Task* t = Find(cancel.task_id);
   if (t == nullptr) return false;
+  if (!MaySee(*t, cancel.owner, cancel.admin)) {
+    ReplyNotFound(client, cancel.ref, cancel.task_id);
+    return true;
+  }
   if (!proto::IsTerminal(t->status)) {
     if (t->status == TaskStatus::kRunning) {
       CancelRunning(now, *t, "cancelled");
@@ -182,11 +212,16 @@ void Scheduler::OnList(Time, const std::string& client, const proto::List& list)
   for (const auto& [id, t] : tasks_) {
     if (service && t.service_index != *service) continue;
     if (status && t.status != *status) continue;
+    if (!MaySee(t, list.owner, list.admin)) continue;
     matches.push_back(&t);
   }
   size_t limit = std::min<size_t>(list.limit == 0 ? 100 : list.limit, matches.size());
+  // Newest first (ids are random, so by creation time).
   std::partial_sort(matches.begin(), matches.begin() + static_cast<std::ptrdiff_t>(limit),
-                    matches.end(), [](const Task* a, const Task* b) { return a->id > b->id; });
+                    matches.end(), [](const Task* a, const Task* b) {
+                      return a->created_at != b->created_at ? a->created_at > b->created_at
+                                                            : a->id > b->id;
+                    });
   proto::TaskList reply;
   reply.ref = list.ref;
   for (size_t i = 0; i < limit; ++i)

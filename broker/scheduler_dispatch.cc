@@ -23,12 +23,21 @@ constexpr int kRequirementScanWorkers = 64;
 // ---------------------------------------------------------------------------------------------------
 // Services, queues and dispatch
 
-uint32_t Scheduler::ServiceIndex(const std::string& name) {
+std::optional<uint32_t> Scheduler::ServiceIndex(const std::string& name) {
   auto it = service_index_.find(name);
   if (it != service_index_.end()) return it->second;
-  uint32_t index = static_cast<uint32_t>(services_.size());
-  services_.emplace_back();
-  Service& svc = services_.back();
+  if (services_in_use_ >= config_.max_services && !ForgetOneIdleService()) return std::nullopt;
+  uint32_t index;
+  if (!free_service_slots_.empty()) {
+    index = free_service_slots_.back();
+    free_service_slots_.pop_back();
+    services_[index] = Service{};
+  } else {
+    index = static_cast<uint32_t>(services_.size());
+    services_.emplace_back();
+  }
+  ++services_in_use_;
+  Service& svc = services_[index];
   svc.name = name;
   auto limit = config_.service_limits.find(name);
   if (limit != config_.service_limits.end()) {
@@ -46,6 +55,31 @@ std::optional<uint32_t> Scheduler::FindService(std::string_view name) const {
   return it->second;
 }
 
+bool Scheduler::ForgetOneIdleService() {
+  // A service nobody provides, with no task in memory and no timer pending, that is neither
+  // generic nor in the catalog: hostile peers cannot fill the table with names for good. A linear
+  // scan, only when the table is full.
+  for (uint32_t i = 0; i < services_.size(); ++i) {
+    Service& svc = services_[i];
+    if (!svc.in_use || svc.generic_max_tier > 0 || svc.providers > 0 || svc.tasks_in_memory > 0 ||
+        svc.in_flight > 0 || svc.throttle_wakeup_pending) {
+      continue;
+    }
+    const bool in_catalog =
+        std::any_of(config_.catalog.begin(), config_.catalog.end(),
+                    [&](const CatalogEntry& e) { return e.service == svc.name; });
+    if (in_catalog) continue;
+    spdlog::debug("forgetting idle service '{}' to make room", svc.name);
+    service_index_.erase(svc.name);
+    svc = Service{};
+    svc.in_use = false;
+    free_service_slots_.push_back(i);
+    --services_in_use_;
+    return true;
+  }
+  return false;
+}
+
 bool Scheduler::HasProvider(uint32_t s) const {
   const Service& svc = services_[s];
   if (svc.active_providers > 0) return true;
@@ -58,7 +92,7 @@ bool Scheduler::HasProvider(uint32_t s) const {
 std::vector<std::string> Scheduler::AvailableServices() const {
   std::vector<std::string> names;
   for (uint32_t s = 0; s < services_.size(); ++s) {
-    if (HasProvider(s)) names.push_back(services_[s].name);
+    if (services_[s].in_use && HasProvider(s)) names.push_back(services_[s].name);
   }
   std::sort(names.begin(), names.end());
   return names;

@@ -17,61 +17,81 @@ using proto::TaskStatus;
 // Results
 
 void Scheduler::OnWorkerResult(Time now, const std::string& identity, proto::TaskResult result) {
-  // An unregistered session (the broker restarted, or declared the worker dead) is told to register
-  // again, but its result may still count.
+  // Only the session holding an attempt's lease may end it. An unregistered session is told to
+  // register again (it lists what it holds in READY, which gives its own leases back, and then
+  // sends its results again); anybody else is refused and nothing changes.
   int32_t index = RegisteredWorker(identity);
-  bool freed = false;
-  if (index >= 0) {
-    Worker& w = workers_[index];
-    Heard(now, w);
-    auto it = std::find_if(w.running.begin(), w.running.end(), [&](const proto::RunningTask& r) {
-      return r.task_id == result.task_id && r.attempt == result.attempt;
-    });
-    if (it != w.running.end()) {
-      *it = w.running.back();
-      w.running.pop_back();
-      freed = true;
-      w.lru = ++lru_counter_;
-      UpdateReady(w);
-    }
+  if (index < 0) {
+    Refuse(Refusal::kUnregistered);
+    return;
   }
+  Worker& w = workers_[index];
+  Heard(now, w);
+  auto held = std::find_if(w.running.begin(), w.running.end(), [&](const proto::RunningTask& r) {
+    return r.task_id == result.task_id && r.attempt == result.attempt;
+  });
+  if (held == w.running.end()) {
+    Refuse(Refusal::kNotLeaseHolder);
+    spdlog::warn("worker {} '{}' sent a result for attempt {} of task {} it does not hold",
+                 w.worker_id, w.name, result.attempt, ToString(result.task_id));
+    SendToWorker(now, w,
+                 proto::Error{0,
+                              std::string(StatusCodeName(StatusCode::kPermissionDenied)),
+                              "attempt " + std::to_string(result.attempt) + " of task " +
+                                  ToString(result.task_id) + " is not leased to this worker",
+                              {},
+                              {}});
+    return;
+  }
+  *held = w.running.back();
+  w.running.pop_back();
+  w.lru = ++lru_counter_;
+  UpdateReady(w);
 
   Task* t = Find(result.task_id);
-  if (t != nullptr && !proto::IsTerminal(t->status)) {
-    bool current = t->status == TaskStatus::kRunning && t->worker == index && index >= 0 &&
-                   t->running_attempt == result.attempt;
-    if (current) {
-      Worker& w = workers_[index];
-      w.busy += now - t->started_at;
-      --services_[t->service_index].in_flight;
-      t->worker = -1;
-      if (result.outcome == proto::Outcome::kOk) {
-        ++w.tasks_done;
-        Complete(now, *t, std::move(result));
-      } else if (result.outcome == proto::Outcome::kCancelled) {
-        // The worker gave the task up on its own (drain grace period, shutdown): run it elsewhere.
-        ++t->requeues;
-        ++counters_.requeued;
-        Enqueue(now, *t, /*front=*/true);
-      } else {
-        ++w.tasks_failed;
-        FailAttempt(now, *t, result.error.empty() ? "handler failed" : result.error,
-                    "handler_error", result.retryable);
-      }
-    } else if (result.outcome == proto::Outcome::kOk) {
-      // A result from an earlier lease (its worker was thought lost, or the broker restarted): the
-      // work is done, so the first result wins and any other running attempt is stopped.
-      if (t->status == TaskStatus::kRunning) {
-        CancelRunning(now, *t, "completed by another attempt");
-      } else {
-        Unqueue(*t);
-      }
-      if (index >= 0) ++workers_[index].tasks_done;
+  const bool current = t != nullptr && t->status == TaskStatus::kRunning && t->worker == index &&
+                       t->running_attempt == result.attempt;
+  // Not current: the broker ended the lease itself (timeout, cancel, completed by another attempt)
+  // and this answer frees the slot; it changes nothing else.
+  if (current) {
+    w.busy += now - t->started_at;
+    --services_[t->service_index].in_flight;
+    t->worker = -1;
+    if (result.outcome == proto::Outcome::kOk) {
+      ++w.tasks_done;
       Complete(now, *t, std::move(result));
+    } else if (result.outcome == proto::Outcome::kCancelled) {
+      // The worker gave the task up on its own (drain grace period, shutdown): run it elsewhere.
+      Requeue(now, *t, Settled(now, w), "given up by its worker");
+    } else {
+      ++w.tasks_failed;
+      FailAttempt(now, *t, result.error.empty() ? "handler failed" : result.error, "handler_error",
+                  result.retryable);
     }
-    // A failed or cancelled report for an attempt that is no longer current changes nothing.
   }
-  if (freed) DispatchForWorker(now, static_cast<uint32_t>(index));
+  DispatchForWorker(now, static_cast<uint32_t>(index));
+}
+
+bool Scheduler::Settled(Time now, const Worker& w) const {
+  return now - w.registered_at >= config_.heartbeat_interval * config_.liveness;
+}
+
+void Scheduler::Requeue(Time now, Task& t, bool settled, std::string_view why) {
+  ++t.requeues;
+  ++counters_.requeued;
+  ++services_[t.service_index].counters.requeued;
+  // Only a worker whose session lived a liveness window counts toward dead-lettering: short
+  // sessions (a peer connecting, taking a task and vanishing, again and again) cannot dead-letter
+  // another client's task; they only delay it.
+  if (settled) ++t.losses;
+  if (t.losses > config_.max_requeues) {
+    t.error =
+        "lost by " + std::to_string(t.losses) + " workers while running (" + std::string(why) + ")";
+    t.error_code = "worker_lost";
+    Finish(now, t, TaskStatus::kDead);
+  } else {
+    Enqueue(now, t, /*front=*/true);
+  }
 }
 
 void Scheduler::Complete(Time now, Task& t, proto::TaskResult&& r) {
@@ -145,6 +165,8 @@ void Scheduler::Finish(Time now, Task& t, TaskStatus status) {
     default:
       break;
   }
+  CountUnfinished(t, -1);
+  finished_result_bytes_ += t.result.size();
   NotifyWaiters(t);
   Persist(t, WriteKind::kUpdate);
   finished_.emplace_back(t.id, now);
@@ -165,7 +187,42 @@ void Scheduler::NotifyWaiters(Task& t) {
   if (t.waiters.empty()) return;
   std::vector<Waiter> waiters = std::move(t.waiters);
   t.waiters.clear();
-  for (const Waiter& w : waiters) ReplyTask(w.client, w.ref, t);
+  for (const Waiter& w : waiters) {
+    pending_waits_.erase(w.id);
+    auto count = waiters_per_client_.find(w.client);
+    if (count != waiters_per_client_.end() && --count->second == 0)
+      waiters_per_client_.erase(count);
+    ReplyTask(w.client, w.ref, t);
+  }
+}
+
+bool Scheduler::AddWaiter(Time now, Task& t, const std::string& client, uint64_t ref, bool sync,
+                          Duration wait) {
+  uint32_t& per_client = waiters_per_client_[client];
+  if (t.waiters.size() >= config_.max_waiters_per_task ||
+      per_client >= config_.max_waiters_per_client) {
+    if (per_client == 0) waiters_per_client_.erase(client);
+    return false;
+  }
+  ++per_client;
+  const uint64_t id = ++next_waiter_id_;
+  t.waiters.push_back(Waiter{client, ref, sync, id});
+  pending_waits_[id] = WaiterSlot{t.id, static_cast<uint32_t>(t.waiters.size() - 1)};
+  waits_.Push({now + wait, id});
+  return true;
+}
+
+void Scheduler::RemoveWaiter(Task& t, uint32_t index) {
+  const Waiter gone = t.waiters[index];
+  pending_waits_.erase(gone.id);
+  auto count = waiters_per_client_.find(gone.client);
+  if (count != waiters_per_client_.end() && --count->second == 0) waiters_per_client_.erase(count);
+  // Swap with the last and pop: O(1), and the moved waiter's slot follows it.
+  if (index + 1 != t.waiters.size()) {
+    t.waiters[index] = std::move(t.waiters.back());
+    pending_waits_[t.waiters[index].id].index = index;
+  }
+  t.waiters.pop_back();
 }
 
 void Scheduler::ReplyTask(const std::string& client, uint64_t ref, const Task& t) {
@@ -186,6 +243,11 @@ void Scheduler::ReplyError(const std::string& client, uint64_t ref, const Status
   output_->ToClient(client, std::move(e));
 }
 
+void Scheduler::ReplyError(const std::string& client, uint64_t ref, std::string code,
+                           std::string message) {
+  output_->ToClient(client, proto::Error{ref, std::move(code), std::move(message), {}, {}});
+}
+
 void Scheduler::Persist(const Task& t, WriteKind kind) {
   if (!durable_ || t.transient) return;
   // The record is the task's durable part; its payload and result are shared, not copied.
@@ -196,17 +258,27 @@ void Scheduler::MaybeEvict(Time now) {
   while (!finished_.empty()) {
     auto [id, at] = finished_.front();
     bool too_many = finished_.size() > config_.max_finished_in_memory;
+    bool too_big = finished_result_bytes_ > config_.max_result_bytes_in_memory;
     bool too_old = now - at > config_.result_ttl;
-    if (!too_many && !too_old) break;
+    if (!too_many && !too_big && !too_old) break;
     finished_.pop_front();
     auto it = tasks_.find(id);
     if (it == tasks_.end() || !proto::IsTerminal(it->second.status)) continue;  // retried since
-    if (!it->second.idempotency_key.empty()) {
-      auto key = idempotency_.find(it->second.idempotency_key);
-      if (key != idempotency_.end() && key->second == id) idempotency_.erase(key);
-    }
-    tasks_.erase(it);
+    Forget(it->second);
   }
+}
+
+void Scheduler::Forget(Task& t) {
+  const TaskId id = t.id;
+  if (!t.idempotency_key.empty()) {
+    auto key = idempotency_.find(IdempotencySlot(t.owner, t.idempotency_key));
+    if (key != idempotency_.end() && key->second == id) idempotency_.erase(key);
+  }
+  if (proto::IsTerminal(t.status)) {
+    finished_result_bytes_ -= std::min(finished_result_bytes_, t.result.size());
+  }
+  --services_[t.service_index].tasks_in_memory;
+  tasks_.erase(id);
 }
 
 Status Scheduler::RetryDead(Time now, TaskId id) {
@@ -218,9 +290,12 @@ Status Scheduler::RetryDead(Time now, TaskId id) {
   }
   t->failures = 0;
   t->requeues = 0;
+  t->losses = 0;
   t->error.clear();
   t->error_code.clear();
   t->completed_at = Time{};
+  finished_result_bytes_ -= std::min(finished_result_bytes_, t->result.size());
+  CountUnfinished(*t, +1);
   Enqueue(now, *t, /*front=*/false);
   Persist(*t, WriteKind::kUpdate);
   return Status::Ok();
@@ -234,8 +309,7 @@ Status Scheduler::DiscardDead(Time, TaskId id) {
                                       std::string(proto::TaskStatusName(t->status)) + ", not dead");
   }
   Persist(*t, WriteKind::kDelete);
-  if (!t->idempotency_key.empty()) idempotency_.erase(t->idempotency_key);
-  tasks_.erase(id);
+  Forget(*t);
   return Status::Ok();
 }
 

@@ -82,15 +82,6 @@ TEST_F(SchedulerTest, SimulatedWorkersAreMarkedWhenAllowed) {
   EXPECT_TRUE(s().workers()[0].simulated);
 }
 
-TEST_F(SchedulerTest, WrongTokenIsRefused) {
-  config_.worker_token = "secret";
-  Register("w", CpuCaps(), {"echo"});
-  auto bye = out_.Take<proto::Disconnect>(out_.to_workers, Ident("w"), Command::kDisconnect);
-  ASSERT_EQ(bye.size(), 1u);
-  EXPECT_FALSE(bye[0].reconnect);
-  EXPECT_NE(bye[0].reason.find("token"), std::string::npos);
-}
-
 // ---- Routing
 // --------------------------------------------------------------------------------------
 
@@ -378,6 +369,7 @@ TEST_F(SchedulerTest, ReconnectingWorkerKeepsItsLeases) {
   r.capabilities = CpuCaps();
   r.services = {{"echo", "builtin"}};
   r.running = {{id, 1}};
+  r.worker_secret = holder + "-secret";  // the same worker: it knows its secret
   s().OnWorkerReady(now(), "new-ident", r);
   EXPECT_TRUE(Tasks(bystander).empty()) << "no duplicate: the lease moved with the worker";
   EXPECT_EQ(Status(id), TaskStatus::kRunning);
@@ -388,18 +380,26 @@ TEST_F(SchedulerTest, ReconnectingWorkerKeepsItsLeases) {
   EXPECT_EQ(Status(id), TaskStatus::kCompleted);
 }
 
-TEST_F(SchedulerTest, LateResultFromAnEarlierLeaseStillCompletesTheTask) {
+TEST_F(SchedulerTest, AWorkerThoughtLostGetsItsLeaseBackWhenItRegistersAgain) {
   Register("a", CpuCaps(), {"echo"});
   TaskId id = Submit("echo");
   auto t = Tasks("a");
   ASSERT_EQ(t.size(), 1u);
   s().OnWorkerUnreachable(now(), Ident("a"));  // requeued, nobody else to take it
   EXPECT_EQ(Status(id), TaskStatus::kQueued);
-  // The worker was fine after all: its result arrives from the old connection.
+  // The worker was fine after all, but its old session no longer holds the lease: the result is
+  // refused and the worker is told to register again...
+  Result("a", t[0]);
+  EXPECT_EQ(Status(id), TaskStatus::kQueued);
+  EXPECT_EQ(out_.Count(out_.to_workers, Ident("a"), Command::kDisconnect), 1u);
+  EXPECT_EQ(s().refusals(Scheduler::Refusal::kUnregistered), 1u);
+  // ...which it does, listing the attempt it holds: its own lease comes back, nothing runs twice,
+  // and its result counts.
+  Register("a", CpuCaps(), {"echo"}, 1, false, {{id, t[0].attempt}});
+  EXPECT_TRUE(Tasks("a").empty());
+  EXPECT_EQ(Status(id), TaskStatus::kRunning);
   Result("a", t[0]);
   EXPECT_EQ(Status(id), TaskStatus::kCompleted);
-  EXPECT_EQ(out_.Count(out_.to_workers, Ident("a"), Command::kDisconnect), 1u)
-      << "and it is told to register";
 }
 
 TEST_F(SchedulerTest, HeartbeatFromAnUnknownWorkerAsksItToRegister) {
@@ -672,7 +672,7 @@ TEST_F(SchedulerTest, FullQueueRefusesWithResourceExhausted) {
   auto err = out_.Take<proto::Error>(out_.to_clients, "client", Command::kError);
   ASSERT_EQ(err.size(), 1u);
   EXPECT_EQ(err[0].ref, 77u);
-  EXPECT_EQ(err[0].code, "resource_exhausted");
+  EXPECT_EQ(err[0].code, "queue_full");
 }
 
 // ---- Limits
@@ -858,7 +858,7 @@ TEST_F(SchedulerTest, RestoreRequeuesUnfinishedTasksInPriorityOrder) {
   rec(11, 5, TaskStatus::kRunning, 2);
   rec(12, 1, TaskStatus::kRunning, 1);
   rec(13, 0, TaskStatus::kCompleted, 1);
-  s().Restore(now(), records, 13);
+  s().Restore(now(), records);
   EXPECT_EQ(s().total_queued(), 3u);
   Register("w", CpuCaps(), {"echo"}, 1);
   std::vector<TaskId> order;
@@ -873,7 +873,7 @@ TEST_F(SchedulerTest, RestoreRequeuesUnfinishedTasksInPriorityOrder) {
   }
   EXPECT_EQ(order, (std::vector<TaskId>{TaskId(11), TaskId(10), TaskId(12)}));
   EXPECT_EQ(s().FindTask(TaskId(13))->result, "kept");
-  // The idempotency key of a finished task still holds, and new ids follow the restored ones.
+  // The idempotency key of a finished task still holds.
   proto::Submit dup{1, "echo"};
   dup.idempotency_key = "done-key";
   s().OnSubmit(now(), "c", dup);
@@ -893,21 +893,26 @@ TEST_F(SchedulerTest, WorkerStillRunningARestoredTaskKeepsItsLease) {
   r.timeout_ms = 60000;
   r.created_at = now();
   r.run_at = now();
-  s().Restore(now(), {r}, 77);
+  r.worker_id = "owner";
+  s().Restore(now(), {r});
   Register("other", CpuCaps(), {"echo"}, 0 + 1);
-  // "other" got it, as nobody claimed it yet; a worker claiming it later keeps its own copy running
-  // too, and whichever result comes first wins.
+  // "other" got it (attempt 2), as nobody claimed it yet. The worker that ran attempt 1 comes back
+  // too late: the lease is other's now, so the first worker is told to stop and its result does not
+  // count.
   auto got = Tasks("other");
   ASSERT_EQ(got.size(), 1u);
   Register("owner", CpuCaps(), {"echo"}, 2, false, {{TaskId(77), 1}});
+  EXPECT_EQ(Cancels("owner").size(), 1u);
   proto::TaskResult res;
   res.task_id = TaskId(77);
   res.attempt = 1;
   res.result = "from the owner";
   s().OnWorkerResult(now(), Ident("owner"), res);
+  EXPECT_EQ(Status(TaskId(77)), TaskStatus::kRunning);
+  EXPECT_EQ(s().refusals(Scheduler::Refusal::kNotLeaseHolder), 1u);
+  Result("other", got[0], Outcome::kOk, "from the lease holder");
   EXPECT_EQ(Status(TaskId(77)), TaskStatus::kCompleted);
-  EXPECT_EQ(s().FindTask(TaskId(77))->result, "from the owner");
-  EXPECT_EQ(Cancels("other").size(), 1u) << "the other copy is stopped";
+  EXPECT_EQ(s().FindTask(TaskId(77))->result, "from the lease holder");
 }
 
 TEST_F(SchedulerTest, RestoredQueuedTaskClaimedByItsWorkerIsNotRunTwice) {
@@ -920,7 +925,8 @@ TEST_F(SchedulerTest, RestoredQueuedTaskClaimedByItsWorkerIsNotRunTwice) {
   r.timeout_ms = 60000;
   r.created_at = now();
   r.run_at = now();
-  s().Restore(now(), {r}, 88);
+  r.worker_id = "owner";
+  s().Restore(now(), {r});
   Register("owner", CpuCaps(), {"echo"}, 2, false, {{TaskId(88), 1}});
   EXPECT_TRUE(Tasks("owner").empty()) << "it already runs it";
   EXPECT_EQ(Status(TaskId(88)), TaskStatus::kRunning);

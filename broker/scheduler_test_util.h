@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
 #include <set>
 #include <string>
@@ -61,16 +62,15 @@ class RecordingOutput final : public SchedulerOutput {
   std::vector<T> Take(std::vector<Sent>& list, const std::string& identity,
                       proto::Command command) {
     std::vector<T> out;
-    for (auto it = list.begin(); it != list.end();) {
-      if (it->identity == identity && it->command() == command) {
-        const T* m = it->As<T>();
-        EXPECT_NE(m, nullptr) << "a " << proto::CommandName(command) << " of another type";
-        if (m != nullptr) out.push_back(*m);
-        it = list.erase(it);
-      } else {
-        ++it;
-      }
-    }
+    // One pass (remove_if), so tests that send many messages stay linear.
+    auto kept = std::remove_if(list.begin(), list.end(), [&](const Sent& sent) {
+      if (sent.identity != identity || sent.command() != command) return false;
+      const T* m = sent.As<T>();
+      EXPECT_NE(m, nullptr) << "a " << proto::CommandName(command) << " of another type";
+      if (m != nullptr) out.push_back(*m);
+      return true;
+    });
+    list.erase(kept, list.end());
     return out;
   }
   size_t Count(const std::vector<Sent>& list, const std::string& identity,
@@ -144,6 +144,7 @@ class SchedulerFixture : public ::testing::Test {
                           bool simulated = false, std::vector<proto::RunningTask> running = {}) {
     proto::Ready r;
     r.worker_id = id;
+    r.worker_secret = id + "-secret";
     r.name = id;
     r.slots = slots;
     r.simulated = simulated;

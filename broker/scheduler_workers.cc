@@ -14,6 +14,14 @@ using proto::Command;
 using proto::TaskStatus;
 
 namespace {
+// Constant time: the secret proves who a worker is.
+bool SecretsEqual(const std::string& want, const std::string& got) {
+  unsigned diff = static_cast<unsigned>(want.size() ^ got.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    diff |= static_cast<unsigned>(got[i] ^ want[i % want.size()]);
+  }
+  return diff == 0;
+}
 uint32_t PerMille(double x) { return static_cast<uint32_t>(std::clamp(x, 0.0, 60.0) * 1000.0); }
 }  // namespace
 
@@ -62,7 +70,16 @@ void Scheduler::UpdateReady(Worker& w) {
 
 void Scheduler::AttachServices(Worker& w) {
   w.services.clear();
-  for (const proto::ServiceInfo& info : w.manifest) w.services.push_back(ServiceIndex(info.name));
+  for (const proto::ServiceInfo& info : w.manifest) {
+    if (std::optional<uint32_t> s = ServiceIndex(info.name)) {
+      w.services.push_back(*s);
+    } else {
+      // The service table is full of names other workers provide: this one is not offered.
+      Refuse(Refusal::kTooManyServices);
+      spdlog::warn("worker {} '{}': service '{}' not offered: the service table is full ({})",
+                   w.worker_id, w.name, info.name, config_.max_services);
+    }
+  }
   std::sort(w.services.begin(), w.services.end());
   w.services.erase(std::unique(w.services.begin(), w.services.end()), w.services.end());
   for (uint32_t s : w.services) {
@@ -104,27 +121,48 @@ void Scheduler::RecordWorkerState(const Worker& w, std::string_view status) {
 }
 
 void Scheduler::OnWorkerReady(Time now, const std::string& identity, proto::Ready ready) {
-  auto refuse = [&](const std::string& reason) {
+  // Who may connect at all (the worker token, later keys) is decided at the handshake, before any
+  // message arrives (broker_loop.cc, the ZAP handler). What a registered session may claim is
+  // decided here.
+  auto refuse = [&](std::optional<Refusal> why, const std::string& reason) {
+    if (why) Refuse(*why);
     spdlog::warn("refused worker {} ({}): {}", ready.worker_id, ready.name, reason);
     output_->ToWorker(identity, proto::Disconnect{reason, false});
   };
-  if (!config_.worker_token.empty()) {
-    // Constant-time comparison: the token is a secret.
-    const std::string& want = config_.worker_token;
-    unsigned diff = want.size() ^ ready.token.size();
-    for (size_t i = 0; i < ready.token.size(); ++i)
-      diff |= static_cast<unsigned>(ready.token[i] ^ want[i % want.size()]);
-    if (diff != 0) return refuse("invalid worker token");
-  }
   if (ready.simulated && !config_.allow_simulated) {
-    return refuse("simulated workers are not allowed (start the broker with --allow-simulated)");
+    return refuse(std::nullopt,
+                  "simulated workers are not allowed (start the broker with --allow-simulated)");
   }
-  if (ready.services.size() > config_.limits.max_array) return refuse("too many services");
+  if (ready.services.size() > config_.max_services_per_worker) {
+    return refuse(Refusal::kTooManyServices,
+                  "a worker may offer at most " + std::to_string(config_.max_services_per_worker) +
+                      " services (this one listed " + std::to_string(ready.services.size()) + ")");
+  }
+  // A worker id already live on another session: only the same worker (it proves it with its
+  // secret) may take it over — a reconnect after its network dropped. Anybody else would take its
+  // leases and its tasks.
+  auto known = by_worker_id_.find(ready.worker_id);
+  if (known != by_worker_id_.end()) {
+    const Worker& live = workers_[known->second];
+    if (live.alive && live.identity != identity &&
+        (live.secret.empty() || !SecretsEqual(live.secret, ready.worker_secret))) {
+      return refuse(Refusal::kWorkerIdInUse,
+                    "worker id '" + ready.worker_id +
+                        "' is in use by a live session (a second process with the same data "
+                        "directory?)");
+    }
+  }
 
+  // This session was another worker until now: that one is finished.
+  if (int32_t other = WorkerByIdentity(identity);
+      other >= 0 && workers_[other].worker_id != ready.worker_id) {
+    LoseWorker(now, static_cast<uint32_t>(other), "re-registered under another worker id");
+    ForgetWorker(static_cast<uint32_t>(other));
+    known = by_worker_id_.find(ready.worker_id);
+  }
   // A worker id arriving on a new connection replaces its old session; its unfinished work is
   // settled by ReconcileRunning below.
   uint32_t index;
-  auto known = by_worker_id_.find(ready.worker_id);
   bool returning = known != by_worker_id_.end();
   if (returning) {
     index = known->second;
@@ -134,12 +172,6 @@ void Scheduler::OnWorkerReady(Time now, const std::string& identity, proto::Read
       by_identity_.erase(old.identity);
     }
   } else {
-    int32_t other = WorkerByIdentity(identity);
-    if (other >= 0) {
-      // Same connection, new worker id: the old identity is finished.
-      LoseWorker(now, static_cast<uint32_t>(other), "re-registered under another worker id");
-      ForgetWorker(static_cast<uint32_t>(other));
-    }
     if (!free_worker_slots_.empty()) {
       index = free_worker_slots_.back();
       free_worker_slots_.pop_back();
@@ -153,6 +185,7 @@ void Scheduler::OnWorkerReady(Time now, const std::string& identity, proto::Read
   }
   // A live session on another identity still owns its lease list; keep it for reconciliation.
   std::vector<proto::RunningTask> previous = std::move(workers_[index].running);
+  const bool previous_settled = returning && Settled(now, workers_[index]);
   Worker& w = workers_[index];
   w.running.clear();
   w.in_use = true;
@@ -160,6 +193,7 @@ void Scheduler::OnWorkerReady(Time now, const std::string& identity, proto::Read
   w.draining = false;
   w.identity = identity;
   w.worker_id = ready.worker_id;
+  if (!ready.worker_secret.empty()) w.secret = std::move(ready.worker_secret);
   w.name = ready.name.empty() ? ready.worker_id : ready.name;
   w.agent_version = ready.agent_version;
   w.caps = std::move(ready.capabilities);
@@ -175,19 +209,21 @@ void Scheduler::OnWorkerReady(Time now, const std::string& identity, proto::Read
   by_identity_[identity] = index;
   AttachServices(w);
 
+  if (ready.running.size() > config_.max_running_per_ready) {
+    ready.running.resize(config_.max_running_per_ready);  // more than it could ever have held
+  }
   // Leases of the previous session that the worker does not report any more are lost.
   for (const proto::RunningTask& r : previous) {
-    bool still = std::any_of(ready.running.begin(), ready.running.end(),
-                             [&](const proto::RunningTask& x) { return x.task_id == r.task_id; });
+    bool still = std::any_of(ready.running.begin(), ready.running.end(), [&](const auto& x) {
+      return x.task_id == r.task_id && x.attempt == r.attempt;
+    });
     if (still) continue;
     Task* t = Find(r.task_id);
     if (t != nullptr && t->status == TaskStatus::kRunning &&
         t->worker == static_cast<int32_t>(index) && t->running_attempt == r.attempt) {
       --services_[t->service_index].in_flight;
       t->worker = -1;
-      ++t->requeues;
-      ++counters_.requeued;
-      Enqueue(now, *t, /*front=*/true);
+      Requeue(now, *t, previous_settled, "lost across a reconnect");
     }
   }
   ReconcileRunning(now, index, ready.running);
@@ -214,26 +250,36 @@ void Scheduler::OnWorkerReady(Time now, const std::string& identity, proto::Read
 
 void Scheduler::ReconcileRunning(Time now, uint32_t index,
                                  const std::vector<proto::RunningTask>& running) {
+  Worker& w = workers_[index];
   for (const proto::RunningTask& r : running) {
     Task* t = Find(r.task_id);
     if (t != nullptr && t->status == TaskStatus::kRunning &&
         t->worker == static_cast<int32_t>(index) && t->running_attempt == r.attempt) {
-      workers_[index].running.push_back(r);  // same lease, new session
+      w.running.push_back(r);  // same lease, new session
       continue;
     }
-    if (t != nullptr && (t->status == TaskStatus::kQueued || t->status == TaskStatus::kFailed)) {
+    // Only this worker's own latest attempt is given back: a READY cannot claim a lease that was
+    // never its own.
+    const bool own = t != nullptr && t->worker_id == w.worker_id && r.attempt == t->attempts;
+    if (own && (t->status == TaskStatus::kQueued || t->status == TaskStatus::kFailed)) {
       // Requeued while the worker was away (or recovered after a broker restart) but still running
       // there: give the lease back instead of running it twice.
       Unqueue(*t);
       Start(now, *t, index, r.attempt, /*send=*/false);
       continue;
     }
-    // Unknown, ended, or running elsewhere: it still occupies a slot until its RESULT arrives.
-    workers_[index].running.push_back(r);
-    if (t != nullptr && proto::IsTerminal(t->status)) {
-      SendToWorker(now, workers_[index],
-                   proto::CancelAttempt{r.task_id, r.attempt, "task already ended"});
+    if (t != nullptr && !own && !proto::IsTerminal(t->status)) {
+      Refuse(Refusal::kForeignAttempt);
+      spdlog::warn("worker {} '{}' listed attempt {} of task {} that is not its own", w.worker_id,
+                   w.name, r.attempt, ToString(r.task_id));
     }
+    // Ended, unknown or not its own: it should stop. Nothing is leased, so its result (if it sends
+    // one) will be refused.
+    SendToWorker(now, w,
+                 proto::CancelAttempt{r.task_id, r.attempt,
+                                      t != nullptr && proto::IsTerminal(t->status)
+                                          ? "task already ended"
+                                          : "this attempt is not leased to this worker"});
   }
 }
 
@@ -257,16 +303,7 @@ void Scheduler::LoseWorker(Time now, uint32_t index, std::string_view reason) {
     }
     --services_[t->service_index].in_flight;
     t->worker = -1;
-    ++t->requeues;
-    ++counters_.requeued;
-    ++services_[t->service_index].counters.requeued;
-    if (t->requeues > config_.max_requeues) {
-      t->error = "worker lost " + std::to_string(t->requeues) + " times while running this task";
-      t->error_code = "worker_lost";
-      Finish(now, *t, TaskStatus::kDead);
-    } else {
-      Enqueue(now, *t, /*front=*/true);
-    }
+    Requeue(now, *t, Settled(now, w), reason);
   }
   RecordWorkerState(workers_[index], "offline");
 }
@@ -295,9 +332,27 @@ void Scheduler::OnWorkerHeartbeat(Time now, const std::string& identity,
 void Scheduler::OnWorkerProgress(Time now, const std::string& identity,
                                  const proto::Progress& progress) {
   int32_t index = RegisteredWorker(identity);
-  if (index < 0) return;
-  // Any traffic renews the worker's leases; progress is traffic that also names the task.
-  Heard(now, workers_[index]);
+  if (index < 0) {
+    Refuse(Refusal::kUnregistered);
+    return;
+  }
+  Worker& w = workers_[index];
+  // Any traffic renews the worker's leases; progress is traffic that also names the task, and only
+  // the lease holder may report on it.
+  Heard(now, w);
+  const Task* t = Find(progress.task_id);
+  if (t == nullptr || t->status != TaskStatus::kRunning || t->worker != index ||
+      t->running_attempt != progress.attempt) {
+    Refuse(Refusal::kNotLeaseHolder);
+    SendToWorker(now, w,
+                 proto::Error{0,
+                              std::string(StatusCodeName(StatusCode::kPermissionDenied)),
+                              "attempt " + std::to_string(progress.attempt) + " of task " +
+                                  ToString(progress.task_id) + " is not leased to this worker",
+                              {},
+                              {}});
+    return;
+  }
   spdlog::debug("task {} attempt {} progress {:.2f} {}", ToString(progress.task_id),
                 progress.attempt, progress.fraction, progress.message);
 }
@@ -307,6 +362,18 @@ void Scheduler::OnWorkerManifest(Time now, const std::string& identity, proto::M
   if (index < 0) return;
   Worker& w = workers_[index];
   Heard(now, w);
+  if (manifest.services.size() > config_.max_services_per_worker) {
+    Refuse(Refusal::kTooManyServices);
+    SendToWorker(now, w,
+                 proto::Error{0,
+                              std::string(StatusCodeName(StatusCode::kResourceExhausted)),
+                              "a worker may offer at most " +
+                                  std::to_string(config_.max_services_per_worker) +
+                                  " services; the manifest was not taken",
+                              {},
+                              {}});
+    return;
+  }
   DetachServices(w);
   w.manifest = std::move(manifest.services);
   if (manifest.slots > 0) w.slots = manifest.slots;

@@ -22,6 +22,12 @@
 
 namespace rma::broker {
 
+// Who asks to read a task: its owner sees it, an admin sees every task.
+struct Caller {
+  std::string owner;
+  bool admin = false;
+};
+
 // An admin action the record carried out: a dead task that was only on record, retried (its record
 // is in StoreReply::restore) or discarded.
 struct DeadTaskDone {
@@ -55,7 +61,6 @@ struct StoreReply {
 struct RecoveredState {
   std::vector<TaskRecord>
       tasks;  // unfinished tasks, plus finished ones still worth keeping in memory
-  uint64_t max_task_id = 0;
 };
 
 class TaskStore {
@@ -82,7 +87,9 @@ class TaskStore {
 
   // Asynchronous reads and actions on the record; only called when can_lookup().
   virtual bool can_lookup() const = 0;
-  virtual void LookupTask(const std::string& client, uint64_t ref, TaskId id) = 0;
+  // A task not in memory, for `caller` (its owner, or an admin): another owner's task is not found.
+  virtual void LookupTask(const std::string& client, uint64_t ref, TaskId id,
+                          const Caller& caller) = 0;
   virtual void ListTasks(const std::string& client, const proto::List& query) = 0;
   // An asynchronous submission with an idempotency key the scheduler does not hold: answered as a
   // duplicate when a task with that key is on record, otherwise handed back as `resubmit`.
@@ -115,7 +122,7 @@ class NullStore final : public TaskStore {
   uint64_t durable_seq() const override { return seq_; }
   bool available() const override { return true; }
   bool can_lookup() const override { return false; }
-  void LookupTask(const std::string&, uint64_t, TaskId) override {}
+  void LookupTask(const std::string&, uint64_t, TaskId, const Caller&) override {}
   void ListTasks(const std::string&, const proto::List&) override {}
   void SubmitWithKey(const std::string&, proto::Submit) override {}
   void AdminDeadTask(const std::string&, uint64_t, TaskId, bool) override {}

@@ -25,7 +25,8 @@ struct TaskRecord {
   uint32_t priority = 0;
   uint32_t max_attempts = 0;
   uint32_t timeout_ms = 0;
-  std::string idempotency_key;
+  std::string idempotency_key;  // unique per owner
+  std::string owner;            // the account that submitted it ("" = anonymous)
   uint32_t min_tier = 0;
   double min_gpu_memory_gb = 0;
   proto::TaskStatus status = proto::TaskStatus::kQueued;

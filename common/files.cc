@@ -2,8 +2,11 @@
 #include "common/files.h"
 
 #include <sys/resource.h>
+#include <sys/stat.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 
 namespace rma {
@@ -18,6 +21,25 @@ Status WriteFileAtomically(const std::string& path, const std::string& content) 
   if (std::rename(tmp.c_str(), path.c_str()) != 0)
     return Status::Unavailable("cannot rename " + tmp + " to " + path);
   return Status::Ok();
+}
+
+Result<std::string> ReadSecretFile(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) {
+    return Status::NotFound("cannot read the secret file " + path + ": " + std::strerror(errno));
+  }
+  if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    return Status::PermissionDenied("the secret file " + path +
+                                    " may be read or written by others: chmod 600 " + path);
+  }
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  const auto first = line.find_first_not_of(" \t\r");
+  const auto last = line.find_last_not_of(" \t\r");
+  if (first == std::string::npos)
+    return Status::InvalidArgument("the secret file " + path + " is empty");
+  return line.substr(first, last - first + 1);
 }
 
 uint64_t RaiseFileLimit() {

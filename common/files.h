@@ -12,6 +12,11 @@ namespace rma {
 // it.
 Status WriteFileAtomically(const std::string& path, const std::string& content);
 
+// Reads a secret kept in a file (a token, a password): the first line, surrounding whitespace
+// removed. Refuses an empty secret, and a file that others than its owner can read or write (the
+// way ssh treats private keys), naming the file and the fix (chmod 600).
+Result<std::string> ReadSecretFile(const std::string& path);
+
 // Raises the soft limit on open files to the hard limit (every connected worker costs the broker
 // one), and returns the new soft limit.
 uint64_t RaiseFileLimit();

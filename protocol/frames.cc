@@ -104,6 +104,12 @@ Status OutMessage::SendFrames(zmq::socket_t& socket, std::string_view identity,
   }
 }
 
+std::string InMessage::PeerAddress() const {
+  if (frames_.empty()) return {};
+  const char* address = zmq_msg_gets(frames_[0].handle(), "Peer-Address");
+  return address != nullptr ? std::string(address) : std::string();  // null: not a TCP peer
+}
+
 Status OutMessage::Send(zmq::socket_t& socket, std::string_view identity) const& {
   return SendFrames(socket, identity, [this](zmq::socket_t& s, size_t i, zmq::send_flags flags) {
     (void)s.send(zmq::buffer(bodies_[i].data(), bodies_[i].size()), flags);

@@ -30,6 +30,8 @@ class InMessage {
   std::string_view body(size_t i) const { return bodies_[i]; }
   // Total bytes of all frames (for metrics).
   size_t wire_bytes() const { return wire_bytes_; }
+  // The sender's IP address as libzmq saw the connection ("" for inproc/ipc peers).
+  std::string PeerAddress() const;
 
  private:
   friend Result<bool> ReceiveMessage(zmq::socket_t&, bool, const Limits&, InMessage*);

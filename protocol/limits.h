@@ -8,8 +8,9 @@
 namespace rma::proto {
 
 struct Limits {
-  // One ZeroMQ frame (also set as ZMQ_MAXMSGSIZE, so an oversized frame drops the connection).
-  size_t max_frame_bytes = 64u << 20;
+  // One ZeroMQ frame (also set as ZMQ_MAXMSGSIZE, so an oversized frame drops the connection):
+  // a payload plus room for the rest of its body. Keep it max_payload_bytes + 1 MiB.
+  size_t max_frame_bytes = 17u << 20;
   // Body frames in one message (batching): more are refused.
   size_t max_bodies = 1024;
   // A task payload or result.

@@ -127,6 +127,7 @@ void Fields(V& v, M& m) {
   v.Str("worker_id", m.worker_id, {.required = true, .max_bytes = 128});
   v.Str("name", m.name, {.max_bytes = 256});
   v.Str("token", m.token, {});
+  v.Str("worker_secret", m.worker_secret, {.max_bytes = 128});
   v.Str("agent_version", m.agent_version, {.max_bytes = 64});
   v.U32("slots", m.slots, {.required = true, .min = 1, .max = kMaxSlots});
   v.Bool("simulated", m.simulated, {});

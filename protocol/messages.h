@@ -119,13 +119,16 @@ struct RunningTask {
 };
 
 struct Ready {
-  std::string worker_id;      // "worker_id": stable identity
-  std::string name;           // "name": human name
-  std::string token;          // "token": shared or per-worker secret ("" when the pool has none)
-  std::string agent_version;  // "agent_version"
-  uint32_t slots = 1;         // "slots": tasks it may run at once (its credit)
-  bool simulated = false;     // "simulated": declared, not detected, capabilities
-  Capabilities capabilities;  // "capabilities"
+  std::string worker_id;  // "worker_id": stable identity
+  std::string name;       // "name": human name
+  std::string token;      // "token": unused since the token travels in the handshake (PLAIN)
+  // "worker_secret": random, kept with the worker id in its data directory; lets a reconnecting
+  // worker take over its own id while its old session still looks alive (nobody else can).
+  std::string worker_secret;
+  std::string agent_version;          // "agent_version"
+  uint32_t slots = 1;                 // "slots": tasks it may run at once (its credit)
+  bool simulated = false;             // "simulated": declared, not detected, capabilities
+  Capabilities capabilities;          // "capabilities"
   std::vector<ServiceInfo> services;  // "services": the whole manifest
   std::vector<RunningTask> running;   // "running": attempts still running after a reconnect
   bool operator==(const Ready&) const = default;

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstring>
 #include <random>
 
 namespace rma::worker {
@@ -15,6 +16,7 @@ constexpr int kReadBudget = 256;
 
 Agent::Agent(AgentOptions options, const std::vector<ServiceBinding>& services, const Clock* clock)
     : broker_(options.broker),
+      token_(options.session.token),
       limits_(options.session.limits),
       decoder_(limits_),
       goodbye_linger_(options.goodbye_linger),
@@ -37,6 +39,22 @@ Status Agent::Connect() {
   try {
     auto socket = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::dealer);
     proto::ConfigureSocket(*socket, limits_, /*is_router=*/false);
+    if (!token_.empty()) {
+      // The token goes in the handshake: a broker that does not accept it never sees a message.
+      socket->set(zmq::sockopt::plain_username, "worker");
+      socket->set(zmq::sockopt::plain_password, token_);
+    }
+    // Handshake failures (a refused token) are only visible as socket events.
+    const std::string monitor =
+        "inproc://rma-worker-monitor-" + std::to_string(++monitor_generation_);
+    if (zmq_socket_monitor(socket->handle(), monitor.c_str(),
+                           ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) ==
+        0) {
+      auto events = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::pair);
+      events->set(zmq::sockopt::linger, 0);
+      events->connect(monitor);
+      monitor_socket_ = std::move(events);
+    }
     socket->connect(broker_);
     socket_ = std::move(socket);
     return Status::Ok();
@@ -49,6 +67,7 @@ Status Agent::Connect() {
 }
 
 void Agent::Close(Duration linger) {
+  monitor_socket_.reset();
   if (!socket_) return;
   try {
     socket_->set(zmq::sockopt::linger, static_cast<int>(ToMs(linger)));
@@ -99,18 +118,57 @@ void Agent::ReadSocket(Time now) {
   }
 }
 
+void Agent::ReadMonitor(Time now) {
+  for (int i = 0; i < 16 && monitor_socket_; ++i) {
+    zmq::message_t event;
+    zmq::message_t address;
+    try {
+      if (!monitor_socket_->recv(event, zmq::recv_flags::dontwait)) return;
+      if (event.more()) (void)monitor_socket_->recv(address, zmq::recv_flags::none);
+    } catch (const zmq::error_t&) {
+      return;
+    }
+    if (event.size() < 6) continue;
+    uint16_t kind = 0;
+    uint32_t value = 0;
+    std::memcpy(&kind, event.data(), sizeof kind);
+    std::memcpy(&value, static_cast<const char*>(event.data()) + 2, sizeof value);
+    if (kind == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+      // The ZAP status: 400 refused (for good), 300 come back later.
+      const bool permanent = value == 400;
+      session_.OnHandshakeRefused(
+          now,
+          permanent ? "the broker refused this worker's token: check --token/--token-file (the "
+                      "broker's --worker-token)"
+                    : "the broker is busy authenticating; retrying",
+          permanent);
+    } else if (kind == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) {
+      // A mismatch of mechanisms: one side expects a token the other does not have. Settings,
+      // not luck: retrying cannot help.
+      session_.OnHandshakeRefused(
+          now,
+          token_.empty() ? "the broker wants a worker token (--token or --token-file)"
+                         : "the broker does not expect a worker token, but this worker sends one",
+          /*permanent=*/true);
+    }
+  }
+}
+
 Status Agent::Run(SignalWatcher& signals) {
   monitor_.Start();
   session_.Start(clock_->Now(), monitor_.Take());
   while (!session_.finished()) {
     Time now = clock_->Now();
     int64_t wait_ms = std::clamp<int64_t>(ToMs(session_.NextWakeup(now) - now) + 1, 0, 1000);
-    zmq::pollitem_t items[4] = {{nullptr, signals.fd(), ZMQ_POLLIN, 0},
-                                {nullptr, executor_.wake_fd(), ZMQ_POLLIN, 0},
-                                {nullptr, monitor_.wake_fd(), ZMQ_POLLIN, 0},
-                                {socket_ ? socket_->handle() : nullptr, 0, ZMQ_POLLIN, 0}};
+    zmq::pollitem_t items[5] = {
+        {nullptr, signals.fd(), ZMQ_POLLIN, 0},
+        {nullptr, executor_.wake_fd(), ZMQ_POLLIN, 0},
+        {nullptr, monitor_.wake_fd(), ZMQ_POLLIN, 0},
+        {socket_ ? socket_->handle() : nullptr, 0, ZMQ_POLLIN, 0},
+        {monitor_socket_ ? monitor_socket_->handle() : nullptr, 0, ZMQ_POLLIN, 0}};
+    const int count = socket_ ? (monitor_socket_ ? 5 : 4) : 3;
     try {
-      zmq::poll(items, socket_ ? 4 : 3, std::chrono::milliseconds(wait_ms));
+      zmq::poll(items, static_cast<size_t>(count), std::chrono::milliseconds(wait_ms));
     } catch (const zmq::error_t& e) {
       if (e.num() == EINTR) continue;
       monitor_.Stop();
@@ -124,6 +182,7 @@ Status Agent::Run(SignalWatcher& signals) {
     if (items[2].revents & ZMQ_POLLIN) session_.OnMonitor(now, monitor_.Take());
     // The socket may have been replaced meanwhile: its readiness is re-checked by reading.
     if (socket_ && (items[3].revents & ZMQ_POLLIN)) ReadSocket(now);
+    if (count == 5 && (items[4].revents & ZMQ_POLLIN)) ReadMonitor(now);
     session_.OnTick(now);
   }
   monitor_.Stop();

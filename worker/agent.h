@@ -49,14 +49,19 @@ class Agent final : private SessionIo {
   void Execute(proto::TaskAssignment task, std::shared_ptr<Handler> handler,
                std::shared_ptr<CancelToken> cancel) override;
   void ReadSocket(Time now);
+  // Handshake failures the socket's monitor reports (a wrong token): told to the session.
+  void ReadMonitor(Time now);
 
   const std::string broker_;
+  const std::string token_;
   const proto::Limits limits_;
   proto::Decoder decoder_;
   const Duration goodbye_linger_;
   const Clock* clock_;
   zmq::context_t context_;
   std::unique_ptr<zmq::socket_t> socket_;
+  std::unique_ptr<zmq::socket_t> monitor_socket_;  // events of socket_ (handshake failures)
+  int monitor_generation_ = 0;
   Executor executor_;
   Monitor monitor_;
   // Last: destroyed first, cancelling what runs, so the executor's threads can be joined.

@@ -6,7 +6,15 @@
 #include <fstream>
 #include <random>
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "common/files.h"
+#include "common/random.h"
 
 namespace rma::worker {
 
@@ -43,6 +51,32 @@ Result<std::string> LoadOrCreateWorkerId(const std::string& data_dir) {
   fs::rename(tmp, file, ec);  // atomic: a crash never leaves half an id
   if (ec) return Status::Unavailable("cannot write " + file.string() + ": " + ec.message());
   return id;
+}
+
+Result<std::string> LoadOrCreateWorkerSecret(const std::string& data_dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(data_dir, ec);
+  if (ec)
+    return Status::Unavailable("cannot create data directory '" + data_dir + "': " + ec.message());
+  const fs::path file = fs::path(data_dir) / "worker_secret";
+  if (fs::exists(file)) return ReadSecretFile(file.string());
+  SecureRandom random;
+  const std::string secret = random.Hex(32);
+  const fs::path tmp = file.string() + ".tmp";
+  {
+    // Created private: umask or not, nobody else reads it.
+    int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+      return Status::Unavailable("cannot write " + tmp.string() + ": " + std::strerror(errno));
+    const std::string line = secret + "\n";
+    const bool written = write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+    close(fd);
+    if (!written) return Status::Unavailable("cannot write " + tmp.string());
+  }
+  fs::rename(tmp, file, ec);
+  if (ec) return Status::Unavailable("cannot write " + file.string() + ": " + ec.message());
+  return secret;
 }
 
 }  // namespace rma::worker

@@ -11,6 +11,7 @@
 #include <csignal>
 #include <map>
 
+#include "common/files.h"
 #include "common/log.h"
 #include "common/signals.h"
 #include "common/version.h"
@@ -87,8 +88,13 @@ int main(int argc, char** argv) {
   app.add_option("--data-dir", data_dir, "where the identity is kept")
       ->envname("RMA_DATA_DIR")
       ->capture_default_str();
-  app.add_option("--token", session.token, "worker token the broker expects")
+  std::string token_file;
+  app.add_option("--token", session.token,
+                 "worker token the broker expects (prefer --token-file: a flag shows in the "
+                 "process list)")
       ->envname("RMA_WORKER_TOKEN");
+  app.add_option("--token-file", token_file, "file holding the worker token (mode 600)")
+      ->envname("RMA_WORKER_TOKEN_FILE");
   app.add_option("--simulate", simulate,
                  "declare simulated gpu|cpu|storage hardware (broker needs --allow-simulated)")
       ->envname("RMA_SIMULATE")
@@ -210,6 +216,22 @@ int main(int argc, char** argv) {
   // reason to die.
   std::signal(SIGPIPE, SIG_IGN);
 
+  if (!token_file.empty()) {
+    auto token = ReadSecretFile(token_file);
+    if (!token.ok()) {
+      spdlog::error("{}", token.status().message());
+      return 2;
+    }
+    session.token = std::move(*token);
+  }
+  {
+    auto secret = LoadOrCreateWorkerSecret(data_dir);
+    if (!secret.ok()) {
+      spdlog::error("{}", secret.status().message());
+      return 1;
+    }
+    session.worker_secret = std::move(*secret);
+  }
   if (session.worker_id.empty()) {
     auto id = LoadOrCreateWorkerId(data_dir);
     if (!id.ok()) {

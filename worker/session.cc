@@ -107,7 +107,7 @@ void Session::SendReady(Time now) {
   proto::Ready ready;
   ready.worker_id = options_.worker_id;
   ready.name = options_.name;
-  ready.token = options_.token;
+  ready.worker_secret = options_.worker_secret;
   ready.agent_version = kVersion;
   ready.slots = options_.slots;
   ready.simulated = options_.simulated;
@@ -382,6 +382,17 @@ void Session::OnSignal(Time now, int signal) {
     Send(now, proto::Disconnect{"worker stopped", true});
   }
   finished_ = Status::Ok();
+}
+
+void Session::OnHandshakeRefused(Time now, const std::string& why, bool permanent) {
+  if (finished_) return;
+  if (permanent) {
+    spdlog::error("{}", why);
+    CancelAll("the broker refused this worker");
+    finished_ = Status::PermissionDenied(why);
+    return;
+  }
+  ResetConnection(now, "refused the connection (" + why + ")");
 }
 
 void Session::StartDrain(Time now, std::string_view why) {

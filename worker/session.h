@@ -49,8 +49,9 @@ namespace rma::worker {
 struct SessionOptions {
   std::string broker;  // for log lines only
   std::string worker_id;
+  std::string worker_secret;  // proves a reconnect is this worker (identity.h)
   std::string name;
-  std::string token;
+  std::string token;  // sent in the handshake by the Agent (PLAIN), never in a message
   uint32_t slots = 1;
   bool simulated = false;
   proto::Capabilities capabilities;
@@ -105,6 +106,9 @@ class Session {
   void OnUnreadable(Time now, const Status& why);
   void OnResults(Time now, std::vector<proto::TaskResult> results);
   void OnSignal(Time now, int signal);
+  // The broker refused the connection at the handshake: `permanent` (a wrong token) ends the worker
+  // with PermissionDenied; otherwise (busy, try later) it reconnects after its back-off.
+  void OnHandshakeRefused(Time now, const std::string& why, bool permanent);
   void OnTick(Time now);
   // When OnTick next has something to do (at most a second away).
   Time NextWakeup(Time now) const;

@@ -261,7 +261,7 @@ TEST(WorkerE2eTest, AWorkerTheBrokerRefusesExitsWithAnError) {
   Process& intruder =
       cluster.StartWorker("intruder", {"--service", "echo=builtin:echo", "--token", "wrong"});
   EXPECT_EQ(intruder.Wait(20s), 3) << intruder.Log();
-  EXPECT_TRUE(LogHas(intruder, "refused this worker: invalid worker token")) << intruder.Log();
+  EXPECT_TRUE(LogHas(intruder, "the broker refused this worker's token")) << intruder.Log();
   Process& member =
       cluster.StartWorker("member", {"--service", "echo=builtin:echo", "--token", "the-right-one"});
   EXPECT_TRUE(cluster.WaitForLiveWorkers(1, 20s, "echo")) << cluster.Logs();

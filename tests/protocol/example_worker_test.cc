@@ -7,7 +7,8 @@
 //   windows.
 // - A DRAIN from the admin API makes it say goodbye and exit 0.
 // - After a broker restart it registers again and serves.
-// - A broker that refuses it (worker token) makes it exit with the broker's reason.
+// - With a token file it logs in (PLAIN) to a broker that requires the token; a broker that refuses
+//   its token at the handshake makes it exit with that reason.
 // The test skips when the Python modules are missing, unless RMA_REQUIRE_PG is set (scripts/test.sh
 // sets it, so there it fails instead).
 #include <gtest/gtest.h>
@@ -70,9 +71,15 @@ class ExampleWorkerTest : public ::testing::Test {
     std::ofstream(script_) << source;
   }
 
-  // Runs the example against `cluster`'s worker endpoint.
-  Process StartWorker(Cluster& cluster) {
-    return Process::Start(kPython, {"-u", script_, cluster.workers_endpoint(), kWorkerId},
+  // Runs the example against `cluster`'s worker endpoint, logging in with `token` when not empty.
+  Process StartWorker(Cluster& cluster, const std::string& token = "") {
+    std::vector<std::string> args = {"-u", script_, cluster.workers_endpoint(), kWorkerId};
+    if (!token.empty()) {
+      const std::string token_file = dir_ + "/token";
+      std::ofstream(token_file) << token << "\n";
+      args.push_back(token_file);
+    }
+    return Process::Start(kPython, args,
                           dir_ + "/python-worker-" + std::to_string(++workers_started_) + ".log");
   }
 
@@ -186,16 +193,28 @@ TEST_F(ExampleWorkerTest, RegistersAgainAfterABrokerRestart) {
   worker.Kill();
 }
 
+TEST_F(ExampleWorkerTest, LogsInWithTheWorkerToken) {
+  ClusterOptions options;
+  options.broker_args = {"--worker-token", "the-pool-token"};
+  Cluster cluster(options);
+  Process worker = StartWorker(cluster, "the-pool-token");
+  ASSERT_TRUE(cluster.WaitForLiveWorkers(1, 20s, "echo")) << cluster.Logs() << worker.Log();
+  json payload = {{"with", "token"}};
+  ExpectEchoed(cluster, Submit(cluster, payload), payload);
+  worker.Kill();
+}
+
 TEST_F(ExampleWorkerTest, ExitsWithTheReasonWhenTheBrokerRefusesIt) {
   ClusterOptions options;
   options.gateway = false;
-  options.broker_args = {"--worker-token", "a-token-the-example-does-not-send"};
+  options.broker_args = {"--worker-token", "the-pool-token"};
   Cluster cluster(options);
-  Process worker = StartWorker(cluster);
+  Process worker = StartWorker(cluster, "a-token-the-broker-does-not-know");
   std::optional<int> code = worker.Wait(20s);
   ASSERT_TRUE(code.has_value()) << "the refused example kept running\n" << worker.Log();
   EXPECT_EQ(*code, 1) << worker.Log();
-  EXPECT_NE(worker.Log().find("invalid worker token"), std::string::npos) << worker.Log();
+  EXPECT_NE(worker.Log().find("the broker refused this worker's token"), std::string::npos)
+      << worker.Log();
 }
 
 }  // namespace

@@ -144,7 +144,7 @@ std::map<uint64_t, TaskRow> TaskRows(const std::string& url) {
     row.requeues = r[3].as<int>();
     row.failures = r[4].as<int>();
     row.result_is_payload = r[5].as<bool>();
-    rows[r[0].as<uint64_t>()] = row;
+    rows[static_cast<uint64_t>(r[0].as<int64_t>())] = row;  // random ids fill all 64 bits
   }
   return rows;
 }
@@ -154,7 +154,7 @@ std::set<uint64_t> CompletedIds(const std::string& url) {
   pqxx::connection conn(url);
   pqxx::nontransaction tx(conn);
   for (const pqxx::row& r : tx.exec("SELECT task_id FROM tasks WHERE status = 'completed'")) {
-    ids.insert(r[0].as<uint64_t>());
+    ids.insert(static_cast<uint64_t>(r[0].as<int64_t>()));
   }
   return ids;
 }

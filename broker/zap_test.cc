@@ -1,0 +1,66 @@
+// Who may connect (zap.h): the worker token and the client secret are checked at the handshake,
+// in constant time, with handshakes per address rate-limited so a secret cannot be guessed at wire
+// speed.
+#include "broker/zap.h"
+
+#include <gtest/gtest.h>
+
+namespace rma::broker {
+namespace {
+
+ZapRequest Plain(const char* domain, const char* user, const char* password,
+                 const char* address = "192.0.2.7") {
+  return ZapRequest{domain, address, "PLAIN", user, password};
+}
+
+TEST(ZapPolicyTest, TheRightSecretPassesEverythingElseIsRefused) {
+  FakeClock clock;
+  ZapPolicy policy({"worker-token-123", "client-secret-456"}, &clock);
+  EXPECT_TRUE(policy.Decide(Plain(kWorkerDomain, kWorkerUser, "worker-token-123")).allowed);
+  EXPECT_TRUE(policy.Decide(Plain(kClientDomain, kClientUser, "client-secret-456")).allowed);
+  ZapDecision wrong = policy.Decide(Plain(kWorkerDomain, kWorkerUser, "worker-token-124"));
+  EXPECT_FALSE(wrong.allowed);
+  EXPECT_EQ(wrong.status_code, "400");
+  EXPECT_NE(wrong.status_text.find("invalid worker token"), std::string::npos);
+  // The client secret does not open the worker endpoint, nor the reverse.
+  EXPECT_FALSE(policy.Decide(Plain(kWorkerDomain, kWorkerUser, "client-secret-456")).allowed);
+  EXPECT_FALSE(policy.Decide(Plain(kClientDomain, kClientUser, "worker-token-123")).allowed);
+  EXPECT_FALSE(policy.Decide(Plain(kClientDomain, kWorkerUser, "client-secret-456")).allowed);
+  EXPECT_FALSE(policy.Decide(ZapRequest{kWorkerDomain, "192.0.2.7", "NULL", "", ""}).allowed);
+  EXPECT_EQ(policy.refused(), 5u);
+}
+
+TEST(ZapPolicyTest, AnEndpointWithoutASecretTakesOnlyUnauthenticatedPeers) {
+  FakeClock clock;
+  ZapPolicy policy({"token", ""}, &clock);
+  EXPECT_TRUE(policy.Decide(ZapRequest{kClientDomain, "127.0.0.1", "NULL", "", ""}).allowed);
+  EXPECT_FALSE(policy.Decide(Plain(kClientDomain, kClientUser, "anything")).allowed);
+}
+
+TEST(ZapPolicyTest, HandshakesPerAddressAreRateLimited) {
+  FakeClock clock;
+  ZapPolicyOptions options{"token", ""};
+  options.handshakes_per_s = 2;
+  options.handshake_burst = 5;
+  ZapPolicy policy(options, &clock);
+  int allowed = 0;
+  for (int i = 0; i < 20; ++i) {
+    allowed += policy.Decide(Plain(kWorkerDomain, kWorkerUser, "guess")).status_code != "300";
+  }
+  EXPECT_EQ(allowed, 5) << "a burst, then nothing";
+  EXPECT_EQ(policy.throttled(), 15u);
+  // Another address is not held back by this one; time refills the bucket.
+  EXPECT_TRUE(policy.Decide(Plain(kWorkerDomain, kWorkerUser, "token", "198.51.100.1")).allowed);
+  clock.Advance(Seconds(1));
+  EXPECT_TRUE(policy.Decide(Plain(kWorkerDomain, kWorkerUser, "token")).allowed);
+}
+
+TEST(AddressLimiterTest, TheTableOfAddressesIsBounded) {
+  FakeClock clock;
+  AddressLimiter limiter(1, 2, /*max_addresses=*/100);
+  for (int i = 0; i < 1000; ++i) limiter.Take("10.0.0." + std::to_string(i), clock.Now());
+  EXPECT_LE(limiter.addresses(), 100u);
+}
+
+}  // namespace
+}  // namespace rma::broker
