@@ -282,7 +282,24 @@ json MetricsDocument(const Scheduler& s, Time now) {
                        {"alive", w.alive},
                        {"heartbeat_age_s", Round(ToSecondsF(now - w.last_heard))}});
   }
+  // What peers were refused, by reason, and what the budgets hold against their limits
+  // (docs/security.md). The loop adds the refusals it makes itself (handshakes, READY rate).
+  json refusals = json::object();
+  for (size_t r = 0; r < static_cast<size_t>(Scheduler::Refusal::kCount); ++r) {
+    auto reason = static_cast<Scheduler::Refusal>(r);
+    refusals[std::string(Scheduler::RefusalName(reason))] = s.refusals(reason);
+  }
+  const BrokerConfig& c = s.config();
+  auto budget = [](size_t used, size_t limit) { return json{{"used", used}, {"limit", limit}}; };
+  json budgets = {
+      {"unfinished_tasks", budget(s.unfinished_tasks(), c.max_unfinished_tasks)},
+      {"unfinished_bytes", budget(s.unfinished_bytes(), c.max_unfinished_bytes)},
+      {"result_bytes_in_memory", budget(s.finished_result_bytes(), c.max_result_bytes_in_memory)},
+      {"waiters", budget(s.waiters(), c.max_waiters_per_client)},
+      {"services", budget(s.services_in_use(), c.max_services)}};
   return {{"services", services},
+          {"refusals", refusals},
+          {"budgets", budgets},
           {"workers_by_tier", tiers},
           {"workers_by_health", health},
           {"workers", workers},

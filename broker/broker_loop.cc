@@ -262,6 +262,7 @@ void BrokerLoop::HandleWorkerMessage(Time now, const proto::InMessage& msg) {
       // Registrations per address are rate-limited: churning sessions or identities costs the
       // broker a registry entry and a sweep each.
       if (const std::string address = msg.PeerAddress(); !ready_limiter_.Take(address, now)) {
+        ++ready_throttled_;
         spdlog::warn("too many READYs from {}; refused", address);
         ToWorker(id, proto::Error{0,
                                   std::string(StatusCodeName(StatusCode::kResourceExhausted)),
@@ -422,6 +423,13 @@ void BrokerLoop::HandleClientMessage(Time now, const proto::InMessage& msg) {
 
 void BrokerLoop::HandleAdmin(Time now, const std::string& client, const proto::Admin& admin) {
   auto answer = AnswerAdmin(*scheduler_, now, admin, info_);
+  if (answer.ok() && admin.query == "metrics") {
+    // The refusals the loop makes itself, before the scheduler sees anything.
+    nlohmann::json& refusals = (*answer)["refusals"];
+    refusals["handshake_refused"] = zap_policy_.refused();
+    refusals["handshake_throttled"] = zap_policy_.throttled();
+    refusals["ready_throttled"] = ready_throttled_;
+  }
   if (store_->can_lookup() && ForwardAdmin(client, admin, answer)) return;
   if (!answer.ok()) {
     scheduler_->OnClientMalformed(now, client, admin.ref, answer.status());

@@ -119,6 +119,7 @@ class BrokerLoop final : public SchedulerOutput {
   ZapHandler zap_;
   bool zap_started_ = false;
   AddressLimiter ready_limiter_;
+  uint64_t ready_throttled_ = 0;  // READYs refused by ready_limiter_
   SecureRandom task_ids_;
   std::vector<std::string> insecure_endpoints_;
   Time insecure_warned_at_{};

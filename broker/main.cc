@@ -88,6 +88,13 @@ int main(int argc, char** argv) {
       ->envname("RMA_DB_WAIT_MS")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  int64_t db_hang_ms = 3000;
+  app.add_option("--db-hang-ms", db_hang_ms,
+                 "with --db: a database call that has not returned after this long marks the "
+                 "store unavailable (new tasks are refused) until it returns")
+      ->envname("RMA_DB_HANG_MS")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{100}, int64_t{600000}));
   app.add_option(
          "--offline-retention-ms", offline_retention_ms,
          "how long an offline worker stays listed (red on the dashboard) before it is forgotten")
@@ -220,6 +227,7 @@ int main(int argc, char** argv) {
     pg.retention = Seconds(retention_days * 86400);
     pg.stats_retention = Seconds(stats_retention_days * 86400);
     pg.connect_wait = Ms(db_wait_ms);
+    pg.hang_timeout = Ms(db_hang_ms);
     // Started after the signal watcher, so the store's threads inherit the blocked signals.
     auto opened = broker::PgStore::Open(pg, &clock, signals->fd());
     if (!opened.ok()) {

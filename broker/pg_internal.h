@@ -67,14 +67,23 @@ struct PgStore::Shared {
   // Published together with the replies so the loop never releases an ACCEPTED before it has seen
   // that its task was not recorded.
   uint64_t durable_seq RMA_GUARDED_BY(mu) = 0;
-  bool available RMA_GUARDED_BY(mu) = true;
+  bool available RMA_GUARDED_BY(mu) = true;  // the writer has a connection
+  bool hung RMA_GUARDED_BY(mu) = false;      // a database call outlived options.hang_timeout
   bool stopping RMA_GUARDED_BY(mu) = false;
+  // The store can be used: connected and not hung.
+  bool usable() const RMA_REQUIRES(mu) { return available && !hung; }
+
+  // When the writer's and the reader's current database call began (steady clock, nanoseconds;
+  // 0: not in a call). Read by the watchdog thread.
+  std::atomic<int64_t> writer_call_since{0}, reader_call_since{0};
+  CondVar watchdog_cv;  // stop
 
   std::atomic<uint64_t> commits{0}, task_rows{0}, writes{0}, failed_commits{0}, reconnects{0},
-      dropped_rows{0}, retention_deleted{0}, commit_us{0};
+      dropped_rows{0}, retention_deleted{0}, commit_us{0}, hangs{0};
 
   std::thread writer;
   std::thread reader;
+  std::thread watchdog;
 
   void Reply(StoreReply reply) {
     {
@@ -129,6 +138,22 @@ void PrepareReader(pqxx::connection& conn);
 // The thread bodies; they return when Shared::stopping is set (the writer after draining).
 void RunWriter(PgStore::Shared& shared, std::unique_ptr<pqxx::connection> conn);
 void RunReader(PgStore::Shared& shared);
+void RunWatchdog(PgStore::Shared& shared);
+
+// Shows one database call of the writer or the reader (`since` is its Shared::*_call_since) to
+// the watchdog for the scope. When the store was marked hung and no call is stuck any more, it is
+// usable again (pg_watchdog.cc).
+class CallWatch {
+ public:
+  CallWatch(PgStore::Shared& shared, std::atomic<int64_t>& since);
+  ~CallWatch();
+  CallWatch(const CallWatch&) = delete;
+  CallWatch& operator=(const CallWatch&) = delete;
+
+ private:
+  PgStore::Shared& s_;
+  std::atomic<int64_t>& since_;
+};
 
 }  // namespace pg
 }  // namespace rma::broker

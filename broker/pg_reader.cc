@@ -49,7 +49,7 @@ class Reader {
           if (s_.stopping) return;
           if (!s_.reads.empty()) {
             ReadRequest& front = s_.reads.front();
-            if (front.after_seq <= s_.durable_seq || !s_.available) {
+            if (front.after_seq <= s_.durable_seq || !s_.usable()) {
               unavailable = front.after_seq > s_.durable_seq;
               request = std::move(front);
               s_.reads.pop_front();
@@ -71,7 +71,11 @@ class Reader {
         continue;
       }
       // Retention: one small batch at a time, so reads never wait long behind it.
-      bool more = RetentionBatch();
+      bool more;
+      {
+        CallWatch watch(s_, s_.reader_call_since);
+        more = RetentionBatch();
+      }
       next_retention = std::chrono::steady_clock::now() +
                        (more ? std::chrono::milliseconds(0)
                              : std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -96,6 +100,7 @@ class Reader {
 
   void Serve(ReadRequest req, bool unavailable) {
     Status why = Status::Unavailable("the task store is unavailable (database unreachable)");
+    CallWatch watch(s_, s_.reader_call_since);
     pqxx::connection* conn = unavailable ? nullptr : Connection();
     if (conn != nullptr) {
       try {

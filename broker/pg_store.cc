@@ -85,6 +85,7 @@ Result<std::unique_ptr<PgStore>> PgStore::Open(PgStoreOptions options, const Clo
   Shared* s = shared.get();
   s->writer = std::thread([s, c = std::move(conn)]() mutable { pg::RunWriter(*s, std::move(c)); });
   s->reader = std::thread([s] { pg::RunReader(*s); });
+  s->watchdog = std::thread([s] { pg::RunWatchdog(*s); });
   return std::unique_ptr<PgStore>(new PgStore(std::move(shared)));
 }
 
@@ -99,8 +100,10 @@ PgStore::~PgStore() {
   }
   Signal(shared_->writer_wake);
   shared_->reader_cv.SignalAll();
+  shared_->watchdog_cv.SignalAll();
   shared_->writer.join();
   shared_->reader.join();
+  shared_->watchdog.join();
   close(shared_->writer_wake);
   close(shared_->loop_wake);
   PgStoreCounters c = counters();
@@ -226,7 +229,7 @@ void PgStore::OnReadable(std::vector<StoreReply>* replies) {
   Drain(shared_->loop_wake);
   MutexLock lock(&shared_->mu);
   durable_seq_ = shared_->durable_seq;
-  available_ = shared_->available;
+  available_ = shared_->usable();
   for (StoreReply& r : shared_->outbox) replies->push_back(std::move(r));
   shared_->outbox.clear();
 }
@@ -241,6 +244,7 @@ PgStoreCounters PgStore::counters() const {
   c.dropped_rows = shared_->dropped_rows;
   c.retention_deleted = shared_->retention_deleted;
   c.commit_us = shared_->commit_us;
+  c.hangs = shared_->hangs;
   return c;
 }
 

@@ -43,6 +43,11 @@ struct PgStoreOptions {
   Duration reconnect_min = Ms(100);     // back-off after a lost connection...
   Duration reconnect_max = Seconds(5);  // ...doubling up to this
   Duration drain_wait = Seconds(10);    // at destruction: how long queued writes may still take
+  // A database call (a commit, a read, the idle ping) that has not returned after this long marks
+  // the store unavailable until it returns: a hung server (SIGSTOP, a black-holing network) looks
+  // exactly like a slow one to libpq, which would wait forever.
+  Duration hang_timeout = Seconds(3);
+  Duration ping_interval = Seconds(1);  // an idle writer checks the server this often
 };
 
 // Running totals, readable from any thread (logs, tests, the benchmark).
@@ -55,6 +60,7 @@ struct PgStoreCounters {
   uint64_t dropped_rows = 0;    // rows refused by the database even one by one
   uint64_t retention_deleted = 0;
   uint64_t commit_us = 0;  // time spent in write transactions, commit included
+  uint64_t hangs = 0;      // times a database call outlived hang_timeout
 };
 
 class PgStore final : public TaskStore {

@@ -187,6 +187,7 @@ class Writer {
     std::vector<std::pair<TaskId, std::string>> unrecorded;
     std::map<std::string, WorkerTotals> written;
     auto started = std::chrono::steady_clock::now();
+    CallWatch watch(s_, s_.writer_call_since);
     Outcome outcome = Commit(/*careful=*/false, &unrecorded, &written);
     s_.commit_us += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
                                               std::chrono::steady_clock::now() - started)
@@ -416,6 +417,7 @@ class Writer {
   }
 
   void Reconnect() {
+    CallWatch watch(s_, s_.writer_call_since);
     try {
       auto conn = Connect(s_.options.url, s_.writer_role);
       if (!TakeBrokerLock(*conn)) {
@@ -448,12 +450,17 @@ class Writer {
   }
 
   // Sleeps until the loop flushes, the reconnect time comes, or (idle and connected) the server
-  // closes the connection, which is noticed at once rather than at the next commit.
+  // closes the connection, which is noticed at once rather than at the next commit. An idle
+  // connection is pinged every ping_interval, so a server that stopped answering is noticed (by
+  // the watchdog) before the next task needs it.
   void Wait(std::optional<std::chrono::steady_clock::time_point> deadline) {
     pollfd fds[2] = {{s_.writer_wake, POLLIN, 0}, {-1, POLLIN, 0}};
     int timeout_ms = -1;
+    bool ping_due = false;
     if (conn_) {
       fds[1].fd = conn_->sock();
+      timeout_ms = static_cast<int>(std::max<int64_t>(0, ToMs(s_.options.ping_interval)));
+      ping_due = true;
     } else {
       timeout_ms = static_cast<int>(std::max<int64_t>(
           0, std::chrono::duration_cast<std::chrono::milliseconds>(next_connect_ -
@@ -465,9 +472,13 @@ class Writer {
                       *deadline - std::chrono::steady_clock::now())
                       .count();
       int d = static_cast<int>(std::max<int64_t>(0, left));
-      timeout_ms = timeout_ms < 0 ? d : std::min(timeout_ms, d);
+      if (timeout_ms < 0 || d < timeout_ms) {
+        timeout_ms = d;
+        ping_due = false;
+      }
     }
     int n = poll(fds, fds[1].fd >= 0 ? 2 : 1, timeout_ms);
+    if (n == 0 && ping_due) Ping();
     if (n <= 0) return;
     if (fds[0].revents & POLLIN) Drain(s_.writer_wake);
     if (fds[1].fd >= 0 && fds[1].revents != 0) {
@@ -476,6 +487,16 @@ class Writer {
       } catch (const std::exception& e) {
         Lost(OneLine(e.what()));
       }
+    }
+  }
+
+  void Ping() {
+    CallWatch watch(s_, s_.writer_call_since);
+    try {
+      pqxx::nontransaction tx(*conn_);
+      tx.exec("SELECT 1");
+    } catch (const std::exception& e) {
+      Lost(OneLine(e.what()));
     }
   }
 

@@ -29,8 +29,6 @@ std::string_view Scheduler::RefusalName(Refusal r) {
       return "not_lease_holder";
     case Refusal::kUnregistered:
       return "unregistered";
-    case Refusal::kWorkerToken:
-      return "worker_token";
     case Refusal::kWorkerIdInUse:
       return "worker_id_in_use";
     case Refusal::kForeignAttempt:

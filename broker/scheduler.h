@@ -74,7 +74,6 @@ class Scheduler {
   enum class Refusal : uint8_t {
     kNotLeaseHolder,   // RESULT/PROGRESS for an attempt this session does not hold
     kUnregistered,     // a worker message from a session that never registered
-    kWorkerToken,      // READY with a wrong token
     kWorkerIdInUse,    // READY for a live worker's id, without its secret
     kForeignAttempt,   // READY.running lists an attempt that was never this worker's
     kTooManyServices,  // a manifest over max_services_per_worker, or the service table full

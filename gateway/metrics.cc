@@ -299,6 +299,27 @@ void RenderBrokerMetrics(const json& doc, bool broker_up, std::string* out) {
            "Tasks the broker holds in memory (queued, running and recently finished).");
     Sample(out, "rma_broker_tasks_in_memory", "", Number(doc, "tasks_in_memory"));
   }
+  if (Has(doc, "refusals") && doc["refusals"].is_object()) {
+    Family(out, "rma_broker_refused_total", "counter",
+           "Peer messages and connections the broker refused, by reason (docs/security.md).");
+    for (const auto& [reason, count] : doc["refusals"].items()) {
+      if (count.is_number())
+        Sample(out, "rma_broker_refused_total", Label("reason", reason), count.get<double>());
+    }
+  }
+  if (Has(doc, "budgets") && doc["budgets"].is_object()) {
+    Family(out, "rma_broker_budget_used", "gauge",
+           "What each broker budget holds now (docs/configuration.md, Budgets).");
+    for (const auto& [name, b] : doc["budgets"].items()) {
+      if (Has(b, "used"))
+        Sample(out, "rma_broker_budget_used", Label("budget", name), Number(b, "used"));
+    }
+    Family(out, "rma_broker_budget_limit", "gauge", "Each broker budget's limit.");
+    for (const auto& [name, b] : doc["budgets"].items()) {
+      if (Has(b, "limit"))
+        Sample(out, "rma_broker_budget_limit", Label("budget", name), Number(b, "limit"));
+    }
+  }
   if (Has(doc, "store_available") && doc["store_available"].is_boolean()) {
     Family(out, "rma_broker_store_available", "gauge",
            "1 when the broker's task store accepts writes.");

@@ -64,6 +64,8 @@ TEST(BrokerMetricsTest, RendersTheBrokerDocument) {
       {"workers_by_tier", {{"1", 0}, {"2", 2}, {"3", 1}}},
       {"workers_by_health", {{"healthy", 3}, {"late", 0}, {"offline", 1}}},
       {"tasks_in_memory", 12},
+      {"refusals", {{"not_lease_holder", 4}, {"handshake_refused", 2}}},
+      {"budgets", {{"unfinished_tasks", {{"used", 5}, {"limit", 100000}}}}},
       {"store_available", true}};
   std::string out;
   RenderBrokerMetrics(doc, true, &out);
@@ -83,6 +85,10 @@ TEST(BrokerMetricsTest, RendersTheBrokerDocument) {
   EXPECT_TRUE(Contains(out, "rma_workers_by_health{health=\"offline\"} 1\n"));
   EXPECT_TRUE(Contains(out, "rma_broker_tasks_in_memory 12\n"));
   EXPECT_TRUE(Contains(out, "rma_broker_store_available 1\n"));
+  EXPECT_TRUE(Contains(out, "rma_broker_refused_total{reason=\"not_lease_holder\"} 4\n"));
+  EXPECT_TRUE(Contains(out, "rma_broker_refused_total{reason=\"handshake_refused\"} 2\n"));
+  EXPECT_TRUE(Contains(out, "rma_broker_budget_used{budget=\"unfinished_tasks\"} 5\n"));
+  EXPECT_TRUE(Contains(out, "rma_broker_budget_limit{budget=\"unfinished_tasks\"} 100000\n"));
 }
 
 TEST(BrokerMetricsTest, BrokerDownOrGarbageRendersOnlyUp) {
