@@ -80,6 +80,7 @@ BrokerLoop::BrokerLoop(BrokerConfig config, LoopOptions options, std::unique_ptr
       zap_policy_(options_.auth, clock),
       zap_(context_, &zap_policy_),
       ready_limiter_(options_.ready_per_s, options_.ready_burst),
+      reply_pacer_(options_.reply_pacing),
       workers_(context_, zmq::socket_type::router),
       clients_(context_, zmq::socket_type::router),
       decoder_(config_.limits) {
@@ -177,7 +178,8 @@ Status BrokerLoop::Run(int stop_fd) {
   std::vector<StoreReply> store_replies;
   for (;;) {
     Time now = clock_->Now();
-    int64_t wait_ms = std::clamp<int64_t>(ToMs(scheduler_->NextWakeup() - now) + 1, 0, kMaxPollMs);
+    int64_t wait_ms = std::clamp<int64_t>(
+        ToMs(std::min(scheduler_->NextWakeup(), reply_pacer_.NextDue()) - now) + 1, 0, kMaxPollMs);
     zmq::pollitem_t items[5] = {{workers_.handle(), 0, ZMQ_POLLIN, 0},
                                 {clients_.handle(), 0, ZMQ_POLLIN, 0}};
     int count = 2;
@@ -242,6 +244,11 @@ Status BrokerLoop::Run(int stop_fd) {
       for (StoreReply& r : store_replies) HandleStoreReply(now, std::move(r));
     }
     if (scheduler_->NextWakeup() <= now) scheduler_->OnTick(now);
+    if (reply_pacer_.NextDue() <= now) {
+      reply_pacer_.TakeDue(now, &due_replies_);
+      for (auto& [client, reply] : due_replies_) SendClient(client, reply);
+      due_replies_.clear();
+    }
     store_->Flush();
     ReleaseDurable();
     FlushOutput(now);
@@ -429,6 +436,10 @@ void BrokerLoop::HandleAdmin(Time now, const std::string& client, const proto::A
     refusals["handshake_refused"] = zap_policy_.refused();
     refusals["handshake_throttled"] = zap_policy_.throttled();
     refusals["ready_throttled"] = ready_throttled_;
+    refusals["pending_replies"] = reply_pacer_.refused();
+    (*answer)["budgets"]["pending_reply_bytes"] = {
+        {"used", reply_pacer_.deferred_bytes()},
+        {"limit", options_.reply_pacing.max_deferred_bytes}};
   }
   if (store_->can_lookup() && ForwardAdmin(client, admin, answer)) return;
   if (!answer.ok()) {
@@ -452,6 +463,31 @@ void BrokerLoop::ToWorker(const std::string& identity, const proto::ToWorkerMess
 }
 
 void BrokerLoop::ToClient(const std::string& identity, const proto::ToClientMessage& message) {
+  if (reply_pacer_.Applies(message)) {
+    proto::ToClientMessage paced = message;  // the result is shared, not copied
+    switch (reply_pacer_.Offer(clock_->Now(), identity, paced)) {
+      case ReplyPacer::Verdict::kSendNow:
+        break;
+      case ReplyPacer::Verdict::kDeferred:
+        return;
+      case ReplyPacer::Verdict::kRefused: {
+        const auto& info = std::get<proto::TaskInfo>(message);
+        spdlog::warn("too many large replies waiting for one client; refused one");
+        SendClient(identity,
+                   proto::Error{info.ref,
+                                std::string(StatusCodeName(StatusCode::kResourceExhausted)),
+                                "too many large results are waiting to be sent to this client; "
+                                "ask again later",
+                                {},
+                                {}});
+        return;
+      }
+    }
+  }
+  SendClient(identity, message);
+}
+
+void BrokerLoop::SendClient(const std::string& identity, const proto::ToClientMessage& message) {
   std::string body;
   Command command = proto::EncodeMessage(message, &body);
   to_clients_.Add(identity, command, std::move(body));

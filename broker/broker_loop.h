@@ -14,6 +14,7 @@
 
 #include "broker/admin.h"
 #include "broker/config.h"
+#include "broker/reply_pacer.h"
 #include "broker/scheduler.h"
 #include "broker/stats_recorder.h"
 #include "broker/store.h"
@@ -38,6 +39,8 @@ struct LoopOptions {
   // READYs per peer address: a burst, then a steady rate (registration storms, identity churn).
   double ready_per_s = 2;
   double ready_burst = 20;
+  // Large results sent to one client (reply_pacer.h).
+  ReplyPacerOptions reply_pacing;
 };
 
 // Whether a ZeroMQ endpoint only listens on this machine (loopback TCP, ipc, inproc).
@@ -62,6 +65,8 @@ class BrokerLoop final : public SchedulerOutput {
   // SchedulerOutput.
   void ToWorker(const std::string& identity, const proto::ToWorkerMessage& message) override;
   void ToClient(const std::string& identity, const proto::ToClientMessage& message) override;
+  // Encodes a message for a client into the outbox, without pacing.
+  void SendClient(const std::string& identity, const proto::ToClientMessage& message);
   void ToClientWhenDurable(const std::string& identity, proto::Accepted accepted) override;
   void Record(TaskWrite write) override;
   void RecordWorker(WorkerRecord record) override;
@@ -119,6 +124,8 @@ class BrokerLoop final : public SchedulerOutput {
   ZapHandler zap_;
   bool zap_started_ = false;
   AddressLimiter ready_limiter_;
+  ReplyPacer reply_pacer_;
+  std::vector<std::pair<std::string, proto::ToClientMessage>> due_replies_;
   uint64_t ready_throttled_ = 0;  // READYs refused by ready_limiter_
   SecureRandom task_ids_;
   std::vector<std::string> insecure_endpoints_;

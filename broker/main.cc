@@ -164,6 +164,17 @@ int main(int argc, char** argv) {
       ->envname("RMA_MAX_PAYLOAD_BYTES")
       ->capture_default_str()
       ->check(CLI::Range(size_t{1024}, size_t{1} << 30));
+  app.add_option("--max-pending-reply-bytes", options.reply_pacing.max_deferred_bytes,
+                 "large results (1 MiB and more) waiting to be sent to one client; beyond it a "
+                 "read gets resource_exhausted")
+      ->envname("RMA_MAX_PENDING_REPLY_BYTES")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--reply-bytes-per-s", options.reply_pacing.bytes_per_s,
+                 "rate of large results sent to one client, after a burst of 64 MiB")
+      ->envname("RMA_REPLY_BYTES_PER_S")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   std::string endpoints_file;
   app.add_option(
          "--endpoints-file", endpoints_file,
