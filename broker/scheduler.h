@@ -355,6 +355,10 @@ class Scheduler {
                  Duration wait);
   void RemoveWaiter(Task& t, uint32_t index);
   void Refuse(Refusal r) { ++refusals_[static_cast<size_t>(r)]; }
+  // A RESULT or PROGRESS from a session that is not registered: ERROR, then DISCONNECT (register
+  // again); counted.
+  void RefuseUnregistered(const std::string& identity, std::string_view command, TaskId task,
+                          uint32_t attempt);
   // Whether `owner` (admin: anybody) may see or change task t.
   static bool MaySee(const Task& t, const std::string& owner, bool admin) {
     return admin || t.owner == owner;

@@ -46,6 +46,13 @@ TEST_F(SchedulerSecurityTest, AResultFromASessionThatNeverRegisteredChangesNothi
   EXPECT_EQ(Status(id), TaskStatus::kQueued);
   EXPECT_TRUE(s().FindTask(id)->result.empty());
   EXPECT_EQ(s().refusals(Refusal::kUnregistered), 1u);
+  auto errors = out_.Take<proto::Error>(out_.to_workers, "stranger", proto::Command::kError);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].code, "unauthenticated");
+  auto disconnects =
+      out_.Take<proto::Disconnect>(out_.to_workers, "stranger", proto::Command::kDisconnect);
+  ASSERT_EQ(disconnects.size(), 1u);
+  EXPECT_TRUE(disconnects[0].reconnect);
 }
 
 TEST_F(SchedulerSecurityTest, AResultForAnotherWorkersAttemptIsRefusedAndChangesNothing) {

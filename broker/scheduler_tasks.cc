@@ -20,9 +20,9 @@ void Scheduler::OnWorkerResult(Time now, const std::string& identity, proto::Tas
   // Only the session holding an attempt's lease may end it. An unregistered session is told to
   // register again (it lists what it holds in READY, which gives its own leases back, and then
   // sends its results again); anybody else is refused and nothing changes.
-  int32_t index = RegisteredWorker(identity);
+  int32_t index = WorkerByIdentity(identity);
   if (index < 0) {
-    Refuse(Refusal::kUnregistered);
+    RefuseUnregistered(identity, "RESULT", result.task_id, result.attempt);
     return;
   }
   Worker& w = workers_[index];

@@ -38,6 +38,22 @@ int32_t Scheduler::RegisteredWorker(const std::string& identity) {
   return index;
 }
 
+void Scheduler::RefuseUnregistered(const std::string& identity, std::string_view command,
+                                   TaskId task, uint32_t attempt) {
+  // ERROR says what was refused; the DISCONNECT that follows lets an honest worker whose session
+  // the broker forgot (a restart) register again and send its results after the WELCOME.
+  Refuse(Refusal::kUnregistered);
+  output_->ToWorker(identity, proto::Error{0,
+                                           std::string(StatusCodeName(StatusCode::kUnauthenticated)),
+                                           std::string(command) + " for attempt " +
+                                               std::to_string(attempt) + " of task " +
+                                               ToString(task) +
+                                               " from a session that is not registered",
+                                           {},
+                                           {}});
+  output_->ToWorker(identity, proto::Disconnect{"not registered: send READY", true});
+}
+
 int32_t Scheduler::WorkerByIdentity(const std::string& identity) const {
   auto it = by_identity_.find(identity);
   return it == by_identity_.end() ? -1 : static_cast<int32_t>(it->second);
@@ -331,9 +347,9 @@ void Scheduler::OnWorkerHeartbeat(Time now, const std::string& identity,
 
 void Scheduler::OnWorkerProgress(Time now, const std::string& identity,
                                  const proto::Progress& progress) {
-  int32_t index = RegisteredWorker(identity);
+  int32_t index = WorkerByIdentity(identity);
   if (index < 0) {
-    Refuse(Refusal::kUnregistered);
+    RefuseUnregistered(identity, "PROGRESS", progress.task_id, progress.attempt);
     return;
   }
   Worker& w = workers_[index];
