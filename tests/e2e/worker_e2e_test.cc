@@ -178,6 +178,30 @@ TEST(WorkerE2eTest, ASecondSignalLeavesAtOnceAndTheTaskRunsElsewhere) {
   EXPECT_EQ(t["result"], 600000);
 }
 
+// Issue 12: at the default heartbeat (3 s) and liveness (3) a killed worker's task runs elsewhere
+// within 15 s.
+TEST(WorkerE2eTest, AtTheDefaultsAKilledWorkersTaskRunsElsewhereWithin15Seconds) {
+  ClusterOptions options;
+  options.heartbeat_ms = 0;
+  options.liveness = 0;
+  Cluster cluster(options);
+  Process& victim = cluster.StartWorker("victim", {"--service", "sleep=builtin:sleep"});
+  ASSERT_TRUE(cluster.WaitForLiveWorkers(1, 20s, "sleep")) << cluster.Logs();
+  std::string id = Submit(cluster, "sleep", 600000);
+  ASSERT_TRUE(WaitUntil([&] { return Task(cluster, id).value("status", "") == "running"; }, 20s));
+  cluster.StartWorker("rescuer", {"--service", "sleep=builtin:echo"});
+  ASSERT_TRUE(cluster.WaitForLiveWorkers(2, 20s, "sleep")) << cluster.Logs();
+  const auto killed_at = std::chrono::steady_clock::now();
+  victim.Kill();
+  json t = Task(cluster, id, 30);
+  const auto took = std::chrono::steady_clock::now() - killed_at;
+  ASSERT_EQ(t.value("status", ""), "completed") << t.dump() << cluster.Logs();
+  EXPECT_EQ(t["worker_id"], "rescuer");
+  EXPECT_LT(took, 15s) << "the task ran elsewhere only after "
+                       << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                       << " ms";
+}
+
 TEST(WorkerE2eTest, ABackendLeavesTheRegistryWhenDownAndReturnsWhenBack) {
   Cluster cluster;
   auto backend = std::make_unique<Backend>(cluster.dir());

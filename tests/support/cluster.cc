@@ -36,10 +36,11 @@ void Cluster::StartBroker(const std::vector<std::string>& endpoint_args,
   const std::string file = dir_ + "/broker.endpoints";
   std::remove(file.c_str());
   std::vector<std::string> args = endpoint_args;
-  std::vector<std::string> more = {"--endpoints-file", file,
-                                   "--heartbeat-ms",   std::to_string(options_.heartbeat_ms),
-                                   "--liveness",       std::to_string(options_.liveness),
-                                   "--log-level",      options_.log_level};
+  std::vector<std::string> more = {"--endpoints-file", file, "--log-level", options_.log_level};
+  if (options_.heartbeat_ms > 0) {
+    more.insert(more.end(), {"--heartbeat-ms", std::to_string(options_.heartbeat_ms)});
+  }
+  if (options_.liveness > 0) more.insert(more.end(), {"--liveness", std::to_string(options_.liveness)});
   args.insert(args.end(), more.begin(), more.end());
   args.insert(args.end(), options_.broker_args.begin(), options_.broker_args.end());
   args.insert(args.end(), extra.begin(), extra.end());
@@ -63,12 +64,14 @@ std::string Cluster::Url(const std::string& path) const {
 }
 
 Process& Cluster::StartWorker(const std::string& name, const std::vector<std::string>& args) {
-  std::vector<std::string> all = {"--broker",       workers_endpoint_,
-                                  "--worker-id",    name,
-                                  "--name",         name,
-                                  "--data-dir",     dir_ + "/worker-" + name,
-                                  "--heartbeat-ms", std::to_string(options_.heartbeat_ms),
-                                  "--log-level",    options_.log_level};
+  std::vector<std::string> all = {"--broker",    workers_endpoint_,
+                                  "--worker-id", name,
+                                  "--name",      name,
+                                  "--data-dir",  dir_ + "/worker-" + name,
+                                  "--log-level", options_.log_level};
+  if (options_.heartbeat_ms > 0) {
+    all.insert(all.end(), {"--heartbeat-ms", std::to_string(options_.heartbeat_ms)});
+  }
   all.insert(all.end(), args.begin(), args.end());
   auto p = std::make_unique<Process>(
       Process::Start("rma-worker", all, dir_ + "/worker-" + name + ".log"));

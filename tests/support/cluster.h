@@ -15,8 +15,8 @@
 namespace rma::testing {
 
 struct ClusterOptions {
-  int heartbeat_ms = 200;
-  int liveness = 3;
+  int heartbeat_ms = 200;  // 0: the programs' defaults
+  int liveness = 3;        // 0: the broker's default
   bool gateway = true;
   std::vector<std::string> broker_args;   // extra flags
   std::vector<std::string> gateway_args;  // extra flags
