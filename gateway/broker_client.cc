@@ -72,10 +72,12 @@ void BrokerClient::Deliver(uint64_t ref, Result<BrokerAnswer> answer) {
   }
 }
 
-void BrokerClient::FailAll(const Status& why) {
-  std::vector<uint64_t> refs;
-  for (const auto& [ref, p] : pending_) refs.push_back(ref);
-  for (uint64_t ref : refs) Deliver(ref, why);
+void BrokerClient::FailAll(const std::string& why_unsent, const std::string& why_sent) {
+  std::vector<std::pair<uint64_t, bool>> refs;
+  for (const auto& [ref, p] : pending_) refs.emplace_back(ref, p.sent);
+  for (auto [ref, sent] : refs) {
+    Deliver(ref, sent ? Status::DeadlineExceeded(why_sent) : Status::Unavailable(why_unsent));
+  }
   deadlines_.clear();
 }
 
@@ -83,7 +85,9 @@ void BrokerClient::ExpireDue(Time now) {
   while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
     uint64_t ref = deadlines_.begin()->second;
     deadlines_.erase(deadlines_.begin());
-    Deliver(ref, Status::DeadlineExceeded("the broker did not answer in time"));
+    Deliver(ref, Status::DeadlineExceeded(
+                     "the broker did not answer in time; the request was sent and its outcome is "
+                     "unknown"));
   }
 }
 
@@ -93,13 +97,25 @@ void BrokerClient::SendQueued(Time now) {
     MutexLock lock(&mu_);
     batch.swap(queue_);
   }
-  // Group consecutive requests of one command into multi-body messages.
+  // Group consecutive requests of one command into multi-body messages. A message either goes to
+  // the socket whole or not at all; its requests are marked sent, or failed as never sent.
   proto::OutMessage out(Command::kHeartbeat);
+  std::vector<uint64_t> in_message;
   auto flush = [&] {
     if (!out.empty()) {
-      if (Status s = out.Send(*socket_); !s.ok())
-        spdlog::warn("could not send to the broker: {}", s.message());
+      Status s = std::move(out).Send(*socket_);
+      for (uint64_t ref : in_message) {
+        if (s.ok()) {
+          auto it = pending_.find(ref);
+          if (it != pending_.end()) it->second.sent = true;
+        } else {
+          Deliver(ref, Status::Unavailable("the broker is not connected (" + s.message() +
+                                           "); the request was not sent"));
+        }
+      }
+      if (!s.ok()) spdlog::warn("could not send to the broker: {}", s.message());
     }
+    in_message.clear();
     out.Clear();
   };
   for (Outgoing& o : batch) {
@@ -116,6 +132,7 @@ void BrokerClient::SendQueued(Time now) {
       out = proto::OutMessage(o.command);
     }
     out.AddBody(std::move(o.body));
+    in_message.push_back(o.ref);
   }
   flush();
 }
@@ -158,6 +175,10 @@ void BrokerClient::OnAnswer(const proto::InMessage& msg) {
 void BrokerClient::Loop() {
   socket_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::dealer);
   proto::ConfigureSocket(*socket_, options_.limits, /*is_router=*/false);
+  // Queue nothing for a broker that is not connected: a send then fails at once, so a request that
+  // was not sent is known not to have been sent (503), instead of waiting in the socket to reach a
+  // restarted broker after its client was told it failed.
+  socket_->set(zmq::sockopt::immediate, true);
   socket_->connect(options_.endpoint);
   Time now = clock_.Now();
   Time last_heard = now;
@@ -206,7 +227,8 @@ void BrokerClient::Loop() {
     if (now - last_heard > dead_after && reachable_.exchange(false)) {
       spdlog::warn("broker {} unreachable: no answer for {} ms", options_.endpoint,
                    ToMs(now - last_heard));
-      FailAll(Status::Unavailable("the broker is unreachable"));
+      FailAll("the broker is unreachable",
+              "the broker stopped answering after the request was sent; its outcome is unknown");
     }
     ExpireDue(now);
   }
@@ -217,7 +239,8 @@ void BrokerClient::Loop() {
     unsent.swap(queue_);
   }
   for (Outgoing& o : unsent) pending_[o.ref] = Pending{now, std::move(o.callback)};
-  FailAll(Status::Unavailable("the gateway is stopping"));
+  FailAll("the gateway is stopping",
+          "the gateway is stopping; the request was sent and its outcome is unknown");
   socket_.reset();
 }
 

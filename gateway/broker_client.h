@@ -49,8 +49,13 @@ class BrokerClient {
   Status Start();
   void Stop();
 
-  // Sends one request. `message.ref` is overwritten. The callback gets the broker's answer,
-  // DeadlineExceeded after `timeout`, or Unavailable when the broker is known to be down.
+  // Sends one request. `message.ref` is overwritten. The callback gets the broker's answer, or:
+  // - Unavailable when the request provably never left the gateway: the broker is known to be down,
+  //   its socket is not connected (ZMQ_IMMEDIATE: nothing is queued for a broker that is not
+  //   there), its queue is full, or the gateway is stopping before it was sent;
+  // - DeadlineExceeded when it was handed to the socket and no answer came — in `timeout`, or
+  //   before the broker was found gone or the gateway stopped. Its outcome is unknown: the broker
+  //   may have acted on it (a task may exist), so a client must not be told to simply retry.
   template <typename T>
   void Request(proto::Command command, T message, Duration timeout, AnswerCallback callback) {
     message.ref = next_ref_.fetch_add(1, std::memory_order_relaxed);
@@ -73,6 +78,7 @@ class BrokerClient {
   struct Pending {
     Time deadline;
     AnswerCallback callback;
+    bool sent = false;  // handed to the socket: from then on its outcome is unknown until answered
   };
 
   void Enqueue(proto::Command command, uint64_t ref, std::string body, Duration timeout,
@@ -82,7 +88,9 @@ class BrokerClient {
   void OnAnswer(const proto::InMessage& msg);
   void Deliver(uint64_t ref, Result<BrokerAnswer> answer);
   void ExpireDue(Time now);
-  void FailAll(const Status& why);
+  // Ends every pending request: Unavailable(why_unsent) for the ones never sent, DeadlineExceeded
+  // for the ones sent.
+  void FailAll(const std::string& why_unsent, const std::string& why_sent);
 
   BrokerClientOptions options_;
   SystemClock clock_;
