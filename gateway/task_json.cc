@@ -162,6 +162,11 @@ const std::vector<std::string_view>& SubmitFields() {
 }  // namespace
 
 Result<proto::Submit> ParseSubmitJson(std::string body, const SubmitLimits& limits, Time now) {
+  // nlohmann's lexer takes a NUL byte for the end of its input and ignores what follows
+  // ({"service":"x"}\0anything parses); JSON never holds a raw NUL, so neither form accepts one.
+  if (body.find('\0') != std::string::npos) {
+    return Status::InvalidArgument("request body is not valid JSON");
+  }
   if (!JsonDepthWithin(body, kMaxJsonDepth)) {
     return Status::InvalidArgument("request body nests deeper than " +
                                    std::to_string(kMaxJsonDepth) + " levels");

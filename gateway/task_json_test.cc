@@ -164,6 +164,16 @@ TEST(ParseSubmitJsonTest, ALargePayloadKeepsTheBodysBufferInsteadOfACopy) {
   EXPECT_EQ(s->priority, 3u);
 }
 
+TEST(ParseSubmitJsonTest, ANulByteIsNeverTheEndOfTheBody) {
+  // Found by the fuzz test: nlohmann stops reading at a NUL, so this parsed as {"service":"x"}.
+  const std::string body("{\"service\":\"x\"}\0{\"ignored\": [", 30);
+  for (const SubmitLimits& l : {SubmitLimits{}, Scanned()}) {
+    auto s = ParseSubmitJson(body, l, kNow);
+    ASSERT_FALSE(s.ok());
+    EXPECT_NE(s.status().message().find("not valid JSON"), std::string::npos);
+  }
+}
+
 TEST(ParseSubmitJsonTest, TheLastOfRepeatedNamesWinsInBothForms) {
   const char* body = R"({"service": "a", "payload": 1, "service": "b", "payload": [2]})";
   for (const SubmitLimits& l : {SubmitLimits{}, Scanned()}) {

@@ -2,6 +2,8 @@
 #include "gateway/work_pool.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 namespace rma::gateway {
 
@@ -50,6 +52,11 @@ size_t WorkPool::queued() const {
 }
 
 void WorkPool::Loop() {
+  // Below the reactor threads: on a small machine a few large parses must not take the CPU from
+  // the threads that answer everyone else (/health among them). Linux nice values are per thread.
+  if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), kNice) != 0) {
+    spdlog::debug("work pool: could not lower the thread's priority");
+  }
   for (;;) {
     std::function<void()> job;
     {

@@ -4,8 +4,8 @@
 // order they were posted. The queue needs no bound of its own: only requests holding a BodyBudget
 // lease are posted, so the budget bounds it in bytes and max_pending in count.
 //
-// Threads: Post() from any thread; jobs run on the pool's threads. Stop() runs what is still queued
-// and joins the threads.
+// Threads: Post() from any thread; jobs run on the pool's threads, at a lower priority than the
+// rest of the process. Stop() runs what is still queued and joins the threads.
 #pragma once
 
 #include <deque>
@@ -33,6 +33,7 @@ class WorkPool {
 
  private:
   void Loop();
+  static constexpr int kNice = 10;  // the pool's threads run at this nice value (lower priority)
   const size_t threads_;
   std::vector<std::thread> workers_;
   mutable Mutex mu_;
