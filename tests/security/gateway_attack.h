@@ -25,6 +25,12 @@ using nlohmann::json;
 
 inline const std::string kJson = "Content-Type: application/json";
 
+// The error code of a JSON error answer ("" for anything else).
+inline std::string CodeOf(const HttpResponse& r) {
+  json j = r.Json();
+  return j.is_object() ? j.value("code", "") : "";
+}
+
 // Waits until the admin API lists `service` as available.
 inline bool WaitForService(const Cluster& c, const std::string& service,
                            const std::vector<std::string>& headers = {}) {

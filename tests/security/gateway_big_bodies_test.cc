@@ -64,7 +64,7 @@ std::vector<long> SendConcurrently(const std::function<HttpResponse(int)>& send)
       for (int attempt = 0; attempt < 60; ++attempt) {
         HttpResponse r = send(i);
         statuses[i] = r.status;
-        if (r.status != 503 || r.Json().value("code", "") != "busy") break;
+        if (r.status != 503 || CodeOf(r) != "busy") break;
         std::this_thread::sleep_for(std::chrono::seconds(1));  // Retry-After: 1
       }
     });
@@ -99,9 +99,10 @@ TEST(GatewayBigBodiesTest, EightConcurrent13MiBSubmissionsNeitherStallNorBloatTh
   Report("submit", probe, peak);
   for (long s : statuses) EXPECT_EQ(s, 202);
   EXPECT_EQ(probe.failures, 0u);
-  ASSERT_GT(probe.latencies_ms.size(), 10u);
+  ASSERT_FALSE(probe.latencies_ms.empty());
   EXPECT_LT(Percentile(probe.latencies_ms, 99), kHealthP99Ms);
   EXPECT_LT(peak, kMaxPeakRss);
+  EXPECT_GT(probe.latencies_ms.size(), 10u) << "few /health answers: it stalled";
   // The payload a worker would get is the client's JSON value.
   json tasks = ListTasks(cluster);
   EXPECT_EQ(tasks.size(), static_cast<size_t>(kClients));
@@ -130,9 +131,10 @@ TEST(GatewayBigBodiesTest, EightConcurrent13MiBServiceCallsNeitherStallNorBloatT
     EXPECT_EQ(answered[i], kBodyBytes);
   }
   EXPECT_EQ(probe.failures, 0u);
-  ASSERT_GT(probe.latencies_ms.size(), 10u);
+  ASSERT_FALSE(probe.latencies_ms.empty());
   EXPECT_LT(Percentile(probe.latencies_ms, 99), kHealthP99Ms);
   EXPECT_LT(peak, kMaxPeakRss);
+  EXPECT_GT(probe.latencies_ms.size(), 10u) << "few /health answers: it stalled";
 }
 
 }  // namespace

@@ -29,7 +29,7 @@ TEST(GatewayCrossSiteTest, ACrossSiteTextPlainPostCreatesNoTask) {
   HttpResponse no_origin =
       HttpCall("POST", cluster.Url("/api/tasks"), body, {"Content-Type: text/plain"});
   EXPECT_EQ(no_origin.status, 415) << no_origin.body;
-  EXPECT_EQ(no_origin.Json().value("code", ""), "unsupported_media_type");
+  EXPECT_EQ(CodeOf(no_origin), "unsupported_media_type");
   HttpResponse form = HttpCall("POST", cluster.Url("/api/tasks"), body,
                                {"Content-Type: application/x-www-form-urlencoded"});
   EXPECT_EQ(form.status, 415) << form.body;
@@ -46,7 +46,7 @@ TEST(GatewayCrossSiteTest, ABodilessCrossOriginPostDrainsNoWorker) {
   HttpResponse drain = HttpCall("POST", cluster.Url("/api/admin/workers/victim/drain"), "",
                                 {"Origin: http://evil.example"});
   EXPECT_EQ(drain.status, 403) << drain.body;
-  EXPECT_EQ(drain.Json().value("code", ""), "cross_origin_refused") << drain.body;
+  EXPECT_EQ(CodeOf(drain), "cross_origin_refused") << drain.body;
   // Without Origin but cross-site by the browser's own account.
   HttpResponse fetch_site = HttpCall("POST", cluster.Url("/api/admin/workers/victim/drain"), "",
                                      {kJson, "Sec-Fetch-Site: cross-site"});
@@ -54,8 +54,10 @@ TEST(GatewayCrossSiteTest, ABodilessCrossOriginPostDrainsNoWorker) {
   // Bodyless and without Content-Type, from no page at all: still not a JSON request.
   HttpResponse bare = HttpCall("POST", cluster.Url("/api/admin/workers/victim/drain"));
   EXPECT_EQ(bare.status, 415) << bare.body;
-  EXPECT_NE(WorkerStatus(cluster, "victim"), "draining") << "the worker was drained";
-  EXPECT_NE(WorkerStatus(cluster, "victim"), "");
+  // The worker still takes work.
+  const std::string status = WorkerStatus(cluster, "victim");
+  EXPECT_TRUE(status == "idle" || status == "busy" || status == "full")
+      << "the worker was drained: " << status;
 }
 
 TEST(GatewayCrossSiteTest, CrossSiteServiceCallsAreRefusedToo) {
@@ -65,7 +67,7 @@ TEST(GatewayCrossSiteTest, CrossSiteServiceCallsAreRefusedToo) {
   HttpResponse call = HttpCall("POST", cluster.Url("/api/service/echo"), "x",
                                {"Content-Type: text/plain", "Origin: https://evil.example"});
   EXPECT_EQ(call.status, 403) << call.body;
-  EXPECT_EQ(call.Json().value("code", ""), "cross_origin_refused") << call.body;
+  EXPECT_EQ(CodeOf(call), "cross_origin_refused") << call.body;
 }
 
 TEST(GatewayCrossSiteTest, TheGatewaysOwnPagesAndAllowedOriginsStillWork) {

@@ -61,7 +61,7 @@ TEST(GatewayExposureTest, AnOpenLoopbackGatewayIsNotReachableByDnsRebinding) {
       HttpCall("POST", cluster.Url("/api/tasks"), R"({"service": "echo", "payload": "rebound"})",
                {kJson, "Host: " + host, "Origin: http://" + host});
   EXPECT_EQ(submit.status, 403) << submit.body;
-  EXPECT_EQ(submit.Json().value("code", ""), "host_refused") << submit.body;
+  EXPECT_EQ(CodeOf(submit), "host_refused") << submit.body;
   HttpResponse read = HttpCall("GET", cluster.Url("/api/admin/workers"), "", {"Host: " + host});
   EXPECT_EQ(read.status, 403) << read.body;
   EXPECT_TRUE(ListTasks(cluster).empty()) << "a task was created through a rebound name";
