@@ -22,6 +22,7 @@ TEST(ConnectionLimiterTest, EachAddressGetsItsLimitAndSlotsComeBack) {
   EXPECT_TRUE(limiter->Acquire("10.0.0.1").held());
   auto unlimited = std::make_shared<ConnectionLimiter>(0);
   std::vector<ConnectionLimiter::Slot> many;
+  many.reserve(1000);
   for (int i = 0; i < 1000; ++i) many.push_back(unlimited->Acquire("10.0.0.1"));
   EXPECT_TRUE(many.back().held());
 }

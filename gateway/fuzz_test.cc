@@ -93,9 +93,18 @@ class Mutator {
 
 // Re-writes an accepted head in the form the parser reads.
 std::string Rewrite(const RequestHead& h) {
-  std::string out = h.method + " " + h.target + (h.http11 ? " HTTP/1.1\r\n" : " HTTP/1.0\r\n");
-  for (const auto& [name, value] : h.headers) out += name + ": " + value + "\r\n";
-  return out + "\r\n";
+  std::string out = h.method;
+  out += ' ';
+  out += h.target;
+  out += h.http11 ? " HTTP/1.1\r\n" : " HTTP/1.0\r\n";
+  for (const auto& [name, value] : h.headers) {
+    out += name;
+    out += ": ";
+    out += value;
+    out += "\r\n";
+  }
+  out += "\r\n";
+  return out;
 }
 
 std::string PercentEncode(std::string_view s) {
@@ -113,15 +122,16 @@ std::string PercentEncode(std::string_view s) {
 TEST(HttpFuzzTest, HeadsTargetsAndQueriesSurviveMutationAndReadBackTheSame) {
   const std::vector<std::string> seeds = {
       "GET /health HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n",
-      "POST /api/tasks HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
-      "Content-Length: 42\r\nX-API-Key: client-key-1\r\n\r\n",
+      std::string("POST /api/tasks HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n") +
+          "Content-Length: 42\r\nX-API-Key: client-key-1\r\n\r\n",
       "GET /api/tasks?service=ocr&status=queued&limit=10&wait=2.5 HTTP/1.1\r\nHost: x\r\n\r\n",
-      "PUT /api/service/rag/v1/a%20b/c?x=1&x=2&q=a+b HTTP/1.0\r\nConnection: keep-alive\r\n"
-      "Transfer-Encoding: chunked\r\nOrigin: http://evil.example\r\n\r\n",
-      "\r\nDELETE /api/tasks/1795345725120862 HTTP/1.1\nHost: a\nContent-Type: "
-      "application/json\n\n",
-      "POST /api/admin/workers/w%2F1/drain HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 0\r\n"
-      "Sec-Fetch-Site: cross-site\r\n\r\n",
+      std::string("PUT /api/service/rag/v1/a%20b/c?x=1&x=2&q=a+b HTTP/1.0\r\n") +
+          "Connection: keep-alive\r\nTransfer-Encoding: chunked\r\n" +
+          "Origin: http://evil.example\r\n\r\n",
+      std::string("\r\nDELETE /api/tasks/1795345725120862 HTTP/1.1\nHost: a\n") +
+          "Content-Type: application/json\n\n",
+      std::string("POST /api/admin/workers/w%2F1/drain HTTP/1.1\r\nContent-Length: 0\r\n") +
+          "Content-Length: 0\r\nSec-Fetch-Site: cross-site\r\n\r\n",
   };
   const std::vector<std::string> dictionary = {"Content-Length: ",
                                                "Transfer-Encoding: chunked",
@@ -240,10 +250,12 @@ TEST(HttpFuzzTest, ChunkedBodiesDecodeTheSameWhateverPiecesTheyArriveIn) {
 TEST(JsonFuzzTest, BothFormsOfTheTaskParserAgreeOnEveryMutatedSubmission) {
   const std::vector<std::string> seeds = {
       R"({"service": "ocr", "payload": {"url": "https://example.org/a.png", "page": 3}})",
-      R"({"service":"rag","payload":{"q":"what is rma?","k":[1,2,3],"x":null},"priority":5,)"
-      R"("idempotency_key":"k-1","timeout_s":1.5,"min_tier":2,"run_at":"2027-01-15T08:00:00Z"})",
-      R"({"payload": [true, false, null, -0.5e+3, "\u00e9\n\"", {"a": {"b": [[]]}}],)"
-      R"( "service": "x", "delay_s": 10, "max_attempts": 3, "min_gpu_memory_gb": 8})",
+      std::string(R"({"service":"rag","payload":{"q":"what is rma?","k":[1,2,3],"x":null},)") +
+          R"("priority":5,"idempotency_key":"k-1","timeout_s":1.5,"min_tier":2,)" +
+          R"("run_at":"2027-01-15T08:00:00Z"})",
+      std::string(
+          R"({"payload": [true, false, null, -0.5e+3, "\u00e9\n\"", {"a": {"b": [[]]}}],)") +
+          R"( "service": "x", "delay_s": 10, "max_attempts": 3, "min_gpu_memory_gb": 8})",
       R"({"service": "s", "payload": "text", "unknown": {"deep": [1, {"x": "y"}]}, "service": "t"})",
   };
   const std::vector<std::string> dictionary = {"\"service\"",

@@ -30,7 +30,6 @@ namespace rma::gateway {
 namespace Http = Pistache::Http;
 namespace Tcp = Pistache::Tcp;
 using nlohmann::json;
-using proto::Command;
 
 namespace {
 

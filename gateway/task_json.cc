@@ -372,11 +372,11 @@ class JsonScanner {
 Status ScanJsonObject(std::string_view text, size_t max_depth,
                       const std::vector<std::string_view>& wanted, std::vector<JsonSlice>* found) {
   found->assign(wanted.size(), JsonSlice{});
-  const Status bad = Status::InvalidArgument("not a JSON object");
-  if (max_depth == 0) return bad;
+  auto bad = [] { return Status::InvalidArgument("not a JSON object"); };
+  if (max_depth == 0) return bad();
   JsonScanner in(text);
   in.Whitespace();
-  if (in.AtEnd() || in.Peek() != '{') return bad;
+  if (in.AtEnd() || in.Peek() != '{') return bad();
   in.Skip();
   in.Whitespace();
   if (!in.AtEnd() && in.Peek() == '}') {
@@ -384,17 +384,17 @@ Status ScanJsonObject(std::string_view text, size_t max_depth,
   } else {
     for (;;) {
       in.Whitespace();
-      if (in.AtEnd() || in.Peek() != '"') return bad;
+      if (in.AtEnd() || in.Peek() != '"') return bad();
       const size_t name_begin = in.pos();
       bool escaped = false;
-      if (!in.String(&escaped)) return bad;
+      if (!in.String(&escaped)) return bad();
       const size_t name_end = in.pos();
       in.Whitespace();
-      if (in.AtEnd() || in.Peek() != ':') return bad;
+      if (in.AtEnd() || in.Peek() != ':') return bad();
       in.Skip();
       in.Whitespace();
       const size_t value_begin = in.pos();
-      if (!in.Value(max_depth - 1)) return bad;
+      if (!in.Value(max_depth - 1)) return bad();
       const size_t value_end = in.pos();
       // Which wanted name this is. Names no wanted name could be spelled as (long ones) are never
       // decoded.
@@ -413,18 +413,18 @@ Status ScanJsonObject(std::string_view text, size_t max_depth,
         }
       }
       in.Whitespace();
-      if (in.AtEnd()) return bad;
+      if (in.AtEnd()) return bad();
       if (in.Peek() == ',') {
         in.Skip();
         continue;
       }
-      if (in.Peek() != '}') return bad;
+      if (in.Peek() != '}') return bad();
       in.Skip();
       break;
     }
   }
   in.Whitespace();
-  if (!in.AtEnd()) return bad;
+  if (!in.AtEnd()) return bad();
   return Status::Ok();
 }
 

@@ -155,18 +155,18 @@ TEST(ParseSubmitJsonTest, SmallPayloadsTravelAsBeforeLargeOnesAsTheClientWroteTh
 TEST(ParseSubmitJsonTest, ALargePayloadKeepsTheBodysBufferInsteadOfACopy) {
   std::string body =
       R"({"priority": 3, "payload": ")" + std::string(1 << 20, 'p') + R"(", "service": "x"})";
-  const char* buffer = body.data();
+  const auto buffer = reinterpret_cast<uintptr_t>(body.data());
   SubmitLimits limits;  // 256 KiB: this body takes the scanned form
   auto s = ParseSubmitJson(std::move(body), limits, kNow);
   ASSERT_TRUE(s.ok()) << s.status().ToString();
-  EXPECT_EQ(s->payload.data(), buffer);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(s->payload.data()), buffer);
   EXPECT_EQ(s->payload.size(), (1u << 20) + 2);
   EXPECT_EQ(s->priority, 3u);
 }
 
 TEST(ParseSubmitJsonTest, ANulByteIsNeverTheEndOfTheBody) {
   // Found by the fuzz test: nlohmann stops reading at a NUL, so this parsed as {"service":"x"}.
-  const std::string body("{\"service\":\"x\"}\0{\"ignored\": [", 30);
+  const std::string body = std::string("{\"service\":\"x\"}") + '\0' + "{\"ignored\": [";
   for (const SubmitLimits& l : {SubmitLimits{}, Scanned()}) {
     auto s = ParseSubmitJson(body, l, kNow);
     ASSERT_FALSE(s.ok());
