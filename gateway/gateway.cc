@@ -248,7 +248,6 @@ class ApiHandler final : public Http::Handler {
   // Consumes chunked body bytes from *in. True when the body is complete.
   bool ReadChunked(const std::shared_ptr<Tcp::Peer>& peer, Connection& conn, std::string_view* in) {
     size_t consumed = 0;
-    const size_t before = conn.body.size();
     ChunkedDecoder::State state =
         conn.chunked.Feed(*in, &conn.body, ctx_->options.max_body_bytes, &consumed);
     in->remove_prefix(consumed);
@@ -273,7 +272,6 @@ class ApiHandler final : public Http::Handler {
         return false;
       }
     }
-    (void)before;
     return state == ChunkedDecoder::State::kDone;
   }
 
