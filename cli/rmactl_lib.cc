@@ -158,6 +158,8 @@ Reply Client::Call(const std::string& method, const std::string& path, const std
   while (!base.empty() && base.back() == '/') base.pop_back();
   const std::string url = base + path;
   CURL* curl = curl_easy_init();
+  // On every request, bodyless DELETE and admin POSTs included: the gateway refuses state-changing
+  // requests of its JSON API without it (a cross-site page cannot send it without a preflight).
   curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
   headers = curl_slist_append(headers, "Expect:");
   if (!key.empty()) headers = curl_slist_append(headers, ("X-API-Key: " + key).c_str());

@@ -18,9 +18,21 @@ struct Call {
   const RequestHead& head;
   std::string_view path;
   std::string_view query;
-  const std::string& body;
+  std::string& body;  // the handler may take it
   const RouteMatch& match;
+  const ApiKey* key;  // the caller's key; null when the gateway has none
+  // The large-body budget this request's body holds (null for small bodies): it travels with the
+  // body to the parse pool and the broker request, and is given back when the answer comes.
+  std::shared_ptr<BodyBudget::Lease> lease;
 };
+
+// Who asks, for the broker's ownership rules: the key's account and whether it is an admin key.
+// Without keys everyone is the anonymous account "" and nobody is an admin.
+struct Caller {
+  std::string owner;
+  bool admin = false;
+};
+Caller CallerOf(const ApiKey* key);
 
 // ---- Input helpers ------------------------------------------------------------------------------
 
@@ -28,8 +40,6 @@ struct Call {
 std::optional<double> ParseSeconds(std::string_view text, double max);
 // Headers a synchronous call forwards to the backend.
 std::map<std::string, std::string> ForwardedHeaders(const RequestHead& head);
-// Whether a path has "." or ".." segments (also percent-encoded).
-bool HasDotSegment(std::string_view path);
 
 class Api {
  public:
@@ -43,19 +53,30 @@ class Api {
   void Ask(Exchange& ex, proto::Command command, T message, Duration timeout, OnAnswer on_answer) {
     std::shared_ptr<Deferred> deferred = ex.Defer();
     if (!deferred) return;
-    ctx_->broker.Request(command, std::move(message), timeout,
-                         [deferred, on_answer](Result<BrokerAnswer> answer) {
-                           HttpReply reply;
-                           if (!answer.ok()) {
-                             reply = TransportErrorReply(answer.status());
-                           } else if (auto* err = std::get_if<proto::Error>(&*answer)) {
-                             reply = BrokerErrorReply(*err);
-                           } else {
-                             reply = on_answer(*answer);
-                           }
-                           deferred->Reply(std::move(reply));
-                         });
+    AskFor(ctx_, std::move(deferred), command, std::move(message), timeout, std::move(on_answer),
+           nullptr);
   }
+  // The same for a request already handed over (any thread). `lease` is held until the answer.
+  template <typename T, typename OnAnswer>
+  static void AskFor(ApiContext* ctx, std::shared_ptr<Deferred> deferred, proto::Command command,
+                     T message, Duration timeout, OnAnswer on_answer,
+                     std::shared_ptr<BodyBudget::Lease> lease) {
+    ctx->broker.Request(command, std::move(message), timeout,
+                        [deferred, on_answer, lease](Result<BrokerAnswer> answer) {
+                          HttpReply reply;
+                          if (!answer.ok()) {
+                            reply = TransportErrorReply(answer.status());
+                          } else if (auto* err = std::get_if<proto::Error>(&*answer)) {
+                            reply = BrokerErrorReply(*err);
+                          } else {
+                            reply = on_answer(*answer);
+                          }
+                          deferred->Reply(std::move(reply));
+                        });
+  }
+  // Runs `job` on the parse pool with the answer handed over first (a 503 has been sent when that
+  // is not possible). For bodies over options.large_body_bytes.
+  void Offload(Exchange& ex, std::function<void(std::shared_ptr<Deferred>)> job);
 
   // api_tasks.cc
   HttpReply Health();

@@ -43,14 +43,43 @@ std::map<std::string, std::string> ForwardedHeaders(const RequestHead& head) {
   return out;
 }
 
-// "." and ".." segments (also percent-encoded) would let a call climb out of a backend's base path.
-bool HasDotSegment(std::string_view path) {
-  for (std::string_view seg : PathSegments(path)) {
-    auto decoded = PercentDecode(seg, false);
-    if (!decoded || *decoded == "." || *decoded == "..") return true;
+namespace {
+
+// The worker's answer to a synchronous call, as the caller's HTTP answer.
+HttpReply CallAnswer(const BrokerAnswer& a) {
+  const auto* info = std::get_if<proto::TaskInfo>(&a);
+  if (info == nullptr) return UnexpectedAnswer();
+  const proto::TaskView& t = info->task;
+  if (t.status == proto::TaskStatus::kCompleted) {
+    HttpReply r;
+    r.status = t.http_status == 0 ? 200 : static_cast<int>(t.http_status);
+    if (r.status < 200 || r.status > 599) {
+      return ErrorReply(502, "the backend answered with an invalid status", "bad_gateway");
+    }
+    r.body = t.result;
+    r.content_type = t.content_type;
+    r.headers.emplace_back("X-RMA-Task-Id", ToString(t.task_id));
+    if (!t.worker_id.empty()) r.headers.emplace_back("X-RMA-Worker-Id", t.worker_id);
+    return r;
   }
-  return false;
+  if (t.error_code == "timeout" || !proto::IsTerminal(t.status)) {
+    json body =
+        ErrorJson(t.error.empty() ? "the service did not answer in time" : t.error, "timeout");
+    body["task_id"] = ToString(t.task_id);
+    return JsonReply(504, body);
+  }
+  if (t.status == proto::TaskStatus::kCancelled) {
+    json body = ErrorJson("the call was cancelled", "cancelled");
+    body["task_id"] = ToString(t.task_id);
+    return JsonReply(409, body);
+  }
+  json body = ErrorJson(t.error.empty() ? "the service call failed" : t.error,
+                        t.error_code.empty() ? "handler_error" : t.error_code);
+  body["task_id"] = ToString(t.task_id);
+  return JsonReply(502, body);
 }
+
+}  // namespace
 
 void Api::ServiceCall(const Call& call, Exchange& ex) {
   const std::string name = call.match.Param("name");
@@ -60,9 +89,9 @@ void Api::ServiceCall(const Call& call, Exchange& ex) {
   proto::HttpRequest http;
   http.method = call.head.method;
   http.path = call.match.Param("path");
-  if (HasDotSegment(http.path)) {
-    return ex.Reply(ErrorReply(400, "'.' and '..' path segments are not allowed in a call",
-                               "invalid_argument"));
+  // A path must not climb out of the backend's base path, whatever the backend decodes.
+  if (auto problem = ServicePathProblem(http.path)) {
+    return ex.Reply(ErrorReply(400, *problem, "invalid_argument"));
   }
   http.query = std::string(call.query);
   http.headers = ForwardedHeaders(call.head);
@@ -70,7 +99,9 @@ void Api::ServiceCall(const Call& call, Exchange& ex) {
   s.service = name;
   s.mode = proto::SubmitMode::kSync;
   s.max_attempts = 1;
-  s.payload = call.body;
+  s.owner = CallerOf(call.key).owner;
+  const bool large = call.body.size() > ctx_->options.large_body_bytes;
+  s.payload = Bytes(std::move(call.body));  // adopted, not copied
   s.content_type = std::string(call.head.Header("Content-Type").value_or(""));
   s.request = std::move(http);
   Duration timeout = ctx_->options.default_call_timeout;
@@ -86,40 +117,16 @@ void Api::ServiceCall(const Call& call, Exchange& ex) {
   }
   s.timeout_ms = static_cast<uint32_t>(std::max<int64_t>(1, ToMs(timeout)));
   // The broker ends the call itself when its time is up; the extra second lets that answer arrive
-  // first.
-  Ask(ex, Command::kSubmit, std::move(s), timeout + Seconds(1),
-      [](const BrokerAnswer& a) -> HttpReply {
-        const auto* info = std::get_if<proto::TaskInfo>(&a);
-        if (info == nullptr) return UnexpectedAnswer();
-        const proto::TaskView& t = info->task;
-        if (t.status == proto::TaskStatus::kCompleted) {
-          HttpReply r;
-          r.status = t.http_status == 0 ? 200 : static_cast<int>(t.http_status);
-          if (r.status < 200 || r.status > 599) {
-            return ErrorReply(502, "the backend answered with an invalid status", "bad_gateway");
-          }
-          r.body = t.result;
-          r.content_type = t.content_type;
-          r.headers.emplace_back("X-RMA-Task-Id", ToString(t.task_id));
-          if (!t.worker_id.empty()) r.headers.emplace_back("X-RMA-Worker-Id", t.worker_id);
-          return r;
-        }
-        if (t.error_code == "timeout" || !proto::IsTerminal(t.status)) {
-          json body = ErrorJson(t.error.empty() ? "the service did not answer in time" : t.error,
-                                "timeout");
-          body["task_id"] = ToString(t.task_id);
-          return JsonReply(504, body);
-        }
-        if (t.status == proto::TaskStatus::kCancelled) {
-          json body = ErrorJson("the call was cancelled", "cancelled");
-          body["task_id"] = ToString(t.task_id);
-          return JsonReply(409, body);
-        }
-        json body = ErrorJson(t.error.empty() ? "the service call failed" : t.error,
-                              t.error_code.empty() ? "handler_error" : t.error_code);
-        body["task_id"] = ToString(t.task_id);
-        return JsonReply(502, body);
-      });
+  // first. A large body is encoded for the broker on the parse pool, not on this reactor thread.
+  if (large) {
+    ApiContext* ctx = ctx_;
+    return Offload(ex, [ctx, s = std::move(s), timeout,
+                        lease = call.lease](std::shared_ptr<Deferred> deferred) mutable {
+      AskFor(ctx, std::move(deferred), Command::kSubmit, std::move(s), timeout + Seconds(1),
+             CallAnswer, std::move(lease));
+    });
+  }
+  Ask(ex, Command::kSubmit, std::move(s), timeout + Seconds(1), CallAnswer);
 }
 
 }  // namespace rma::gateway

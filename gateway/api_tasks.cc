@@ -15,6 +15,17 @@ namespace rma::gateway {
 using nlohmann::json;
 using proto::Command;
 
+Caller CallerOf(const ApiKey* key) {
+  if (key == nullptr) return Caller{};
+  return Caller{key->account, key->role == Role::kAdmin};
+}
+
+void Api::Offload(Exchange& ex, std::function<void(std::shared_ptr<Deferred>)> job) {
+  std::shared_ptr<Deferred> deferred = ex.Defer();
+  if (!deferred) return;
+  ctx_->parse_pool.Post([job = std::move(job), deferred]() mutable { job(std::move(deferred)); });
+}
+
 void Api::Handle(const Call& call, Exchange& ex) {
   switch (call.match.route->id) {
     case RouteId::kHealth:
@@ -100,35 +111,59 @@ void Api::Metrics(Exchange& ex) {
                        });
 }
 
+namespace {
+
+HttpReply SubmitParseError(const Status& s) {
+  const bool too_large = s.code() == StatusCode::kResourceExhausted;
+  return ErrorReply(too_large ? 413 : 400, s.message(),
+                    too_large ? "payload_too_large" : "invalid_argument");
+}
+
+HttpReply SubmitAnswer(const BrokerAnswer& a) {
+  const auto* acc = std::get_if<proto::Accepted>(&a);
+  if (acc == nullptr) return UnexpectedAnswer();
+  json body = {{"task_id", ToString(acc->task_id)}, {"status", proto::TaskStatusName(acc->status)}};
+  if (acc->duplicate) body["duplicate"] = true;
+  if (acc->waiting_for_provider) body["waiting_for_provider"] = true;
+  HttpReply r = JsonReply(202, body);
+  r.headers.emplace_back("Location", "/api/tasks/" + ToString(acc->task_id));
+  return r;
+}
+
+}  // namespace
+
 void Api::SubmitTask(const Call& call, Exchange& ex) {
   SubmitLimits limits;
   limits.max_payload_bytes = ctx_->options.max_body_bytes;
-  auto submit = ParseSubmitJson(call.body, limits, ctx_->clock.Now());
-  if (!submit.ok()) {
-    const bool too_large = submit.status().code() == StatusCode::kResourceExhausted;
-    return ex.Reply(ErrorReply(too_large ? 413 : 400, submit.status().message(),
-                               too_large ? "payload_too_large" : "invalid_argument"));
+  limits.document_max_bytes = ctx_->options.large_body_bytes;
+  std::string owner = CallerOf(call.key).owner;
+  if (call.body.size() > ctx_->options.large_body_bytes) {
+    // Large: parsed on the parse pool, never on this reactor thread (see task_json.h).
+    ApiContext* ctx = ctx_;
+    return Offload(ex, [ctx, limits, owner = std::move(owner), body = std::move(call.body),
+                        lease = call.lease](std::shared_ptr<Deferred> deferred) mutable {
+      auto submit = ParseSubmitJson(std::move(body), limits, ctx->clock.Now());
+      if (!submit.ok()) return deferred->Reply(SubmitParseError(submit.status()));
+      submit->owner = std::move(owner);
+      AskFor(ctx, std::move(deferred), Command::kSubmit, std::move(*submit),
+             ctx->options.submit_timeout, SubmitAnswer, std::move(lease));
+    });
   }
-  Ask(ex, Command::kSubmit, std::move(*submit), ctx_->options.submit_timeout,
-      [](const BrokerAnswer& a) -> HttpReply {
-        const auto* acc = std::get_if<proto::Accepted>(&a);
-        if (acc == nullptr) return UnexpectedAnswer();
-        json body = {{"task_id", ToString(acc->task_id)},
-                     {"status", proto::TaskStatusName(acc->status)}};
-        if (acc->duplicate) body["duplicate"] = true;
-        if (acc->waiting_for_provider) body["waiting_for_provider"] = true;
-        HttpReply r = JsonReply(202, body);
-        r.headers.emplace_back("Location", "/api/tasks/" + ToString(acc->task_id));
-        return r;
-      });
+  auto submit = ParseSubmitJson(std::move(call.body), limits, ctx_->clock.Now());
+  if (!submit.ok()) return ex.Reply(SubmitParseError(submit.status()));
+  submit->owner = std::move(owner);
+  Ask(ex, Command::kSubmit, std::move(*submit), ctx_->options.submit_timeout, SubmitAnswer);
 }
 
 void Api::GetTask(const Call& call, Exchange& ex) {
   const std::string id_text = call.match.Param("id");
   auto id = ParseTaskId(id_text);
   if (!id) return ex.Reply(ErrorReply(404, "task '" + id_text + "' not found", "not_found"));
+  const Caller caller = CallerOf(call.key);
   proto::Get get;
   get.task_id = *id;
+  get.owner = caller.owner;
+  get.admin = caller.admin;
   if (auto wait = QueryParam(call.query, "wait")) {
     auto secs = ParseSeconds(*wait, ToSecondsF(ctx_->options.max_wait));
     if (!secs) {
@@ -140,10 +175,10 @@ void Api::GetTask(const Call& call, Exchange& ex) {
     get.wait_ms = static_cast<uint32_t>(*secs * 1000);
   }
   Ask(ex, Command::kGet, get, Ms(get.wait_ms) + ctx_->options.submit_timeout,
-      [](const BrokerAnswer& a) -> HttpReply {
+      [admin = caller.admin](const BrokerAnswer& a) -> HttpReply {
         const auto* info = std::get_if<proto::TaskInfo>(&a);
         if (info == nullptr) return UnexpectedAnswer();
-        return JsonReply(200, TaskJson(info->task));
+        return JsonReply(200, TaskJson(info->task, /*with_result=*/true, /*with_owner=*/admin));
       });
 }
 
@@ -151,23 +186,31 @@ void Api::CancelTask(const Call& call, Exchange& ex) {
   const std::string id_text = call.match.Param("id");
   auto id = ParseTaskId(id_text);
   if (!id) return ex.Reply(ErrorReply(404, "task '" + id_text + "' not found", "not_found"));
-  Ask(ex, Command::kCancelTask, proto::CancelTask{0, *id}, ctx_->options.submit_timeout,
-      [](const BrokerAnswer& a) -> HttpReply {
+  const Caller caller = CallerOf(call.key);
+  proto::CancelTask cancel;
+  cancel.task_id = *id;
+  cancel.owner = caller.owner;
+  cancel.admin = caller.admin;
+  Ask(ex, Command::kCancelTask, cancel, ctx_->options.submit_timeout,
+      [admin = caller.admin](const BrokerAnswer& a) -> HttpReply {
         const auto* info = std::get_if<proto::TaskInfo>(&a);
         if (info == nullptr) return UnexpectedAnswer();
         if (info->task.status == proto::TaskStatus::kCancelled) {
-          return JsonReply(200, TaskJson(info->task));
+          return JsonReply(200, TaskJson(info->task, /*with_result=*/true, admin));
         }
         json body =
             ErrorJson("task already " + std::string(proto::TaskStatusName(info->task.status)),
                       "failed_precondition");
-        body["task"] = TaskJson(info->task, /*with_result=*/false);
+        body["task"] = TaskJson(info->task, /*with_result=*/false, admin);
         return JsonReply(409, body);
       });
 }
 
 void Api::ListTasks(const Call& call, Exchange& ex) {
+  const Caller caller = CallerOf(call.key);
   proto::List list;
+  list.owner = caller.owner;
+  list.admin = caller.admin;
   auto service = QueryParam(call.query, "service");
   auto status = QueryParam(call.query, "status");
   auto limit = QueryParam(call.query, "limit");
@@ -200,12 +243,12 @@ void Api::ListTasks(const Call& call, Exchange& ex) {
     list.limit = n;
   }
   Ask(ex, Command::kList, list, ctx_->options.submit_timeout,
-      [](const BrokerAnswer& a) -> HttpReply {
+      [admin = caller.admin](const BrokerAnswer& a) -> HttpReply {
         const auto* tl = std::get_if<proto::TaskList>(&a);
         if (tl == nullptr) return UnexpectedAnswer();
         json tasks = json::array();
         for (const proto::TaskView& t : tl->tasks) {
-          tasks.push_back(TaskJson(t, /*with_result=*/false));
+          tasks.push_back(TaskJson(t, /*with_result=*/false, admin));
         }
         return JsonReply(200, {{"tasks", tasks}, {"count", tl->tasks.size()}});
       });

@@ -1,7 +1,11 @@
 // See auth.h.
 #include "gateway/auth.h"
 
+#include <openssl/evp.h>
+
 #include <set>
+
+#include "common/check.h"
 
 #include "gateway/http_wire.h"
 
@@ -29,6 +33,21 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b) {
 
 }  // namespace
 
+std::string AnonymousAccountOf(std::string_view key) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  const bool hashed =
+      EVP_Digest(key.data(), key.size(), digest, &length, EVP_sha256(), nullptr) == 1;
+  RMA_CHECK(hashed && length == 32) << "SHA-256 failed";
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "key-";
+  for (unsigned int i = 0; i < 6; ++i) {
+    out += kHex[digest[i] >> 4];
+    out += kHex[digest[i] & 15];
+  }
+  return out;
+}
+
 Result<ApiKeys> ApiKeys::Create(std::vector<ApiKey> keys) {
   std::set<std::string> seen;
   size_t clients = 0;
@@ -48,6 +67,7 @@ Result<ApiKeys> ApiKeys::Create(std::vector<ApiKey> keys) {
       return Status::InvalidArgument("an API key is configured twice" +
                                      (k.name.empty() ? std::string() : " ('" + k.name + "')"));
     }
+    k.account = k.name.empty() ? AnonymousAccountOf(k.key) : k.name;
     if (k.name.empty()) {
       size_t n = k.role == Role::kAdmin ? ++admins : ++clients;
       k.name = std::string(RoleName(k.role)) + "-" + std::to_string(n);

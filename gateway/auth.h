@@ -1,8 +1,8 @@
-// API keys: which key may use which routes. Client keys open the task and service routes; admin
-// keys open everything. With no key configured the gateway is open (a development pool) and says so
-// at start. Keys are compared in constant time against every configured key, so response timing
-// tells nothing about how much of a guess was right. Immutable after construction: safe on any
-// thread.
+// API keys: which key may use which routes, and which account each key acts for. Client keys open
+// the task and service routes; admin keys open everything. With no key configured the gateway is
+// open (a development pool, served on loopback only unless --allow-anonymous) and says so at start.
+// Keys are compared in constant time against every configured key, so response timing tells nothing
+// about how much of a guess was right. Immutable after construction: safe on any thread.
 #pragma once
 
 #include <optional>
@@ -25,7 +25,16 @@ struct ApiKey {
   Role role = Role::kClient;
   std::string name;                // shown in logs instead of the key; defaults to "<role>-<n>"
   std::optional<RateLimit> limit;  // overrides the gateway's default limit for this key
+  // The account the key acts for: tasks it submits belong to it (SUBMIT.owner), and a client key
+  // sees only its account's tasks. The configured name when there is one (so several keys of one
+  // account — say, an old and a new one while rotating — share their tasks), else "key-" and the
+  // first 12 hex digits of the key's SHA-256: stable across restarts, gateways and versions, and
+  // telling nothing about the key. Set by ApiKeys::Create.
+  std::string account;
 };
+
+// "key-" + the first 12 hex digits of SHA-256(key).
+std::string AnonymousAccountOf(std::string_view key);
 
 class ApiKeys {
  public:

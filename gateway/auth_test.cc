@@ -76,5 +76,23 @@ TEST(PresentedKeyTest, ReadsXApiKeyThenBearer) {
   EXPECT_EQ(PresentedKey(std::nullopt, std::nullopt), "");
 }
 
+TEST(ApiKeysTest, EachKeyActsForAnAccount) {
+  // SHA-256("abc") = ba7816bf8f01cfea...
+  EXPECT_EQ(AnonymousAccountOf("abc"), "key-ba7816bf8f01");
+  ApiKey named{"named-key-123", Role::kClient, "web", std::nullopt, ""};
+  ApiKey rotated{"named-key-456", Role::kClient, "web", std::nullopt, ""};
+  ApiKey unnamed{"unnamed-key-1", Role::kAdmin, "", std::nullopt, ""};
+  auto keys = ApiKeys::Create({named, rotated, unnamed});
+  ASSERT_TRUE(keys.ok());
+  auto a = keys->Authorize("named-key-123", Access::kClient, false);
+  auto b = keys->Authorize("named-key-456", Access::kClient, false);
+  auto c = keys->Authorize("unnamed-key-1", Access::kClient, false);
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  EXPECT_EQ((*a)->account, "web");
+  EXPECT_EQ((*b)->account, "web");  // two keys of one account share its tasks
+  EXPECT_EQ((*c)->account, AnonymousAccountOf("unnamed-key-1"));
+  EXPECT_EQ((*c)->name, "admin-1");  // the log name is not the account: it depends on the order
+}
+
 }  // namespace
 }  // namespace rma::gateway

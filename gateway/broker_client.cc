@@ -5,6 +5,10 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <utility>
+
+#include "common/check.h"
+
 namespace rma::gateway {
 
 using proto::Command;
@@ -72,10 +76,13 @@ void BrokerClient::Deliver(uint64_t ref, Result<BrokerAnswer> answer) {
   }
 }
 
-void BrokerClient::FailAll(const Status& why) {
-  std::vector<uint64_t> refs;
-  for (const auto& [ref, p] : pending_) refs.push_back(ref);
-  for (uint64_t ref : refs) Deliver(ref, why);
+void BrokerClient::FailAll(const std::string& why_unsent, const std::string& why_sent) {
+  outbox_.clear();  // never sent, and now never will be: their requests are answered below
+  std::vector<std::pair<uint64_t, bool>> refs;
+  for (const auto& [ref, p] : pending_) refs.emplace_back(ref, p.sent);
+  for (auto [ref, sent] : refs) {
+    Deliver(ref, sent ? Status::DeadlineExceeded(why_sent) : Status::Unavailable(why_unsent));
+  }
   deadlines_.clear();
 }
 
@@ -83,41 +90,90 @@ void BrokerClient::ExpireDue(Time now) {
   while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
     uint64_t ref = deadlines_.begin()->second;
     deadlines_.erase(deadlines_.begin());
-    Deliver(ref, Status::DeadlineExceeded("the broker did not answer in time"));
+    auto it = pending_.find(ref);
+    if (it == pending_.end()) continue;
+    // An unsent request's batch gives up no later than its deadline (GiveUp runs first), so every
+    // request still here was sent.
+    RMA_CHECK(it->second.sent) << "an unsent request reached its deadline";
+    Deliver(ref, Status::DeadlineExceeded(
+                     "the broker did not answer in time; the request was sent and its outcome is "
+                     "unknown"));
   }
 }
 
 void BrokerClient::SendQueued(Time now) {
-  std::vector<Outgoing> batch;
+  std::vector<Outgoing> queued;
   {
     MutexLock lock(&mu_);
-    batch.swap(queue_);
+    queued.swap(queue_);
   }
-  // Group consecutive requests of one command into multi-body messages.
-  proto::OutMessage out(Command::kHeartbeat);
-  auto flush = [&] {
-    if (!out.empty()) {
-      if (Status s = out.Send(*socket_); !s.ok())
-        spdlog::warn("could not send to the broker: {}", s.message());
-    }
-    out.Clear();
-  };
-  for (Outgoing& o : batch) {
+  // Consecutive requests of one command become one multi-body message (a Batch), which goes to the
+  // socket whole or not at all.
+  for (Outgoing& o : queued) {
     if (!reachable_.load()) {
       pending_[o.ref] = Pending{now, std::move(o.callback)};
-      Deliver(o.ref, Status::Unavailable("the broker is unreachable"));
+      Deliver(o.ref, Status::Unavailable("the broker is unreachable; the request was not sent"));
       continue;
     }
-    Time deadline = now + o.timeout;
+    const Time deadline = now + o.timeout;
     pending_[o.ref] = Pending{deadline, std::move(o.callback)};
     deadlines_.emplace(deadline, o.ref);
-    if (out.command() != o.command || out.body_count() >= kMaxBatch) {
-      flush();
-      out = proto::OutMessage(o.command);
+    if (outbox_.empty() || outbox_.back().closed || outbox_.back().message.command() != o.command ||
+        outbox_.back().message.body_count() >= kMaxBatch) {
+      if (!outbox_.empty()) outbox_.back().closed = true;
+      outbox_.push_back(Batch{proto::OutMessage(o.command), {}, now + options_.send_grace, false});
     }
-    out.AddBody(std::move(o.body));
+    Batch& b = outbox_.back();
+    b.message.AddBody(std::move(o.body));
+    b.refs.push_back(o.ref);
+    b.give_up = std::min(b.give_up, deadline);
   }
-  flush();
+  if (!outbox_.empty()) outbox_.back().closed = true;
+  FlushOutbox();
+}
+
+void BrokerClient::FlushOutbox() {
+  while (!outbox_.empty()) {
+    Batch& b = outbox_.front();
+    // On failure nothing left and the bodies are still in the message (frames.h).
+    Status s = std::move(b.message).Send(*socket_);
+    if (!s.ok()) {
+      // Once per change, not per request: clients decide how often a down broker is tried.
+      if (!send_failing_) spdlog::warn("cannot send to the broker yet: {}", s.message());
+      send_failing_ = true;
+      return;
+    }
+    if (send_failing_) spdlog::info("sending to the broker again");
+    send_failing_ = false;
+    for (uint64_t ref : b.refs) {
+      auto it = pending_.find(ref);
+      if (it != pending_.end()) it->second.sent = true;
+    }
+    outbox_.pop_front();
+  }
+}
+
+void BrokerClient::GiveUp(Time now) {
+  while (!outbox_.empty() && outbox_.front().give_up <= now) {
+    std::vector<uint64_t> refs = std::move(outbox_.front().refs);
+    outbox_.pop_front();
+    for (uint64_t ref : refs) {
+      Deliver(ref, Status::Unavailable("the broker is not connected; the request was not sent"));
+    }
+  }
+  // A later batch may give up sooner (a shorter deadline): it is dropped, and its requests
+  // answered, wherever it is in the queue — it was never sent.
+  for (auto it = outbox_.begin(); it != outbox_.end();) {
+    if (it->give_up > now) {
+      ++it;
+      continue;
+    }
+    std::vector<uint64_t> refs = std::move(it->refs);
+    it = outbox_.erase(it);
+    for (uint64_t ref : refs) {
+      Deliver(ref, Status::Unavailable("the broker is not connected; the request was not sent"));
+    }
+  }
 }
 
 void BrokerClient::OnAnswer(const proto::InMessage& msg) {
@@ -158,19 +214,30 @@ void BrokerClient::OnAnswer(const proto::InMessage& msg) {
 void BrokerClient::Loop() {
   socket_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::dealer);
   proto::ConfigureSocket(*socket_, options_.limits, /*is_router=*/false);
+  // Queue nothing for a broker that is not connected: a send then fails at once, so a request that
+  // was not sent is known not to have been sent (503), instead of waiting in the socket to reach a
+  // restarted broker after its client was told it failed.
+  socket_->set(zmq::sockopt::immediate, true);
   socket_->connect(options_.endpoint);
   Time now = clock_.Now();
   Time last_heard = now;
   Time last_ping{};
+  bool heard_once = false;
   proto::InMessage msg;
   const Duration dead_after = options_.heartbeat * options_.liveness;
   while (!stop_.load()) {
     now = clock_.Now();
     Time next = now + options_.heartbeat;
     if (!deadlines_.empty()) next = std::min(next, deadlines_.begin()->first);
-    next = std::min(next, last_ping + options_.heartbeat);
+    // Until the broker first answers, ping it often: that answer opens the gateway for requests.
+    const Duration ping_every =
+        heard_once ? options_.heartbeat : std::min<Duration>(options_.heartbeat, Ms(50));
+    next = std::min(next, last_ping + ping_every);
     int64_t wait_ms = std::clamp<int64_t>(ToMs(next - now) + 1, 0, 1000);
-    zmq::pollitem_t items[2] = {{socket_->handle(), 0, ZMQ_POLLIN, 0},
+    if (!outbox_.empty()) next = std::min(next, outbox_.front().give_up);
+    // While batches wait for the socket, wake when it can take one (ZMQ_IMMEDIATE: once connected).
+    const short socket_events = outbox_.empty() ? ZMQ_POLLIN : ZMQ_POLLIN | ZMQ_POLLOUT;
+    zmq::pollitem_t items[2] = {{socket_->handle(), 0, socket_events, 0},
                                 {nullptr, wake_fd_, ZMQ_POLLIN, 0}};
     try {
       zmq::poll(items, 2, std::chrono::milliseconds(wait_ms));
@@ -194,19 +261,22 @@ void BrokerClient::Loop() {
         }
         if (!*got) break;
         last_heard = now;
-        if (!reachable_.exchange(true))
-          spdlog::info("broker {} reachable again", options_.endpoint);
+        heard_once = true;
+        if (!reachable_.exchange(true)) spdlog::info("broker {} reachable", options_.endpoint);
         OnAnswer(msg);
       }
     }
-    if (now - last_ping >= options_.heartbeat) {
+    if (now - last_ping >= ping_every) {
       (void)proto::SendEmpty(*socket_, {}, Command::kHeartbeat);
       last_ping = now;
     }
+    if (!outbox_.empty() && (items[0].revents & ZMQ_POLLOUT)) FlushOutbox();
+    GiveUp(now);
     if (now - last_heard > dead_after && reachable_.exchange(false)) {
       spdlog::warn("broker {} unreachable: no answer for {} ms", options_.endpoint,
                    ToMs(now - last_heard));
-      FailAll(Status::Unavailable("the broker is unreachable"));
+      FailAll("the broker is unreachable",
+              "the broker stopped answering after the request was sent; its outcome is unknown");
     }
     ExpireDue(now);
   }
@@ -217,7 +287,9 @@ void BrokerClient::Loop() {
     unsent.swap(queue_);
   }
   for (Outgoing& o : unsent) pending_[o.ref] = Pending{now, std::move(o.callback)};
-  FailAll(Status::Unavailable("the gateway is stopping"));
+  outbox_.clear();
+  FailAll("the gateway is stopping",
+          "the gateway is stopping; the request was sent and its outcome is unknown");
   socket_.reset();
 }
 

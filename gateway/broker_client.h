@@ -9,6 +9,7 @@
 #include <zmq.hpp>
 
 #include <atomic>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -36,6 +37,9 @@ struct BrokerClientOptions {
   std::string endpoint = "tcp://127.0.0.1:5556";
   Duration heartbeat = Seconds(1);
   uint32_t liveness = 3;
+  // How long a request may wait for the socket to be connected (a broker restarting, the gateway
+  // starting) before it is answered as not sent; never longer than its own timeout.
+  Duration send_grace = Seconds(1);
   proto::Limits limits;
 };
 
@@ -49,8 +53,13 @@ class BrokerClient {
   Status Start();
   void Stop();
 
-  // Sends one request. `message.ref` is overwritten. The callback gets the broker's answer,
-  // DeadlineExceeded after `timeout`, or Unavailable when the broker is known to be down.
+  // Sends one request. `message.ref` is overwritten. The callback gets the broker's answer, or:
+  // - Unavailable when the request provably never left the gateway: the broker is known to be down,
+  //   its socket is not connected (ZMQ_IMMEDIATE: nothing is queued for a broker that is not
+  //   there), its queue is full, or the gateway is stopping before it was sent;
+  // - DeadlineExceeded when it was handed to the socket and no answer came — in `timeout`, or
+  //   before the broker was found gone or the gateway stopped. Its outcome is unknown: the broker
+  //   may have acted on it (a task may exist), so a client must not be told to simply retry.
   template <typename T>
   void Request(proto::Command command, T message, Duration timeout, AnswerCallback callback) {
     message.ref = next_ref_.fetch_add(1, std::memory_order_relaxed);
@@ -58,7 +67,9 @@ class BrokerClient {
     Enqueue(command, message.ref, std::move(body), timeout, std::move(callback));
   }
 
-  // Whether the broker answered recently (heartbeats).
+  // Whether the broker answered recently (heartbeats). False until it first answers: requests sent
+  // before that could not leave (the socket queues nothing before it is connected), so they are
+  // answered 503 and /health says the broker is unreachable.
   bool broker_reachable() const { return reachable_.load(std::memory_order_acquire); }
   size_t pending() const { return pending_count_.load(std::memory_order_relaxed); }
 
@@ -73,16 +84,23 @@ class BrokerClient {
   struct Pending {
     Time deadline;
     AnswerCallback callback;
+    bool sent = false;  // handed to the socket: from then on its outcome is unknown until answered
   };
 
   void Enqueue(proto::Command command, uint64_t ref, std::string body, Duration timeout,
                AnswerCallback cb);
   void Loop();
   void SendQueued(Time now);
+  // Sends waiting batches, oldest first, until the socket takes no more.
+  void FlushOutbox();
+  // Answers the requests of batches that could not be sent by their give-up time (503).
+  void GiveUp(Time now);
   void OnAnswer(const proto::InMessage& msg);
   void Deliver(uint64_t ref, Result<BrokerAnswer> answer);
   void ExpireDue(Time now);
-  void FailAll(const Status& why);
+  // Ends every pending request: Unavailable(why_unsent) for the ones never sent, DeadlineExceeded
+  // for the ones sent.
+  void FailAll(const std::string& why_unsent, const std::string& why_sent);
 
   BrokerClientOptions options_;
   SystemClock clock_;
@@ -90,7 +108,7 @@ class BrokerClient {
   std::thread thread_;
   int wake_fd_ = -1;
   std::atomic<bool> stop_{false};
-  std::atomic<bool> reachable_{true};
+  std::atomic<bool> reachable_{false};
   std::atomic<uint64_t> next_ref_{1};
   std::atomic<size_t> pending_count_{0};
 
@@ -101,6 +119,17 @@ class BrokerClient {
   std::unique_ptr<zmq::socket_t> socket_;
   std::map<uint64_t, Pending> pending_;
   std::multimap<Time, uint64_t> deadlines_;
+  // Requests grouped into messages, waiting for the socket (ZMQ_IMMEDIATE queues nothing for a
+  // broker that is not connected). Each is sent whole or given up whole: a request is either with
+  // the broker's socket or provably not sent.
+  struct Batch {
+    proto::OutMessage message;
+    std::vector<uint64_t> refs;
+    Time give_up;         // not sent by then: its requests are answered 503
+    bool closed = false;  // takes no more requests (it may already be half-way to the socket)
+  };
+  std::deque<Batch> outbox_;
+  bool send_failing_ = false;  // the last send to the broker failed (logged once per change)
   proto::Decoder decoder_;
 };
 

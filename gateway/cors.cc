@@ -29,7 +29,83 @@ bool GrantedHeader(const std::string& lower) {
   });
 }
 
+// "host", "host:port", "[v6]:port" split into a lower-case host and the port text ("" if none).
+// False when malformed.
+bool SplitHostPort(std::string_view s, std::string* host, std::string_view* port) {
+  if (s.empty()) return false;
+  std::string_view h = s;
+  *port = {};
+  if (s.front() == '[') {
+    size_t close = s.find(']');
+    if (close == std::string_view::npos) return false;
+    h = s.substr(0, close + 1);
+    std::string_view rest = s.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') return false;
+      *port = rest.substr(1);
+    }
+  } else {
+    size_t colon = s.find(':');
+    if (colon != std::string_view::npos) {
+      h = s.substr(0, colon);
+      *port = s.substr(colon + 1);
+    }
+  }
+  if (h.empty()) return false;
+  if (!port->empty() && port->find_first_not_of("0123456789") != std::string_view::npos) {
+    return false;
+  }
+  for (char c : h) {
+    auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u >= 0x7f || c == '/' || c == '@' || c == '?' || c == '#') return false;
+  }
+  *host = Lower(h);
+  return true;
+}
+
+// "80" and "080" and "" (with default "80") are the same port.
+bool SamePort(std::string_view a, std::string_view b, std::string_view default_port) {
+  if (a.empty()) a = default_port;
+  if (b.empty()) b = default_port;
+  while (a.size() > 1 && a.front() == '0') a.remove_prefix(1);
+  while (b.size() > 1 && b.front() == '0') b.remove_prefix(1);
+  return a == b;
+}
+
 }  // namespace
+
+bool SameOrigin(std::string_view origin, std::string_view host) {
+  std::string_view default_port;
+  if (origin.rfind("http://", 0) == 0) {
+    origin.remove_prefix(7);
+    default_port = "80";
+  } else if (origin.rfind("https://", 0) == 0) {
+    origin.remove_prefix(8);
+    default_port = "443";
+  } else {
+    return false;
+  }
+  std::string origin_host, request_host;
+  std::string_view origin_port, request_port;
+  if (!SplitHostPort(origin, &origin_host, &origin_port)) return false;
+  if (!SplitHostPort(host, &request_host, &request_port)) return false;
+  return origin_host == request_host && SamePort(origin_port, request_port, default_port);
+}
+
+std::optional<std::string> CorsPolicy::CrossSiteRefusal(std::optional<std::string_view> origin,
+                                                        std::optional<std::string_view> fetch_site,
+                                                        std::string_view host) const {
+  const bool allowed = origin && Allows(*origin);
+  if (origin && !allowed && !SameOrigin(*origin, host)) {
+    return "cross-origin request refused: origin '" + std::string(origin->substr(0, 128)) +
+           "' is not allowed to change anything here (see --cors-origin)";
+  }
+  if (fetch_site && Lower(*fetch_site) == "cross-site" && !allowed) {
+    return std::string(
+        "cross-site request refused (Sec-Fetch-Site: cross-site without an allowed Origin)");
+  }
+  return std::nullopt;
+}
 
 CorsPolicy::CorsPolicy(std::vector<std::string> origins) {
   for (std::string& o : origins) {

@@ -1,5 +1,7 @@
-// CORS for a configured list of origins, so a web front end on another origin can call the API.
-// API keys travel in headers, never cookies, so credentials mode is never needed. Immutable after
+// CORS for a configured list of origins, so a web front end on another origin can call the API,
+// and the refusal of state-changing requests that come from any other site (CSRF: a page elsewhere
+// making the visitor's browser submit tasks or drain workers on a gateway it can reach). API keys
+// travel in headers, never cookies, so credentials mode is never needed. Immutable after
 // construction: safe on any thread.
 #pragma once
 
@@ -30,6 +32,15 @@ class CorsPolicy {
   // is not allowed or the method is not in `allowed_methods`. Requested headers are granted when
   // the API reads them (content type, keys, timeouts) or they are X- headers a service call
   // forwards.
+  // Why a state-changing request (any method but GET, HEAD, OPTIONS) must be refused, or nullopt
+  // when it may go on. Refused: an Origin header that is neither allowed here nor the gateway's own
+  // origin (SameOrigin with the Host header; "null" is never either), and Sec-Fetch-Site:
+  // cross-site without an allowed Origin. Requests without these headers (curl, rmactl, scripts)
+  // are not browsers' cross-site requests and pass.
+  std::optional<std::string> CrossSiteRefusal(std::optional<std::string_view> origin,
+                                              std::optional<std::string_view> fetch_site,
+                                              std::string_view host) const;
+
   std::optional<HeaderList> PreflightHeaders(std::string_view origin,
                                              std::string_view requested_method,
                                              std::string_view requested_headers,
@@ -39,5 +50,11 @@ class CorsPolicy {
   bool any_ = false;
   std::vector<std::string> origins_;
 };
+
+// Whether `origin` ("https://pool.example.org") names the host and port a request was sent to, as
+// its Host header says ("pool.example.org", "127.0.0.1:8080"). The scheme must be http or https
+// and is not compared (behind a TLS proxy the gateway cannot see it); a port left out means the
+// default port of the origin's scheme on both sides. Host names compare case-insensitively.
+bool SameOrigin(std::string_view origin, std::string_view host);
 
 }  // namespace rma::gateway

@@ -51,5 +51,42 @@ TEST(CorsTest, PreflightRefusesOtherOriginsAndMethods) {
   EXPECT_FALSE(cors.PreflightHeaders("https://app.example", "DELETE", "", {"GET", "POST"}));
 }
 
+TEST(SameOriginTest, HostAndPortOfTheHostHeader) {
+  EXPECT_TRUE(SameOrigin("http://127.0.0.1:8080", "127.0.0.1:8080"));
+  EXPECT_TRUE(SameOrigin("https://Pool.Example.org", "pool.example.org"));
+  EXPECT_TRUE(SameOrigin("https://pool.example.org:443", "pool.example.org"));
+  EXPECT_TRUE(SameOrigin("http://pool.example.org", "pool.example.org:80"));
+  EXPECT_TRUE(SameOrigin("http://[::1]:8080", "[::1]:8080"));
+  EXPECT_FALSE(SameOrigin("http://evil.example", "127.0.0.1:8080"));
+  EXPECT_FALSE(SameOrigin("http://127.0.0.1:8081", "127.0.0.1:8080"));
+  EXPECT_FALSE(SameOrigin("http://127.0.0.1", "127.0.0.1:8080"));
+  EXPECT_FALSE(SameOrigin("https://pool.example.org", "pool.example.org:80"));
+  EXPECT_FALSE(SameOrigin("null", "127.0.0.1:8080"));
+  EXPECT_FALSE(SameOrigin("file://", "127.0.0.1:8080"));
+  EXPECT_FALSE(SameOrigin("http://127.0.0.1:8080", ""));
+  EXPECT_FALSE(SameOrigin("http://a@127.0.0.1:8080", "127.0.0.1:8080"));
+  EXPECT_FALSE(SameOrigin("http://127.0.0.1:8080/", "127.0.0.1:8080"));
+}
+
+TEST(CrossSiteRefusalTest, OnlyAllowedOrOwnOriginsMayChangeState) {
+  CorsPolicy none;
+  CorsPolicy app({"https://app.example"});
+  const std::string_view host = "gw.example:8080";
+  // No browser headers: curl, rmactl, scripts.
+  EXPECT_FALSE(none.CrossSiteRefusal(std::nullopt, std::nullopt, host));
+  // The gateway's own pages.
+  EXPECT_FALSE(none.CrossSiteRefusal("http://gw.example:8080", "same-origin", host));
+  EXPECT_FALSE(none.CrossSiteRefusal(std::nullopt, "same-origin", host));
+  EXPECT_FALSE(none.CrossSiteRefusal(std::nullopt, "none", host));
+  // Elsewhere.
+  EXPECT_TRUE(none.CrossSiteRefusal("http://evil.example", std::nullopt, host));
+  EXPECT_TRUE(none.CrossSiteRefusal("null", std::nullopt, host));
+  EXPECT_TRUE(none.CrossSiteRefusal(std::nullopt, "cross-site", host));
+  EXPECT_TRUE(app.CrossSiteRefusal("http://evil.example", "cross-site", host));
+  // A configured origin may.
+  EXPECT_FALSE(app.CrossSiteRefusal("https://app.example", "cross-site", host));
+  EXPECT_TRUE(app.CrossSiteRefusal(std::nullopt, "Cross-Site", host));
+}
+
 }  // namespace
 }  // namespace rma::gateway

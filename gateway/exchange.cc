@@ -43,9 +43,13 @@ HttpReply BrokerErrorReply(const proto::Error& e) {
 // A failure of the request itself (no answer in time, broker down), not an answer from the broker.
 HttpReply TransportErrorReply(const Status& s) {
   if (s.code() == StatusCode::kDeadlineExceeded) {
-    return ErrorReply(504, s.message(), "deadline_exceeded");
+    json body = ErrorJson(s.message(), "deadline_exceeded");
+    body["outcome_unknown"] = true;
+    return JsonReply(504, body);
   }
-  return ErrorReply(503, s.message(), std::string(StatusCodeName(s.code())));
+  HttpReply r = ErrorReply(503, s.message(), std::string(StatusCodeName(s.code())));
+  r.headers.emplace_back("Retry-After", "1");
+  return r;
 }
 
 HttpReply UnexpectedAnswer() {
@@ -54,8 +58,9 @@ HttpReply UnexpectedAnswer() {
 
 void Deliver(ApiContext& ctx, int fd, OwnedFd owned, const ReplyTo& to, HttpReply reply) {
   reply.headers.insert(reply.headers.end(), to.extra.begin(), to.extra.end());
-  std::string bytes = SerializeResponse(reply, to.keep_alive, to.head_only);
-  ctx.writer.Write(fd, std::move(owned), std::move(bytes), !to.keep_alive);
+  const bool keep_alive = to.gate ? to.gate->KeepAlive(to.keep_alive) : to.keep_alive;
+  std::string bytes = SerializeResponse(reply, keep_alive, to.head_only);
+  ctx.writer.Write(fd, std::move(owned), std::move(bytes), !keep_alive, to.gate);
   ctx.metrics.Record(to.route, reply.status, ctx.clock.Now() - to.started);
 }
 

@@ -15,6 +15,8 @@
 #include <nlohmann/json.hpp>
 
 #include "common/clock.h"
+#include "common/mutex.h"
+#include "gateway/admission.h"
 #include "gateway/auth.h"
 #include "gateway/broker_client.h"
 #include "gateway/cors.h"
@@ -25,6 +27,7 @@
 #include "gateway/router.h"
 #include "gateway/socket_writer.h"
 #include "gateway/task_json.h"
+#include "gateway/work_pool.h"
 
 namespace rma::gateway {
 
@@ -37,6 +40,9 @@ struct ApiContext {
       : options(std::move(o)),
         keys(std::move(k)),
         cors(options.cors_origins),
+        connections(std::make_shared<ConnectionLimiter>(options.max_connections_per_ip)),
+        bodies(std::make_shared<BodyBudget>(options.large_body_budget)),
+        parse_pool(2),
         broker(std::move(b)) {}
   GatewayOptions options;
   SocketWriter writer;
@@ -46,6 +52,10 @@ struct ApiContext {
   RateLimiter limiter{&clock};
   HttpMetrics metrics{RouteNames()};
   Time started_at = clock.Now();
+  std::shared_ptr<ConnectionLimiter> connections;
+  std::shared_ptr<BodyBudget> bodies;
+  // Parses and encodes bodies over options.large_body_bytes; jobs call the broker client below.
+  WorkPool parse_pool;
   // Last, so it is destroyed first: answer callbacks it may still hold use everything above.
   BrokerClient broker;
 };
@@ -57,7 +67,11 @@ HttpReply ErrorReply(int status, std::string_view message, std::string_view code
 // The HTTP status for a broker ERROR code (invalid_argument -> 400, not_found -> 404, ...).
 int HttpStatusFor(std::string_view code);
 HttpReply BrokerErrorReply(const proto::Error& e);
-// A failure of the request itself (no answer in time, broker down), not an answer from the broker.
+// A failure of the request itself, not an answer from the broker: 503 `unavailable` when it never
+// left the gateway (Unavailable: the broker is unreachable or not connected, the gateway is
+// stopping), so a retry cannot duplicate anything; 504 `deadline_exceeded` with
+// "outcome_unknown": true when it was handed to the broker's socket and no answer came
+// (DeadlineExceeded: the broker may or may not have acted on it).
 HttpReply TransportErrorReply(const Status& s);
 HttpReply UnexpectedAnswer();
 
@@ -67,7 +81,8 @@ struct ReplyTo {
   bool head_only = false;
   int route = -1;  // index into Routes(), for metrics
   Time started{};
-  HeaderList extra;  // CORS
+  HeaderList extra;                  // CORS
+  std::shared_ptr<AnswerGate> gate;  // null for answers that close the connection anyway
 };
 
 void Deliver(ApiContext& ctx, int fd, OwnedFd owned, const ReplyTo& to, HttpReply reply);

@@ -1,18 +1,22 @@
 // See gateway.h. Routes, JSON shapes and error codes are documented in docs/http-api.md.
 //
-// How a request flows. ApiHandler::onInput (a reactor thread) replaces Pistache's own: it keeps the
-// raw head of each request (Pistache keeps only typed forms of well-known headers and an unordered
-// copy of the query), refuses oversized requests with a JSON answer before reading their body,
-// feeds Pistache's parser for the body and, once a request is complete, routes it. Immediate
-// answers are written there; an answer that needs the broker takes a dup() of the connection's
-// socket (an Exchange becomes a Deferred) and is written by the BrokerClient thread when the
-// broker answers. Nothing here ever calls Pistache's ResponseWriter (socket_writer.h says why).
+// How a request flows. ApiHandler::onInput (a reactor thread) replaces Pistache's own: it frames
+// each request itself — the raw head (Pistache keeps only typed forms of well-known headers and an
+// unordered copy of the query), then a Content-Length or chunked body — refusing malformed framing,
+// oversized requests and large bodies the budget cannot hold with a JSON answer before reading
+// their body. Once a request is complete it is routed: cross-site and content-type rules, keys,
+// rate limits, then the handler. Immediate answers are written there; an answer that needs the
+// broker takes a dup() of the connection's socket (an Exchange becomes a Deferred) and is written
+// by the BrokerClient thread when the broker answers. Large bodies are parsed and encoded on the
+// parse pool. One request per connection is answered at a time (AnswerGate). Nothing here ever
+// calls Pistache's ResponseWriter (socket_writer.h says why).
 #include "gateway/gateway.h"
 
 #include <pistache/endpoint.h>
 #include <pistache/http.h>
 #include <pistache/peer.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <charconv>
@@ -26,7 +30,6 @@ namespace rma::gateway {
 namespace Http = Pistache::Http;
 namespace Tcp = Pistache::Tcp;
 using nlohmann::json;
-using proto::Command;
 
 namespace {
 
@@ -45,21 +48,41 @@ std::string Join(const std::vector<std::string>& items) {
 
 // ---- The Pistache adapter ---------------------------------------------------------------------
 
-// Per-connection state, kept in the peer's data (reactor thread only).
+// Per-connection state, kept in the peer's data (reactor thread only, except the gate). The gateway
+// frames requests itself — head, then a Content-Length or chunked body — and never feeds Pistache's
+// parser: it knows exactly where each request ends (pipelining, smuggling), and a body costs its
+// own size in memory, once.
 struct Connection {
+  enum class Phase { kHead, kBody, kChunked };
+  Phase phase = Phase::kHead;
   std::string head;  // the current request's head, until complete
-  bool head_complete = false;
-  std::optional<RequestHead> parsed;  // once complete
-  bool refused = false;  // answered with an error and shut down: the rest of the input is ignored
+  std::optional<RequestHead> parsed;
+  std::string body;
+  uint64_t body_left = 0;  // kBody
+  ChunkedDecoder chunked;  // kChunked
+  BodyBudget::Lease lease;
+  bool refused =
+      false;  // answered with an error or pipelined into: the rest of the input is ignored
+  std::shared_ptr<AnswerGate> gate = std::make_shared<AnswerGate>();
+  ConnectionLimiter::Slot slot;  // this connection's place among its address's connections
 
   void NextRequest() {
+    phase = Phase::kHead;
     head.clear();
-    head_complete = false;
     parsed.reset();
+    body.clear();
+    body_left = 0;
+    chunked = ChunkedDecoder();
+    lease.Release();
   }
 };
 
 constexpr const char* kConnectionData = "rma.connection";
+
+// Whether `rest` holds anything but the empty lines a client may send between requests.
+bool HasMoreThanBlankLines(std::string_view rest) {
+  return rest.find_first_not_of("\r\n") != std::string_view::npos;
+}
 
 class ApiHandler final : public Http::Handler {
  public:
@@ -73,53 +96,183 @@ class ApiHandler final : public Http::Handler {
   }
 
  private:
-  // Replaces Http::Handler::onInput (see the file comment).
+  // A new connection: counted against its address's limit, or answered 503 and shut down.
+  void onConnection(const std::shared_ptr<Tcp::Peer>& peer) override {
+    // What Http::Handler::onConnection does (it is private): give the peer Pistache's parser. The
+    // gateway never feeds it, but the transport reads its clock for the header timeout.
+    peer->putData(Http::Handler::ParserData,
+                  std::make_shared<Http::RequestParser>(getMaxRequestSize()));
+    auto conn = std::make_shared<Connection>();
+    const std::string address = peer->address().host();
+    conn->slot = ctx_->connections->Acquire(address);
+    peer->putData(kConnectionData, conn);
+    if (!conn->slot.held()) {
+      spdlog::debug("refusing a connection from {}: {} connections from it are open",
+                    EscapeForLog(address), ctx_->options.max_connections_per_ip);
+      conn->refused = true;
+      ReplyTo to;
+      to.keep_alive = false;
+      to.started = ctx_->clock.Now();
+      HttpReply r = ErrorReply(503,
+                               "too many connections from your address (" +
+                                   std::to_string(ctx_->options.max_connections_per_ip) +
+                                   "); close some and retry",
+                               "too_many_connections");
+      r.headers.emplace_back("Retry-After", "1");
+      Deliver(*ctx_, peer->fd(), OwnedFd(), to, std::move(r));
+      // Both ways: Pistache then sees the end of the stream and lets the connection go at once.
+      ::shutdown(peer->fd(), SHUT_RDWR);
+    }
+  }
+
+  // Replaces Http::Handler::onInput (see the file comment and Connection).
   void onInput(const char* buffer, size_t len, const std::shared_ptr<Tcp::Peer>& peer) override {
     Connection& conn = ConnectionOf(*peer);
     if (conn.refused) return;
+    // Bytes of another request while this connection's answer is still on its way: the gateway
+    // answers in order by not reading them, and closes once that answer is out.
+    if (conn.gate->Pipelined()) {
+      conn.refused = true;
+      return;
+    }
+    std::string_view in(buffer, len);
     try {
-      if (!conn.head_complete) {
-        const size_t before = conn.head.size();
-        const size_t room =
-            ctx_->options.max_header_bytes + 1 - std::min(before, ctx_->options.max_header_bytes);
-        conn.head.append(buffer, std::min(len, room));
-        size_t end = FindHeadEnd(conn.head, before >= 3 ? before - 3 : 0);
-        if (end != std::string::npos) {
-          conn.head.resize(end);
-          conn.head_complete = true;
-          conn.parsed = ParseRequestHead(conn.head);
-          if (!CheckHead(peer, conn)) return;
-        } else if (conn.head.size() > ctx_->options.max_header_bytes) {
-          return Refuse(peer, conn, 431,
-                        "the request head exceeds " +
-                            std::to_string(ctx_->options.max_header_bytes) + " bytes",
-                        "header_too_large");
+      while (!in.empty() && !conn.refused) {
+        bool complete = false;
+        switch (conn.phase) {
+          case Connection::Phase::kHead:
+            complete = ReadHead(peer, conn, &in);
+            break;
+          case Connection::Phase::kBody: {
+            const size_t take = static_cast<size_t>(std::min<uint64_t>(conn.body_left, in.size()));
+            conn.body.append(in.data(), take);
+            conn.body_left -= take;
+            in.remove_prefix(take);
+            complete = conn.body_left == 0;
+            break;
+          }
+          case Connection::Phase::kChunked:
+            complete = ReadChunked(peer, conn, &in);
+            break;
         }
+        if (!complete) continue;
+        // A second request in the same read: answer the first, say Connection: close, stop.
+        const bool pipelined = HasMoreThanBlankLines(in);
+        if (pipelined) conn.refused = true;
+        Dispatch(peer, conn, pipelined);
+        if (pipelined) return;
+        in = {};  // only blank lines were left
       }
-      auto parser = Http::Handler::getParser(peer);
-      if (!parser->feed(buffer, len)) {
-        parser->reset();
-        return conn.head_complete
-                   ? RefuseTooLarge(peer, conn)
-                   : Refuse(peer, conn, 431, "the request head is too large", "header_too_large");
-      }
-      if (parser->parse() == Http::Private::State::Done) {
-        Dispatch(peer, conn, parser->request.body());
-        parser->reset();
-        conn.NextRequest();
-      }
-    } catch (const Http::HttpError& e) {
-      Http::Handler::getParser(peer)->reset();
-      const int status = e.code() >= 400 && e.code() < 600 ? e.code() : 400;
-      Refuse(peer, conn, status, e.reason(),
-             status == 413   ? "payload_too_large"
-             : status == 431 ? "header_too_large"
-             : status == 501 ? "not_implemented"
-                             : "bad_request");
     } catch (const std::exception& e) {
-      Http::Handler::getParser(peer)->reset();
+      // Allocation failures and bugs: never leave the client without an answer.
       Refuse(peer, conn, 400, std::string("malformed request: ") + e.what(), "bad_request");
     }
+  }
+
+  // Consumes head bytes from *in. True when the request is complete (a head without a body).
+  bool ReadHead(const std::shared_ptr<Tcp::Peer>& peer, Connection& conn, std::string_view* in) {
+    if (conn.head.empty()) {
+      // A new request: Pistache's header timeout counts from now, not from the connection's last
+      // answer, and applies while it arrives (idle again once it is dispatched).
+      Http::Handler::getParser(peer)->reset();
+      peer->setIdle(false);
+    }
+    const size_t before = conn.head.size();
+    const size_t room =
+        ctx_->options.max_header_bytes + 1 - std::min(before, ctx_->options.max_header_bytes);
+    const size_t take = std::min(in->size(), room);
+    conn.head.append(in->data(), take);
+    const size_t end = FindHeadEnd(conn.head, before >= 3 ? before - 3 : 0);
+    if (end == std::string::npos) {
+      in->remove_prefix(take);
+      if (conn.head.size() > ctx_->options.max_header_bytes) {
+        Refuse(
+            peer, conn, 431,
+            "the request head exceeds " + std::to_string(ctx_->options.max_header_bytes) + " bytes",
+            "header_too_large");
+      }
+      return false;
+    }
+    in->remove_prefix(end - before);
+    conn.head.resize(end);
+    conn.parsed = ParseRequestHead(conn.head);
+    // The body has a header timeout of its own, counted from the end of the head.
+    Http::Handler::getParser(peer)->reset();
+    return StartBody(peer, conn);
+  }
+
+  // The head is complete: checks it and decides how its body is framed. True when the request has
+  // no body (complete now).
+  bool StartBody(const std::shared_ptr<Tcp::Peer>& peer, Connection& conn) {
+    if (!conn.parsed) {
+      Refuse(peer, conn, 400, "malformed request head", "bad_request");
+      return false;
+    }
+    auto framing = FramingOf(*conn.parsed);
+    if (auto* error = std::get_if<FramingError>(&framing)) {
+      Refuse(peer, conn, error->status, error->message,
+             error->status == 501 ? "not_implemented" : "bad_request");
+      return false;
+    }
+    const BodyFraming& f = std::get<BodyFraming>(framing);
+    if (f.kind == BodyFraming::Kind::kLength && f.length > ctx_->options.max_body_bytes) {
+      RefuseTooLarge(peer, conn);
+      return false;
+    }
+    if (f.kind == BodyFraming::Kind::kLength && f.length > ctx_->options.large_body_bytes &&
+        !ctx_->bodies->Reserve(static_cast<size_t>(f.length), &conn.lease)) {
+      RefuseBusy(peer, conn);
+      return false;
+    }
+    if (auto expect = conn.parsed->Header("Expect");
+        expect && EqualsIgnoreCase(*expect, "100-continue") && f.kind != BodyFraming::Kind::kNone) {
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      ctx_->writer.Write(peer->fd(), OwnedFd(), std::string(kContinue), false);
+    }
+    switch (f.kind) {
+      case BodyFraming::Kind::kNone:
+        return true;
+      case BodyFraming::Kind::kLength:
+        if (f.length == 0) return true;
+        conn.phase = Connection::Phase::kBody;
+        conn.body_left = f.length;
+        conn.body.reserve(static_cast<size_t>(f.length));  // untouched pages cost nothing
+        return false;
+      case BodyFraming::Kind::kChunked:
+        conn.phase = Connection::Phase::kChunked;
+        return false;
+    }
+    return false;
+  }
+
+  // Consumes chunked body bytes from *in. True when the body is complete.
+  bool ReadChunked(const std::shared_ptr<Tcp::Peer>& peer, Connection& conn, std::string_view* in) {
+    size_t consumed = 0;
+    ChunkedDecoder::State state =
+        conn.chunked.Feed(*in, &conn.body, ctx_->options.max_body_bytes, &consumed);
+    in->remove_prefix(consumed);
+    if (state == ChunkedDecoder::State::kError) {
+      Refuse(peer, conn, 400, "malformed chunked body: " + conn.chunked.error(), "bad_request");
+      return false;
+    }
+    if (state == ChunkedDecoder::State::kTooLarge) {
+      RefuseTooLarge(peer, conn);
+      return false;
+    }
+    // A chunked body's size is known only as it arrives: it takes budget as it grows past the
+    // large-body threshold, in steps of at least 1 MiB.
+    const size_t size = conn.body.size();
+    if (size > ctx_->options.large_body_bytes && size > conn.lease.bytes()) {
+      const size_t want = std::min<size_t>(std::max<size_t>(size, conn.lease.bytes() + (1u << 20)),
+                                           ctx_->options.max_body_bytes);
+      const bool held = conn.lease.bytes() > 0 ? conn.lease.GrowTo(want)
+                                               : ctx_->bodies->Reserve(want, &conn.lease);
+      if (!held) {
+        RefuseBusy(peer, conn);
+        return false;
+      }
+    }
+    return state == ChunkedDecoder::State::kDone;
   }
 
   static Connection& ConnectionOf(Tcp::Peer& peer) {
@@ -131,73 +284,89 @@ class ApiHandler final : public Http::Handler {
     return *static_cast<Connection*>(data.get());
   }
 
-  // The head is complete: refuse a malformed head or a declared body over the limit before reading
-  // the body, and tell a client that asked (Expect: 100-continue) that it may send its body.
-  bool CheckHead(const std::shared_ptr<Tcp::Peer>& peer, Connection& conn) {
-    if (!conn.parsed) {
-      // Pistache would wait forever for parts of a head it cannot parse ("GARBAGE\r\n\r\n").
-      Refuse(peer, conn, 400, "malformed request head", "bad_request");
-      return false;
-    }
-    if (auto cl = conn.parsed->Header("Content-Length")) {
-      uint64_t n = 0;
-      auto [ptr, ec] = std::from_chars(cl->data(), cl->data() + cl->size(), n);
-      if (ec == std::errc() && ptr == cl->data() + cl->size() && n > ctx_->options.max_body_bytes) {
-        RefuseTooLarge(peer, conn);
-        return false;
-      }
-    }
-    if (auto expect = conn.parsed->Header("Expect");
-        expect && EqualsIgnoreCase(*expect, "100-continue")) {
-      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-      ctx_->writer.Write(peer->fd(), OwnedFd(), std::string(kContinue), false);
-    }
-    return true;
-  }
-
   void RefuseTooLarge(const std::shared_ptr<Tcp::Peer>& peer, Connection& conn) {
     Refuse(peer, conn, 413,
            "the request body exceeds " + std::to_string(ctx_->options.max_body_bytes) + " bytes",
            "payload_too_large");
   }
 
+  void RefuseBusy(const std::shared_ptr<Tcp::Peer>& peer, Connection& conn) {
+    Refuse(peer, conn, 503, "the gateway is busy with other large requests; retry shortly", "busy",
+           {{"Retry-After", "1"}});
+  }
+
   // Answers an error and closes the connection: what the client still sends is ignored (its
   // framing is lost) until it reads the answer and closes, or Pistache's header timeout ends it.
   void Refuse(const std::shared_ptr<Tcp::Peer>& peer, Connection& conn, int status,
-              const std::string& message, std::string_view code) {
+              const std::string& message, std::string_view code, HeaderList headers = {}) {
+    if (conn.refused) return;
     conn.refused = true;
+    conn.lease.Release();
+    conn.body = std::string();
+    if (conn.parsed) {
+      spdlog::debug("refused {} {} from {}: {} {}", EscapeForLog(conn.parsed->method, 16),
+                    EscapeForLog(conn.parsed->target), EscapeForLog(peer->address().host()), status,
+                    EscapeForLog(message));
+    }
     ReplyTo to;
     to.keep_alive = false;
     to.started = ctx_->clock.Now();
     if (conn.parsed)
       to.extra = ctx_->cors.ResponseHeaders(conn.parsed->Header("Origin").value_or(""));
-    Deliver(*ctx_, peer->fd(), OwnedFd(), to, ErrorReply(status, message, code));
+    HttpReply r = ErrorReply(status, message, code);
+    r.headers.insert(r.headers.end(), headers.begin(), headers.end());
+    Deliver(*ctx_, peer->fd(), OwnedFd(), to, std::move(r));
   }
 
-  void Dispatch(const std::shared_ptr<Tcp::Peer>& peer, Connection& conn, const std::string& body) {
+  // A whole request is in: route it. Its answer is outstanding until written (AnswerGate).
+  void Dispatch(const std::shared_ptr<Tcp::Peer>& peer, Connection& conn, bool close_after) {
     const std::optional<RequestHead>& head = conn.parsed;
     auto target = head ? SplitTarget(head->target) : std::nullopt;
-    if (!head || !target) return Refuse(peer, conn, 400, "malformed request target", "bad_request");
+    if (!head || !target) {
+      Refuse(peer, conn, 400, "malformed request target", "bad_request");
+      return;
+    }
     ReplyTo to;
     to.started = ctx_->clock.Now();
-    to.keep_alive = KeepAlive(head->http11, head->Header("Connection").value_or(""));
+    to.keep_alive =
+        !close_after && KeepAlive(head->http11, head->Header("Connection").value_or(""));
+    to.gate = conn.gate;
+    conn.gate->Begin();
+    std::shared_ptr<BodyBudget::Lease> lease;
+    if (conn.lease.bytes() > 0) lease = std::make_shared<BodyBudget::Lease>(std::move(conn.lease));
+    std::string body = std::move(conn.body);
     Exchange ex(ctx_.get(), peer, std::move(to));
     try {
-      Route(*head, *target, body, ex);
+      Route(*head, *target, body, std::move(lease), ex);
     } catch (const std::exception& e) {
       // A bug or an allocation failure: never leave the client without an answer.
-      spdlog::error("{} {} failed: {}", head->method, target->path.substr(0, 256), e.what());
+      spdlog::error("{} {} failed: {}", EscapeForLog(head->method, 16), EscapeForLog(target->path),
+                    e.what());
       if (!ex.answered()) ex.Reply(ErrorReply(500, "internal error", "internal"));
     }
+    conn.NextRequest();
     // Answered or handed over: either way Pistache must treat the connection as idle, or its
     // header timeout would end a long-poll with 408 (the keep-alive timeout applies instead).
     peer->setIdle(true);
   }
 
-  void Route(const RequestHead& head, const RequestTarget& target, const std::string& body,
-             Exchange& ex) {
+  void Route(const RequestHead& head, const RequestTarget& target, std::string& body,
+             std::shared_ptr<BodyBudget::Lease> lease, Exchange& ex) {
     const std::string_view origin = head.Header("Origin").value_or("");
     ex.to().extra = ctx_->cors.ResponseHeaders(origin);
+    // An open gateway (no keys) serves this machine only. A page elsewhere could still reach it
+    // through DNS rebinding (its own name resolving to 127.0.0.1, so the browser deems the gateway
+    // same-origin): the Host header then names that site, not loopback.
+    if (!ctx_->keys.enabled() && !ctx_->options.allow_anonymous) {
+      if (auto host = head.Header("Host"); host && !IsLoopbackHost(*host)) {
+        return ex.Reply(ErrorReply(403,
+                                   "this gateway has no API keys and serves loopback names only "
+                                   "(Host '" +
+                                       std::string(host->substr(0, 128)) +
+                                       "'); configure keys or --allow-anonymous",
+                                   "host_refused"));
+      }
+    }
     if (head.method == "OPTIONS") return Options(head, target, ex);
 
     // The dashboard's static files (GET / and /assets/...), before the API router.
@@ -241,6 +410,20 @@ class ApiHandler final : public Http::Handler {
     ex.to().route = RouteIndex(match.route);
     ex.to().head_only = match.head_only || head.method == "HEAD";
 
+    // Cross-site requests never change anything (CSRF), service calls included: their effect is
+    // the backend's.
+    const bool changes_state =
+        head.method != "GET" && head.method != "HEAD" && head.method != "OPTIONS";
+    if (changes_state) {
+      if (auto refusal =
+              ctx_->cors.CrossSiteRefusal(head.Header("Origin"), head.Header("Sec-Fetch-Site"),
+                                          head.Header("Host").value_or(""))) {
+        spdlog::debug("{} {} from {}: {}", EscapeForLog(head.method, 16), EscapeForLog(target.path),
+                      EscapeForLog(ex.peer()->address().host()), EscapeForLog(*refusal));
+        return ex.Reply(ErrorReply(403, *refusal, "cross_origin_refused"));
+      }
+    }
+
     const std::string presented =
         PresentedKey(head.Header("X-API-Key"), head.Header("Authorization"));
     auto key = ctx_->keys.Authorize(presented, match.route->access, ctx_->options.public_metrics);
@@ -267,13 +450,23 @@ class ApiHandler final : public Http::Handler {
         return ex.Reply(std::move(r));
       }
     }
+    // The JSON API's state-changing routes take JSON only, bodyless ones included: a browser sends
+    // application/json across sites only after a CORS preflight, which only allowed origins pass;
+    // text/plain, form and multipart bodies it sends from any page without asking.
+    if (changes_state && match.route->method != kAnyServiceMethod &&
+        !IsJsonMediaType(head.Header("Content-Type").value_or(""))) {
+      return ex.Reply(ErrorReply(415,
+                                 head.method + " " + std::string(match.route->pattern) +
+                                     " needs Content-Type: application/json",
+                                 "unsupported_media_type"));
+    }
     if (body.size() > ctx_->options.max_body_bytes) {
       return ex.Reply(ErrorReply(
           413,
           "the request body exceeds " + std::to_string(ctx_->options.max_body_bytes) + " bytes",
           "payload_too_large"));
     }
-    api_.Handle(Call{head, target.path, target.query, body, match}, ex);
+    api_.Handle(Call{head, target.path, target.query, body, match, *key, std::move(lease)}, ex);
   }
 
   // OPTIONS: a CORS preflight, or the methods a path allows.
@@ -315,12 +508,15 @@ Gateway::~Gateway() { Stop(); }
 Status Gateway::Start() {
   auto keys = ApiKeys::Create(options_.api_keys);
   if (!keys.ok()) return keys.status();
+  std::string warning;
+  auto listen = CheckExposure(options_, &warning);
+  if (!listen.ok()) return listen.status();
+  options_.listen = *listen;
+  if (!warning.empty()) spdlog::warn("{}", warning);
   context_ = std::make_shared<ApiContext>(options_, broker_options_, std::move(*keys));
-  if (!context_->keys.enabled()) {
-    spdlog::warn("no API keys configured: every route is open (set --client-key/--admin-key)");
-  }
   RMA_RETURN_IF_ERROR(context_->writer.Start());
   RMA_RETURN_IF_ERROR(context_->broker.Start());
+  context_->parse_pool.Start();
   try {
     Pistache::Address address(options_.listen);
     endpoint_ = std::make_unique<Http::Endpoint>(address);
@@ -341,6 +537,7 @@ Status Gateway::Start() {
     endpoint_->serveThreaded();
   } catch (const std::exception& e) {
     endpoint_.reset();
+    context_->parse_pool.Stop();
     context_->broker.Stop();
     context_->writer.Stop();
     return Status::Unavailable(std::string("cannot listen on ") + options_.listen + ": " +
@@ -362,6 +559,7 @@ void Gateway::Stop() {
   // No new requests first; then what still waits is answered (503) through its own socket, and
   // finally the last slow writes are given up.
   endpoint_->shutdown();
+  context_->parse_pool.Stop();  // its jobs hand their requests to the broker client: first
   context_->broker.Stop();
   context_->writer.Stop();
   endpoint_.reset();

@@ -147,6 +147,13 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   return true;
 }
 
+bool IsJsonMediaType(std::string_view content_type) {
+  std::string_view type = content_type.substr(0, content_type.find(';'));
+  while (!type.empty() && (type.front() == ' ' || type.front() == '\t')) type.remove_prefix(1);
+  while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.remove_suffix(1);
+  return EqualsIgnoreCase(type, "application/json");
+}
+
 bool KeepAlive(bool http11, std::string_view connection) {
   // The header is a comma-separated list of tokens ("keep-alive, Upgrade").
   bool close = false;
@@ -254,10 +261,187 @@ std::optional<RequestHead> ParseRequestHead(std::string_view head) {
       value.remove_prefix(1);
     while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
     for (char c : value) {
-      if (c == '\0') return std::nullopt;
+      auto u = static_cast<unsigned char>(c);
+      if ((u < 0x20 && c != '\t') || u == 0x7f) return std::nullopt;
     }
     out.headers.emplace_back(std::string(name), std::string(value));
   }
+  return out;
+}
+
+namespace {
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+}  // namespace
+
+std::variant<BodyFraming, FramingError> FramingOf(const RequestHead& head) {
+  std::optional<std::string_view> length;
+  size_t codings = 0;
+  std::string_view coding;
+  for (const auto& [name, value] : head.headers) {
+    if (EqualsIgnoreCase(name, "Content-Length")) {
+      if (value.empty() || value.size() > 19 ||
+          value.find_first_not_of("0123456789") != std::string::npos) {
+        return FramingError{400, "malformed Content-Length"};
+      }
+      if (length && *length != value) {
+        return FramingError{400, "conflicting Content-Length headers"};
+      }
+      length = value;
+    } else if (EqualsIgnoreCase(name, "Transfer-Encoding")) {
+      ++codings;
+      coding = value;
+    }
+  }
+  if (codings > 0) {
+    if (length) return FramingError{400, "both Transfer-Encoding and Content-Length"};
+    if (!head.http11) return FramingError{400, "Transfer-Encoding in an HTTP/1.0 request"};
+    if (codings > 1 || !EqualsIgnoreCase(Trim(coding), "chunked")) {
+      return FramingError{501, "only Transfer-Encoding: chunked is supported"};
+    }
+    return BodyFraming{BodyFraming::Kind::kChunked, 0};
+  }
+  if (!length) return BodyFraming{};
+  uint64_t n = 0;
+  for (char c : *length) n = n * 10 + static_cast<uint64_t>(c - '0');  // 19 digits fit
+  return BodyFraming{BodyFraming::Kind::kLength, n};
+}
+
+ChunkedDecoder::State ChunkedDecoder::Fail(std::string message) {
+  error_ = std::move(message);
+  return State::kError;
+}
+
+ChunkedDecoder::State ChunkedDecoder::Feed(std::string_view in, std::string* body, size_t max_body,
+                                           size_t* consumed) {
+  constexpr size_t kMaxLine = 4096;          // one extension or trailer line
+  constexpr size_t kMaxTrailer = 16 * 1024;  // all trailer lines
+  size_t i = 0;
+  auto done = [&](State s) {
+    *consumed = i;
+    return s;
+  };
+  if (!error_.empty()) return done(State::kError);
+  while (i < in.size()) {
+    const char c = in[i];
+    switch (step_) {
+      case Step::kSize: {
+        const int v = HexValue(c);
+        if (v >= 0) {
+          if (++digits_ > 16) return done(Fail("chunk size too long"));
+          size_ = size_ * 16 + static_cast<uint64_t>(v);
+          ++i;
+        } else if (digits_ == 0) {
+          return done(Fail("chunk size expected"));
+        } else if (c == ';') {
+          step_ = Step::kExtension;
+          line_bytes_ = 0;
+          ++i;
+        } else if (c == '\r') {
+          step_ = Step::kSizeLf;
+          ++i;
+        } else {
+          return done(Fail("bad character in chunk size"));
+        }
+        break;
+      }
+      case Step::kExtension:
+        if (c == '\r') {
+          step_ = Step::kSizeLf;
+        } else if (c == '\n' || ++line_bytes_ > kMaxLine) {
+          return done(Fail("malformed chunk extension"));
+        }
+        ++i;
+        break;
+      case Step::kSizeLf:
+        if (c != '\n') return done(Fail("chunk size line must end with CRLF"));
+        ++i;
+        digits_ = 0;
+        if (size_ == 0) {
+          step_ = Step::kTrailer;
+          line_bytes_ = 0;
+        } else {
+          if (size_ > max_body || body->size() > max_body - size_) {
+            return done(State::kTooLarge);
+          }
+          remaining_ = size_;
+          step_ = Step::kData;
+        }
+        size_ = 0;
+        break;
+      case Step::kData: {
+        const size_t take = static_cast<size_t>(std::min<uint64_t>(remaining_, in.size() - i));
+        body->append(in.data() + i, take);
+        i += take;
+        remaining_ -= take;
+        if (remaining_ == 0) step_ = Step::kDataCr;
+        break;
+      }
+      case Step::kDataCr:
+        if (c != '\r') return done(Fail("chunk data must end with CRLF"));
+        step_ = Step::kDataLf;
+        ++i;
+        break;
+      case Step::kDataLf:
+        if (c != '\n') return done(Fail("chunk data must end with CRLF"));
+        step_ = Step::kSize;
+        ++i;
+        break;
+      case Step::kTrailer:
+        // A trailer line, or the empty line that ends the body.
+        if (c == '\r') {
+          step_ = Step::kTrailerLf;
+        } else if (c == '\n' || ++line_bytes_ > kMaxLine || ++trailer_bytes_ > kMaxTrailer) {
+          return done(Fail("malformed trailer"));
+        }
+        ++i;
+        break;
+      case Step::kTrailerLf:
+        if (c != '\n') return done(Fail("trailer line must end with CRLF"));
+        ++i;
+        if (line_bytes_ == 0) {
+          step_ = Step::kSize;  // ready for another body, should the decoder be reused
+          trailer_bytes_ = 0;
+          return done(State::kDone);
+        }
+        line_bytes_ = 0;
+        step_ = Step::kTrailer;
+        break;
+    }
+  }
+  return done(State::kMore);
+}
+
+std::string EscapeForLog(std::string_view s, size_t max) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  const bool cut = s.size() > max;
+  if (cut) s = s.substr(0, max);
+  out.reserve(s.size() + 8);
+  for (char c : s) {
+    auto u = static_cast<unsigned char>(c);
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (u < 0x20 || u == 0x7f) {
+      out += "\\x";
+      out += kHex[u >> 4];
+      out += kHex[u & 15];
+    } else {
+      out += c;
+    }
+  }
+  if (cut) out += "...";
   return out;
 }
 
@@ -292,6 +476,22 @@ std::optional<std::string> PercentDecode(std::string_view s, bool plus_as_space)
     }
   }
   return out;
+}
+
+std::optional<std::string> ServicePathProblem(std::string_view path) {
+  if (path.find('\\') != std::string_view::npos) return "'\\' is not allowed in a call's path";
+  if (path.find('\0') != std::string_view::npos) return "NUL is not allowed in a call's path";
+  for (std::string_view seg : PathSegments(path)) {
+    auto decoded = PercentDecode(seg, false);
+    if (!decoded) return "bad percent-encoding in a call's path";
+    if (*decoded == "." || *decoded == "..") {
+      return "'.' and '..' path segments are not allowed in a call";
+    }
+    if (decoded->find_first_of(std::string_view("/\\\0", 3)) != std::string::npos) {
+      return "encoded '/', '\\' and NUL are not allowed in a call's path";
+    }
+  }
+  return std::nullopt;
 }
 
 std::optional<std::string> QueryParam(std::string_view query, std::string_view name) {

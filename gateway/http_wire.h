@@ -4,10 +4,12 @@
 // names), keep-alive decisions and query parameters. Pure functions, safe on any thread.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <variant>
 #include <vector>
 
 namespace rma::gateway {
@@ -42,8 +44,55 @@ struct RequestHead {
 };
 
 // Parses "METHOD SP target SP HTTP/1.x CRLF (name: value CRLF)* CRLF" (bare LF tolerated; empty
-// lines before the request line skipped). nullopt on anything malformed or over 200 header fields.
+// lines before the request line skipped). nullopt on anything malformed or over 200 header fields,
+// and on a control character other than a tab in a header value: a bare CR would reach a backend
+// (forwarded X- headers) or a log as a line break.
 std::optional<RequestHead> ParseRequestHead(std::string_view head);
+
+// How a request's body is delimited (RFC 9112, 6). Only what the gateway can frame without doubt
+// is accepted, so that it and any proxy in front of it never disagree about where a request ends
+// (request smuggling): Content-Length headers must all be the same run of digits; Transfer-Encoding
+// must be exactly "chunked", once, and never beside a Content-Length.
+struct BodyFraming {
+  enum class Kind { kNone, kLength, kChunked };
+  Kind kind = Kind::kNone;
+  uint64_t length = 0;  // kLength
+};
+struct FramingError {
+  int status;  // 400, or 501 for a transfer coding the gateway does not implement
+  std::string message;
+};
+// The framing of a request, or why it cannot be framed.
+std::variant<BodyFraming, FramingError> FramingOf(const RequestHead& head);
+
+// Decodes a chunked body (RFC 9112, 7.1) as it arrives, in pieces of any size. Chunk extensions
+// and trailer fields are read and dropped. Strict: every line ends with CRLF, chunk sizes are at
+// most 16 hex digits, extension and trailer bytes are bounded.
+class ChunkedDecoder {
+ public:
+  enum class State { kMore, kDone, kError, kTooLarge };
+  // Appends the data of the chunks in `in` to `body`, never letting it exceed `max_body`. Sets
+  // *consumed to the bytes of `in` that belong to the body (all of them unless kDone, when the rest
+  // belongs to whatever follows the request).
+  State Feed(std::string_view in, std::string* body, size_t max_body, size_t* consumed);
+  const std::string& error() const { return error_; }
+
+ private:
+  enum class Step { kSize, kExtension, kSizeLf, kData, kDataCr, kDataLf, kTrailer, kTrailerLf };
+  State Fail(std::string message);
+  Step step_ = Step::kSize;
+  uint64_t size_ = 0;
+  size_t digits_ = 0;
+  uint64_t remaining_ = 0;
+  size_t line_bytes_ = 0;     // extension or trailer line so far
+  size_t trailer_bytes_ = 0;  // all trailer lines
+  std::string error_;
+};
+
+// `s` made safe for a log line: control characters, DEL and backslashes become escapes
+// (\n, \r, \xNN ...), and anything past `max` bytes is cut (with "..." appended). Peer-supplied
+// strings go through it before they are logged, so nobody can forge a log line.
+std::string EscapeForLog(std::string_view s, size_t max = 256);
 
 // Where the head ends in `bytes` (just after the blank line), or npos. `from` is where to start
 // looking (so a head arriving in pieces is scanned once).
@@ -67,9 +116,18 @@ std::vector<std::string_view> PathSegments(std::string_view path);
 // Percent-decoding; '+' becomes a space when `plus_as_space` (query strings). Fails on bad escapes.
 std::optional<std::string> PercentDecode(std::string_view s, bool plus_as_space);
 
+// Why a service call's path may not travel to a backend, or nullopt when it may. Refused: bad
+// percent escapes; "." and ".." segments, written plainly or encoded ("%2e%2e", ".%2E"); encoded
+// "/" (%2F) and backslash (%5C), which a backend that decodes before splitting would read as
+// segment separators ("..%2F" climbs out of its base path); a raw backslash; NUL, raw or encoded.
+std::optional<std::string> ServicePathProblem(std::string_view path);
+
 // The decoded value of the first `name=value` pair in a raw query; "" for a bare `name`; nullopt
 // when absent or badly encoded.
 std::optional<std::string> QueryParam(std::string_view query, std::string_view name);
+
+// Whether a Content-Type names JSON: "application/json", any case, parameters (charset) allowed.
+bool IsJsonMediaType(std::string_view content_type);
 
 // Case-insensitive ASCII comparison, for header names.
 bool EqualsIgnoreCase(std::string_view a, std::string_view b);

@@ -131,5 +131,146 @@ TEST(PathSegmentsTest, SkipsEmptySegments) {
   EXPECT_TRUE(PathSegments("/").empty());
 }
 
+TEST(ParseRequestHeadTest, RefusesControlCharactersInHeaderValues) {
+  // A bare CR inside a value would reach a backend (forwarded X- headers) or a log as a line break.
+  EXPECT_FALSE(ParseRequestHead("GET / HTTP/1.1\r\nX-Note: a\rX-Injected: 1\r\n\r\n"));
+  EXPECT_FALSE(ParseRequestHead("GET / HTTP/1.1\r\nX-Note: a\x1b[2J\r\n\r\n"));
+  EXPECT_FALSE(ParseRequestHead(std::string("GET / HTTP/1.1\r\nX-Note: a\0b\r\n\r\n", 31)));
+  EXPECT_FALSE(ParseRequestHead("GET / HTTP/1.1\r\nX-Note: a\x7f\r\n\r\n"));
+  auto tab = ParseRequestHead("GET / HTTP/1.1\r\nX-Note: a\tb\r\nX-Utf8: caf\xc3\xa9\r\n\r\n");
+  ASSERT_TRUE(tab);
+  EXPECT_EQ(tab->Header("X-Note").value_or(""), "a\tb");
+}
+
+BodyFraming FramingOfHead(const std::string& head) {
+  auto h = ParseRequestHead(head);
+  EXPECT_TRUE(h) << head;
+  auto f = FramingOf(*h);
+  EXPECT_TRUE(std::holds_alternative<BodyFraming>(f)) << head;
+  return std::get<BodyFraming>(f);
+}
+
+int FramingErrorOf(const std::string& head) {
+  auto h = ParseRequestHead(head);
+  EXPECT_TRUE(h) << head;
+  auto f = FramingOf(*h);
+  if (auto* e = std::get_if<FramingError>(&f)) return e->status;
+  return 0;
+}
+
+TEST(FramingTest, ContentLengthChunkedOrNothing) {
+  EXPECT_EQ(FramingOfHead("GET / HTTP/1.1\r\n\r\n").kind, BodyFraming::Kind::kNone);
+  BodyFraming f = FramingOfHead("POST / HTTP/1.1\r\nContent-Length: 42\r\n\r\n");
+  EXPECT_EQ(f.kind, BodyFraming::Kind::kLength);
+  EXPECT_EQ(f.length, 42u);
+  // The same length twice is one length (RFC 9110, 8.6).
+  EXPECT_EQ(
+      FramingOfHead("POST / HTTP/1.1\r\nContent-Length: 7\r\ncontent-length: 7\r\n\r\n").length,
+      7u);
+  EXPECT_EQ(FramingOfHead("POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n").kind,
+            BodyFraming::Kind::kChunked);
+  EXPECT_EQ(FramingOfHead("POST / HTTP/1.1\r\nContent-Length: 9999999999999999999\r\n\r\n").length,
+            9999999999999999999u);
+}
+
+TEST(FramingTest, RefusesAnythingTwoPartiesCouldReadDifferently) {
+  for (const char* head : {
+           "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+           "POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n",
+           "POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\n",
+           "POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+           "POST / HTTP/1.1\r\nContent-Length: 0x10\r\n\r\n",
+           "POST / HTTP/1.1\r\nContent-Length: 1 2\r\n\r\n",
+           "POST / HTTP/1.1\r\nContent-Length:\r\n\r\n",
+           "POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
+           "POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+           "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+       }) {
+    EXPECT_EQ(FramingErrorOf(head), 400) << head;
+  }
+  for (const char* head : {
+           "POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+           "POST / HTTP/1.1\r\nTransfer-Encoding: identity\r\n\r\n",
+           "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+       }) {
+    EXPECT_EQ(FramingErrorOf(head), 501) << head;
+  }
+}
+
+TEST(ChunkedDecoderTest, DecodesInPiecesOfAnySize) {
+  const std::string wire =
+      "5;name=value\r\nhello\r\n1\r\n \r\nA\r\n0123456789\r\n0\r\nX-Trailer: t\r\n\r\nNEXT";
+  for (size_t piece = 1; piece <= wire.size(); ++piece) {
+    ChunkedDecoder d;
+    std::string body;
+    size_t offset = 0;
+    ChunkedDecoder::State state = ChunkedDecoder::State::kMore;
+    while (state == ChunkedDecoder::State::kMore && offset < wire.size()) {
+      size_t consumed = 0;
+      std::string_view in = std::string_view(wire).substr(offset, piece);
+      state = d.Feed(in, &body, 1024, &consumed);
+      offset += consumed;
+    }
+    ASSERT_EQ(state, ChunkedDecoder::State::kDone) << piece;
+    EXPECT_EQ(body, "hello 0123456789") << piece;
+    EXPECT_EQ(wire.substr(offset), "NEXT") << piece;
+  }
+}
+
+TEST(ChunkedDecoderTest, RefusesMalformedAndOversizedBodies) {
+  auto run = [](const std::string& wire, size_t max) {
+    ChunkedDecoder d;
+    std::string body;
+    size_t consumed = 0;
+    return d.Feed(wire, &body, max, &consumed);
+  };
+  using S = ChunkedDecoder::State;
+  EXPECT_EQ(run("5\r\nhello\r\n0\r\n\r\n", 5), S::kDone);
+  EXPECT_EQ(run("6\r\nhello!\r\n0\r\n\r\n", 5), S::kTooLarge);
+  EXPECT_EQ(run("3\r\nabc\r\n3\r\ndef\r\n", 5), S::kTooLarge);
+  EXPECT_EQ(run("ffffffffffffffff\r\n", 5), S::kTooLarge);
+  EXPECT_EQ(run("10000000000000000\r\n", 5), S::kError);  // 17 digits
+  EXPECT_EQ(run("\r\n", 5), S::kError);
+  EXPECT_EQ(run("-1\r\n", 5), S::kError);
+  EXPECT_EQ(run("5\nhello\r\n", 5), S::kError);     // bare LF
+  EXPECT_EQ(run("2\r\nhello\r\n", 5), S::kError);   // data longer than its size
+  EXPECT_EQ(run("0\r\nX: 1\n\r\n", 5), S::kError);  // trailer with a bare LF
+  EXPECT_EQ(run("1;" + std::string(5000, 'e') + "\r\n", 5), S::kError);
+  EXPECT_EQ(run("0\r\n" + std::string(5000, 't') + "\r\n", 5), S::kError);
+  EXPECT_EQ(run("5\r\nhel", 5), S::kMore);
+}
+
+TEST(ServicePathTest, RefusesWhatCouldClimbOutOfABackendsBasePath) {
+  for (const char* ok :
+       {"/", "/v1/query", "/a%20b/c", "/file.txt", "/.well-known/x", "/a..b", "/%2541", "/a/b/"}) {
+    EXPECT_FALSE(ServicePathProblem(ok)) << ok;
+  }
+  for (const char* bad :
+       {"/..", "/a/../b", "/.", "/%2e%2e/x", "/%2E%2e", "/.%2e/x", "/..%2Fadmin", "/..%2fadmin",
+        "/a%2Fb", "/a%5Cb", "/a%5cb", "/a\\b", "/a%00b", "/a%zz", "/a%2", "/%2e"}) {
+    EXPECT_TRUE(ServicePathProblem(bad)) << bad;
+  }
+  EXPECT_TRUE(ServicePathProblem(std::string("/a\0b", 4)));
+}
+
+TEST(EscapeForLogTest, NothingAPeerSendsCanBreakALogLine) {
+  EXPECT_EQ(EscapeForLog("GET /a"), "GET /a");
+  EXPECT_EQ(EscapeForLog("a\r\nFAKE 2026 [error] b"), "a\\r\\nFAKE 2026 [error] b");
+  EXPECT_EQ(EscapeForLog(std::string("\x1b[2J\x7f\0\\", 7)), "\\x1b[2J\\x7f\\x00\\\\");
+  EXPECT_EQ(EscapeForLog(std::string(300, 'x'), 10), std::string(10, 'x') + "...");
+  EXPECT_EQ(EscapeForLog("caf\xc3\xa9"), "caf\xc3\xa9");
+}
+
+TEST(JsonMediaTypeTest, ApplicationJsonWithParametersOnly) {
+  EXPECT_TRUE(IsJsonMediaType("application/json"));
+  EXPECT_TRUE(IsJsonMediaType("Application/JSON; charset=utf-8"));
+  EXPECT_TRUE(IsJsonMediaType(" application/json ;charset=UTF-8"));
+  for (const char* no :
+       {"", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
+        "application/jsonx", "text/plain; application/json", "application/json-seq"}) {
+    EXPECT_FALSE(IsJsonMediaType(no)) << no;
+  }
+}
+
 }  // namespace
 }  // namespace rma::gateway

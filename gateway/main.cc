@@ -1,5 +1,6 @@
 // rma-gateway: reads the config file, environment and flags (flags win), starts the Gateway and
 // serves until SIGINT or SIGTERM.
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <CLI/CLI.hpp>
@@ -46,6 +47,9 @@ int main(int argc, char** argv) {
   double rate_burst = 0;
   std::vector<std::string> cors_origins;
   bool public_metrics = false;
+  bool allow_anonymous = false;
+  size_t max_connections_per_ip = defaults.max_connections_per_ip;
+  size_t large_body_budget = defaults.large_body_budget;
   std::string log_level = "info";
   std::string port_file;
 
@@ -58,10 +62,10 @@ int main(int argc, char** argv) {
   auto* o_broker = app.add_option("--broker", broker_endpoint, "broker client endpoint")
                        ->envname("RMA_BROKER")
                        ->capture_default_str();
-  auto* o_listen =
-      app.add_option("--listen", listen, "HOST:PORT to serve HTTP on (port 0: any free port)")
-          ->envname("RMA_LISTEN")
-          ->capture_default_str();
+  auto* o_listen = app.add_option("--listen", listen,
+                                  "HOST:PORT to serve HTTP on (port 0: any free port); default "
+                                  "0.0.0.0:8080 with API keys, 127.0.0.1:8080 without")
+                       ->envname("RMA_LISTEN");
   auto* o_threads = app.add_option("--threads", threads, "HTTP reactor threads")
                         ->envname("RMA_HTTP_THREADS")
                         ->capture_default_str()
@@ -117,6 +121,22 @@ int main(int argc, char** argv) {
   auto* o_public = app.add_flag("--public-metrics", public_metrics,
                                 "serve /metrics without a key even when keys are configured")
                        ->envname("RMA_PUBLIC_METRICS");
+  auto* o_anonymous =
+      app.add_flag("--allow-anonymous", allow_anonymous,
+                   "serve an open API (no API keys) on a non-loopback address or behind a proxy; "
+                   "without it a gateway without keys serves loopback only")
+          ->envname("RMA_ALLOW_ANONYMOUS");
+  auto* o_per_ip = app.add_option("--max-connections-per-ip", max_connections_per_ip,
+                                  "connections one client address may hold open (0: no limit)")
+                       ->envname("RMA_MAX_CONNECTIONS_PER_IP")
+                       ->capture_default_str()
+                       ->check(CLI::Range(size_t{0}, size_t{1000000}));
+  auto* o_budget =
+      app.add_option("--large-body-budget-bytes", large_body_budget,
+                     "bytes of large (> 256 KiB) request bodies held at once; more get 503 busy")
+          ->envname("RMA_LARGE_BODY_BUDGET_BYTES")
+          ->capture_default_str()
+          ->check(CLI::Range(size_t{1} << 20, size_t{1} << 40));
   app.add_option("--port-file", port_file, "write the bound HTTP port here (useful with port 0)")
       ->envname("RMA_PORT_FILE");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
@@ -151,6 +171,9 @@ int main(int argc, char** argv) {
   if (o_rate->count() > 0) options.rate_limit.rate_per_s = rate_limit;
   if (o_burst->count() > 0) options.rate_limit.burst = rate_burst;
   if (o_public->count() > 0) options.public_metrics = public_metrics;
+  if (o_anonymous->count() > 0) options.allow_anonymous = allow_anonymous;
+  if (o_per_ip->count() > 0) options.max_connections_per_ip = max_connections_per_ip;
+  if (o_budget->count() > 0) options.large_body_budget = large_body_budget;
   for (const std::string& k : client_keys) {
     options.api_keys.push_back(gateway::KeyFromFlag(k, gateway::Role::kClient));
   }
@@ -171,6 +194,11 @@ int main(int argc, char** argv) {
   }
   std::signal(SIGPIPE, SIG_IGN);
   RaiseDescriptorLimit();
+  // Large request bodies always get their own mappings, returned to the system when freed: glibc
+  // would otherwise raise its mmap threshold after the first large free and keep such bodies in
+  // per-thread heaps, so the process would grow with every thread that ever held one (the body
+  // budget bounds what is held at once, not what the allocator keeps).
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
 
   gateway::Gateway gw(options, broker);
   if (Status s = gw.Start(); !s.ok()) {

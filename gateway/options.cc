@@ -1,6 +1,7 @@
 // See options.h.
 #include "gateway/options.h"
 
+#include <cctype>
 #include <fstream>
 #include <sstream>
 
@@ -66,13 +67,13 @@ ApiKey KeyFromFlag(const std::string& item, Role role) {
 
 Status ApplyConfigJson(const json& j, GatewayOptions* o, std::string* broker_endpoint) {
   if (!j.is_object()) return Status::InvalidArgument("the config must be a JSON object");
-  RMA_RETURN_IF_ERROR(
-      CheckKeys(j,
-                {"broker", "listen", "threads", "max_body_bytes", "max_header_bytes",
-                 "submit_timeout_ms", "call_timeout_ms", "max_call_timeout_ms", "max_wait_ms",
-                 "header_timeout_ms", "metrics_timeout_ms", "max_pending_requests", "api_keys",
-                 "rate_limit", "cors_origins", "public_metrics"},
-                "the config"));
+  RMA_RETURN_IF_ERROR(CheckKeys(
+      j,
+      {"broker", "listen", "threads", "max_body_bytes", "max_header_bytes", "submit_timeout_ms",
+       "call_timeout_ms", "max_call_timeout_ms", "max_wait_ms", "header_timeout_ms",
+       "metrics_timeout_ms", "max_pending_requests", "api_keys", "rate_limit", "cors_origins",
+       "public_metrics", "allow_anonymous", "max_connections_per_ip", "large_body_budget_bytes"},
+      "the config"));
   for (const char* key : {"broker", "listen"}) {
     if (j.contains(key) && !j[key].is_string()) {
       return Status::InvalidArgument(std::string("'") + key + "' must be a string");
@@ -91,11 +92,16 @@ Status ApplyConfigJson(const json& j, GatewayOptions* o, std::string* broker_end
   RMA_RETURN_IF_ERROR(ReadMs(j, "header_timeout_ms", 100, 3600000, &o->header_timeout));
   RMA_RETURN_IF_ERROR(ReadMs(j, "metrics_timeout_ms", 10, 60000, &o->metrics_timeout));
   RMA_RETURN_IF_ERROR(ReadCount(j, "max_pending_requests", 1, 10000000, &o->max_pending));
-  if (j.contains("public_metrics")) {
-    if (!j["public_metrics"].is_boolean()) {
-      return Status::InvalidArgument("'public_metrics' must be a boolean");
-    }
-    o->public_metrics = j["public_metrics"].get<bool>();
+  RMA_RETURN_IF_ERROR(
+      ReadCount(j, "max_connections_per_ip", 0, 1000000, &o->max_connections_per_ip));
+  RMA_RETURN_IF_ERROR(ReadCount(j, "large_body_budget_bytes", size_t{1} << 20, size_t{1} << 40,
+                                &o->large_body_budget));
+  for (auto [key, out] : {std::pair{"public_metrics", &o->public_metrics},
+                          std::pair{"allow_anonymous", &o->allow_anonymous}}) {
+    if (!j.contains(key)) continue;
+    if (!j[key].is_boolean())
+      return Status::InvalidArgument(std::string("'") + key + "' must be a boolean");
+    *out = j[key].get<bool>();
   }
   if (j.contains("rate_limit")) {
     if (!j["rate_limit"].is_object()) {
@@ -146,6 +152,72 @@ Status ApplyConfigJson(const json& j, GatewayOptions* o, std::string* broker_end
     }
   }
   return Status::Ok();
+}
+
+namespace {
+
+// The host part of HOST:PORT or of a Host header ("[::1]:80" -> "::1", "a.b:1" -> "a.b"); the
+// whole text when it has no port.
+std::string_view HostPart(std::string_view s) {
+  if (!s.empty() && s.front() == '[') {
+    size_t close = s.find(']');
+    return close == std::string_view::npos ? std::string_view() : s.substr(1, close - 1);
+  }
+  size_t colon = s.rfind(':');
+  if (colon != std::string_view::npos && s.find(':') != colon) return s;  // bare IPv6
+  return colon == std::string_view::npos ? s : s.substr(0, colon);
+}
+
+bool IsLoopbackName(std::string_view host) {
+  std::string lower(host);
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lower == "localhost" || lower == "::1") return true;
+  // 127.0.0.0/8 in dotted decimal, four parts.
+  if (lower.rfind("127.", 0) != 0) return false;
+  int parts = 0;
+  size_t pos = 0;
+  while (pos <= lower.size()) {
+    size_t dot = lower.find('.', pos);
+    if (dot == std::string::npos) dot = lower.size();
+    std::string_view part(lower.data() + pos, dot - pos);
+    if (part.empty() || part.size() > 3 ||
+        part.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoi(std::string(part)) > 255) {
+      return false;
+    }
+    ++parts;
+    pos = dot + 1;
+  }
+  return parts == 4;
+}
+
+}  // namespace
+
+bool IsLoopbackListen(std::string_view listen) { return IsLoopbackName(HostPart(listen)); }
+
+bool IsLoopbackHost(std::string_view host) { return IsLoopbackName(HostPart(host)); }
+
+Result<std::string> CheckExposure(const GatewayOptions& o, std::string* warning) {
+  const bool keys = !o.api_keys.empty();
+  if (o.listen.empty()) {
+    if (keys) return std::string(kDefaultListenWithKeys);
+    *warning = "no API keys configured: serving on " + std::string(kDefaultListenWithoutKeys) +
+               " only (loopback); set --admin-key/--client-key to serve other machines";
+    return std::string(kDefaultListenWithoutKeys);
+  }
+  if (keys || IsLoopbackListen(o.listen)) return o.listen;
+  if (!o.allow_anonymous) {
+    return Status::FailedPrecondition(
+        "refusing to serve " + o.listen +
+        " without API keys: anyone who can reach it could use the pool and its admin API. "
+        "Configure keys (--admin-key/--client-key, RMA_ADMIN_KEYS/RMA_CLIENT_KEYS or the "
+        "config file's api_keys), listen on 127.0.0.1, or pass --allow-anonymous "
+        "(RMA_ALLOW_ANONYMOUS=1) to serve an open pool on purpose");
+  }
+  *warning = "serving an OPEN API on " + o.listen +
+             " (--allow-anonymous, no API keys): anyone who can reach it may submit tasks, call "
+             "services and use the admin API";
+  return o.listen;
 }
 
 Status LoadConfigFile(const std::string& path, GatewayOptions* options,

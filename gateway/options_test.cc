@@ -84,5 +84,70 @@ TEST(GatewayConfigTest, KeyFlagsMayCarryAName) {
   EXPECT_EQ(KeyFromFlag("plain-key-1", Role::kClient).name, "");
 }
 
+TEST(GatewayConfigTest, ReadsTheExposureAndAdmissionKeys) {
+  GatewayOptions o;
+  std::string broker;
+  ASSERT_TRUE(ApplyConfigJson(json::parse(R"({"allow_anonymous": true, "max_connections_per_ip": 9,
+                                              "large_body_budget_bytes": 2097152})"),
+                              &o, &broker)
+                  .ok());
+  EXPECT_TRUE(o.allow_anonymous);
+  EXPECT_EQ(o.max_connections_per_ip, 9u);
+  EXPECT_EQ(o.large_body_budget, 2097152u);
+  for (const char* bad : {R"({"allow_anonymous": "yes"})", R"({"max_connections_per_ip": -1})",
+                          R"({"large_body_budget_bytes": 5})"}) {
+    EXPECT_FALSE(ApplyConfigJson(json::parse(bad), &o, &broker).ok()) << bad;
+  }
+}
+
+TEST(LoopbackTest, OnlyLoopbackNamesAndAddresses) {
+  for (const char* yes : {"127.0.0.1:8080", "127.1.2.3:0", "localhost:80", "LocalHost:1",
+                          "[::1]:8080", "127.0.0.1"}) {
+    EXPECT_TRUE(IsLoopbackListen(yes)) << yes;
+  }
+  for (const char* no :
+       {"0.0.0.0:8080", "10.0.0.1:80", "[::]:8080", ":8080", "*:8080", "127.0.0.1.evil.example:80",
+        "localhost.evil.example:80", "128.0.0.1:1", "127.0.0.256:1", "example.org:80", ""}) {
+    EXPECT_FALSE(IsLoopbackListen(no)) << no;
+  }
+  EXPECT_TRUE(IsLoopbackHost("127.0.0.1:41234"));
+  EXPECT_TRUE(IsLoopbackHost("localhost"));
+  EXPECT_FALSE(IsLoopbackHost("rebind.evil.example:41234"));
+}
+
+std::string Listen(const GatewayOptions& o, std::string* warning) {
+  auto r = CheckExposure(o, warning);
+  return r.ok() ? *r : "refused: " + r.status().message();
+}
+
+TEST(ExposureTest, NoKeysMeansLoopbackUnlessAnonymousIsAllowed) {
+  std::string warning;
+  GatewayOptions o;
+  // Not given: loopback without keys (with a warning), every address with keys.
+  EXPECT_EQ(Listen(o, &warning), "127.0.0.1:8080");
+  EXPECT_NE(warning.find("127.0.0.1:8080"), std::string::npos);
+  GatewayOptions keyed;
+  keyed.api_keys.push_back(KeyFromFlag("client-key-123", Role::kClient));
+  warning.clear();
+  EXPECT_EQ(Listen(keyed, &warning), "0.0.0.0:8080");
+  EXPECT_TRUE(warning.empty());
+  // Given: a public address without keys is refused, naming the ways out.
+  o.listen = "0.0.0.0:8080";
+  auto refused = CheckExposure(o, &warning);
+  ASSERT_FALSE(refused.ok());
+  for (const char* named : {"--admin-key", "--client-key", "--allow-anonymous"}) {
+    EXPECT_NE(refused.status().message().find(named), std::string::npos) << named;
+  }
+  o.allow_anonymous = true;
+  warning.clear();
+  EXPECT_EQ(Listen(o, &warning), "0.0.0.0:8080");
+  EXPECT_NE(warning.find("OPEN"), std::string::npos);
+  o.allow_anonymous = false;
+  o.listen = "127.0.0.1:0";
+  EXPECT_EQ(Listen(o, &warning), "127.0.0.1:0");
+  keyed.listen = "0.0.0.0:9000";
+  EXPECT_EQ(Listen(keyed, &warning), "0.0.0.0:9000");
+}
+
 }  // namespace
 }  // namespace rma::gateway

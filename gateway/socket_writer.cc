@@ -42,6 +42,40 @@ Result<OwnedFd> DupFd(int fd) {
   return OwnedFd(copy);
 }
 
+void AnswerGate::Begin() {
+  MutexLock lock(&mu_);
+  outstanding_ = true;
+}
+
+bool AnswerGate::Pipelined() {
+  MutexLock lock(&mu_);
+  if (!outstanding_) return false;
+  close_after_ = true;
+  return true;
+}
+
+bool AnswerGate::KeepAlive(bool wanted) {
+  MutexLock lock(&mu_);
+  return wanted && !close_after_;
+}
+
+bool AnswerGate::Finish() {
+  outstanding_ = false;
+  return close_after_;
+}
+
+void SocketWriter::FinishGate(std::shared_ptr<AnswerGate>& gate, int fd) {
+  if (!gate) return;
+  bool shut = false;
+  {
+    MutexLock lock(&gate->mu_);
+    shut = gate->Finish();
+  }
+  // Both ways, so Pistache sees the stream end and lets the connection go.
+  if (shut) ::shutdown(fd, SHUT_RDWR);
+  gate.reset();
+}
+
 SocketWriter::SocketWriter(Options options) : options_(options) {}
 
 SocketWriter::~SocketWriter() { Stop(); }
@@ -69,10 +103,13 @@ void SocketWriter::Stop() {
     (void)!::write(wake_fd_, &one, sizeof one);
     thread_.join();
   }
+  std::vector<Entry> incoming;
   {
     MutexLock lock(&mu_);
-    incoming_.clear();
+    incoming.swap(incoming_);
   }
+  for (Entry& e : incoming) FinishGate(e.gate, e.fd.get());
+  for (auto& [fd, e] : entries_) FinishGate(e.gate, fd);
   entries_.clear();
   pending_count_.store(0);
   pending_bytes_.store(0);
@@ -81,33 +118,51 @@ void SocketWriter::Stop() {
   epoll_fd_ = wake_fd_ = -1;
 }
 
-WriteOutcome SocketWriter::Write(int fd, OwnedFd owned, std::string bytes, bool close_after) {
-  ssize_t n = SendNow(fd, bytes.data(), bytes.size());
+WriteOutcome SocketWriter::Write(int fd, OwnedFd owned, std::string bytes, bool close_after,
+                                 std::shared_ptr<AnswerGate> gate) {
+  ssize_t n = 0;
+  bool shut = false;
+  if (gate) {
+    // The gate's lock spans the send and the decision that the answer is out (see AnswerGate).
+    MutexLock lock(&gate->mu_);
+    n = SendNow(fd, bytes.data(), bytes.size());
+    if (n < 0 || static_cast<size_t>(n) == bytes.size()) shut = gate->Finish();
+  } else {
+    n = SendNow(fd, bytes.data(), bytes.size());
+  }
   if (n < 0) {
     dropped_.fetch_add(1, std::memory_order_relaxed);
+    if (shut) ::shutdown(fd, SHUT_RDWR);
     return WriteOutcome::kFailed;
   }
   auto written = static_cast<size_t>(n);
   if (written == bytes.size()) {
-    if (close_after) ::shutdown(fd, SHUT_WR);
+    if (shut) {
+      ::shutdown(fd, SHUT_RDWR);
+    } else if (close_after) {
+      ::shutdown(fd, SHUT_WR);
+    }
     return WriteOutcome::kDone;
   }
   // The socket is full: the rest goes to the writer thread, with a descriptor of its own.
+  Entry entry;
+  entry.gate = std::move(gate);
   size_t rest = bytes.size() - written;
   if (!running_.load() ||
       pending_bytes_.load(std::memory_order_relaxed) + rest > options_.max_pending_bytes) {
     dropped_.fetch_add(1, std::memory_order_relaxed);
+    FinishGate(entry.gate, fd);
     return WriteOutcome::kFailed;
   }
   if (!owned.valid()) {
     auto copy = DupFd(fd);
     if (!copy.ok()) {
       dropped_.fetch_add(1, std::memory_order_relaxed);
+      FinishGate(entry.gate, fd);
       return WriteOutcome::kFailed;
     }
     owned = std::move(*copy);
   }
-  Entry entry;
   entry.fd = std::move(owned);
   entry.bytes = std::move(bytes);
   entry.offset = written;
@@ -138,12 +193,29 @@ void SocketWriter::Adopt(Entry entry, Time now) {
     pending_bytes_.fetch_sub(entry.bytes.size() - entry.offset, std::memory_order_relaxed);
     pending_count_.fetch_sub(1, std::memory_order_relaxed);
     dropped_.fetch_add(1, std::memory_order_relaxed);
+    FinishGate(entry.gate, entry.fd.get());
     return;
   }
   entries_.emplace(fd, std::move(entry));
 }
 
 bool SocketWriter::Progress(Entry& entry, Time now) {
+  if (!entry.gate) return SendSome(entry, now);
+  bool finished = false;
+  bool shut = false;
+  {
+    MutexLock lock(&entry.gate->mu_);
+    finished = SendSome(entry, now);
+    if (finished) shut = entry.gate->Finish();
+  }
+  if (finished) {
+    if (shut) ::shutdown(entry.fd.get(), SHUT_RDWR);
+    entry.gate.reset();
+  }
+  return finished;
+}
+
+bool SocketWriter::SendSome(Entry& entry, Time now) {
   while (entry.offset < entry.bytes.size()) {
     ssize_t n = SendNow(entry.fd.get(), entry.bytes.data() + entry.offset,
                         entry.bytes.size() - entry.offset);
@@ -165,6 +237,7 @@ void SocketWriter::Drop(int fd) {
   auto it = entries_.find(fd);
   if (it == entries_.end()) return;
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+  FinishGate(it->second.gate, fd);  // a stalled answer: given up
   entries_.erase(it);
   pending_count_.fetch_sub(1, std::memory_order_relaxed);
 }

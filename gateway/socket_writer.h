@@ -19,6 +19,7 @@
 
 #include <atomic>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -63,6 +64,36 @@ class OwnedFd {
 // A close-on-exec duplicate of `fd`. ResourceExhausted when the process is out of descriptors.
 Result<OwnedFd> DupFd(int fd);
 
+// Keeps a connection's answers in the order of its requests. The gateway reads one request at a
+// time and answers it before it reads the next: bytes of a new request that arrive while an answer
+// is still outstanding (pipelining) are not read, and the connection is closed once that answer is
+// written (docs/http-api.md, "HTTP details"). Outstanding means from the moment the request is
+// complete until the last byte of its answer is with the kernel. That moment is decided under the
+// gate's mutex, held by the SocketWriter across each send of the answer: a client that has read the
+// whole answer and sends its next request is never mistaken for one that pipelines.
+//
+// Threads: the reactor thread calls Begin and Pipelined; whichever thread writes the answer (a
+// reactor, the BrokerClient, a WorkPool or the SocketWriter thread) goes through SocketWriter.
+class AnswerGate {
+ public:
+  // The request is complete: its answer is outstanding.
+  void Begin();
+  // More bytes arrived. True when an answer is outstanding: the caller ignores them and the
+  // connection is shut down once that answer is written.
+  bool Pipelined();
+  // The answer is being serialised: whether it may say keep-alive (`wanted` and not pipelined).
+  bool KeepAlive(bool wanted);
+
+ private:
+  friend class SocketWriter;
+  // The last byte is with the kernel or the answer was given up: returns whether the connection
+  // must be shut down (requests were pipelined behind the answer).
+  bool Finish() RMA_REQUIRES(mu_);
+  Mutex mu_;
+  bool outstanding_ RMA_GUARDED_BY(mu_) = false;
+  bool close_after_ RMA_GUARDED_BY(mu_) = false;
+};
+
 enum class WriteOutcome {
   kDone,     // every byte is with the kernel
   kPending,  // the rest is with the SocketWriter thread
@@ -90,8 +121,10 @@ class SocketWriter {
   // Writes `bytes` to the socket `fd` without blocking. When `owned` is valid it is `fd` itself and
   // the call takes it; otherwise `fd` is only borrowed for this call (the reactor thread's own
   // descriptor) and is duplicated if the rest must be finished later. `close_after` shuts the write
-  // side down once everything is written (Connection: close).
-  WriteOutcome Write(int fd, OwnedFd owned, std::string bytes, bool close_after);
+  // side down once everything is written (Connection: close). `gate`, when given, is the
+  // connection's AnswerGate: the answer stops being outstanding with its last byte.
+  WriteOutcome Write(int fd, OwnedFd owned, std::string bytes, bool close_after,
+                     std::shared_ptr<AnswerGate> gate = nullptr);
 
   size_t pending() const { return pending_count_.load(std::memory_order_relaxed); }
   // Responses given up on: client gone, stalled, or over max_pending_bytes.
@@ -104,7 +137,12 @@ class SocketWriter {
     size_t offset = 0;
     bool close_after = false;
     Time deadline{};
+    std::shared_ptr<AnswerGate> gate;
   };
+  // Sends what the socket takes now, under the gate's lock when there is one; true when the entry
+  // is finished (done or failed), with the gate told.
+  bool SendSome(Entry& entry, Time now);
+  static void FinishGate(std::shared_ptr<AnswerGate>& gate, int fd);
 
   void Loop();
   void Adopt(Entry entry, Time now);

@@ -145,5 +145,51 @@ TEST(SocketWriterTest, DupKeepsItsSocketWhenTheNumberIsReused) {
   EXPECT_EQ(errno, EAGAIN) << "the second connection must receive nothing";
 }
 
+// ---- AnswerGate: one answer at a time per connection -----------------------------------------
+
+TEST(AnswerGateTest, BytesAfterTheAnswerIsOutAreTheNextRequest) {
+  SocketWriter writer;
+  ASSERT_TRUE(writer.Start().ok());
+  Pair p = MakePair();
+  auto gate = std::make_shared<AnswerGate>();
+  EXPECT_FALSE(gate->Pipelined());  // nothing outstanding: a first request
+  gate->Begin();
+  EXPECT_TRUE(gate->KeepAlive(true));
+  EXPECT_EQ(writer.Write(p.server.get(), OwnedFd(), "answer", false, gate), WriteOutcome::kDone);
+  EXPECT_FALSE(gate->Pipelined());  // the answer is out: the next request is welcome
+  EXPECT_EQ(ReadAll(p.client.get(), 6), "answer");
+  writer.Stop();
+}
+
+TEST(AnswerGateTest, PipelinedBytesCloseTheConnectionAfterTheOutstandingAnswer) {
+  SocketWriter writer;
+  ASSERT_TRUE(writer.Start().ok());
+  Pair p = MakePair();
+  auto gate = std::make_shared<AnswerGate>();
+  gate->Begin();
+  EXPECT_TRUE(gate->Pipelined());       // a second request while the first waits
+  EXPECT_FALSE(gate->KeepAlive(true));  // so the answer says Connection: close
+  EXPECT_EQ(writer.Write(p.server.get(), OwnedFd(), "first", false, gate), WriteOutcome::kDone);
+  EXPECT_EQ(ReadAll(p.client.get(), 100), "first");  // then EOF: the gateway shut it down
+  writer.Stop();
+}
+
+TEST(AnswerGateTest, AnAnswerFinishedByTheWriterThreadStaysOutstandingUntilItsLastByte) {
+  SocketWriter writer;
+  ASSERT_TRUE(writer.Start().ok());
+  Pair p = MakePair(4096);
+  auto gate = std::make_shared<AnswerGate>();
+  gate->Begin();
+  const std::string big(1 << 20, 'b');
+  EXPECT_EQ(writer.Write(p.server.get(), OwnedFd(), big, false, gate), WriteOutcome::kPending);
+  // The client has not read it yet: a new request now would be pipelined. Read half first.
+  std::string got = ReadAll(p.client.get(), big.size() / 2);
+  EXPECT_TRUE(gate->Pipelined());
+  got += ReadAll(p.client.get(), big.size());  // the rest, then EOF
+  EXPECT_EQ(got.size(), big.size());
+  EXPECT_TRUE(Eventually([&] { return writer.pending() == 0; }));
+  writer.Stop();
+}
+
 }  // namespace
 }  // namespace rma::gateway

@@ -1,6 +1,7 @@
 // See task_json.h.
 #include "gateway/task_json.h"
 
+#include <cctype>
 #include <cmath>
 #include <ctime>
 
@@ -72,85 +73,383 @@ json TimeOrNull(int64_t ms) { return ms > 0 ? json(FormatTime(FromUnixMs(ms))) :
 
 }  // namespace
 
-Result<proto::Submit> ParseSubmitJson(std::string_view body, const SubmitLimits& limits, Time now) {
-  if (!JsonDepthWithin(body, kMaxJsonDepth)) {
-    return Status::InvalidArgument("request body nests deeper than " +
-                                   std::to_string(kMaxJsonDepth) + " levels");
-  }
-  json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return Status::InvalidArgument("request body is not valid JSON");
-  if (!j.is_object()) return Status::InvalidArgument("request body must be a JSON object");
-  proto::Submit s;
+namespace {
+
+// "service": required, [A-Za-z0-9._-]{1,128}.
+Status ReadService(const json& j, proto::Submit* s) {
   if (!j.contains("service") || !j["service"].is_string()) {
     return Status::InvalidArgument("'service' is required and must be a string");
   }
-  s.service = j["service"].get<std::string>();
-  if (s.service.empty() || s.service.size() > 128) {
+  s->service = j["service"].get<std::string>();
+  if (s->service.empty() || s->service.size() > 128) {
     return Status::InvalidArgument("'service' must be 1 to 128 characters");
   }
-  for (char c : s.service) {
+  for (char c : s->service) {
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') {
       return Status::InvalidArgument("'service' may hold only letters, digits, '-', '_' and '.'");
     }
   }
-  if (j.contains("payload")) {
-    s.payload = j["payload"].dump();
-    s.content_type = "application/json";
-  }
+  return Status::Ok();
+}
+
+Status CheckPayloadSize(const proto::Submit& s, const SubmitLimits& limits) {
   if (s.payload.size() > limits.max_payload_bytes) {
     return Status::ResourceExhausted("'payload' is larger than " +
                                      std::to_string(limits.max_payload_bytes) + " bytes");
   }
+  return Status::Ok();
+}
+
+// Every optional field but the payload; null is the same as absent.
+Status ReadOptionalFields(const json& j, const SubmitLimits& limits, Time now, proto::Submit* s) {
+  auto has = [&](const char* key) { return j.contains(key) && !j[key].is_null(); };
   try {
-    if (j.contains("priority") && !j["priority"].is_null()) {
+    if (has("priority")) {
       RMA_ASSIGN_OR_RETURN(int64_t p, IntField(j, "priority", 0, 9));
-      s.priority = static_cast<uint32_t>(p);
+      s->priority = static_cast<uint32_t>(p);
     }
-    if (j.contains("max_attempts") && !j["max_attempts"].is_null()) {
+    if (has("max_attempts")) {
       RMA_ASSIGN_OR_RETURN(int64_t m, IntField(j, "max_attempts", 1, 100));
-      s.max_attempts = static_cast<uint32_t>(m);
+      s->max_attempts = static_cast<uint32_t>(m);
     }
-    if (j.contains("timeout_s") && !j["timeout_s"].is_null()) {
+    if (has("timeout_s")) {
       RMA_ASSIGN_OR_RETURN(double t,
                            NumberField(j, "timeout_s", 0.001, ToSecondsF(limits.max_timeout)));
-      s.timeout_ms = static_cast<uint32_t>(std::max(1.0, t * 1000.0));
+      s->timeout_ms = static_cast<uint32_t>(std::max(1.0, t * 1000.0));
     }
-    if (j.contains("idempotency_key") && !j["idempotency_key"].is_null()) {
+    if (has("idempotency_key")) {
       if (!j["idempotency_key"].is_string())
         return Status::InvalidArgument("'idempotency_key' must be a string");
-      s.idempotency_key = j["idempotency_key"].get<std::string>();
-      if (s.idempotency_key.empty() || s.idempotency_key.size() > 256) {
+      s->idempotency_key = j["idempotency_key"].get<std::string>();
+      if (s->idempotency_key.empty() || s->idempotency_key.size() > 256) {
         return Status::InvalidArgument("'idempotency_key' must be 1 to 256 characters");
       }
     }
-    if (j.contains("min_tier") && !j["min_tier"].is_null()) {
+    if (has("min_tier")) {
       RMA_ASSIGN_OR_RETURN(int64_t t, IntField(j, "min_tier", 1, 3));
-      s.min_tier = static_cast<uint32_t>(t);
+      s->min_tier = static_cast<uint32_t>(t);
     }
-    if (j.contains("min_gpu_memory_gb") && !j["min_gpu_memory_gb"].is_null()) {
+    if (has("min_gpu_memory_gb")) {
       RMA_ASSIGN_OR_RETURN(double g, NumberField(j, "min_gpu_memory_gb", 0, 1e6));
-      s.min_gpu_memory_gb = g;
+      s->min_gpu_memory_gb = g;
     }
-    if (j.contains("run_at") && !j["run_at"].is_null()) {
+    if (has("run_at")) {
       if (j["run_at"].is_string()) {
         RMA_ASSIGN_OR_RETURN(int64_t ms, ParseRfc3339(j["run_at"].get<std::string>()));
-        s.run_at_ms = ms;
+        s->run_at_ms = ms;
       } else {
         RMA_ASSIGN_OR_RETURN(double secs, NumberField(j, "run_at", 0, 1e11));
-        s.run_at_ms = static_cast<int64_t>(secs * 1000.0);
+        s->run_at_ms = static_cast<int64_t>(secs * 1000.0);
       }
     }
-    if (j.contains("delay_s") && !j["delay_s"].is_null()) {
+    if (has("delay_s")) {
       RMA_ASSIGN_OR_RETURN(double d, NumberField(j, "delay_s", 0, 365.0 * 86400));
-      s.run_at_ms = ToUnixMs(now) + static_cast<int64_t>(d * 1000.0);
+      s->run_at_ms = ToUnixMs(now) + static_cast<int64_t>(d * 1000.0);
     }
   } catch (const json::exception& e) {
     return Status::InvalidArgument(std::string("bad field: ") + e.what());
   }
+  return Status::Ok();
+}
+
+const std::vector<std::string_view>& SubmitFields() {
+  static const std::vector<std::string_view> kFields = {
+      "payload",         "service",  "priority",          "max_attempts", "timeout_s",
+      "idempotency_key", "min_tier", "min_gpu_memory_gb", "run_at",       "delay_s"};
+  return kFields;
+}
+
+}  // namespace
+
+Result<proto::Submit> ParseSubmitJson(std::string body, const SubmitLimits& limits, Time now) {
+  // nlohmann's lexer takes a NUL byte for the end of its input and ignores what follows
+  // ({"service":"x"}\0anything parses); JSON never holds a raw NUL, so neither form accepts one.
+  if (body.find('\0') != std::string::npos) {
+    return Status::InvalidArgument("request body is not valid JSON");
+  }
+  if (!JsonDepthWithin(body, kMaxJsonDepth)) {
+    return Status::InvalidArgument("request body nests deeper than " +
+                                   std::to_string(kMaxJsonDepth) + " levels");
+  }
+  proto::Submit s;
+  if (body.size() <= limits.document_max_bytes) {
+    json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded()) return Status::InvalidArgument("request body is not valid JSON");
+    if (!j.is_object()) return Status::InvalidArgument("request body must be a JSON object");
+    RMA_RETURN_IF_ERROR(ReadService(j, &s));
+    if (j.contains("payload")) {
+      s.payload = j["payload"].dump();
+      s.content_type = "application/json";
+    }
+    RMA_RETURN_IF_ERROR(CheckPayloadSize(s, limits));
+    RMA_RETURN_IF_ERROR(ReadOptionalFields(j, limits, now, &s));
+    return s;
+  }
+  // The large form: no document of the body, ever (see task_json.h).
+  if (!json::accept(body)) return Status::InvalidArgument("request body is not valid JSON");
+  std::vector<JsonSlice> found;
+  if (!ScanJsonObject(body, kMaxJsonDepth, SubmitFields(), &found).ok()) {
+    return Status::InvalidArgument("request body must be a JSON object");
+  }
+  json fields = json::object();
+  for (size_t i = 1; i < SubmitFields().size(); ++i) {  // [0] is the payload
+    const JsonSlice& f = found[i];
+    if (!f.present) continue;
+    const std::string name(SubmitFields()[i]);
+    if (f.end - f.begin > kMaxSubmitFieldBytes) {
+      return Status::InvalidArgument("'" + name + "' is too large");
+    }
+    fields[name] = json::parse(std::string_view(body).substr(f.begin, f.end - f.begin), nullptr,
+                               /*allow_exceptions=*/false);
+    if (fields[name].is_discarded()) return Status::InvalidArgument("'" + name + "' is malformed");
+  }
+  RMA_RETURN_IF_ERROR(ReadService(fields, &s));
+  if (found[0].present) {
+    CompactJsonInPlace(&body, found[0].begin, found[0].end);
+    s.payload = Bytes(std::move(body));
+    s.content_type = "application/json";
+  }
+  RMA_RETURN_IF_ERROR(CheckPayloadSize(s, limits));
+  RMA_RETURN_IF_ERROR(ReadOptionalFields(fields, limits, now, &s));
   return s;
 }
 
-json TaskJson(const proto::TaskView& t, bool with_result) {
+// ---- The scanner ------------------------------------------------------------------------------
+
+namespace {
+
+class JsonScanner {
+ public:
+  explicit JsonScanner(std::string_view text) : t_(text) {}
+
+  size_t pos() const { return i_; }
+  bool AtEnd() const { return i_ >= t_.size(); }
+  char Peek() const { return t_[i_]; }
+  void Skip() { ++i_; }
+
+  void Whitespace() {
+    while (i_ < t_.size() &&
+           (t_[i_] == ' ' || t_[i_] == '\t' || t_[i_] == '\n' || t_[i_] == '\r')) {
+      ++i_;
+    }
+  }
+
+  // At '"': past the closing quote. Sets *escaped when the string holds a backslash.
+  bool String(bool* escaped) {
+    *escaped = false;
+    ++i_;
+    while (i_ < t_.size()) {
+      const auto c = static_cast<unsigned char>(t_[i_]);
+      if (c == '"') {
+        ++i_;
+        return true;
+      }
+      if (c < 0x20) return false;
+      if (c == '\\') {
+        *escaped = true;
+        if (++i_ >= t_.size()) return false;
+        const char e = t_[i_];
+        if (e == 'u') {
+          if (t_.size() - i_ < 5) return false;
+          for (size_t k = 1; k <= 4; ++k) {
+            if (!std::isxdigit(static_cast<unsigned char>(t_[i_ + k]))) return false;
+          }
+          i_ += 4;
+        } else if (std::string_view("\"\\/bfnrt").find(e) == std::string_view::npos) {
+          return false;
+        }
+      }
+      ++i_;
+    }
+    return false;
+  }
+
+  bool Number() {
+    auto digits = [&] {
+      size_t start = i_;
+      while (i_ < t_.size() && t_[i_] >= '0' && t_[i_] <= '9') ++i_;
+      return i_ > start;
+    };
+    if (t_[i_] == '-') ++i_;
+    if (i_ < t_.size() && t_[i_] == '0') {
+      ++i_;
+    } else if (!digits()) {
+      return false;
+    }
+    if (i_ < t_.size() && t_[i_] == '.') {
+      ++i_;
+      if (!digits()) return false;
+    }
+    if (i_ < t_.size() && (t_[i_] == 'e' || t_[i_] == 'E')) {
+      ++i_;
+      if (i_ < t_.size() && (t_[i_] == '+' || t_[i_] == '-')) ++i_;
+      if (!digits()) return false;
+    }
+    return true;
+  }
+
+  bool Literal(std::string_view word) {
+    if (t_.substr(i_, word.size()) != word) return false;
+    i_ += word.size();
+    return true;
+  }
+
+  // One value of any kind, iteratively; containers may nest `max_depth` deep.
+  bool Value(size_t max_depth) {
+    enum class Expect { kValue, kValueOrClose, kName, kNameOrClose, kAfterValue };
+    std::vector<char> open;  // '{' or '[' per level
+    Expect e = Expect::kValue;
+    for (;;) {
+      if (e == Expect::kAfterValue && open.empty()) return true;
+      Whitespace();
+      if (AtEnd()) return false;
+      const char c = Peek();
+      bool escaped = false;
+      switch (e) {
+        case Expect::kValueOrClose:
+          if (c == ']') {
+            Skip();
+            open.pop_back();
+            e = Expect::kAfterValue;
+            break;
+          }
+          [[fallthrough]];
+        case Expect::kValue:
+          if (c == '{' || c == '[') {
+            if (open.size() >= max_depth) return false;
+            open.push_back(c);
+            Skip();
+            e = c == '{' ? Expect::kNameOrClose : Expect::kValueOrClose;
+          } else if (c == '"') {
+            if (!String(&escaped)) return false;
+            e = Expect::kAfterValue;
+          } else if (c == '-' || (c >= '0' && c <= '9')) {
+            if (!Number()) return false;
+            e = Expect::kAfterValue;
+          } else if (Literal("true") || Literal("false") || Literal("null")) {
+            e = Expect::kAfterValue;
+          } else {
+            return false;
+          }
+          break;
+        case Expect::kNameOrClose:
+          if (c == '}') {
+            Skip();
+            open.pop_back();
+            e = Expect::kAfterValue;
+            break;
+          }
+          [[fallthrough]];
+        case Expect::kName:
+          if (c != '"' || !String(&escaped)) return false;
+          Whitespace();
+          if (AtEnd() || Peek() != ':') return false;
+          Skip();
+          e = Expect::kValue;
+          break;
+        case Expect::kAfterValue:
+          if (c == ',') {
+            Skip();
+            e = open.back() == '{' ? Expect::kName : Expect::kValue;
+          } else if ((c == '}' && open.back() == '{') || (c == ']' && open.back() == '[')) {
+            Skip();
+            open.pop_back();
+          } else {
+            return false;
+          }
+          break;
+      }
+    }
+  }
+
+ private:
+  std::string_view t_;
+  size_t i_ = 0;
+};
+
+}  // namespace
+
+Status ScanJsonObject(std::string_view text, size_t max_depth,
+                      const std::vector<std::string_view>& wanted, std::vector<JsonSlice>* found) {
+  found->assign(wanted.size(), JsonSlice{});
+  auto bad = [] { return Status::InvalidArgument("not a JSON object"); };
+  if (max_depth == 0) return bad();
+  JsonScanner in(text);
+  in.Whitespace();
+  if (in.AtEnd() || in.Peek() != '{') return bad();
+  in.Skip();
+  in.Whitespace();
+  if (!in.AtEnd() && in.Peek() == '}') {
+    in.Skip();
+  } else {
+    for (;;) {
+      in.Whitespace();
+      if (in.AtEnd() || in.Peek() != '"') return bad();
+      const size_t name_begin = in.pos();
+      bool escaped = false;
+      if (!in.String(&escaped)) return bad();
+      const size_t name_end = in.pos();
+      in.Whitespace();
+      if (in.AtEnd() || in.Peek() != ':') return bad();
+      in.Skip();
+      in.Whitespace();
+      const size_t value_begin = in.pos();
+      if (!in.Value(max_depth - 1)) return bad();
+      const size_t value_end = in.pos();
+      // Which wanted name this is. Names no wanted name could be spelled as (long ones) are never
+      // decoded.
+      std::string decoded;
+      std::string_view name = text.substr(name_begin + 1, name_end - name_begin - 2);
+      if (escaped && name.size() <= 256) {
+        json n = json::parse(text.substr(name_begin, name_end - name_begin), nullptr, false);
+        if (n.is_string()) {
+          decoded = n.get<std::string>();
+          name = decoded;
+        }
+      }
+      if (!escaped || name.size() <= 256) {
+        for (size_t k = 0; k < wanted.size(); ++k) {
+          if (wanted[k] == name) (*found)[k] = JsonSlice{true, value_begin, value_end};
+        }
+      }
+      in.Whitespace();
+      if (in.AtEnd()) return bad();
+      if (in.Peek() == ',') {
+        in.Skip();
+        continue;
+      }
+      if (in.Peek() != '}') return bad();
+      in.Skip();
+      break;
+    }
+  }
+  in.Whitespace();
+  if (!in.AtEnd()) return bad();
+  return Status::Ok();
+}
+
+void CompactJsonInPlace(std::string* text, size_t begin, size_t end) {
+  char* d = text->data();
+  size_t out = 0;
+  bool in_string = false;
+  for (size_t i = begin; i < end; ++i) {
+    const char c = d[i];
+    if (in_string) {
+      d[out++] = c;
+      if (c == '\\' && i + 1 < end) {
+        d[out++] = d[++i];
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+      if (c == '"') in_string = true;
+      d[out++] = c;
+    }
+  }
+  text->resize(out);
+}
+
+json TaskJson(const proto::TaskView& t, bool with_result, bool with_owner) {
   json j = {{"task_id", ToString(t.task_id)},
             {"service", t.service},
             {"status", proto::TaskStatusName(t.status)},
@@ -166,6 +465,7 @@ json TaskJson(const proto::TaskView& t, bool with_result) {
   if (!t.idempotency_key.empty()) j["idempotency_key"] = t.idempotency_key;
   if (t.waiting_for_provider) j["waiting_for_provider"] = true;
   if (t.http_status != 0) j["http_status"] = t.http_status;
+  if (with_owner) j["owner"] = t.owner;
   if (!with_result) return j;
   if (t.status != proto::TaskStatus::kCompleted) {
     j["result"] = nullptr;

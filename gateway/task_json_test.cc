@@ -102,6 +102,148 @@ TEST(TaskJsonTest, TooDeepJsonResultStaysText) {
   EXPECT_TRUE(j["result"].is_string());
 }
 
+// ---- Large bodies: the scanned form ----------------------------------------------------------
+
+SubmitLimits Scanned() {
+  SubmitLimits l;
+  l.document_max_bytes = 0;  // every body takes the large form
+  return l;
+}
+
+TEST(ParseSubmitJsonTest, BothFormsReadTheSameFieldsAndRefuseTheSameInput) {
+  const std::string every = R"({"service": "ocr", "payload": {"page": 3}, "priority": 7,
+      "max_attempts": 2, "timeout_s": 1.5, "idempotency_key": "k\u0031", "min_tier": 2,
+      "min_gpu_memory_gb": 8, "delay_s": 10, "unknown": {"deep": [1, 2, {"x": null}]}})";
+  auto doc = ParseSubmitJson(every, {}, kNow);
+  auto scan = ParseSubmitJson(every, Scanned(), kNow);
+  ASSERT_TRUE(doc.ok() && scan.ok()) << scan.status().ToString();
+  proto::Submit a = *doc;
+  proto::Submit b = *scan;
+  EXPECT_EQ(a.idempotency_key, "k1");
+  EXPECT_EQ(json::parse(a.payload.view()), json::parse(b.payload.view()));
+  a.payload = b.payload = "";
+  EXPECT_EQ(a, b);
+  for (const char* bad :
+       {"", "{\"service\": ", "[1]", "{}", R"({"service": 5})", R"({"service": "a/b"})",
+        R"({"service": "x", "priority": 10})", R"({"service": "x", "run_at": "tomorrow"})",
+        "{\"service\": \"x\"} trailing", "{\"service\": \"x\",}", "{\"service\": \"\x01\"}",
+        "{\"service\": \"x\", \"payload\": \"\xff\"}"}) {
+    auto d = ParseSubmitJson(bad, {}, kNow);
+    auto c = ParseSubmitJson(bad, Scanned(), kNow);
+    ASSERT_FALSE(d.ok()) << bad;
+    ASSERT_FALSE(c.ok()) << bad;
+    EXPECT_EQ(d.status().message(), c.status().message()) << bad;
+  }
+}
+
+TEST(ParseSubmitJsonTest, SmallPayloadsTravelAsBeforeLargeOnesAsTheClientWroteThem) {
+  const std::string body =
+      "{\"service\": \"x\", \"payload\": { \"z\": 1, \"a\": [1.0, 2e3, \"a b\\\"c\", "
+      "\"\\u00e9\"] }}";
+  // The document form: compact, keys sorted — the bytes gateways have always sent.
+  auto small = ParseSubmitJson(body, {}, kNow);
+  ASSERT_TRUE(small.ok());
+  EXPECT_EQ(small->payload, "{\"a\":[1.0,2000.0,\"a b\\\"c\",\"\xc3\xa9\"],\"z\":1}");
+  // The scanned form: the client's text without the whitespace outside strings.
+  auto large = ParseSubmitJson(body, Scanned(), kNow);
+  ASSERT_TRUE(large.ok());
+  EXPECT_EQ(large->payload, "{\"z\":1,\"a\":[1.0,2e3,\"a b\\\"c\",\"\\u00e9\"]}");
+  EXPECT_EQ(json::parse(small->payload.view()), json::parse(large->payload.view()));
+  EXPECT_EQ(large->content_type, "application/json");
+}
+
+TEST(ParseSubmitJsonTest, ALargePayloadKeepsTheBodysBufferInsteadOfACopy) {
+  std::string body =
+      R"({"priority": 3, "payload": ")" + std::string(1 << 20, 'p') + R"(", "service": "x"})";
+  const auto buffer = reinterpret_cast<uintptr_t>(body.data());
+  SubmitLimits limits;  // 256 KiB: this body takes the scanned form
+  auto s = ParseSubmitJson(std::move(body), limits, kNow);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(s->payload.data()), buffer);
+  EXPECT_EQ(s->payload.size(), (1u << 20) + 2);
+  EXPECT_EQ(s->priority, 3u);
+}
+
+TEST(ParseSubmitJsonTest, ANulByteIsNeverTheEndOfTheBody) {
+  // Found by the fuzz test: nlohmann stops reading at a NUL, so this parsed as {"service":"x"}.
+  const std::string body = std::string("{\"service\":\"x\"}") + '\0' + "{\"ignored\": [";
+  for (const SubmitLimits& l : {SubmitLimits{}, Scanned()}) {
+    auto s = ParseSubmitJson(body, l, kNow);
+    ASSERT_FALSE(s.ok());
+    EXPECT_NE(s.status().message().find("not valid JSON"), std::string::npos);
+  }
+}
+
+TEST(ParseSubmitJsonTest, TheLastOfRepeatedNamesWinsInBothForms) {
+  const char* body = R"({"service": "a", "payload": 1, "service": "b", "payload": [2]})";
+  for (const SubmitLimits& l : {SubmitLimits{}, Scanned()}) {
+    auto s = ParseSubmitJson(body, l, kNow);
+    ASSERT_TRUE(s.ok());
+    EXPECT_EQ(s->service, "b");
+    EXPECT_EQ(s->payload, "[2]");
+  }
+}
+
+TEST(ParseSubmitJsonTest, ScannedFieldsOtherThanThePayloadStaySmall) {
+  const std::string huge = R"({"service": "x", "priority": [")" + std::string(70000, '1') + "\"]}";
+  auto s = ParseSubmitJson(huge, Scanned(), kNow);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("'priority' is too large"), std::string::npos);
+  // An unknown field may be large: it is skipped, never parsed.
+  const std::string unknown = R"({"service": "x", "notes": ")" + std::string(100000, 'n') + "\"}";
+  EXPECT_TRUE(ParseSubmitJson(unknown, Scanned(), kNow).ok());
+}
+
+TEST(ScanJsonObjectTest, FindsWantedMembersAndChecksTheSyntax) {
+  const std::string text = R"( {"a": {"x": [1, "]}"]}, "b\u0022": 2, "b": -0.5e+3, "a": true} )";
+  std::vector<JsonSlice> found;
+  ASSERT_TRUE(ScanJsonObject(text, 8, {"a", "b", "b\"", "c"}, &found).ok());
+  auto value = [&](size_t i) { return text.substr(found[i].begin, found[i].end - found[i].begin); };
+  EXPECT_EQ(value(0), "true");  // the last "a"
+  EXPECT_EQ(value(1), "-0.5e+3");
+  EXPECT_EQ(value(2), "2");  // names compare unescaped
+  EXPECT_FALSE(found[3].present);
+  for (const char* bad : {"",
+                          "[]",
+                          "{",
+                          "{\"a\"}",
+                          "{\"a\":}",
+                          "{\"a\":1,}",
+                          "{\"a\":01}",
+                          "{\"a\":1.}",
+                          "{\"a\":-}",
+                          "{\"a\":tru}",
+                          "{\"a\":\"\\x\"}",
+                          "{\"a\":\"\\u12\"}",
+                          "{\"a\":[1,]}",
+                          "{\"a\":[1 2]}",
+                          "{\"a\":{1:2}}",
+                          "{\"a\":1} x",
+                          "{\"a\":\"\t\"}",
+                          "{\"a\":[}",
+                          "{\"a\":{]}",
+                          "{'a':1}"}) {
+    EXPECT_FALSE(ScanJsonObject(bad, 8, {"a"}, &found).ok()) << bad;
+  }
+  EXPECT_TRUE(ScanJsonObject("{}", 1, {"a"}, &found).ok());
+  EXPECT_TRUE(ScanJsonObject(R"({"a": [[1]]})", 3, {"a"}, &found).ok());
+  EXPECT_FALSE(ScanJsonObject(R"({"a": [[[1]]]})", 3, {"a"}, &found).ok());
+}
+
+TEST(CompactJsonInPlaceTest, RemovesWhitespaceOutsideStringsOnly) {
+  std::string text = "xx{ \"a b\" :\n [ 1 ,\t\"c\\\" d\" ] }yy";
+  CompactJsonInPlace(&text, 2, text.size() - 2);
+  EXPECT_EQ(text, "{\"a b\":[1,\"c\\\" d\"]}");
+}
+
+TEST(TaskJsonTest, TheOwnerIsShownToAdminsOnly) {
+  proto::TaskView t = View(proto::TaskStatus::kQueued, "", "");
+  t.owner = "web";
+  EXPECT_FALSE(TaskJson(t).contains("owner"));
+  EXPECT_EQ(TaskJson(t, true, /*with_owner=*/true)["owner"], "web");
+  EXPECT_EQ(TaskJson(t, false, /*with_owner=*/true)["owner"], "web");
+}
+
 proto::TaskView View(proto::TaskStatus status, std::string result, std::string content_type) {
   proto::TaskView t;
   t.task_id = TaskId(42);

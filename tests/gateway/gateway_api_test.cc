@@ -20,6 +20,9 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 
+// State-changing routes of the JSON API take JSON only, bodyless ones included.
+const std::string kJson = "Content-Type: application/json";
+
 // ---- Helpers --------------------------------------------------------------------------------
 
 HttpResponse Post(const Cluster& c, const std::string& path, const json& body,
@@ -113,12 +116,12 @@ TEST(GatewayApiTest, TaskLifeCycleSubmitGetWaitListCancel) {
   ASSERT_EQ(waiting.status, 202);
   EXPECT_EQ(waiting.Json()["waiting_for_provider"], true);
   const std::string waiting_id = waiting.Json()["task_id"];
-  HttpResponse cancelled = HttpCall("DELETE", cluster.Url("/api/tasks/" + waiting_id));
+  HttpResponse cancelled = HttpCall("DELETE", cluster.Url("/api/tasks/" + waiting_id), "", {kJson});
   EXPECT_EQ(cancelled.status, 200) << cancelled.body;
   EXPECT_EQ(cancelled.Json()["status"], "cancelled");
   // Cancelling is idempotent; a task that already ended cannot be cancelled.
-  EXPECT_EQ(HttpCall("DELETE", cluster.Url("/api/tasks/" + waiting_id)).status, 200);
-  HttpResponse too_late = HttpCall("DELETE", cluster.Url("/api/tasks/" + id));
+  EXPECT_EQ(HttpCall("DELETE", cluster.Url("/api/tasks/" + waiting_id), "", {kJson}).status, 200);
+  HttpResponse too_late = HttpCall("DELETE", cluster.Url("/api/tasks/" + id), "", {kJson});
   ExpectError(too_late, 409, "failed_precondition");
   EXPECT_EQ(too_late.Json()["task"]["status"], "completed");
 
@@ -164,7 +167,8 @@ TEST(GatewayApiTest, BadSubmissionsAndUnknownTasksGetClearErrors) {
 
   ExpectError(HttpGet(cluster.Url("/api/tasks/123456789")), 404, "not_found");
   ExpectError(HttpGet(cluster.Url("/api/tasks/not-a-number")), 404, "not_found");
-  ExpectError(HttpCall("DELETE", cluster.Url("/api/tasks/123456789")), 404, "not_found");
+  ExpectError(HttpCall("DELETE", cluster.Url("/api/tasks/123456789"), "", {kJson}), 404,
+              "not_found");
   ExpectError(HttpGet(cluster.Url("/api/tasks/1?wait=soon")), 400, "invalid_argument");
   ExpectError(HttpGet(cluster.Url("/api/tasks/1?wait=100000")), 400, "invalid_argument");
   ExpectError(HttpGet(cluster.Url("/api/tasks?limit=0")), 400, "invalid_argument");
@@ -360,24 +364,28 @@ TEST(GatewayApiTest, AdminQueriesAndActions) {
     return id;
   };
   const std::string retry_id = dead_task();
-  HttpResponse retried = HttpCall("POST", cluster.Url("/api/admin/tasks/" + retry_id + "/retry"));
+  HttpResponse retried =
+      HttpCall("POST", cluster.Url("/api/admin/tasks/" + retry_id + "/retry"), "", {kJson});
   ASSERT_EQ(retried.status, 200) << retried.body;
   EXPECT_EQ(retried.Json()["action"], "retry");
   EXPECT_EQ(WaitForTask(cluster, retry_id)["status"], "dead");  // it ran (and failed) again
   const std::string discard_id = dead_task();
   HttpResponse discarded =
-      HttpCall("POST", cluster.Url("/api/admin/tasks/" + discard_id + "/discard"));
+      HttpCall("POST", cluster.Url("/api/admin/tasks/" + discard_id + "/discard"), "", {kJson});
   ASSERT_EQ(discarded.status, 200) << discarded.body;
   ExpectError(HttpGet(cluster.Url("/api/tasks/" + discard_id)), 404, "not_found");
 
   const std::string alive = Submit(cluster, {{"service", "nobody"}});
-  ExpectError(HttpCall("POST", cluster.Url("/api/admin/tasks/" + alive + "/retry")), 409,
-              "failed_precondition");
-  ExpectError(HttpCall("POST", cluster.Url("/api/admin/tasks/999/discard")), 404, "not_found");
-  ExpectError(HttpCall("POST", cluster.Url("/api/admin/tasks/abc/retry")), 404, "not_found");
+  ExpectError(HttpCall("POST", cluster.Url("/api/admin/tasks/" + alive + "/retry"), "", {kJson}),
+              409, "failed_precondition");
+  ExpectError(HttpCall("POST", cluster.Url("/api/admin/tasks/999/discard"), "", {kJson}), 404,
+              "not_found");
+  ExpectError(HttpCall("POST", cluster.Url("/api/admin/tasks/abc/retry"), "", {kJson}), 404,
+              "not_found");
 
-  ExpectError(HttpCall("POST", cluster.Url("/api/admin/workers/nobody/drain")), 404, "not_found");
-  HttpResponse drained = HttpCall("POST", cluster.Url("/api/admin/workers/w/drain"));
+  ExpectError(HttpCall("POST", cluster.Url("/api/admin/workers/nobody/drain"), "", {kJson}), 404,
+              "not_found");
+  HttpResponse drained = HttpCall("POST", cluster.Url("/api/admin/workers/w/drain"), "", {kJson});
   ASSERT_EQ(drained.status, 200) << drained.body;
   EXPECT_TRUE(WaitUntil(
       [&] {
@@ -388,12 +396,14 @@ TEST(GatewayApiTest, AdminQueriesAndActions) {
   // A drained worker stays connected and gets work again once undrained.
   const std::string waiting = Submit(cluster, {{"service", "echo"}, {"payload", "after"}});
   EXPECT_EQ(HttpGet(cluster.Url("/api/tasks/" + waiting)).Json()["status"], "queued");
-  HttpResponse undrained = HttpCall("POST", cluster.Url("/api/admin/workers/w/undrain"));
+  HttpResponse undrained =
+      HttpCall("POST", cluster.Url("/api/admin/workers/w/undrain"), "", {kJson});
   ASSERT_EQ(undrained.status, 200) << undrained.body;
   EXPECT_EQ(undrained.Json()["action"], "undrain");
   EXPECT_EQ(HttpGet(cluster.Url("/api/tasks/" + waiting + "?wait=10")).Json()["status"],
             "completed");
-  ExpectError(HttpCall("POST", cluster.Url("/api/admin/workers/nobody/undrain")), 404, "not_found");
+  ExpectError(HttpCall("POST", cluster.Url("/api/admin/workers/nobody/undrain"), "", {kJson}), 404,
+              "not_found");
 }
 
 TEST(GatewayApiTest, AMistypedAdminRouteIs404WithAHintNotAServiceCall) {
@@ -478,8 +488,8 @@ TEST(GatewayApiTest, KeysGuardClientAndAdminRoutes) {
   ExpectError(HttpGet(cluster.Url("/api/admin/workers")), 401, "unauthenticated");
   ExpectError(HttpCall("GET", cluster.Url("/api/admin/workers"), "", client), 403,
               "permission_denied");
-  ExpectError(HttpCall("POST", cluster.Url("/api/admin/workers/w/drain"), "", client), 403,
-              "permission_denied");
+  ExpectError(HttpCall("POST", cluster.Url("/api/admin/workers/w/drain"), "", {kJson, client[0]}),
+              403, "permission_denied");
   EXPECT_EQ(HttpCall("GET", cluster.Url("/api/admin/workers"), "", admin).status, 200);
   EXPECT_EQ(
       HttpCall("GET", cluster.Url("/api/admin/stats"), "", {"Authorization: Bearer admin-key-1"})
@@ -584,14 +594,14 @@ TEST(GatewayApiTest, BodiesAtTheLimitPassAndOverItGetJson413) {
   const std::string prefix = R"({"service":"echo","payload":")";
   const std::string task_body = prefix + std::string(4096 - prefix.size() - 2, 'p') + "\"}";
   ASSERT_EQ(task_body.size(), 4096u);
-  EXPECT_EQ(HttpCall("POST", cluster.Url("/api/tasks"), task_body).status, 202);
-  ExpectError(HttpCall("POST", cluster.Url("/api/tasks"), task_body + " "), 413,
+  EXPECT_EQ(HttpCall("POST", cluster.Url("/api/tasks"), task_body, {kJson}).status, 202);
+  ExpectError(HttpCall("POST", cluster.Url("/api/tasks"), task_body + " ", {kJson}), 413,
               "payload_too_large");
 
   // Chunked bodies have no length up front: refused once they pass the limit.
   RawConnection chunked(cluster.http_port());
   std::string request =
-      "POST /api/service/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+      "POST /api/service/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n";
   for (int i = 0; i < 40; ++i) request += "1000\r\n" + std::string(4096, 'c') + "\r\n";
   chunked.Send(request);
   auto refused = chunked.Read(10s);
@@ -603,7 +613,7 @@ TEST(GatewayApiTest, BodiesAtTheLimitPassAndOverItGetJson413) {
   // Expect: 100-continue: go ahead when the declared body fits, 413 at once when it does not.
   RawConnection expecting(cluster.http_port());
   expecting.Send(
-      "POST /api/service/echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+      "POST /api/service/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\n"
       "Content-Type: text/plain\r\nContent-Length: 5\r\n\r\n");
   auto go_ahead = expecting.Read(10s);
   ASSERT_TRUE(go_ahead);
@@ -614,7 +624,7 @@ TEST(GatewayApiTest, BodiesAtTheLimitPassAndOverItGetJson413) {
   EXPECT_EQ(echoed->status, 200);
   EXPECT_EQ(echoed->body, "hello");
   expecting.Send(
-      "POST /api/service/echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+      "POST /api/service/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\n"
       "Content-Length: 4097\r\n\r\n");
   auto refused_early = expecting.Read(10s);
   ASSERT_TRUE(refused_early);

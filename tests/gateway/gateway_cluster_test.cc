@@ -15,6 +15,9 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 
+// State-changing routes of the JSON API take JSON only, bodyless ones included.
+const std::string kJson = "Content-Type: application/json";
+
 // An extra gateway process on the cluster's broker.
 struct ExtraGateway {
   Process process;
@@ -77,7 +80,7 @@ TEST(GatewayClusterTest, SeveralGatewaysServeOneBroker) {
   for (auto& f : calls) EXPECT_TRUE(f.get());
   // A task cancelled through a gateway other than the one that took it.
   const std::string queued = Submit(urls[0] + "/api/tasks", {{"service", "nobody"}});
-  HttpResponse cancelled = HttpCall("DELETE", urls[2] + "/api/tasks/" + queued);
+  HttpResponse cancelled = HttpCall("DELETE", urls[2] + "/api/tasks/" + queued, "", {kJson});
   EXPECT_EQ(cancelled.status, 200) << cancelled.body;
   EXPECT_EQ(HttpGet(urls[1] + "/api/tasks/" + queued).Json()["status"], "cancelled");
 }
