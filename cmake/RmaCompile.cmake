@@ -40,7 +40,8 @@ function(rma_target_defaults target)
   target_include_directories(${target} PUBLIC ${PROJECT_SOURCE_DIR})
 endfunction()
 
-# rma_add_test(name SOURCES... LIBS... [LABELS...]): a GoogleTest executable registered with ctest.
+# rma_add_test(name SOURCES... LIBS... [LABEL]): a GoogleTest executable registered with ctest. One
+# label per test: gtest_discover_tests (CMake 3.25) splits a list of labels into separate properties.
 function(rma_add_test name)
   cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;LIBS;LABELS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
@@ -51,6 +52,10 @@ function(rma_add_test name)
   endif()
   if(NOT ARG_LABELS)
     set(ARG_LABELS unit)
+  endif()
+  list(LENGTH ARG_LABELS label_count)
+  if(label_count GREATER 1)
+    message(FATAL_ERROR "rma_add_test(${name}): one label only, got '${ARG_LABELS}'")
   endif()
   gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60
     PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT})

@@ -5,6 +5,6 @@
 foreach(test gateway_exposure_test gateway_cross_site_test gateway_ownership_test
              http_framing_test gateway_honest_answers_test gateway_big_bodies_test)
   rma_add_test(${test} SOURCES security/${test}.cc
-               LIBS rma_gateway_test_support rma_test_backend LABELS "e2e;security" TIMEOUT 600)
+               LIBS rma_gateway_test_support rma_test_backend LABELS security TIMEOUT 600)
   add_dependencies(${test} ${RMA_BINARIES})
 endforeach()

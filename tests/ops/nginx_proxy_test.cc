@@ -153,6 +153,9 @@ std::string Render(const std::string& upstream_name, int upstream_port, const Po
   std::string conf = ReadFile(RMA_NGINX_TEMPLATE);
   ReplaceOnce(&conf, "upstream rma_gateway {", "upstream " + upstream_name + " {");
   ReplaceOnce(&conf, "proxy_pass http://rma_gateway;", "proxy_pass http://" + upstream_name + ";");
+  // Two renders share one nginx: each needs its own connection-limit zone.
+  ReplaceOnce(&conf, "zone=rma_per_ip:10m", "zone=" + upstream_name + "_per_ip:10m");
+  ReplaceOnce(&conf, "limit_conn rma_per_ip 256;", "limit_conn " + upstream_name + "_per_ip 256;");
   ReplaceOnce(&conf, "    server 127.0.0.1:8080;",
               "    server 127.0.0.1:" + std::to_string(upstream_port) + ";");
   ReplaceOnce(&conf, "    listen 80;", "    listen 127.0.0.1:" + std::to_string(ports.http) + ";");

@@ -170,7 +170,8 @@ TEST_F(ExampleWorkerTest, RegistersAnswersTasksHeartbeatsAndDrains) {
 
   // DRAIN from an admin: the example says goodbye and exits 0; the broker marks it offline.
   HttpResponse drained =
-      HttpCall("POST", cluster.Url(std::string("/api/admin/workers/") + kWorkerId + "/drain"));
+      HttpCall("POST", cluster.Url(std::string("/api/admin/workers/") + kWorkerId + "/drain"), "",
+               {"Content-Type: application/json"});
   ASSERT_EQ(drained.status, 200) << drained.body;
   EXPECT_EQ(worker.Wait(20s), 0) << worker.Log();
   EXPECT_TRUE(WaitUntil(

@@ -101,6 +101,13 @@ std::map<uint64_t, int> ExecutionLog::Counts() const {
   return counts;
 }
 
+std::map<uint64_t, std::vector<uint32_t>> ExecutionLog::Attempts() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::map<uint64_t, std::vector<uint32_t>> attempts;
+  for (const Entry& e : entries_) attempts[e.task_id].push_back(e.attempt);
+  return attempts;
+}
+
 size_t ExecutionLog::size() const {
   std::lock_guard<std::mutex> lock(mu_);
   return entries_.size();
@@ -257,7 +264,9 @@ void FakeWorker::Run() {
         case Command::kDisconnect: {
           proto::Disconnect d;
           if (msg.body_count() > 0) (void)decoder.Decode(msg.body(0), &d);
-          if (d.reconnect) send_ready();
+          // Before the WELCOME, further DISCONNECTs answer messages sent before our READY: ignore
+          // them (docs/protocol.md 5.13), or every READY would give the leases back again.
+          if (d.reconnect && registered) send_ready();
           break;
         }
         default:

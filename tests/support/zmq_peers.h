@@ -66,6 +66,8 @@ class ExecutionLog {
   void Add(uint64_t task_id, uint32_t attempt, const std::string& worker_id);
   // Times each task was received by a worker.
   std::map<uint64_t, int> Counts() const;
+  // The attempt numbers each task was received with, in order.
+  std::map<uint64_t, std::vector<uint32_t>> Attempts() const;
   size_t size() const;
 
  private:
