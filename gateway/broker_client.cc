@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "common/check.h"
+#include "protocol/handshake.h"
 
 namespace rma::gateway {
 
@@ -211,6 +212,29 @@ void BrokerClient::OnAnswer(const proto::InMessage& msg) {
   }
 }
 
+void BrokerClient::ReportHandshakeFailures() {
+  while (std::optional<proto::HandshakeFailure> f = proto::NextHandshakeFailure(*handshakes_)) {
+    // ZeroMQ keeps reconnecting: say why once per kind of failure, not on every attempt.
+    const int kind = !f->by_authentication ? 1 : f->status == 400 ? 2 : 3;
+    if (kind == last_handshake_failure_) continue;
+    last_handshake_failure_ = kind;
+    if (kind == 1) {
+      spdlog::error("broker {}: {}", options_.endpoint,
+                    options_.secret.empty()
+                        ? "it wants a client secret (--broker-secret-file; the broker's "
+                          "--client-secret)"
+                        : "it does not expect a client secret, but this gateway sends one");
+    } else if (kind == 2) {
+      spdlog::error(
+          "broker {} refused this gateway's client secret: check --broker-secret-file "
+          "(the broker's --client-secret)",
+          options_.endpoint);
+    } else {
+      spdlog::warn("broker {} is busy authenticating; retrying", options_.endpoint);
+    }
+  }
+}
+
 void BrokerClient::Loop() {
   socket_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::dealer);
   proto::ConfigureSocket(*socket_, options_.limits, /*is_router=*/false);
@@ -218,6 +242,9 @@ void BrokerClient::Loop() {
   // was not sent is known not to have been sent (503), instead of waiting in the socket to reach a
   // restarted broker after its client was told it failed.
   socket_->set(zmq::sockopt::immediate, true);
+  proto::UsePlainCredential(*socket_, "client", options_.secret);
+  handshakes_ = proto::MonitorHandshakes(
+      context_, *socket_, "gateway-" + std::to_string(reinterpret_cast<uintptr_t>(this)));
   socket_->connect(options_.endpoint);
   Time now = clock_.Now();
   Time last_heard = now;
@@ -237,16 +264,18 @@ void BrokerClient::Loop() {
     if (!outbox_.empty()) next = std::min(next, outbox_.front().give_up);
     // While batches wait for the socket, wake when it can take one (ZMQ_IMMEDIATE: once connected).
     const short socket_events = outbox_.empty() ? ZMQ_POLLIN : ZMQ_POLLIN | ZMQ_POLLOUT;
-    zmq::pollitem_t items[2] = {{socket_->handle(), 0, socket_events, 0},
-                                {nullptr, wake_fd_, ZMQ_POLLIN, 0}};
+    zmq::pollitem_t items[3] = {{socket_->handle(), 0, socket_events, 0},
+                                {nullptr, wake_fd_, ZMQ_POLLIN, 0},
+                                {handshakes_ ? handshakes_->handle() : nullptr, 0, ZMQ_POLLIN, 0}};
     try {
-      zmq::poll(items, 2, std::chrono::milliseconds(wait_ms));
+      zmq::poll(items, handshakes_ ? 3 : 2, std::chrono::milliseconds(wait_ms));
     } catch (const zmq::error_t& e) {
       if (e.num() == EINTR) continue;
       spdlog::error("broker client poll failed: {}", e.what());
       break;
     }
     now = clock_.Now();
+    if (handshakes_ && (items[2].revents & ZMQ_POLLIN)) ReportHandshakeFailures();
     if (items[1].revents & ZMQ_POLLIN) {
       uint64_t drained = 0;
       (void)!read(wake_fd_, &drained, sizeof drained);

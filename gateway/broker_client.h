@@ -35,6 +35,8 @@ using AnswerCallback = std::function<void(Result<BrokerAnswer>)>;
 
 struct BrokerClientOptions {
   std::string endpoint = "tcp://127.0.0.1:5556";
+  // The broker's client secret (its --client-secret), presented at the handshake; "" for none.
+  std::string secret;
   Duration heartbeat = Seconds(1);
   uint32_t liveness = 3;
   // How long a request may wait for the socket to be connected (a broker restarting, the gateway
@@ -90,6 +92,8 @@ class BrokerClient {
   void Enqueue(proto::Command command, uint64_t ref, std::string body, Duration timeout,
                AnswerCallback cb);
   void Loop();
+  // Logs why the broker refused the handshake (once per kind of failure).
+  void ReportHandshakeFailures();
   void SendQueued(Time now);
   // Sends waiting batches, oldest first, until the socket takes no more.
   void FlushOutbox();
@@ -117,6 +121,8 @@ class BrokerClient {
 
   // Client thread only.
   std::unique_ptr<zmq::socket_t> socket_;
+  std::unique_ptr<zmq::socket_t> handshakes_;  // failed handshakes of socket_ (handshake.h)
+  int last_handshake_failure_ = 0;             // the kind last logged (only the loop uses it)
   std::map<uint64_t, Pending> pending_;
   std::multimap<Time, uint64_t> deadlines_;
   // Requests grouped into messages, waiting for the socket (ZMQ_IMMEDIATE queues nothing for a

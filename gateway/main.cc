@@ -62,6 +62,10 @@ int main(int argc, char** argv) {
   auto* o_broker = app.add_option("--broker", broker_endpoint, "broker client endpoint")
                        ->envname("RMA_BROKER")
                        ->capture_default_str();
+  std::string broker_secret_file;
+  app.add_option("--broker-secret-file", broker_secret_file,
+                 "file holding the broker's client secret (its --client-secret; mode 600)")
+      ->envname("RMA_BROKER_SECRET_FILE");
   auto* o_listen = app.add_option("--listen", listen,
                                   "HOST:PORT to serve HTTP on (port 0: any free port); default "
                                   "0.0.0.0:8080 with API keys, 127.0.0.1:8080 without")
@@ -160,6 +164,14 @@ int main(int argc, char** argv) {
     }
   }
   if (o_broker->count() > 0) broker.endpoint = broker_endpoint;
+  if (!broker_secret_file.empty()) {
+    Result<std::string> secret = ReadSecretFile(broker_secret_file);
+    if (!secret.ok()) {
+      spdlog::error("--broker-secret-file: {}", secret.status().message());
+      return 2;
+    }
+    broker.secret = std::move(*secret);
+  }
   if (o_listen->count() > 0) options.listen = listen;
   if (o_threads->count() > 0) options.threads = threads;
   if (o_body->count() > 0) options.max_body_bytes = max_body_bytes;

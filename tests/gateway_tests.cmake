@@ -5,7 +5,7 @@ rma_target_defaults(rma_gateway_test_support)
 target_link_libraries(rma_gateway_test_support PUBLIC rma_test_support rma_test_peers)
 
 find_program(RMA_PROMTOOL promtool)
-foreach(test gateway_api_test gateway_disconnect_test gateway_cluster_test)
+foreach(test gateway_api_test gateway_disconnect_test gateway_cluster_test broker_secret_test)
   rma_add_test(${test} SOURCES gateway/${test}.cc LIBS rma_gateway_test_support LABELS e2e
                TIMEOUT 600)
   add_dependencies(${test} ${RMA_BINARIES} rmactl)

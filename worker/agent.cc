@@ -7,6 +7,8 @@
 #include <cstring>
 #include <random>
 
+#include "protocol/handshake.h"
+
 namespace rma::worker {
 
 namespace {
@@ -39,22 +41,11 @@ Status Agent::Connect() {
   try {
     auto socket = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::dealer);
     proto::ConfigureSocket(*socket, limits_, /*is_router=*/false);
-    if (!token_.empty()) {
-      // The token goes in the handshake: a broker that does not accept it never sees a message.
-      socket->set(zmq::sockopt::plain_username, "worker");
-      socket->set(zmq::sockopt::plain_password, token_);
-    }
+    // The token goes in the handshake: a broker that does not accept it never sees a message.
+    proto::UsePlainCredential(*socket, "worker", token_);
     // Handshake failures (a refused token) are only visible as socket events.
-    const std::string monitor =
-        "inproc://rma-worker-monitor-" + std::to_string(++monitor_generation_);
-    if (zmq_socket_monitor(socket->handle(), monitor.c_str(),
-                           ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) ==
-        0) {
-      auto events = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::pair);
-      events->set(zmq::sockopt::linger, 0);
-      events->connect(monitor);
-      monitor_socket_ = std::move(events);
-    }
+    monitor_socket_ = proto::MonitorHandshakes(context_, *socket,
+                                               "worker-" + std::to_string(++monitor_generation_));
     socket->connect(broker_);
     socket_ = std::move(socket);
     return Status::Ok();
@@ -120,29 +111,18 @@ void Agent::ReadSocket(Time now) {
 
 void Agent::ReadMonitor(Time now) {
   for (int i = 0; i < 16 && monitor_socket_; ++i) {
-    zmq::message_t event;
-    zmq::message_t address;
-    try {
-      if (!monitor_socket_->recv(event, zmq::recv_flags::dontwait)) return;
-      if (event.more()) (void)monitor_socket_->recv(address, zmq::recv_flags::none);
-    } catch (const zmq::error_t&) {
-      return;
-    }
-    if (event.size() < 6) continue;
-    uint16_t kind = 0;
-    uint32_t value = 0;
-    std::memcpy(&kind, event.data(), sizeof kind);
-    std::memcpy(&value, static_cast<const char*>(event.data()) + 2, sizeof value);
-    if (kind == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+    std::optional<proto::HandshakeFailure> failure = proto::NextHandshakeFailure(*monitor_socket_);
+    if (!failure) return;
+    if (failure->by_authentication) {
       // The ZAP status: 400 refused (for good), 300 come back later.
-      const bool permanent = value == 400;
       session_.OnHandshakeRefused(
           now,
-          permanent ? "the broker refused this worker's token: check --token/--token-file (the "
-                      "broker's --worker-token)"
-                    : "the broker is busy authenticating; retrying",
-          permanent);
-    } else if (kind == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) {
+          failure->permanent()
+              ? "the broker refused this worker's token: check --token/--token-file (the "
+                "broker's --worker-token)"
+              : "the broker is busy authenticating; retrying",
+          failure->permanent());
+    } else {
       // A mismatch of mechanisms: one side expects a token the other does not have. Settings,
       // not luck: retrying cannot help.
       session_.OnHandshakeRefused(
