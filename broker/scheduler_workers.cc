@@ -43,14 +43,14 @@ void Scheduler::RefuseUnregistered(const std::string& identity, std::string_view
   // ERROR says what was refused; the DISCONNECT that follows lets an honest worker whose session
   // the broker forgot (a restart) register again and send its results after the WELCOME.
   Refuse(Refusal::kUnregistered);
-  output_->ToWorker(identity, proto::Error{0,
-                                           std::string(StatusCodeName(StatusCode::kUnauthenticated)),
-                                           std::string(command) + " for attempt " +
-                                               std::to_string(attempt) + " of task " +
-                                               ToString(task) +
-                                               " from a session that is not registered",
-                                           {},
-                                           {}});
+  output_->ToWorker(
+      identity,
+      proto::Error{0,
+                   std::string(StatusCodeName(StatusCode::kUnauthenticated)),
+                   std::string(command) + " for attempt " + std::to_string(attempt) + " of task " +
+                       ToString(task) + " from a session that is not registered",
+                   {},
+                   {}});
   output_->ToWorker(identity, proto::Disconnect{"not registered: send READY", true});
 }
 

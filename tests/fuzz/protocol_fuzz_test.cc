@@ -52,8 +52,8 @@ TEST(ProtocolFuzzTest, RandomBytesAreRefusedWithoutHarm) {
 TEST(ProtocolFuzzTest, FramingVerdictsFollowTheEnvelopeRules) {
   testing::Mutator mutator(99);
   const std::vector<std::string> samples = SampleBodies();
-  const std::vector<std::string> dictionary = {"RMA1", "RMA2", "\x01", "\x21", "\x0b", "\x2a",
-                                               "\x00", "\xff", ""};
+  const std::vector<std::string> dictionary = {"RMA1", "RMA2", "\x01", "\x21", "\x0b",
+                                               "\x2a", "\x00", "\xff", ""};
   size_t accepted = 0;
   const size_t n = Iterations(20000);
   for (size_t i = 0; i < n; ++i) {

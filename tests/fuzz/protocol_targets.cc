@@ -3,13 +3,13 @@
 
 #include <zmq.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
-#include <algorithm>
 
-#include "protocol/codec.h"
 #include "protocol/admin_reply.h"
+#include "protocol/codec.h"
 #include "protocol/frames.h"
 
 namespace rma::fuzz {
@@ -128,8 +128,8 @@ bool FramesOneInput(const std::vector<std::string>& frames) {
   // Whatever came before, the sentinel parses (drain anything left of the input first).
   for (int tries = 0; tries < 3; ++tries) {
     Result<bool> got = receive(&msg);
-    if (got.ok() && *got && msg.command() == proto::Command::kHeartbeat &&
-        msg.body_count() == 1 && msg.body(0) == sentinel) {
+    if (got.ok() && *got && msg.command() == proto::Command::kHeartbeat && msg.body_count() == 1 &&
+        msg.body(0) == sentinel) {
       return !too_large && expected;
     }
   }
@@ -159,8 +159,13 @@ std::vector<std::string> SampleBodies() {
   ready.capabilities.labels = {{"zone", "home"}};
   ready.services = {{"echo", "builtin"}, {"rag", "http"}};
   ready.running = {{TaskId(7), 2}};
-  TaskAssignment task{TaskId(42), 1, "rag", Bytes(std::string("{\"q\":1}")), "application/json",
-                      30000, HttpRequest{"POST", "/v1/x", "a=b", {{"x-k", "v"}}}};
+  TaskAssignment task{TaskId(42),
+                      1,
+                      "rag",
+                      Bytes(std::string("{\"q\":1}")),
+                      "application/json",
+                      30000,
+                      HttpRequest{"POST", "/v1/x", "a=b", {{"x-k", "v"}}}};
   TaskResult result;
   result.task_id = TaskId(42);
   result.result = Bytes(std::string("done"));
@@ -202,16 +207,39 @@ std::vector<std::string> SampleBodies() {
 }
 
 std::vector<std::string> CodecDictionary() {
-  std::vector<std::string> words = {
-      "\x80", "\x81", "\x8f", "\x90", "\x9f", "\xc0", "\xc2", "\xc3", "\xc4\x01", "\xc4\xff",
-      "\xc5\xff\xff", "\xc6\xff\xff\xff\xff", "\xcb\x7f\xf0\0\0\0\0\0\0", "\xcb\x7f\xf8\0\0\0\0\0\1",
-      "\xcc\xff", "\xcd\xff\xff", "\xce\xff\xff\xff\xff", "\xcf\xff\xff\xff\xff\xff\xff\xff\xff",
-      "\xd3\x80\0\0\0\0\0\0\0", "\xdc\xff\xff", "\xdd\xff\xff\xff\xff", "\xde\xff\xff",
-      "\xdf\xff\xff\xff\xff", "\xd9\xff", "\xda\xff\xff", "\xdb\xff\xff\xff\xff", "\xff", "\xe0"};
+  std::vector<std::string> words = {"\x80",
+                                    "\x81",
+                                    "\x8f",
+                                    "\x90",
+                                    "\x9f",
+                                    "\xc0",
+                                    "\xc2",
+                                    "\xc3",
+                                    "\xc4\x01",
+                                    "\xc4\xff",
+                                    "\xc5\xff\xff",
+                                    "\xc6\xff\xff\xff\xff",
+                                    "\xcb\x7f\xf0\0\0\0\0\0\0",
+                                    "\xcb\x7f\xf8\0\0\0\0\0\1",
+                                    "\xcc\xff",
+                                    "\xcd\xff\xff",
+                                    "\xce\xff\xff\xff\xff",
+                                    "\xcf\xff\xff\xff\xff\xff\xff\xff\xff",
+                                    "\xd3\x80\0\0\0\0\0\0\0",
+                                    "\xdc\xff\xff",
+                                    "\xdd\xff\xff\xff\xff",
+                                    "\xde\xff\xff",
+                                    "\xdf\xff\xff\xff\xff",
+                                    "\xd9\xff",
+                                    "\xda\xff\xff",
+                                    "\xdb\xff\xff\xff\xff",
+                                    "\xff",
+                                    "\xe0"};
   for (const char* key :
-       {"worker_id", "task_id", "attempt", "payload", "result", "services", "running", "slots",
-        "capabilities", "labels", "headers", "request", "owner", "admin", "ref", "tasks",
-        "outcome", "status", "mode", "wait_ms", "data", "query", "service", "content_type"}) {
+       {"worker_id", "task_id", "attempt",      "payload", "result",  "services",
+        "running",   "slots",   "capabilities", "labels",  "headers", "request",
+        "owner",     "admin",   "ref",          "tasks",   "outcome", "status",
+        "mode",      "wait_ms", "data",         "query",   "service", "content_type"}) {
     std::string w(1, static_cast<char>(0xa0 | std::string_view(key).size()));
     words.push_back(w + key);
   }

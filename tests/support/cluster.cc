@@ -40,7 +40,8 @@ void Cluster::StartBroker(const std::vector<std::string>& endpoint_args,
   if (options_.heartbeat_ms > 0) {
     more.insert(more.end(), {"--heartbeat-ms", std::to_string(options_.heartbeat_ms)});
   }
-  if (options_.liveness > 0) more.insert(more.end(), {"--liveness", std::to_string(options_.liveness)});
+  if (options_.liveness > 0)
+    more.insert(more.end(), {"--liveness", std::to_string(options_.liveness)});
   args.insert(args.end(), more.begin(), more.end());
   args.insert(args.end(), options_.broker_args.begin(), options_.broker_args.end());
   args.insert(args.end(), extra.begin(), extra.end());

@@ -48,7 +48,8 @@ class Mutator {
         case 4: {  // repeat a piece
           if (s.empty()) break;
           const size_t from = Below(s.size());
-          const std::string piece = s.substr(from, 1 + Below(std::min<size_t>(64, s.size() - from)));
+          const std::string piece =
+              s.substr(from, 1 + Below(std::min<size_t>(64, s.size() - from)));
           for (size_t k = 1 + Below(4); k > 0; --k) s.insert(at, piece);
           break;
         }
