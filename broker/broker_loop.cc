@@ -42,13 +42,14 @@ uint64_t ExtractRef(proto::Decoder& decoder, std::string_view body) {
 }
 }  // namespace
 
-void BrokerLoop::Outbox::Add(const std::string& identity, Command command, std::string body) {
+void BrokerLoop::Outbox::Add(const std::string& identity, Command command, std::string body,
+                              std::shared_ptr<proto::InFlightBytes> in_flight) {
   auto it = last.find(identity);
   if (it != last.end()) {
     proto::OutMessage& m = messages[it->second].message;
     if (m.command() == command && m.body_count() < kMaxBatch) {
       if (!body.empty()) {
-        m.AddBody(std::move(body));
+        m.AddBody(std::move(body), std::move(in_flight));
       } else if (command != Command::kHeartbeat) {
         // Bodyless commands are not batched (a second DRAIN means something); heartbeats simply
         // coalesce.
@@ -59,7 +60,7 @@ void BrokerLoop::Outbox::Add(const std::string& identity, Command command, std::
     }
   }
   messages.push_back({identity, proto::OutMessage(command)});
-  if (!body.empty()) messages.back().message.AddBody(std::move(body));
+  if (!body.empty()) messages.back().message.AddBody(std::move(body), std::move(in_flight));
   last[identity] = messages.size() - 1;
 }
 
@@ -246,7 +247,7 @@ Status BrokerLoop::Run(int stop_fd) {
     if (scheduler_->NextWakeup() <= now) scheduler_->OnTick(now);
     if (reply_pacer_.NextDue() <= now) {
       reply_pacer_.TakeDue(now, &due_replies_);
-      for (auto& [client, reply] : due_replies_) SendClient(client, reply);
+      for (ReplyPacer::Due& due : due_replies_) SendClient(due.client, due.message, due.in_flight);
       due_replies_.clear();
     }
     store_->Flush();
@@ -439,7 +440,10 @@ void BrokerLoop::HandleAdmin(Time now, const std::string& client, const proto::A
     refusals["pending_replies"] = reply_pacer_.refused();
     (*answer)["budgets"]["pending_reply_bytes"] = {
         {"used", reply_pacer_.deferred_bytes()},
-        {"limit", options_.reply_pacing.max_deferred_bytes}};
+        {"limit", options_.reply_pacing.max_deferred_total_bytes}};
+    (*answer)["budgets"]["reply_bytes_in_flight"] = {
+        {"used", reply_pacer_.in_flight_bytes()},
+        {"limit", options_.reply_pacing.total_window_bytes}};
   }
   if (store_->can_lookup() && ForwardAdmin(client, admin, answer)) return;
   if (!answer.ok()) {
@@ -465,9 +469,10 @@ void BrokerLoop::ToWorker(const std::string& identity, const proto::ToWorkerMess
 void BrokerLoop::ToClient(const std::string& identity, const proto::ToClientMessage& message) {
   if (reply_pacer_.Applies(message)) {
     proto::ToClientMessage paced = message;  // the result is shared, not copied
-    switch (reply_pacer_.Offer(clock_->Now(), identity, paced)) {
+    std::shared_ptr<proto::InFlightBytes> in_flight;
+    switch (reply_pacer_.Offer(clock_->Now(), identity, paced, &in_flight)) {
       case ReplyPacer::Verdict::kSendNow:
-        break;
+        return SendClient(identity, message, std::move(in_flight));
       case ReplyPacer::Verdict::kDeferred:
         return;
       case ReplyPacer::Verdict::kRefused: {
@@ -487,10 +492,11 @@ void BrokerLoop::ToClient(const std::string& identity, const proto::ToClientMess
   SendClient(identity, message);
 }
 
-void BrokerLoop::SendClient(const std::string& identity, const proto::ToClientMessage& message) {
+void BrokerLoop::SendClient(const std::string& identity, const proto::ToClientMessage& message,
+                            std::shared_ptr<proto::InFlightBytes> in_flight) {
   std::string body;
   Command command = proto::EncodeMessage(message, &body);
-  to_clients_.Add(identity, command, std::move(body));
+  to_clients_.Add(identity, command, std::move(body), std::move(in_flight));
 }
 
 void BrokerLoop::ToClientWhenDurable(const std::string& identity, proto::Accepted accepted) {

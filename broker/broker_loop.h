@@ -66,7 +66,9 @@ class BrokerLoop final : public SchedulerOutput {
   void ToWorker(const std::string& identity, const proto::ToWorkerMessage& message) override;
   void ToClient(const std::string& identity, const proto::ToClientMessage& message) override;
   // Encodes a message for a client into the outbox, without pacing.
-  void SendClient(const std::string& identity, const proto::ToClientMessage& message);
+  // Encodes and queues a reply; a paced one has its body counted by `in_flight`.
+  void SendClient(const std::string& identity, const proto::ToClientMessage& message,
+                  std::shared_ptr<proto::InFlightBytes> in_flight = nullptr);
   void ToClientWhenDurable(const std::string& identity, proto::Accepted accepted) override;
   void Record(TaskWrite write) override;
   void RecordWorker(WorkerRecord record) override;
@@ -100,7 +102,8 @@ class BrokerLoop final : public SchedulerOutput {
   struct Outbox {
     std::vector<Pending> messages;
     std::unordered_map<std::string, size_t> last;  // identity -> index of its latest message
-    void Add(const std::string& identity, proto::Command command, std::string body);
+    void Add(const std::string& identity, proto::Command command, std::string body,
+             std::shared_ptr<proto::InFlightBytes> in_flight = nullptr);
     void Clear() {
       messages.clear();
       // unordered_map::clear() zeroes the whole bucket array even when the map is empty; after a
@@ -125,7 +128,7 @@ class BrokerLoop final : public SchedulerOutput {
   bool zap_started_ = false;
   AddressLimiter ready_limiter_;
   ReplyPacer reply_pacer_;
-  std::vector<std::pair<std::string, proto::ToClientMessage>> due_replies_;
+  std::vector<ReplyPacer::Due> due_replies_;
   uint64_t ready_throttled_ = 0;  // READYs refused by ready_limiter_
   SecureRandom task_ids_;
   std::vector<std::string> insecure_endpoints_;

@@ -170,9 +170,20 @@ int main(int argc, char** argv) {
       ->envname("RMA_MAX_PENDING_REPLY_BYTES")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  app.add_option("--reply-bytes-per-s", options.reply_pacing.bytes_per_s,
-                 "rate of large results sent to one client, after a burst of 64 MiB")
-      ->envname("RMA_REPLY_BYTES_PER_S")
+  app.add_option("--max-pending-reply-total-bytes", options.reply_pacing.max_deferred_total_bytes,
+                 "the same, for all clients together")
+      ->envname("RMA_MAX_PENDING_REPLY_TOTAL_BYTES")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--reply-window-bytes", options.reply_pacing.window_bytes,
+                 "large results handed to ZeroMQ for one client and not yet written to its "
+                 "connection; more wait until it reads")
+      ->envname("RMA_REPLY_WINDOW_BYTES")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--reply-window-total-bytes", options.reply_pacing.total_window_bytes,
+                 "the same, for all clients together")
+      ->envname("RMA_REPLY_WINDOW_TOTAL_BYTES")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   std::string endpoints_file;

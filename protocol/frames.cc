@@ -74,6 +74,18 @@ namespace {
 constexpr size_t kZeroCopyMinBytes = 16 * 1024;
 
 void FreeString(void*, void* hint) { delete static_cast<std::string*>(hint); }
+
+// A body whose bytes are counted while ZeroMQ holds it; freed (and uncounted) on ZeroMQ's I/O
+// thread once written out or dropped.
+struct CountedBody {
+  std::string body;
+  std::shared_ptr<InFlightBytes> in_flight;
+};
+void FreeCountedBody(void*, void* hint) {
+  auto* owned = static_cast<CountedBody*>(hint);
+  owned->in_flight->Add(-static_cast<int64_t>(owned->body.size()));
+  delete owned;
+}
 }  // namespace
 
 template <typename Body>
@@ -119,6 +131,14 @@ Status OutMessage::Send(zmq::socket_t& socket, std::string_view identity) const&
 Status OutMessage::Send(zmq::socket_t& socket, std::string_view identity) && {
   return SendFrames(socket, identity, [this](zmq::socket_t& s, size_t i, zmq::send_flags flags) {
     std::string& body = bodies_[i];
+    if (i < in_flight_.size() && in_flight_[i]) {
+      // Counted since AddBody. From here the ZeroMQ message owns `owned`: sent or not, closing it
+      // calls FreeCountedBody, which uncounts it.
+      auto* owned = new CountedBody{std::move(body), std::move(in_flight_[i])};
+      (void)s.send(zmq::message_t(owned->body.data(), owned->body.size(), FreeCountedBody, owned),
+                   flags);
+      return;
+    }
     if (body.size() < kZeroCopyMinBytes) {
       (void)s.send(zmq::buffer(body.data(), body.size()), flags);
       return;
@@ -126,6 +146,35 @@ Status OutMessage::Send(zmq::socket_t& socket, std::string_view identity) && {
     auto* owned = new std::string(std::move(body));
     (void)s.send(zmq::message_t(owned->data(), owned->size(), FreeString, owned), flags);
   });
+}
+
+void OutMessage::AddBody(std::string body, std::shared_ptr<InFlightBytes> in_flight) {
+  if (in_flight) {
+    in_flight->Add(static_cast<int64_t>(body.size()));
+    in_flight_.resize(bodies_.size());
+    in_flight_.push_back(std::move(in_flight));
+  }
+  bodies_.push_back(std::move(body));
+}
+
+void OutMessage::Clear() {
+  for (size_t i = 0; i < in_flight_.size(); ++i) {
+    if (in_flight_[i]) in_flight_[i]->Add(-static_cast<int64_t>(bodies_[i].size()));
+  }
+  in_flight_.clear();
+  bodies_.clear();
+}
+
+OutMessage& OutMessage::operator=(OutMessage&& other) noexcept {
+  if (this != &other) {
+    Clear();
+    command_ = other.command_;
+    bodies_ = std::move(other.bodies_);
+    in_flight_ = std::move(other.in_flight_);
+    other.bodies_.clear();
+    other.in_flight_.clear();
+  }
+  return *this;
 }
 
 Status SendEmpty(zmq::socket_t& socket, std::string_view identity, Command command) {

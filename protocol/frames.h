@@ -9,6 +9,9 @@
 
 #include <zmq.hpp>
 
+#include <atomic>
+#include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -49,11 +52,44 @@ class InMessage {
 Result<bool> ReceiveMessage(zmq::socket_t& socket, bool has_identity, const Limits& limits,
                             InMessage* msg);
 
+// Bytes of message bodies handed to ZeroMQ and not yet written to their connection (or dropped
+// with it). ZeroMQ releases a body it was given without a copy from its I/O thread once the body is
+// written out, so this is the only honest measure of what a peer that does not read makes the
+// process hold; it is atomic for that reason. A counter may have a parent that counts the same bytes
+// again (all peers together).
+class InFlightBytes {
+ public:
+  explicit InFlightBytes(std::shared_ptr<InFlightBytes> parent = nullptr)
+      : parent_(std::move(parent)) {}
+  int64_t bytes() const { return bytes_.load(std::memory_order_acquire); }
+  // Counts `n` more (or, negative, fewer) bytes here and in every parent.
+  void Add(int64_t n) {
+    for (InFlightBytes* c = this; c != nullptr; c = c->parent_.get()) {
+      c->bytes_.fetch_add(n, std::memory_order_acq_rel);
+    }
+  }
+
+ private:
+  std::atomic<int64_t> bytes_{0};
+  std::shared_ptr<InFlightBytes> parent_;
+};
+
 class OutMessage {
  public:
   explicit OutMessage(Command command) : command_(command) {}
+  // Counted bodies are uncounted when the message goes without handing them over, so a message
+  // is moved, never copied.
+  OutMessage(OutMessage&& other) noexcept = default;
+  OutMessage& operator=(OutMessage&& other) noexcept;
+  OutMessage(const OutMessage&) = delete;
+  OutMessage& operator=(const OutMessage&) = delete;
+  ~OutMessage() { Clear(); }
+
   Command command() const { return command_; }
   void AddBody(std::string body) { bodies_.push_back(std::move(body)); }
+  // A body whose bytes `in_flight` counts from now until ZeroMQ has written it out, or until this
+  // message is dropped without handing it over (only the rvalue Send hands bodies to ZeroMQ).
+  void AddBody(std::string body, std::shared_ptr<InFlightBytes> in_flight);
   template <typename T>
   void Add(const T& message) {
     bodies_.emplace_back();
@@ -61,7 +97,7 @@ class OutMessage {
   }
   size_t body_count() const { return bodies_.size(); }
   bool empty() const { return bodies_.empty(); }
-  void Clear() { bodies_.clear(); }
+  void Clear();
 
   // Sends without blocking. `identity` is the routing id on a ROUTER socket and empty on a DEALER.
   // Unavailable: the peer is gone (EHOSTUNREACH with ZMQ_ROUTER_MANDATORY). ResourceExhausted: its
@@ -77,6 +113,8 @@ class OutMessage {
 
   Command command_;
   std::vector<std::string> bodies_;
+  // Per body, when any is counted; null once handed to ZeroMQ.
+  std::vector<std::shared_ptr<InFlightBytes>> in_flight_;
 };
 
 // Encodes one message and sends it.

@@ -76,6 +76,39 @@ TEST_F(FramesTest, ReplyReachesTheDealerThroughTheRouter) {
   EXPECT_EQ(back.command(), Command::kDisconnect);
 }
 
+// A counted body is counted from AddBody until the receiver has it (inproc hands the sender's buffer
+// over; ZeroMQ frees it when the receiver is done) and uncounted when it is never sent.
+TEST_F(FramesTest, CountedBodiesAreCountedUntilZeroMqLetsThemGo) {
+  auto total = std::make_shared<InFlightBytes>();
+  auto mine = std::make_shared<InFlightBytes>(total);
+  const std::string big(1 << 20, 'b');
+  {
+    OutMessage dropped(Command::kTaskInfo);
+    dropped.AddBody(big, mine);
+    dropped.AddBody("small, not counted");
+    EXPECT_EQ(mine->bytes(), 1 << 20);
+    EXPECT_EQ(total->bytes(), 1 << 20);
+  }
+  EXPECT_EQ(mine->bytes(), 0) << "a message dropped unsent must uncount its bodies";
+  EXPECT_EQ(total->bytes(), 0);
+
+  OutMessage out(Command::kTaskInfo);
+  out.AddBody(big, mine);
+  OutMessage moved = std::move(out);  // moving does not count twice
+  EXPECT_EQ(mine->bytes(), 1 << 20);
+  ASSERT_TRUE(std::move(moved).Send(dealer_).ok());
+  {
+    InMessage msg;
+    auto r = ReceiveOnRouter(&msg);
+    ASSERT_TRUE(r.ok() && *r);
+    ASSERT_EQ(msg.body_count(), 1u);
+    EXPECT_EQ(msg.body(0).size(), big.size());
+    EXPECT_EQ(mine->bytes(), 1 << 20) << "the receiver still holds the sender's buffer";
+  }
+  EXPECT_EQ(mine->bytes(), 0);
+  EXPECT_EQ(total->bytes(), 0);
+}
+
 TEST_F(FramesTest, SendToAGonePeerIsUnavailable) {
   Status s = SendEmpty(router_, "nobody", Command::kHeartbeat);
   EXPECT_EQ(s.code(), StatusCode::kUnavailable);
