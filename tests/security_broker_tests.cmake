@@ -3,7 +3,7 @@
 # against another build's broker with RMA_BIN_DIR=<dir>; tests/security/README.md records how each
 # one failed before the fixes.
 set(RMA_SECURITY_BROKER_TESTS)
-foreach(name results identity ids_ownership)
+foreach(name results identity ids_ownership endpoints)
   rma_add_test(security_broker_${name}_test SOURCES security/broker_${name}_test.cc
                LIBS rma_test_support rma_test_peers LABELS e2e TIMEOUT 120)
   add_dependencies(security_broker_${name}_test rma-broker)
