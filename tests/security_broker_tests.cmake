@@ -10,6 +10,17 @@ foreach(name results identity ids_ownership endpoints)
   list(APPEND RMA_SECURITY_BROKER_TESTS security_broker_${name}_test)
 endforeach()
 
+# The budget attacks measure the broker's peak memory and other clients' round trips, and push
+# gigabytes through loopback: they run alone, so neither they nor their neighbours skew the figures.
+add_executable(security_broker_budgets_test security/broker_budgets_test.cc)
+rma_target_defaults(security_broker_budgets_test)
+target_link_libraries(security_broker_budgets_test PRIVATE rma_test_support rma_test_peers
+                      GTest::gtest_main GTest::gmock)
+add_dependencies(security_broker_budgets_test rma-broker)
+gtest_discover_tests(security_broker_budgets_test DISCOVERY_TIMEOUT 60
+                     PROPERTIES LABELS e2e TIMEOUT 180 RUN_SERIAL TRUE)
+list(APPEND RMA_SECURITY_BROKER_TESTS security_broker_budgets_test)
+
 # gtest_discover_tests flattens a list-valued property (LABELS "e2e;security" arrives as
 # "LABELS e2e security", which sets neither the second label nor what follows it), so the labels
 # are set by a script ctest runs after the discovered tests are defined (each target's
