@@ -177,10 +177,16 @@ struct Plain {
 // A raw peer: one DEALER, any credentials, no protocol logic of its own.
 class Peer {
  public:
+  // `receive_hwm` > 0: hold at most that many incoming messages (and a small kernel buffer), so a
+  // peer that does not call Receive() stops reading its connection, as a stalled client would.
   explicit Peer(const std::string& endpoint, std::optional<Plain> plain = std::nullopt,
-                bool monitor = false)
+                bool monitor = false, int receive_hwm = 0)
       : socket_(Context(), zmq::socket_type::dealer) {
     proto::ConfigureSocket(socket_, proto::Limits{}, /*is_router=*/false);
+    if (receive_hwm > 0) {
+      socket_.set(zmq::sockopt::rcvhwm, receive_hwm);
+      socket_.set(zmq::sockopt::rcvbuf, 64 * 1024);
+    }
     if (plain) {
       socket_.set(zmq::sockopt::plain_username, plain->user);
       socket_.set(zmq::sockopt::plain_password, plain->password);

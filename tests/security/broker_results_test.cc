@@ -50,15 +50,25 @@ TEST(BrokerResultsAttack, UnregisteredSessionCannotCompleteAQueuedTask) {
   attacker.SendBodies(Command::kResult, {proto::Encode(ResultFor(*id, 1, "forged")),
                                          proto::Encode(ResultFor(*id, 2, "forged")),
                                          proto::Encode(ResultFor(*id, 3, "forged"))});
-  // The broker answers an unknown session with DISCONNECT (register first) or ERROR; either way
-  // the answer proves it has handled the RESULTs.
-  Message answer;
-  ASSERT_TRUE(attacker.WaitFor(
-      [](const Message& m) {
-        return m.command == Command::kDisconnect || m.command == Command::kError;
+  // Each is refused with ERROR unauthenticated (and a DISCONNECT: register first).
+  int refused = 0;
+  std::string codes;
+  WaitUntil(
+      [&] {
+        Message m;
+        if (!attacker.WaitFor(Command::kError, 10ms, &m)) return false;
+        for (const std::string& b : m.bodies) {
+          auto e = DecodeAs<proto::Error>(b);
+          codes += (e ? e->code : "?") + " ";
+          refused += e && e->code == "unauthenticated";
+        }
+        return refused >= 3;
       },
-      5s, &answer))
-      << "no answer to the forged RESULTs";
+      3s);
+  EXPECT_EQ(refused, 3) << "each forged RESULT must get ERROR unauthenticated; got: " << codes;
+  Message disconnect;
+  EXPECT_TRUE(attacker.WaitFor(Command::kDisconnect, 3s, &disconnect))
+      << "the unregistered session was not told to register";
 
   auto view = client.Get(*id);
   ASSERT_TRUE(view);
