@@ -43,7 +43,7 @@ uint64_t ExtractRef(proto::Decoder& decoder, std::string_view body) {
 }  // namespace
 
 void BrokerLoop::Outbox::Add(const std::string& identity, Command command, std::string body,
-                              std::shared_ptr<proto::InFlightBytes> in_flight) {
+                             std::shared_ptr<proto::InFlightBytes> in_flight) {
   auto it = last.find(identity);
   if (it != last.end()) {
     proto::OutMessage& m = messages[it->second].message;

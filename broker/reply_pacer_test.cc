@@ -156,7 +156,8 @@ TEST_F(ReplyPacerTest, PastTheWaitingBudgetLargeRepliesAreRefused) {
   EXPECT_EQ(refused, 144u);
   EXPECT_EQ(pacer.refused(), 144u);
   // The same again a minute later: the client read nothing, so nothing more is held for it.
-  for (uint64_t ref = 151; ref <= 300; ++ref) Offer(pacer, "attacker", ref, 8 * kMiB, t0 + Seconds(60));
+  for (uint64_t ref = 151; ref <= 300; ++ref)
+    Offer(pacer, "attacker", ref, 8 * kMiB, t0 + Seconds(60));
   EXPECT_TRUE(TakeDue(pacer, t0 + Seconds(61)).empty());
   EXPECT_EQ(pacer.in_flight_bytes(), static_cast<int64_t>(16 * kMiB));
   EXPECT_EQ(pacer.deferred_bytes(), 32 * kMiB);
@@ -169,8 +170,7 @@ TEST_F(ReplyPacerTest, PastTheWaitingBudgetLargeRepliesAreRefused) {
             ReplyPacer::Verdict::kDeferred);
   EXPECT_EQ(Offer(pacer, "other", 1002, 8 * kMiB, t0 + Seconds(62)),
             ReplyPacer::Verdict::kDeferred);
-  EXPECT_EQ(Offer(pacer, "other", 1003, 8 * kMiB, t0 + Seconds(62)),
-            ReplyPacer::Verdict::kRefused);
+  EXPECT_EQ(Offer(pacer, "other", 1003, 8 * kMiB, t0 + Seconds(62)), ReplyPacer::Verdict::kRefused);
 }
 
 TEST_F(ReplyPacerTest, AReplyLargerThanTheWindowStillLeavesWhenTheWindowIsEmpty) {

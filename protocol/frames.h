@@ -55,8 +55,8 @@ Result<bool> ReceiveMessage(zmq::socket_t& socket, bool has_identity, const Limi
 // Bytes of message bodies handed to ZeroMQ and not yet written to their connection (or dropped
 // with it). ZeroMQ releases a body it was given without a copy from its I/O thread once the body is
 // written out, so this is the only honest measure of what a peer that does not read makes the
-// process hold; it is atomic for that reason. A counter may have a parent that counts the same bytes
-// again (all peers together).
+// process hold; it is atomic for that reason. A counter may have a parent that counts the same
+// bytes again (all peers together).
 class InFlightBytes {
  public:
   explicit InFlightBytes(std::shared_ptr<InFlightBytes> parent = nullptr)

@@ -76,8 +76,8 @@ TEST_F(FramesTest, ReplyReachesTheDealerThroughTheRouter) {
   EXPECT_EQ(back.command(), Command::kDisconnect);
 }
 
-// A counted body is counted from AddBody until the receiver has it (inproc hands the sender's buffer
-// over; ZeroMQ frees it when the receiver is done) and uncounted when it is never sent.
+// A counted body is counted from AddBody until the receiver has it (inproc hands the sender's
+// buffer over; ZeroMQ frees it when the receiver is done) and uncounted when it is never sent.
 TEST_F(FramesTest, CountedBodiesAreCountedUntilZeroMqLetsThemGo) {
   auto total = std::make_shared<InFlightBytes>();
   auto mine = std::make_shared<InFlightBytes>(total);
