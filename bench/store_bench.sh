@@ -6,8 +6,9 @@
 #   WINDOW=2000 BATCH=50 SLOTS=64 PAYLOAD=64 RATE=0 bench/store_bench.sh
 # RATE=N offers N tasks/s on a schedule (open loop) to measure latency at that load; RATE=0 (the
 # default) measures the most durable tasks/s the window allows.
-# Builds Release in build/bench (BUILD_DIR to change), starts a private PostgreSQL (scripts/pg.sh),
-# and for every run a fresh database and a fresh broker.
+# Builds Release in build/bench (BUILD_DIR to change; store_bench uses the test peers, so the tests
+# are configured too), starts a private PostgreSQL (scripts/pg.sh), and for every run a fresh
+# database and a fresh broker.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -17,7 +18,7 @@ window=${WINDOW:-2000}; batch=${BATCH:-50}; slots=${SLOTS:-64}; payload=${PAYLOA
 rate=${RATE:-0}  # tasks/s offered; 0: as fast as the window allows
 build=${BUILD_DIR:-$root/build/bench}
 
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRMA_BUILD_TESTS=OFF -DRMA_BUILD_BENCHMARKS=ON \
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRMA_BUILD_TESTS=ON -DRMA_BUILD_BENCHMARKS=ON \
   -DRMA_BUILD_DASHBOARD=OFF >/dev/null
 cmake --build "$build" --target rma-broker store_bench -j "$(nproc)" >/dev/null
 

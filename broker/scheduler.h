@@ -22,6 +22,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include <absl/container/node_hash_map.h>
+#include <absl/hash/hash.h>
+
 #include "broker/config.h"
 #include "broker/stats.h"
 #include "broker/store_types.h"
@@ -366,7 +369,8 @@ class Scheduler {
   static std::string IdempotencySlot(const std::string& owner, const std::string& key) {
     return owner + '\x1f' + key;  // owners cannot contain control characters
   }
-  TaskId NewTaskId();
+  // A random nonzero id; the caller inserts it and draws again in the (2^-64) case it is taken.
+  TaskId DrawTaskId();
   // Budget accounting of a task entering or leaving the unfinished set.
   void CountUnfinished(const Task& t, int delta);
   void ReplyTask(const std::string& client, uint64_t ref, const Task& t);
@@ -404,7 +408,13 @@ class Scheduler {
   std::vector<Service> services_;
   std::unordered_map<std::string, uint32_t> service_index_;
 
-  std::unordered_map<TaskId, Task> tasks_;
+  // Task ids are random (unguessable): std::unordered_map's bucket array and the node chains it
+  // walks are then a cache miss per lookup and cost a fifth of the broker's throughput. A Swiss
+  // table probes a compact array of control bytes instead; nodes keep Task* stable.
+  struct TaskIdHash {
+    size_t operator()(TaskId id) const { return absl::Hash<uint64_t>{}(id.value()); }
+  };
+  absl::node_hash_map<TaskId, Task, TaskIdHash> tasks_;
   std::unordered_map<std::string, TaskId> idempotency_;  // IdempotencySlot(owner, key) -> task
   std::deque<std::pair<TaskId, Time>> finished_;         // eviction order
   std::function<uint64_t()> task_ids_;

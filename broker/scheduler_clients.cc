@@ -91,9 +91,12 @@ void Scheduler::OnSubmit(Time now, const std::string& client, proto::Submit subm
   }
 
   // 64 random bits: nobody can guess another client's task (listings sort by creation time).
-  const TaskId id = NewTaskId();
-  auto [it, inserted] = tasks_.try_emplace(id);
-  RMA_CHECK(inserted) << "task id reused: " << ToString(id);
+  TaskId id;
+  auto it = tasks_.end();
+  for (bool inserted = false; !inserted;) {
+    id = DrawTaskId();
+    std::tie(it, inserted) = tasks_.try_emplace(id);
+  }
   Task& t = it->second;
   t.id = id;
   t.service_index = s;

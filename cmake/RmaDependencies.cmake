@@ -8,6 +8,9 @@ find_package(spdlog REQUIRED)
 find_package(nlohmann_json REQUIRED)
 find_package(CLI11 REQUIRED)
 find_package(CURL REQUIRED)
+# The scheduler's task table (absl::node_hash_map): task ids are random, and std::unordered_map's
+# buckets chain through other tasks' nodes, a cache miss per lookup (docs/benchmarks.md).
+find_package(absl REQUIRED)
 pkg_check_modules(PQXX REQUIRED IMPORTED_TARGET libpqxx)
 pkg_check_modules(PISTACHE REQUIRED IMPORTED_TARGET libpistache)
 if(RMA_BUILD_TESTS)

@@ -12,7 +12,7 @@ build=(
   build-essential cmake ninja-build pkg-config git ca-certificates file help2man
   libzmq3-dev cppzmq-dev libmsgpack-cxx-dev libpqxx-dev libpistache-dev
   libspdlog-dev libfmt-dev libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev
-  libcurl4-openssl-dev libbenchmark-dev libssl-dev
+  libcurl4-openssl-dev libbenchmark-dev libssl-dev libabsl-dev
 )
 # Tests, the demo and the deployment checks: PostgreSQL, linters, promtool (prometheus), the compose
 # validator, packaging (lintian; systemd-analyze from systemd), the TLS proxy test (nginx, openssl).
