@@ -94,7 +94,8 @@ json WorkersDocument(const Scheduler& s, Time now) {
                     {"tasks_done", w.tasks_done},
                     {"tasks_failed", w.tasks_failed},
                     {"busy_seconds", Round(ToSecondsF(w.busy))},
-                    {"agent_version", w.agent_version}});
+                    {"agent_version", w.agent_version},
+                    {"key", w.curve_key}});
   }
   return {{"workers", list}, {"total", list.size()}, {"live_by_tier", by_tier}};
 }

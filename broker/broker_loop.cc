@@ -2,6 +2,8 @@
 #include "broker/broker_loop.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <random>
@@ -95,19 +97,44 @@ BrokerLoop::BrokerLoop(BrokerConfig config, LoopOptions options, std::unique_ptr
 BrokerLoop::~BrokerLoop() = default;
 
 Status BrokerLoop::Start() {
+  const bool worker_curve = options_.curve.has_value();
+  const bool client_curve = options_.curve.has_value() && !options_.client_keys_file.empty();
+  if (!options_.client_keys_file.empty() && !options_.curve) {
+    return Status::InvalidArgument("--client-keys-file needs --curve-secret-file");
+  }
+  if (!options_.worker_keys_file.empty() && !options_.curve) {
+    return Status::InvalidArgument("--worker-keys-file needs --curve-secret-file");
+  }
+  if (worker_curve && !options_.auth.worker_token.empty()) {
+    return Status::InvalidArgument(
+        "--worker-token and --curve-secret-file: the worker endpoint takes one credential; with "
+        "CURVE a worker is its key (admit keys with --worker-keys-file)");
+  }
+  if (client_curve && !options_.auth.client_secret.empty()) {
+    return Status::InvalidArgument(
+        "--client-secret and --client-keys-file: the client endpoint takes one credential");
+  }
+  options_.auth.worker_curve = worker_curve;
+  options_.auth.client_curve = client_curve;
+  zap_policy_ = ZapPolicy(options_.auth, clock_);
+  RMA_RETURN_IF_ERROR(LoadKeyLists());
+
   // Who may connect is decided before anything binds: an endpoint other machines can reach needs a
   // credential, unless the operator said otherwise (--insecure-plaintext).
   struct Endpoint {
     const char* what;
     const std::string& address;
-    const std::string& secret;
+    bool authenticated;
     const char* flag;
   };
   for (const Endpoint& e :
-       {Endpoint{"worker", options_.workers_endpoint, options_.auth.worker_token, "--worker-token"},
-        Endpoint{"client", options_.clients_endpoint, options_.auth.client_secret,
-                 "--client-secret-file"}}) {
-    if (!e.secret.empty() || IsLocalEndpoint(e.address)) continue;
+       {Endpoint{"worker", options_.workers_endpoint,
+                 worker_curve || !options_.auth.worker_token.empty(),
+                 "--curve-secret-file (or --worker-token-file)"},
+        Endpoint{"client", options_.clients_endpoint,
+                 client_curve || !options_.auth.client_secret.empty(),
+                 "--curve-secret-file with --client-keys-file (or --client-secret-file)"}}) {
+    if (e.authenticated || IsLocalEndpoint(e.address)) continue;
     if (!options_.insecure_plaintext) {
       return Status::FailedPrecondition(
           std::string("the ") + e.what + " endpoint " + e.address +
@@ -116,8 +143,13 @@ Status BrokerLoop::Start() {
     }
     insecure_endpoints_.push_back(std::string(e.what) + " endpoint " + e.address);
   }
-  const bool authenticate =
-      !options_.auth.worker_token.empty() || !options_.auth.client_secret.empty();
+  if (worker_curve && options_.worker_keys_file.empty()) {
+    spdlog::warn(
+        "CURVE on the worker endpoint admits any worker key (no --worker-keys-file): links are "
+        "encrypted and each worker is its key, but anybody may join");
+  }
+  const bool authenticate = worker_curve || client_curve || !options_.auth.worker_token.empty() ||
+                            !options_.auth.client_secret.empty();
   if (authenticate) {
     RMA_RETURN_IF_ERROR(zap_.Start());
     zap_started_ = true;
@@ -125,11 +157,17 @@ Status BrokerLoop::Start() {
   try {
     proto::ConfigureSocket(workers_, config_.limits, /*is_router=*/true);
     proto::ConfigureSocket(clients_, config_.limits, /*is_router=*/true);
-    if (!options_.auth.worker_token.empty()) {
+    if (worker_curve) {
+      proto::UseCurveServer(workers_, *options_.curve);
+      workers_.set(zmq::sockopt::zap_domain, kWorkerDomain);
+    } else if (!options_.auth.worker_token.empty()) {
       workers_.set(zmq::sockopt::plain_server, 1);
       workers_.set(zmq::sockopt::zap_domain, kWorkerDomain);
     }
-    if (!options_.auth.client_secret.empty()) {
+    if (client_curve) {
+      proto::UseCurveServer(clients_, *options_.curve);
+      clients_.set(zmq::sockopt::zap_domain, kClientDomain);
+    } else if (!options_.auth.client_secret.empty()) {
       clients_.set(zmq::sockopt::plain_server, 1);
       clients_.set(zmq::sockopt::zap_domain, kClientDomain);
     }
@@ -154,11 +192,31 @@ Status BrokerLoop::Start() {
   if (!recovered.ok()) return recovered.status().WithContext("recovering tasks from the store");
   scheduler_->Restore(now, std::move(recovered->tasks));
   scheduler_->SetStoreAvailable(store_->available());
+  auto credential = [](bool curve, const std::string& secret, const char* plain) {
+    return curve ? "CURVE" : secret.empty() ? "no credential" : plain;
+  };
   spdlog::info("broker listening for workers on {} ({}) and clients on {} ({}) (store: {})",
-               workers_endpoint_, options_.auth.worker_token.empty() ? "no token" : "token",
-               clients_endpoint_, options_.auth.client_secret.empty() ? "no secret" : "secret",
+               workers_endpoint_, credential(worker_curve, options_.auth.worker_token, "token"),
+               clients_endpoint_, credential(client_curve, options_.auth.client_secret, "secret"),
                store_->name());
+  if (options_.curve) spdlog::info("broker public key: {}", options_.curve->public_key);
   WarnInsecure(now);
+  return Status::Ok();
+}
+
+Status BrokerLoop::LoadKeyLists() {
+  if (!options_.worker_keys_file.empty()) {
+    auto keys = proto::ReadKeyList(options_.worker_keys_file);
+    if (!keys.ok()) return keys.status().WithContext("--worker-keys-file");
+    spdlog::info("{} worker key(s) admitted ({})", keys->size(), options_.worker_keys_file);
+    zap_policy_.SetWorkerKeys(std::move(*keys));
+  }
+  if (!options_.client_keys_file.empty()) {
+    auto keys = proto::ReadKeyList(options_.client_keys_file);
+    if (!keys.ok()) return keys.status().WithContext("--client-keys-file");
+    spdlog::info("{} client key(s) admitted ({})", keys->size(), options_.client_keys_file);
+    zap_policy_.SetClientKeys(std::move(*keys));
+  }
   return Status::Ok();
 }
 
@@ -174,14 +232,14 @@ void BrokerLoop::WarnInsecure(Time now) {
   }
 }
 
-Status BrokerLoop::Run(int stop_fd) {
+Status BrokerLoop::Run(int stop_fd, int reload_fd) {
   proto::InMessage msg;
   std::vector<StoreReply> store_replies;
   for (;;) {
     Time now = clock_->Now();
     int64_t wait_ms = std::clamp<int64_t>(
         ToMs(std::min(scheduler_->NextWakeup(), reply_pacer_.NextDue()) - now) + 1, 0, kMaxPollMs);
-    zmq::pollitem_t items[5] = {{workers_.handle(), 0, ZMQ_POLLIN, 0},
+    zmq::pollitem_t items[6] = {{workers_.handle(), 0, ZMQ_POLLIN, 0},
                                 {clients_.handle(), 0, ZMQ_POLLIN, 0}};
     int count = 2;
     int zap_item = -1;
@@ -199,6 +257,11 @@ Status BrokerLoop::Run(int stop_fd) {
       items[count] = {nullptr, stop_fd, ZMQ_POLLIN, 0};
       stop_item = count++;
     }
+    int reload_item = -1;
+    if (reload_fd >= 0) {
+      items[count] = {nullptr, reload_fd, ZMQ_POLLIN, 0};
+      reload_item = count++;
+    }
     try {
       zmq::poll(items, static_cast<size_t>(count), std::chrono::milliseconds(wait_ms));
     } catch (const zmq::error_t& e) {
@@ -206,6 +269,13 @@ Status BrokerLoop::Run(int stop_fd) {
       return Status::Internal(std::string("poll failed: ") + e.what());
     }
     now = clock_->Now();
+    if (reload_item >= 0 && (items[reload_item].revents & ZMQ_POLLIN)) {
+      signalfd_siginfo info{};
+      (void)!read(reload_fd, &info, sizeof info);
+      if (Status s = LoadKeyLists(); !s.ok()) {
+        spdlog::error("SIGHUP: {}; the key lists in use are unchanged", s.message());
+      }
+    }
     if (stop_item >= 0 && (items[stop_item].revents & ZMQ_POLLIN)) {
       spdlog::info("broker stopping");
       FlushOutput(now);
@@ -286,6 +356,17 @@ void BrokerLoop::HandleWorkerMessage(Time now, const proto::InMessage& msg) {
         spdlog::warn("refused a READY: {}", s.message());
         ToWorker(id, proto::Disconnect{s.message(), false});
         return;
+      }
+      // With CURVE a worker is its key: the key stands in for the secret that binds a worker_id to
+      // the session that first claimed it, so only the holder of the key can take the id back.
+      if (options_.curve) {
+        const std::string key = msg.UserId();
+        if (key.empty()) {
+          ToWorker(id, proto::Disconnect{"no CURVE key on this connection", false});
+          return;
+        }
+        ready.worker_secret = "curve:" + key;
+        ready.worker_key = key;
       }
       scheduler_->OnWorkerReady(now, id, std::move(ready));
       return;

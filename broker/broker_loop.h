@@ -22,6 +22,7 @@
 #include "common/clock.h"
 #include "common/random.h"
 #include "common/status.h"
+#include "protocol/curve_keys.h"
 #include "protocol/frames.h"
 
 namespace rma::broker {
@@ -33,6 +34,11 @@ struct LoopOptions {
   uint64_t seed = 0;  // 0: random (retry jitter; task ids are always unpredictable)
   // Who may connect (zap.h): the worker token and the client secret, checked at the handshake.
   ZapPolicyOptions auth;
+  // CURVE (--curve-secret-file): the broker's keypair. The worker endpoint then takes CURVE only;
+  // the client endpoint too when a client key list is given.
+  std::optional<proto::CurveKeypair> curve;
+  std::string worker_keys_file;  // CURVE workers admitted ("" = any key)
+  std::string client_keys_file;  // CURVE clients admitted (needed for CURVE on the client endpoint)
   // An endpoint on a non-loopback address without authentication is refused at start unless this
   // is set; with it, a warning is logged at start and every hour.
   bool insecure_plaintext = false;
@@ -59,7 +65,8 @@ class BrokerLoop final : public SchedulerOutput {
   const std::string& clients_endpoint() const { return clients_endpoint_; }
 
   // Serves until `stop_fd` becomes readable (a signalfd or eventfd; -1: never). Returns on stop.
-  Status Run(int stop_fd);
+  // `reload_fd` (a signalfd for SIGHUP, or -1): when readable, the key lists are read again.
+  Status Run(int stop_fd, int reload_fd = -1);
 
  private:
   // SchedulerOutput.
@@ -76,6 +83,8 @@ class BrokerLoop final : public SchedulerOutput {
   void HandleWorkerMessage(Time now, const proto::InMessage& msg);
   // Endpoints reachable from other machines without authentication (logged hourly).
   void WarnInsecure(Time now);
+  // Reads the CURVE key lists into the ZAP policy; on a reload a bad file keeps the old lists.
+  Status LoadKeyLists();
   void HandleClientMessage(Time now, const proto::InMessage& msg);
   void HandleAdmin(Time now, const std::string& client, const proto::Admin& admin);
   void ReleaseDurable();

@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "common/signals.h"
 #include "common/version.h"
+#include "protocol/curve_keys.h"
 
 int main(int argc, char** argv) {
   using namespace rma;
@@ -119,6 +120,20 @@ int main(int argc, char** argv) {
   app.add_option("--client-secret-file", client_secret_file,
                  "file holding the client secret (mode 600)")
       ->envname("RMA_CLIENT_SECRET_FILE");
+  std::string curve_secret_file;
+  app.add_option("--curve-secret-file", curve_secret_file,
+                 "the broker's CURVE secret key (rma-broker keygen DIR makes one): encrypts and "
+                 "authenticates the worker endpoint, and the client endpoint with "
+                 "--client-keys-file")
+      ->envname("RMA_CURVE_SECRET_FILE");
+  app.add_option("--worker-keys-file", options.worker_keys_file,
+                 "CURVE public keys of the workers admitted, one a line (default: any key); read "
+                 "again on SIGHUP")
+      ->envname("RMA_WORKER_KEYS_FILE");
+  app.add_option("--client-keys-file", options.client_keys_file,
+                 "CURVE public keys of the gateways and tools admitted on the client endpoint, "
+                 "one a line; read again on SIGHUP")
+      ->envname("RMA_CLIENT_KEYS_FILE");
   app.add_flag("--insecure-plaintext", options.insecure_plaintext,
                "allow an endpoint other machines can reach without a token or secret (warned at "
                "start and every hour)")
@@ -196,7 +211,25 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->envname("RMA_LOG_LEVEL")
       ->capture_default_str();
+  // rma-broker keygen DIR: a CURVE keypair for a broker (or a gateway, a tool) to start with.
+  CLI::App* keygen = app.add_subcommand(
+      "keygen", "write a CURVE keypair: DIR/NAME.key (secret, mode 600) and DIR/NAME.pub");
+  std::string keygen_dir;
+  std::string keygen_name = "broker";
+  keygen->add_option("DIR", keygen_dir, "directory for the key files")->required();
+  keygen->add_option("--name", keygen_name, "file name of the pair")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  if (keygen->parsed()) {
+    auto keys = proto::WriteNewKeypair(keygen_dir, keygen_name);
+    if (!keys.ok()) {
+      std::fprintf(stderr, "rma-broker keygen: %s\n", keys.status().message().c_str());
+      return 1;
+    }
+    std::printf("%s\n", keys->public_key.c_str());
+    std::fprintf(stderr, "wrote %s/%s.key (secret, mode 600) and %s/%s.pub\n", keygen_dir.c_str(),
+                 keygen_name.c_str(), keygen_dir.c_str(), keygen_name.c_str());
+    return 0;
+  }
 
   if (Status s = SetUpLogging("broker", log_level); !s.ok()) {
     std::fprintf(stderr, "rma-broker: %s\n", s.message().c_str());
@@ -211,6 +244,14 @@ int main(int argc, char** argv) {
       return 2;
     }
     *secret = std::move(*read);
+  }
+  if (!curve_secret_file.empty()) {
+    auto keys = proto::ReadSecretKeyFile(curve_secret_file);
+    if (!keys.ok()) {
+      spdlog::error("--curve-secret-file: {}", keys.status().message());
+      return 2;
+    }
+    options.curve = std::move(*keys);
   }
   // libzmq refuses (and disconnects) a frame over this before the broker sees a byte of it.
   config.limits.max_frame_bytes = config.limits.max_payload_bytes + (size_t{1} << 20);
@@ -231,8 +272,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   auto signals = SignalWatcher::Create({SIGINT, SIGTERM});
-  if (!signals.ok()) {
-    spdlog::error("{}", signals.status().ToString());
+  auto reload = SignalWatcher::Create({SIGHUP});  // read the key lists again
+  if (!signals.ok() || !reload.ok()) {
+    spdlog::error("{}", (signals.ok() ? reload.status() : signals.status()).ToString());
     return 1;
   }
   std::signal(SIGPIPE, SIG_IGN);
@@ -274,7 +316,7 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  Status s = loop.Run(signals->fd());
+  Status s = loop.Run(signals->fd(), reload->fd());
   if (!s.ok()) {
     spdlog::error("{}", s.ToString());
     return 1;

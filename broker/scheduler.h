@@ -130,6 +130,7 @@ class Scheduler {
     std::string secret;
     std::string name;
     std::string agent_version;
+    std::string curve_key;  // CURVE public key (Z85) when the link has one
     proto::Capabilities caps;
     bool simulated = false;
     uint32_t tier = 3;

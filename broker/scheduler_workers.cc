@@ -212,6 +212,7 @@ void Scheduler::OnWorkerReady(Time now, const std::string& identity, proto::Read
   if (!ready.worker_secret.empty()) w.secret = std::move(ready.worker_secret);
   w.name = ready.name.empty() ? ready.worker_id : ready.name;
   w.agent_version = ready.agent_version;
+  w.curve_key = std::move(ready.worker_key);
   w.caps = std::move(ready.capabilities);
   w.simulated = ready.simulated;
   w.tier = AssignTier(w.caps, config_.tiers);

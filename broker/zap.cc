@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <vector>
 
+#include "protocol/curve_keys.h"
+
 namespace rma::broker {
 
 namespace {
@@ -60,10 +62,23 @@ ZapDecision ZapPolicy::Decide(const ZapRequest& r) {
   }
   const bool workers = r.domain == kWorkerDomain;
   const bool clients = r.domain == kClientDomain;
+  const bool curve = workers ? options_.worker_curve : options_.client_curve;
   const std::string& secret = workers ? options_.worker_token : options_.client_secret;
   ZapDecision d;
   if (!workers && !clients) {
     d = Refuse("unknown domain");
+  } else if (curve) {
+    if (r.mechanism != "CURVE" || r.curve_key.empty()) {
+      d = Refuse("this endpoint needs CURVE");
+    } else if (workers && (!options_.worker_keys || options_.worker_keys->count(r.curve_key))) {
+      d = Allow(r.curve_key);
+    } else if (clients && options_.client_keys.count(r.curve_key)) {
+      d = Allow(r.curve_key);
+    } else {
+      ++unknown_keys_;
+      d = Refuse(workers ? "unknown worker key " + r.curve_key
+                         : "unknown client key " + r.curve_key);
+    }
   } else if (secret.empty()) {
     // No credential configured: the socket does not ask for one (NULL), and anything else is a
     // client that expects a check the broker does not make.
@@ -115,7 +130,12 @@ void ZapHandler::HandlePending() {
     }
     // version, request_id, domain, address, identity, mechanism, credentials...
     auto text = [&](size_t i) { return i < frames.size() ? frames[i].to_string() : std::string(); };
-    ZapRequest request{text(2), text(3), text(5), text(6), text(7)};
+    ZapRequest request{text(2), text(3), text(5), text(6), text(7), {}};
+    // CURVE's one credential frame is the client's 32-byte public key.
+    if (request.mechanism == "CURVE") {
+      request.curve_key = proto::Z85FromBinaryKey(text(6));
+      request.username.clear();
+    }
     ZapDecision d = text(0) == "1.0" ? policy_->Decide(request)
                                      : ZapDecision{false, "500", "unknown ZAP version", ""};
     const std::string request_id = text(1);

@@ -2,9 +2,11 @@
 //
 // libzmq asks it about every connection to an endpoint that requires authentication before a single
 // message of that peer is accepted, so a peer without the right credential never gets a frame into
-// the broker (no READY to refuse, no body to decode, no memory spent). Today the credential is a
-// shared secret over the PLAIN mechanism: the worker token on the worker endpoint, the client
-// secret on the client endpoint; a later mechanism (CURVE keys) plugs into the same Decide().
+// the broker (no READY to refuse, no body to decode, no memory spent). The credential is either a
+// CURVE public key (RFC 26: the link is encrypted too; the client endpoint admits the keys of
+// --client-keys-file, the worker endpoint those of --worker-keys-file or, without one, any key,
+// which is then the worker's identity), or a shared secret over PLAIN (the worker token, the
+// client secret), which only authenticates.
 //
 // ZapPolicy is the decision, a plain function of the request, a clock and its counters (unit-tested
 // with a fake clock). ZapHandler is the socket side: a REP socket on inproc://zeromq.zap.01 in the
@@ -14,6 +16,8 @@
 #include <zmq.hpp>
 
 #include <cstdint>
+#include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 
@@ -35,6 +39,7 @@ struct ZapRequest {
   std::string mechanism;  // "PLAIN", "NULL", "CURVE"
   std::string username;   // PLAIN
   std::string password;   // PLAIN
+  std::string curve_key;  // CURVE: the peer's public key, Z85
 };
 
 struct ZapDecision {
@@ -66,8 +71,13 @@ class AddressLimiter {
 };
 
 struct ZapPolicyOptions {
-  std::string worker_token;   // "" = the worker endpoint does not authenticate
-  std::string client_secret;  // "" = the client endpoint does not authenticate
+  std::string worker_token;   // PLAIN on the worker endpoint ("" = not PLAIN)
+  std::string client_secret;  // PLAIN on the client endpoint ("" = not PLAIN)
+  bool worker_curve = false;  // CURVE on the worker endpoint
+  bool client_curve = false;  // CURVE on the client endpoint
+  // CURVE: the worker keys admitted (nullopt: any key), and the client keys admitted.
+  std::optional<std::set<std::string>> worker_keys;
+  std::set<std::string> client_keys;
   // Handshakes per peer address: a burst, then a steady rate. Beyond it a peer is told to come
   // back later, so a secret cannot be guessed at wire speed.
   double handshakes_per_s = 5;
@@ -79,9 +89,15 @@ class ZapPolicy {
  public:
   ZapPolicy(ZapPolicyOptions options, const Clock* clock);
   ZapDecision Decide(const ZapRequest& request);
+  // New key lists (read again on SIGHUP); connections already made stay.
+  void SetWorkerKeys(std::optional<std::set<std::string>> keys) {
+    options_.worker_keys = std::move(keys);
+  }
+  void SetClientKeys(std::set<std::string> keys) { options_.client_keys = std::move(keys); }
 
   uint64_t refused() const { return refused_; }
   uint64_t throttled() const { return throttled_; }
+  uint64_t unknown_keys() const { return unknown_keys_; }
 
  private:
   ZapPolicyOptions options_;
@@ -89,6 +105,7 @@ class ZapPolicy {
   AddressLimiter handshakes_;
   uint64_t refused_ = 0;
   uint64_t throttled_ = 0;
+  uint64_t unknown_keys_ = 0;
 };
 
 class ZapHandler {

@@ -1,8 +1,10 @@
 // See files.h.
 #include "common/files.h"
 
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -18,6 +20,22 @@ Status WriteFileAtomically(const std::string& path, const std::string& content) 
     if (!out || !(out << content) || !out.flush())
       return Status::Unavailable("cannot write " + tmp);
   }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    return Status::Unavailable("cannot rename " + tmp + " to " + path);
+  return Status::Ok();
+}
+
+Status WritePrivateFileAtomically(const std::string& path, const std::string& content) {
+  const std::string tmp = path + ".tmp";
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::Unavailable("cannot write " + tmp + ": " + std::strerror(errno));
+  // An existing temporary file keeps its mode through O_TRUNC: make sure.
+  const bool written =
+      fchmod(fd, 0600) == 0 &&
+      write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()) &&
+      fsync(fd) == 0;
+  close(fd);
+  if (!written) return Status::Unavailable("cannot write " + tmp + ": " + std::strerror(errno));
   if (std::rename(tmp.c_str(), path.c_str()) != 0)
     return Status::Unavailable("cannot rename " + tmp + " to " + path);
   return Status::Ok();

@@ -11,6 +11,9 @@ namespace rma {
 // Writes `content` to `path` through a temporary file and a rename, so a reader never sees half of
 // it.
 Status WriteFileAtomically(const std::string& path, const std::string& content);
+// The same for a secret: the file is created readable and writable by its owner only (0600), umask
+// or not.
+Status WritePrivateFileAtomically(const std::string& path, const std::string& content);
 
 // Reads a secret kept in a file (a token, a password): the first line, surrounding whitespace
 // removed. Refuses an empty secret, and a file that others than its owner can read or write (the

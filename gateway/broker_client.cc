@@ -213,12 +213,37 @@ void BrokerClient::OnAnswer(const proto::InMessage& msg) {
 }
 
 void BrokerClient::ReportHandshakeFailures() {
-  while (std::optional<proto::HandshakeFailure> f = proto::NextHandshakeFailure(*handshakes_)) {
+  while (std::optional<proto::HandshakeEvent> f = proto::NextHandshakeEvent(*handshakes_)) {
+    using Kind = proto::HandshakeEvent::Kind;
+    if (f->kind == Kind::kSucceeded) {
+      broken_handshakes_ = 0;
+      continue;
+    }
+    // A broker stopping mid-handshake ends one handshake; a wrong --broker-key ends them all.
+    if (f->kind == Kind::kBroken && (!options_.curve || ++broken_handshakes_ < 3)) continue;
     // ZeroMQ keeps reconnecting: say why once per kind of failure, not on every attempt.
-    const int kind = !f->by_authentication ? 1 : f->status == 400 ? 2 : 3;
+    const int kind = f->kind == Kind::kMismatch ? 1
+                     : f->kind == Kind::kBroken ? 4
+                     : f->status == 400         ? 2
+                                                : 3;
     if (kind == last_handshake_failure_) continue;
     last_handshake_failure_ = kind;
-    if (kind == 1) {
+    if (kind == 4) {
+      spdlog::error(
+          "broker {} ends every CURVE handshake: check --broker-key (the broker's public key) and "
+          "that the broker runs with --curve-secret-file and --client-keys-file",
+          options_.endpoint);
+    } else if (kind == 1 && options_.curve) {
+      spdlog::error(
+          "broker {} does not take CURVE on its client endpoint (it needs --curve-secret-file and "
+          "--client-keys-file), but this gateway has --broker-key",
+          options_.endpoint);
+    } else if (kind == 2 && options_.curve) {
+      spdlog::error(
+          "broker {} refused this gateway's key {}: add it to the broker's --client-keys-file "
+          "(then SIGHUP the broker)",
+          options_.endpoint, options_.curve->public_key);
+    } else if (kind == 1) {
       spdlog::error("broker {}: {}", options_.endpoint,
                     options_.secret.empty()
                         ? "it wants a client secret (--broker-secret-file; the broker's "
@@ -242,7 +267,11 @@ void BrokerClient::Loop() {
   // was not sent is known not to have been sent (503), instead of waiting in the socket to reach a
   // restarted broker after its client was told it failed.
   socket_->set(zmq::sockopt::immediate, true);
-  proto::UsePlainCredential(*socket_, "client", options_.secret);
+  if (options_.curve) {
+    proto::UseCurveClient(*socket_, *options_.curve, options_.broker_key);
+  } else {
+    proto::UsePlainCredential(*socket_, "client", options_.secret);
+  }
   handshakes_ = proto::MonitorHandshakes(
       context_, *socket_, "gateway-" + std::to_string(reinterpret_cast<uintptr_t>(this)));
   socket_->connect(options_.endpoint);

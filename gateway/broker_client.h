@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <variant>
@@ -24,6 +25,7 @@
 #include "common/status.h"
 #include "protocol/admin_reply.h"
 #include "protocol/codec.h"
+#include "protocol/curve_keys.h"
 #include "protocol/frames.h"
 
 namespace rma::gateway {
@@ -37,6 +39,9 @@ struct BrokerClientOptions {
   std::string endpoint = "tcp://127.0.0.1:5556";
   // The broker's client secret (its --client-secret), presented at the handshake; "" for none.
   std::string secret;
+  // CURVE (--broker-key): this gateway's keypair and the broker's public key it pins.
+  std::optional<proto::CurveKeypair> curve;
+  std::string broker_key;
   Duration heartbeat = Seconds(1);
   uint32_t liveness = 3;
   // How long a request may wait for the socket to be connected (a broker restarting, the gateway
@@ -94,6 +99,7 @@ class BrokerClient {
   void Loop();
   // Logs why the broker refused the handshake (once per kind of failure).
   void ReportHandshakeFailures();
+  int broken_handshakes_ = 0;  // ended without a reason since the last success (CURVE)
   void SendQueued(Time now);
   // Sends waiting batches, oldest first, until the socket takes no more.
   void FlushOutbox();

@@ -12,6 +12,7 @@
 #include "common/signals.h"
 #include "common/version.h"
 #include "gateway/gateway.h"
+#include "protocol/curve_keys.h"
 
 namespace {
 
@@ -66,6 +67,16 @@ int main(int argc, char** argv) {
   app.add_option("--broker-secret-file", broker_secret_file,
                  "file holding the broker's client secret (its --client-secret; mode 600)")
       ->envname("RMA_BROKER_SECRET_FILE");
+  std::string broker_key;
+  std::string curve_secret_file;
+  app.add_option("--broker-key", broker_key,
+                 "the broker's CURVE public key (Z85, or a file holding it): encrypts the link to "
+                 "the broker and logs in with this gateway's key (--curve-secret-file)")
+      ->envname("RMA_BROKER_KEY");
+  app.add_option("--curve-secret-file", curve_secret_file,
+                 "this gateway's CURVE secret key, made on first start if missing (its public key "
+                 "goes next to it as .pub, for the broker's --client-keys-file)")
+      ->envname("RMA_CURVE_SECRET_FILE");
   auto* o_listen = app.add_option("--listen", listen,
                                   "HOST:PORT to serve HTTP on (port 0: any free port); default "
                                   "0.0.0.0:8080 with API keys, 127.0.0.1:8080 without")
@@ -171,6 +182,29 @@ int main(int argc, char** argv) {
       return 2;
     }
     broker.secret = std::move(*secret);
+  }
+  if (!broker_key.empty()) {
+    if (!broker.secret.empty()) {
+      spdlog::error("--broker-key and --broker-secret-file: the broker takes one credential");
+      return 2;
+    }
+    if (curve_secret_file.empty()) {
+      spdlog::error("--broker-key needs --curve-secret-file (this gateway's own key)");
+      return 2;
+    }
+    auto key = proto::ResolvePublicKey(broker_key);
+    if (!key.ok()) {
+      spdlog::error("--broker-key: {}", key.status().message());
+      return 2;
+    }
+    auto mine = proto::LoadOrCreateSecretKeyFile(curve_secret_file);
+    if (!mine.ok()) {
+      spdlog::error("--curve-secret-file: {}", mine.status().message());
+      return 2;
+    }
+    spdlog::info("CURVE: broker key {}, this gateway's key {}", *key, mine->public_key);
+    broker.broker_key = std::move(*key);
+    broker.curve = std::move(*mine);
   }
   if (o_listen->count() > 0) options.listen = listen;
   if (o_threads->count() > 0) options.threads = threads;

@@ -116,9 +116,17 @@ Status OutMessage::SendFrames(zmq::socket_t& socket, std::string_view identity,
   }
 }
 
+std::string InMessage::UserId() const {
+  // The properties travel with the frames the peer sent, not with the identity frame a ROUTER
+  // makes up: read them from the last one.
+  if (frames_.empty()) return {};
+  const char* user = zmq_msg_gets(frames_.back().handle(), "User-Id");
+  return user != nullptr ? std::string(user) : std::string();
+}
+
 std::string InMessage::PeerAddress() const {
   if (frames_.empty()) return {};
-  const char* address = zmq_msg_gets(frames_[0].handle(), "Peer-Address");
+  const char* address = zmq_msg_gets(frames_.back().handle(), "Peer-Address");
   return address != nullptr ? std::string(address) : std::string();  // null: not a TCP peer
 }
 

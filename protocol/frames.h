@@ -35,6 +35,9 @@ class InMessage {
   size_t wire_bytes() const { return wire_bytes_; }
   // The sender's IP address as libzmq saw the connection ("" for inproc/ipc peers).
   std::string PeerAddress() const;
+  // Who the handshake authenticated the sender as (the broker's ZAP handler's user id: a CURVE
+  // public key in Z85, the PLAIN user), "" when nobody was authenticated.
+  std::string UserId() const;
 
  private:
   friend Result<bool> ReceiveMessage(zmq::socket_t&, bool, const Limits&, InMessage*);

@@ -15,8 +15,9 @@ std::unique_ptr<zmq::socket_t> MonitorHandshakes(zmq::context_t& context, zmq::s
                                                  const std::string& name) {
   const std::string endpoint = "inproc://rma-handshake-monitor-" + name;
   if (zmq_socket_monitor(socket.handle(), endpoint.c_str(),
-                         ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) !=
-      0) {
+                         ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                             ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                             ZMQ_EVENT_HANDSHAKE_SUCCEEDED) != 0) {
     return nullptr;
   }
   auto events = std::make_unique<zmq::socket_t>(context, zmq::socket_type::pair);
@@ -25,7 +26,7 @@ std::unique_ptr<zmq::socket_t> MonitorHandshakes(zmq::context_t& context, zmq::s
   return events;
 }
 
-std::optional<HandshakeFailure> NextHandshakeFailure(zmq::socket_t& monitor) {
+std::optional<HandshakeEvent> NextHandshakeEvent(zmq::socket_t& monitor) {
   for (;;) {
     zmq::message_t event;
     zmq::message_t address;
@@ -41,8 +42,11 @@ std::optional<HandshakeFailure> NextHandshakeFailure(zmq::socket_t& monitor) {
     uint32_t value = 0;
     std::memcpy(&kind, event.data(), sizeof kind);
     std::memcpy(&value, static_cast<const char*>(event.data()) + 2, sizeof value);
-    if (kind == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) return HandshakeFailure{true, value};
-    if (kind == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) return HandshakeFailure{false, value};
+    using Kind = HandshakeEvent::Kind;
+    if (kind == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) return HandshakeEvent{Kind::kSucceeded, 0};
+    if (kind == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) return HandshakeEvent{Kind::kRefused, value};
+    if (kind == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) return HandshakeEvent{Kind::kMismatch, value};
+    if (kind == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) return HandshakeEvent{Kind::kBroken, value};
   }
 }
 

@@ -125,6 +125,8 @@ struct Ready {
   // "worker_secret": random, kept with the worker id in its data directory; lets a reconnecting
   // worker take over its own id while its old session still looks alive (nobody else can).
   std::string worker_secret;
+  // Not on the wire: the CURVE public key (Z85) the handshake authenticated, set by the broker.
+  std::string worker_key;
   std::string agent_version;          // "agent_version"
   uint32_t slots = 1;                 // "slots": tasks it may run at once (its credit)
   bool simulated = false;             // "simulated": declared, not detected, capabilities

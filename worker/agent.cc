@@ -19,6 +19,8 @@ constexpr int kReadBudget = 256;
 Agent::Agent(AgentOptions options, const std::vector<ServiceBinding>& services, const Clock* clock)
     : broker_(options.broker),
       token_(options.session.token),
+      curve_(options.curve),
+      broker_key_(options.broker_key),
       limits_(options.session.limits),
       decoder_(limits_),
       goodbye_linger_(options.goodbye_linger),
@@ -41,8 +43,13 @@ Status Agent::Connect() {
   try {
     auto socket = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::dealer);
     proto::ConfigureSocket(*socket, limits_, /*is_router=*/false);
-    // The token goes in the handshake: a broker that does not accept it never sees a message.
-    proto::UsePlainCredential(*socket, "worker", token_);
+    // The credential goes in the handshake: a broker that does not accept it never sees a message.
+    // With CURVE the link is encrypted too, and this worker's key is its identity.
+    if (curve_) {
+      proto::UseCurveClient(*socket, *curve_, broker_key_);
+    } else {
+      proto::UsePlainCredential(*socket, "worker", token_);
+    }
     // Handshake failures (a refused token) are only visible as socket events.
     monitor_socket_ = proto::MonitorHandshakes(context_, *socket,
                                                "worker-" + std::to_string(++monitor_generation_));
@@ -111,25 +118,49 @@ void Agent::ReadSocket(Time now) {
 
 void Agent::ReadMonitor(Time now) {
   for (int i = 0; i < 16 && monitor_socket_; ++i) {
-    std::optional<proto::HandshakeFailure> failure = proto::NextHandshakeFailure(*monitor_socket_);
-    if (!failure) return;
-    if (failure->by_authentication) {
+    std::optional<proto::HandshakeEvent> event = proto::NextHandshakeEvent(*monitor_socket_);
+    if (!event) return;
+    using Kind = proto::HandshakeEvent::Kind;
+    if (event->kind == Kind::kSucceeded) {
+      broken_handshakes_ = 0;
+    } else if (event->kind == Kind::kBroken) {
+      // A broker stopping mid-handshake looks the same once; a wrong --broker-key every time.
+      if (curve_ && ++broken_handshakes_ >= kBrokenHandshakesToGiveUp) {
+        session_.OnHandshakeRefused(
+            now,
+            "the broker ends every CURVE handshake: check --broker-key (the broker's public key, "
+            "its .pub file) and that the broker runs with --curve-secret-file",
+            /*permanent=*/true);
+      }
+    } else if (event->kind == Kind::kRefused) {
       // The ZAP status: 400 refused (for good), 300 come back later.
-      session_.OnHandshakeRefused(
-          now,
-          failure->permanent()
-              ? "the broker refused this worker's token: check --token/--token-file (the "
-                "broker's --worker-token)"
-              : "the broker is busy authenticating; retrying",
-          failure->permanent());
+      std::string why;
+      if (!event->permanent()) {
+        why = "the broker is busy authenticating; retrying";
+      } else if (curve_) {
+        why = "the broker refused this worker's key " + curve_->public_key +
+              ": ask the pool's operator to admit it (the broker's --worker-keys-file)";
+      } else {
+        why =
+            "the broker refused this worker's token: check --token/--token-file (the "
+            "broker's --worker-token)";
+      }
+      session_.OnHandshakeRefused(now, why, event->permanent());
     } else {
-      // A mismatch of mechanisms: one side expects a token the other does not have. Settings,
-      // not luck: retrying cannot help.
-      session_.OnHandshakeRefused(
-          now,
-          token_.empty() ? "the broker wants a worker token (--token or --token-file)"
-                         : "the broker does not expect a worker token, but this worker sends one",
-          /*permanent=*/true);
+      // A mismatch of mechanisms: settings, not luck: retrying cannot help.
+      std::string why;
+      if (curve_) {
+        why =
+            "the broker does not take CURVE on this endpoint (it has no --curve-secret-file), "
+            "but this worker has --broker-key";
+      } else if (token_.empty()) {
+        why =
+            "the broker wants a credential: a worker token (--token or --token-file) or, on a "
+            "CURVE broker, its public key (--broker-key)";
+      } else {
+        why = "the broker does not expect a worker token, but this worker sends one";
+      }
+      session_.OnHandshakeRefused(now, why, /*permanent=*/true);
     }
   }
 }

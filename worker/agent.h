@@ -8,6 +8,7 @@
 #include <zmq.hpp>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@
 #include "common/signals.h"
 #include "common/status.h"
 #include "protocol/codec.h"
+#include "protocol/curve_keys.h"
 #include "protocol/frames.h"
 #include "worker/executor.h"
 #include "worker/monitor.h"
@@ -30,6 +32,9 @@ struct AgentOptions {
   std::unique_ptr<Sampler> sampler;
   // When leaving after a drain, queued results and the goodbye get this long to reach the broker.
   Duration goodbye_linger = Seconds(2);
+  // CURVE (--broker-key): this worker's keypair and the broker's public key it pins.
+  std::optional<proto::CurveKeypair> curve;
+  std::string broker_key;
 };
 
 class Agent final : private SessionIo {
@@ -54,6 +59,11 @@ class Agent final : private SessionIo {
 
   const std::string broker_;
   const std::string token_;
+  const std::optional<proto::CurveKeypair> curve_;
+  const std::string broker_key_;
+  // Handshakes ended without a reason since the last that succeeded (see ReadMonitor).
+  static constexpr int kBrokenHandshakesToGiveUp = 3;
+  int broken_handshakes_ = 0;
   const proto::Limits limits_;
   proto::Decoder decoder_;
   const Duration goodbye_linger_;

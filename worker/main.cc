@@ -9,12 +9,14 @@
 
 #include <algorithm>
 #include <csignal>
+#include <filesystem>
 #include <map>
 
 #include "common/files.h"
 #include "common/log.h"
 #include "common/signals.h"
 #include "common/version.h"
+#include "protocol/curve_keys.h"
 #include "worker/agent.h"
 #include "worker/config.h"
 #include "worker/detect.h"
@@ -93,6 +95,11 @@ int main(int argc, char** argv) {
                  "worker token the broker expects (prefer --token-file: a flag shows in the "
                  "process list)")
       ->envname("RMA_WORKER_TOKEN");
+  std::string broker_key;
+  app.add_option("--broker-key", broker_key,
+                 "the broker's CURVE public key (Z85, or a file holding it): encrypts the link; "
+                 "this worker's own key is made in --data-dir (worker.key) on first start")
+      ->envname("RMA_BROKER_KEY");
   app.add_option("--token-file", token_file, "file holding the worker token (mode 600)")
       ->envname("RMA_WORKER_TOKEN_FILE");
   app.add_option("--simulate", simulate,
@@ -216,6 +223,26 @@ int main(int argc, char** argv) {
   // reason to die.
   std::signal(SIGPIPE, SIG_IGN);
 
+  if (!broker_key.empty()) {
+    if (!session.token.empty() || !token_file.empty()) {
+      spdlog::error("--broker-key and a worker token: a CURVE worker is its key, not a token");
+      return 2;
+    }
+    auto key = proto::ResolvePublicKey(broker_key);
+    if (!key.ok()) {
+      spdlog::error("--broker-key: {}", key.status().message());
+      return 2;
+    }
+    auto mine =
+        proto::LoadOrCreateSecretKeyFile((std::filesystem::path(data_dir) / "worker.key").string());
+    if (!mine.ok()) {
+      spdlog::error("this worker's key: {}", mine.status().message());
+      return 1;
+    }
+    spdlog::info("CURVE: broker key {}, this worker's key {}", *key, mine->public_key);
+    options.broker_key = std::move(*key);
+    options.curve = std::move(*mine);
+  }
   if (!token_file.empty()) {
     auto token = ReadSecretFile(token_file);
     if (!token.ok()) {
