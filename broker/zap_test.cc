@@ -1,6 +1,6 @@
 // Who may connect (zap.h): the worker token and the client secret are checked at the handshake,
 // in constant time, with handshakes per address rate-limited so a secret cannot be guessed at wire
-// speed.
+// speed; with CURVE, the peer's key against the endpoint's list (or any key for workers).
 #include "broker/zap.h"
 
 #include <gtest/gtest.h>
@@ -53,6 +53,54 @@ TEST(ZapPolicyTest, HandshakesPerAddressAreRateLimited) {
   EXPECT_TRUE(policy.Decide(Plain(kWorkerDomain, kWorkerUser, "token", "198.51.100.1")).allowed);
   clock.Advance(Seconds(1));
   EXPECT_TRUE(policy.Decide(Plain(kWorkerDomain, kWorkerUser, "token")).allowed);
+}
+
+ZapRequest Curve(const char* domain, const std::string& key, const char* address = "192.0.2.7") {
+  return ZapRequest{domain, address, "CURVE", "", "", key};
+}
+
+constexpr const char* kKeyA = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7";
+constexpr const char* kKeyB = "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID";
+
+TEST(ZapPolicyTest, CurveWorkersWithoutAListAreTheirKeys) {
+  FakeClock clock;
+  ZapPolicyOptions options;
+  options.worker_curve = true;
+  ZapPolicy policy(options, &clock);
+  ZapDecision d = policy.Decide(Curve(kWorkerDomain, kKeyA));
+  EXPECT_TRUE(d.allowed);
+  EXPECT_EQ(d.user_id, kKeyA) << "the key is who the worker is";
+  // CURVE only: a PLAIN or NULL peer is refused, and so is a CURVE peer whose key did not decode.
+  EXPECT_FALSE(policy.Decide(Plain(kWorkerDomain, kWorkerUser, "token")).allowed);
+  EXPECT_FALSE(policy.Decide(ZapRequest{kWorkerDomain, "192.0.2.7", "NULL", "", "", ""}).allowed);
+  EXPECT_FALSE(policy.Decide(Curve(kWorkerDomain, "")).allowed);
+}
+
+TEST(ZapPolicyTest, CurveKeyListsAdmitOnlyTheirKeysAndCanBeReplaced) {
+  FakeClock clock;
+  ZapPolicyOptions options;
+  options.worker_curve = true;
+  options.client_curve = true;
+  options.worker_keys = std::set<std::string>{kKeyA};
+  options.client_keys = {kKeyB};
+  ZapPolicy policy(options, &clock);
+  EXPECT_TRUE(policy.Decide(Curve(kWorkerDomain, kKeyA)).allowed);
+  ZapDecision unknown = policy.Decide(Curve(kWorkerDomain, kKeyB));
+  EXPECT_FALSE(unknown.allowed);
+  EXPECT_EQ(unknown.status_code, "400");
+  EXPECT_NE(unknown.status_text.find("unknown worker key"), std::string::npos);
+  // The lists are per endpoint: a worker's key does not open the client endpoint.
+  EXPECT_FALSE(policy.Decide(Curve(kClientDomain, kKeyA)).allowed);
+  EXPECT_TRUE(policy.Decide(Curve(kClientDomain, kKeyB)).allowed);
+  EXPECT_EQ(policy.unknown_keys(), 2u);
+  // Read again (SIGHUP): the new lists hold from the next handshake.
+  policy.SetWorkerKeys(std::set<std::string>{kKeyB});
+  policy.SetClientKeys({});
+  EXPECT_FALSE(policy.Decide(Curve(kWorkerDomain, kKeyA)).allowed);
+  EXPECT_TRUE(policy.Decide(Curve(kWorkerDomain, kKeyB)).allowed);
+  EXPECT_FALSE(policy.Decide(Curve(kClientDomain, kKeyB)).allowed);
+  policy.SetWorkerKeys(std::nullopt);  // any key again
+  EXPECT_TRUE(policy.Decide(Curve(kWorkerDomain, kKeyA)).allowed);
 }
 
 TEST(AddressLimiterTest, TheTableOfAddressesIsBounded) {

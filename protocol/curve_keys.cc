@@ -27,8 +27,8 @@ std::string Trim(const std::string& line) {
 }
 
 // A line holding a key: its first 40 characters are a Z85 key, followed by nothing or by whitespace
-// and a comment (who the key is). Z85 has '#' among its characters, so "#..." may be a key; a line
-// that is not a key and starts with '#' is a comment.
+// and a comment (who the key is). Z85 has '#' among its characters (never the first of a group of
+// five, so never a key's first): a '#' inside a key does not start a comment.
 std::optional<std::string> KeyOfLine(const std::string& trimmed) {
   if (trimmed.size() < kZ85KeyChars) return std::nullopt;
   if (trimmed.size() > kZ85KeyChars && trimmed[kZ85KeyChars] != ' ' &&
@@ -68,8 +68,8 @@ bool IsZ85Key(std::string_view text) {
 std::string Z85FromBinaryKey(std::string_view binary) {
   if (binary.size() != kBinaryKeyBytes) return {};
   std::array<char, kZ85KeyChars + 1> out{};
-  if (zmq_z85_encode(out.data(), reinterpret_cast<const uint8_t*>(binary.data()),
-                     binary.size()) == nullptr) {
+  if (zmq_z85_encode(out.data(), reinterpret_cast<const uint8_t*>(binary.data()), binary.size()) ==
+      nullptr) {
     return {};
   }
   return std::string(out.data(), kZ85KeyChars);

@@ -1,12 +1,13 @@
-// CurveZMQ keys (RFC 26) as rma keeps them: Z85 text (40 characters for 32 bytes), a secret key file
-// per process (the broker's, each worker's, each gateway's), and lists of allowed public keys.
+// CurveZMQ keys (RFC 26) as rma keeps them: Z85 text (40 characters for 32 bytes), a secret key
+// file per process (the broker's, each worker's, each gateway's), and lists of allowed public keys.
 //
 // A secret key file holds the Z85 secret key on its first line that is not a comment ('#'); it is
 // readable by its owner only (like ssh's private keys), and the public key is derived from it, so
 // the two cannot disagree. A key list holds one Z85 public key a line, optionally followed by a
 // space and a comment (whose key it is), with blank lines and '#' comment lines, like ssh's
 // authorized_keys; a bad line is an error naming the file and the line. (Z85 has '#' among its
-// characters: a line whose first 40 characters are a key is a key.)
+// characters, though never first: a comment is a line that starts with '#'; a '#' inside a key is
+// part of it.)
 #pragma once
 
 #include <zmq.hpp>
