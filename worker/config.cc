@@ -193,18 +193,34 @@ Result<WorkerConfig> ParseWorkerConfig(std::string_view json_text) {
     return Status::InvalidArgument(std::string("not valid JSON: ") + e.what());
   }
   if (!doc.is_object()) return Status::InvalidArgument("the configuration must be a JSON object");
-  RMA_RETURN_IF_ERROR(
-      CheckKeys(doc, "",
-                {"broker", "name", "worker_id", "data_dir", "token", "simulate", "worker_type",
-                 "generic", "log_level", "slots", "heartbeat_ms", "drain_grace_ms",
-                 "health_interval_ms", "health_timeout_ms", "health_failures", "connect_timeout_ms",
-                 "max_output_bytes", "labels", "services"}));
+  RMA_RETURN_IF_ERROR(CheckKeys(doc, "",
+                                {"broker",
+                                 "broker_key",
+                                 "name",
+                                 "worker_id",
+                                 "data_dir",
+                                 "token",
+                                 "simulate",
+                                 "worker_type",
+                                 "generic",
+                                 "log_level",
+                                 "slots",
+                                 "heartbeat_ms",
+                                 "drain_grace_ms",
+                                 "health_interval_ms",
+                                 "health_timeout_ms",
+                                 "health_failures",
+                                 "connect_timeout_ms",
+                                 "max_output_bytes",
+                                 "labels",
+                                 "services"}));
   WorkerConfig c;
   RMA_RETURN_IF_ERROR(ReadString(doc, "", "broker", &c.broker));
   RMA_RETURN_IF_ERROR(ReadString(doc, "", "name", &c.name, 256));
   RMA_RETURN_IF_ERROR(ReadString(doc, "", "worker_id", &c.worker_id, 128));
   RMA_RETURN_IF_ERROR(ReadString(doc, "", "data_dir", &c.data_dir));
   RMA_RETURN_IF_ERROR(ReadString(doc, "", "token", &c.token));
+  RMA_RETURN_IF_ERROR(ReadString(doc, "", "broker_key", &c.broker_key));
   RMA_RETURN_IF_ERROR(ReadString(doc, "", "simulate", &c.simulate));
   if (c.simulate && *c.simulate != "gpu" && *c.simulate != "cpu" && *c.simulate != "storage") {
     return Bad("simulate", "must be gpu, cpu or storage");

@@ -44,6 +44,7 @@ struct WorkerConfig {
   std::optional<std::string> worker_id;
   std::optional<std::string> data_dir;
   std::optional<std::string> token;
+  std::optional<std::string> broker_key;  // --broker-key: Z85, or a file holding it
   std::optional<std::string> simulate;
   std::optional<std::string> worker_type;
   std::optional<std::string> generic;

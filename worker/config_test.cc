@@ -17,7 +17,7 @@ using ::testing::HasSubstr;
 TEST(WorkerConfigTest, ReadsEveryKey) {
   auto c = ParseWorkerConfig(R"({
     "broker": "tcp://pool:5555", "name": "alice", "worker_id": "w-alice", "data_dir": "/var/lib/rma",
-    "token": "s3cret", "simulate": "cpu", "worker_type": "storage", "generic": "builtin:sleep",
+    "token": "s3cret", "broker_key": "/etc/rma/broker.pub", "simulate": "cpu", "worker_type": "storage", "generic": "builtin:sleep",
     "log_level": "debug", "slots": 4, "heartbeat_ms": 1000, "drain_grace_ms": 0,
     "health_interval_ms": 250, "health_timeout_ms": 900, "health_failures": 3,
     "connect_timeout_ms": 700, "max_output_bytes": 1024, "labels": {"site": "home"},
@@ -33,6 +33,7 @@ TEST(WorkerConfigTest, ReadsEveryKey) {
   EXPECT_EQ(c->worker_id, "w-alice");
   EXPECT_EQ(c->data_dir, "/var/lib/rma");
   EXPECT_EQ(c->token, "s3cret");
+  EXPECT_EQ(c->broker_key, "/etc/rma/broker.pub");
   EXPECT_EQ(c->simulate, "cpu");
   EXPECT_EQ(c->worker_type, "storage");
   EXPECT_EQ(c->generic, "builtin:sleep");

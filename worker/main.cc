@@ -172,6 +172,7 @@ int main(int argc, char** argv) {
   FromFile(app, "--worker-id", file.worker_id, &session.worker_id);
   FromFile(app, "--data-dir", file.data_dir, &data_dir);
   FromFile(app, "--token", file.token, &session.token);
+  FromFile(app, "--broker-key", file.broker_key, &broker_key);
   FromFile(app, "--simulate", file.simulate, &simulate);
   FromFile(app, "--worker-type", file.worker_type, &worker_type);
   FromFile(app, "--generic", file.generic, &generic_spec);
