@@ -517,6 +517,7 @@ void BrokerLoop::HandleAdmin(Time now, const std::string& client, const proto::A
     nlohmann::json& refusals = (*answer)["refusals"];
     refusals["handshake_refused"] = zap_policy_.refused();
     refusals["handshake_throttled"] = zap_policy_.throttled();
+    refusals["unknown_key"] = zap_policy_.unknown_keys();
     refusals["ready_throttled"] = ready_throttled_;
     refusals["pending_replies"] = reply_pacer_.refused();
     (*answer)["budgets"]["pending_reply_bytes"] = {

@@ -1,6 +1,7 @@
 // rma-broker: parses flags and environment, sets up logging and signals, runs the BrokerLoop until
 // SIGINT or SIGTERM. Everything else lives in the rma_broker library.
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 #include <CLI/CLI.hpp>
 
 #include <csignal>
@@ -218,8 +219,13 @@ int main(int argc, char** argv) {
   std::string keygen_name = "broker";
   keygen->add_option("DIR", keygen_dir, "directory for the key files")->required();
   keygen->add_option("--name", keygen_name, "file name of the pair")->capture_default_str();
+  bool keygen_if_missing = false;
+  keygen->add_flag("--if-missing", keygen_if_missing,
+                   "do nothing (and succeed) when DIR/NAME.key exists already");
   CLI11_PARSE(app, argc, argv);
   if (keygen->parsed()) {
+    const std::string existing = keygen_dir + "/" + keygen_name + ".key";
+    if (keygen_if_missing && access(existing.c_str(), F_OK) == 0) return 0;
     auto keys = proto::WriteNewKeypair(keygen_dir, keygen_name);
     if (!keys.ok()) {
       std::fprintf(stderr, "rma-broker keygen: %s\n", keys.status().message().c_str());

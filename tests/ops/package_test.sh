@@ -83,6 +83,8 @@ done
 # own units (targets) beside ours. It exits 0 even for unknown keys or bad values, which it only
 # logs, so any output is a failure too.
 cp -rn /lib/systemd/system/. "$root/lib/systemd/system/"
+# rma-broker.service reloads with the host's /bin/kill (procps, on every Debian system).
+mkdir -p "$root/bin" && cp -n /bin/kill "$root/bin/kill"
 for unit in rma-broker rma-gateway rma-worker; do
   file=$root/lib/systemd/system/$unit.service
   out=$(systemd-analyze verify --man=no --root="$root" "$file" 2>&1) || fail "$unit: $out"
@@ -112,8 +114,14 @@ wait_file() {
   for _ in $(seq 300); do [[ -s "$1" ]] && return 0; sleep 0.05; done
   return 1
 }
+# As the unit's ExecStartPre does in /var/lib/rma/broker: the broker's CURVE key, made once.
+"$root/usr/bin/rma-broker" keygen "$tmp/broker-state" --name broker --if-missing >/dev/null 2>&1 ||
+  fail "rma-broker keygen failed"
+"$root/usr/bin/rma-broker" keygen "$tmp/broker-state" --name broker --if-missing ||
+  fail "rma-broker keygen --if-missing fails on an existing key"
 run_service rma-broker "$tmp/broker.log" RMA_WORKERS='tcp://127.0.0.1:*' RMA_CLIENTS='tcp://127.0.0.1:*' \
-  RMA_ENDPOINTS_FILE="$tmp/endpoints" RMA_HEARTBEAT_MS=300
+  RMA_ENDPOINTS_FILE="$tmp/endpoints" RMA_HEARTBEAT_MS=300 \
+  RMA_CURVE_SECRET_FILE="$tmp/broker-state/broker.key"
 wait_file "$tmp/endpoints" || { cat "$tmp/broker.log"; fail "the broker did not start with its shipped settings"; }
 grep -q "$root/etc/rma/broker.json" <(tr '\0' '\n' </proc/"${pids[0]}"/environ) || fail "broker.json was not used"
 workers_ep=$(sed -n 1p "$tmp/endpoints"); clients_ep=$(sed -n 2p "$tmp/endpoints")
@@ -122,7 +130,7 @@ run_service rma-gateway "$tmp/gateway.log" RMA_BROKER="$clients_ep" RMA_LISTEN=1
 wait_file "$tmp/port" || { cat "$tmp/gateway.log"; fail "the gateway did not start with its shipped settings"; }
 api=http://127.0.0.1:$(cat "$tmp/port")
 run_service rma-worker "$tmp/worker.log" RMA_BROKER="$workers_ep" RMA_DATA_DIR="$tmp/worker" \
-  RMA_NAME=package-test-worker
+  RMA_NAME=package-test-worker RMA_BROKER_KEY="$tmp/broker-state/broker.pub"
 listed=""
 for _ in $(seq 200); do
   listed=$(curl -s -H 'X-API-Key: package-test-admin-key' "$api/api/admin/workers" || true)
@@ -133,7 +141,8 @@ done
   { cat "$tmp/broker.log" "$tmp/gateway.log" "$tmp/worker.log"; fail "the worker never appeared: $listed"; }
 health=$(curl -s "$api/health")
 [[ "$health" == *'"broker":"reachable"'* || "$health" == *'"broker": "reachable"'* ]] || fail "gateway health: $health"
-ok "broker, gateway and worker run with the shipped /etc files and form a pool"
+grep -q "(CURVE)" "$tmp/broker.log" || fail "the shipped broker settings do not turn CURVE on"
+ok "broker, gateway and worker run with the shipped /etc files and form a pool (worker link: CURVE)"
 for pid in "${pids[@]}"; do kill -TERM "$pid"; done
 for pid in "${pids[@]}"; do wait "$pid" || fail "a service exited with $? on SIGTERM"; done
 pids=()
