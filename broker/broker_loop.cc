@@ -274,6 +274,11 @@ Status BrokerLoop::Run(int stop_fd, int reload_fd) {
       (void)!read(reload_fd, &info, sizeof info);
       if (Status s = LoadKeyLists(); !s.ok()) {
         spdlog::error("SIGHUP: {}; the key lists in use are unchanged", s.message());
+      } else if (zap_policy_.worker_keys()) {
+        // A connection outlives its handshake: workers whose key left the list go now.
+        const size_t revoked = scheduler_->RevokeWorkerKeys(now, *zap_policy_.worker_keys());
+        if (revoked > 0)
+          spdlog::warn("SIGHUP: {} worker(s) whose key was removed disconnected", revoked);
       }
     }
     if (stop_item >= 0 && (items[stop_item].revents & ZMQ_POLLIN)) {
@@ -363,6 +368,11 @@ void BrokerLoop::HandleWorkerMessage(Time now, const proto::InMessage& msg) {
         const std::string key = msg.UserId();
         if (key.empty()) {
           ToWorker(id, proto::Disconnect{"no CURVE key on this connection", false});
+          return;
+        }
+        // The list may have lost the key since this connection's handshake (SIGHUP).
+        if (!zap_policy_.WorkerKeyAdmitted(key)) {
+          ToWorker(id, proto::Disconnect{"this worker's key is not admitted by the pool", false});
           return;
         }
         ready.worker_secret = "curve:" + key;

@@ -200,6 +200,10 @@ class Scheduler {
   void OnWorkerMalformed(Time now, const std::string& identity, const Status& why);
   // A send to the worker failed because its connection is gone.
   void OnWorkerUnreachable(Time now, const std::string& identity);
+  // The worker key list changed (SIGHUP): every live worker whose CURVE key is no longer admitted
+  // is told DISCONNECT (reconnect: false) and lost at once, its attempts queued again. Returns how
+  // many.
+  size_t RevokeWorkerKeys(Time now, const std::set<std::string>& admitted);
 
   // ---- Client endpoint events ----
   void OnSubmit(Time now, const std::string& client, proto::Submit submit);

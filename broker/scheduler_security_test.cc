@@ -107,6 +107,39 @@ TEST_F(SchedulerSecurityTest, ALiveWorkerIdCannotBeTakenOverWithoutItsSecret) {
   EXPECT_EQ(Status(id), TaskStatus::kCompleted);
 }
 
+TEST_F(SchedulerSecurityTest, AWorkerWhoseKeyIsRevokedIsDisconnectedAndItsTaskRunsElsewhere) {
+  auto register_with_key = [&](const std::string& id, const std::string& key) {
+    proto::Ready r;
+    r.worker_id = id;
+    r.worker_secret = "curve:" + key;
+    r.worker_key = key;
+    r.slots = 1;
+    r.capabilities = CpuCaps();
+    r.services = {{"echo", "builtin"}};
+    s().OnWorkerReady(now(), Ident(id), std::move(r));
+    beating_.insert(id);
+    out_.Take<proto::Welcome>(out_.to_workers, Ident(id), Command::kWelcome);
+  };
+  register_with_key("revoked", "KEY-R");
+  TaskId id = Submit("echo");
+  ASSERT_EQ(Tasks("revoked").size(), 1u);
+  register_with_key("kept", "KEY-K");
+  Register("plain", CpuCaps(), {"other"});  // no key (PLAIN or loopback): not affected
+
+  EXPECT_EQ(s().RevokeWorkerKeys(now(), {"KEY-K"}), 1u);
+  auto bye = out_.Take<proto::Disconnect>(out_.to_workers, Ident("revoked"), Command::kDisconnect);
+  ASSERT_EQ(bye.size(), 1u);
+  EXPECT_FALSE(bye[0].reconnect);
+  // Its task went to the worker that is still admitted; its late result changes nothing.
+  auto moved = Tasks("kept");
+  ASSERT_EQ(moved.size(), 1u);
+  Result("revoked", proto::TaskAssignment{id, 1, "echo", "", "", 0, {}});
+  EXPECT_EQ(Status(id), TaskStatus::kRunning);
+  Result("kept", moved[0]);
+  EXPECT_EQ(Status(id), TaskStatus::kCompleted);
+  EXPECT_EQ(s().RevokeWorkerKeys(now(), {"KEY-K"}), 0u) << "nobody else to revoke";
+}
+
 TEST_F(SchedulerSecurityTest, ReadyCannotClaimAnAttemptThatWasNeverItsOwn) {
   Register("a", CpuCaps(), {"echo"});
   TaskId id = Submit("echo");

@@ -449,6 +449,19 @@ void Scheduler::OnWorkerUnreachable(Time now, const std::string& identity) {
   if (index >= 0) LoseWorker(now, static_cast<uint32_t>(index), "connection gone");
 }
 
+size_t Scheduler::RevokeWorkerKeys(Time now, const std::set<std::string>& admitted) {
+  size_t revoked = 0;
+  for (uint32_t i = 0; i < workers_.size(); ++i) {
+    Worker& w = workers_[i];
+    if (!w.alive || w.curve_key.empty() || admitted.count(w.curve_key) > 0) continue;
+    SendToWorker(now, w,
+                 proto::Disconnect{"this worker's key is no longer admitted by the pool", false});
+    LoseWorker(now, i, "key revoked");
+    ++revoked;
+  }
+  return revoked;
+}
+
 Status Scheduler::DrainWorker(Time now, const std::string& worker_id) {
   auto it = by_worker_id_.find(worker_id);
   if (it == by_worker_id_.end() || !workers_[it->second].alive) {

@@ -94,6 +94,11 @@ class ZapPolicy {
     options_.worker_keys = std::move(keys);
   }
   void SetClientKeys(std::set<std::string> keys) { options_.client_keys = std::move(keys); }
+  // Whether a worker with this CURVE key may be (or stay) registered now.
+  bool WorkerKeyAdmitted(const std::string& key) const {
+    return !options_.worker_keys || options_.worker_keys->count(key) > 0;
+  }
+  const std::optional<std::set<std::string>>& worker_keys() const { return options_.worker_keys; }
 
   uint64_t refused() const { return refused_; }
   uint64_t throttled() const { return throttled_; }

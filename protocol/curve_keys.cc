@@ -171,7 +171,9 @@ Result<std::set<std::string>> ReadKeyList(const std::string& path) {
 }
 
 Result<std::string> ResolvePublicKey(const std::string& key_or_file) {
-  if (IsZ85Key(key_or_file)) return key_or_file;
+  // A path of 40 characters may well be valid Z85 ('/' and '.' are Z85 characters): a file wins.
+  std::error_code ec;
+  if (IsZ85Key(key_or_file) && !std::filesystem::exists(key_or_file, ec)) return key_or_file;
   std::ifstream in(key_or_file);
   if (!in) {
     return Status::InvalidArgument("'" + key_or_file +

@@ -61,6 +61,13 @@ TEST_F(CurveKeysTest, KeygenWritesAPrivateSecretAndAPublicFileAndNeverOverwrites
   EXPECT_EQ(*pub, keys->public_key);
   EXPECT_EQ(*ResolvePublicKey(keys->public_key), keys->public_key);
   EXPECT_FALSE(ResolvePublicKey(Path("nothing-here")).ok());
+  // A 40-character path is valid Z85 too ('/' and '.' are Z85 characters): the file wins.
+  const std::string forty = "keys/" + std::string(35 - 4, 'p') + ".pub";
+  ASSERT_EQ(forty.size(), 40u);
+  ASSERT_TRUE(IsZ85Key(forty));
+  fs::current_path(dir_);
+  Write(forty, keys->public_key + "\n");
+  EXPECT_EQ(*ResolvePublicKey(forty), keys->public_key);
   auto second = WriteNewKeypair(Path("keys"), "broker");
   EXPECT_EQ(second.status().code(), StatusCode::kAlreadyExists);
 }

@@ -2,10 +2,10 @@
 # protocol over raw ZeroMQ sockets to a real rma-broker (tests/security/broker_attack.h). Run them
 # against another build's broker with RMA_BIN_DIR=<dir>; tests/security/README.md records how each
 # one failed before the fixes.
-foreach(name results identity ids_ownership endpoints)
+foreach(name results identity ids_ownership endpoints revoke)
   rma_add_test(security_broker_${name}_test SOURCES security/broker_${name}_test.cc
                LIBS rma_test_support rma_test_peers LABELS security TIMEOUT 120)
-  add_dependencies(security_broker_${name}_test rma-broker)
+  add_dependencies(security_broker_${name}_test rma-broker rma-worker)
 endforeach()
 
 # The budget attacks measure the broker's peak memory and other clients' round trips, and push
