@@ -57,8 +57,8 @@ TEST(BrokerBudgetsAttack, OneMessageOfHugeFramesDoesNotGrowTheBroker) {
               dropped ? "dropped" : "read and answered", before, after);
   EXPECT_TRUE(dropped) << "the broker read the whole message and answered "
                        << proto::CommandName(answer.command);
-  EXPECT_LT(after - before, 64) << "the broker's peak memory grew by " << after - before
-                                << " MiB for one hostile message";
+  EXPECT_FIGURE_LT(after - before, 64)
+      << "the broker's peak memory grew by " << after - before << " MiB for one hostile message";
   EXPECT_TRUE(broker.process().running());
 }
 
@@ -129,7 +129,7 @@ TEST(BrokerBudgetsAttack, QueuedPayloadsStopAtTheBudgetWithQueueFull) {
   EXPECT_GE(accepted, 6000);
   EXPECT_EQ(queue_full, kTasks - accepted) << "other answers: " << other_codes;
   // The payloads held, plus the submissions in flight and the broker's own baseline.
-  EXPECT_LT(after - before, static_cast<long>(2 * kBudgetMiB))
+  EXPECT_FIGURE_LT(after - before, static_cast<long>(2 * kBudgetMiB))
       << "the broker's peak memory grew by " << after - before << " MiB holding a " << kBudgetMiB
       << " MiB budget";
   EXPECT_TRUE(broker.process().running());
@@ -209,9 +209,10 @@ TEST(BrokerBudgetsAttack, AWorkerCannotFillTheServiceTable) {
       probe.Summary().c_str());
   EXPECT_LE(listed, 1000u) << "the service table holds every name a worker ever announced";
   EXPECT_LT(metrics_bytes, 1u << 20) << "the metrics document grew with the names";
-  EXPECT_LT(after - before, 64) << "the broker's peak memory grew by " << after - before << " MiB";
+  EXPECT_FIGURE_LT(after - before, 64)
+      << "the broker's peak memory grew by " << after - before << " MiB";
   EXPECT_GE(client.Refusals("too_many_services"), 11) << client.RefusalsText();
-  EXPECT_LT(probe.WorstMs(), 1000) << "another client waited " << probe.WorstMs() << " ms";
+  EXPECT_FIGURE_LT(probe.WorstMs(), 1000) << "another client waited " << probe.WorstMs() << " ms";
 }
 
 // A task whose result is `size` bytes: submitted, run by a raw worker, completed.
@@ -300,8 +301,9 @@ TEST(BrokerBudgetsAttack, UnreadCopiesOfALargeResultAreBounded) {
   // The window (64 MiB of encoded answers) plus what encoding and the kernel's socket buffers need
   // (measured: 36 -> 85 after one round, 132-133 MiB from the 8th to the 30th round): the broker
   // must not hold more for one client that reads nothing, however many rounds it asks.
-  EXPECT_LT(peaks.back() - before, 192) << "the broker holds " << peaks.back() - before
-                                        << " MiB of answers for one client that reads nothing";
+  EXPECT_FIGURE_LT(peaks.back() - before, 192)
+      << "the broker holds " << peaks.back() - before
+      << " MiB of answers for one client that reads nothing";
 }
 
 TEST(BrokerBudgetsAttack, LongPollsOnOneTaskAreBoundedAndDoNotStallOthers) {
@@ -359,7 +361,7 @@ TEST(BrokerBudgetsAttack, LongPollsOnOneTaskAreBoundedAndDoNotStallOthers) {
   EXPECT_LE(expired, 10000) << "the broker held " << expired << " waiters for one client";
   EXPECT_GE(refused, kWaiters - 10000);
   // The goal is 50 ms; a test on a shared machine asserts a bound it cannot miss by chance.
-  EXPECT_LT(probe.WorstMs(), 1000) << "another client waited " << probe.WorstMs() << " ms";
+  EXPECT_FIGURE_LT(probe.WorstMs(), 1000) << "another client waited " << probe.WorstMs() << " ms";
   EXPECT_EQ(probe.unanswered(), 0);
   EXPECT_GT(client.Refusals("too_many_waiters"), 0) << client.RefusalsText();
 }
