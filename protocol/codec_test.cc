@@ -211,11 +211,12 @@ TEST(CodecTest, PayloadsAreSharedNotCopiedWhenAMessageIsCopied) {
 }
 
 TEST(CodecTest, UnknownKeysAreIgnoredAndNilMeansAbsent) {
-  // {"task_id": 5, "outcome": "ok", "future_field": [1, 2], "error": nil}
+  // {"task_id": 5, "attempt": 1, "outcome": "ok", "future_field": [1, 2], "error": nil}
   std::string bytes;
   {
     internal::MapWriter w(&bytes);
     w.U64("task_id", 5);
+    w.U64("attempt", 1);
     w.Str("outcome", "ok");
     w.Key("future_field");
     w.packer().pack_array(2);
@@ -229,6 +230,22 @@ TEST(CodecTest, UnknownKeysAreIgnoredAndNilMeansAbsent) {
   ASSERT_TRUE(d.Decode(bytes, &r).ok());
   EXPECT_EQ(r.task_id, TaskId(5));
   EXPECT_TRUE(r.error.empty());
+}
+
+TEST(CodecTest, AResultOrProgressMustNameItsAttempt) {
+  std::string bytes;
+  {
+    internal::MapWriter w(&bytes);
+    w.U64("task_id", 5);
+    w.Str("outcome", "ok");
+  }
+  Decoder d;
+  TaskResult r;
+  Status s = d.Decode(bytes, &r);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("attempt"), std::string::npos) << s.message();
+  Progress p;
+  EXPECT_FALSE(d.Decode(bytes, &p).ok());
 }
 
 TEST(CodecTest, MissingRequiredFieldsAreNamed) {

@@ -160,7 +160,8 @@ void Fields(V& v, M& m) {
 template <typename V, Is<TaskResult> M>
 void Fields(V& v, M& m) {
   v.Id("task_id", m.task_id, {.required = true});
-  v.U32("attempt", m.attempt, {.always = true});
+  // Only the holder of an attempt's lease may end it: a RESULT must say which attempt.
+  v.U32("attempt", m.attempt, {.required = true, .min = 1});
   v.Enum("outcome", m.outcome, {.required = true}, OutcomeName, ParseOutcome);
   v.Bin("result", m.result, {});
   v.Str("content_type", m.content_type, {});
@@ -173,7 +174,7 @@ void Fields(V& v, M& m) {
 template <typename V, Is<Progress> M>
 void Fields(V& v, M& m) {
   v.Id("task_id", m.task_id, {.required = true});
-  v.U32("attempt", m.attempt, {.always = true});
+  v.U32("attempt", m.attempt, {.required = true, .min = 1});
   v.F64("fraction", m.fraction, {.non_negative = true});
   v.Str("message", m.message, {});
 }
