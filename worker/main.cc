@@ -295,7 +295,7 @@ int main(int argc, char** argv) {
   session.capabilities.labels = labels;
   const proto::Capabilities& c = session.capabilities;
   spdlog::info(
-      "{}: {} cores ({}), {:.1f} GB RAM ({:.1f} available), {:.0f} GB disk ({:.0f} free) under "
+      "{}: {} cores ({}), {:.1f} GiB RAM ({:.1f} available), {:.0f} GB disk ({:.0f} free) under "
       "{}, {} {}{}",
       session.simulated ? "declared (simulated)" : "detected", c.cpu_cores, c.cpu_model, c.ram_gb,
       c.ram_available_gb, c.disk_gb, c.disk_free_gb, data_dir, c.os, c.arch,
