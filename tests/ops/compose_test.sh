@@ -15,9 +15,9 @@ ok() { echo "ok: $*"; }
 tmp=$(mktemp -d /tmp/rma-compose-test.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 
-secrets=(RMA_POSTGRES_PASSWORD RMA_WORKER_TOKEN RMA_ADMIN_KEY RMA_CLIENT_KEY)
+secrets=(RMA_POSTGRES_PASSWORD RMA_CLIENT_SECRET RMA_ADMIN_KEY RMA_CLIENT_KEY)
 # Nothing from the caller's environment may stand in for the env file.
-dc() { env -u RMA_POSTGRES_PASSWORD -u RMA_WORKER_TOKEN -u RMA_ADMIN_KEY -u RMA_CLIENT_KEY \
+dc() { env -u RMA_POSTGRES_PASSWORD -u RMA_CLIENT_SECRET -u RMA_ADMIN_KEY -u RMA_CLIENT_KEY \
          docker-compose --env-file "$1" -f "$compose" "${@:2}"; }
 
 # .env.example with every empty value filled: what an operator who followed it has.
@@ -44,6 +44,15 @@ env = doc["services"]["gateway"]["environment"]
 for key in ("RMA_ADMIN_KEYS", "RMA_CLIENT_KEYS"):
     if not env.get(key):
         problems.append(f"gateway has no {key}")
+# Every worker link that leaves the machine is encrypted: CURVE on the broker's worker endpoint, and
+# every worker pins the broker's key.
+if not doc["services"]["broker"]["environment"].get("RMA_CURVE_SECRET_FILE"):
+    problems.append("the broker has no RMA_CURVE_SECRET_FILE: workers would connect in clear text")
+for name, svc in doc["services"].items():
+    if name.startswith("worker-"):
+        wenv = svc.get("environment") or {}
+        if not wenv.get("RMA_BROKER_KEY") or wenv.get("RMA_WORKER_TOKEN"):
+            problems.append(f"{name} does not use CURVE (RMA_BROKER_KEY, no token)")
 dockerfile = open(sys.argv[2]).read()
 froms = re.findall(r"^FROM\s+(\S+)", dockerfile, re.M)
 for image in froms:
@@ -56,7 +65,7 @@ if "install-deps.sh --build-only" not in dockerfile or "Release" not in dockerfi
 if problems:
     print("\n".join("FAIL: " + p for p in problems))
     sys.exit(1)
-print(f"ok: {len(doc['services'])} services with healthchecks, keys on the gateway, pinned images; "
+print(f"ok: {len(doc['services'])} services with healthchecks, keys on the gateway, CURVE workers, pinned images; "
       f"Dockerfile on {', '.join(sorted(set(f for f in froms if ':' in f)))}")
 EOF
 
