@@ -60,8 +60,10 @@ void Deliver(ApiContext& ctx, int fd, OwnedFd owned, const ReplyTo& to, HttpRepl
   reply.headers.insert(reply.headers.end(), to.extra.begin(), to.extra.end());
   const bool keep_alive = to.gate ? to.gate->KeepAlive(to.keep_alive) : to.keep_alive;
   std::string bytes = SerializeResponse(reply, keep_alive, to.head_only);
-  ctx.writer.Write(fd, std::move(owned), std::move(bytes), !keep_alive, to.gate);
+  // Counted before the answer leaves: a client that reads it and asks /metrics at once must find
+  // its request there (recorded after the write, it raced the next request on another thread).
   ctx.metrics.Record(to.route, reply.status, ctx.clock.Now() - to.started);
+  ctx.writer.Write(fd, std::move(owned), std::move(bytes), !keep_alive, to.gate);
 }
 
 }  // namespace rma::gateway
