@@ -22,7 +22,7 @@ test=(
   curl postgresql postgresql-contrib
   clang clang-format clang-tidy
   prometheus wrk python3 python3-zmq python3-msgpack procps psmisc docker-compose
-  lintian systemd nginx openssl
+  lintian systemd nginx openssl tcpdump
 )
 mode=${1:-}
 case "$mode" in
