@@ -1,9 +1,15 @@
 // broker_bench: drives a real rma-broker process directly over ZeroMQ (no gateway) and reports
-//   throughput  tasks/s with W in-process echo workers and one pipelined client (async SUBMIT,
-//   batched) latency     round trip of one synchronous task at a time (SUBMIT mode sync ->
-//   TASK_INFO): p50/p90/p99 scale       N simulated workers (in child processes) registered and
-//   heartbeating; the broker's CPU share
-//               and RSS from /proc, then the dispatch rate with all of them connected
+// - throughput: tasks/s with W in-process echo workers and one pipelined client (async SUBMIT,
+//   batched);
+// - latency: the round trip of one synchronous task at a time (SUBMIT mode sync -> TASK_INFO),
+//   p50/p90/p99;
+// - scale: N simulated workers (in child processes) registered and heartbeating, the broker's CPU
+//   share and RSS from /proc, then the dispatch rate with all of them connected. Simulated workers
+//   connect from loopback addresses of their own (127.1.x.y, 16 workers each), as workers on
+//   separate machines would: the broker limits READYs and handshakes per address.
+// With --curve (any of the three) the broker runs with a CURVE key (--curve-secret-file, and a
+// client key list holding the bench client's key) and every socket of the bench speaks CURVE to it,
+// each worker with a key of its own: the cost of encryption (issue 13).
 // Every run prints its parameters and the machine's core count. See docs/benchmarks.md for how the
 // figures there were produced. The broker binary is found next to this program unless --broker-bin
 // says otherwise.
@@ -24,6 +30,7 @@
 
 #include "common/files.h"
 #include "protocol/codec.h"
+#include "protocol/curve_keys.h"
 #include "protocol/frames.h"
 #include "tests/support/process.h"
 
@@ -37,13 +44,26 @@ struct Common {
   std::string broker_bin;
   std::string log_dir = "/tmp";
   int heartbeat_ms = 1000;
+  bool curve = false;
 };
 
 struct Broker {
   testing::Process process;
   std::string workers;
   std::string clients;
+  // With --curve: the broker's public key and the one client key it admits ("" = plaintext).
+  std::string broker_key;
+  proto::CurveKeypair client_key;
 };
+
+proto::CurveKeypair NewKeypairOrDie() {
+  auto keys = proto::GenerateCurveKeypair();
+  if (!keys.ok()) {
+    std::fprintf(stderr, "%s\n", keys.status().ToString().c_str());
+    std::exit(1);
+  }
+  return *keys;
+}
 
 Broker StartBroker(const Common& c, const std::vector<std::string>& extra) {
   std::string dir = testing::TempDir("rma-bench");
@@ -54,6 +74,20 @@ Broker StartBroker(const Common& c, const std::vector<std::string>& extra) {
                                    "--log-level",      "warn"};
   args.insert(args.end(), extra.begin(), extra.end());
   Broker b;
+  if (c.curve) {
+    auto keys = proto::WriteNewKeypair(dir, "broker");
+    if (!keys.ok()) {
+      std::fprintf(stderr, "%s\n", keys.status().ToString().c_str());
+      std::exit(1);
+    }
+    b.broker_key = keys->public_key;
+    b.client_key = NewKeypairOrDie();
+    std::ofstream(dir + "/clients") << b.client_key.public_key << " broker_bench\n";
+    // Workers: any key (no --worker-keys-file), as a volunteer pool runs.
+    for (const char* a : {"--curve-secret-file", "broker.key", "--client-keys-file", "clients"}) {
+      args.push_back(a[0] == '-' ? std::string(a) : dir + "/" + a);
+    }
+  }
   b.process = testing::Process::Start(c.broker_bin, args, c.log_dir + "/broker-bench.log");
   std::string eps = testing::WaitForFile(dir + "/endpoints", std::chrono::seconds(20));
   if (eps.empty()) {
@@ -64,6 +98,20 @@ Broker StartBroker(const Common& c, const std::vector<std::string>& extra) {
   std::getline(in, b.workers);
   std::getline(in, b.clients);
   return b;
+}
+
+// A DEALER on the broker's client endpoint (with --curve: as the client key the broker admits).
+zmq::socket_t ClientSocket(zmq::context_t& ctx, const Broker& broker) {
+  zmq::socket_t s(ctx, zmq::socket_type::dealer);
+  proto::ConfigureSocket(s, proto::Limits{}, false);
+  if (!broker.broker_key.empty()) proto::UseCurveClient(s, broker.client_key, broker.broker_key);
+  s.connect(broker.clients);
+  return s;
+}
+
+// With a broker key: makes `s` a CURVE client with a key of its own (before connect).
+void UseOwnCurveKey(zmq::socket_t& s, const std::string& broker_key) {
+  if (!broker_key.empty()) proto::UseCurveClient(s, NewKeypairOrDie(), broker_key);
 }
 
 // ---- /proc readings
@@ -133,11 +181,12 @@ proto::Ready MakeReady(const std::string& id, uint32_t slots, bool simulated) {
 
 // Answers every TASK with a RESULT carrying the payload, batching the answers to one message per
 // read.
-void EchoWorker(zmq::context_t& ctx, const std::string& endpoint, const std::string& id,
-                uint32_t slots, std::atomic<uint64_t>& completed, std::atomic<bool>& stop) {
+void EchoWorker(zmq::context_t& ctx, const Broker& broker, const std::string& id, uint32_t slots,
+                std::atomic<uint64_t>& completed, std::atomic<bool>& stop) {
   zmq::socket_t s(ctx, zmq::socket_type::dealer);
   proto::ConfigureSocket(s, proto::Limits{}, false);
-  s.connect(endpoint);
+  UseOwnCurveKey(s, broker.broker_key);
+  s.connect(broker.workers);
   (void)proto::SendOne(s, {}, Command::kReady, MakeReady(id, slots, false));
   proto::Decoder decoder;
   proto::InMessage msg;
@@ -188,12 +237,9 @@ void SubmitUpTo(zmq::socket_t& s, proto::Submit& submit, uint64_t* submitted, ui
 }
 
 // Submits `tasks` asynchronous echo tasks keeping at most `window` unfinished; returns tasks/s.
-double RunThroughput(zmq::context_t& ctx, const std::string& clients, uint64_t tasks,
-                     uint64_t window, size_t batch, size_t payload_bytes,
-                     std::atomic<uint64_t>& completed) {
-  zmq::socket_t s(ctx, zmq::socket_type::dealer);
-  proto::ConfigureSocket(s, proto::Limits{}, false);
-  s.connect(clients);
+double RunThroughput(zmq::context_t& ctx, const Broker& broker, uint64_t tasks, uint64_t window,
+                     size_t batch, size_t payload_bytes, std::atomic<uint64_t>& completed) {
+  zmq::socket_t s = ClientSocket(ctx, broker);
   proto::InMessage msg;
   const uint64_t base = completed.load();
   uint64_t submitted = 0;
@@ -229,11 +275,9 @@ double RunThroughput(zmq::context_t& ctx, const std::string& clients, uint64_t t
 // ---- latency
 // -----------------------------------------------------------------------------------------
 
-std::vector<double> RunLatency(zmq::context_t& ctx, const std::string& clients, int samples,
+std::vector<double> RunLatency(zmq::context_t& ctx, const Broker& broker, int samples,
                                size_t payload_bytes) {
-  zmq::socket_t s(ctx, zmq::socket_type::dealer);
-  proto::ConfigureSocket(s, proto::Limits{}, false);
-  s.connect(clients);
+  zmq::socket_t s = ClientSocket(ctx, broker);
   proto::InMessage msg;
   std::vector<double> us;
   proto::Submit submit;
@@ -267,19 +311,35 @@ double Pct(std::vector<double> v, double q) {
 // ---- scale: the simulator child
 // ---------------------------------------------------------------------
 
+// Simulated worker `n` connects from loopback address 127.1.x.y, shared by 16 workers: the
+// broker takes a burst of 20 READYs (and 50 handshakes) per address, then 2 (5) a second, so
+// 10,000 workers behind one address would take minutes to register, as they would from one machine.
+constexpr int kWorkersPerAddress = 16;
+std::string SourceAddressOf(int n) {
+  const int a = n / kWorkersPerAddress;
+  return "127.1." + std::to_string(a / 250) + "." + std::to_string(a % 250 + 1);
+}
+
 // `count` workers on one thread: READY each, then heartbeat each once per interval (spread evenly),
 // answer TASKs. Never polls thousands of sockets at once: it sweeps them with non-blocking reads
-// every few milliseconds.
+// every few milliseconds. With `broker_key`, each worker has a CURVE key of its own.
 int RunSimulator(const std::string& endpoint, int count, int offset, int heartbeat_ms,
-                 const std::string& ready_file) {
+                 const std::string& ready_file, const std::string& broker_key) {
   zmq::context_t ctx(2);
   ctx.set(zmq::ctxopt::max_sockets, count + 16);
+  const std::string tcp = "tcp://";
+  const std::string target = endpoint.rfind(tcp, 0) == 0 ? endpoint.substr(tcp.size()) : endpoint;
   std::vector<zmq::socket_t> sockets;
   sockets.reserve(static_cast<size_t>(count));
   for (int i = 0; i < count; ++i) {
     sockets.emplace_back(ctx, zmq::socket_type::dealer);
     proto::ConfigureSocket(sockets.back(), proto::Limits{}, false, 1000);
-    sockets.back().connect(endpoint);
+    UseOwnCurveKey(sockets.back(), broker_key);
+    std::string address = tcp;
+    address += SourceAddressOf(offset + i);
+    address += ":0;";
+    address += target;
+    sockets.back().connect(address);
     (void)proto::SendOne(sockets.back(), {}, Command::kReady,
                          MakeReady("sim-" + std::to_string(offset + i), 1, true));
   }
@@ -355,10 +415,12 @@ int main(int argc, char** argv) {
   tp->add_option("--batch", batch, "SUBMIT bodies per message")->capture_default_str();
   tp->add_option("--payload", payload, "payload bytes")->capture_default_str();
   tp->add_option("--runs", runs)->capture_default_str();
+  tp->add_flag("--curve", common.curve, "broker, workers and client speak CURVE");
   auto* lat = app.add_subcommand("latency", "round trip of one synchronous task at a time");
   lat->add_option("--samples", samples)->capture_default_str();
   lat->add_option("--payload", payload)->capture_default_str();
   lat->add_option("--runs", runs)->capture_default_str();
+  lat->add_flag("--curve", common.curve, "broker, worker and client speak CURVE");
   auto* sc =
       app.add_subcommand("scale", "N simulated workers heartbeating; broker CPU share and RSS");
   sc->add_option("--sim-workers", sim_workers)->capture_default_str();
@@ -367,7 +429,8 @@ int main(int argc, char** argv) {
   sc->add_option("--measure-s", measure_s, "seconds of steady state measured")
       ->capture_default_str();
   sc->add_option("--tasks", tasks, "tasks for the dispatch-rate phase")->capture_default_str();
-  std::string endpoint, ready_file;
+  sc->add_flag("--curve", common.curve, "broker, simulated workers and client speak CURVE");
+  std::string endpoint, ready_file, broker_key;
   int count = 0, offset = 0;
   auto* sim = app.add_subcommand("simulate", "(internal) the simulator child");
   sim->add_option("--endpoint", endpoint)->required();
@@ -375,12 +438,16 @@ int main(int argc, char** argv) {
   sim->add_option("--offset", offset)->required();
   sim->add_option("--heartbeat-ms", common.heartbeat_ms);
   sim->add_option("--ready-file", ready_file)->required();
+  sim->add_option("--broker-key", broker_key, "CURVE: the broker's public key");
   CLI11_PARSE(app, argc, argv);
 
   RaiseFileLimit();  // thousands of sockets; inherited by the broker and the simulators
-  if (*sim) return RunSimulator(endpoint, count, offset, common.heartbeat_ms, ready_file);
+  if (*sim) {
+    return RunSimulator(endpoint, count, offset, common.heartbeat_ms, ready_file, broker_key);
+  }
 
   std::printf("machine: %ld cores (nproc)\n", sysconf(_SC_NPROCESSORS_ONLN));
+  if (common.curve) std::printf("CURVE: on (broker key, client key list, a key per worker)\n");
   zmq::context_t ctx(1);
   if (*tp) {
     std::printf(
@@ -395,19 +462,19 @@ int main(int argc, char** argv) {
     threads.reserve(static_cast<size_t>(workers));
     for (int w = 0; w < workers; ++w) {
       threads.emplace_back([&, w] {
-        EchoWorker(ctx, broker.workers, "bench-" + std::to_string(w), static_cast<uint32_t>(slots),
+        EchoWorker(ctx, broker, "bench-" + std::to_string(w), static_cast<uint32_t>(slots),
                    completed, stop);
       });
     }
     std::this_thread::sleep_for(
         std::chrono::milliseconds(300));  // let the workers register before timing
-    (void)RunThroughput(ctx, broker.clients, std::min<uint64_t>(tasks, 50000), window, batch,
-                        payload, completed);
+    (void)RunThroughput(ctx, broker, std::min<uint64_t>(tasks, 50000), window, batch, payload,
+                        completed);
     std::vector<double> rates;
     for (int r = 0; r < runs; ++r) {
       double cpu0 = CpuSeconds(broker.process.pid());
       auto t0 = Clock::now();
-      double rate = RunThroughput(ctx, broker.clients, tasks, window, batch, payload, completed);
+      double rate = RunThroughput(ctx, broker, tasks, window, batch, payload, completed);
       double wall = std::chrono::duration<double>(Clock::now() - t0).count();
       double cpu = (CpuSeconds(broker.process.pid()) - cpu0) / wall * 100;
       rates.push_back(rate);
@@ -427,12 +494,12 @@ int main(int argc, char** argv) {
     Broker broker = StartBroker(common, {});
     std::atomic<uint64_t> completed{0};
     std::atomic<bool> stop{false};
-    std::thread worker([&] { EchoWorker(ctx, broker.workers, "bench-lat", 1, completed, stop); });
+    std::thread worker([&] { EchoWorker(ctx, broker, "bench-lat", 1, completed, stop); });
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    (void)RunLatency(ctx, broker.clients, 2000, payload);  // warm-up
+    (void)RunLatency(ctx, broker, 2000, payload);  // warm-up
     std::vector<double> p50s, p99s;
     for (int r = 0; r < runs; ++r) {
-      auto us = RunLatency(ctx, broker.clients, samples, payload);
+      auto us = RunLatency(ctx, broker, samples, payload);
       p50s.push_back(Pct(us, 0.5));
       p99s.push_back(Pct(us, 0.99));
       std::printf("  run %d: p50 %6.1f us   p90 %6.1f us   p99 %6.1f us   max %7.1f us\n", r + 1,
@@ -444,9 +511,10 @@ int main(int argc, char** argv) {
   }
   if (*sc) {
     std::printf(
-        "scale: %d simulated workers in %d processes, heartbeat %d ms, %d s measured, then %llu "
-        "tasks\n",
-        sim_workers, procs, common.heartbeat_ms, measure_s, static_cast<unsigned long long>(tasks));
+        "scale: %d simulated workers in %d processes (%d per loopback address), heartbeat %d ms, "
+        "%d s measured, then %llu tasks\n",
+        sim_workers, procs, kWorkersPerAddress, common.heartbeat_ms, measure_s,
+        static_cast<unsigned long long>(tasks));
     Broker broker = StartBroker(common, {"--allow-simulated", "--liveness", "5"});
     double idle_rss = RssMb(broker.process.pid());
     std::string dir = testing::TempDir("rma-bench-sim");
@@ -455,12 +523,23 @@ int main(int argc, char** argv) {
     auto t_reg = Clock::now();
     for (int p = 0; p < procs; ++p) {
       int n = p == procs - 1 ? sim_workers - per * (procs - 1) : per;
-      sims.push_back(testing::Process::Start(
-          argv[0],
-          {"simulate", "--endpoint", broker.workers, "--count", std::to_string(n), "--offset",
-           std::to_string(p * per), "--heartbeat-ms", std::to_string(common.heartbeat_ms),
-           "--ready-file", dir + "/ready-" + std::to_string(p)},
-          dir + "/sim-" + std::to_string(p) + ".log"));
+      std::vector<std::string> args = {"simulate",
+                                       "--endpoint",
+                                       broker.workers,
+                                       "--count",
+                                       std::to_string(n),
+                                       "--offset",
+                                       std::to_string(p * per),
+                                       "--heartbeat-ms",
+                                       std::to_string(common.heartbeat_ms),
+                                       "--ready-file",
+                                       dir + "/ready-" + std::to_string(p)};
+      if (!broker.broker_key.empty()) {
+        args.push_back("--broker-key");
+        args.push_back(broker.broker_key);
+      }
+      sims.push_back(
+          testing::Process::Start(argv[0], args, dir + "/sim-" + std::to_string(p) + ".log"));
     }
     for (int p = 0; p < procs; ++p) {
       if (testing::WaitForFile(dir + "/ready-" + std::to_string(p), std::chrono::seconds(120))
@@ -489,9 +568,7 @@ int main(int argc, char** argv) {
       std::printf("    thread %-14s %5.1f%%\n", name.c_str(), (secs - threads0[name]) / wall * 100);
     }
     // Dispatch rate with every worker connected: results come back through the simulators' sweeps.
-    zmq::socket_t client(ctx, zmq::socket_type::dealer);
-    proto::ConfigureSocket(client, proto::Limits{}, false);
-    client.connect(broker.clients);
+    zmq::socket_t client = ClientSocket(ctx, broker);
     proto::Submit submit;
     submit.service = "echo";
     submit.mode = proto::SubmitMode::kSync;  // TASK_INFO tells the client each task is done
