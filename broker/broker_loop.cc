@@ -21,6 +21,10 @@ namespace {
 // large enough that answers to a burst leave as a few batched messages, small enough that one busy
 // peer cannot starve timers.
 constexpr int kReadBudget = 512;
+// Bodies handled per socket per loop iteration: replies go out when an iteration ends, so this
+// bounds how long one peer's flood of full messages (1024 bodies each) keeps others' answers
+// waiting (100 messages of 1000 long-polls in one iteration held another client for ~60 ms).
+constexpr size_t kBodyBudget = 4096;
 // Bodies per outgoing message (must stay within every peer's max_bodies).
 constexpr size_t kMaxBatch = 256;
 // The longest the loop sleeps without checking its timers.
@@ -291,7 +295,8 @@ Status BrokerLoop::Run(int stop_fd, int reload_fd) {
     if (zap_item >= 0 && (items[zap_item].revents & ZMQ_POLLIN)) zap_.HandlePending();
     RecordStats(now, /*drain=*/false);
     WarnInsecure(now);
-    for (int i = 0; i < kReadBudget; ++i) {
+    size_t bodies = 0;
+    for (int i = 0; i < kReadBudget && bodies < kBodyBudget; ++i) {
       auto got = proto::ReceiveMessage(workers_, /*has_identity=*/true, config_.limits, &msg);
       if (!got.ok()) {
         spdlog::warn("malformed message on the worker endpoint: {}", got.status().message());
@@ -300,9 +305,11 @@ Status BrokerLoop::Run(int stop_fd, int reload_fd) {
         continue;
       }
       if (!*got) break;
+      bodies += std::max<size_t>(1, msg.body_count());
       HandleWorkerMessage(now, msg);
     }
-    for (int i = 0; i < kReadBudget; ++i) {
+    bodies = 0;
+    for (int i = 0; i < kReadBudget && bodies < kBodyBudget; ++i) {
       auto got = proto::ReceiveMessage(clients_, /*has_identity=*/true, config_.limits, &msg);
       if (!got.ok()) {
         spdlog::warn("malformed message on the client endpoint: {}", got.status().message());
@@ -311,6 +318,7 @@ Status BrokerLoop::Run(int stop_fd, int reload_fd) {
         continue;
       }
       if (!*got) break;
+      bodies += std::max<size_t>(1, msg.body_count());
       HandleClientMessage(now, msg);
     }
     if (store_item >= 0 && (items[store_item].revents & ZMQ_POLLIN)) {
