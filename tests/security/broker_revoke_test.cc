@@ -16,7 +16,8 @@ namespace {
 
 // `rma-broker keygen DIR --name NAME`; the public key.
 std::string Keygen(const std::string& dir, const std::string& name) {
-  Process p = Process::Start("rma-broker", {"keygen", dir, "--name", name}, dir + "-" + name + ".log");
+  Process p =
+      Process::Start("rma-broker", {"keygen", dir, "--name", name}, dir + "-" + name + ".log");
   EXPECT_EQ(p.Wait(10s), 0) << p.Log();
   std::string key = ReadFile(dir + "/" + name + ".pub");
   while (!key.empty() && (key.back() == '\n' || key.back() == ' ')) key.pop_back();
@@ -76,8 +77,8 @@ TEST(BrokerRevokeAttack, ARevokedWorkerKeyIsDisconnectedWithinASecondAndCannotCo
   ASSERT_TRUE(WaitUntil([&] { return !Listed(client, "a"); }, 5s))
       << "the revoked worker is still registered\n"
       << broker.Log();
-  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Steady::now() -
-                                                                          revoked_at);
+  const auto took =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Steady::now() - revoked_at);
   std::printf("revoked worker gone from the pool after %lld ms\n",
               static_cast<long long>(took.count()));
   EXPECT_LT(took.count(), 1000) << "revocation must take effect within 1 s";
