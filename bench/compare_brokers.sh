@@ -8,6 +8,7 @@
 # commit is checked out and built, default /tmp/rma-compare-<sha>).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/bench/lib.sh"
 base_ref=${1:-HEAD~1}
 rounds=${2:-5}
 base_sha=$(git -C "$root" rev-parse --short "$base_ref")
@@ -35,16 +36,13 @@ echo "   latency: one synchronous task at a time, 20,000 samples per run"
 declare -A tput lat
 for ((i = 1; i <= rounds; i++)); do
   for which in base this; do
-    t=$("$bench" --broker-bin "${brokers[$which]}" throughput --workers 2 --runs 1 2>&1 |
-      sed -n 's/.*throughput median: \([0-9]*\) tasks\/s.*/\1/p')
-    l=$("$bench" --broker-bin "${brokers[$which]}" latency --runs 1 2>&1 |
-      sed -n 's/.*p50 \([0-9.]*\) us.*/\1/p')
+    t=$("$bench" --broker-bin "${brokers[$which]}" throughput --workers 2 --runs 1 2>&1 | throughput_of)
+    l=$("$bench" --broker-bin "${brokers[$which]}" latency --runs 1 2>&1 | p50_of)
     echo "   round $i $which: $t tasks/s, p50 $l us"
     tput[$which]+="$t "
     lat[$which]+="$l "
   done
 done
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 tb=$(echo "${tput[base]}" | median); tt=$(echo "${tput[this]}" | median)
 lb=$(echo "${lat[base]}" | median); lt=$(echo "${lat[this]}" | median)
 echo "== medians   $base_sha: $tb tasks/s, p50 $lb us   this tree: $tt tasks/s, p50 $lt us"

@@ -7,6 +7,7 @@
 #          heartbeating with and without CURVE (the registration time, the broker's CPU and RSS).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/bench/lib.sh"
 build=${BUILD_DIR:-$root/build/bench}
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" --target broker_bench rma-broker -j "$(nproc)"
@@ -26,15 +27,13 @@ if [[ $what == curve ]]; then
   for ((i = 1; i <= rounds; i++)); do
     for mode in plain curve; do
       flag=(); [[ $mode == curve ]] && flag=(--curve)
-      t=$("$bench" throughput --workers 2 --runs 1 "${flag[@]}" 2>&1 |
-        sed -n 's/.*throughput median: \([0-9]*\) tasks\/s.*/\1/p')
-      l=$("$bench" latency --runs 1 "${flag[@]}" 2>&1 | sed -n 's/.*p50 \([0-9.]*\) us.*/\1/p')
+      t=$("$bench" throughput --workers 2 --runs 1 "${flag[@]}" 2>&1 | throughput_of)
+      l=$("$bench" latency --runs 1 "${flag[@]}" 2>&1 | p50_of)
       echo "   round $i $mode: $t tasks/s, p50 $l us   (load $(cut -d' ' -f1 /proc/loadavg))"
       tput[$mode]+="$t "
       lat[$mode]+="$l "
     done
   done
-  median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
   tp=$(echo "${tput[plain]}" | median); tc=$(echo "${tput[curve]}" | median)
   lp=$(echo "${lat[plain]}" | median); lc=$(echo "${lat[curve]}" | median)
   echo "== medians   plaintext: $tp tasks/s, p50 $lp us   CURVE: $tc tasks/s, p50 $lc us"
