@@ -30,10 +30,12 @@ namespace rma::broker {
 
 struct ReplyPacerOptions {
   size_t large_bytes = 1u << 20;                 // replies with a result at least this big
+  // The defaults keep a 1 GiB broker within its budget (docs/configuration.md, "Budgets"): a
+  // waiting reply read back from the record holds its own copy of the result.
   size_t window_bytes = 64u << 20;               // per client, handed to ZeroMQ, not written out
-  size_t total_window_bytes = 256u << 20;        // all clients together
-  size_t max_deferred_bytes = 256u << 20;        // per client, waiting here (counted per reply)
-  size_t max_deferred_total_bytes = 512u << 20;  // all clients together
+  size_t total_window_bytes = 128u << 20;        // all clients together
+  size_t max_deferred_bytes = 64u << 20;         // per client, waiting here (counted per reply)
+  size_t max_deferred_total_bytes = 128u << 20;  // all clients together
   Duration recheck = Ms(5);  // how often waiting replies look at their window again
 };
 
