@@ -29,7 +29,7 @@
 namespace rma::broker {
 
 struct ReplyPacerOptions {
-  size_t large_bytes = 1u << 20;                 // replies with a result at least this big
+  size_t large_bytes = 1u << 20;  // replies with a result at least this big
   // The defaults keep a 1 GiB broker within its budget (docs/configuration.md, "Budgets"): a
   // waiting reply read back from the record holds its own copy of the result.
   size_t window_bytes = 64u << 20;               // per client, handed to ZeroMQ, not written out
