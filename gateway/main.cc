@@ -183,6 +183,10 @@ int main(int argc, char** argv) {
     }
     broker.secret = std::move(*secret);
   }
+  if (broker_key.empty() && !curve_secret_file.empty()) {
+    spdlog::error("--curve-secret-file needs --broker-key (the broker's public key)");
+    return 2;
+  }
   if (!broker_key.empty()) {
     if (!broker.secret.empty()) {
       spdlog::error("--broker-key and --broker-secret-file: the broker takes one credential");
