@@ -240,8 +240,8 @@ void BrokerClient::ReportHandshakeFailures() {
           options_.endpoint);
     } else if (kind == 2 && options_.curve) {
       spdlog::error(
-          "broker {} refused this gateway's key {}: add it to the broker's --client-keys-file "
-          "(then SIGHUP the broker)",
+          "broker {} refused this gateway's key {}: add it to the broker's --client-keys-file, "
+          "SIGHUP the broker, then restart this gateway",
           options_.endpoint, options_.curve->public_key);
     } else if (kind == 1) {
       spdlog::error("broker {}: {}", options_.endpoint,

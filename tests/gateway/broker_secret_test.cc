@@ -1,10 +1,12 @@
-// A broker whose client endpoint requires a secret (--client-secret-file): a gateway with the
-// secret (--broker-secret-file) serves; one with a wrong secret, or none, is refused at the
-// handshake, says why in its log once, and answers /health 503 instead of pretending. Real
-// rma-broker and rma-gateway processes.
+// A broker whose client endpoint requires a secret (--client-secret-file) or a listed CURVE key
+// (--client-keys-file): a gateway with the secret (--broker-secret-file) or a listed key
+// (--broker-key, --curve-secret-file) serves; one with a wrong secret, none, or an unlisted key is
+// refused at the handshake, says why in its log once, and answers /health 503 instead of
+// pretending. Real rma-broker and rma-gateway processes.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <csignal>
 #include <fstream>
 #include <string>
 
@@ -74,6 +76,69 @@ TEST(BrokerSecretTest, OnlyAGatewayWithTheSecretIsServed) {
   EXPECT_EQ(HttpGet("http://127.0.0.1:" + std::to_string(none_port) + "/health", 5000).status, 503);
   with_wrong.Kill();
   without.Kill();
+}
+
+std::string ReadKey(const std::string& path) {
+  std::string key = ReadFile(path);
+  while (!key.empty() && (key.back() == '\n' || key.back() == ' ')) key.pop_back();
+  return key;
+}
+
+// The same over CurveZMQ: the broker admits the gateway keys of --client-keys-file. A gateway with
+// a listed key serves; one with another key is refused at the handshake, says so once (naming its
+// key and the list), answers /health 503, and is served once its key is listed, the broker has
+// read the list again (SIGHUP) and the gateway is restarted.
+TEST(BrokerSecretTest, OnlyAGatewayWhoseKeyIsListedIsServedOverCurve) {
+  const std::string dir = TempDir("rma-curve-gw");
+  for (const char* name : {"broker", "gw"}) {
+    Process keygen = Process::Start("rma-broker", {"keygen", dir, "--name", name},
+                                    dir + "/keygen-" + name + ".log");
+    ASSERT_EQ(keygen.Wait(10s), 0) << keygen.Log();
+  }
+  const std::string list = dir + "/clients.keys";
+  std::ofstream(list) << "# gateways\n" << ReadKey(dir + "/gw.pub") << " gw\n";
+  ClusterOptions options;
+  options.broker_args = {"--curve-secret-file", dir + "/broker.key", "--client-keys-file", list};
+  options.gateway_args = {"--broker-key", dir + "/broker.pub", "--curve-secret-file",
+                          dir + "/gw.key"};
+  Cluster cluster(options);  // waits for the gateway's /health to be 200
+  HttpResponse submitted =
+      HttpCall("POST", cluster.Url("/api/tasks"), R"({"service":"echo","payload":1})",
+               {"Content-Type: application/json"});
+  EXPECT_EQ(submitted.status, 202) << submitted.body << cluster.Logs();
+
+  // A gateway whose key (made on its first start) is not listed.
+  int port = 0;
+  Process other = StartGateway(
+      cluster, "other-gw",
+      {"--broker-key", dir + "/broker.pub", "--curve-secret-file", dir + "/other/gw.key"}, &port);
+  ASSERT_NE(port, 0) << other.Log();
+  const std::string url = "http://127.0.0.1:" + std::to_string(port);
+  EXPECT_TRUE(WaitUntil(
+      [&] { return other.Log().find("refused this gateway's key") != std::string::npos; }, 20s))
+      << other.Log();
+  EXPECT_NE(other.Log().find("--client-keys-file"), std::string::npos) << other.Log();
+  EXPECT_EQ(HttpGet(url + "/health", 5000).status, 503);
+
+  // ZeroMQ does not retry a connection whose handshake was refused: once the key is listed and the
+  // broker has read the list again, the gateway is restarted (systemd's Restart= does it).
+  std::ofstream(list, std::ios::app) << ReadKey(dir + "/other/gw.key.pub") << " other\n";
+  cluster.broker().Signal(SIGHUP);
+  ASSERT_TRUE(WaitUntil(
+      [&] { return cluster.broker().Log().find("2 client key(s) admitted") != std::string::npos; },
+      10s))
+      << cluster.broker().Log();
+  other.Kill();
+  other.Wait(5s);
+  Process again = StartGateway(
+      cluster, "other-gw-again",
+      {"--broker-key", dir + "/broker.pub", "--curve-secret-file", dir + "/other/gw.key"}, &port);
+  ASSERT_NE(port, 0) << again.Log();
+  const std::string again_url = "http://127.0.0.1:" + std::to_string(port);
+  EXPECT_TRUE(WaitUntil([&] { return HttpGet(again_url + "/health", 2000).status == 200; }, 20s))
+      << again.Log();
+  again.Kill();
+  other.Kill();
 }
 
 TEST(BrokerSecretTest, ASecretFileOthersCanReadIsRefused) {
