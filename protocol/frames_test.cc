@@ -4,6 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <memory>
+#include <thread>
+
 namespace rma::proto {
 namespace {
 
@@ -107,6 +111,61 @@ TEST_F(FramesTest, CountedBodiesAreCountedUntilZeroMqLetsThemGo) {
   }
   EXPECT_EQ(mine->bytes(), 0);
   EXPECT_EQ(total->bytes(), 0);
+}
+
+// Over TCP to a peer that stops reading: the counted bytes stay counted while ZeroMQ holds them,
+// and all of them are let go when the peer disconnects (ZeroMQ frees what it held for a closed
+// pipe). If they were not, a client that vanished with answers pending would shrink every client's
+// window for good.
+TEST(FramesTcpTest, BytesHeldForAPeerThatStopsReadingAreLetGoWhenItLeaves) {
+  zmq::context_t ctx;
+  zmq::socket_t router(ctx, zmq::socket_type::router);
+  Limits limits;
+  ConfigureSocket(router, limits, /*is_router=*/true);
+  router.bind("tcp://127.0.0.1:*");
+  auto dealer = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::dealer);
+  dealer->set(zmq::sockopt::routing_id, "slow");
+  dealer->set(zmq::sockopt::linger, 0);
+  dealer->set(zmq::sockopt::rcvhwm, 1);  // takes one message off the connection, then stops
+  dealer->set(zmq::sockopt::rcvbuf, 64 * 1024);
+  dealer->connect(router.get(zmq::sockopt::last_endpoint));
+  // The router learns the dealer's routing id from its first message.
+  ASSERT_TRUE(SendEmpty(*dealer, {}, Command::kHeartbeat).ok());
+  InMessage hello;
+  zmq::pollitem_t item{router.handle(), 0, ZMQ_POLLIN, 0};
+  zmq::poll(&item, 1, std::chrono::milliseconds(5000));
+  ASSERT_TRUE(*ReceiveMessage(router, true, limits, &hello));
+
+  auto counted = std::make_shared<InFlightBytes>();
+  constexpr int kAnswers = 64;
+  const std::string body(1 << 20, 'a');
+  for (int i = 0; i < kAnswers; ++i) {
+    OutMessage out(Command::kTaskInfo);
+    out.AddBody(body, counted);
+    ASSERT_TRUE(std::move(out).Send(router, "slow").ok());
+  }
+  // Kernel buffers take a few MiB; ZeroMQ holds the rest for the peer that does not read.
+  const auto steady = [&] {
+    int64_t last = -1;
+    for (int i = 0; i < 200; ++i) {
+      const int64_t now = counted->bytes();
+      if (now == last) return now;
+      last = now;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));  // sampling a count, not syncing
+    }
+    return last;
+  };
+  EXPECT_GT(steady(), int64_t{32} << 20) << "ZeroMQ should still hold most of the 64 MiB";
+
+  dealer.reset();  // the peer leaves
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (counted->bytes() != 0 && std::chrono::steady_clock::now() < deadline) {
+    // Any activity on the router lets it notice the closed connection sooner.
+    InMessage none;
+    (void)ReceiveMessage(router, true, limits, &none);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(counted->bytes(), 0) << "bytes held for a gone peer were never let go";
 }
 
 TEST_F(FramesTest, SendToAGonePeerIsUnavailable) {
