@@ -16,7 +16,9 @@ using proto::Command;
 
 namespace {
 constexpr size_t kMaxBatch = 256;
-}
+// How long after a refused handshake the gateway tries a new connection (ZeroMQ will not).
+constexpr Duration kReopenAfterRefusal = Seconds(5);
+}  // namespace
 
 BrokerClient::BrokerClient(BrokerClientOptions options)
     : options_(std::move(options)), context_(1), decoder_([&] {
@@ -221,7 +223,11 @@ void BrokerClient::ReportHandshakeFailures() {
     }
     // A broker stopping mid-handshake ends one handshake; a wrong --broker-key ends them all.
     if (f->kind == Kind::kBroken && (!options_.curve || ++broken_handshakes_ < 3)) continue;
-    // ZeroMQ keeps reconnecting: say why once per kind of failure, not on every attempt.
+    // Refused for good: this socket will not connect again; try a new one in a while.
+    if (f->kind != Kind::kRefused || f->status == 400) {
+      reopen_at_ = std::min(reopen_at_, clock_.Now() + kReopenAfterRefusal);
+    }
+    // Say why once per kind of failure, not on every attempt.
     const int kind = f->kind == Kind::kMismatch ? 1
                      : f->kind == Kind::kBroken ? 4
                      : f->status == 400         ? 2
@@ -240,8 +246,8 @@ void BrokerClient::ReportHandshakeFailures() {
           options_.endpoint);
     } else if (kind == 2 && options_.curve) {
       spdlog::error(
-          "broker {} refused this gateway's key {}: add it to the broker's --client-keys-file, "
-          "SIGHUP the broker, then restart this gateway",
+          "broker {} refused this gateway's key {}: add it to the broker's --client-keys-file "
+          "and SIGHUP the broker (this gateway tries again every 5 s)",
           options_.endpoint, options_.curve->public_key);
     } else if (kind == 1) {
       spdlog::error("broker {}: {}", options_.endpoint,
@@ -260,7 +266,8 @@ void BrokerClient::ReportHandshakeFailures() {
   }
 }
 
-void BrokerClient::Loop() {
+void BrokerClient::OpenSocket() {
+  handshakes_.reset();
   socket_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::dealer);
   proto::ConfigureSocket(*socket_, options_.limits, /*is_router=*/false);
   // Queue nothing for a broker that is not connected: a send then fails at once, so a request that
@@ -272,9 +279,15 @@ void BrokerClient::Loop() {
   } else {
     proto::UsePlainCredential(*socket_, "client", options_.secret);
   }
-  handshakes_ = proto::MonitorHandshakes(
-      context_, *socket_, "gateway-" + std::to_string(reinterpret_cast<uintptr_t>(this)));
+  handshakes_ =
+      proto::MonitorHandshakes(context_, *socket_,
+                               "gateway-" + std::to_string(reinterpret_cast<uintptr_t>(this)) +
+                                   "-" + std::to_string(++socket_generation_));
   socket_->connect(options_.endpoint);
+}
+
+void BrokerClient::Loop() {
+  OpenSocket();
   Time now = clock_.Now();
   Time last_heard = now;
   Time last_ping{};
@@ -289,6 +302,7 @@ void BrokerClient::Loop() {
     const Duration ping_every =
         heard_once ? options_.heartbeat : std::min<Duration>(options_.heartbeat, Ms(50));
     next = std::min(next, last_ping + ping_every);
+    next = std::min(next, reopen_at_);
     int64_t wait_ms = std::clamp<int64_t>(ToMs(next - now) + 1, 0, 1000);
     if (!outbox_.empty()) next = std::min(next, outbox_.front().give_up);
     // While batches wait for the socket, wake when it can take one (ZMQ_IMMEDIATE: once connected).
@@ -305,6 +319,10 @@ void BrokerClient::Loop() {
     }
     now = clock_.Now();
     if (handshakes_ && (items[2].revents & ZMQ_POLLIN)) ReportHandshakeFailures();
+    if (now >= reopen_at_) {
+      reopen_at_ = Time::max();
+      OpenSocket();
+    }
     if (items[1].revents & ZMQ_POLLIN) {
       uint64_t drained = 0;
       (void)!read(wake_fd_, &drained, sizeof drained);

@@ -99,7 +99,14 @@ class BrokerClient {
   void Loop();
   // Logs why the broker refused the handshake (once per kind of failure).
   void ReportHandshakeFailures();
+  // Makes socket_ (and its handshake monitor) and connects it to the broker.
+  void OpenSocket();
   int broken_handshakes_ = 0;  // ended without a reason since the last success (CURVE)
+  // ZeroMQ never retries a connection whose handshake was refused: after a refusal for good the
+  // loop opens a new socket at this time (the credential may have been admitted since: a key
+  // listed and the broker HUPed). Time::max(): nothing to retry.
+  Time reopen_at_ = Time::max();
+  int socket_generation_ = 0;
   void SendQueued(Time now);
   // Sends waiting batches, oldest first, until the socket takes no more.
   void FlushOutbox();

@@ -86,8 +86,8 @@ std::string ReadKey(const std::string& path) {
 
 // The same over CurveZMQ: the broker admits the gateway keys of --client-keys-file. A gateway with
 // a listed key serves; one with another key is refused at the handshake, says so once (naming its
-// key and the list), answers /health 503, and is served once its key is listed, the broker has
-// read the list again (SIGHUP) and the gateway is restarted.
+// key and the list), answers /health 503, and is served once its key is listed and the broker has
+// read the list again (SIGHUP), without a restart.
 TEST(BrokerSecretTest, OnlyAGatewayWhoseKeyIsListedIsServedOverCurve) {
   const std::string dir = TempDir("rma-curve-gw");
   for (const char* name : {"broker", "gw"}) {
@@ -120,24 +120,13 @@ TEST(BrokerSecretTest, OnlyAGatewayWhoseKeyIsListedIsServedOverCurve) {
   EXPECT_NE(other.Log().find("--client-keys-file"), std::string::npos) << other.Log();
   EXPECT_EQ(HttpGet(url + "/health", 5000).status, 503);
 
-  // ZeroMQ does not retry a connection whose handshake was refused: once the key is listed and the
-  // broker has read the list again, the gateway is restarted (systemd's Restart= does it).
+  // Listed, and the broker told to read the list again: the gateway tries a new connection a few
+  // seconds after a refusal (ZeroMQ would not), and gets in.
   std::ofstream(list, std::ios::app) << ReadKey(dir + "/other/gw.key.pub") << " other\n";
   cluster.broker().Signal(SIGHUP);
-  ASSERT_TRUE(WaitUntil(
-      [&] { return cluster.broker().Log().find("2 client key(s) admitted") != std::string::npos; },
-      10s))
-      << cluster.broker().Log();
+  EXPECT_TRUE(WaitUntil([&] { return HttpGet(url + "/health", 2000).status == 200; }, 30s))
+      << other.Log();
   other.Kill();
-  other.Wait(5s);
-  Process again = StartGateway(
-      cluster, "other-gw-again",
-      {"--broker-key", dir + "/broker.pub", "--curve-secret-file", dir + "/other/gw.key"}, &port);
-  ASSERT_NE(port, 0) << again.Log();
-  const std::string again_url = "http://127.0.0.1:" + std::to_string(port);
-  EXPECT_TRUE(WaitUntil([&] { return HttpGet(again_url + "/health", 2000).status == 200; }, 20s))
-      << again.Log();
-  again.Kill();
   other.Kill();
 }
 
