@@ -367,6 +367,8 @@ class Scheduler {
   // again); counted.
   void RefuseUnregistered(const std::string& identity, std::string_view command, TaskId task,
                           uint32_t attempt);
+  // ERROR permission_denied to a registered worker for an attempt it does not hold; counted.
+  void RefuseNotLeaseHolder(Time now, Worker& w, TaskId task, uint32_t attempt);
   // Whether `owner` (admin: anybody) may see or change task t.
   static bool MaySee(const Task& t, const std::string& owner, bool admin) {
     return admin || t.owner == owner;

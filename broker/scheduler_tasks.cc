@@ -31,16 +31,9 @@ void Scheduler::OnWorkerResult(Time now, const std::string& identity, proto::Tas
     return r.task_id == result.task_id && r.attempt == result.attempt;
   });
   if (held == w.running.end()) {
-    Refuse(Refusal::kNotLeaseHolder);
     spdlog::warn("worker {} '{}' sent a result for attempt {} of task {} it does not hold",
                  w.worker_id, w.name, result.attempt, ToString(result.task_id));
-    SendToWorker(now, w,
-                 proto::Error{0,
-                              std::string(StatusCodeName(StatusCode::kPermissionDenied)),
-                              "attempt " + std::to_string(result.attempt) + " of task " +
-                                  ToString(result.task_id) + " is not leased to this worker",
-                              {},
-                              {}});
+    RefuseNotLeaseHolder(now, w, result.task_id, result.attempt);
     return;
   }
   *held = w.running.back();

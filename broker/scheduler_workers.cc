@@ -54,6 +54,17 @@ void Scheduler::RefuseUnregistered(const std::string& identity, std::string_view
   output_->ToWorker(identity, proto::Disconnect{"not registered: send READY", true});
 }
 
+void Scheduler::RefuseNotLeaseHolder(Time now, Worker& w, TaskId task, uint32_t attempt) {
+  Refuse(Refusal::kNotLeaseHolder);
+  SendToWorker(now, w,
+               proto::Error{0,
+                            std::string(StatusCodeName(StatusCode::kPermissionDenied)),
+                            "attempt " + std::to_string(attempt) + " of task " + ToString(task) +
+                                " is not leased to this worker",
+                            {},
+                            {}});
+}
+
 int32_t Scheduler::WorkerByIdentity(const std::string& identity) const {
   auto it = by_identity_.find(identity);
   return it == by_identity_.end() ? -1 : static_cast<int32_t>(it->second);
@@ -360,14 +371,7 @@ void Scheduler::OnWorkerProgress(Time now, const std::string& identity,
   const Task* t = Find(progress.task_id);
   if (t == nullptr || t->status != TaskStatus::kRunning || t->worker != index ||
       t->running_attempt != progress.attempt) {
-    Refuse(Refusal::kNotLeaseHolder);
-    SendToWorker(now, w,
-                 proto::Error{0,
-                              std::string(StatusCodeName(StatusCode::kPermissionDenied)),
-                              "attempt " + std::to_string(progress.attempt) + " of task " +
-                                  ToString(progress.task_id) + " is not leased to this worker",
-                              {},
-                              {}});
+    RefuseNotLeaseHolder(now, w, progress.task_id, progress.attempt);
     return;
   }
   spdlog::debug("task {} attempt {} progress {:.2f} {}", ToString(progress.task_id),

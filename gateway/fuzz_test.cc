@@ -12,12 +12,12 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "gateway/http_wire.h"
 #include "gateway/task_json.h"
+#include "tests/support/mutator.h"
 
 namespace rma::gateway {
 namespace {
@@ -29,67 +29,7 @@ constexpr int kIterations = 100000;
 // No single input may take longer than this (generous: sanitizer builds are slow).
 constexpr auto kMaxPerInput = std::chrono::milliseconds(500);
 
-class Mutator {
- public:
-  explicit Mutator(uint32_t seed) : rng_(seed) {}
-
-  size_t Below(size_t n) {
-    return n == 0 ? 0 : std::uniform_int_distribution<size_t>(0, n - 1)(rng_);
-  }
-  bool OneIn(size_t n) { return Below(n) == 0; }
-
-  std::string Mutate(std::string s, const std::vector<std::string>& dictionary) {
-    const size_t rounds = 1 + Below(4);
-    for (size_t r = 0; r < rounds; ++r) {
-      const size_t at = Below(s.size() + 1);
-      switch (Below(10)) {
-        case 0:  // flip a bit
-          if (!s.empty()) s[Below(s.size())] ^= static_cast<char>(1u << Below(8));
-          break;
-        case 1:  // a random byte
-          s.insert(at, 1, static_cast<char>(Below(256)));
-          break;
-        case 2:  // cut the rest
-          s.resize(at);
-          break;
-        case 3: {  // delete a range
-          const size_t n = Below(16);
-          if (at < s.size()) s.erase(at, n);
-          break;
-        }
-        case 4: {  // repeat a piece
-          if (s.empty()) break;
-          const size_t from = Below(s.size());
-          const size_t n = 1 + Below(std::min<size_t>(64, s.size() - from));
-          const std::string piece = s.substr(from, n);
-          for (size_t k = 1 + Below(4); k > 0; --k) s.insert(at, piece);
-          break;
-        }
-        case 5:  // a word that means something to the parser
-          s.insert(at, dictionary[Below(dictionary.size())]);
-          break;
-        case 6:  // a huge number
-          s.insert(at, OneIn(2) ? "99999999999999999999999" : std::string(200 + Below(400), '9'));
-          break;
-        case 7:  // a long run of one byte
-          s.insert(at, std::string(100 + Below(5000), "a%\\\"[{ 0.-\r\n"[Below(13)]));
-          break;
-        case 8:  // stray line and string terminators
-          s.insert(at, std::string(1, "\r\n\0\"\\:;,"[Below(9)]));
-          break;
-        default: {  // deep nesting
-          const size_t depth = 10 + Below(200);
-          s.insert(at, std::string(depth, OneIn(2) ? '[' : '{'));
-          break;
-        }
-      }
-    }
-    return s;
-  }
-
- private:
-  std::mt19937 rng_;
-};
+using rma::testing::Mutator;
 
 // Re-writes an accepted head in the form the parser reads.
 std::string Rewrite(const RequestHead& h) {

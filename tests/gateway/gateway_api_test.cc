@@ -31,22 +31,6 @@ HttpResponse Post(const Cluster& c, const std::string& path, const json& body,
   return HttpCall("POST", c.Url(path), body.dump(), headers);
 }
 
-// Waits until the admin API says `service` is available (`key`: an admin key, or "").
-bool WaitForService(const Cluster& c, const std::string& service, const std::string& key = "") {
-  std::vector<std::string> headers;
-  if (!key.empty()) headers.push_back("X-API-Key: " + key);
-  return WaitUntil(
-      [&] {
-        json j = HttpCall("GET", c.Url("/api/admin/services"), "", headers, 5000).Json();
-        if (!j.is_object() || !j.contains("services")) return false;
-        for (const json& s : j["services"]) {
-          if (s.value("name", "") == service && s.value("available", false)) return true;
-        }
-        return false;
-      },
-      20s);
-}
-
 // Submits an async task and returns its id.
 std::string Submit(const Cluster& c, const json& body, std::vector<std::string> headers = {}) {
   HttpResponse r = Post(c, "/api/tasks", body, std::move(headers));
@@ -771,7 +755,7 @@ TEST(GatewayApiTest, EveryDocumentedOperationIsServed) {
   Cluster cluster(o);
   const std::vector<std::string> key = {"X-API-Key: admin-key-1"};
   cluster.StartWorker("w", {"--service", "echo=builtin:echo", "--service", "fail=builtin:fail"});
-  ASSERT_TRUE(WaitForService(cluster, "fail", "admin-key-1")) << cluster.Logs();
+  ASSERT_TRUE(WaitForService(cluster, "fail", {"X-API-Key: admin-key-1"})) << cluster.Logs();
   const std::string task = Submit(cluster, {{"service", "echo"}, {"payload", 1}}, key);
   auto dead = [&] {
     std::string id = Submit(cluster, {{"service", "fail"}, {"max_attempts", 1}}, key);

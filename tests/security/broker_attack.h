@@ -170,10 +170,7 @@ class BrokerUnderAttack {
   ::rma::testing::broker_attack::BrokerUnderAttack var{__VA_ARGS__}; \
   ASSERT_TRUE(var.started()) << var.WhyNotStarted()
 
-struct Message {
-  Command command = Command::kError;
-  std::vector<std::string> bodies;
-};
+using Message = ClientMessage;
 
 // What a socket monitor reported about a connection.
 struct HandshakeEvent {
@@ -311,16 +308,7 @@ class Peer {
 
  private:
   bool ReceiveFromSocket(std::chrono::milliseconds timeout, Message* out) {
-    zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
-    zmq::poll(&item, 1, timeout);
-    if (!(item.revents & ZMQ_POLLIN)) return false;
-    proto::InMessage msg;
-    auto got = proto::ReceiveMessage(socket_, /*has_identity=*/false, proto::Limits{}, &msg);
-    if (!got.ok() || !*got) return false;
-    out->command = msg.command();
-    out->bodies.clear();
-    for (size_t i = 0; i < msg.body_count(); ++i) out->bodies.emplace_back(msg.body(i));
-    return true;
+    return ReceiveOne(socket_, timeout, out);
   }
 
   zmq::socket_t socket_;
@@ -473,6 +461,20 @@ class Client {
     }
     if (error != nullptr) *error = ErrorCode(*m);
     return std::nullopt;
+  }
+
+  // Polls task `id` until it has `status` (up to `timeout`); the last view read goes to *view.
+  bool WaitForStatus(TaskId id, proto::TaskStatus status, std::chrono::milliseconds timeout,
+                     std::optional<proto::TaskView>* view = nullptr) {
+    std::optional<proto::TaskView> last;
+    const bool reached = WaitUntil(
+        [&] {
+          last = Get(id);
+          return last && last->status == status;
+        },
+        timeout);
+    if (view != nullptr) *view = std::move(last);
+    return reached;
   }
 
   // A task as its owner (or an admin) sees it; nullopt with the error code in *error otherwise.

@@ -225,12 +225,7 @@ TaskId CompletedTaskWithResult(BrokerUnderAttack& broker, Client& client, size_t
   EXPECT_TRUE(task);
   if (!id || !task) return TaskId{};
   worker.Send(Command::kResult, ResultFor(*id, task->attempt, std::string(size, 'r')));
-  EXPECT_TRUE(WaitUntil(
-      [&] {
-        auto v = client.Get(*id);
-        return v && v->status == proto::TaskStatus::kCompleted;
-      },
-      10s));
+  EXPECT_TRUE(client.WaitForStatus(*id, proto::TaskStatus::kCompleted, 10s));
   return *id;
 }
 

@@ -70,12 +70,7 @@ TEST(BrokerIdentityAttack, SecondSessionCannotTakeOverALiveWorkersId) {
   EXPECT_EQ(view->worker_id, "victim");
   EXPECT_GE(client.Refusals("worker_id_in_use"), 2) << client.RefusalsText();
   victim.Send(Command::kResult, ResultFor(*id, task->attempt, "the victim's result"));
-  EXPECT_TRUE(WaitUntil(
-      [&] {
-        view = client.Get(*id);
-        return view && view->status == proto::TaskStatus::kCompleted;
-      },
-      5s))
+  EXPECT_TRUE(client.WaitForStatus(*id, proto::TaskStatus::kCompleted, 5s, &view))
       << StatusOf(view);
   EXPECT_EQ(std::string(view->result.view()), "the victim's result");
 
@@ -95,12 +90,7 @@ TEST(BrokerIdentityAttack, SecondSessionCannotTakeOverALiveWorkersId) {
       << "the old session should be replaced by the reconnected one; it got " << old_session;
   reconnected.Send(Command::kResult,
                    ResultFor(*second, second_task->attempt, "after the reconnect"));
-  EXPECT_TRUE(WaitUntil(
-      [&] {
-        view = client.Get(*second);
-        return view && view->status == proto::TaskStatus::kCompleted;
-      },
-      5s))
+  EXPECT_TRUE(client.WaitForStatus(*second, proto::TaskStatus::kCompleted, 5s, &view))
       << StatusOf(view);
   EXPECT_EQ(std::string(view->result.view()), "after the reconnect");
 }
@@ -153,12 +143,7 @@ TEST(BrokerIdentityAttack, ReadyRunningCannotClaimAStrangersAttempt) {
       << "the claimed task took the attacker's result";
 
   holder.Send(Command::kResult, ResultFor(*running, task->attempt, "the holder's result"));
-  EXPECT_TRUE(WaitUntil(
-      [&] {
-        held = client.Get(*running);
-        return held && held->status == proto::TaskStatus::kCompleted;
-      },
-      5s))
+  EXPECT_TRUE(client.WaitForStatus(*running, proto::TaskStatus::kCompleted, 5s, &held))
       << StatusOf(held);
   EXPECT_EQ(std::string(held->result.view()), "the holder's result");
 }
@@ -214,12 +199,7 @@ TEST(BrokerIdentityAttack, ShortSessionsCannotDeadLetterATask) {
   auto task = NextTask(honest);
   ASSERT_TRUE(task);
   honest.Send(Command::kResult, ResultFor(*id, task->attempt, "done at last"));
-  EXPECT_TRUE(WaitUntil(
-      [&] {
-        view = client.Get(*id);
-        return view && view->status == proto::TaskStatus::kCompleted;
-      },
-      5s))
+  EXPECT_TRUE(client.WaitForStatus(*id, proto::TaskStatus::kCompleted, 5s, &view))
       << StatusOf(view);
 }
 

@@ -61,12 +61,7 @@ TEST(BrokerRevokeAttack, ARevokedWorkerKeyIsDisconnectedWithinASecondAndCannotCo
   // A long task on a, then b joins.
   auto id = client.Submit("slow", "60000");
   ASSERT_TRUE(id);
-  ASSERT_TRUE(WaitUntil(
-      [&] {
-        auto v = client.Get(*id);
-        return v && v->status == proto::TaskStatus::kRunning;
-      },
-      10s));
+  ASSERT_TRUE(client.WaitForStatus(*id, proto::TaskStatus::kRunning, 10s));
   Process b = StartWorker(base, "b", broker.workers_endpoint(), base + "/broker/broker.pub");
   ASSERT_TRUE(WaitUntil([&] { return Listed(client, "b"); }, 20s)) << b.Log();
 

@@ -31,21 +31,6 @@ inline std::string CodeOf(const HttpResponse& r) {
   return j.is_object() ? j.value("code", "") : "";
 }
 
-// Waits until the admin API lists `service` as available.
-inline bool WaitForService(const Cluster& c, const std::string& service,
-                           const std::vector<std::string>& headers = {}) {
-  return WaitUntil(
-      [&] {
-        json j = HttpCall("GET", c.Url("/api/admin/services"), "", headers, 5000).Json();
-        if (!j.is_object() || !j.contains("services")) return false;
-        for (const json& s : j["services"]) {
-          if (s.value("name", "") == service && s.value("available", false)) return true;
-        }
-        return false;
-      },
-      30s);
-}
-
 // The gateway's own view of a worker ("" when it has none).
 inline std::string WorkerStatus(const Cluster& c, const std::string& worker_id,
                                 const std::vector<std::string>& headers = {}) {

@@ -120,4 +120,18 @@ std::string Cluster::Logs() {
   return out;
 }
 
+bool WaitForService(const Cluster& c, const std::string& service,
+                    const std::vector<std::string>& headers, std::chrono::milliseconds timeout) {
+  return WaitUntil(
+      [&] {
+        nlohmann::json j = HttpCall("GET", c.Url("/api/admin/services"), "", headers, 5000).Json();
+        if (!j.is_object() || !j.contains("services")) return false;
+        for (const nlohmann::json& s : j["services"]) {
+          if (s.value("name", "") == service && s.value("available", false)) return true;
+        }
+        return false;
+      },
+      timeout);
+}
+
 }  // namespace rma::testing

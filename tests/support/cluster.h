@@ -69,4 +69,10 @@ class Cluster {
   std::map<std::string, std::unique_ptr<Process>> workers_;
 };
 
+// Waits (up to `timeout`) until the gateway's admin API lists `service` as available; `headers`
+// carry an admin key when the gateway has keys.
+bool WaitForService(const Cluster& c, const std::string& service,
+                    const std::vector<std::string>& headers = {},
+                    std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
 }  // namespace rma::testing

@@ -32,7 +32,7 @@ class Mutator {
     const size_t rounds = 1 + Below(4);
     for (size_t r = 0; r < rounds; ++r) {
       const size_t at = Below(s.size() + 1);
-      switch (Below(10)) {
+      switch (Below(11)) {
         case 0:  // flip a bit
           if (!s.empty()) s[Below(s.size())] ^= static_cast<char>(1u << Below(8));
           break;
@@ -64,6 +64,9 @@ class Mutator {
           break;
         case 8:  // stray line and string terminators
           s.insert(at, std::string(1, "\r\n\0\"\\:;,"[Below(9)]));
+          break;
+        case 9:  // deep nesting
+          s.insert(at, std::string(10 + Below(200), OneIn(2) ? '[' : '{'));
           break;
         default:  // overwrite one byte
           if (!s.empty()) s[Below(s.size())] = static_cast<char>(Below(256));

@@ -31,17 +31,21 @@ bool ZmqClient::Send(Command command, const std::string& body) {
   return m.Send(socket_).ok();
 }
 
-bool ZmqClient::Receive(std::chrono::milliseconds timeout, ClientMessage* out) {
-  zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
+bool ReceiveOne(zmq::socket_t& socket, std::chrono::milliseconds timeout, ClientMessage* out) {
+  zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
   zmq::poll(&item, 1, timeout);
   if (!(item.revents & ZMQ_POLLIN)) return false;
   proto::InMessage msg;
-  auto got = proto::ReceiveMessage(socket_, /*has_identity=*/false, proto::Limits{}, &msg);
+  auto got = proto::ReceiveMessage(socket, /*has_identity=*/false, proto::Limits{}, &msg);
   if (!got.ok() || !*got) return false;
   out->command = msg.command();
   out->bodies.clear();
   for (size_t i = 0; i < msg.body_count(); ++i) out->bodies.emplace_back(msg.body(i));
   return true;
+}
+
+bool ZmqClient::Receive(std::chrono::milliseconds timeout, ClientMessage* out) {
+  return ReceiveOne(socket_, timeout, out);
 }
 
 bool ZmqClient::Call(Command command, const std::string& body, uint64_t ref,

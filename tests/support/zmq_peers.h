@@ -52,6 +52,10 @@ class ZmqClient {
   zmq::socket_t socket_;
 };
 
+// Waits up to `timeout` for one message on `socket` (a DEALER) and copies out its command and
+// bodies; false when none came or its envelope was malformed.
+bool ReceiveOne(zmq::socket_t& socket, std::chrono::milliseconds timeout, ClientMessage* out);
+
 // The `ref` of an answer body (ACCEPTED, TASK_INFO, TASK_LIST, ADMIN_REPLY, ERROR); 0 if none.
 uint64_t RefOf(proto::Decoder& decoder, proto::Command command, std::string_view body);
 
