@@ -95,7 +95,9 @@ json WorkersDocument(const Scheduler& s, Time now) {
                     {"tasks_failed", w.tasks_failed},
                     {"busy_seconds", Round(ToSecondsF(w.busy))},
                     {"agent_version", w.agent_version},
-                    {"key", w.curve_key}});
+                    {"key", w.curve_key},
+                    {"key_fingerprint", w.curve_key.substr(0, 8)},
+                    {"account", w.account}});
   }
   return {{"workers", list}, {"total", list.size()}, {"live_by_tier", by_tier}};
 }

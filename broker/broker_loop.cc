@@ -118,6 +118,10 @@ Status BrokerLoop::Start() {
     return Status::InvalidArgument(
         "--client-secret and --client-keys-file: the client endpoint takes one credential");
   }
+  // A durable store keeps accounts: CURVE workers are then enrolled to one (or listed in
+  // --worker-keys-file), unless the operator lets any key in.
+  options_.auth.accounts = worker_curve && store_->can_lookup();
+  options_.auth.allow_unenrolled = options_.allow_unenrolled_workers;
   options_.auth.worker_curve = worker_curve;
   options_.auth.client_curve = client_curve;
   zap_policy_ = ZapPolicy(options_.auth, clock_);
@@ -147,7 +151,8 @@ Status BrokerLoop::Start() {
     }
     insecure_endpoints_.push_back(std::string(e.what) + " endpoint " + e.address);
   }
-  if (worker_curve && options_.worker_keys_file.empty()) {
+  if (worker_curve && options_.worker_keys_file.empty() &&
+      (!options_.auth.accounts || options_.allow_unenrolled_workers)) {
     spdlog::warn(
         "CURVE on the worker endpoint admits any worker key (no --worker-keys-file): links are "
         "encrypted and each worker is its key, but anybody may join");
@@ -195,6 +200,7 @@ Status BrokerLoop::Start() {
   auto recovered = store_->Recover();
   if (!recovered.ok()) return recovered.status().WithContext("recovering tasks from the store");
   scheduler_->Restore(now, std::move(recovered->tasks));
+  if (recovered->accounts) ApplyAccounts(std::move(*recovered->accounts));
   scheduler_->SetStoreAvailable(store_->available());
   auto credential = [](bool curve, const std::string& secret, const char* plain) {
     return curve ? "CURVE" : secret.empty() ? "no credential" : plain;
@@ -280,7 +286,8 @@ Status BrokerLoop::Run(int stop_fd, int reload_fd) {
         spdlog::error("SIGHUP: {}; the key lists in use are unchanged", s.message());
       } else if (zap_policy_.worker_keys()) {
         // A connection outlives its handshake: workers whose key left the list go now.
-        const size_t revoked = scheduler_->RevokeWorkerKeys(now, *zap_policy_.worker_keys());
+        const size_t revoked = scheduler_->RevokeWorkerKeys(
+            now, [&](const std::string& key) { return zap_policy_.WorkerKeyAdmitted(key); });
         if (revoked > 0)
           spdlog::warn("SIGHUP: {} worker(s) whose key was removed disconnected", revoked);
       }
@@ -289,11 +296,13 @@ Status BrokerLoop::Run(int stop_fd, int reload_fd) {
       spdlog::info("broker stopping");
       FlushOutput(now);
       RecordStats(now, /*drain=*/true);
+      RecordSeenKeys(now, /*drain=*/true);
       store_->Flush();
       return Status::Ok();
     }
     if (zap_item >= 0 && (items[zap_item].revents & ZMQ_POLLIN)) zap_.HandlePending();
     RecordStats(now, /*drain=*/false);
+    RecordSeenKeys(now, /*drain=*/false);
     WarnInsecure(now);
     size_t bodies = 0;
     for (int i = 0; i < kReadBudget && bodies < kBodyBudget; ++i) {
@@ -378,11 +387,9 @@ void BrokerLoop::HandleWorkerMessage(Time now, const proto::InMessage& msg) {
           ToWorker(id, proto::Disconnect{"no CURVE key on this connection", false});
           return;
         }
-        // The list may have lost the key since this connection's handshake (SIGHUP).
-        if (!zap_policy_.WorkerKeyAdmitted(key)) {
-          ToWorker(id, proto::Disconnect{"this worker's key is not admitted by the pool", false});
-          return;
-        }
+        // The list may have lost the key since this connection's handshake (SIGHUP, a
+        // revocation), or the key is new and comes to enrol.
+        if (!AdmitWorkerKey(now, id, ready, key)) return;
         ready.worker_secret = "curve:" + key;
         ready.worker_key = key;
       }
@@ -529,6 +536,7 @@ void BrokerLoop::HandleClientMessage(Time now, const proto::InMessage& msg) {
 }
 
 void BrokerLoop::HandleAdmin(Time now, const std::string& client, const proto::Admin& admin) {
+  if (IsAccountQuery(admin.query)) return HandleAccountAdmin(now, client, admin);
   auto answer = AnswerAdmin(*scheduler_, now, admin, info_);
   if (answer.ok() && admin.query == "metrics") {
     // The refusals the loop makes itself, before the scheduler sees anything.
@@ -536,6 +544,7 @@ void BrokerLoop::HandleAdmin(Time now, const std::string& client, const proto::A
     refusals["handshake_refused"] = zap_policy_.refused();
     refusals["handshake_throttled"] = zap_policy_.throttled();
     refusals["unknown_key"] = zap_policy_.unknown_keys();
+    refusals["revoked_key"] = zap_policy_.revoked_keys();
     refusals["ready_throttled"] = ready_throttled_;
     refusals["pending_replies"] = reply_pacer_.refused();
     (*answer)["budgets"]["pending_reply_bytes"] = {
@@ -653,6 +662,7 @@ void BrokerLoop::HandleStoreReply(Time now, StoreReply reply) {
   if (reply.resubmit) scheduler_->OnSubmit(now, reply.client, std::move(*reply.resubmit));
   if (!reply.restore.empty()) scheduler_->Restore(now, std::move(reply.restore));
   if (reply.message) ToClient(reply.client, std::move(*reply.message));
+  if (reply.account) OnAccountAnswer(now, reply.client, std::move(*reply.account));
   if (reply.dead_task) {
     const DeadTaskDone& d = *reply.dead_task;
     ReplyAdmin(

@@ -8,10 +8,12 @@
 #include <zmq.hpp>
 
 #include <memory>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "broker/accounts.h"
 #include "broker/admin.h"
 #include "broker/config.h"
 #include "broker/reply_pacer.h"
@@ -39,6 +41,8 @@ struct LoopOptions {
   std::optional<proto::CurveKeypair> curve;
   std::string worker_keys_file;  // CURVE workers admitted ("" = any key)
   std::string client_keys_file;  // CURVE clients admitted (needed for CURVE on the client endpoint)
+  // With a database, CURVE workers must be enrolled (or listed) unless this is set.
+  bool allow_unenrolled_workers = false;
   // An endpoint on a non-loopback address without authentication is refused at start unless this
   // is set; with it, a warning is logged at start and every hour.
   bool insecure_plaintext = false;
@@ -104,6 +108,17 @@ class BrokerLoop final : public SchedulerOutput {
   void RecordStats(Time now, bool drain);
   void FlushOutput(Time now);
 
+  // broker_loop_accounts.cc
+  void ApplyAccounts(AccountsSnapshot snapshot);
+  void HandleAccountAdmin(Time now, const std::string& client, const proto::Admin& admin);
+  void OnAccountAnswer(Time now, const std::string& client, AccountAnswer answer);
+  // Whether a READY on a CURVE link with `key` may register now (filling in the credential's
+  // account, tier cap and services); otherwise it was refused, or waits for its enrolment.
+  bool AdmitWorkerKey(Time now, const std::string& identity, proto::Ready& ready,
+                      const std::string& key);
+  void FinishEnrolment(Time now, const std::string& identity, AccountAnswer answer);
+  void RecordSeenKeys(Time now, bool drain);
+
   struct Pending {
     std::string identity;
     proto::OutMessage message;
@@ -155,6 +170,15 @@ class BrokerLoop final : public SchedulerOutput {
   uint64_t last_seq_ = 0;  // sequence number of the latest store write
   std::vector<std::string> unreachable_workers_;
   MinuteStatsRecorder stats_recorder_;
+  // Accounts (broker_loop_accounts.cc).
+  struct PendingEnrolment {
+    proto::Ready ready;
+    std::string key;
+  };
+  AccountRegistry accounts_;
+  std::unordered_map<std::string, PendingEnrolment> pending_enrolments_;  // by session identity
+  std::set<std::string> seen_keys_;
+  Time seen_keys_at_{};
   Time workers_recorded_at_{};
 };
 

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include <csignal>
+#include <cstdio>
 #include <memory>
 
 #include "broker/broker_loop.h"
@@ -135,6 +136,15 @@ int main(int argc, char** argv) {
                  "CURVE public keys of the gateways and tools admitted on the client endpoint, "
                  "one a line; read again on SIGHUP")
       ->envname("RMA_CLIENT_KEYS_FILE");
+  app.add_flag("--allow-unenrolled-workers", options.allow_unenrolled_workers,
+               "with --db and CURVE: admit worker keys that are not enrolled to an account (by "
+               "default a new worker needs `rma-worker --enrol TOKEN` or --worker-keys-file)")
+      ->envname("RMA_ALLOW_UNENROLLED_WORKERS");
+  bool bootstrap_admin = false;
+  app.add_flag("--bootstrap-admin", bootstrap_admin,
+               "with --db: when there is no admin account, create 'admin' and print its API key "
+               "once on stdout")
+      ->envname("RMA_BOOTSTRAP_ADMIN");
   app.add_flag("--insecure-plaintext", options.insecure_plaintext,
                "allow an endpoint other machines can reach without a token or secret (warned at "
                "start and every hour)")
@@ -288,6 +298,10 @@ int main(int argc, char** argv) {
 
   SystemClock clock;
   std::unique_ptr<broker::TaskStore> store;
+  if (bootstrap_admin && db_url.empty()) {
+    spdlog::error("--bootstrap-admin needs --db (accounts live in PostgreSQL)");
+    return 1;
+  }
   if (db_url.empty()) {
     spdlog::warn("no --db given: tasks live in memory only and are lost if the broker stops");
     store = std::make_unique<broker::NullStore>();
@@ -307,6 +321,21 @@ int main(int argc, char** argv) {
     spdlog::info("recording tasks in PostgreSQL at {} (finished tasks kept {})",
                  broker::RedactUrl(db_url),
                  retention_days > 0 ? std::to_string(retention_days) + " days" : "forever");
+    if (bootstrap_admin) {
+      auto key = (*opened)->BootstrapAdmin();
+      if (!key.ok()) {
+        spdlog::error("{}", key.status().message());
+        return 1;
+      }
+      if (key->has_value()) {
+        // On stdout, once: the log may be shipped elsewhere; the operator's terminal is not.
+        std::printf("rma admin API key (shown once; keep it safe): %s\n", (*key)->c_str());
+        std::fflush(stdout);
+        spdlog::warn("--bootstrap-admin: created the admin account; its key was printed once");
+      } else {
+        spdlog::info("--bootstrap-admin: an admin account exists already; nothing created");
+      }
+    }
     store = std::move(*opened);
   }
   broker::BrokerLoop loop(config, options, std::move(store), &clock);

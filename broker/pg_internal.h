@@ -6,6 +6,7 @@
 //   pg_writer.cc  the writer thread: coalesced group commits, reconnects
 //   pg_reader.cc  the reader thread: lookups, listings, keys, stats, dead tasks, retention
 //   pg_sql.cc     statements, row <-> TaskRecord, sessions, migrations
+//   pg_accounts.cc accounts, API keys, enrolment tokens, worker credentials (on the reader thread)
 #pragma once
 
 #include <cstdint>
@@ -38,7 +39,7 @@ struct PgStore::Pending {
 };
 
 struct PgStore::ReadRequest {
-  enum class Kind { kGet, kList, kKey, kDeadTask, kStats };
+  enum class Kind { kGet, kList, kKey, kDeadTask, kStats, kAccount };
   Kind kind = Kind::kGet;
   uint64_t after_seq = 0;  // served once every write up to this one is durable
   std::string client;
@@ -49,6 +50,7 @@ struct PgStore::ReadRequest {
   proto::List list;
   proto::Submit submit;
   std::vector<ServiceMinuteStats> pending;
+  AccountRequest account;
   Time now{};
 };
 
@@ -136,6 +138,12 @@ void PrepareWriter(pqxx::connection& conn);
 void PrepareReader(pqxx::connection& conn);
 
 // The thread bodies; they return when Shared::stopping is set (the writer after draining).
+// pg_accounts.cc: the keys and credentials the broker loop keeps; one account action in its own
+// transaction (the snapshot read back after a change); the first admin account.
+AccountsSnapshot LoadAccounts(pqxx::transaction_base& tx);
+void ExecuteAccount(pqxx::connection& conn, const AccountRequest& request, AccountAnswer* answer);
+Result<std::optional<std::string>> BootstrapAdmin(pqxx::connection& conn);
+
 void RunWriter(PgStore::Shared& shared, std::unique_ptr<pqxx::connection> conn);
 void RunReader(PgStore::Shared& shared);
 void RunWatchdog(PgStore::Shared& shared);

@@ -128,6 +128,12 @@ class Reader {
     if (req.kind == ReadRequest::Kind::kStats) {
       // Statistics still have an answer: the loop's own, with the reason the record is missing.
       r.stats = StoredStatsAnswer{req.ref, why};
+    } else if (req.kind == ReadRequest::Kind::kAccount) {
+      AccountAnswer a;
+      a.op = req.account.op;
+      a.ref = req.ref;
+      a.document = why;
+      r.account = std::move(a);
     } else if (req.kind == ReadRequest::Kind::kKey) {
       r.message = ErrorOf(req.submit.ref,
                           Status::Unavailable(why.message() + "; the task was not accepted"));
@@ -202,6 +208,10 @@ class Reader {
         break;
       case ReadRequest::Kind::kStats:
         StatsAnswer(conn, req, &r);
+        break;
+      case ReadRequest::Kind::kAccount:
+        r.account.emplace();
+        ExecuteAccount(conn, req.account, &*r.account);
         break;
     }
     s_.Reply(std::move(r));

@@ -130,11 +130,14 @@ Result<RecoveredState> PgStore::Recover() {
       if (rows.empty()) break;
       for (const pqxx::row& row : rows) state.tasks.push_back(RecordFromRow(row));
     }
+    tx.exec("CLOSE rma_recover");
+    state.accounts = pg::LoadAccounts(tx);
     tx.commit();
   } catch (const std::exception& e) {
     return Status::Unavailable("reading unfinished tasks: " + OneLine(e.what()));
   }
-  spdlog::info("store: {} unfinished task(s) on record", state.tasks.size());
+  spdlog::info("store: {} unfinished task(s) on record; {} API key(s), {} worker credential(s)",
+               state.tasks.size(), state.accounts->keys.size(), state.accounts->credentials.size());
   return state;
 }
 
@@ -221,6 +224,25 @@ void PgStore::Stats(const std::string& client, uint64_t ref,
   r.pending = std::move(pending);
   r.now = shared_->clock->Now();
   Enqueue(std::move(r));
+}
+
+void PgStore::Account(const std::string& client, AccountRequest request) {
+  ReadRequest r;
+  r.kind = ReadRequest::Kind::kAccount;
+  r.client = client;
+  r.ref = request.ref;
+  r.now = shared_->clock->Now();
+  r.account = std::move(request);
+  Enqueue(std::move(r));
+}
+
+Result<std::optional<std::string>> PgStore::BootstrapAdmin() {
+  try {
+    auto conn = Connect(shared_->options.url, "bootstrap");
+    return pg::BootstrapAdmin(*conn);
+  } catch (const std::exception& e) {
+    return Status::Unavailable("--bootstrap-admin: " + OneLine(e.what()));
+  }
 }
 
 int PgStore::poll_fd() const { return shared_->loop_wake; }

@@ -96,6 +96,11 @@ class PgStore final : public TaskStore {
   void Stats(const std::string& client, uint64_t ref,
              std::vector<ServiceMinuteStats> pending) override;
 
+  void Account(const std::string& client, AccountRequest request) override;
+  // Creates the first admin account and returns its key when there is no admin account yet
+  // (nullopt otherwise). On the caller's thread, before the loop starts.
+  Result<std::optional<std::string>> BootstrapAdmin();
+
   int poll_fd() const override;
   void OnReadable(std::vector<StoreReply>* replies) override;
 

@@ -131,6 +131,7 @@ class Scheduler {
     std::string name;
     std::string agent_version;
     std::string curve_key;  // CURVE public key (Z85) when the link has one
+    std::string account;    // the contributor account its credential binds it to ("": none)
     proto::Capabilities caps;
     bool simulated = false;
     uint32_t tier = 3;
@@ -203,7 +204,11 @@ class Scheduler {
   // The worker key list changed (SIGHUP): every live worker whose CURVE key is no longer admitted
   // is told DISCONNECT (reconnect: false) and lost at once, its attempts queued again. Returns how
   // many.
-  size_t RevokeWorkerKeys(Time now, const std::set<std::string>& admitted);
+  size_t RevokeWorkerKeys(Time now, const std::function<bool(const std::string&)>& admitted);
+  // The CURVE key of the live worker `worker_id` ("" when there is none or it has no key), and
+  // the keys of every live worker (admin documents).
+  std::string LiveWorkerKey(const std::string& worker_id) const;
+  std::set<std::string> LiveWorkerKeys() const;
 
   // ---- Client endpoint events ----
   void OnSubmit(Time now, const std::string& client, proto::Submit submit);

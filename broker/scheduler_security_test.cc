@@ -126,7 +126,7 @@ TEST_F(SchedulerSecurityTest, AWorkerWhoseKeyIsRevokedIsDisconnectedAndItsTaskRu
   register_with_key("kept", "KEY-K");
   Register("plain", CpuCaps(), {"other"});  // no key (PLAIN or loopback): not affected
 
-  EXPECT_EQ(s().RevokeWorkerKeys(now(), {"KEY-K"}), 1u);
+  EXPECT_EQ(s().RevokeWorkerKeys(now(), [](const std::string& k) { return k == "KEY-K"; }), 1u);
   auto bye = out_.Take<proto::Disconnect>(out_.to_workers, Ident("revoked"), Command::kDisconnect);
   ASSERT_EQ(bye.size(), 1u);
   EXPECT_FALSE(bye[0].reconnect);
@@ -137,7 +137,8 @@ TEST_F(SchedulerSecurityTest, AWorkerWhoseKeyIsRevokedIsDisconnectedAndItsTaskRu
   EXPECT_EQ(Status(id), TaskStatus::kRunning);
   Result("kept", moved[0]);
   EXPECT_EQ(Status(id), TaskStatus::kCompleted);
-  EXPECT_EQ(s().RevokeWorkerKeys(now(), {"KEY-K"}), 0u) << "nobody else to revoke";
+  EXPECT_EQ(s().RevokeWorkerKeys(now(), [](const std::string& k) { return k == "KEY-K"; }), 0u)
+      << "nobody else to revoke";
 }
 
 TEST_F(SchedulerSecurityTest, ReadyCannotClaimAnAttemptThatWasNeverItsOwn) {

@@ -227,6 +227,20 @@ void Scheduler::OnWorkerReady(Time now, const std::string& identity, proto::Read
   w.caps = std::move(ready.capabilities);
   w.simulated = ready.simulated;
   w.tier = AssignTier(w.caps, config_.tiers);
+  // A credential may cap the tier (a "GPU" that never proved one) and restrict the services.
+  if (ready.tier_cap > 0 && w.tier < ready.tier_cap) w.tier = ready.tier_cap;
+  w.account = std::move(ready.account);
+  if (!ready.allowed_services.empty()) {
+    const auto& allowed = ready.allowed_services;
+    std::erase_if(ready.services, [&](const proto::ServiceInfo& s) {
+      const bool keep = std::find(allowed.begin(), allowed.end(), s.name) != allowed.end();
+      if (!keep) {
+        spdlog::warn("worker {} offers {}, which its credential does not allow; ignored",
+                     ready.worker_id, s.name);
+      }
+      return !keep;
+    });
+  }
   w.manifest = std::move(ready.services);
   w.slots = ready.slots;
   w.report = proto::Heartbeat{};
@@ -453,17 +467,32 @@ void Scheduler::OnWorkerUnreachable(Time now, const std::string& identity) {
   if (index >= 0) LoseWorker(now, static_cast<uint32_t>(index), "connection gone");
 }
 
-size_t Scheduler::RevokeWorkerKeys(Time now, const std::set<std::string>& admitted) {
+size_t Scheduler::RevokeWorkerKeys(Time now,
+                                   const std::function<bool(const std::string&)>& admitted) {
   size_t revoked = 0;
   for (uint32_t i = 0; i < workers_.size(); ++i) {
     Worker& w = workers_[i];
-    if (!w.alive || w.curve_key.empty() || admitted.count(w.curve_key) > 0) continue;
+    if (!w.alive || w.curve_key.empty() || admitted(w.curve_key)) continue;
     SendToWorker(now, w,
                  proto::Disconnect{"this worker's key is no longer admitted by the pool", false});
     LoseWorker(now, i, "key revoked");
     ++revoked;
   }
   return revoked;
+}
+
+std::string Scheduler::LiveWorkerKey(const std::string& worker_id) const {
+  auto it = by_worker_id_.find(worker_id);
+  if (it == by_worker_id_.end() || !workers_[it->second].alive) return "";
+  return workers_[it->second].curve_key;
+}
+
+std::set<std::string> Scheduler::LiveWorkerKeys() const {
+  std::set<std::string> keys;
+  for (const Worker& w : workers_) {
+    if (w.alive && !w.curve_key.empty()) keys.insert(w.curve_key);
+  }
+  return keys;
 }
 
 Status Scheduler::DrainWorker(Time now, const std::string& worker_id) {

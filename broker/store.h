@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "broker/accounts.h"
 #include "broker/store_types.h"
 #include "common/status.h"
 #include "protocol/messages.h"
@@ -56,11 +57,15 @@ struct StoreReply {
   std::vector<TaskRecord> restore;
   // A task whose insert the database refused even on its own: an ACCEPTED for it must not be sent.
   std::optional<TaskId> unrecorded;
+  // The answer to an account action (accounts.h).
+  std::optional<AccountAnswer> account;
 };
 
 struct RecoveredState {
   std::vector<TaskRecord>
       tasks;  // unfinished tasks, plus finished ones still worth keeping in memory
+  // The API keys and worker credentials on record (nullopt: a store without accounts).
+  std::optional<AccountsSnapshot> accounts;
 };
 
 class TaskStore {
@@ -101,6 +106,8 @@ class TaskStore {
   virtual void Stats(const std::string& client, uint64_t ref,
                      std::vector<ServiceMinuteStats> pending) = 0;
 
+  // An account action (accounts.h), answered as StoreReply::account; only when can_lookup().
+  virtual void Account(const std::string& client, AccountRequest request) = 0;
   // A descriptor the loop polls; -1 when the store never has anything to report.
   virtual int poll_fd() const = 0;
   // Called when poll_fd() is readable: collects progress (durable_seq, available) and finished
@@ -127,6 +134,7 @@ class NullStore final : public TaskStore {
   void SubmitWithKey(const std::string&, proto::Submit) override {}
   void AdminDeadTask(const std::string&, uint64_t, TaskId, bool) override {}
   void Stats(const std::string&, uint64_t, std::vector<ServiceMinuteStats>) override {}
+  void Account(const std::string&, AccountRequest) override {}
   int poll_fd() const override { return -1; }
   void OnReadable(std::vector<StoreReply>*) override {}
 

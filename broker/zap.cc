@@ -70,7 +70,12 @@ ZapDecision ZapPolicy::Decide(const ZapRequest& r) {
   } else if (curve) {
     if (r.mechanism != "CURVE" || r.curve_key.empty()) {
       d = Refuse("this endpoint needs CURVE");
-    } else if (workers && (!options_.worker_keys || options_.worker_keys->count(r.curve_key))) {
+    } else if (workers && revoked_.count(r.curve_key) > 0) {
+      ++revoked_keys_;
+      d = Refuse("revoked worker key " + r.curve_key);
+    } else if (workers && (WorkerKeyAdmitted(r.curve_key) || options_.accounts)) {
+      // With accounts an unknown key gets through the handshake only to enrol: its READY must
+      // carry an enrolment token (BrokerLoop), or it is refused there.
       d = Allow(r.curve_key);
     } else if (clients && options_.client_keys.count(r.curve_key)) {
       d = Allow(r.curve_key);

@@ -78,6 +78,11 @@ struct ZapPolicyOptions {
   // CURVE: the worker keys admitted (nullopt: any key), and the client keys admitted.
   std::optional<std::set<std::string>> worker_keys;
   std::set<std::string> client_keys;
+  // Accounts (a database): keys enrolled to an account are admitted as well as the listed ones;
+  // an unknown key passes the handshake only to enrol (its READY must carry an enrolment token)
+  // unless `allow_unenrolled` (then it is admitted without an account, as without a database).
+  bool accounts = false;
+  bool allow_unenrolled = false;
   // Handshakes per peer address: a burst, then a steady rate. Beyond it a peer is told to come
   // back later, so a secret cannot be guessed at wire speed.
   double handshakes_per_s = 5;
@@ -94,15 +99,26 @@ class ZapPolicy {
     options_.worker_keys = std::move(keys);
   }
   void SetClientKeys(std::set<std::string> keys) { options_.client_keys = std::move(keys); }
+  // The worker keys on record: enrolled (admitted) and revoked (refused at the handshake).
+  void SetCredentials(std::set<std::string> enrolled, std::set<std::string> revoked) {
+    enrolled_ = std::move(enrolled);
+    revoked_ = std::move(revoked);
+  }
   // Whether a worker with this CURVE key may be (or stay) registered now.
   bool WorkerKeyAdmitted(const std::string& key) const {
-    return !options_.worker_keys || options_.worker_keys->count(key) > 0;
+    if (revoked_.count(key) > 0) return false;
+    if (options_.worker_keys && options_.worker_keys->count(key) > 0) return true;
+    if (enrolled_.count(key) > 0) return true;
+    if (options_.accounts) return options_.allow_unenrolled;
+    return !options_.worker_keys;
   }
+  bool accounts() const { return options_.accounts; }
   const std::optional<std::set<std::string>>& worker_keys() const { return options_.worker_keys; }
 
   uint64_t refused() const { return refused_; }
   uint64_t throttled() const { return throttled_; }
   uint64_t unknown_keys() const { return unknown_keys_; }
+  uint64_t revoked_keys() const { return revoked_keys_; }
 
  private:
   ZapPolicyOptions options_;
@@ -111,6 +127,9 @@ class ZapPolicy {
   uint64_t refused_ = 0;
   uint64_t throttled_ = 0;
   uint64_t unknown_keys_ = 0;
+  uint64_t revoked_keys_ = 0;
+  std::set<std::string> enrolled_;
+  std::set<std::string> revoked_;
 };
 
 class ZapHandler {

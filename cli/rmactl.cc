@@ -8,6 +8,7 @@
 #include <iostream>
 #include <iterator>
 #include <string>
+#include <vector>
 
 #include "cli/rmactl_lib.h"
 #include "common/version.h"
@@ -78,20 +79,45 @@ int WaitFor(const Client& client, const std::string& id, bool as_json) {
   }
 }
 
-// drain / undrain NAME|ID.
-int WorkerCommand(const Client& client, const std::string& action, const std::string& name_or_id,
-                  bool as_json) {
-  WorkerActionOutcome out =
-      WorkerAction([&](const std::string& method, const std::string& path,
-                       const std::string& body) { return client.Call(method, path, body); },
-                   action, name_or_id);
+CallFn CallOf(const Client& client) {
+  return [&client](const std::string& method, const std::string& path, const std::string& body) {
+    return client.Call(method, path, body);
+  };
+}
+
+int Send(const Client& client, const Request& request, bool as_json, const Render& render) {
+  return Print(client.Call(request.method, request.path, request.body), as_json, render);
+}
+
+// drain / undrain / worker revoke NAME|ID, after the name was looked up.
+int PrintWorkerOutcome(const WorkerActionOutcome& out, bool as_json,
+                       const std::function<std::string(const json&, const WorkerNames&)>& render) {
   if (!out.error.empty()) {
     std::fprintf(stderr, "rmactl: %s\n", out.error.c_str());
     return kExitUsage;
   }
   WorkerNames names;
   if (!out.worker.name.empty()) names[out.worker.worker_id] = out.worker.name;
-  return Print(out.reply, as_json, [&](const json& j) { return RenderAction(j, names); });
+  return Print(out.reply, as_json, [&](const json& j) { return render(j, names); });
+}
+
+int WorkerCommand(const Client& client, const std::string& action, const std::string& name_or_id,
+                  bool as_json) {
+  return PrintWorkerOutcome(WorkerAction(CallOf(client), action, name_or_id), as_json,
+                            RenderAction);
+}
+
+// --expires-in: "" is none (0, the gateway's default); anything else must be a duration.
+bool ParseExpiry(const std::string& text, long* seconds) {
+  *seconds = 0;
+  if (text.empty()) return true;
+  auto parsed = ParseDuration(text);
+  if (!parsed.ok()) {
+    std::fprintf(stderr, "rmactl: --expires-in: %s\n", parsed.status().message().c_str());
+    return false;
+  }
+  *seconds = *parsed;
+  return true;
 }
 
 }  // namespace
@@ -106,7 +132,8 @@ int main(int argc, char** argv) {
   app.add_option("--gateway", client.gateway, "gateway URL")
       ->envname("RMA_GATEWAY")
       ->capture_default_str();
-  app.add_option("--key", client.key, "API key (admin key for workers/services/stats/queues)")
+  app.add_option("--key", client.key,
+                 "API key (admin key for workers/services/stats/queues/account list/...)")
       ->envname("RMA_API_KEY");
   app.add_option("--timeout", client.timeout_s, "seconds to wait for each HTTP answer")
       ->capture_default_str()
@@ -155,6 +182,49 @@ int main(int argc, char** argv) {
   auto* undrain =
       app.add_subcommand("undrain", "give a drained worker tasks again: NAME or ID (admin key)");
   undrain->add_option("worker", worker, "worker name or id")->required();
+
+  std::string account_name, role, expires_in, key_name, prefix;
+  std::vector<std::string> scopes, key_services;
+  auto* account = app.add_subcommand("account", "accounts: create, list, show");
+  account->require_subcommand(1);
+  auto* account_create = account->add_subcommand(
+      "create", "create an account: NAME [--role member|admin] (admin key)");
+  account_create->add_option("name", account_name, "account name")->required();
+  account_create->add_option("--role", role, "member (the default) or admin")
+      ->check(CLI::IsMember({"member", "admin"}));
+  auto* account_list = account->add_subcommand("list", "list the accounts (admin key)");
+  auto* account_show = account->add_subcommand(
+      "show", "the key's own account: credits, API keys, worker credentials, tasks");
+  auto* key = app.add_subcommand("key", "API keys: create, revoke (admin key)");
+  key->require_subcommand(1);
+  auto* key_create =
+      key->add_subcommand("create", "make an API key for ACCOUNT, shown once (admin key)");
+  key_create->add_option("account", account_name, "account the key acts for")->required();
+  key_create
+      ->add_option("--scope", scopes, "client (the default), contributor or admin; repeatable")
+      ->allow_extra_args(false)
+      ->check(CLI::IsMember({"client", "contributor", "admin"}));
+  key_create->add_option("--service", key_services, "allow only this service; repeatable")
+      ->allow_extra_args(false);
+  key_create->add_option("--expires-in", expires_in,
+                         "the key expires after this long: seconds, or 90s, 15m, 24h, 30d");
+  key_create->add_option("--name", key_name, "a label to tell the account's keys apart");
+  auto* key_revoke = key->add_subcommand("revoke", "revoke an API key: PREFIX (admin key)");
+  key_revoke->add_option("prefix", prefix, "the key's prefix (rma_<prefix>_...)")->required();
+  auto* enrol = app.add_subcommand("enrol-token", "one-time tokens that enrol a worker: create");
+  enrol->require_subcommand(1);
+  auto* enrol_create = enrol->add_subcommand(
+      "create",
+      "make a token for rma-worker --enrol: [ACCOUNT] (admin key, or a contributor key of the "
+      "account; without ACCOUNT, the key's own)");
+  enrol_create->add_option("account", account_name, "account the worker will work for");
+  enrol_create->add_option("--expires-in", expires_in,
+                           "the token expires after this long: seconds, or 90s, 15m, 24h, 30d");
+  auto* worker_group = app.add_subcommand("worker", "a worker's credential: revoke");
+  worker_group->require_subcommand(1);
+  auto* worker_revoke = worker_group->add_subcommand(
+      "revoke", "revoke a worker's credential and disconnect it: NAME or ID (admin key)");
+  worker_revoke->add_option("worker", worker, "worker name or id")->required();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -202,5 +272,30 @@ int main(int argc, char** argv) {
   }
   if (*drain) return WorkerCommand(client, "drain", worker, as_json);
   if (*undrain) return WorkerCommand(client, "undrain", worker, as_json);
+  if (*account_create) {
+    return Send(client, AccountCreateRequest(account_name, role), as_json, RenderAccountCreated);
+  }
+  if (*account_list) return Send(client, AccountListRequest(), as_json, RenderAccounts);
+  if (*account_show) return Send(client, AccountShowRequest(), as_json, RenderAccount);
+  long expires_in_s = 0;
+  if (!ParseExpiry(expires_in, &expires_in_s)) return kExitUsage;
+  if (*key_create) {
+    return Send(client,
+                KeyCreateRequest({account_name, scopes, key_services, expires_in_s, key_name}),
+                as_json, RenderKeyCreated);
+  }
+  if (*key_revoke) return Send(client, KeyRevokeRequest(prefix), as_json, RenderKeyRevoked);
+  if (*enrol_create) {
+    EnrolTokenOutcome out = CreateEnrolToken(CallOf(client), account_name, expires_in_s);
+    if (!out.error.empty()) {
+      std::fprintf(stderr, "rmactl: %s\n", out.error.c_str());
+      return kExitRefused;
+    }
+    return Print(out.reply, as_json, RenderEnrolToken);
+  }
+  if (*worker_revoke) {
+    return PrintWorkerOutcome(RevokeWorkerCredential(CallOf(client), worker), as_json,
+                              RenderCredentialRevoked);
+  }
   return kExitUsage;
 }

@@ -4,6 +4,7 @@
 #include <curl/curl.h>
 
 #include <cctype>
+#include <charconv>
 #include <cmath>
 #include <mutex>
 #include <sstream>
@@ -92,23 +93,30 @@ Result<WorkerRef> ResolveWorker(const json& workers_doc, const std::string& name
                                  name_or_id + "' (" + ids + "): give the worker id instead");
 }
 
-std::string WorkerActionPath(const std::string& worker_id, const std::string& action) {
+std::string PathSegment(const std::string& text) {
   static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string id;
-  for (unsigned char c : worker_id) {
+  std::string out;
+  for (unsigned char c : text) {
     if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      id += static_cast<char>(c);
+      out += static_cast<char>(c);
     } else {
-      id += '%';
-      id += kHex[c >> 4];
-      id += kHex[c & 15];
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
     }
   }
-  return "/api/admin/workers/" + id + "/" + action;
+  return out;
 }
 
-WorkerActionOutcome WorkerAction(const CallFn& call, const std::string& action,
-                                 const std::string& name_or_id) {
+std::string WorkerActionPath(const std::string& worker_id, const std::string& action) {
+  return "/api/admin/workers/" + PathSegment(worker_id) + "/" + action;
+}
+
+namespace {
+
+// Lists the workers, resolves NAME_OR_ID and sends METHOD to that worker's ACTION route.
+WorkerActionOutcome ResolveAndCall(const CallFn& call, const std::string& method,
+                                   const std::string& action, const std::string& name_or_id) {
   WorkerActionOutcome out;
   out.reply = call("GET", "/api/admin/workers", "");
   if (out.reply.status != 200) return out;
@@ -118,7 +126,106 @@ WorkerActionOutcome WorkerAction(const CallFn& call, const std::string& action,
     return out;
   }
   out.worker = *resolved;
-  out.reply = call("POST", WorkerActionPath(out.worker.worker_id, action), "");
+  out.reply = call(method, WorkerActionPath(out.worker.worker_id, action), "");
+  return out;
+}
+
+}  // namespace
+
+WorkerActionOutcome WorkerAction(const CallFn& call, const std::string& action,
+                                 const std::string& name_or_id) {
+  return ResolveAndCall(call, "POST", action, name_or_id);
+}
+
+WorkerActionOutcome RevokeWorkerCredential(const CallFn& call, const std::string& name_or_id) {
+  return ResolveAndCall(call, "DELETE", "credential", name_or_id);
+}
+
+Result<long> ParseDuration(const std::string& text) {
+  // 100 years: far beyond any sensible expiry, and well inside a long.
+  constexpr long kMaxDurationS = 100L * 366 * 86400;
+  const Status bad = Status::InvalidArgument(
+      "'" + text +
+      "' is not a duration: give seconds (86400) or a whole number with one unit (90s, 15m, 24h, "
+      "30d)");
+  size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  if (digits == 0 || digits + 1 < text.size()) return bad;
+  long unit = 1;
+  if (digits < text.size()) {
+    switch (text[digits]) {
+      case 's':
+        unit = 1;
+        break;
+      case 'm':
+        unit = 60;
+        break;
+      case 'h':
+        unit = 3600;
+        break;
+      case 'd':
+        unit = 86400;
+        break;
+      default:
+        return bad;
+    }
+  }
+  long n = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + digits, n);
+  if (ec != std::errc() || end != text.data() + digits || n > kMaxDurationS / unit) {
+    return Status::InvalidArgument("'" + text + "' is longer than 100 years");
+  }
+  if (n == 0) return Status::InvalidArgument("a duration must be longer than 0 s");
+  return n * unit;
+}
+
+Request AccountCreateRequest(const std::string& name, const std::string& role) {
+  json body = {{"name", name}};
+  if (!role.empty()) body["role"] = role;
+  return {"POST", "/api/admin/accounts", body.dump()};
+}
+
+Request AccountListRequest() { return {"GET", "/api/admin/accounts", ""}; }
+
+Request AccountShowRequest() { return {"GET", "/api/account", ""}; }
+
+Request KeyCreateRequest(const KeyCreateOptions& options) {
+  json body = json::object();
+  if (!options.scopes.empty()) body["scopes"] = options.scopes;
+  if (!options.services.empty()) body["services"] = options.services;
+  if (options.expires_in_s > 0) body["expires_in_s"] = options.expires_in_s;
+  if (!options.name.empty()) body["name"] = options.name;
+  return {"POST", "/api/admin/accounts/" + PathSegment(options.account) + "/keys", body.dump()};
+}
+
+Request KeyRevokeRequest(const std::string& prefix) {
+  return {"DELETE", "/api/admin/keys/" + PathSegment(prefix), ""};
+}
+
+Request EnrolTokenRequest(const std::string& account, long expires_in_s) {
+  json body = json::object();
+  if (expires_in_s > 0) body["expires_in_s"] = expires_in_s;
+  return {"POST", "/api/admin/accounts/" + PathSegment(account) + "/enrol-tokens", body.dump()};
+}
+
+EnrolTokenOutcome CreateEnrolToken(const CallFn& call, const std::string& account,
+                                   long expires_in_s) {
+  EnrolTokenOutcome out;
+  out.account = account;
+  if (out.account.empty()) {
+    const Request own = AccountShowRequest();
+    out.reply = call(own.method, own.path, own.body);
+    if (out.reply.status != 200) return out;
+    out.account = StringField(out.reply.Json(), "name");
+    if (out.account.empty()) {
+      out.error =
+          "the gateway's answer to GET /api/account names no account: give one (rmactl "
+          "enrol-token create ACCOUNT)";
+      return out;
+    }
+  }
+  const Request post = EnrolTokenRequest(out.account, expires_in_s);
+  out.reply = call(post.method, post.path, post.body);
   return out;
 }
 
@@ -330,6 +437,132 @@ std::string RenderAction(const json& j, const WorkerNames& names) {
                            ? "task " + StringField(j, "task_id")
                            : "worker " + WorkerLabel(StringField(j, "worker_id"), names);
   return StringField(j, "action") + ": " + target + " ok\n";
+}
+
+namespace {
+
+// Two columns without a header line: "label  value".
+std::string Summary(const std::vector<std::vector<std::string>>& rows) {
+  std::string out = Table({"", ""}, rows);
+  return out.substr(out.find('\n') + 1);
+}
+
+// A service allow-list: none (absent, null or empty) means every service.
+std::string ServicesCell(const json& j) {
+  const std::string cell = Cell(j, "services");
+  return cell == "-" ? "all" : cell;
+}
+
+// A boolean field; false when absent or not a boolean.
+bool Flag(const json& j, const char* key) {
+  return j.is_object() && j.contains(key) && j[key].is_boolean() && j[key].get<bool>();
+}
+
+std::string Yes(const json& j, const char* key) { return Flag(j, key) ? "yes" : "no"; }
+
+// {"completed": 3, "queued": 1} -> "3 completed, 1 queued".
+std::string TaskCounts(const json& counts) {
+  std::string out;
+  if (counts.is_object()) {
+    for (const auto& [status, n] : counts.items()) {
+      if (!out.empty()) out += ", ";
+      out += (n.is_string() ? n.get<std::string>() : n.dump()) + " " + status;
+    }
+  }
+  return out.empty() ? "none" : out;
+}
+
+const json& ArrayField(const json& doc, const char* key) {
+  static const json kEmpty = json::array();
+  return doc.is_object() && doc.contains(key) && doc[key].is_array() ? doc[key] : kEmpty;
+}
+
+}  // namespace
+
+std::string RenderAccountCreated(const json& a) {
+  return "account " + Cell(a, "name") + " created: role " + Cell(a, "role") + ", " +
+         Cell(a, "credits", "0") + " credits\n";
+}
+
+std::string RenderAccounts(const json& doc) {
+  std::vector<std::vector<std::string>> rows;
+  for (const json& a : ArrayField(doc, "accounts")) {
+    rows.push_back({Cell(a, "name"), Cell(a, "role"), Cell(a, "credits"), Cell(a, "keys"),
+                    Cell(a, "workers"), Cell(a, "created_at")});
+  }
+  return Table({"NAME", "ROLE", "CREDITS", "KEYS", "WORKERS", "CREATED"}, rows) +
+         std::to_string(rows.size()) + " account(s)\n";
+}
+
+std::string RenderAccount(const json& doc) {
+  if (!doc.is_object()) return doc.dump(2) + "\n";
+  std::string out = Summary({{"account", Cell(doc, "name")},
+                             {"role", Cell(doc, "role")},
+                             {"credits", Cell(doc, "credits", "0")},
+                             {"created", Cell(doc, "created_at")},
+                             {"tasks", TaskCounts(doc.value("tasks", json::object()))}});
+  const json& keys = ArrayField(doc, "keys");
+  out += "\n" + std::to_string(keys.size()) + " API key(s)\n";
+  if (!keys.empty()) {
+    std::vector<std::vector<std::string>> rows;
+    for (const json& k : keys) {
+      rows.push_back({Cell(k, "prefix"), Cell(k, "name"), Cell(k, "scopes"), ServicesCell(k),
+                      Cell(k, "expires_at", "never"), Cell(k, "last_used_at", "never"),
+                      Cell(k, "created_at"), Yes(k, "revoked")});
+    }
+    out += Table(
+        {"PREFIX", "NAME", "SCOPES", "SERVICES", "EXPIRES", "LAST USED", "CREATED", "REVOKED"},
+        rows);
+  }
+  const json& workers = ArrayField(doc, "workers");
+  out += "\n" + std::to_string(workers.size()) + " worker credential(s)\n";
+  if (!workers.empty()) {
+    std::vector<std::vector<std::string>> rows;
+    for (const json& w : workers) {
+      const std::string state = Flag(w, "revoked")     ? "revoked"
+                                : Flag(w, "connected") ? "connected"
+                                                       : "offline";
+      rows.push_back({Cell(w, "worker_id"), Cell(w, "name"), Cell(w, "key"), ServicesCell(w),
+                      Cell(w, "tier_cap"), Cell(w, "first_seen"), Cell(w, "last_seen"), state});
+    }
+    out +=
+        Table({"WORKER", "NAME", "KEY", "SERVICES", "TIER CAP", "FIRST SEEN", "LAST SEEN", "STATE"},
+              rows);
+  }
+  return out;
+}
+
+std::string RenderKeyCreated(const json& k) {
+  std::string details = "prefix " + Cell(k, "prefix") + "; scopes " + Cell(k, "scopes") +
+                        "; services " + ServicesCell(k) + "; expires " +
+                        Cell(k, "expires_at", "never");
+  if (!StringField(k, "name").empty()) details += "; name " + StringField(k, "name");
+  return "API key for account " + Cell(k, "account") + " (" + details + "):\n\n    " +
+         Cell(k, "key") +
+         "\n\nThis key is shown only once: store it now. The gateway keeps only its hash; if it is "
+         "lost, revoke it (rmactl key revoke " +
+         Cell(k, "prefix") + ") and create another.\n";
+}
+
+std::string RenderKeyRevoked(const json& j) {
+  return "key " + Cell(j, "prefix") + " of account " + Cell(j, "account") + " revoked\n";
+}
+
+std::string RenderEnrolToken(const json& t) {
+  const std::string token = Cell(t, "token");
+  return "enrolment token for account " + Cell(t, "account") + " (works once; expires " +
+         Cell(t, "expires_at", "never") + "):\n\n    " + token +
+         "\n\nOn the machine to enrol, start the worker with it (and its usual --broker, "
+         "--broker-key and --service flags):\n\n    rma-worker --enrol " +
+         token + " ...\n";
+}
+
+std::string RenderCredentialRevoked(const json& j, const WorkerNames& names) {
+  return "credential of worker " + WorkerLabel(StringField(j, "worker_id"), names) +
+         " revoked (account " + Cell(j, "account") + ", key " + Cell(j, "key") + "); " +
+         (Flag(j, "disconnected") ? "the worker was disconnected"
+                                  : "the worker was not connected") +
+         "\n";
 }
 
 std::string RenderError(const Reply& reply) {

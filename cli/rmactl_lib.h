@@ -1,8 +1,8 @@
 // rmactl's pieces that are not argument parsing: one HTTP call to the gateway (libcurl), the
 // requests each command sends (built from its arguments, resolving worker names through the admin
-// API), and the readable tables and summaries printed for the gateway's JSON. Everything but
-// Client::Call is pure or takes the call as a function, so rmactl_test.cc checks it without a
-// gateway.
+// API and the caller's account through GET /api/account), and the readable tables and summaries
+// printed for the gateway's JSON. Everything but Client::Call is pure or takes the call as a
+// function, so rmactl_test.cc checks it without a gateway.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -67,6 +67,9 @@ struct WorkerRef {
 // by id). Neither: the argument as an id, so the broker gives its own answer for a worker it no
 // longer lists.
 Result<WorkerRef> ResolveWorker(const nlohmann::json& workers_doc, const std::string& name_or_id);
+// One path segment percent-encoded (all but letters, digits and -_.~), so a name with a '/', '?' or
+// space stays one segment of the route.
+std::string PathSegment(const std::string& text);
 // "/api/admin/workers/<id>/<action>", the id percent-encoded.
 std::string WorkerActionPath(const std::string& worker_id, const std::string& action);
 
@@ -80,6 +83,57 @@ struct WorkerActionOutcome {
 };
 WorkerActionOutcome WorkerAction(const CallFn& call, const std::string& action,
                                  const std::string& name_or_id);
+// `rmactl worker revoke NAME|ID`: the same lookup, then DELETE /api/admin/workers/<id>/credential.
+WorkerActionOutcome RevokeWorkerCredential(const CallFn& call, const std::string& name_or_id);
+
+// ---- Accounts, API keys, enrolment tokens: the gateway's /api/admin/accounts, /api/admin/keys and
+// /api/account routes.
+
+// One request to the gateway; `body` is empty for none.
+struct Request {
+  std::string method;
+  std::string path;
+  std::string body;
+  bool operator==(const Request&) const = default;
+};
+
+// A duration in seconds: "86400", or a whole number with one unit, "90s", "15m", "24h", "30d".
+// Zero, negative, fractional, unknown units and sums are errors (so "1d12h" is not half-read).
+Result<long> ParseDuration(const std::string& text);
+
+// `rmactl account create NAME [--role member|admin]`; an empty role leaves the gateway's default.
+Request AccountCreateRequest(const std::string& name, const std::string& role);
+// `rmactl account list` (admin key) and `rmactl account show` (the key's own account).
+Request AccountListRequest();
+Request AccountShowRequest();
+
+// `rmactl key create ACCOUNT [--scope S]... [--service S]... [--expires-in D] [--name N]`: what is
+// left empty (or 0) is left out, so the gateway's defaults apply (scope client, all services, no
+// expiry).
+struct KeyCreateOptions {
+  std::string account;
+  std::vector<std::string> scopes;
+  std::vector<std::string> services;
+  long expires_in_s = 0;
+  std::string name;
+};
+Request KeyCreateRequest(const KeyCreateOptions& options);
+// `rmactl key revoke PREFIX`.
+Request KeyRevokeRequest(const std::string& prefix);
+// `rmactl enrol-token create ACCOUNT [--expires-in D]`; 0 leaves the gateway's default expiry.
+Request EnrolTokenRequest(const std::string& account, long expires_in_s);
+
+// `rmactl enrol-token create [ACCOUNT]`: without ACCOUNT, the caller's own account, read from GET
+// /api/account, so a contributor key needs no arguments. `reply` is the gateway's answer to the
+// lookup when that failed, else to the POST. `error` is set (and nothing is POSTed) when the lookup
+// answered 200 without an account name.
+struct EnrolTokenOutcome {
+  Reply reply;
+  std::string account;
+  std::string error;
+};
+EnrolTokenOutcome CreateEnrolToken(const CallFn& call, const std::string& account,
+                                   long expires_in_s);
 
 // Worker names by id, from a GET /api/admin/workers document (empty for anything else).
 using WorkerNames = std::map<std::string, std::string>;
@@ -103,6 +157,18 @@ std::string RenderTask(const nlohmann::json& task, const WorkerNames& names = {}
 std::string RenderTaskList(const nlohmann::json& doc, const WorkerNames& names = {});
 // "drain: worker w-1 (gpu-box) ok" for an admin action's answer.
 std::string RenderAction(const nlohmann::json& answer, const WorkerNames& names = {});
+// Account answers: the one created, the admin listing (a table), and the caller's own account
+// (summary, keys, worker credentials, tasks by status).
+std::string RenderAccountCreated(const nlohmann::json& account);
+std::string RenderAccounts(const nlohmann::json& doc);
+std::string RenderAccount(const nlohmann::json& doc);
+// A new API key, set apart on its own line with the warning that it is never shown again.
+std::string RenderKeyCreated(const nlohmann::json& key);
+std::string RenderKeyRevoked(const nlohmann::json& answer);
+// A new enrolment token and the rma-worker command that uses it.
+std::string RenderEnrolToken(const nlohmann::json& token);
+// "credential of worker w-1 (gpu-box) revoked ...".
+std::string RenderCredentialRevoked(const nlohmann::json& answer, const WorkerNames& names = {});
 // An error answer: "error 404 (not_found): task '7' not found".
 std::string RenderError(const Reply& reply);
 

@@ -1,7 +1,9 @@
-// Unit tests of rmactl's requests (submit bodies, worker names resolved for drain/undrain, against
-// a fake gateway) and of its tables and summaries.
+// Unit tests of rmactl's requests (submit bodies; worker names resolved for drain, undrain and
+// worker revoke; account, key and enrolment-token requests, the caller's account looked up for
+// enrol-token create; all against a fake gateway) and of its tables and summaries.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -206,6 +208,283 @@ TEST(RenderTest, FinalStatuses) {
   EXPECT_TRUE(IsFinal("dead"));
   EXPECT_FALSE(IsFinal("failed"));
   EXPECT_FALSE(IsFinal("queued"));
+}
+
+// ---- Accounts, keys, enrolment tokens, worker credentials --------------------------------------
+
+TEST(PathSegmentTest, EncodesEverythingButUnreservedCharacters) {
+  EXPECT_EQ(PathSegment("alice-1_b.c~"), "alice-1_b.c~");
+  EXPECT_EQ(PathSegment("a b/c?d%"), "a%20b%2Fc%3Fd%25");
+  EXPECT_EQ(PathSegment(".."), "..");
+  EXPECT_EQ(PathSegment("\xC3\xA9"), "%C3%A9");
+}
+
+TEST(ParseDurationTest, SecondsOrOneUnit) {
+  EXPECT_EQ(*ParseDuration("86400"), 86400);
+  EXPECT_EQ(*ParseDuration("90s"), 90);
+  EXPECT_EQ(*ParseDuration("15m"), 900);
+  EXPECT_EQ(*ParseDuration("24h"), 86400);
+  EXPECT_EQ(*ParseDuration("30d"), 2592000);
+}
+
+TEST(ParseDurationTest, RefusesWhatItCannotReadExactly) {
+  for (const char* bad :
+       {"", "0", "0d", "-5", "+5", "1.5h", "1d12h", "10w", "h", "12 h", "99999999999999999999"}) {
+    EXPECT_FALSE(ParseDuration(bad).ok()) << bad;
+  }
+  EXPECT_NE(ParseDuration("1w").status().message().find("30d"), std::string::npos);
+  EXPECT_FALSE(ParseDuration("40000d").ok());  // over 100 years
+}
+
+TEST(AccountRequestTest, CreateListAndShow) {
+  Request create = AccountCreateRequest("alice", "admin");
+  EXPECT_EQ(create.method, "POST");
+  EXPECT_EQ(create.path, "/api/admin/accounts");
+  EXPECT_EQ(json::parse(create.body), json({{"name", "alice"}, {"role", "admin"}}));
+  // No role: the gateway's default (member).
+  EXPECT_EQ(json::parse(AccountCreateRequest("bob", "").body), json({{"name", "bob"}}));
+  EXPECT_EQ(AccountListRequest(), (Request{"GET", "/api/admin/accounts", ""}));
+  EXPECT_EQ(AccountShowRequest(), (Request{"GET", "/api/account", ""}));
+}
+
+TEST(KeyRequestTest, CreateSendsOnlyWhatWasGiven) {
+  Request all = KeyCreateRequest({"alice", {"client", "contributor"}, {"echo"}, 86400, "laptop"});
+  EXPECT_EQ(all.method, "POST");
+  EXPECT_EQ(all.path, "/api/admin/accounts/alice/keys");
+  EXPECT_EQ(json::parse(all.body), json::parse(R"({"scopes": ["client", "contributor"],
+      "services": ["echo"], "expires_in_s": 86400, "name": "laptop"})"));
+  Request bare = KeyCreateRequest({"team a/b"});
+  EXPECT_EQ(bare.path, "/api/admin/accounts/team%20a%2Fb/keys");
+  EXPECT_EQ(json::parse(bare.body), json::object());
+}
+
+TEST(KeyRequestTest, RevokeDeletesByEncodedPrefix) {
+  EXPECT_EQ(KeyRevokeRequest("ab12cd34"), (Request{"DELETE", "/api/admin/keys/ab12cd34", ""}));
+  EXPECT_EQ(KeyRevokeRequest("a/b").path, "/api/admin/keys/a%2Fb");
+}
+
+TEST(EnrolTokenRequestTest, PostsToTheAccount) {
+  Request r = EnrolTokenRequest("alice", 3600);
+  EXPECT_EQ(r.method, "POST");
+  EXPECT_EQ(r.path, "/api/admin/accounts/alice/enrol-tokens");
+  EXPECT_EQ(json::parse(r.body), json({{"expires_in_s", 3600}}));
+  EXPECT_EQ(json::parse(EnrolTokenRequest("a b", 0).body), json::object());
+  EXPECT_EQ(EnrolTokenRequest("a b", 0).path, "/api/admin/accounts/a%20b/enrol-tokens");
+}
+
+// A gateway with canned answers by "METHOD PATH"; it records every request.
+struct ScriptedGateway {
+  std::vector<FakeGateway::Request> requests;
+  std::map<std::string, Reply> answers;
+  CallFn Fn() {
+    return [this](const std::string& method, const std::string& path, const std::string& body) {
+      requests.push_back({method, path, body});
+      auto it = answers.find(method + " " + path);
+      return it == answers.end() ? Reply{404, R"({"error": "no route", "code": "not_found"})", ""}
+                                 : it->second;
+    };
+  }
+};
+
+const char kTokenAnswer[] =
+    R"({"token": "rma_enrol_s3cret", "account": "alice", "expires_at": "2030-01-02T03:04:05Z"})";
+
+TEST(CreateEnrolTokenTest, WithoutAnAccountUsesTheCallersOwn) {
+  ScriptedGateway gateway;
+  gateway.answers["GET /api/account"] = {200, R"({"name": "alice", "role": "member"})", ""};
+  gateway.answers["POST /api/admin/accounts/alice/enrol-tokens"] = {201, kTokenAnswer, ""};
+  EnrolTokenOutcome out = CreateEnrolToken(gateway.Fn(), "", 0);
+  EXPECT_TRUE(out.error.empty()) << out.error;
+  EXPECT_EQ(out.account, "alice");
+  ASSERT_EQ(gateway.requests.size(), 2u);
+  EXPECT_EQ(gateway.requests[0].method, "GET");
+  EXPECT_EQ(gateway.requests[0].path, "/api/account");
+  EXPECT_EQ(gateway.requests[1].method, "POST");
+  EXPECT_EQ(gateway.requests[1].path, "/api/admin/accounts/alice/enrol-tokens");
+  EXPECT_EQ(json::parse(gateway.requests[1].body), json::object());
+  EXPECT_EQ(out.reply.status, 201);
+  EXPECT_EQ(out.reply.Json().at("token"), "rma_enrol_s3cret");
+}
+
+TEST(CreateEnrolTokenTest, AGivenAccountSkipsTheLookup) {
+  ScriptedGateway gateway;
+  gateway.answers["POST /api/admin/accounts/bob/enrol-tokens"] = {201, kTokenAnswer, ""};
+  EnrolTokenOutcome out = CreateEnrolToken(gateway.Fn(), "bob", 600);
+  ASSERT_EQ(gateway.requests.size(), 1u);
+  EXPECT_EQ(gateway.requests[0].path, "/api/admin/accounts/bob/enrol-tokens");
+  EXPECT_EQ(json::parse(gateway.requests[0].body), json({{"expires_in_s", 600}}));
+  EXPECT_EQ(out.reply.status, 201);
+}
+
+TEST(CreateEnrolTokenTest, AFailedLookupIsTheAnswerAndNothingIsPosted) {
+  ScriptedGateway gateway;
+  gateway.answers["GET /api/account"] = {401, R"({"error": "missing API key",
+      "code": "unauthenticated"})",
+                                         ""};
+  EnrolTokenOutcome out = CreateEnrolToken(gateway.Fn(), "", 0);
+  EXPECT_EQ(out.reply.status, 401);
+  EXPECT_TRUE(out.error.empty());
+  EXPECT_EQ(gateway.requests.size(), 1u);
+  EXPECT_EQ(RenderError(out.reply), "error 401 (unauthenticated): missing API key\n");
+
+  ScriptedGateway nameless;
+  nameless.answers["GET /api/account"] = {200, R"({"role": "member"})", ""};
+  out = CreateEnrolToken(nameless.Fn(), "", 0);
+  EXPECT_NE(out.error.find("names no account"), std::string::npos) << out.error;
+  EXPECT_EQ(nameless.requests.size(), 1u);
+}
+
+TEST(CreateEnrolTokenTest, ARefusedPostIsTheAnswer) {
+  ScriptedGateway gateway;
+  gateway.answers["GET /api/account"] = {200, R"({"name": "alice"})", ""};
+  gateway.answers["POST /api/admin/accounts/alice/enrol-tokens"] = {
+      403, R"({"error": "needs an admin key or a contributor key of 'alice'",
+               "code": "permission_denied"})",
+      ""};
+  EnrolTokenOutcome out = CreateEnrolToken(gateway.Fn(), "", 0);
+  EXPECT_EQ(out.reply.status, 403);
+  EXPECT_EQ(RenderError(out.reply),
+            "error 403 (permission_denied): needs an admin key or a contributor key of 'alice'\n");
+}
+
+TEST(RevokeWorkerCredentialTest, ResolvesTheNameAndDeletesTheCredential) {
+  ScriptedGateway gateway;
+  gateway.answers["GET /api/admin/workers"] = {200, kWorkers.dump(), ""};
+  gateway.answers["DELETE /api/admin/workers/w-1/credential"] = {
+      200, R"({"worker_id": "w-1", "key": "K3y", "account": "alice", "revoked": true,
+               "disconnected": true})",
+      ""};
+  WorkerActionOutcome out = RevokeWorkerCredential(gateway.Fn(), "gpu-box");
+  EXPECT_TRUE(out.error.empty()) << out.error;
+  ASSERT_EQ(gateway.requests.size(), 2u);
+  EXPECT_EQ(gateway.requests[1].method, "DELETE");
+  EXPECT_EQ(gateway.requests[1].path, "/api/admin/workers/w-1/credential");
+  EXPECT_EQ(gateway.requests[1].body, "");
+  EXPECT_EQ(RenderCredentialRevoked(out.reply.Json(), {{out.worker.worker_id, out.worker.name}}),
+            "credential of worker w-1 (gpu-box) revoked (account alice, key K3y); the worker was "
+            "disconnected\n");
+}
+
+TEST(RevokeWorkerCredentialTest, AmbiguousNameDeletesNothingAndUnknownGoesAsAnId) {
+  ScriptedGateway gateway;
+  gateway.answers["GET /api/admin/workers"] = {200, kWorkers.dump(), ""};
+  WorkerActionOutcome out = RevokeWorkerCredential(gateway.Fn(), "office");
+  EXPECT_NE(out.error.find("w-2, w-3"), std::string::npos) << out.error;
+  EXPECT_EQ(gateway.requests.size(), 1u);
+
+  out = RevokeWorkerCredential(gateway.Fn(), "w/gone");
+  ASSERT_EQ(gateway.requests.size(), 3u);
+  EXPECT_EQ(gateway.requests[2].path, "/api/admin/workers/w%2Fgone/credential");
+  EXPECT_EQ(out.reply.status, 404);  // the gateway's own answer
+  EXPECT_EQ(RenderError(out.reply), "error 404 (not_found): no route\n");
+}
+
+TEST(AccountRenderTest, CreatedAndList) {
+  EXPECT_EQ(RenderAccountCreated(json::parse(R"({"name": "alice", "role": "member",
+                "credits": 0, "created_at": "2030-01-02T03:04:05Z"})")),
+            "account alice created: role member, 0 credits\n");
+  json doc = json::parse(R"({"accounts": [
+      {"name": "alice", "role": "member", "credits": 12.345, "created_at": "2030-01-02T03:04:05Z",
+       "keys": 2, "workers": 1},
+      {"name": "root", "role": "admin", "credits": 0, "created_at": "2029-12-31T00:00:00Z",
+       "keys": 1, "workers": 0}]})");
+  EXPECT_EQ(RenderAccounts(doc),
+            "NAME   ROLE    CREDITS  KEYS  WORKERS  CREATED\n"
+            "alice  member  12.35    2     1        2030-01-02T03:04:05Z\n"
+            "root   admin   0        1     0        2029-12-31T00:00:00Z\n"
+            "2 account(s)\n");
+  EXPECT_EQ(RenderAccounts(json::object()),
+            "NAME  ROLE  CREDITS  KEYS  WORKERS  CREATED\n"
+            "0 account(s)\n");
+}
+
+TEST(AccountRenderTest, ShowSummarisesKeysWorkersAndTasks) {
+  json doc = json::parse(R"({"name": "alice", "role": "member", "credits": 4.5,
+      "created_at": "2030-01-02T03:04:05Z",
+      "keys": [
+        {"prefix": "ab12", "name": "laptop", "scopes": ["client", "contributor"],
+         "services": ["echo"], "expires_at": null, "revoked": false, "last_used_at": null,
+         "created_at": "2030-01-02T03:05:00Z"},
+        {"prefix": "cd34", "name": null, "scopes": ["client"], "services": [],
+         "expires_at": "2030-02-01T00:00:00Z", "revoked": true,
+         "last_used_at": "2030-01-03T00:00:00Z", "created_at": "2030-01-02T03:06:00Z"}],
+      "workers": [
+        {"key": "Zk3y", "name": "gpu-box", "worker_id": "w-1", "services": ["vllm"],
+         "tier_cap": 2, "revoked": false, "first_seen": "2030-01-02T04:00:00Z",
+         "last_seen": "2030-01-03T04:00:00Z", "connected": true},
+        {"key": "Qk3y", "name": null, "worker_id": null, "services": null, "tier_cap": null,
+         "revoked": false, "first_seen": null, "last_seen": null, "connected": false}],
+      "tasks": {"completed": 3, "queued": 1}})");
+  const std::string out = RenderAccount(doc);
+  EXPECT_EQ(out.substr(0, out.find("\n\n") + 1),
+            "account  alice\n"
+            "role     member\n"
+            "credits  4.5\n"
+            "created  2030-01-02T03:04:05Z\n"
+            "tasks    3 completed, 1 queued\n");
+  EXPECT_NE(out.find("2 API key(s)\nPREFIX  NAME    SCOPES"), std::string::npos) << out;
+  EXPECT_NE(out.find("ab12    laptop  client,contributor  echo      never"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("cd34    -       client              all       2030-02-01T00:00:00Z"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("2 worker credential(s)\nWORKER"), std::string::npos) << out;
+  EXPECT_NE(out.find("w-1     gpu-box  Zk3y  vllm      2"), std::string::npos) << out;
+  EXPECT_NE(out.find("connected"), std::string::npos) << out;
+  EXPECT_NE(out.find("-       -        Qk3y  all"), std::string::npos) << out;
+  EXPECT_NE(out.find("offline"), std::string::npos) << out;
+}
+
+TEST(AccountRenderTest, ShowOfANewAccountSaysNone) {
+  const std::string out = RenderAccount(json{{"name", "bob"}, {"role", "member"}});
+  EXPECT_NE(out.find("tasks    none"), std::string::npos) << out;
+  EXPECT_NE(out.find("0 API key(s)\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("0 worker credential(s)\n"), std::string::npos) << out;
+  EXPECT_EQ(out.find("PREFIX"), std::string::npos) << out;
+  EXPECT_NE(RenderAccount(json::array()).find("[]"), std::string::npos);
+}
+
+TEST(KeyRenderTest, TheKeyStandsAloneWithTheOnceWarning) {
+  json k = json::parse(R"({"key": "rma_ab12_S3cretS3cret", "prefix": "ab12", "account": "alice",
+      "scopes": ["client"], "services": ["echo", "ocr"], "expires_at": null, "name": "laptop"})");
+  EXPECT_EQ(RenderKeyCreated(k),
+            "API key for account alice (prefix ab12; scopes client; services echo,ocr; expires "
+            "never; name laptop):\n"
+            "\n"
+            "    rma_ab12_S3cretS3cret\n"
+            "\n"
+            "This key is shown only once: store it now. The gateway keeps only its hash; if it is "
+            "lost, revoke it (rmactl key revoke ab12) and create another.\n");
+  k["name"] = nullptr;
+  k["services"] = json::array();
+  k["expires_at"] = "2030-01-01T00:00:00Z";
+  const std::string out = RenderKeyCreated(k);
+  EXPECT_NE(out.find("services all; expires 2030-01-01T00:00:00Z):"), std::string::npos) << out;
+  EXPECT_EQ(out.find("name"), std::string::npos) << out;
+  EXPECT_EQ(RenderKeyRevoked(json::parse(R"({"prefix": "ab12", "account": "alice",
+                "revoked": true})")),
+            "key ab12 of account alice revoked\n");
+}
+
+TEST(EnrolTokenRenderTest, PrintsTheTokenAndTheWorkerCommand) {
+  EXPECT_EQ(RenderEnrolToken(json::parse(kTokenAnswer)),
+            "enrolment token for account alice (works once; expires 2030-01-02T03:04:05Z):\n"
+            "\n"
+            "    rma_enrol_s3cret\n"
+            "\n"
+            "On the machine to enrol, start the worker with it (and its usual --broker, "
+            "--broker-key and --service flags):\n"
+            "\n"
+            "    rma-worker --enrol rma_enrol_s3cret ...\n");
+}
+
+TEST(CredentialRenderTest, SaysWhetherTheWorkerWasConnected) {
+  EXPECT_EQ(RenderCredentialRevoked(json::parse(R"({"worker_id": "w-9", "key": "K", "account":
+                "bob", "revoked": true, "disconnected": false})")),
+            "credential of worker w-9 revoked (account bob, key K); the worker was not "
+            "connected\n");
+  // An answer of another shape does not throw.
+  EXPECT_NE(RenderCredentialRevoked(json::array()).find("revoked"), std::string::npos);
 }
 
 }  // namespace

@@ -33,6 +33,10 @@ struct Caller {
   bool admin = false;
 };
 Caller CallerOf(const ApiKey* key);
+// A key restricted to some services may use only those (403 otherwise); nullopt when allowed.
+std::optional<HttpReply> ServiceRefusal(const ApiKey* key, std::string_view service);
+std::optional<HttpReply> ServiceRefusal(const std::vector<std::string>& allowed,
+                                        std::string_view service);
 
 // ---- Input helpers ------------------------------------------------------------------------------
 
@@ -92,6 +96,15 @@ class Api {
   void AdminWorkerAction(const char* action, const Call& call, Exchange& ex);
   // api_calls.cc
   void ServiceCall(const Call& call, Exchange& ex);
+  // api_accounts.cc
+  void AccountAction(proto::Admin admin, int status, Exchange& ex,
+                     std::function<void(const nlohmann::json&)> on_created = nullptr);
+  void OwnAccount(const Call& call, Exchange& ex);
+  void CreateAccount(const Call& call, Exchange& ex);
+  void CreateKey(const Call& call, Exchange& ex);
+  void RevokeKey(const Call& call, Exchange& ex);
+  void CreateEnrolToken(const Call& call, Exchange& ex);
+  void RevokeCredential(const Call& call, Exchange& ex);
 
   ApiContext* ctx_;
 };

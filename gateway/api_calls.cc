@@ -86,6 +86,7 @@ void Api::ServiceCall(const Call& call, Exchange& ex) {
   if (Status valid = proto::CheckServiceName(name); !valid.ok()) {
     return ex.Reply(ErrorReply(400, valid.message(), "invalid_argument"));
   }
+  if (auto refusal = ServiceRefusal(call.key, name)) return ex.Reply(std::move(*refusal));
   proto::HttpRequest http;
   http.method = call.head.method;
   http.path = call.match.Param("path");

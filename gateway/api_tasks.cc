@@ -20,6 +20,21 @@ Caller CallerOf(const ApiKey* key) {
   return Caller{key->account, key->role == Role::kAdmin};
 }
 
+std::optional<HttpReply> ServiceRefusal(const ApiKey* key, std::string_view service) {
+  if (key == nullptr) return std::nullopt;
+  return ServiceRefusal(key->services, service);
+}
+
+std::optional<HttpReply> ServiceRefusal(const std::vector<std::string>& allowed,
+                                        std::string_view service) {
+  if (allowed.empty()) return std::nullopt;
+  for (const std::string& s : allowed) {
+    if (s == service) return std::nullopt;
+  }
+  return ErrorReply(403, "this API key may not use service '" + std::string(service) + "'",
+                    "permission_denied");
+}
+
 void Api::Offload(Exchange& ex, std::function<void(std::shared_ptr<Deferred>)> job) {
   std::shared_ptr<Deferred> deferred = ex.Defer();
   if (!deferred) return;
@@ -61,6 +76,20 @@ void Api::Handle(const Call& call, Exchange& ex) {
     case RouteId::kServiceCall:
     case RouteId::kShortServiceCall:
       return ServiceCall(call, ex);
+    case RouteId::kAccount:
+      return OwnAccount(call, ex);
+    case RouteId::kAdminAccounts:
+      return AdminQuery("accounts", ex);
+    case RouteId::kAdminCreateAccount:
+      return CreateAccount(call, ex);
+    case RouteId::kAdminCreateKey:
+      return CreateKey(call, ex);
+    case RouteId::kAdminRevokeKey:
+      return RevokeKey(call, ex);
+    case RouteId::kAdminEnrolToken:
+      return CreateEnrolToken(call, ex);
+    case RouteId::kAdminRevokeCredential:
+      return RevokeCredential(call, ex);
   }
   ex.Reply(ErrorReply(500, "unhandled route", "internal"));
 }
@@ -140,10 +169,16 @@ void Api::SubmitTask(const Call& call, Exchange& ex) {
   if (call.body.size() > ctx_->options.large_body_bytes) {
     // Large: parsed on the parse pool, never on this reactor thread (see task_json.h).
     ApiContext* ctx = ctx_;
+    // The key's service allow-list travels with the job (the key itself lives for this call).
+    std::vector<std::string> services = call.key ? call.key->services : std::vector<std::string>{};
     return Offload(ex, [ctx, limits, owner = std::move(owner), body = std::move(call.body),
+                        services = std::move(services),
                         lease = call.lease](std::shared_ptr<Deferred> deferred) mutable {
       auto submit = ParseSubmitJson(std::move(body), limits, ctx->clock.Now());
       if (!submit.ok()) return deferred->Reply(SubmitParseError(submit.status()));
+      if (auto refusal = ServiceRefusal(services, submit->service)) {
+        return deferred->Reply(std::move(*refusal));
+      }
       submit->owner = std::move(owner);
       AskFor(ctx, std::move(deferred), Command::kSubmit, std::move(*submit),
              ctx->options.submit_timeout, SubmitAnswer, std::move(lease));
@@ -151,6 +186,8 @@ void Api::SubmitTask(const Call& call, Exchange& ex) {
   }
   auto submit = ParseSubmitJson(std::move(call.body), limits, ctx_->clock.Now());
   if (!submit.ok()) return ex.Reply(SubmitParseError(submit.status()));
+  if (auto refusal = ServiceRefusal(call.key, submit->service))
+    return ex.Reply(std::move(*refusal));
   submit->owner = std::move(owner);
   Ask(ex, Command::kSubmit, std::move(*submit), ctx_->options.submit_timeout, SubmitAnswer);
 }

@@ -1,11 +1,9 @@
 // See auth.h.
 #include "gateway/auth.h"
 
-#include <openssl/evp.h>
-
 #include <set>
 
-#include "common/check.h"
+#include "common/sha256.h"
 
 #include "gateway/http_wire.h"
 
@@ -34,18 +32,7 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b) {
 }  // namespace
 
 std::string AnonymousAccountOf(std::string_view key) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  const bool hashed =
-      EVP_Digest(key.data(), key.size(), digest, &length, EVP_sha256(), nullptr) == 1;
-  RMA_CHECK(hashed && length == 32) << "SHA-256 failed";
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "key-";
-  for (unsigned int i = 0; i < 6; ++i) {
-    out += kHex[digest[i] >> 4];
-    out += kHex[digest[i] & 15];
-  }
-  return out;
+  return "key-" + Sha256Hex(key).substr(0, 12);
 }
 
 Result<ApiKeys> ApiKeys::Create(std::vector<ApiKey> keys) {
@@ -68,6 +55,10 @@ Result<ApiKeys> ApiKeys::Create(std::vector<ApiKey> keys) {
                                      (k.name.empty() ? std::string() : " ('" + k.name + "')"));
     }
     k.account = k.name.empty() ? AnonymousAccountOf(k.key) : k.name;
+    if (k.scopes == 0) {
+      k.scopes =
+          k.role == Role::kAdmin ? (kScopeClient | kScopeAdmin | kScopeContributor) : kScopeClient;
+    }
     if (k.name.empty()) {
       size_t n = k.role == Role::kAdmin ? ++admins : ++clients;
       k.name = std::string(RoleName(k.role)) + "-" + std::to_string(n);
@@ -97,10 +88,27 @@ Result<const ApiKey*> ApiKeys::Authorize(std::string_view presented, Access acce
   }
   const ApiKey* key = Find(presented);
   if (key == nullptr) return Status::PermissionDenied("the API key is not valid");
-  if ((access == Access::kAdmin || access == Access::kMetrics) && key->role != Role::kAdmin) {
-    return Status::PermissionDenied("this route needs an admin key");
-  }
+  RMA_RETURN_IF_ERROR(Allows(*key, access));
   return key;
+}
+
+Status ApiKeys::Allows(const ApiKey& key, Access access) {
+  switch (access) {
+    case Access::kOpen:
+    case Access::kAccount:
+      return Status::Ok();
+    case Access::kClient:
+      if (key.scopes & (kScopeClient | kScopeAdmin)) return Status::Ok();
+      return Status::PermissionDenied("this route needs a key with the client scope");
+    case Access::kContributor:
+      if (key.scopes & (kScopeContributor | kScopeAdmin)) return Status::Ok();
+      return Status::PermissionDenied("this route needs a contributor or admin key");
+    case Access::kAdmin:
+    case Access::kMetrics:
+      if (key.scopes & kScopeAdmin) return Status::Ok();
+      return Status::PermissionDenied("this route needs an admin key");
+  }
+  return Status::PermissionDenied("this route needs an admin key");
 }
 
 std::string PresentedKey(std::optional<std::string_view> x_api_key,

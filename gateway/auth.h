@@ -5,11 +5,13 @@
 // about how much of a guess was right. Immutable after construction: safe on any thread.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/status.h"
 #include "gateway/rate_limiter.h"
 #include "gateway/router.h"
@@ -19,6 +21,12 @@ namespace rma::gateway {
 enum class Role { kClient, kAdmin };
 std::string_view RoleName(Role r);
 std::optional<Role> ParseRole(std::string_view name);
+
+// What a key may do (SPEC: scopes client, admin, contributor). A configured client key has
+// kScopeClient; a configured admin key has all three.
+inline constexpr uint8_t kScopeClient = 1;
+inline constexpr uint8_t kScopeAdmin = 2;
+inline constexpr uint8_t kScopeContributor = 4;
 
 struct ApiKey {
   std::string key;
@@ -31,6 +39,12 @@ struct ApiKey {
   // first 12 hex digits of the key's SHA-256: stable across restarts, gateways and versions, and
   // telling nothing about the key. Set by ApiKeys::Create.
   std::string account;
+  uint8_t scopes = 0;  // set by ApiKeys::Create from the role when 0
+  // Keys from the broker's accounts: the services the key may use (empty: every one) and when
+  // it stops working (Time{}: never). `key` is empty for them (the gateway holds only hashes).
+  std::vector<std::string> services;
+  Time expires_at{};
+  std::string prefix;  // the public part of an `rma_<prefix>_<secret>` key
 };
 
 // "key-" + the first 12 hex digits of SHA-256(key).
@@ -50,9 +64,12 @@ class ApiKeys {
   // PermissionDenied for an unknown key or a client key on an admin route.
   Result<const ApiKey*> Authorize(std::string_view presented, Access access,
                                   bool public_metrics) const;
+  // Whether `key` (static or from the broker) may use a route with `access`.
+  static Status Allows(const ApiKey& key, Access access);
+  // A key that is valid here (configured), or nullptr.
+  const ApiKey* Find(std::string_view presented) const;
 
  private:
-  const ApiKey* Find(std::string_view presented) const;
   std::vector<ApiKey> keys_;
 };
 

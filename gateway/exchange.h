@@ -19,6 +19,7 @@
 #include "gateway/admission.h"
 #include "gateway/auth.h"
 #include "gateway/broker_client.h"
+#include "gateway/broker_keys.h"
 #include "gateway/cors.h"
 #include "gateway/http_wire.h"
 #include "gateway/metrics.h"
@@ -47,6 +48,7 @@ struct ApiContext {
   GatewayOptions options;
   SocketWriter writer;
   ApiKeys keys;
+  BrokerKeys broker_keys;  // the broker's accounts' keys, polled (broker_keys.h)
   CorsPolicy cors;
   SystemClock clock;
   RateLimiter limiter{&clock};

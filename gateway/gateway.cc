@@ -426,8 +426,14 @@ class ApiHandler final : public Http::Handler {
 
     const std::string presented =
         PresentedKey(head.Header("X-API-Key"), head.Header("Authorization"));
-    auto key = ctx_->keys.Authorize(presented, match.route->access, ctx_->options.public_metrics);
+    std::shared_ptr<const ApiKey> broker_key;  // holds a broker key for this request
+    auto key = Authenticate(presented, match.route->access, &broker_key);
     if (!key.ok()) {
+      if (key.status().code() == StatusCode::kUnavailable) {
+        HttpReply r = ErrorReply(503, key.status().message(), "unavailable");
+        r.headers.emplace_back("Retry-After", "1");
+        return ex.Reply(std::move(r));
+      }
       if (key.status().code() == StatusCode::kUnauthenticated) {
         HttpReply r = ErrorReply(401, key.status().message(), "unauthenticated");
         r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"rma\"");
@@ -438,7 +444,9 @@ class ApiHandler final : public Http::Handler {
     if (match.route->access != Access::kOpen) {
       const ApiKey* k = *key;
       const RateLimit& limit = k != nullptr && k->limit ? *k->limit : ctx_->options.rate_limit;
-      std::string bucket = k != nullptr ? "key:" + k->key : "addr:" + ex.peer()->address().host();
+      std::string bucket = k == nullptr        ? "addr:" + ex.peer()->address().host()
+                           : k->prefix.empty() ? "key:" + k->key
+                                               : "prefix:" + k->prefix;
       RateLimiter::Decision d = ctx_->limiter.Take(bucket, limit);
       if (!d.allowed) {
         auto secs = static_cast<int64_t>(std::ceil(ToSecondsF(d.retry_after)));
@@ -467,6 +475,36 @@ class ApiHandler final : public Http::Handler {
           "payload_too_large"));
     }
     api_.Handle(Call{head, target.path, target.query, body, match, *key, std::move(lease)}, ex);
+  }
+
+  // Who the caller is: a key configured here, or one of the broker's accounts (broker_keys.h).
+  // Without either kind of key the API is open (loopback, or --allow-anonymous).
+  Result<const ApiKey*> Authenticate(std::string_view presented, Access access,
+                                     std::shared_ptr<const ApiKey>* hold) {
+    const bool accounts = ctx_->broker_keys.has_accounts() || ctx_->options.broker_accounts;
+    if (!accounts || access == Access::kOpen) {
+      return ctx_->keys.Authorize(presented, access, ctx_->options.public_metrics);
+    }
+    if (access == Access::kMetrics && ctx_->options.public_metrics) {
+      return static_cast<const ApiKey*>(nullptr);
+    }
+    if (presented.empty()) {
+      return Status::Unauthenticated(
+          "an API key is required (X-API-Key header or Authorization: Bearer)");
+    }
+    if (const ApiKey* k = ctx_->keys.Find(presented); k != nullptr) {
+      RMA_RETURN_IF_ERROR(ApiKeys::Allows(*k, access));
+      return k;
+    }
+    if (auto k = ctx_->broker_keys.Find(presented, ctx_->clock.Now()); k != nullptr) {
+      RMA_RETURN_IF_ERROR(ApiKeys::Allows(*k, access));
+      *hold = std::move(k);
+      return hold->get();
+    }
+    if (!ctx_->broker_keys.heard()) {
+      return Status::Unavailable("the gateway has not received the broker's API keys yet");
+    }
+    return Status::PermissionDenied("the API key is not valid");
   }
 
   // OPTIONS: a CORS preflight, or the methods a path allows.
@@ -543,10 +581,37 @@ Status Gateway::Start() {
     return Status::Unavailable(std::string("cannot listen on ") + options_.listen + ": " +
                                e.what());
   }
+  key_poller_ = std::thread([this] { PollBrokerKeys(); });
   started_ = true;
   spdlog::info("gateway listening on port {} (broker {}, {} API keys)", port(),
                broker_options_.endpoint, context_->keys.size());
   return Status::Ok();
+}
+
+void Gateway::PollBrokerKeys() {
+  for (;;) {
+    proto::Admin poll;
+    poll.query = "keys";
+    poll.args["version"] = std::to_string(context_->broker_keys.version());
+    if (std::string used = context_->broker_keys.TakeUsed(); !used.empty()) {
+      poll.args["used"] = std::move(used);
+    }
+    std::shared_ptr<ApiContext> ctx = context_;
+    ctx->broker.Request(proto::Command::kAdmin, std::move(poll), kKeyPollInterval,
+                        [ctx](Result<BrokerAnswer> answer) {
+                          if (!answer.ok()) return;  // the next poll asks again
+                          const auto* doc = std::get_if<proto::AdminReply>(&*answer);
+                          if (doc == nullptr) return;  // an older broker: no accounts
+                          if (Status s = ctx->broker_keys.Apply(doc->data); !s.ok()) {
+                            spdlog::warn("broker keys: {}", s.message());
+                          }
+                        });
+    MutexLock lock(&poll_mu_);
+    const auto until = std::chrono::steady_clock::now() + kKeyPollInterval;
+    while (!stopping_ && std::chrono::steady_clock::now() < until)
+      poll_cv_.WaitUntil(poll_mu_, until);
+    if (stopping_) return;
+  }
 }
 
 uint16_t Gateway::port() const {
@@ -559,6 +624,12 @@ void Gateway::Stop() {
   // No new requests first; then what still waits is answered (503) through its own socket, and
   // finally the last slow writes are given up.
   endpoint_->shutdown();
+  {
+    MutexLock lock(&poll_mu_);
+    stopping_ = true;
+  }
+  poll_cv_.SignalAll();
+  if (key_poller_.joinable()) key_poller_.join();
   context_->parse_pool.Stop();  // its jobs hand their requests to the broker client: first
   context_->broker.Stop();
   context_->writer.Stop();

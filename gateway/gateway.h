@@ -14,7 +14,10 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 
+#include "common/clock.h"
+#include "common/mutex.h"
 #include "common/status.h"
 #include "gateway/broker_client.h"
 #include "gateway/options.h"
@@ -41,8 +44,17 @@ class Gateway {
   void Stop();
 
  private:
+  // How often the broker's API keys are asked for (broker_keys.h): a revoked key stops working
+  // on this gateway about this long after the broker revoked it (SPEC: at most 5 s).
+  static constexpr Duration kKeyPollInterval = Seconds(1);
+  void PollBrokerKeys();
+
   GatewayOptions options_;
   BrokerClientOptions broker_options_;
+  std::thread key_poller_;
+  Mutex poll_mu_;
+  CondVar poll_cv_;
+  bool stopping_ RMA_GUARDED_BY(poll_mu_) = false;
   std::shared_ptr<ApiContext> context_;
   std::unique_ptr<Pistache::Http::Endpoint> endpoint_;
   bool started_ = false;

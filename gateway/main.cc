@@ -136,6 +136,13 @@ int main(int argc, char** argv) {
   auto* o_public = app.add_flag("--public-metrics", public_metrics,
                                 "serve /metrics without a key even when keys are configured")
                        ->envname("RMA_PUBLIC_METRICS");
+  bool broker_accounts = false;
+  auto* o_accounts =
+      app.add_flag("--broker-accounts", broker_accounts,
+                   "API keys come from the broker's accounts (a broker with --db): requests wait "
+                   "for its key set and the API is never open, so the gateway may serve other "
+                   "machines without static keys")
+          ->envname("RMA_BROKER_ACCOUNTS");
   auto* o_anonymous =
       app.add_flag("--allow-anonymous", allow_anonymous,
                    "serve an open API (no API keys) on a non-loopback address or behind a proxy; "
@@ -222,6 +229,7 @@ int main(int argc, char** argv) {
   if (o_burst->count() > 0) options.rate_limit.burst = rate_burst;
   if (o_public->count() > 0) options.public_metrics = public_metrics;
   if (o_anonymous->count() > 0) options.allow_anonymous = allow_anonymous;
+  if (o_accounts->count() > 0) options.broker_accounts = broker_accounts;
   if (o_per_ip->count() > 0) options.max_connections_per_ip = max_connections_per_ip;
   if (o_budget->count() > 0) options.large_body_budget = large_body_budget;
   for (const std::string& k : client_keys) {

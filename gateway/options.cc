@@ -198,7 +198,7 @@ bool IsLoopbackListen(std::string_view listen) { return IsLoopbackName(HostPart(
 bool IsLoopbackHost(std::string_view host) { return IsLoopbackName(HostPart(host)); }
 
 Result<std::string> CheckExposure(const GatewayOptions& o, std::string* warning) {
-  const bool keys = !o.api_keys.empty();
+  const bool keys = !o.api_keys.empty() || o.broker_accounts;
   if (o.listen.empty()) {
     if (keys) return std::string(kDefaultListenWithKeys);
     *warning = "no API keys configured: serving on " + std::string(kDefaultListenWithoutKeys) +

@@ -31,14 +31,23 @@ enum class RouteId {
   kAdminDiscardTask,
   kAdminDrainWorker,
   kAdminUndrainWorker,
+  kAccount,                // GET /api/account
+  kAdminAccounts,          // GET /api/admin/accounts
+  kAdminCreateAccount,     // POST /api/admin/accounts
+  kAdminCreateKey,         // POST /api/admin/accounts/{name}/keys
+  kAdminRevokeKey,         // DELETE /api/admin/keys/{prefix}
+  kAdminEnrolToken,        // POST /api/admin/accounts/{name}/enrol-tokens
+  kAdminRevokeCredential,  // DELETE /api/admin/workers/{id}/credential
 };
 
 // What a request needs to be let through when API keys are configured.
 enum class Access {
-  kOpen,     // nothing (/health)
-  kClient,   // a client or admin key
-  kAdmin,    // an admin key
-  kMetrics,  // an admin key, unless metrics are public (--public-metrics)
+  kOpen,         // nothing (/health)
+  kClient,       // a client or admin key
+  kAdmin,        // an admin key
+  kMetrics,      // an admin key, unless metrics are public (--public-metrics)
+  kContributor,  // a contributor or admin key (enrolment tokens; the handler checks the account)
+  kAccount,      // any valid key (the caller's own account)
 };
 
 inline constexpr std::string_view kAnyServiceMethod = "*";

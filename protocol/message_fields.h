@@ -134,6 +134,7 @@ void Fields(V& v, M& m) {
   v.Object("capabilities", m.capabilities, {.required = true});
   v.List("services", m.services, {.always = true});
   v.List("running", m.running, {});
+  v.Str("enrol_token", m.enrol_token, {.max_bytes = 128});
 }
 
 template <typename V, Is<Welcome> M>
@@ -281,6 +282,7 @@ void Fields(V& v, M& m) {
   v.Str("query", m.query, {.required = true, .max_bytes = 64});
   v.Str("task_id", m.task_id, {.max_bytes = 32});
   v.Str("worker_id", m.worker_id, {.max_bytes = 128});
+  v.StrMap("args", m.args, {});
 }
 
 template <typename V, Is<AdminReply> M>

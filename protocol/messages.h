@@ -133,6 +133,14 @@ struct Ready {
   Capabilities capabilities;          // "capabilities"
   std::vector<ServiceInfo> services;  // "services": the whole manifest
   std::vector<RunningTask> running;   // "running": attempts still running after a reconnect
+  // "enrol_token": a one-time enrolment token (rma-worker --enrol) that binds this worker's CURVE
+  // key to the token's account on this connection.
+  std::string enrol_token;
+  // Not on the wire, set by the broker from the worker's credential: its account, and the highest
+  // tier it may be given (0: no cap) and the services it may offer (empty: any).
+  std::string account;
+  uint32_t tier_cap = 0;
+  std::vector<std::string> allowed_services;
   bool operator==(const Ready&) const = default;
 };
 
@@ -328,7 +336,10 @@ struct Admin {
   uint64_t ref = 0;       // "ref"
   std::string query;      // "query": workers|services|stats|queues|health|retry|discard|drain
   std::string task_id;    // "task_id": for retry/discard (decimal string)
-  std::string worker_id;  // "worker_id": for drain
+  std::string worker_id;  // "worker_id": for drain and credential_revoke
+  // "args": the arguments of the account queries (account, role, scopes, services, expires_s,
+  // prefix, version, used; docs/protocol.md §6.4), as strings.
+  std::map<std::string, std::string> args;
   bool operator==(const Admin&) const = default;
 };
 

@@ -9,3 +9,9 @@ foreach(name capture admission)
                LIBS rma_test_support rma_test_peers LABELS security TIMEOUT 180)
   add_dependencies(security_curve_${name}_test rma-broker rma-worker)
 endforeach()
+
+# Accounts, keys and enrolment (issue 13) end to end: real rma-broker on a fresh PostgreSQL database
+# with CURVE and --bootstrap-admin, rma-gateway --broker-accounts, rma-worker --enrol/--new-key.
+rma_add_test(security_accounts_test SOURCES security/accounts_test.cc
+             LIBS rma_test_support rma_store_test_env LABELS pg TIMEOUT 300)
+add_dependencies(security_accounts_test rma-broker rma-worker rma-gateway)

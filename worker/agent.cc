@@ -32,6 +32,7 @@ Agent::Agent(AgentOptions options, const std::vector<ServiceBinding>& services, 
           [&] {
             SessionOptions s = std::move(options.session);
             s.broker = broker_;
+            if (curve_) s.public_key = curve_->public_key;
             return s;
           }(),
           services, this, std::random_device{}()) {}
@@ -139,7 +140,8 @@ void Agent::ReadMonitor(Time now) {
         why = "the broker is busy authenticating; retrying";
       } else if (curve_) {
         why = "the broker refused this worker's key " + curve_->public_key +
-              ": ask the pool's operator to admit it (the broker's --worker-keys-file)";
+              ": enrol it with `rma-worker --enrol TOKEN` (a revoked key needs `--new-key` too), "
+              "or ask the pool's operator to admit it (the broker's --worker-keys-file)";
       } else {
         why =
             "the broker refused this worker's token: check --token/--token-file (the "

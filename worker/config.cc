@@ -18,6 +18,8 @@ constexpr size_t kMaxFileBytes = 1u << 20;
 constexpr size_t kMaxServices = 256;
 constexpr size_t kMaxLabels = 64;
 constexpr size_t kMaxLabelBytes = 256;
+// As READY's enrol_token (protocol/message_fields.h).
+constexpr size_t kMaxEnrolTokenBytes = 128;
 
 Status Bad(const std::string& key, const std::string& why) {
   return Status::InvalidArgument(key + ": " + why);
@@ -160,6 +162,24 @@ std::vector<std::string> SplitServiceList(std::string_view list) {
   return out;
 }
 
+Status CheckEnrolToken(std::string_view token) {
+  if (token.empty() || token.size() > kMaxEnrolTokenBytes) {
+    return Status::InvalidArgument("an enrolment token has 1 to " +
+                                   std::to_string(kMaxEnrolTokenBytes) + " characters, not " +
+                                   std::to_string(token.size()));
+  }
+  for (size_t i = 0; i < token.size(); ++i) {
+    const auto c = static_cast<unsigned char>(token[i]);
+    if (c <= ' ' || c > '~') {
+      return Status::InvalidArgument(
+          "an enrolment token holds printable ASCII characters without spaces; character " +
+          std::to_string(i + 1) +
+          " is not one (a token looks like rma_enrol_ followed by hex digits: paste it whole)");
+    }
+  }
+  return Status::Ok();
+}
+
 Result<ServiceConfig> ParseServiceFlag(std::string_view flag) {
   size_t eq = flag.find('=');
   if (eq == std::string_view::npos || eq == 0 || eq + 1 == flag.size()) {
@@ -196,6 +216,7 @@ Result<WorkerConfig> ParseWorkerConfig(std::string_view json_text) {
   RMA_RETURN_IF_ERROR(CheckKeys(doc, "",
                                 {"broker",
                                  "broker_key",
+                                 "enrol_token",
                                  "name",
                                  "worker_id",
                                  "data_dir",
@@ -221,6 +242,9 @@ Result<WorkerConfig> ParseWorkerConfig(std::string_view json_text) {
   RMA_RETURN_IF_ERROR(ReadString(doc, "", "data_dir", &c.data_dir));
   RMA_RETURN_IF_ERROR(ReadString(doc, "", "token", &c.token));
   RMA_RETURN_IF_ERROR(ReadString(doc, "", "broker_key", &c.broker_key));
+  RMA_RETURN_IF_ERROR(ReadString(doc, "", "enrol_token", &c.enrol_token));
+  if (c.enrol_token)
+    RMA_RETURN_IF_ERROR(CheckEnrolToken(*c.enrol_token).WithContext("enrol_token"));
   RMA_RETURN_IF_ERROR(ReadString(doc, "", "simulate", &c.simulate));
   if (c.simulate && *c.simulate != "gpu" && *c.simulate != "cpu" && *c.simulate != "storage") {
     return Bad("simulate", "must be gpu, cpu or storage");

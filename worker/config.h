@@ -44,7 +44,8 @@ struct WorkerConfig {
   std::optional<std::string> worker_id;
   std::optional<std::string> data_dir;
   std::optional<std::string> token;
-  std::optional<std::string> broker_key;  // --broker-key: Z85, or a file holding it
+  std::optional<std::string> broker_key;   // --broker-key: Z85, or a file holding it
+  std::optional<std::string> enrol_token;  // --enrol: a one-time enrolment token (CURVE only)
   std::optional<std::string> simulate;
   std::optional<std::string> worker_type;
   std::optional<std::string> generic;
@@ -73,6 +74,10 @@ std::vector<std::string> SplitServiceList(std::string_view list);
 Result<ServiceConfig> ParseServiceFlag(std::string_view flag);
 // Service names: 1-64 characters from [A-Za-z0-9._-], starting with a letter or digit.
 Status CheckServiceName(std::string_view name);
+// An enrolment token (--enrol, the file's enrol_token): 1 to 128 printable ASCII characters
+// without spaces, as the pool's operator hands them out (rma_enrol_ and hex digits). The error
+// never quotes the token: it is a secret until used.
+Status CheckEnrolToken(std::string_view token);
 // "KEY=VALUE" from --label.
 Result<std::pair<std::string, std::string>> ParseLabel(std::string_view flag);
 

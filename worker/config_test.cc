@@ -17,7 +17,8 @@ using ::testing::HasSubstr;
 TEST(WorkerConfigTest, ReadsEveryKey) {
   auto c = ParseWorkerConfig(R"({
     "broker": "tcp://pool:5555", "name": "alice", "worker_id": "w-alice", "data_dir": "/var/lib/rma",
-    "token": "s3cret", "broker_key": "/etc/rma/broker.pub", "simulate": "cpu", "worker_type": "storage", "generic": "builtin:sleep",
+    "token": "s3cret", "broker_key": "/etc/rma/broker.pub",
+    "enrol_token": "rma_enrol_5f0e9a", "simulate": "cpu", "worker_type": "storage", "generic": "builtin:sleep",
     "log_level": "debug", "slots": 4, "heartbeat_ms": 1000, "drain_grace_ms": 0,
     "health_interval_ms": 250, "health_timeout_ms": 900, "health_failures": 3,
     "connect_timeout_ms": 700, "max_output_bytes": 1024, "labels": {"site": "home"},
@@ -34,6 +35,7 @@ TEST(WorkerConfigTest, ReadsEveryKey) {
   EXPECT_EQ(c->data_dir, "/var/lib/rma");
   EXPECT_EQ(c->token, "s3cret");
   EXPECT_EQ(c->broker_key, "/etc/rma/broker.pub");
+  EXPECT_EQ(c->enrol_token, "rma_enrol_5f0e9a");
   EXPECT_EQ(c->simulate, "cpu");
   EXPECT_EQ(c->worker_type, "storage");
   EXPECT_EQ(c->generic, "builtin:sleep");
@@ -97,6 +99,9 @@ TEST(WorkerConfigTest, NamesWhatIsWrong) {
             "services.rag.health: must start with '/'"},
            {R"({"services": {"bad name": "builtin:echo"}})", "services.bad name"},
            {R"({"services": {"x": ""}})", "the handler is empty"},
+           {R"({"enrol_token": 5})", "enrol_token: must be a string"},
+           {R"({"enrol_token": ""})", "enrol_token: an enrolment token has 1 to 128"},
+           {R"({"enrol_token": "rma_enrol_ 5f0e"})", "enrol_token: an enrolment token holds"},
        }) {
     auto parsed = ParseWorkerConfig(c.json);
     ASSERT_FALSE(parsed.ok()) << c.json;
@@ -141,6 +146,24 @@ TEST(ServiceFlagTest, SplitsTheEnvironmentListOnlyBetweenEntries) {
   EXPECT_THAT(SplitServiceList("a=exec:printf 'x,y=z'"), ElementsAre("a=exec:printf 'x,y=z'"));
   EXPECT_THAT(SplitServiceList(""), ElementsAre());
   EXPECT_THAT(SplitServiceList(",echo=builtin:echo,"), ElementsAre("echo=builtin:echo"));
+}
+
+TEST(EnrolTokenTest, TakesPrintableAsciiWithoutSpacesUpTo128Bytes) {
+  EXPECT_TRUE(CheckEnrolToken("rma_enrol_0123456789abcdef").ok());
+  EXPECT_TRUE(CheckEnrolToken(std::string(128, 'a')).ok());
+  EXPECT_TRUE(CheckEnrolToken("!~").ok()) << "the printable range's ends";
+  for (const std::string& bad :
+       {std::string(), std::string(129, 'a'), std::string("rma_enrol_ ab"),
+        std::string("rma_enrol_ab\n"), std::string("rma_enrol_\tab"), std::string("rma_enrol_\x7f"),
+        std::string("rma_enrol_\xc3\xa9"), std::string("rma_enrol_\0ab", 13)}) {
+    Status s = CheckEnrolToken(bad);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << bad;
+  }
+  Status s = CheckEnrolToken("rma_enrol_secret bits");
+  EXPECT_THAT(s.message(), HasSubstr("character 17 is not one"));
+  EXPECT_THAT(s.message(), ::testing::Not(HasSubstr("secret"))) << "a token is never quoted";
+  EXPECT_THAT(CheckEnrolToken(std::string(200, 'a')).message(),
+              HasSubstr("1 to 128 characters, not 200"));
 }
 
 TEST(LabelTest, ParsesKeyValue) {

@@ -79,4 +79,31 @@ Result<std::string> LoadOrCreateWorkerSecret(const std::string& data_dir) {
   return secret;
 }
 
+namespace {
+
+std::string WorkerKeyPath(const std::string& data_dir) {
+  return (std::filesystem::path(data_dir) / "worker.key").string();
+}
+
+}  // namespace
+
+Result<proto::CurveKeypair> LoadOrCreateWorkerKey(const std::string& data_dir) {
+  return proto::LoadOrCreateSecretKeyFile(WorkerKeyPath(data_dir));
+}
+
+Result<proto::CurveKeypair> ReplaceWorkerKey(const std::string& data_dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(data_dir, ec);
+  if (ec)
+    return Status::Unavailable("cannot create data directory '" + data_dir + "': " + ec.message());
+  RMA_ASSIGN_OR_RETURN(proto::CurveKeypair keys, proto::GenerateCurveKeypair());
+  const std::string path = WorkerKeyPath(data_dir);
+  // The secret first: it is what the worker reads, and the public key is derived from it.
+  RMA_RETURN_IF_ERROR(WritePrivateFileAtomically(
+      path, "# rma CURVE secret key: keep it private\n" + keys.secret_key + "\n"));
+  RMA_RETURN_IF_ERROR(WriteFileAtomically(path + ".pub", keys.public_key + "\n"));
+  return keys;
+}
+
 }  // namespace rma::worker

@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <csignal>
-#include <filesystem>
 #include <map>
 
 #include "common/files.h"
@@ -102,6 +101,15 @@ int main(int argc, char** argv) {
       ->envname("RMA_BROKER_KEY");
   app.add_option("--token-file", token_file, "file holding the worker token (mode 600)")
       ->envname("RMA_WORKER_TOKEN_FILE");
+  std::string enrol_token;
+  app.add_option("--enrol", enrol_token,
+                 "one-time enrolment token from the pool's operator (rma_enrol_...): the broker "
+                 "binds this worker's key to the token's account; needs --broker-key")
+      ->envname("RMA_ENROL_TOKEN");
+  bool new_key = false;
+  app.add_flag("--new-key", new_key,
+               "replace this worker's key (worker.key in --data-dir) with a new one, for a key "
+               "that was revoked or leaked; the new key needs enrolling (--enrol) too");
   app.add_option("--simulate", simulate,
                  "declare simulated gpu|cpu|storage hardware (broker needs --allow-simulated)")
       ->envname("RMA_SIMULATE")
@@ -173,6 +181,7 @@ int main(int argc, char** argv) {
   FromFile(app, "--data-dir", file.data_dir, &data_dir);
   FromFile(app, "--token", file.token, &session.token);
   FromFile(app, "--broker-key", file.broker_key, &broker_key);
+  FromFile(app, "--enrol", file.enrol_token, &enrol_token);
   FromFile(app, "--simulate", file.simulate, &simulate);
   FromFile(app, "--worker-type", file.worker_type, &worker_type);
   FromFile(app, "--generic", file.generic, &generic_spec);
@@ -215,6 +224,21 @@ int main(int argc, char** argv) {
     labels[label->first] = label->second;
   }
 
+  if (!enrol_token.empty() || app.get_option("--enrol")->count() > 0) {
+    if (Status s = CheckEnrolToken(enrol_token); !s.ok()) {
+      spdlog::error("--enrol: {}", s.message());
+      return 2;
+    }
+    if (broker_key.empty()) {
+      spdlog::error("--enrol: enrolment binds the worker's CURVE key: pass --broker-key too");
+      return 2;
+    }
+  }
+  if (new_key && broker_key.empty()) {
+    spdlog::error("--new-key: the key is this worker's CURVE identity: pass --broker-key too");
+    return 2;
+  }
+
   auto signals = SignalWatcher::Create({SIGINT, SIGTERM});
   if (!signals.ok()) {
     spdlog::error("{}", signals.status().ToString());
@@ -234,13 +258,22 @@ int main(int argc, char** argv) {
       spdlog::error("--broker-key: {}", key.status().message());
       return 2;
     }
-    auto mine =
-        proto::LoadOrCreateSecretKeyFile((std::filesystem::path(data_dir) / "worker.key").string());
+    auto mine = new_key ? ReplaceWorkerKey(data_dir) : LoadOrCreateWorkerKey(data_dir);
     if (!mine.ok()) {
       spdlog::error("this worker's key: {}", mine.status().message());
       return 1;
     }
-    spdlog::info("CURVE: broker key {}, this worker's key {}", *key, mine->public_key);
+    if (new_key) {
+      spdlog::info(
+          "--new-key: this worker has a new key, {}, in {}/worker.key (the old one is gone){}",
+          mine->public_key, data_dir,
+          enrol_token.empty() ? "; the broker takes it once it is enrolled (--enrol TOKEN) "
+                                "or listed in its --worker-keys-file"
+                              : "");
+    }
+    spdlog::info("CURVE: broker key {}, this worker's key {}{}", *key, mine->public_key,
+                 enrol_token.empty() ? "" : "; enrolling it with a one-time token");
+    session.enrol_token = enrol_token;
     options.broker_key = std::move(*key);
     options.curve = std::move(*mine);
   }

@@ -100,6 +100,7 @@ void Session::Connect(Time now) {
     return;
   }
   connected_ = true;
+  results_sent_on_connection_ = false;
   SendReady(now);
 }
 
@@ -117,12 +118,14 @@ void Session::SendReady(Time now) {
   }
   ready.services = manifest_;
   for (const auto& [key, f] : in_flight_) ready.running.push_back({key.first, key.second});
+  ready.enrol_token = options_.enrol_token;
   const size_t holding = ready.running.size();
   registered_ = false;
   ready_sent_at_ = now;
   // The broker has DeadAfter() to answer.
   last_heard_ = now;
-  if (Send(now, std::move(ready))) {
+  ready_unanswered_ = Send(now, std::move(ready));
+  if (ready_unanswered_) {
     advertised_ = manifest_;
     spdlog::info("registering with {}: advertising [{}]{}", options_.broker, Names(manifest_),
                  holding == 0 ? "" : "; still holding " + std::to_string(holding) + " task(s)");
@@ -144,6 +147,7 @@ void Session::ResetConnection(Time now, std::string_view why) {
   io_->Close(Duration(0));
   connected_ = false;
   registered_ = false;
+  ready_unanswered_ = false;
   RequeueUnconfirmed();
   ScheduleReconnect(now, why);
 }
@@ -214,10 +218,7 @@ void Session::OnMessage(Time now, proto::ToWorkerMessage message) {
     return;
   }
   if (auto* bye = std::get_if<proto::Disconnect>(&message)) return OnDisconnect(now, *bye);
-  if (auto* e = std::get_if<proto::Error>(&message)) {
-    spdlog::warn("the broker reported an error: {}: {}", e->code, e->message);
-    return;
-  }
+  if (auto* e = std::get_if<proto::Error>(&message)) return OnError(*e);
   const auto& bodyless = std::get<proto::Bodyless>(message);
   if (bodyless.command == Command::kDrain) {
     // An admin paused this worker: it finishes what runs, gets nothing new and stays connected
@@ -249,6 +250,7 @@ void Session::OnWelcome(Time now, const proto::Welcome& w) {
   backoff_ = options_.reconnect_min;
   const bool was_registered = registered_;
   registered_ = true;
+  ready_unanswered_ = false;
   if (!was_registered) {
     std::string recs;
     for (const proto::Recommendation& r : w.recommendations) {
@@ -302,9 +304,13 @@ void Session::OnTask(Time now, proto::TaskAssignment task) {
 
 void Session::OnDisconnect(Time now, const proto::Disconnect& d) {
   if (!d.reconnect) {
-    spdlog::error("the broker refused this worker: {}", d.reason);
+    // With CURVE the key is named, so the operator can find the worker in the broker's lists.
+    const std::string why =
+        "the broker refused this worker: " + d.reason +
+        (options_.public_key.empty() ? "" : " (this worker's key: " + options_.public_key + ")");
+    spdlog::error("{}", why);
     CancelAll("the broker refused this worker");
-    finished_ = Status::PermissionDenied("the broker refused this worker: " + d.reason);
+    finished_ = Status::PermissionDenied(why);
     return;
   }
   // Every message queued before our READY reached the broker gets its own DISCONNECT: answer the
@@ -314,6 +320,43 @@ void Session::OnDisconnect(Time now, const proto::Disconnect& d) {
   registered_ = false;
   RequeueUnconfirmed();
   SendReady(now);
+}
+
+void Session::OnError(const proto::Error& e) {
+  // Before WELCOME, on a connection that has carried no RESULT, ERROR unauthenticated or
+  // permission_denied can only answer READY: the broker will not have this worker (an unknown or
+  // revoked key, a spent enrolment token), and asking again cannot change that. RESULTs sent
+  // earlier on the same connection (before a DISCONNECT{reconnect} made the worker register
+  // again) may still draw those codes about themselves (docs/protocol.md sections 5.14 and 8.4), so
+  // there the ERROR is only logged: a READY refused among them goes unanswered, the worker
+  // reconnects, and on the new connection the refusal is plain.
+  const bool refusal_code = e.code == "unauthenticated" || e.code == "permission_denied";
+  if (!refusal_code || registered_ || !ready_unanswered_ || results_sent_on_connection_) {
+    spdlog::warn("the broker reported an error: {}: {}", e.code, e.message);
+    return;
+  }
+  const std::string refusal = "the broker refused this worker (" + e.code + "): " + e.message;
+  const std::string hint = RefusalHint();
+  spdlog::error("{}", refusal);
+  spdlog::error("{}", hint);
+  CancelAll("the broker refused this worker");
+  finished_ = Status::PermissionDenied(refusal + "; " + hint);
+}
+
+std::string Session::RefusalHint() const {
+  if (options_.public_key.empty()) {
+    return "this worker has no key of its own (no --broker-key): a pool that enrols its workers "
+           "needs --broker-key and --enrol TOKEN";
+  }
+  if (!options_.enrol_token.empty()) {
+    return "this worker's key is " + options_.public_key +
+           " and the enrolment token it sent was not taken: ask the pool's operator for a new "
+           "token (each works once, until it expires) and start the worker with `rma-worker "
+           "--enrol TOKEN` (a revoked key needs `--new-key` too)";
+  }
+  return "this worker's key is " + options_.public_key +
+         ": enrol it with `rma-worker --enrol TOKEN` (a token from the pool's operator; a revoked "
+         "key needs `--new-key` too)";
 }
 
 void Session::MaybeSendManifest(Time now) {
@@ -330,6 +373,7 @@ void Session::FlushResults(Time now) {
     std::vector<proto::ToBrokerMessage> batch(
         undelivered_.begin(), undelivered_.begin() + static_cast<std::ptrdiff_t>(n));
     if (!Send(now, batch)) return;  // kept; OnTick tries again
+    results_sent_on_connection_ = true;
     for (size_t i = 0; i < n; ++i) {
       unconfirmed_bytes_ += undelivered_.front().result.size() + undelivered_.front().error.size();
       unconfirmed_.push_back({std::move(undelivered_.front()), now});

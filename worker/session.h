@@ -8,7 +8,11 @@
 //
 // What it guarantees:
 // - Registration: READY carries the manifest and every attempt the worker still holds (running,
-//   or finished with the result not yet known to be delivered), so leases survive reconnects.
+//   or finished with the result not yet known to be delivered), so leases survive reconnects, and
+//   the enrolment token when there is one.
+// - Refusal: DISCONNECT{reconnect: false}, a refused handshake, or ERROR unauthenticated or
+//   permission_denied in answer to READY end the session with PermissionDenied (retrying cannot
+//   help); the log says why and what the operator can do.
 // - Liveness: no traffic from the broker for `liveness` heartbeat intervals, or no WELCOME in
 //   that time, closes the connection and reconnects after an exponential back-off with jitter;
 //   a DISCONNECT{reconnect} registers again on the same connection.
@@ -52,6 +56,11 @@ struct SessionOptions {
   std::string worker_secret;  // proves a reconnect is this worker (identity.h)
   std::string name;
   std::string token;  // sent in the handshake by the Agent (PLAIN), never in a message
+  // --enrol: a one-time token sent in every READY. The broker binds this worker's CURVE key to it
+  // on the first and ignores it once the key is enrolled, so reconnects may send it again.
+  std::string enrol_token;
+  // This worker's CURVE public key ("" without CURVE): named when the broker refuses the worker.
+  std::string public_key;
   uint32_t slots = 1;
   bool simulated = false;
   proto::Capabilities capabilities;
@@ -114,7 +123,8 @@ class Session {
   Time NextWakeup(Time now) const;
 
   // Set when the agent should stop: Ok after a drain or a second signal, PermissionDenied when
-  // the broker refused this worker, InvalidArgument when the endpoint cannot work.
+  // the broker refused this worker (its message then says why and, with CURVE, names the key),
+  // InvalidArgument when the endpoint cannot work.
   const std::optional<Status>& finished() const { return finished_; }
 
   // Observers for tests and logs.
@@ -154,6 +164,9 @@ class Session {
   void OnWelcome(Time now, const proto::Welcome& w);
   void OnTask(Time now, proto::TaskAssignment task);
   void OnDisconnect(Time now, const proto::Disconnect& d);
+  void OnError(const proto::Error& e);
+  // What the operator can do about a refused READY.
+  std::string RefusalHint() const;
   void MaybeSendManifest(Time now);
   void FlushResults(Time now);
   void SendHeartbeat(Time now);
@@ -167,7 +180,11 @@ class Session {
   std::mt19937_64 rng_;
 
   bool connected_ = false;
-  bool registered_ = false;  // WELCOME received on the current connection
+  bool registered_ = false;        // WELCOME received on the current connection
+  bool ready_unanswered_ = false;  // READY sent on the current connection, no WELCOME yet
+  // RESULTs went into the current connection: ERRORs about them may still be on the way, so an
+  // ERROR before WELCOME is not surely the answer to READY.
+  bool results_sent_on_connection_ = false;
   Duration heartbeat_;
   uint32_t liveness_;
   Duration backoff_;

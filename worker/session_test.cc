@@ -1,6 +1,7 @@
 // The worker's protocol state machine driven by a FakeClock: registration and the manifest,
 // heartbeats, liveness and reconnect back-off, results kept across reconnects, DISCONNECT
-// handling, drain on the first signal and leaving at once on the second. The session speaks typed
+// handling, refusals (DISCONNECT, or ERROR in answer to READY), drain on the first signal and
+// leaving at once on the second. The session speaks typed
 // messages (the Agent encodes and decodes them at its socket), so the recorder keeps what it sends
 // as values.
 #include "worker/session.h"
@@ -217,9 +218,24 @@ TEST_F(SessionTest, RegistersWithTheManifestCapabilitiesAndSlots) {
   EXPECT_EQ(ready.capabilities.ram_available_gb, 3.5) << "the latest reading";
   EXPECT_EQ(ready.services, (std::vector<proto::ServiceInfo>{{"echo", "builtin"}}));
   EXPECT_TRUE(ready.running.empty());
+  EXPECT_TRUE(ready.enrol_token.empty()) << "no --enrol";
   EXPECT_FALSE(session_->registered());
   Welcome();
   EXPECT_TRUE(session_->registered());
+}
+
+TEST_F(SessionTest, EveryReadyCarriesTheEnrolmentToken) {
+  options_.enrol_token = "rma_enrol_0123abcd";
+  Register();
+  // The broker ignores the token once the key is enrolled, so a new connection sends it again.
+  LoseBroker();
+  Reconnect();
+  EXPECT_EQ(io_.LastReady().enrol_token, "rma_enrol_0123abcd");
+  Welcome();
+  // And so does a READY on the same connection.
+  Deliver(Command::kDisconnect, proto::Disconnect{"not registered: send READY", true});
+  ASSERT_EQ(io_.Of(Command::kReady).size(), 2u);
+  EXPECT_EQ(io_.LastReady().enrol_token, "rma_enrol_0123abcd");
 }
 
 TEST_F(SessionTest, WaitsForTheFirstHealthRoundBeforeRegistering) {
@@ -440,6 +456,123 @@ TEST_F(SessionTest, ARefusalEndsTheSessionAndCancelsWork) {
   EXPECT_EQ(session_->finished()->code(), StatusCode::kPermissionDenied);
   EXPECT_THAT(session_->finished()->message(), ::testing::HasSubstr("invalid worker token"));
   EXPECT_TRUE(io_.jobs[0].cancel->cancelled());
+}
+
+constexpr char kKey[] = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7";
+
+proto::Error BrokerError(std::string code, std::string message) {
+  return proto::Error{0, std::move(code), std::move(message), {}, {}};
+}
+
+TEST_F(SessionTest, AnUnauthenticatedAnswerToReadyEndsTheSessionNamingTheKey) {
+  options_.public_key = kKey;
+  Make();
+  ASSERT_EQ(io_.Of(Command::kReady).size(), 1u);
+  Deliver(Command::kError,
+          BrokerError("unauthenticated",
+                      "the broker refused this worker's key: enrol it with `rma-worker --enrol "
+                      "TOKEN`"));
+  ASSERT_TRUE(session_->finished().has_value());
+  EXPECT_EQ(session_->finished()->code(), StatusCode::kPermissionDenied);
+  const std::string& why = session_->finished()->message();
+  EXPECT_THAT(why, ::testing::HasSubstr("the broker refused this worker (unauthenticated): the "
+                                        "broker refused this worker's key"));
+  EXPECT_THAT(why, ::testing::HasSubstr(std::string("this worker's key is ") + kKey));
+  EXPECT_THAT(why, ::testing::HasSubstr("a revoked key needs `--new-key` too"));
+  // It does not try again.
+  clock_.Advance(Seconds(60));
+  Tick();
+  EXPECT_EQ(io_.connects, 1);
+  EXPECT_EQ(io_.Of(Command::kReady).size(), 1u);
+}
+
+TEST_F(SessionTest, ARefusedEnrolmentTokenEndsTheSessionAskingForANewOne) {
+  options_.public_key = kKey;
+  options_.enrol_token = "rma_enrol_0123abcd";
+  Make();
+  Deliver(Command::kError, BrokerError("permission_denied",
+                                       "the enrolment token is unknown, already used or expired"));
+  ASSERT_TRUE(session_->finished().has_value());
+  EXPECT_EQ(session_->finished()->code(), StatusCode::kPermissionDenied);
+  EXPECT_THAT(session_->finished()->message(),
+              ::testing::HasSubstr("(permission_denied): the enrolment token is unknown"));
+  EXPECT_THAT(session_->finished()->message(), ::testing::HasSubstr("ask the pool's operator for "
+                                                                    "a new token"));
+  EXPECT_THAT(session_->finished()->message(), ::testing::Not(::testing::HasSubstr("0123abcd")))
+      << "the token is a secret";
+}
+
+TEST_F(SessionTest, OtherErrorsBeforeWelcomeAreNoRefusal) {
+  Make();
+  Deliver(Command::kError,
+          BrokerError("resource_exhausted", "too many registrations from 10.0.0.1; retry later"));
+  Deliver(Command::kError, BrokerError("invalid_argument", "READY: truncated msgpack body"));
+  EXPECT_FALSE(session_->finished().has_value());
+  Welcome();
+  EXPECT_TRUE(session_->registered());
+}
+
+TEST_F(SessionTest, AnAuthenticationErrorOnceRegisteredIsNoRefusal) {
+  Register();
+  SendTask(1);
+  Deliver(Command::kError,
+          BrokerError("permission_denied", "attempt 1 of task 7 is not leased to this worker"));
+  EXPECT_FALSE(session_->finished().has_value());
+  EXPECT_TRUE(session_->registered());
+  EXPECT_FALSE(io_.jobs[0].cancel->cancelled());
+}
+
+TEST_F(SessionTest, AnErrorAboutAResultSentBeforeRegisteringAgainIsNoRefusal) {
+  // The broker restarted: each RESULT the worker sent into the connection draws ERROR
+  // unauthenticated and DISCONNECT{reconnect}; those after the first arrive while the new READY
+  // waits for its WELCOME.
+  options_.public_key = kKey;
+  Register();
+  SendTask(1);
+  SendTask(2);
+  Finish(1);
+  Finish(2);
+  const proto::Error stale = BrokerError(
+      "unauthenticated", "RESULT for attempt 1 of task 2 from a session that is not registered");
+  const proto::Disconnect again{"not registered: send READY", true};
+  Deliver(Command::kError, stale);
+  Deliver(Command::kDisconnect, again);
+  ASSERT_EQ(io_.Of(Command::kReady).size(), 1u);
+  Deliver(Command::kError, stale);
+  Deliver(Command::kDisconnect, again);
+  EXPECT_FALSE(session_->finished().has_value());
+  Welcome();
+  EXPECT_TRUE(session_->registered());
+  EXPECT_EQ(io_.Results().size(), 4u) << "both results are sent again to the new session";
+}
+
+TEST_F(SessionTest, ARefusalHiddenAmongErrorsAboutResultsShowsOnTheNextConnection) {
+  options_.public_key = kKey;
+  Register();
+  SendTask(1);
+  Finish(1);
+  Deliver(Command::kDisconnect, proto::Disconnect{"not registered: send READY", true});
+  const proto::Error refused =
+      BrokerError("unauthenticated", "the broker refused this worker's key");
+  Deliver(Command::kError, refused);
+  EXPECT_FALSE(session_->finished().has_value()) << "maybe about the RESULT";
+  LoseBroker();  // READY is never answered
+  Reconnect();
+  Deliver(Command::kError, refused);
+  ASSERT_TRUE(session_->finished().has_value());
+  EXPECT_EQ(session_->finished()->code(), StatusCode::kPermissionDenied);
+}
+
+TEST_F(SessionTest, AHandshakeRefusalForGoodEndsTheSessionAndABusyOneRetries) {
+  Make();
+  session_->OnHandshakeRefused(Now(), "the broker is busy authenticating; retrying",
+                               /*permanent=*/false);
+  EXPECT_FALSE(session_->finished().has_value());
+  Reconnect();
+  session_->OnHandshakeRefused(Now(), "the broker refused this worker's key K", /*permanent=*/true);
+  ASSERT_TRUE(session_->finished().has_value());
+  EXPECT_EQ(session_->finished()->code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(session_->finished()->message(), "the broker refused this worker's key K");
 }
 
 TEST_F(SessionTest, AnEndpointThatCannotWorkEndsTheSession) {

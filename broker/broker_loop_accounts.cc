@@ -1,0 +1,218 @@
+// BrokerLoop, the accounts part (accounts.h): the ADMIN account queries (the gateways' key poll
+// answered from the loop's registry, the rest forwarded to the store), enrolment of a worker key
+// on its first READY, credential revocation (the worker is disconnected at once and refused at its
+// next handshake), and keeping the ZAP policy's view of enrolled and revoked keys current.
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+
+#include "broker/broker_loop.h"
+
+namespace rma::broker {
+
+using proto::Command;
+
+namespace {
+
+// Enrolments waiting for the database at once: a flood of READYs with made-up tokens costs a
+// bounded number of entries (each one a transaction that finds no token).
+constexpr size_t kMaxPendingEnrolments = 1024;
+// Prefixes of used keys a gateway reports per poll (last_used_at).
+constexpr size_t kMaxUsedPrefixes = 1000;
+// Credentials' last_seen: keys seen since the last update, written together this often.
+constexpr size_t kMaxSeenKeys = 100000;
+constexpr Duration kSeenInterval = Seconds(60);
+
+proto::Error ErrorFor(uint64_t ref, const Status& s) {
+  return proto::Error{ref, std::string(StatusCodeName(s.code())), s.message(), {}, {}};
+}
+
+}  // namespace
+
+void BrokerLoop::ApplyAccounts(AccountsSnapshot snapshot) {
+  accounts_.Replace(std::move(snapshot));
+  zap_policy_.SetCredentials(accounts_.EnrolledKeys(), accounts_.RevokedKeys());
+}
+
+void BrokerLoop::RecordSeenKeys(Time now, bool drain) {
+  if (seen_keys_.empty() || (!drain && now - seen_keys_at_ < kSeenInterval)) return;
+  seen_keys_at_ = now;
+  std::string keys;
+  for (const std::string& k : seen_keys_) {
+    if (!keys.empty()) keys += ',';
+    keys += k;  // Z85 has no ','
+  }
+  seen_keys_.clear();
+  AccountRequest seen;
+  seen.op = "keys_seen";
+  seen.args["keys"] = std::move(keys);
+  seen.now = now;
+  store_->Account("", std::move(seen));
+}
+
+void BrokerLoop::HandleAccountAdmin(Time now, const std::string& client,
+                                    const proto::Admin& admin) {
+  auto arg = [&](const char* name) -> std::string {
+    auto it = admin.args.find(name);
+    return it == admin.args.end() ? std::string() : it->second;
+  };
+  if (!store_->can_lookup() || !zap_policy_.accounts()) {
+    if (admin.query == kKeysQuery) {
+      // A pool without a database has no keys to hand out: the gateways use their own.
+      ReplyAdmin(client, admin.ref, {{"version", 0}, {"keys", nlohmann::json::array()}});
+      return;
+    }
+    ToClient(client, ErrorFor(admin.ref, Status::FailedPrecondition(
+                                             "accounts need a database: start the broker with "
+                                             "--db (this pool uses the gateways' static keys)")));
+    return;
+  }
+  if (admin.query == kKeysQuery) {
+    uint64_t known = 0;
+    const std::string version = arg("version");
+    std::from_chars(version.data(), version.data() + version.size(), known);
+    if (const std::string used = arg("used"); !used.empty()) {
+      // last_used_at, written off the loop; bounded so a poll cannot carry an unbounded update.
+      AccountRequest seen;
+      seen.op = "keys_used";
+      size_t commas = 0;
+      size_t cut = used.size();
+      for (size_t i = 0; i < used.size(); ++i) {
+        if (used[i] == ',' && ++commas == kMaxUsedPrefixes) {
+          cut = i;
+          break;
+        }
+      }
+      seen.args["used"] = used.substr(0, cut);
+      seen.now = now;
+      store_->Account("", std::move(seen));
+    }
+    ReplyAdmin(client, admin.ref, accounts_.KeysDocument(now, known));
+    return;
+  }
+  AccountRequest request;
+  request.op = admin.query;
+  request.ref = admin.ref;
+  request.args = admin.args;
+  request.worker_id = admin.worker_id;
+  request.now = now;
+  if (admin.query == "credential_revoke") {
+    if (admin.worker_id.empty()) {
+      ToClient(client, ErrorFor(admin.ref, Status::InvalidArgument("worker_id is required")));
+      return;
+    }
+    request.worker_key = scheduler_->LiveWorkerKey(admin.worker_id);
+  }
+  store_->Account(client, std::move(request));
+}
+
+void BrokerLoop::OnAccountAnswer(Time now, const std::string& client, AccountAnswer answer) {
+  if (answer.snapshot) ApplyAccounts(std::move(*answer.snapshot));
+  if (answer.op == "enrol") return FinishEnrolment(now, client, std::move(answer));
+  if (answer.op == "seen" || answer.op == "keys_seen" || answer.op == "keys_used") {
+    if (!answer.document.ok()) {
+      spdlog::debug("accounts: {}: {}", answer.op, answer.document.status().message());
+    }
+    return;
+  }
+  if (!answer.document.ok()) {
+    ToClient(client, ErrorFor(answer.ref, answer.document.status()));
+    return;
+  }
+  nlohmann::json doc = std::move(*answer.document);
+  if (answer.op == "credential_revoke") {
+    // The worker goes now; its attempts are queued again for other workers.
+    const size_t gone = scheduler_->RevokeWorkerKeys(
+        now, [&](const std::string& key) { return key != answer.revoked_key; });
+    doc["disconnected"] = gone > 0;
+    if (gone > 0) spdlog::warn("worker with revoked key {} disconnected", answer.revoked_key);
+  } else if (answer.op == "account" && doc.contains("workers")) {
+    const std::set<std::string> live = scheduler_->LiveWorkerKeys();
+    for (nlohmann::json& w : doc["workers"]) {
+      w["connected"] = live.count(w.value("key", "")) > 0;
+    }
+  }
+  ReplyAdmin(client, answer.ref, std::move(doc));
+}
+
+bool BrokerLoop::AdmitWorkerKey(Time now, const std::string& identity, proto::Ready& ready,
+                                const std::string& key) {
+  auto refuse = [&](const Status& why) {
+    spdlog::warn("refused worker {} ({}) with key {}: {}", ready.worker_id, ready.name, key,
+                 why.message());
+    ToWorker(identity, ErrorFor(0, why));
+    ToWorker(identity, proto::Disconnect{why.message(), false});
+  };
+  if (zap_policy_.WorkerKeyAdmitted(key)) {
+    if (const CredentialEntry* c = accounts_.Credential(key); c != nullptr) {
+      ready.account = c->account;
+      ready.tier_cap = c->tier_cap;
+      ready.allowed_services = c->services;
+      if (c->worker_id != ready.worker_id) {
+        // The record names the worker id a credential last used (revocation by id).
+        AccountRequest seen;
+        seen.op = "seen";
+        seen.args["key"] = key;
+        seen.worker_id = ready.worker_id;
+        seen.now = now;
+        store_->Account("", std::move(seen));
+      } else if (seen_keys_.size() < kMaxSeenKeys) {
+        seen_keys_.insert(key);  // last_seen, in one statement every kSeenInterval
+      }
+    }
+    return true;
+  }
+  if (!zap_policy_.accounts() || ready.enrol_token.empty()) {
+    refuse(Status::Unauthenticated(
+        "the broker refused this worker's key " + key +
+        ": it is not enrolled in the pool; enrol it with `rma-worker --enrol TOKEN` (a token "
+        "from `rmactl enrol-token create`)"));
+    return false;
+  }
+  if (!LooksLikeEnrolToken(ready.enrol_token)) {
+    refuse(Status::PermissionDenied("the enrolment token is unknown, already used or expired"));
+    return false;
+  }
+  if (pending_enrolments_.size() >= kMaxPendingEnrolments &&
+      pending_enrolments_.count(identity) == 0) {
+    ToWorker(
+        identity,
+        ErrorFor(0, Status::ResourceExhausted("too many enrolments in progress; retry later")));
+    return false;
+  }
+  AccountRequest request;
+  request.op = "enrol";
+  request.args["token_hash"] = SecretHash(ready.enrol_token);
+  request.args["key"] = key;
+  request.args["name"] = ready.name;
+  request.worker_id = ready.worker_id;
+  request.now = now;
+  pending_enrolments_[identity] = PendingEnrolment{std::move(ready), key};
+  store_->Account(identity, std::move(request));
+  return false;
+}
+
+void BrokerLoop::FinishEnrolment(Time now, const std::string& identity, AccountAnswer answer) {
+  auto it = pending_enrolments_.find(identity);
+  if (it == pending_enrolments_.end()) return;
+  PendingEnrolment pending = std::move(it->second);
+  pending_enrolments_.erase(it);
+  if (!answer.document.ok()) {
+    const Status& why = answer.document.status();
+    spdlog::warn("refused to enrol worker {} with key {}: {}", pending.ready.worker_id, pending.key,
+                 why.message());
+    ToWorker(identity, ErrorFor(0, why));
+    // A database that cannot answer now is worth another try; a refused token is not.
+    ToWorker(identity, proto::Disconnect{why.message(), why.code() == StatusCode::kUnavailable});
+    return;
+  }
+  spdlog::info("worker {} ({}) enrolled its key {} for '{}'", pending.ready.worker_id,
+               pending.ready.name, pending.key, answer.enrolled_account);
+  pending.ready.enrol_token.clear();
+  if (!AdmitWorkerKey(now, identity, pending.ready, pending.key)) return;
+  pending.ready.worker_secret = "curve:" + pending.key;
+  pending.ready.worker_key = pending.key;
+  scheduler_->OnWorkerReady(now, identity, std::move(pending.ready));
+}
+
+}  // namespace rma::broker

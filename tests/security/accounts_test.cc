@@ -1,0 +1,254 @@
+// Accounts, keys and enrolment end to end (issue 13), with real processes: rma-broker on a fresh
+// PostgreSQL database with CURVE and --bootstrap-admin, rma-gateway taking its keys from the
+// broker (--broker-accounts), and rma-worker processes with their own keys.
+//
+// - A volunteer is enrolled, runs tasks, is revoked and re-enrolled through the documented
+//   commands: a contributor key makes a one-time token, `rma-worker --enrol TOKEN` binds the
+//   worker's key; the token cannot be used twice; an unenrolled key is refused; a revoked worker is
+//   disconnected within 1 s, its running tasks complete on another worker, and it cannot come
+//   back with its key; `--new-key --enrol` with a new token brings it back.
+// - API keys: a key of account A cannot read account B's tasks; a revoked key stops working within
+//   5 s; a key restricted to some services cannot submit to others; a contributor key makes tokens
+//   for its own account only.
+// tests/security/README.md records how each rule's test fails without it.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <regex>
+
+#include "tests/store/pg_env.h"
+#include "tests/support/cluster.h"
+
+namespace rma::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::HasSubstr;
+using json = nlohmann::json;
+using Steady = std::chrono::steady_clock;
+
+std::string FirstLine(const std::string& text) { return text.substr(0, text.find('\n')); }
+
+class Accounts : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    RMA_REQUIRE_PG();
+    db_ = std::make_unique<FreshDatabase>();
+    keys_ = TempDir("rma-accounts-keys");
+    Process keygen =
+        Process::Start("rma-broker", {"keygen", keys_, "--name", "broker"}, keys_ + "/keygen.log");
+    ASSERT_EQ(keygen.Wait(20s), std::optional<int>(0)) << keygen.Log();
+    ClusterOptions o;
+    o.broker_args = {"--db", db_->url(), "--curve-secret-file", keys_ + "/broker.key",
+                     "--bootstrap-admin"};
+    o.gateway_args = {"--broker-accounts"};
+    cluster_ = std::make_unique<Cluster>(o);
+    // The bootstrap key is printed once, on the broker's stdout (its log here).
+    std::smatch m;
+    const std::string log = cluster_->broker().Log();
+    ASSERT_TRUE(std::regex_search(log, m, std::regex("admin API key[^:]*: (rma_[0-9a-f_]+)")))
+        << log;
+    admin_ = m[1];
+    // Until its first poll of the broker's keys the gateway answers 503 (never open).
+    ASSERT_TRUE(WaitUntil([&] { return Call("GET", "/api/account", admin_).status == 200; }, 10s))
+        << cluster_->Logs();
+  }
+  void TearDown() override {
+    if (HasFailure() && cluster_) std::cerr << cluster_->Logs();
+    cluster_.reset();
+    db_.reset();
+  }
+
+  HttpResponse Call(const std::string& method, const std::string& path, const std::string& key,
+                    const json& body = nullptr) {
+    std::vector<std::string> headers = {"X-API-Key: " + key};
+    if (method != "GET") headers.push_back("Content-Type: application/json");
+    return HttpCall(method, cluster_->Url(path), body.is_null() ? "" : body.dump(), headers);
+  }
+
+  // A new account and a key of it with `scopes`; the key.
+  std::string AccountWithKey(const std::string& name, const json& scopes,
+                             const json& services = nullptr) {
+    HttpResponse a = Call("POST", "/api/admin/accounts", admin_, {{"name", name}});
+    EXPECT_EQ(a.status, 201) << a.body;
+    json body = {{"scopes", scopes}};
+    if (!services.is_null()) body["services"] = services;
+    HttpResponse k = Call("POST", "/api/admin/accounts/" + name + "/keys", admin_, body);
+    EXPECT_EQ(k.status, 201) << k.body;
+    const std::string key = k.Json().value("key", "");
+    EXPECT_THAT(key, ::testing::StartsWith("rma_"));
+    return key;
+  }
+
+  std::string EnrolToken(const std::string& account, const std::string& key) {
+    HttpResponse t =
+        Call("POST", "/api/admin/accounts/" + account + "/enrol-tokens", key, json::object());
+    EXPECT_EQ(t.status, 201) << t.body;
+    return t.Json().value("token", "");
+  }
+
+  Process& StartWorker(const std::string& name, std::vector<std::string> extra) {
+    std::vector<std::string> args = {"--broker-key", keys_ + "/broker.pub",
+                                     "--service",    "echo=builtin:echo",
+                                     "--service",    "sleep=builtin:sleep"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return cluster_->StartWorker(name, args);
+  }
+  std::string WorkerKey(const std::string& name) {
+    return FirstLine(WaitForFile(cluster_->dir() + "/worker-" + name + "/worker.key.pub", 20s));
+  }
+  // The admin API's record of a worker (null when it has none).
+  json WorkerRecord(const std::string& worker_id) {
+    json doc = Call("GET", "/api/admin/workers", admin_).Json();
+    if (!doc.is_object() || !doc["workers"].is_array()) return nullptr;
+    for (const json& w : doc["workers"]) {
+      if (w.value("worker_id", "") == worker_id) return w;
+    }
+    return nullptr;
+  }
+  bool Live(const std::string& worker_id) {
+    json w = WorkerRecord(worker_id);
+    return w.is_object() && w.value("status", "") != "offline";
+  }
+  // Submits `payload` to `service` with `key`; the task id ("" when refused).
+  std::string Submit(const std::string& key, const std::string& service, const json& payload) {
+    HttpResponse r = Call("POST", "/api/tasks", key, {{"service", service}, {"payload", payload}});
+    EXPECT_EQ(r.status, 202) << r.body;
+    return r.Json().value("task_id", "");
+  }
+  json WaitTask(const std::string& key, const std::string& id) {
+    HttpResponse r = Call("GET", "/api/tasks/" + id + "?wait=20", key);
+    EXPECT_EQ(r.status, 200) << r.body;
+    return r.Json();
+  }
+
+  std::unique_ptr<FreshDatabase> db_;
+  std::string keys_;
+  std::unique_ptr<Cluster> cluster_;
+  std::string admin_;
+};
+
+TEST_F(Accounts, AVolunteerIsEnrolledRunsIsRevokedAndReEnrolled) {
+  const std::string alice = AccountWithKey("alice", {"client", "contributor"});
+  AccountWithKey("bob", {"client"});
+  // A contributor key makes tokens for its own account only.
+  EXPECT_EQ(Call("POST", "/api/admin/accounts/bob/enrol-tokens", alice, json::object()).status,
+            403);
+  const std::string token = EnrolToken("alice", alice);
+  ASSERT_THAT(token, ::testing::StartsWith("rma_enrol_"));
+
+  StartWorker("w1", {"--enrol", token});
+  ASSERT_TRUE(WaitUntil([&] { return Live("w1"); }, 30s)) << cluster_->Logs();
+  const std::string key = WorkerKey("w1");
+  json record = WorkerRecord("w1");
+  EXPECT_EQ(record.value("account", ""), "alice") << "the admin API shows the contributor";
+  EXPECT_EQ(record.value("key", ""), key);
+  EXPECT_EQ(record.value("key_fingerprint", ""), key.substr(0, 8));
+  ASSERT_TRUE(WaitForService(*cluster_, "echo", {"X-API-Key: " + admin_}));
+  const std::string id = Submit(alice, "echo", "hello");
+  EXPECT_EQ(WaitTask(alice, id).value("status", ""), "completed");
+
+  // The token works once: another worker (another key) presenting it is refused and exits.
+  Process& reuse = StartWorker("w2", {"--enrol", token});
+  EXPECT_EQ(reuse.Wait(30s), std::optional<int>(3));
+  EXPECT_THAT(reuse.Log(), HasSubstr("token"));
+  EXPECT_FALSE(Live("w2"));
+  // A key nobody enrolled is refused with the command that fixes it.
+  Process& stranger = StartWorker("w3", {});
+  EXPECT_EQ(stranger.Wait(30s), std::optional<int>(3));
+  EXPECT_THAT(stranger.Log(), HasSubstr("rma-worker --enrol TOKEN"));
+
+  // The volunteer's view: its worker, connected, and its task.
+  json mine = Call("GET", "/api/account", alice).Json();
+  ASSERT_TRUE(mine["workers"].is_array()) << mine.dump();
+  ASSERT_EQ(mine["workers"].size(), 1u) << mine.dump();
+  EXPECT_EQ(mine["workers"][0].value("key", ""), key);
+  EXPECT_EQ(mine["workers"][0].value("connected", false), true);
+  EXPECT_EQ(mine["tasks"].value("completed", 0), 1);
+
+  // Revoked: gone within 1 s, refused at its next handshake with its key.
+  const auto revoked_at = Steady::now();
+  HttpResponse r = Call("DELETE", "/api/admin/workers/w1/credential", admin_);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Json().value("disconnected", false), true) << r.body;
+  ASSERT_TRUE(WaitUntil([&] { return !Live("w1"); }, 1s)) << "still live 1 s after revocation";
+  EXPECT_LT(Steady::now() - revoked_at, 1500ms);
+  EXPECT_EQ(cluster_->worker("w1").Wait(20s), std::optional<int>(3)) << "told not to come back";
+  Process& again = StartWorker("w1", {});
+  EXPECT_EQ(again.Wait(30s), std::optional<int>(3));
+  EXPECT_THAT(again.Log(), HasSubstr("refused this worker's key"));
+
+  // Re-enrolled with a new key and a new token.
+  const std::string token2 = EnrolToken("alice", alice);
+  StartWorker("w1", {"--new-key", "--enrol", token2});
+  ASSERT_TRUE(WaitUntil([&] { return Live("w1"); }, 30s)) << cluster_->Logs();
+  EXPECT_NE(WorkerKey("w1"), key);
+  EXPECT_EQ(WorkerRecord("w1").value("account", ""), "alice");
+}
+
+TEST_F(Accounts, RevocationUnderLoadDisconnectsAtOnceAndItsTasksCompleteElsewhere) {
+  const std::string alice = AccountWithKey("alice", {"client", "contributor"});
+  StartWorker("w1", {"--enrol", EnrolToken("alice", alice), "--slots", "4"});
+  ASSERT_TRUE(WaitUntil([&] { return Live("w1"); }, 30s)) << cluster_->Logs();
+  ASSERT_TRUE(WaitForService(*cluster_, "sleep", {"X-API-Key: " + admin_}));
+  std::vector<std::string> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(Submit(alice, "sleep", 1500));
+  // All four are running on w1 before the second worker arrives.
+  ASSERT_TRUE(WaitUntil([&] { return WorkerRecord("w1").value("in_flight", 0) == 4; }, 10s));
+  StartWorker("w2", {"--enrol", EnrolToken("alice", alice), "--slots", "4"});
+  ASSERT_TRUE(WaitUntil([&] { return Live("w2"); }, 30s)) << cluster_->Logs();
+
+  const auto revoked_at = Steady::now();
+  ASSERT_EQ(Call("DELETE", "/api/admin/workers/w1/credential", admin_).status, 200);
+  ASSERT_TRUE(WaitUntil([&] { return !Live("w1"); }, 1s));
+  EXPECT_LT(Steady::now() - revoked_at, 1500ms);
+  for (const std::string& id : ids) {
+    json t = WaitTask(alice, id);
+    EXPECT_EQ(t.value("status", ""), "completed") << t.dump();
+    EXPECT_EQ(t.value("worker_id", ""), "w2") << "a revoked worker's result is not taken";
+  }
+}
+
+TEST_F(Accounts, KeysSeeOnlyTheirAccountStopWhenRevokedAndKeepToTheirServices) {
+  const std::string alice = AccountWithKey("alice", {"client", "contributor"});
+  const std::string bob = AccountWithKey("bob", {"client"});
+  const std::string echo_only = AccountWithKey("carol", {"client"}, json::array({"echo"}));
+  StartWorker("w1", {"--enrol", EnrolToken("alice", alice)});
+  ASSERT_TRUE(WaitForService(*cluster_, "echo", {"X-API-Key: " + admin_}));
+
+  const std::string id = Submit(alice, "echo", "alice's secret");
+  EXPECT_EQ(WaitTask(alice, id).value("status", ""), "completed");
+  EXPECT_EQ(Call("GET", "/api/tasks/" + id, bob).status, 404) << "bob cannot read alice's task";
+  EXPECT_EQ(Call("DELETE", "/api/tasks/" + id, bob).status, 404);
+  EXPECT_EQ(Call("GET", "/api/tasks/" + id, admin_).status, 200);
+  EXPECT_EQ(Call("GET", "/api/tasks/" + id, alice).status, 200);
+  json listed = Call("GET", "/api/tasks", bob).Json();
+  EXPECT_TRUE(listed["tasks"].empty()) << listed.dump();
+
+  // Client keys cannot use the admin API; unknown keys nothing.
+  EXPECT_EQ(Call("GET", "/api/admin/accounts", bob).status, 403);
+  EXPECT_EQ(Call("GET", "/api/tasks", "rma_00000000_00000000000000000000000000000000").status, 403);
+  // A key restricted to echo cannot submit to sleep.
+  EXPECT_EQ(Call("POST", "/api/tasks", echo_only, {{"service", "sleep"}, {"payload", 1}}).status,
+            403);
+  EXPECT_EQ(Call("POST", "/api/tasks", echo_only, {{"service", "echo"}, {"payload", 1}}).status,
+            202);
+
+  // Revoked: every request with it fails within 5 s.
+  const std::string prefix = bob.substr(4, 8);
+  HttpResponse r = Call("DELETE", "/api/admin/keys/" + prefix, admin_);
+  ASSERT_EQ(r.status, 200) << r.body;
+  const auto revoked_at = Steady::now();
+  ASSERT_TRUE(WaitUntil([&] { return Call("GET", "/api/tasks", bob).status == 403; }, 5s));
+  EXPECT_LT(Steady::now() - revoked_at, 5s);
+  json accounts = Call("GET", "/api/admin/accounts", admin_).Json();
+  ASSERT_TRUE(accounts["accounts"].is_array()) << accounts.dump();
+  for (const json& a : accounts["accounts"]) {
+    if (a["name"] == "bob") {
+      EXPECT_EQ(a.value("keys", -1), 0);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace rma::testing
