@@ -120,7 +120,13 @@ void AccountRegistry::Replace(AccountsSnapshot snapshot) {
     std::string key = c.public_key;
     credentials_.emplace(std::move(key), std::move(c));
   }
-  ++version_;
+  if (!loaded_) {
+    // 40 random bits, then counting: never 0 (which means "no accounts" to a gateway).
+    version_ = (SecureRandom().Next() >> 24) << 20 | 1;
+    loaded_ = true;
+  } else {
+    ++version_;
+  }
 }
 
 const CredentialEntry* AccountRegistry::Credential(const std::string& public_key) const {

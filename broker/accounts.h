@@ -31,7 +31,7 @@
 
 namespace rma::broker {
 
-// The ADMIN queries that are about accounts (docs/protocol.md §6.4).
+// The ADMIN queries that are about accounts (docs/protocol.md §6.5).
 inline constexpr std::string_view kKeysQuery = "keys";  // gateways' poll, answered from memory
 bool IsAccountQuery(std::string_view query);
 
@@ -107,9 +107,9 @@ struct AccountAnswer {
 class AccountRegistry {
  public:
   void Replace(AccountsSnapshot snapshot);
-  // Increases with every Replace: a gateway that polls with the version it has gets "unchanged".
+  // Changes with every Replace: a gateway that polls with the version it has gets "unchanged".
   uint64_t version() const { return version_; }
-  bool loaded() const { return version_ > 0; }
+  bool loaded() const { return loaded_; }
 
   const CredentialEntry* Credential(const std::string& public_key) const;
   // Enrolled and not revoked / revoked.
@@ -123,7 +123,10 @@ class AccountRegistry {
   nlohmann::json KeysDocument(Time now, uint64_t known_version) const;
 
  private:
+  // Starts at a random point (an epoch of this broker process) so that a gateway's version from
+  // an earlier broker never matches by accident and hides a change.
   uint64_t version_ = 0;
+  bool loaded_ = false;
   std::vector<ApiKeyEntry> keys_;
   std::map<std::string, CredentialEntry> credentials_;
 };

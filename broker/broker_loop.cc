@@ -545,6 +545,7 @@ void BrokerLoop::HandleAdmin(Time now, const std::string& client, const proto::A
     refusals["handshake_throttled"] = zap_policy_.throttled();
     refusals["unknown_key"] = zap_policy_.unknown_keys();
     refusals["revoked_key"] = zap_policy_.revoked_keys();
+    refusals["unenrolled_key"] = ready_refused_keys_;
     refusals["ready_throttled"] = ready_throttled_;
     refusals["pending_replies"] = reply_pacer_.refused();
     (*answer)["budgets"]["pending_reply_bytes"] = {

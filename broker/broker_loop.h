@@ -178,6 +178,7 @@ class BrokerLoop final : public SchedulerOutput {
   AccountRegistry accounts_;
   std::unordered_map<std::string, PendingEnrolment> pending_enrolments_;  // by session identity
   std::set<std::string> seen_keys_;
+  uint64_t ready_refused_keys_ = 0;  // READYs refused for their key (not enrolled, bad token)
   Time seen_keys_at_{};
   Time workers_recorded_at_{};
 };

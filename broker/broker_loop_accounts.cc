@@ -56,7 +56,7 @@ void BrokerLoop::HandleAccountAdmin(Time now, const std::string& client,
     auto it = admin.args.find(name);
     return it == admin.args.end() ? std::string() : it->second;
   };
-  if (!store_->can_lookup() || !zap_policy_.accounts()) {
+  if (!store_->can_lookup()) {
     if (admin.query == kKeysQuery) {
       // A pool without a database has no keys to hand out: the gateways use their own.
       ReplyAdmin(client, admin.ref, {{"version", 0}, {"keys", nlohmann::json::array()}});
@@ -138,13 +138,18 @@ void BrokerLoop::OnAccountAnswer(Time now, const std::string& client, AccountAns
 bool BrokerLoop::AdmitWorkerKey(Time now, const std::string& identity, proto::Ready& ready,
                                 const std::string& key) {
   auto refuse = [&](const Status& why) {
+    ++ready_refused_keys_;
     spdlog::warn("refused worker {} ({}) with key {}: {}", ready.worker_id, ready.name, key,
                  why.message());
     ToWorker(identity, ErrorFor(0, why));
     ToWorker(identity, proto::Disconnect{why.message(), false});
   };
-  if (zap_policy_.WorkerKeyAdmitted(key)) {
-    if (const CredentialEntry* c = accounts_.Credential(key); c != nullptr) {
+  const CredentialEntry* credential = accounts_.Credential(key);
+  // A key admitted without an account (listed, or --allow-unenrolled-workers) that brings a token
+  // is bound to the token's account like any other.
+  const bool enrol = zap_policy_.accounts() && credential == nullptr && !ready.enrol_token.empty();
+  if (zap_policy_.WorkerKeyAdmitted(key) && !enrol) {
+    if (const CredentialEntry* c = credential; c != nullptr) {
       ready.account = c->account;
       ready.tier_cap = c->tier_cap;
       ready.allowed_services = c->services;
@@ -175,9 +180,9 @@ bool BrokerLoop::AdmitWorkerKey(Time now, const std::string& identity, proto::Re
   }
   if (pending_enrolments_.size() >= kMaxPendingEnrolments &&
       pending_enrolments_.count(identity) == 0) {
-    ToWorker(
-        identity,
-        ErrorFor(0, Status::ResourceExhausted("too many enrolments in progress; retry later")));
+    const Status busy = Status::ResourceExhausted("too many enrolments in progress; retry later");
+    ToWorker(identity, ErrorFor(0, busy));
+    ToWorker(identity, proto::Disconnect{busy.message(), true});
     return false;
   }
   AccountRequest request;
@@ -199,6 +204,7 @@ void BrokerLoop::FinishEnrolment(Time now, const std::string& identity, AccountA
   pending_enrolments_.erase(it);
   if (!answer.document.ok()) {
     const Status& why = answer.document.status();
+    if (why.code() != StatusCode::kUnavailable) ++ready_refused_keys_;
     spdlog::warn("refused to enrol worker {} with key {}: {}", pending.ready.worker_id, pending.key,
                  why.message());
     ToWorker(identity, ErrorFor(0, why));

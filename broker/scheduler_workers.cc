@@ -230,17 +230,8 @@ void Scheduler::OnWorkerReady(Time now, const std::string& identity, proto::Read
   // A credential may cap the tier (a "GPU" that never proved one) and restrict the services.
   if (ready.tier_cap > 0 && w.tier < ready.tier_cap) w.tier = ready.tier_cap;
   w.account = std::move(ready.account);
-  if (!ready.allowed_services.empty()) {
-    const auto& allowed = ready.allowed_services;
-    std::erase_if(ready.services, [&](const proto::ServiceInfo& s) {
-      const bool keep = std::find(allowed.begin(), allowed.end(), s.name) != allowed.end();
-      if (!keep) {
-        spdlog::warn("worker {} offers {}, which its credential does not allow; ignored",
-                     ready.worker_id, s.name);
-      }
-      return !keep;
-    });
-  }
+  w.allowed_services = std::move(ready.allowed_services);
+  KeepAllowedServices(w, &ready.services);
   w.manifest = std::move(ready.services);
   w.slots = ready.slots;
   w.report = proto::Heartbeat{};
@@ -410,6 +401,7 @@ void Scheduler::OnWorkerManifest(Time now, const std::string& identity, proto::M
     return;
   }
   DetachServices(w);
+  KeepAllowedServices(w, &manifest.services);
   w.manifest = std::move(manifest.services);
   if (manifest.slots > 0) w.slots = manifest.slots;
   AttachServices(w);
@@ -479,6 +471,19 @@ size_t Scheduler::RevokeWorkerKeys(Time now,
     ++revoked;
   }
   return revoked;
+}
+
+void Scheduler::KeepAllowedServices(const Worker& w, std::vector<proto::ServiceInfo>* services) {
+  if (w.allowed_services.empty()) return;
+  const auto& allowed = w.allowed_services;
+  std::erase_if(*services, [&](const proto::ServiceInfo& s) {
+    const bool keep = std::find(allowed.begin(), allowed.end(), s.name) != allowed.end();
+    if (!keep) {
+      spdlog::warn("worker {} offers {}, which its credential does not allow; ignored", w.worker_id,
+                   s.name);
+    }
+    return !keep;
+  });
 }
 
 std::string Scheduler::LiveWorkerKey(const std::string& worker_id) const {

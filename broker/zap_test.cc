@@ -103,6 +103,45 @@ TEST(ZapPolicyTest, CurveKeyListsAdmitOnlyTheirKeysAndCanBeReplaced) {
   EXPECT_TRUE(policy.Decide(Curve(kWorkerDomain, kKeyA)).allowed);
 }
 
+TEST(ZapPolicyTest, WithAccountsRevokedKeysAreRefusedAndUnknownOnesMayOnlyEnrol) {
+  FakeClock clock;
+  ZapPolicyOptions options;
+  options.worker_curve = true;
+  options.accounts = true;
+  ZapPolicy policy(options, &clock);
+  const std::string enrolled(40, 'E'), revoked(40, 'R'), stranger(40, 'S');
+  policy.SetCredentials({enrolled}, {revoked});
+  EXPECT_TRUE(policy.Decide(Curve(kWorkerDomain, enrolled)).allowed);
+  EXPECT_TRUE(policy.WorkerKeyAdmitted(enrolled));
+  // Revoked: refused before a single message, and counted.
+  ZapDecision r = policy.Decide(Curve(kWorkerDomain, revoked));
+  EXPECT_FALSE(r.allowed);
+  EXPECT_NE(r.status_text.find("revoked"), std::string::npos) << r.status_text;
+  EXPECT_EQ(policy.revoked_keys(), 1u);
+  EXPECT_FALSE(policy.WorkerKeyAdmitted(revoked));
+  // Unknown: through the handshake (it may carry an enrolment token) but not admitted to
+  // register without one.
+  EXPECT_TRUE(policy.Decide(Curve(kWorkerDomain, stranger)).allowed);
+  EXPECT_FALSE(policy.WorkerKeyAdmitted(stranger));
+  // A revoked key stays refused even when a key list names it.
+  policy.SetWorkerKeys(std::set<std::string>{revoked});
+  EXPECT_FALSE(policy.Decide(Curve(kWorkerDomain, revoked)).allowed);
+  EXPECT_FALSE(policy.WorkerKeyAdmitted(revoked));
+}
+
+TEST(ZapPolicyTest, WithAccountsAllowUnenrolledAdmitsAnyKeyButNotARevokedOne) {
+  FakeClock clock;
+  ZapPolicyOptions options;
+  options.worker_curve = true;
+  options.accounts = true;
+  options.allow_unenrolled = true;
+  ZapPolicy policy(options, &clock);
+  policy.SetCredentials({}, {std::string(40, 'R')});
+  EXPECT_TRUE(policy.WorkerKeyAdmitted(std::string(40, 'S')));
+  EXPECT_FALSE(policy.WorkerKeyAdmitted(std::string(40, 'R')));
+  EXPECT_FALSE(policy.Decide(Curve(kWorkerDomain, std::string(40, 'R'))).allowed);
+}
+
 TEST(AddressLimiterTest, TheTableOfAddressesIsBounded) {
   FakeClock clock;
   AddressLimiter limiter(1, 2, /*max_addresses=*/100);

@@ -66,12 +66,14 @@ std::shared_ptr<ApiKey> KeyOf(const nlohmann::json& e, std::string_view role) {
 }  // namespace
 
 Status BrokerKeys::Apply(const nlohmann::json& doc) {
-  if (!doc.is_object() || !doc.contains("version") || !doc["version"].is_number_unsigned()) {
+  if (!doc.is_object() || !doc.contains("version") || !doc["version"].is_number_integer() ||
+      doc["version"].get<int64_t>() < 0) {
     return Status::InvalidArgument("a keys answer without a version");
   }
   const uint64_t version = doc["version"].get<uint64_t>();
   if (doc.value("unchanged", false)) {
     MutexLock lock(&mu_);
+    if (version != version_) return Status::InvalidArgument("'unchanged' for another version");
     heard_ = true;
     return Status::Ok();
   }

@@ -357,7 +357,8 @@ class ApiHandler final : public Http::Handler {
     // An open gateway (no keys) serves this machine only. A page elsewhere could still reach it
     // through DNS rebinding (its own name resolving to 127.0.0.1, so the browser deems the gateway
     // same-origin): the Host header then names that site, not loopback.
-    if (!ctx_->keys.enabled() && !ctx_->options.allow_anonymous) {
+    if (!ctx_->keys.enabled() && !ctx_->options.allow_anonymous && !ctx_->options.broker_accounts &&
+        !ctx_->broker_keys.has_accounts()) {
       if (auto host = head.Header("Host"); host && !IsLoopbackHost(*host)) {
         return ex.Reply(ErrorReply(403,
                                    "this gateway has no API keys and serves loopback names only "

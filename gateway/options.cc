@@ -67,13 +67,28 @@ ApiKey KeyFromFlag(const std::string& item, Role role) {
 
 Status ApplyConfigJson(const json& j, GatewayOptions* o, std::string* broker_endpoint) {
   if (!j.is_object()) return Status::InvalidArgument("the config must be a JSON object");
-  RMA_RETURN_IF_ERROR(CheckKeys(
-      j,
-      {"broker", "listen", "threads", "max_body_bytes", "max_header_bytes", "submit_timeout_ms",
-       "call_timeout_ms", "max_call_timeout_ms", "max_wait_ms", "header_timeout_ms",
-       "metrics_timeout_ms", "max_pending_requests", "api_keys", "rate_limit", "cors_origins",
-       "public_metrics", "allow_anonymous", "max_connections_per_ip", "large_body_budget_bytes"},
-      "the config"));
+  RMA_RETURN_IF_ERROR(CheckKeys(j,
+                                {"broker",
+                                 "listen",
+                                 "threads",
+                                 "max_body_bytes",
+                                 "max_header_bytes",
+                                 "submit_timeout_ms",
+                                 "call_timeout_ms",
+                                 "max_call_timeout_ms",
+                                 "max_wait_ms",
+                                 "header_timeout_ms",
+                                 "metrics_timeout_ms",
+                                 "max_pending_requests",
+                                 "api_keys",
+                                 "rate_limit",
+                                 "cors_origins",
+                                 "public_metrics",
+                                 "allow_anonymous",
+                                 "max_connections_per_ip",
+                                 "large_body_budget_bytes",
+                                 "broker_accounts"},
+                                "the config"));
   for (const char* key : {"broker", "listen"}) {
     if (j.contains(key) && !j[key].is_string()) {
       return Status::InvalidArgument(std::string("'") + key + "' must be a string");
@@ -97,7 +112,8 @@ Status ApplyConfigJson(const json& j, GatewayOptions* o, std::string* broker_end
   RMA_RETURN_IF_ERROR(ReadCount(j, "large_body_budget_bytes", size_t{1} << 20, size_t{1} << 40,
                                 &o->large_body_budget));
   for (auto [key, out] : {std::pair{"public_metrics", &o->public_metrics},
-                          std::pair{"allow_anonymous", &o->allow_anonymous}}) {
+                          std::pair{"allow_anonymous", &o->allow_anonymous},
+                          std::pair{"broker_accounts", &o->broker_accounts}}) {
     if (!j.contains(key)) continue;
     if (!j[key].is_boolean())
       return Status::InvalidArgument(std::string("'") + key + "' must be a boolean");

@@ -338,7 +338,7 @@ struct Admin {
   std::string task_id;    // "task_id": for retry/discard (decimal string)
   std::string worker_id;  // "worker_id": for drain and credential_revoke
   // "args": the arguments of the account queries (account, role, scopes, services, expires_s,
-  // prefix, version, used; docs/protocol.md §6.4), as strings.
+  // prefix, version, used; docs/protocol.md §6.5), as strings.
   std::map<std::string, std::string> args;
   bool operator==(const Admin&) const = default;
 };
