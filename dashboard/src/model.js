@@ -43,6 +43,8 @@ const SORT_VALUES = {
   health: (w) => HEALTH_ORDER[w.health] ?? 9,
   name: (w) => w.name ?? '',
   worker_id: (w) => w.worker_id ?? '',
+  account: (w) => w.account ?? '',
+  key: (w) => w.key ?? '',
   tier: (w) => w.tier ?? 9,
   simulated: (w) => (w.simulated ? 1 : 0),
   services: (w) => (w.services ?? []).join(', '),
@@ -92,6 +94,8 @@ export function filterWorkers(workers, { text = '', tier = '', health = '' } = {
     const haystack = [
       w.name,
       w.worker_id,
+      w.account,
+      w.key_fingerprint,
       w.status,
       w.health,
       tierLabel(w.tier),

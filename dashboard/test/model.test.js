@@ -93,6 +93,17 @@ describe('filterWorkers', () => {
     expect(filterWorkers(workers, { text: 'nothing-like-this' })).toEqual([]);
   });
 
+  it('matches the contributor account and the key fingerprint, and sorts by them', () => {
+    const owned = [
+      worker({ name: 'w1', account: 'alice', key_fingerprint: 'Ab3dE9xY' }),
+      worker({ name: 'w2', account: 'bob' }),
+      worker({ name: 'w3' }),
+    ];
+    expect(filterWorkers(owned, { text: 'alice' }).map((w) => w.name)).toEqual(['w1']);
+    expect(filterWorkers(owned, { text: 'ab3de9' }).map((w) => w.name)).toEqual(['w1']);
+    expect(sortWorkers(owned, { key: 'account', dir: 'desc' }).map((w) => w.name)).toEqual(['w2', 'w1', 'w3']);
+  });
+
   it('filters by exact tier and health', () => {
     expect(filterWorkers(workers, { tier: '3' }).map((w) => w.name)).toEqual(['pi-1', 'pi-2']);
     expect(filterWorkers(workers, { tier: '3', health: 'healthy' }).map((w) => w.name)).toEqual(['pi-1']);

@@ -44,6 +44,7 @@ export function Contributors({ workers }) {
                   <th scope="row">
                     {w.name}
                     <span class="tag">{tierLabel(w.tier)}</span>
+                    {w.account ? <span class="account"> by {w.account}</span> : null}
                   </th>
                   <td class="num" data-field="tasks_done">
                     {formatCount(w.tasks_done)}

@@ -17,6 +17,8 @@ const COLUMNS = [
   { key: 'health', label: 'Health' },
   { key: 'name', label: 'Name' },
   { key: 'worker_id', label: 'ID' },
+  { key: 'account', label: 'Contributor' },
+  { key: 'key', label: 'Key' },
   { key: 'tier', label: 'Tier' },
   { key: 'simulated', label: 'Simulated' },
   { key: 'services', label: 'Services' },
@@ -58,7 +60,7 @@ export function WorkersTable({ workers }) {
           <input
             id="worker-filter"
             type="search"
-            placeholder="name, id, service, status…"
+            placeholder="name, id, contributor, service, status…"
             value={filter.text}
             onInput={set('text')}
             autocomplete="off"
@@ -114,6 +116,16 @@ export function WorkersTable({ workers }) {
                   </th>
                   <td data-field="worker_id" class="mono">
                     {w.worker_id}
+                  </td>
+                  <td data-field="account">{w.account || '—'}</td>
+                  <td data-field="key" class="mono">
+                    {w.key ? (
+                      <abbr title={w.key} aria-label={`key ${w.key}`}>
+                        {w.key_fingerprint || w.key.slice(0, 8)}…
+                      </abbr>
+                    ) : (
+                      '—'
+                    )}
                   </td>
                   <td data-field="tier">
                     {w.tier} · {tierLabel(w.tier)}
