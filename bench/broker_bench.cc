@@ -176,6 +176,7 @@ proto::Ready MakeReady(const std::string& id, uint32_t slots, bool simulated) {
   r.capabilities.cpu_cores = 8;
   r.capabilities.ram_gb = 32;
   r.services = {{"echo", "builtin"}};
+  r.packed = true;  // proto::ReceiveMessage splits packed frames
   return r;
 }
 
@@ -191,14 +192,20 @@ void EchoWorker(zmq::context_t& ctx, const Broker& broker, const std::string& id
   proto::Decoder decoder;
   proto::InMessage msg;
   auto last_hb = Clock::now();
+  bool packed = false;  // the broker's WELCOME says whether it reads packed frames
   while (!stop.load(std::memory_order_relaxed)) {
     zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
     zmq::poll(&item, 1, std::chrono::milliseconds(100));
     for (int i = 0; i < 64; ++i) {
       auto got = proto::ReceiveMessage(s, false, proto::Limits{}, &msg);
       if (!got.ok() || !*got) break;
+      if (msg.command() == Command::kWelcome && msg.body_count() > 0) {
+        proto::Welcome w;
+        if (decoder.Decode(msg.body(0), &w).ok()) packed = w.packed;
+      }
       if (msg.command() != Command::kTask) continue;
       proto::OutMessage out(Command::kResult);
+      out.set_packed(packed);
       for (size_t b = 0; b < msg.body_count(); ++b) {
         proto::TaskAssignment t;
         if (!decoder.Decode(msg.body(b), &t).ok()) continue;

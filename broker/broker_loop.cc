@@ -60,12 +60,14 @@ void BrokerLoop::Outbox::Add(const std::string& identity, Command command, std::
         // Bodyless commands are not batched (a second DRAIN means something); heartbeats simply
         // coalesce.
         messages.push_back({identity, proto::OutMessage(command)});
+        if (reads_packed && reads_packed(identity)) messages.back().message.set_packed(true);
         it->second = messages.size() - 1;
       }
       return;
     }
   }
   messages.push_back({identity, proto::OutMessage(command)});
+  if (reads_packed && reads_packed(identity)) messages.back().message.set_packed(true);
   if (!body.empty()) messages.back().message.AddBody(std::move(body), std::move(in_flight));
   last[identity] = messages.size() - 1;
 }
@@ -94,6 +96,9 @@ BrokerLoop::BrokerLoop(BrokerConfig config, LoopOptions options, std::unique_ptr
   uint64_t seed = options_.seed != 0 ? options_.seed : std::random_device{}();
   scheduler_ = std::make_unique<Scheduler>(config_, this, store_->durable(), seed,
                                            [this] { return task_ids_.Next(); });
+  to_workers_.reads_packed = [this](const std::string& identity) {
+    return scheduler_->WorkerReadsPacked(identity);
+  };
   info_.store = std::string(store_->name());
   info_.version = kVersion;
 }

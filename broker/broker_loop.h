@@ -126,6 +126,8 @@ class BrokerLoop final : public SchedulerOutput {
   struct Outbox {
     std::vector<Pending> messages;
     std::unordered_map<std::string, size_t> last;  // identity -> index of its latest message
+    // Whether the peer on an identity reads packed body frames (asked once per new message).
+    std::function<bool(const std::string&)> reads_packed;
     void Add(const std::string& identity, proto::Command command, std::string body,
              std::shared_ptr<proto::InFlightBytes> in_flight = nullptr);
     void Clear() {

@@ -133,6 +133,7 @@ class Scheduler {
     std::string curve_key;  // CURVE public key (Z85) when the link has one
     std::string account;    // the contributor account its credential binds it to ("": none)
     std::vector<std::string> allowed_services;  // its credential's allow-list (empty: any)
+    bool reads_packed = false;  // READY.packed: messages to it may pack bodies (frames.h)
     proto::Capabilities caps;
     bool simulated = false;
     uint32_t tier = 3;
@@ -209,6 +210,8 @@ class Scheduler {
   // The CURVE key of the live worker `worker_id` ("" when there is none or it has no key), and
   // the keys of every live worker (admin documents).
   std::string LiveWorkerKey(const std::string& worker_id) const;
+  // Whether the worker on this session reads packed body frames.
+  bool WorkerReadsPacked(const std::string& identity) const;
   // Drops from `services` what the worker's credential does not allow (READY and MANIFEST).
   static void KeepAllowedServices(const Worker& w, std::vector<proto::ServiceInfo>* services);
   std::set<std::string> LiveWorkerKeys() const;

@@ -231,6 +231,7 @@ void Scheduler::OnWorkerReady(Time now, const std::string& identity, proto::Read
   if (ready.tier_cap > 0 && w.tier < ready.tier_cap) w.tier = ready.tier_cap;
   w.account = std::move(ready.account);
   w.allowed_services = std::move(ready.allowed_services);
+  w.reads_packed = ready.packed;
   KeepAllowedServices(w, &ready.services);
   w.manifest = std::move(ready.services);
   w.slots = ready.slots;
@@ -266,6 +267,7 @@ void Scheduler::OnWorkerReady(Time now, const std::string& identity, proto::Read
   proto::Welcome welcome;
   welcome.worker_id = wr.worker_id;
   welcome.tier = wr.tier;
+  welcome.packed = true;  // this broker reads packed frames from anybody
   welcome.heartbeat_ms = static_cast<uint32_t>(ToMs(config_.heartbeat_interval));
   welcome.liveness = config_.liveness;
   welcome.recommendations = Recommend(now, wr.tier, wr.caps, wr.services);
@@ -490,6 +492,11 @@ std::string Scheduler::LiveWorkerKey(const std::string& worker_id) const {
   auto it = by_worker_id_.find(worker_id);
   if (it == by_worker_id_.end() || !workers_[it->second].alive) return "";
   return workers_[it->second].curve_key;
+}
+
+bool Scheduler::WorkerReadsPacked(const std::string& identity) const {
+  const int32_t i = WorkerByIdentity(identity);
+  return i >= 0 && workers_[static_cast<uint32_t>(i)].reads_packed;
 }
 
 std::set<std::string> Scheduler::LiveWorkerKeys() const {

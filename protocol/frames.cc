@@ -1,6 +1,8 @@
 // See frames.h.
 #include "protocol/frames.h"
 
+#include "protocol/msgpack_io.h"
+
 #include <fmt/format.h>
 
 #include <cerrno>
@@ -62,8 +64,43 @@ Result<bool> ReceiveMessage(zmq::socket_t& socket, bool has_identity, const Limi
   }
   msg->command_ = static_cast<Command>(byte);
   for (size_t i = index + 2; i < count; ++i) {
-    msg->bodies_.emplace_back(static_cast<const char*>(msg->frames_[i].data()),
-                              msg->frames_[i].size());
+    std::string_view frame(static_cast<const char*>(msg->frames_[i].data()),
+                           msg->frames_[i].size());
+    if (frame.empty()) {
+      msg->bodies_.emplace_back(frame);  // the decoder says what is wrong with it
+      continue;
+    }
+    // A frame holds one body, or several packed: msgpack maps one after the other. A frame that
+    // does not start with a map, or holds one malformed body, goes to the decoder as it is, which
+    // says what is wrong with it.
+    auto is_map = [](std::string_view f) {
+      const auto b = static_cast<uint8_t>(f[0]);
+      return (b >= 0x80 && b <= 0x8f) || b == 0xde || b == 0xdf;
+    };
+    if (!is_map(frame)) {
+      msg->bodies_.emplace_back(frame);
+      continue;
+    }
+    while (!frame.empty()) {
+      auto bytes = internal::MsgpackObjectBytes(frame);
+      const bool first = frame.size() == msg->frames_[i].size();
+      if (!bytes.ok() && first) {
+        msg->bodies_.emplace_back(frame);
+        break;
+      }
+      if (!bytes.ok() || !is_map(frame)) {
+        msg->bodies_.clear();
+        return Status::InvalidArgument(
+            "a packed body frame holds something after its bodies that is not a msgpack map");
+      }
+      if (msg->bodies_.size() == limits.max_bodies) {
+        msg->bodies_.clear();
+        return Status::InvalidArgument("message has more than " +
+                                       std::to_string(limits.max_bodies) + " bodies");
+      }
+      msg->bodies_.push_back(frame.substr(0, *bytes));
+      frame.remove_prefix(*bytes);
+    }
   }
   return true;
 }
@@ -157,11 +194,11 @@ Status OutMessage::Send(zmq::socket_t& socket, std::string_view identity) && {
 }
 
 void OutMessage::AddBody(std::string body, std::shared_ptr<InFlightBytes> in_flight) {
-  if (in_flight) {
-    in_flight->Add(static_cast<int64_t>(body.size()));
-    in_flight_.resize(bodies_.size());
-    in_flight_.push_back(std::move(in_flight));
-  }
+  if (!in_flight) return AddBody(std::move(body));
+  ++body_count_;  // a counted body is a frame of its own, never packed
+  in_flight->Add(static_cast<int64_t>(body.size()));
+  in_flight_.resize(bodies_.size());
+  in_flight_.push_back(std::move(in_flight));
   bodies_.push_back(std::move(body));
 }
 
@@ -171,16 +208,20 @@ void OutMessage::Clear() {
   }
   in_flight_.clear();
   bodies_.clear();
+  body_count_ = 0;
 }
 
 OutMessage& OutMessage::operator=(OutMessage&& other) noexcept {
   if (this != &other) {
     Clear();
     command_ = other.command_;
+    packed_ = other.packed_;
+    body_count_ = other.body_count_;
     bodies_ = std::move(other.bodies_);
     in_flight_ = std::move(other.in_flight_);
     other.bodies_.clear();
     other.in_flight_.clear();
+    other.body_count_ = 0;
   }
   return *this;
 }

@@ -89,17 +89,36 @@ class OutMessage {
   ~OutMessage() { Clear(); }
 
   Command command() const { return command_; }
-  void AddBody(std::string body) { bodies_.push_back(std::move(body)); }
+  // Packed (a peer that said it reads them: READY/WELCOME `packed`): consecutive small bodies
+  // travel concatenated in one frame — msgpack is self-delimiting — so CURVE seals one box for a
+  // batch instead of one per body. Set before the first body.
+  void set_packed(bool packed) { packed_ = packed; }
+  void AddBody(std::string body) {
+    ++body_count_;
+    if (Packable(body.size())) {
+      bodies_.back().append(body);
+      return;
+    }
+    bodies_.push_back(std::move(body));
+  }
   // A body whose bytes `in_flight` counts from now until ZeroMQ has written it out, or until this
   // message is dropped without handing it over (only the rvalue Send hands bodies to ZeroMQ).
   void AddBody(std::string body, std::shared_ptr<InFlightBytes> in_flight);
   template <typename T>
   void Add(const T& message) {
+    ++body_count_;
+    if (packed_ && !bodies_.empty() && bodies_.back().size() < kPackedFrameBytes &&
+        (in_flight_.size() < bodies_.size() || !in_flight_.back())) {
+      // Encoded straight onto the end of the frame it shares (Encode appends).
+      Encode(message, &bodies_.back());
+      return;
+    }
     bodies_.emplace_back();
     Encode(message, &bodies_.back());
   }
-  size_t body_count() const { return bodies_.size(); }
-  bool empty() const { return bodies_.empty(); }
+  // Bodies (messages) added, packed or not.
+  size_t body_count() const { return body_count_; }
+  bool empty() const { return body_count_ == 0; }
   void Clear();
 
   // Sends without blocking. `identity` is the routing id on a ROUTER socket and empty on a DEALER.
@@ -114,8 +133,18 @@ class OutMessage {
   template <typename Body>
   Status SendFrames(zmq::socket_t& socket, std::string_view identity, Body&& body_frame) const;
 
+  // A frame of packed bodies grows to about this size, then the next one starts.
+  static constexpr size_t kPackedFrameBytes = 64 * 1024;
+  bool Packable(size_t next) const {
+    return packed_ && !bodies_.empty() && next < kPackedFrameBytes &&
+           bodies_.back().size() + next <= kPackedFrameBytes &&
+           (in_flight_.size() < bodies_.size() || !in_flight_.back());
+  }
+
   Command command_;
-  std::vector<std::string> bodies_;
+  bool packed_ = false;
+  size_t body_count_ = 0;
+  std::vector<std::string> bodies_;  // frames: one body each, or several packed
   // Per body, when any is counted; null once handed to ZeroMQ.
   std::vector<std::shared_ptr<InFlightBytes>> in_flight_;
 };

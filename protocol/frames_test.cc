@@ -2,6 +2,8 @@
 // envelopes.
 #include "protocol/frames.h"
 
+#include "protocol/msgpack_io.h"
+
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -207,6 +209,153 @@ TEST_F(FramesTest, TooManyBodiesAreRefusedAndTheNextMessageStillParses) {
   auto next = ReceiveOnRouter(&msg);
   ASSERT_TRUE(next.ok() && *next) << next.status().ToString();
   EXPECT_EQ(msg.command(), Command::kHeartbeat);
+}
+
+}  // namespace
+}  // namespace rma::proto
+
+namespace rma::proto {
+namespace {
+
+// Packed body frames: several bodies in one frame (one CURVE box for a batch), split again by the
+// receiver; large and counted bodies keep frames of their own; a packed frame that holds anything
+// but whole maps is refused whole.
+class PackedFramesTest : public FramesTest {
+ protected:
+  // Frames of the next message on the router (identity included).
+  std::vector<std::string> RawFrames() {
+    zmq::pollitem_t item{router_.handle(), 0, ZMQ_POLLIN, 0};
+    zmq::poll(&item, 1, std::chrono::milliseconds(5000));
+    std::vector<std::string> frames;
+    for (;;) {
+      zmq::message_t m;
+      if (!router_.recv(m, zmq::recv_flags::dontwait)) break;
+      frames.push_back(m.to_string());
+      if (!m.more()) break;
+    }
+    return frames;
+  }
+};
+
+TEST_F(PackedFramesTest, SmallBodiesShareAFrameAndArriveAsBodies) {
+  OutMessage out(Command::kResult);
+  out.set_packed(true);
+  for (uint64_t i = 1; i <= 5; ++i) {
+    out.Add(TaskResult{TaskId(i), 1, Outcome::kOk, "r", "", 0, "", true, 0});
+  }
+  out.AddBody(Encode(TaskResult{TaskId(6), 1, Outcome::kOk, "r", "", 0, "", true, 0}));
+  EXPECT_EQ(out.body_count(), 6u);
+  ASSERT_TRUE(out.Send(dealer_).ok());
+  std::vector<std::string> frames = RawFrames();
+  ASSERT_EQ(frames.size(), 4u) << "identity, header, command and one frame for six bodies";
+
+  // The same message again, read with ReceiveMessage.
+  ASSERT_TRUE(out.Send(dealer_).ok());
+  InMessage msg;
+  auto r = ReceiveOnRouter(&msg);
+  ASSERT_TRUE(r.ok() && *r) << r.status().ToString();
+  ASSERT_EQ(msg.body_count(), 6u);
+  Decoder d;
+  for (uint64_t i = 0; i < 6; ++i) {
+    TaskResult res;
+    ASSERT_TRUE(d.Decode(msg.body(i), &res).ok()) << i;
+    EXPECT_EQ(res.task_id, TaskId(i + 1));
+  }
+}
+
+TEST_F(PackedFramesTest, LargeAndCountedBodiesKeepFramesOfTheirOwn) {
+  auto counter = std::make_shared<InFlightBytes>();
+  OutMessage out(Command::kTaskInfo);
+  out.set_packed(true);
+  const std::string big =
+      Encode(TaskResult{TaskId(1), 1, Outcome::kOk, std::string(100000, 'x'), "", 0, "", true, 0});
+  const std::string small = Encode(TaskResult{TaskId(2), 1, Outcome::kOk, "s", "", 0, "", true, 0});
+  out.AddBody(small);
+  out.AddBody(big);             // too large to pack
+  out.AddBody(small, counter);  // counted: its own frame
+  out.AddBody(small);           // not packed onto the counted one
+  out.AddBody(small);           // packed onto the previous
+  EXPECT_EQ(out.body_count(), 5u);
+  ASSERT_TRUE(std::move(out).Send(dealer_).ok());
+  std::vector<std::string> frames = RawFrames();
+  ASSERT_EQ(frames.size(), 3u + 4u);
+  EXPECT_EQ(frames[3], small);
+  EXPECT_EQ(frames[4], big);
+  EXPECT_EQ(frames[5], small);
+  EXPECT_EQ(frames[6], small + small);
+}
+
+TEST_F(PackedFramesTest, AnUnpackedPeerSendsOneBodyAFrame) {
+  OutMessage out(Command::kResult);
+  for (uint64_t i = 1; i <= 3; ++i) {
+    out.Add(TaskResult{TaskId(i), 1, Outcome::kOk, "r", "", 0, "", true, 0});
+  }
+  ASSERT_TRUE(out.Send(dealer_).ok());
+  EXPECT_EQ(RawFrames().size(), 3u + 3u);
+}
+
+TEST_F(PackedFramesTest, APackedFrameWithAnythingButWholeMapsIsRefused) {
+  const std::string body = Encode(Heartbeat{});
+  InMessage msg;
+  // A map, then a byte that is not a map.
+  SendRaw({"RMA1", std::string(1, static_cast<char>(Command::kHeartbeat)), body + "\x01"});
+  auto r = ReceiveOnRouter(&msg);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  // A map, then a truncated map.
+  SendRaw({"RMA1", std::string(1, static_cast<char>(Command::kHeartbeat)),
+           body + body.substr(0, body.size() - 1)});
+  r = ReceiveOnRouter(&msg);
+  ASSERT_FALSE(r.ok());
+  // One malformed body on its own still reaches the decoder, which names the problem.
+  SendRaw({"RMA1", std::string(1, static_cast<char>(Command::kHeartbeat)), body.substr(1)});
+  r = ReceiveOnRouter(&msg);
+  ASSERT_TRUE(r.ok() && *r);
+  EXPECT_EQ(msg.body_count(), 1u);
+}
+
+TEST_F(PackedFramesTest, PackingCannotExceedTheBodiesPerMessage) {
+  std::string frame;
+  for (size_t i = 0; i <= limits_.max_bodies; ++i) frame += Encode(Heartbeat{});
+  SendRaw({"RMA1", std::string(1, static_cast<char>(Command::kHeartbeat)), frame});
+  InMessage msg;
+  auto r = ReceiveOnRouter(&msg);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("more than"), std::string::npos) << r.status().message();
+}
+
+TEST(MsgpackObjectBytesTest, MeasuresEveryTypeAndRefusesLies) {
+  using internal::MsgpackObjectBytes;
+  // {"a": [1, -1, 3.5, nil, true, "xyz", bin(2), {"k": 300}], "b": 65536}
+  const std::string obj =
+      "\x82\xa1"
+      "a"
+      "\x98\x01\xff\xcb" +
+      std::string(8, '\0') +
+      "\xc0\xc3\xa3xyz\xc4\x02zz\x81\xa1k\xcd\x01\x2c\xa1"
+      "b"
+      "\xce" +
+      std::string("\x00\x01\x00\x00", 4);
+  auto n = MsgpackObjectBytes(obj + "TRAILING");
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, obj.size());
+  for (size_t cut = 0; cut < obj.size(); ++cut) {
+    EXPECT_FALSE(MsgpackObjectBytes(obj.substr(0, cut)).ok()) << cut;
+  }
+  // An array32 announcing four billion items in a few bytes is refused at once.
+  EXPECT_FALSE(MsgpackObjectBytes(std::string("\xdd\xff\xff\xff\xff\x01\x02", 7)).ok());
+  // A str32 longer than the data, and the byte msgpack never uses.
+  EXPECT_FALSE(MsgpackObjectBytes(std::string("\xdb\x00\x10\x00\x00"
+                                              "abc",
+                                              8))
+                   .ok());
+  EXPECT_FALSE(MsgpackObjectBytes("\xc1").ok());
+  // Deep nesting costs no stack: 100,000 nested one-item arrays.
+  std::string deep(100000, '\x91');
+  deep += '\x01';
+  auto d = MsgpackObjectBytes(deep);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(*d, deep.size());
 }
 
 }  // namespace

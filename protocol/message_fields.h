@@ -135,6 +135,7 @@ void Fields(V& v, M& m) {
   v.List("services", m.services, {.always = true});
   v.List("running", m.running, {});
   v.Str("enrol_token", m.enrol_token, {.max_bytes = 128});
+  v.Bool("packed", m.packed, {});
 }
 
 template <typename V, Is<Welcome> M>
@@ -144,6 +145,7 @@ void Fields(V& v, M& m) {
   v.U32("heartbeat_ms", m.heartbeat_ms, {.required = true, .min = 1});
   v.U32("liveness", m.liveness, {.always = true, .min = 1, .max = 1000});
   v.List("recommendations", m.recommendations, {.always = true});
+  v.Bool("packed", m.packed, {});
 }
 
 template <typename V, Is<TaskAssignment> M>

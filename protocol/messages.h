@@ -133,6 +133,9 @@ struct Ready {
   Capabilities capabilities;          // "capabilities"
   std::vector<ServiceInfo> services;  // "services": the whole manifest
   std::vector<RunningTask> running;   // "running": attempts still running after a reconnect
+  // "packed": this worker reads packed body frames (several bodies in one frame, docs/protocol.md
+  // §3), so the broker may send it batches that way.
+  bool packed = false;
   // "enrol_token": a one-time enrolment token (rma-worker --enrol) that binds this worker's CURVE
   // key to the token's account on this connection.
   std::string enrol_token;
@@ -159,6 +162,7 @@ struct Welcome {
   uint32_t heartbeat_ms = 0;  // "heartbeat_ms": the interval both sides use
   uint32_t liveness = 3;      // "liveness": missed intervals before the peer is dead
   std::vector<Recommendation> recommendations;  // "recommendations"
+  bool packed = false;  // "packed": the broker reads packed body frames (the worker may send them)
   bool operator==(const Welcome&) const = default;
 };
 

@@ -179,4 +179,129 @@ Status ReadStrMap(const msgpack::object& v, std::string_view field, size_t max_b
   return Status::Ok();
 }
 
+Result<size_t> MsgpackObjectBytes(std::string_view data) {
+  const auto* p = reinterpret_cast<const uint8_t*>(data.data());
+  const size_t n = data.size();
+  size_t pos = 0;
+  uint64_t pending = 1;  // objects still to skip; a container adds its items
+  auto be = [&](size_t at, size_t bytes) -> uint64_t {
+    uint64_t v = 0;
+    for (size_t i = 0; i < bytes; ++i) v = (v << 8) | p[at + i];
+    return v;
+  };
+  while (pending > 0) {
+    if (pos >= n) return Status::InvalidArgument("truncated msgpack body");
+    const uint8_t b = p[pos];
+    uint64_t head = 1;      // bytes of the type and length
+    uint64_t payload = 0;   // bytes after them
+    uint64_t children = 0;  // items that follow
+    size_t len_bytes = 0;   // size of a big-endian length after the type byte
+    uint64_t extra = 0;     // an ext's type byte
+    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
+    } else if (b <= 0x8f) {
+      children = 2ull * (b & 0x0f);
+    } else if (b <= 0x9f) {
+      children = b & 0x0f;
+    } else if (b <= 0xbf) {
+      payload = b & 0x1f;
+    } else {
+      switch (b) {
+        case 0xc4:
+        case 0xd9:
+          len_bytes = 1;
+          break;  // bin8, str8
+        case 0xc5:
+        case 0xda:
+          len_bytes = 2;
+          break;  // bin16, str16
+        case 0xc6:
+        case 0xdb:
+          len_bytes = 4;
+          break;  // bin32, str32
+        case 0xc7:
+          len_bytes = 1;
+          extra = 1;
+          break;  // ext8
+        case 0xc8:
+          len_bytes = 2;
+          extra = 1;
+          break;  // ext16
+        case 0xc9:
+          len_bytes = 4;
+          extra = 1;
+          break;  // ext32
+        case 0xca:
+          payload = 4;
+          break;  // float32
+        case 0xcb:
+          payload = 8;
+          break;  // float64
+        case 0xcc:
+        case 0xd0:
+          payload = 1;
+          break;  // (u)int8
+        case 0xcd:
+        case 0xd1:
+          payload = 2;
+          break;
+        case 0xce:
+        case 0xd2:
+          payload = 4;
+          break;
+        case 0xcf:
+        case 0xd3:
+          payload = 8;
+          break;
+        case 0xd4:
+          payload = 2;
+          break;  // fixext1..16
+        case 0xd5:
+          payload = 3;
+          break;
+        case 0xd6:
+          payload = 5;
+          break;
+        case 0xd7:
+          payload = 9;
+          break;
+        case 0xd8:
+          payload = 17;
+          break;
+        case 0xdc:
+        case 0xde:
+          len_bytes = 2;
+          break;  // array16, map16
+        case 0xdd:
+        case 0xdf:
+          len_bytes = 4;
+          break;  // array32, map32
+        default:
+          return Status::InvalidArgument("malformed msgpack body: byte 0xc1");
+      }
+      if (len_bytes > 0) {
+        if (pos + 1 + len_bytes > n) return Status::InvalidArgument("truncated msgpack body");
+        const uint64_t len = be(pos + 1, len_bytes);
+        head = 1 + len_bytes + extra;
+        if (b == 0xdc || b == 0xdd) {
+          children = len;
+        } else if (b == 0xde || b == 0xdf) {
+          children = 2 * len;
+        } else {
+          payload = len;
+        }
+      }
+    }
+    if (head + payload > n - pos) return Status::InvalidArgument("truncated msgpack body");
+    pos += head + payload;
+    --pending;
+    // Every item takes at least a byte: more announced than bytes left is a lie, refused before
+    // the count can grow without bound.
+    if (children > n - pos || pending + children > n - pos + 1) {
+      return Status::InvalidArgument("truncated msgpack body");
+    }
+    pending += children;
+  }
+  return pos;
+}
+
 }  // namespace rma::proto::internal

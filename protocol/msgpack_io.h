@@ -88,6 +88,11 @@ Status ReadStrMap(const msgpack::object& v, std::string_view field, size_t max_b
                   std::map<std::string, std::string>* out);
 Status MissingField(std::string_view message, std::string_view field);
 
+// The length in bytes of the one msgpack object `data` starts with, read from the type bytes and
+// lengths alone (no allocation, no recursion: a count of items still to skip). InvalidArgument for
+// a truncated object or a byte msgpack never uses. Packed body frames (frames.h) are split with it.
+Result<size_t> MsgpackObjectBytes(std::string_view data);
+
 // Calls fn(key, value) for each pair of a map whose value is not nil (nil means "absent", so peers
 // written in dynamic languages may send None). Keys must be strings. `what` names the map in
 // errors.

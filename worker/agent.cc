@@ -80,6 +80,7 @@ Status Agent::Send(const std::vector<proto::ToBrokerMessage>& batch) {
   if (!socket_) return Status::Unavailable("not connected");
   if (batch.empty()) return Status::Ok();
   proto::OutMessage out(proto::CommandOf(batch.front()));
+  out.set_packed(session_.broker_reads_packed());
   for (const proto::ToBrokerMessage& m : batch) {
     std::string body;
     (void)proto::EncodeMessage(m, &body);

@@ -111,6 +111,8 @@ void Session::SendReady(Time now) {
   ready.worker_secret = options_.worker_secret;
   ready.agent_version = kVersion;
   ready.slots = options_.slots;
+  ready.packed = true;           // ReceiveMessage splits packed body frames
+  broker_reads_packed_ = false;  // until this broker's WELCOME says so
   ready.simulated = options_.simulated;
   ready.capabilities = options_.capabilities;
   if (!options_.simulated && readings_.ram_available_gb > 0) {
@@ -237,6 +239,7 @@ void Session::OnMessage(Time now, proto::ToWorkerMessage message) {
 }
 
 void Session::OnWelcome(Time now, const proto::Welcome& w) {
+  broker_reads_packed_ = w.packed;
   if (w.heartbeat_ms >= kMinHeartbeatMs && w.heartbeat_ms <= kMaxHeartbeatMs) {
     heartbeat_ = Ms(w.heartbeat_ms);
   } else {

@@ -137,6 +137,9 @@ class Session {
   uint32_t reconnects() const { return reconnects_; }
   const std::vector<proto::ServiceInfo>& advertised() const { return advertised_; }
 
+  // The broker of this session reads packed body frames (its WELCOME said so).
+  bool broker_reads_packed() const { return broker_reads_packed_; }
+
  private:
   using AttemptKey = std::pair<TaskId, uint32_t>;
   struct InFlight {
@@ -201,8 +204,9 @@ class Session {
 
   bool draining_ = false;
   std::optional<Time> drain_deadline_;
-  bool told_waiting_ = false;      // logged that a drain waits for the broker
-  bool paused_by_broker_ = false;  // an admin drained this worker (logged once)
+  bool told_waiting_ = false;         // logged that a drain waits for the broker
+  bool paused_by_broker_ = false;     // an admin drained this worker (logged once)
+  bool broker_reads_packed_ = false;  // WELCOME.packed of the current session
   std::optional<Status> finished_;
 
   std::map<AttemptKey, InFlight> in_flight_;
