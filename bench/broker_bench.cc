@@ -109,6 +109,26 @@ zmq::socket_t ClientSocket(zmq::context_t& ctx, const Broker& broker) {
   return s;
 }
 
+// Says this client reads packed body frames (a HEARTBEAT, docs/protocol.md §6.6) and returns
+// whether the broker's answer says it does too (an older broker answers without a body).
+bool AskPacked(zmq::socket_t& s) {
+  proto::Heartbeat hello;
+  hello.packed = true;
+  (void)proto::SendOne(s, {}, Command::kHeartbeat, hello);
+  proto::InMessage msg;
+  proto::Decoder decoder;
+  const auto deadline = Clock::now() + std::chrono::seconds(5);
+  while (Clock::now() < deadline) {
+    zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
+    zmq::poll(&item, 1, std::chrono::milliseconds(100));
+    auto got = proto::ReceiveMessage(s, false, proto::Limits{}, &msg);
+    if (!got.ok() || !*got || msg.command() != Command::kHeartbeat) continue;
+    proto::Heartbeat answer;
+    return msg.body_count() > 0 && decoder.Decode(msg.body(0), &answer).ok() && answer.packed;
+  }
+  return false;
+}
+
 // With a broker key: makes `s` a CURVE client with a key of its own (before connect).
 void UseOwnCurveKey(zmq::socket_t& s, const std::string& broker_key) {
   if (!broker_key.empty()) proto::UseCurveClient(s, NewKeypairOrDie(), broker_key);
@@ -232,9 +252,10 @@ void EchoWorker(zmq::context_t& ctx, const Broker& broker, const std::string& id
 
 // Sends SUBMITs `batch` bodies per message until `*submitted` reaches `upto` (refs are 1, 2, ...).
 void SubmitUpTo(zmq::socket_t& s, proto::Submit& submit, uint64_t* submitted, uint64_t upto,
-                size_t batch) {
+                size_t batch, bool packed) {
   while (*submitted < upto) {
     proto::OutMessage out(Command::kSubmit);
+    out.set_packed(packed);
     for (size_t i = 0; i < batch && *submitted < upto; ++i) {
       submit.ref = ++*submitted;
       out.Add(submit);
@@ -247,6 +268,7 @@ void SubmitUpTo(zmq::socket_t& s, proto::Submit& submit, uint64_t* submitted, ui
 double RunThroughput(zmq::context_t& ctx, const Broker& broker, uint64_t tasks, uint64_t window,
                      size_t batch, size_t payload_bytes, std::atomic<uint64_t>& completed) {
   zmq::socket_t s = ClientSocket(ctx, broker);
+  const bool packed = AskPacked(s);
   proto::InMessage msg;
   const uint64_t base = completed.load();
   uint64_t submitted = 0;
@@ -258,7 +280,7 @@ double RunThroughput(zmq::context_t& ctx, const Broker& broker, uint64_t tasks, 
   auto start = Clock::now();
   while (completed.load(std::memory_order_relaxed) - base < tasks) {
     uint64_t done = completed.load(std::memory_order_relaxed) - base;
-    SubmitUpTo(s, submit, &submitted, std::min(tasks, done + window), batch);
+    SubmitUpTo(s, submit, &submitted, std::min(tasks, done + window), batch, packed);
     zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
     zmq::poll(&item, 1, std::chrono::milliseconds(1));
     for (int i = 0; i < 256; ++i) {
@@ -576,6 +598,7 @@ int main(int argc, char** argv) {
     }
     // Dispatch rate with every worker connected: results come back through the simulators' sweeps.
     zmq::socket_t client = ClientSocket(ctx, broker);
+    const bool packed = AskPacked(client);
     proto::Submit submit;
     submit.service = "echo";
     submit.mode = proto::SubmitMode::kSync;  // TASK_INFO tells the client each task is done
@@ -584,7 +607,7 @@ int main(int argc, char** argv) {
     const uint64_t window_tasks = static_cast<uint64_t>(sim_workers);
     auto d0 = Clock::now();
     while (done < tasks && std::chrono::duration<double>(Clock::now() - d0).count() < 120) {
-      SubmitUpTo(client, submit, &sent, std::min(tasks, done + window_tasks), 128);
+      SubmitUpTo(client, submit, &sent, std::min(tasks, done + window_tasks), 128, packed);
       zmq::pollitem_t item{client.handle(), 0, ZMQ_POLLIN, 0};
       zmq::poll(&item, 1, std::chrono::milliseconds(10));
       for (int i = 0; i < 1024; ++i) {

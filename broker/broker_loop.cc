@@ -99,6 +99,9 @@ BrokerLoop::BrokerLoop(BrokerConfig config, LoopOptions options, std::unique_ptr
   to_workers_.reads_packed = [this](const std::string& identity) {
     return scheduler_->WorkerReadsPacked(identity);
   };
+  to_clients_.reads_packed = [this](const std::string& identity) {
+    return packed_clients_.count(identity) > 0;
+  };
   info_.store = std::string(store_->name());
   info_.version = kVersion;
 }
@@ -529,9 +532,21 @@ void BrokerLoop::HandleClientMessage(Time now, const proto::InMessage& msg) {
         HandleAdmin(now, id, a);
         break;
       }
-      case Command::kHeartbeat:
+      case Command::kHeartbeat: {
+        proto::Heartbeat hb;
+        if (msg.body_count() > 0 && decoder_.Decode(msg.body(0), &hb).ok() && hb.packed) {
+          // It reads packed frames: answer that this broker does too, and pack from now on.
+          if (packed_clients_.size() < kMaxPackedClients) packed_clients_.insert(id);
+          proto::Heartbeat answer;
+          answer.packed = true;
+          std::string answer_body;
+          proto::Encode(answer, &answer_body);
+          to_clients_.Add(id, Command::kHeartbeat, std::move(answer_body));
+          return;
+        }
         scheduler_->OnClientHeartbeat(now, id);
         return;
+      }
       default:
         malformed(body, Status::InvalidArgument(std::string(proto::CommandName(msg.command())) +
                                                 " is not a client command"));

@@ -11,6 +11,7 @@
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "broker/accounts.h"
@@ -180,7 +181,12 @@ class BrokerLoop final : public SchedulerOutput {
   AccountRegistry accounts_;
   std::unordered_map<std::string, PendingEnrolment> pending_enrolments_;  // by session identity
   std::set<std::string> seen_keys_;
-  uint64_t ready_refused_keys_ = 0;  // READYs refused for their key (not enrolled, bad token)
+  uint64_t ready_refused_keys_ = 0;
+  // Clients whose HEARTBEAT said they read packed body frames. Clients never say goodbye, so the
+  // set is bounded instead: past the bound a new client simply gets one body a frame.
+  static constexpr size_t kMaxPackedClients = 65536;
+  std::unordered_set<std::string>
+      packed_clients_;  // READYs refused for their key (not enrolled, bad token)
   Time seen_keys_at_{};
   Time workers_recorded_at_{};
 };

@@ -125,6 +125,7 @@ void BrokerClient::SendQueued(Time now) {
         outbox_.back().message.body_count() >= kMaxBatch) {
       if (!outbox_.empty()) outbox_.back().closed = true;
       outbox_.push_back(Batch{proto::OutMessage(o.command), {}, now + options_.send_grace, false});
+      outbox_.back().message.set_packed(broker_reads_packed_);
     }
     Batch& b = outbox_.back();
     b.message.AddBody(std::move(o.body));
@@ -208,6 +209,14 @@ void BrokerClient::OnAnswer(const proto::InMessage& msg) {
       case Command::kError:
         decode(proto::Error{});
         break;
+      case Command::kHeartbeat: {
+        proto::Heartbeat hb;
+        if (decoder_.Decode(body, &hb).ok() && hb.packed && !broker_reads_packed_) {
+          broker_reads_packed_ = true;
+          spdlog::debug("the broker reads packed body frames");
+        }
+        break;
+      }
       default:
         spdlog::debug("ignoring {} from the broker", proto::CommandName(msg.command()));
     }
@@ -268,6 +277,7 @@ void BrokerClient::ReportHandshakeFailures() {
 
 void BrokerClient::OpenSocket() {
   handshakes_.reset();
+  broker_reads_packed_ = false;  // a new connection may reach another broker
   socket_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::dealer);
   proto::ConfigureSocket(*socket_, options_.limits, /*is_router=*/false);
   // Queue nothing for a broker that is not connected: a send then fails at once, so a request that
@@ -343,7 +353,10 @@ void BrokerClient::Loop() {
       }
     }
     if (now - last_ping >= ping_every) {
-      (void)proto::SendEmpty(*socket_, {}, Command::kHeartbeat);
+      // The ping says this client reads packed frames; a broker that does answers so.
+      proto::Heartbeat hello;
+      hello.packed = true;
+      (void)proto::SendOne(*socket_, {}, Command::kHeartbeat, hello);
       last_ping = now;
     }
     if (!outbox_.empty() && (items[0].revents & ZMQ_POLLOUT)) FlushOutbox();

@@ -149,6 +149,8 @@ class BrokerClient {
   };
   std::deque<Batch> outbox_;
   bool send_failing_ = false;  // the last send to the broker failed (logged once per change)
+  // The broker answered a HEARTBEAT saying it reads packed body frames (reset with the socket).
+  bool broker_reads_packed_ = false;
   proto::Decoder decoder_;
 };
 

@@ -195,6 +195,7 @@ void Fields(V& v, M& m) {
   v.U32("in_flight", m.in_flight, {.always = true});
   v.F64("ram_available_gb", m.ram_available_gb, {.non_negative = true});
   v.F64("gpu_util", m.gpu_util, {.non_negative = true});
+  v.Bool("packed", m.packed, {});
 }
 
 template <typename V, Is<Manifest> M>

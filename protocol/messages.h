@@ -215,6 +215,9 @@ struct Heartbeat {
   uint32_t in_flight = 0;       // "in_flight"
   double ram_available_gb = 0;  // "ram_available_gb"
   double gpu_util = 0;          // "gpu_util": 0..1
+  // "packed": on the client endpoint, a client's HEARTBEAT saying it reads packed body frames, and
+  // the broker's answer saying it does too (docs/protocol.md §3, §6.6).
+  bool packed = false;
   bool operator==(const Heartbeat&) const = default;
 };
 
