@@ -322,13 +322,17 @@ std::string RenderWorkers(const json& doc) {
   std::vector<std::vector<std::string>> rows;
   if (doc.is_object() && doc.contains("workers") && doc["workers"].is_array()) {
     for (const json& w : doc["workers"]) {
-      rows.push_back({Cell(w, "worker_id"), Cell(w, "name"), Cell(w, "tier"), Cell(w, "status"),
-                      Cell(w, "health"), Cell(w, "in_flight") + "/" + Cell(w, "slots"),
-                      Cell(w, "load"), Cell(w, "tasks_done"), Cell(w, "services")});
+      // The contributor account ("-": none) shows who gives the machine.
+      const std::string account = Cell(w, "account");
+      rows.push_back({Cell(w, "worker_id"), Cell(w, "name"), account.empty() ? "-" : account,
+                      Cell(w, "tier"), Cell(w, "status"), Cell(w, "health"),
+                      Cell(w, "in_flight") + "/" + Cell(w, "slots"), Cell(w, "load"),
+                      Cell(w, "tasks_done"), Cell(w, "services")});
     }
   }
   std::string out = Table(
-      {"WORKER", "NAME", "TIER", "STATUS", "HEALTH", "BUSY", "LOAD", "DONE", "SERVICES"}, rows);
+      {"WORKER", "NAME", "ACCOUNT", "TIER", "STATUS", "HEALTH", "BUSY", "LOAD", "DONE", "SERVICES"},
+      rows);
   return out + std::to_string(rows.size()) + " worker(s)\n";
 }
 

@@ -24,8 +24,10 @@ TEST(TableTest, PadsColumnsToTheWidestCell) {
 TEST(RenderTest, WorkersTable) {
   json doc = json::parse(R"({"workers": [{"worker_id": "w1", "name": "gpu-box", "tier": 1,
       "status": "busy", "health": "healthy", "in_flight": 1, "slots": 4, "load": 0.4567,
-      "tasks_done": 12, "services": ["vllm", "ocr"]}], "total": 1})");
+      "tasks_done": 12, "services": ["vllm", "ocr"], "account": "alice"}], "total": 1})");
   std::string out = RenderWorkers(doc);
+  EXPECT_NE(out.find("ACCOUNT"), std::string::npos);
+  EXPECT_NE(out.find("alice"), std::string::npos) << out;
   EXPECT_NE(out.find("WORKER"), std::string::npos);
   EXPECT_NE(out.find("w1"), std::string::npos);
   EXPECT_NE(out.find("1/4"), std::string::npos);

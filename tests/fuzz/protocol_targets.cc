@@ -79,9 +79,16 @@ std::optional<std::vector<std::string>> BodiesOfFrame(const std::string& f, bool
     const size_t start = offset;
     if (!is_map(start)) return std::nullopt;
     try {
-      msgpack::object_handle h = msgpack::unpack(f.data(), f.size(), offset);
+      // Counts and lengths bounded by the frame: anything larger cannot fit, so it is a truncated
+      // object (size_overflow below), and msgpack-c never allocates for a lie.
+      const size_t n = f.size();
+      msgpack::object_handle h = msgpack::unpack(f.data(), f.size(), offset, nullptr, nullptr,
+                                                 msgpack::unpack_limit(n, n, n, n, n, n + 1));
       (void)h;
     } catch (const msgpack::insufficient_bytes&) {
+      if (start == 0) return std::vector<std::string>{f};
+      return std::nullopt;
+    } catch (const msgpack::size_overflow&) {
       if (start == 0) return std::vector<std::string>{f};
       return std::nullopt;
     } catch (const msgpack::parse_error&) {
