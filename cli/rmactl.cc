@@ -194,7 +194,11 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"member", "admin"}));
   auto* account_list = account->add_subcommand("list", "list the accounts (admin key)");
   auto* account_show = account->add_subcommand(
-      "show", "the key's own account: credits, API keys, worker credentials, tasks");
+      "show",
+      "the key's own account, or NAME's (admin key): credits, API keys, worker "
+      "credentials, tasks");
+  std::string show_name;
+  account_show->add_option("name", show_name, "another account (admin key)");
   auto* key = app.add_subcommand("key", "API keys: create, revoke (admin key)");
   key->require_subcommand(1);
   auto* key_create =
@@ -276,7 +280,7 @@ int main(int argc, char** argv) {
     return Send(client, AccountCreateRequest(account_name, role), as_json, RenderAccountCreated);
   }
   if (*account_list) return Send(client, AccountListRequest(), as_json, RenderAccounts);
-  if (*account_show) return Send(client, AccountShowRequest(), as_json, RenderAccount);
+  if (*account_show) return Send(client, AccountShowRequest(show_name), as_json, RenderAccount);
   long expires_in_s = 0;
   if (!ParseExpiry(expires_in, &expires_in_s)) return kExitUsage;
   if (*key_create) {

@@ -187,7 +187,10 @@ Request AccountCreateRequest(const std::string& name, const std::string& role) {
 
 Request AccountListRequest() { return {"GET", "/api/admin/accounts", ""}; }
 
-Request AccountShowRequest() { return {"GET", "/api/account", ""}; }
+Request AccountShowRequest(const std::string& name) {
+  if (name.empty()) return {"GET", "/api/account", ""};
+  return {"GET", "/api/admin/accounts/" + PathSegment(name), ""};
+}
 
 Request KeyCreateRequest(const KeyCreateOptions& options) {
   json body = json::object();

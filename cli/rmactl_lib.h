@@ -105,7 +105,8 @@ Result<long> ParseDuration(const std::string& text);
 Request AccountCreateRequest(const std::string& name, const std::string& role);
 // `rmactl account list` (admin key) and `rmactl account show` (the key's own account).
 Request AccountListRequest();
-Request AccountShowRequest();
+// The key's own account, or (an admin key) the account NAME.
+Request AccountShowRequest(const std::string& name = "");
 
 // `rmactl key create ACCOUNT [--scope S]... [--service S]... [--expires-in D] [--name N]`: what is
 // left empty (or 0) is left out, so the gateway's defaults apply (scope client, all services, no

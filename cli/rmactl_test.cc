@@ -247,6 +247,8 @@ TEST(AccountRequestTest, CreateListAndShow) {
   EXPECT_EQ(json::parse(AccountCreateRequest("bob", "").body), json({{"name", "bob"}}));
   EXPECT_EQ(AccountListRequest(), (Request{"GET", "/api/admin/accounts", ""}));
   EXPECT_EQ(AccountShowRequest(), (Request{"GET", "/api/account", ""}));
+  EXPECT_EQ(AccountShowRequest("bob smith"),
+            (Request{"GET", "/api/admin/accounts/bob%20smith", ""}));
 }
 
 TEST(KeyRequestTest, CreateSendsOnlyWhatWasGiven) {

@@ -100,6 +100,7 @@ class Api {
   void AccountAction(proto::Admin admin, int status, Exchange& ex,
                      std::function<void(const nlohmann::json&)> on_created = nullptr);
   void OwnAccount(const Call& call, Exchange& ex);
+  void AnyAccount(const Call& call, Exchange& ex);  // an admin's view of any account
   void CreateAccount(const Call& call, Exchange& ex);
   void CreateKey(const Call& call, Exchange& ex);
   void RevokeKey(const Call& call, Exchange& ex);

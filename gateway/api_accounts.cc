@@ -116,6 +116,15 @@ void Api::OwnAccount(const Call& call, Exchange& ex) {
   AccountAction(std::move(admin), 200, ex);
 }
 
+void Api::AnyAccount(const Call& call, Exchange& ex) {
+  auto account = PathParam(call, "name");
+  if (!account) return ex.Reply(ErrorReply(404, "no such account", "not_found"));
+  proto::Admin admin;
+  admin.query = "account";
+  admin.args["account"] = *account;
+  AccountAction(std::move(admin), 200, ex);
+}
+
 void Api::CreateAccount(const Call& call, Exchange& ex) {
   auto body = BodyObject(call.body);
   if (!body.ok()) return ex.Reply(BadRequest(body.status()));

@@ -82,6 +82,8 @@ void Api::Handle(const Call& call, Exchange& ex) {
       return AdminQuery("accounts", ex);
     case RouteId::kAdminCreateAccount:
       return CreateAccount(call, ex);
+    case RouteId::kAdminAccount:
+      return AnyAccount(call, ex);
     case RouteId::kAdminCreateKey:
       return CreateKey(call, ex);
     case RouteId::kAdminRevokeKey:

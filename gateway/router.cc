@@ -33,6 +33,8 @@ const std::vector<Route>& Routes() {
       {RouteId::kAdminAccounts, "GET", "/api/admin/accounts", Access::kAdmin, "admin_accounts"},
       {RouteId::kAdminCreateAccount, "POST", "/api/admin/accounts", Access::kAdmin,
        "admin_create_account"},
+      {RouteId::kAdminAccount, "GET", "/api/admin/accounts/{name}", Access::kAdmin,
+       "admin_account"},
       {RouteId::kAdminCreateKey, "POST", "/api/admin/accounts/{name}/keys", Access::kAdmin,
        "admin_create_key"},
       {RouteId::kAdminRevokeKey, "DELETE", "/api/admin/keys/{prefix}", Access::kAdmin,

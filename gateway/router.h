@@ -34,6 +34,7 @@ enum class RouteId {
   kAccount,                // GET /api/account
   kAdminAccounts,          // GET /api/admin/accounts
   kAdminCreateAccount,     // POST /api/admin/accounts
+  kAdminAccount,           // GET /api/admin/accounts/{name}
   kAdminCreateKey,         // POST /api/admin/accounts/{name}/keys
   kAdminRevokeKey,         // DELETE /api/admin/keys/{prefix}
   kAdminEnrolToken,        // POST /api/admin/accounts/{name}/enrol-tokens

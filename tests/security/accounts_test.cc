@@ -241,6 +241,13 @@ TEST_F(Accounts, KeysSeeOnlyTheirAccountStopWhenRevokedAndKeepToTheirServices) {
   const auto revoked_at = Steady::now();
   ASSERT_TRUE(WaitUntil([&] { return Call("GET", "/api/tasks", bob).status == 403; }, 5s));
   EXPECT_LT(Steady::now() - revoked_at, 5s);
+  // An admin sees bob's account (its revoked key included); bob does not see the admin view.
+  json bobs = Call("GET", "/api/admin/accounts/bob", admin_).Json();
+  ASSERT_TRUE(bobs["keys"].is_array()) << bobs.dump();
+  ASSERT_EQ(bobs["keys"].size(), 1u);
+  EXPECT_EQ(bobs["keys"][0].value("revoked", false), true);
+  EXPECT_EQ(Call("GET", "/api/admin/accounts/alice", alice).status, 403);
+  EXPECT_EQ(Call("GET", "/api/admin/accounts/nobody", admin_).status, 404);
   json accounts = Call("GET", "/api/admin/accounts", admin_).Json();
   ASSERT_TRUE(accounts["accounts"].is_array()) << accounts.dump();
   for (const json& a : accounts["accounts"]) {
