@@ -114,6 +114,7 @@ bool LooksLikeEnrolToken(std::string_view text) {
 }
 
 void AccountRegistry::Replace(AccountsSnapshot snapshot) {
+  accounts_ = snapshot.accounts;
   keys_ = std::move(snapshot.keys);
   credentials_.clear();
   for (CredentialEntry& c : snapshot.credentials) {
@@ -169,6 +170,7 @@ nlohmann::json AccountRegistry::KeysDocument(Time now, uint64_t known_version) c
                     {"expires_at", k.expires_at == Time{} ? 0 : ToUnixMs(k.expires_at)}});
   }
   doc["keys"] = std::move(keys);
+  doc["accounts"] = accounts_;
   return doc;
 }
 

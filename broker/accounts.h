@@ -76,6 +76,9 @@ struct CredentialEntry {
 struct AccountsSnapshot {
   std::vector<ApiKeyEntry> keys;  // live ones: not revoked (expired ones too; checked on use)
   std::vector<CredentialEntry> credentials;  // revoked ones too (refused at the handshake)
+  // Accounts on record. A pool with none has not started using accounts: its gateways keep to
+  // their own keys (or none, on loopback) until the first account is made.
+  uint64_t accounts = 0;
 };
 
 // An account action for the store (ADMIN queries other than "keys", and enrolments).
@@ -117,9 +120,9 @@ class AccountRegistry {
   std::set<std::string> RevokedKeys() const;
   size_t key_count() const { return keys_.size(); }
 
-  // The gateways' "keys" answer: every live key (hash, prefix, account, role, scopes, services,
-  // expires_at in Unix ms) that has not expired at `now`, or {"unchanged": true} when
-  // `known_version` is the current one.
+  // The gateways' "keys" answer: the number of accounts and every live key (hash, prefix, account,
+  // role, scopes, services, expires_at in Unix ms) that has not expired at `now`, or
+  // {"unchanged": true} when `known_version` is the current one.
   nlohmann::json KeysDocument(Time now, uint64_t known_version) const;
 
  private:
@@ -127,6 +130,7 @@ class AccountRegistry {
   // an earlier broker never matches by accident and hides a change.
   uint64_t version_ = 0;
   bool loaded_ = false;
+  uint64_t accounts_ = 0;
   std::vector<ApiKeyEntry> keys_;
   std::map<std::string, CredentialEntry> credentials_;
 };

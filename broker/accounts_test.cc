@@ -81,6 +81,7 @@ TEST(AccountRegistryTest, GatewaysGetLiveKeysOrUnchanged) {
   EXPECT_TRUE(r.loaded());
   nlohmann::json doc = r.KeysDocument(now, 0);
   EXPECT_EQ(doc["version"], r.version());
+  EXPECT_EQ(doc["accounts"], 0u) << "the snapshot named no accounts";
   ASSERT_EQ(doc["keys"].size(), 2u) << "the expired key is not handed out";
   EXPECT_EQ(doc["keys"][0]["prefix"], "aaaaaaaa");
   EXPECT_EQ(doc["keys"][0]["expires_at"], 0);

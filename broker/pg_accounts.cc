@@ -82,6 +82,7 @@ const std::string kAccountColumns =
 
 AccountsSnapshot LoadAccounts(pqxx::transaction_base& tx) {
   AccountsSnapshot s;
+  s.accounts = static_cast<uint64_t>(Int(tx.exec("SELECT count(*) FROM accounts")[0][0]));
   for (const pqxx::row& row : tx.exec(
            "SELECT k.prefix, k.hash, k.account, a.role, k.name, array_to_string(k.scopes, ','), "
            "coalesce(array_to_string(k.services, ','), ''), " +

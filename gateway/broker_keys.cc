@@ -93,12 +93,19 @@ Status BrokerKeys::Apply(const nlohmann::json& doc) {
     by_hash.emplace(hash, std::move(key));
   }
   if (skipped > 0) spdlog::warn("broker keys: {} malformed entries ignored", skipped);
+  // Older brokers do not say how many accounts there are: any key set means accounts.
+  uint64_t accounts = by_hash.size();
+  if (auto a = doc.find("accounts"); a != doc.end() && a->is_number_integer() && *a >= 0) {
+    accounts = a->get<uint64_t>();
+  }
   MutexLock lock(&mu_);
   if (version != version_) {
-    spdlog::info("broker keys: version {}, {} live key(s)", version, by_hash.size());
+    spdlog::info("broker keys: version {}, {} account(s), {} live key(s)", version, accounts,
+                 by_hash.size());
   }
   heard_ = true;
   version_ = version;
+  has_accounts_ = version > 0 && accounts > 0;
   by_hash_ = std::move(by_hash);
   return Status::Ok();
 }
@@ -134,7 +141,7 @@ bool BrokerKeys::heard() const {
 
 bool BrokerKeys::has_accounts() const {
   MutexLock lock(&mu_);
-  return version_ > 0;
+  return has_accounts_;
 }
 
 uint64_t BrokerKeys::version() const {

@@ -41,7 +41,8 @@ class BrokerKeys {
   std::shared_ptr<const ApiKey> Find(std::string_view presented, Time now);
 
   bool heard() const;
-  // The broker has accounts (a database): its keys are the pool's keys.
+  // The broker has accounts (a database on which at least one account was made): its keys are the
+  // pool's keys. A database without accounts leaves the gateway as it is configured.
   bool has_accounts() const;
   uint64_t version() const;
   // The prefixes looked up since the last call, comma-separated (at most 1000).
@@ -51,6 +52,7 @@ class BrokerKeys {
   mutable Mutex mu_;
   bool heard_ RMA_GUARDED_BY(mu_) = false;
   uint64_t version_ RMA_GUARDED_BY(mu_) = 0;
+  bool has_accounts_ RMA_GUARDED_BY(mu_) = false;
   std::map<std::string, std::shared_ptr<const ApiKey>> by_hash_ RMA_GUARDED_BY(mu_);
   std::set<std::string> used_ RMA_GUARDED_BY(mu_);
 };

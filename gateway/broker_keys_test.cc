@@ -30,6 +30,7 @@ TEST(BrokerKeysTest, KeysAreFoundByTheirHashUntilTheyExpire) {
   EXPECT_FALSE(keys.heard());
   const Time now = FromUnixMs(5'000'000);
   json doc = {{"version", 3},
+              {"accounts", 1},
               {"keys",
                {Entry(kAlice, "alice", "member", {"client"}, 0, {"echo"}),
                 Entry(kOld, "alice", "member", {"client"}, ToUnixMs(now) - 1)}}};
@@ -89,6 +90,11 @@ TEST(BrokerKeysTest, ABrokerWithoutAccountsHasNone) {
   ASSERT_TRUE(keys.Apply({{"version", 0}, {"keys", json::array()}}).ok());
   EXPECT_TRUE(keys.heard());
   EXPECT_FALSE(keys.has_accounts());
+  // A database on which no account was made yet (the demo pool): still no accounts.
+  ASSERT_TRUE(keys.Apply({{"version", 77}, {"accounts", 0u}, {"keys", json::array()}}).ok());
+  EXPECT_FALSE(keys.has_accounts());
+  ASSERT_TRUE(keys.Apply({{"version", 78}, {"accounts", 1u}, {"keys", json::array()}}).ok());
+  EXPECT_TRUE(keys.has_accounts()) << "even with every key revoked, the pool stays closed";
 }
 
 TEST(BrokerKeysTest, AKeyCreatedHereWorksAtOnce) {

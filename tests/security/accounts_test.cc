@@ -257,5 +257,36 @@ TEST_F(Accounts, KeysSeeOnlyTheirAccountStopWhenRevokedAndKeepToTheirServices) {
   }
 }
 
+// The demo pool (README): a database, a gateway without keys on loopback, no account made. It stays
+// open — the database alone does not close it — until the first account exists; from then on every
+// gateway asks for keys, and revoking every key never opens it again.
+TEST(AccountsOpenPool, ADatabaseWithoutAccountsKeepsALoopbackGatewayOpenUntilTheFirstAccount) {
+  RMA_REQUIRE_PG();
+  FreshDatabase db;
+  ClusterOptions o;
+  o.broker_args = {"--db", db.url()};
+  Cluster cluster(o);
+  cluster.StartWorker("w1", {"--service", "echo=builtin:echo"});
+  ASSERT_TRUE(WaitForService(cluster, "echo")) << cluster.Logs();
+  auto submit = [&](const std::vector<std::string>& headers) {
+    std::vector<std::string> h = headers;
+    h.push_back("Content-Type: application/json");
+    return HttpCall("POST", cluster.Url("/api/tasks"), R"({"service":"echo","payload":1})", h)
+        .status;
+  };
+  // The gateway has the broker's answer (it logs each new key-set version), and stays open.
+  ASSERT_TRUE(WaitUntil(
+      [&] { return cluster.gateway().Log().find("broker keys: version") != std::string::npos; },
+      10s))
+      << cluster.Logs();
+  EXPECT_THAT(cluster.gateway().Log(), HasSubstr("0 account(s)"));
+  EXPECT_EQ(submit({}), 202) << "a database without accounts leaves the demo pool open";
+
+  // The first account (made through the open gateway): keys are needed within a poll or two.
+  HttpResponse a = HttpPostJson(cluster.Url("/api/admin/accounts"), {{"name", "alice"}});
+  ASSERT_EQ(a.status, 201) << a.body;
+  ASSERT_TRUE(WaitUntil([&] { return submit({}) == 401; }, 5s)) << "still open with an account";
+}
+
 }  // namespace
 }  // namespace rma::testing
