@@ -74,21 +74,6 @@ inline long ProcStatusKiB(pid_t pid, const std::string& field) {
   return -1;
 }
 
-// Under AddressSanitizer or ThreadSanitizer the broker's memory (shadow, quarantine) and speed are
-// not its own: the budget tests still check every refusal, but print their memory and latency
-// figures instead of asserting them.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-inline constexpr bool kSanitized = true;
-#else
-inline constexpr bool kSanitized = false;
-#endif
-// EXPECT_LT of a memory or latency figure: skipped under a sanitizer (a message may follow with
-// <<).
-#define EXPECT_FIGURE_LT(a, b)                     \
-  if (::rma::testing::broker_attack::kSanitized) { \
-  } else                                           \
-    EXPECT_LT(a, b)
-
 struct BrokerFlags {
   std::string workers = "tcp://127.0.0.1:*";
   std::string clients = "tcp://127.0.0.1:*";
