@@ -21,7 +21,9 @@ bool IsLowerHex(std::string_view s) {
                      [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
-std::vector<std::string> SplitCommas(std::string_view list) {
+}  // namespace
+
+std::vector<std::string> SplitCommaList(std::string_view list) {
   std::vector<std::string> out;
   size_t start = 0;
   while (start <= list.size()) {
@@ -35,8 +37,6 @@ std::vector<std::string> SplitCommas(std::string_view list) {
   }
   return out;
 }
-
-}  // namespace
 
 bool IsAccountQuery(std::string_view q) {
   return q == kKeysQuery || q == "accounts" || q == "account" || q == "account_create" ||
@@ -61,7 +61,7 @@ Status CheckAccountName(std::string_view name) {
 }
 
 Result<std::vector<std::string>> ParseScopes(std::string_view list) {
-  std::vector<std::string> scopes = SplitCommas(list);
+  std::vector<std::string> scopes = SplitCommaList(list);
   if (scopes.empty()) return Status::InvalidArgument("a key needs at least one scope");
   for (const std::string& s : scopes) {
     if (s != "client" && s != "admin" && s != "contributor") {
@@ -75,7 +75,7 @@ Result<std::vector<std::string>> ParseScopes(std::string_view list) {
 }
 
 Result<std::vector<std::string>> ParseServiceList(std::string_view list) {
-  std::vector<std::string> services = SplitCommas(list);
+  std::vector<std::string> services = SplitCommaList(list);
   if (services.size() > 256)
     return Status::InvalidArgument("at most 256 services in an allow-list");
   for (const std::string& s : services) {

@@ -39,6 +39,9 @@ bool IsAccountQuery(std::string_view query);
 Status CheckAccountName(std::string_view name);
 // "client,contributor" -> sorted, unique scopes; each one of client|admin|contributor.
 Result<std::vector<std::string>> ParseScopes(std::string_view list);
+// "a, b,,c" -> {"a", "b", "c"}: items between commas, spaces around them dropped, empty ones
+// skipped.
+std::vector<std::string> SplitCommaList(std::string_view list);
 // "echo,ocr" -> service names ("" -> none: every service).
 Result<std::vector<std::string>> ParseServiceList(std::string_view list);
 

@@ -50,6 +50,11 @@ uint64_t ExtractRef(proto::Decoder& decoder, std::string_view body) {
 
 void BrokerLoop::Outbox::Add(const std::string& identity, Command command, std::string body,
                              std::shared_ptr<proto::InFlightBytes> in_flight) {
+  auto start_message = [&] {
+    messages.push_back({identity, proto::OutMessage(command)});
+    if (reads_packed && reads_packed(identity)) messages.back().message.set_packed(true);
+    last[identity] = messages.size() - 1;
+  };
   auto it = last.find(identity);
   if (it != last.end()) {
     proto::OutMessage& m = messages[it->second].message;
@@ -59,17 +64,13 @@ void BrokerLoop::Outbox::Add(const std::string& identity, Command command, std::
       } else if (command != Command::kHeartbeat) {
         // Bodyless commands are not batched (a second DRAIN means something); heartbeats simply
         // coalesce.
-        messages.push_back({identity, proto::OutMessage(command)});
-        if (reads_packed && reads_packed(identity)) messages.back().message.set_packed(true);
-        it->second = messages.size() - 1;
+        start_message();
       }
       return;
     }
   }
-  messages.push_back({identity, proto::OutMessage(command)});
-  if (reads_packed && reads_packed(identity)) messages.back().message.set_packed(true);
+  start_message();
   if (!body.empty()) messages.back().message.AddBody(std::move(body), std::move(in_flight));
-  last[identity] = messages.size() - 1;
 }
 
 bool IsLocalEndpoint(const std::string& endpoint) {

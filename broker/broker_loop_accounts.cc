@@ -23,10 +23,6 @@ constexpr size_t kMaxUsedPrefixes = 1000;
 constexpr size_t kMaxSeenKeys = 100000;
 constexpr Duration kSeenInterval = Seconds(60);
 
-proto::Error ErrorFor(uint64_t ref, const Status& s) {
-  return proto::Error{ref, std::string(StatusCodeName(s.code())), s.message(), {}, {}};
-}
-
 }  // namespace
 
 void BrokerLoop::ApplyAccounts(AccountsSnapshot snapshot) {
@@ -62,9 +58,10 @@ void BrokerLoop::HandleAccountAdmin(Time now, const std::string& client,
       ReplyAdmin(client, admin.ref, {{"version", 0}, {"keys", nlohmann::json::array()}});
       return;
     }
-    ToClient(client, ErrorFor(admin.ref, Status::FailedPrecondition(
-                                             "accounts need a database: start the broker with "
-                                             "--db (this pool uses the gateways' static keys)")));
+    ToClient(client,
+             proto::ErrorOf(admin.ref, Status::FailedPrecondition(
+                                           "accounts need a database: start the broker with "
+                                           "--db (this pool uses the gateways' static keys)")));
     return;
   }
   if (admin.query == kKeysQuery) {
@@ -98,7 +95,7 @@ void BrokerLoop::HandleAccountAdmin(Time now, const std::string& client,
   request.now = now;
   if (admin.query == "credential_revoke") {
     if (admin.worker_id.empty()) {
-      ToClient(client, ErrorFor(admin.ref, Status::InvalidArgument("worker_id is required")));
+      ToClient(client, proto::ErrorOf(admin.ref, Status::InvalidArgument("worker_id is required")));
       return;
     }
     request.worker_key = scheduler_->LiveWorkerKey(admin.worker_id);
@@ -116,7 +113,7 @@ void BrokerLoop::OnAccountAnswer(Time now, const std::string& client, AccountAns
     return;
   }
   if (!answer.document.ok()) {
-    ToClient(client, ErrorFor(answer.ref, answer.document.status()));
+    ToClient(client, proto::ErrorOf(answer.ref, answer.document.status()));
     return;
   }
   nlohmann::json doc = std::move(*answer.document);
@@ -141,7 +138,7 @@ bool BrokerLoop::AdmitWorkerKey(Time now, const std::string& identity, proto::Re
     ++ready_refused_keys_;
     spdlog::warn("refused worker {} ({}) with key {}: {}", ready.worker_id, ready.name, key,
                  why.message());
-    ToWorker(identity, ErrorFor(0, why));
+    ToWorker(identity, proto::ErrorOf(0, why));
     ToWorker(identity, proto::Disconnect{why.message(), false});
   };
   const CredentialEntry* credential = accounts_.Credential(key);
@@ -181,7 +178,7 @@ bool BrokerLoop::AdmitWorkerKey(Time now, const std::string& identity, proto::Re
   if (pending_enrolments_.size() >= kMaxPendingEnrolments &&
       pending_enrolments_.count(identity) == 0) {
     const Status busy = Status::ResourceExhausted("too many enrolments in progress; retry later");
-    ToWorker(identity, ErrorFor(0, busy));
+    ToWorker(identity, proto::ErrorOf(0, busy));
     ToWorker(identity, proto::Disconnect{busy.message(), true});
     return false;
   }
@@ -207,7 +204,7 @@ void BrokerLoop::FinishEnrolment(Time now, const std::string& identity, AccountA
     if (why.code() != StatusCode::kUnavailable) ++ready_refused_keys_;
     spdlog::warn("refused to enrol worker {} with key {}: {}", pending.ready.worker_id, pending.key,
                  why.message());
-    ToWorker(identity, ErrorFor(0, why));
+    ToWorker(identity, proto::ErrorOf(0, why));
     // A database that cannot answer now is worth another try; a refused token is not.
     ToWorker(identity, proto::Disconnect{why.message(), why.code() == StatusCode::kUnavailable});
     return;

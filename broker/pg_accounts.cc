@@ -17,18 +17,6 @@ namespace {
 constexpr int64_t kDefaultTokenTtlS = 24 * 3600;
 constexpr int64_t kMaxTtlS = 10LL * 365 * 24 * 3600;
 
-std::vector<std::string> SplitList(const std::string& joined) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start < joined.size()) {
-    size_t end = joined.find(',', start);
-    if (end == std::string::npos) end = joined.size();
-    if (end > start) out.push_back(joined.substr(start, end - start));
-    start = end + 1;
-  }
-  return out;
-}
-
 std::string Arg(const AccountRequest& r, const std::string& name) {
   auto it = r.args.find(name);
   return it == r.args.end() ? std::string() : it->second;
@@ -54,7 +42,7 @@ nlohmann::json Timestamp(const pqxx::field& micros) {
 
 nlohmann::json ListOrNull(const pqxx::field& joined) {
   if (joined.is_null()) return nullptr;
-  return SplitList(Text(joined));
+  return SplitCommaList(Text(joined));
 }
 
 // The role of an account, or nullopt when there is none.
@@ -94,8 +82,8 @@ AccountsSnapshot LoadAccounts(pqxx::transaction_base& tx) {
     k.account = Text(row[2]);
     k.role = Text(row[3]);
     k.name = Text(row[4]);
-    k.scopes = SplitList(Text(row[5]));
-    k.services = SplitList(Text(row[6]));
+    k.scopes = SplitCommaList(Text(row[5]));
+    k.services = SplitCommaList(Text(row[6]));
     k.expires_at = TimeOf(row[7]);
     s.keys.push_back(std::move(k));
   }
@@ -108,7 +96,7 @@ AccountsSnapshot LoadAccounts(pqxx::transaction_base& tx) {
     c.account = Text(row[1]);
     c.name = Text(row[2]);
     c.worker_id = Text(row[3]);
-    c.services = SplitList(Text(row[4]));
+    c.services = SplitCommaList(Text(row[4]));
     c.tier_cap = static_cast<uint32_t>(Int(row[5]));
     c.revoked = row[6].as<bool>();
     s.credentials.push_back(std::move(c));
@@ -367,13 +355,13 @@ void ExecuteAccount(pqxx::connection& conn, const AccountRequest& r, AccountAnsw
     changes = false;
     tx.exec_params(
         "UPDATE worker_credentials SET last_seen = now() WHERE public_key = ANY($1::text[])",
-        TextArrayLiteral(SplitList(Arg(r, "keys"))));
+        TextArrayLiteral(SplitCommaList(Arg(r, "keys"))));
   } else if (r.op == "keys_used") {
     changes = false;
     tx.exec_params(
         "UPDATE api_keys SET last_used_at = now() WHERE prefix = ANY($1::text[]) AND "
         "revoked_at IS NULL",
-        TextArrayLiteral(SplitList(Arg(r, "used"))));
+        TextArrayLiteral(SplitCommaList(Arg(r, "used"))));
   } else {
     status = Status::InvalidArgument("unknown account query '" + r.op.substr(0, 64) + "'");
   }

@@ -22,14 +22,6 @@ namespace {
 // The history window of a stats answer (the in-memory history keeps as many minutes).
 constexpr int64_t kHistoryMinutes = 60;
 
-proto::Error ErrorOf(uint64_t ref, const Status& s) {
-  proto::Error e;
-  e.ref = ref;
-  e.code = std::string(StatusCodeName(s.code()));
-  e.message = s.message();
-  return e;
-}
-
 class Reader {
  public:
   explicit Reader(Shared& shared) : s_(shared) {}
@@ -135,10 +127,11 @@ class Reader {
       a.document = why;
       r.account = std::move(a);
     } else if (req.kind == ReadRequest::Kind::kKey) {
-      r.message = ErrorOf(req.submit.ref,
-                          Status::Unavailable(why.message() + "; the task was not accepted"));
+      r.message = proto::ErrorOf(
+          req.submit.ref, Status::Unavailable(why.message() + "; the task was not accepted"));
     } else {
-      r.message = ErrorOf(req.kind == ReadRequest::Kind::kList ? req.list.ref : req.ref, why);
+      r.message =
+          proto::ErrorOf(req.kind == ReadRequest::Kind::kList ? req.list.ref : req.ref, why);
     }
     s_.Reply(std::move(r));
   }
@@ -151,7 +144,8 @@ class Reader {
         pqxx::read_transaction tx(conn);
         pqxx::result rows = tx.exec_prepared("rma_get_task", static_cast<int64_t>(req.id.value()));
         if (rows.empty()) {
-          r.message = ErrorOf(req.ref, Status::NotFound("task " + ToString(req.id) + " not found"));
+          r.message =
+              proto::ErrorOf(req.ref, Status::NotFound("task " + ToString(req.id) + " not found"));
         } else {
           r.message =
               proto::TaskInfo{req.ref, ViewOf(RecordFromRow(rows[0]), /*with_result=*/true)};
@@ -161,7 +155,8 @@ class Reader {
       case ReadRequest::Kind::kList: {
         const proto::List& l = req.list;
         if (!l.status.empty() && !proto::ParseTaskStatus(l.status)) {
-          r.message = ErrorOf(l.ref, Status::InvalidArgument("unknown status '" + l.status + "'"));
+          r.message =
+              proto::ErrorOf(l.ref, Status::InvalidArgument("unknown status '" + l.status + "'"));
           break;
         }
         int64_t limit = std::clamp<int64_t>(l.limit == 0 ? 100 : l.limit, 1, 1000);
@@ -246,7 +241,7 @@ class Reader {
     }
     if (!refused.ok()) {
       r->restore.clear();
-      r->message = ErrorOf(req.ref, refused);
+      r->message = proto::ErrorOf(req.ref, refused);
       return;
     }
     tx.commit();

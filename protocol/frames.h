@@ -107,8 +107,7 @@ class OutMessage {
   template <typename T>
   void Add(const T& message) {
     ++body_count_;
-    if (packed_ && !bodies_.empty() && bodies_.back().size() < kPackedFrameBytes &&
-        (in_flight_.size() < bodies_.size() || !in_flight_.back())) {
+    if (CanPackOntoLast()) {
       // Encoded straight onto the end of the frame it shares (Encode appends).
       Encode(message, &bodies_.back());
       return;
@@ -135,10 +134,15 @@ class OutMessage {
 
   // A frame of packed bodies grows to about this size, then the next one starts.
   static constexpr size_t kPackedFrameBytes = 64 * 1024;
-  bool Packable(size_t next) const {
-    return packed_ && !bodies_.empty() && next < kPackedFrameBytes &&
-           bodies_.back().size() + next <= kPackedFrameBytes &&
+  // The last frame may take more bodies: packing is on, it is under the frame size and not a
+  // counted body (which ZeroMQ must release on its own).
+  bool CanPackOntoLast() const {
+    return packed_ && !bodies_.empty() && bodies_.back().size() < kPackedFrameBytes &&
            (in_flight_.size() < bodies_.size() || !in_flight_.back());
+  }
+  // ... and a body of `next` bytes fits in it.
+  bool Packable(size_t next) const {
+    return CanPackOntoLast() && bodies_.back().size() + next <= kPackedFrameBytes;
   }
 
   Command command_;

@@ -101,4 +101,12 @@ std::optional<SubmitMode> ParseSubmitMode(std::string_view name) {
   return std::nullopt;
 }
 
+Error ErrorOf(uint64_t ref, const Status& s) {
+  Error e;
+  e.ref = ref;
+  e.code = std::string(StatusCodeName(s.code()));
+  e.message = s.message();
+  return e;
+}
+
 }  // namespace rma::proto

@@ -15,6 +15,7 @@
 #include <variant>
 #include <vector>
 
+#include "common/status.h"
 #include "protocol/bytes.h"
 #include "protocol/ids.h"
 
@@ -364,6 +365,9 @@ struct Error {
   std::string suggestion;                       // "suggestion"
   bool operator==(const Error&) const = default;
 };
+
+// The ERROR that says `s` (its code's name and message) in answer to `ref`.
+Error ErrorOf(uint64_t ref, const Status& s);
 
 // ---- Directions -------------------------------------------------------------------------------
 
