@@ -2,8 +2,9 @@
 # Installs every system package rma needs to build, test and run on Debian 12 — all from Debian's own
 # archive (no third-party repositories: the dashboard builds with Debian's nodejs 18 and npm 9).
 # Idempotent: when everything is present it prints nothing and exits 0.
-# Usage: scripts/install-deps.sh [--browser | --build-only]
+# Usage: scripts/install-deps.sh [--browser | --bench | --build-only]
 #   --browser     also Chromium, for the dashboard's browser test
+#   --bench       also RabbitMQ and its C client (librabbitmq), the peer bench/pool_bench.sh compares with
 #   --build-only  only what `cmake --build` needs (compilers, libraries, node, npm, help2man): the
 #                 container build stage (compose/Dockerfile) uses it
 set -euo pipefail
@@ -28,8 +29,9 @@ mode=${1:-}
 case "$mode" in
   "") packages=("${build[@]}" "${test[@]}") ;;
   --browser) packages=("${build[@]}" "${test[@]}" chromium chromium-driver) ;;
+  --bench) packages=("${build[@]}" "${test[@]}" rabbitmq-server librabbitmq-dev) ;;
   --build-only) packages=("${build[@]}") ;;
-  *) echo "usage: $0 [--browser | --build-only]" >&2; exit 2 ;;
+  *) echo "usage: $0 [--browser | --bench | --build-only]" >&2; exit 2 ;;
 esac
 # Debian's nodejs and npm, unless a node with npm is already there (a NodeSource node ships its own
 # npm and conflicts with Debian's npm package). Any node >= 18.19 builds the dashboard.
