@@ -630,9 +630,24 @@ void BrokerLoop::SendClient(const std::string& identity, const proto::ToClientMe
   to_clients_.Add(identity, command, std::move(body), std::move(in_flight));
 }
 
-void BrokerLoop::ToClientWhenDurable(const std::string& identity, proto::Accepted accepted) {
-  if (!store_->durable()) return ToClient(identity, std::move(accepted));
+uint64_t BrokerLoop::ToClientWhenDurable(const std::string& identity, proto::Accepted accepted) {
+  if (!store_->durable()) {
+    ToClient(identity, std::move(accepted));
+    return 0;
+  }
   deferred_.push_back({last_seq_, identity, std::move(accepted)});
+  // Never 0 (which means "at once"), even before the first write.
+  return std::max<uint64_t>(last_seq_, 1);
+}
+
+void BrokerLoop::ToClientAfter(const std::string& identity, proto::ToClientMessage message,
+                               uint64_t after) {
+  // Anything still deferred may be the answer this one must follow: queue behind it. The queue
+  // is released in order, so this leaves right after it.
+  if (after == 0 || (deferred_.empty() && after <= store_->durable_seq())) {
+    return ToClient(identity, std::move(message));
+  }
+  deferred_.push_back({after, identity, std::move(message)});
 }
 
 void BrokerLoop::Record(TaskWrite write) { last_seq_ = store_->Write(std::move(write)); }
@@ -644,8 +659,8 @@ void BrokerLoop::ReleaseDurable() {
   uint64_t durable = store_->durable_seq();
   size_t released = 0;
   while (released < deferred_.size() && deferred_[released].seq <= durable) {
-    DeferredAck& a = deferred_[released];
-    ToClient(a.client, std::move(a.accepted));
+    DeferredReply& a = deferred_[released];
+    ToClient(a.client, std::move(a.message));
     ++released;
   }
   deferred_.erase(deferred_.begin(), deferred_.begin() + static_cast<std::ptrdiff_t>(released));
@@ -704,13 +719,17 @@ void BrokerLoop::HandleStoreReply(Time now, StoreReply reply) {
 
 void BrokerLoop::FailUnrecorded(TaskId id) {
   for (auto it = deferred_.begin(); it != deferred_.end();) {
-    if (it->accepted.task_id == id) {
+    if (const auto* a = std::get_if<proto::Accepted>(&it->message); a && a->task_id == id) {
       ToClient(it->client,
-               proto::Error{it->accepted.ref,
+               proto::Error{a->ref,
                             std::string(StatusCodeName(StatusCode::kInternal)),
                             "task " + ToString(id) + " could not be recorded; it was not accepted",
                             {},
                             {}});
+      it = deferred_.erase(it);
+    } else if (const auto* info = std::get_if<proto::TaskInfo>(&it->message);
+               info && info->task.task_id == id) {
+      // The end of a task that was never accepted: the client has its ERROR instead.
       it = deferred_.erase(it);
     } else {
       ++it;

@@ -77,11 +77,12 @@ class BrokerLoop final : public SchedulerOutput {
   // SchedulerOutput.
   void ToWorker(const std::string& identity, const proto::ToWorkerMessage& message) override;
   void ToClient(const std::string& identity, const proto::ToClientMessage& message) override;
-  // Encodes a message for a client into the outbox, without pacing.
-  // Encodes and queues a reply; a paced one has its body counted by `in_flight`.
+  // Encodes and queues a reply, without pacing; a paced one has its body counted by `in_flight`.
   void SendClient(const std::string& identity, const proto::ToClientMessage& message,
                   std::shared_ptr<proto::InFlightBytes> in_flight = nullptr);
-  void ToClientWhenDurable(const std::string& identity, proto::Accepted accepted) override;
+  uint64_t ToClientWhenDurable(const std::string& identity, proto::Accepted accepted) override;
+  void ToClientAfter(const std::string& identity, proto::ToClientMessage message,
+                     uint64_t after) override;
   void Record(TaskWrite write) override;
   void RecordWorker(WorkerRecord record) override;
 
@@ -139,10 +140,11 @@ class BrokerLoop final : public SchedulerOutput {
       if (!last.empty()) last.clear();
     }
   };
-  struct DeferredAck {
+  // An answer waiting for the store's durable sequence number to reach `seq`; released in order.
+  struct DeferredReply {
     uint64_t seq;
     std::string client;
-    proto::Accepted accepted;
+    proto::ToClientMessage message;
   };
 
   BrokerConfig config_;
@@ -169,7 +171,7 @@ class BrokerLoop final : public SchedulerOutput {
   proto::Decoder decoder_;
   Outbox to_workers_;
   Outbox to_clients_;
-  std::vector<DeferredAck> deferred_;
+  std::vector<DeferredReply> deferred_;
   uint64_t last_seq_ = 0;  // sequence number of the latest store write
   std::vector<std::string> unreachable_workers_;
   MinuteStatsRecorder stats_recorder_;

@@ -138,7 +138,7 @@ void Scheduler::OnTick(Time now) {
     }
     const Waiter w = t->waiters[slot->second.index];
     RemoveWaiter(*t, slot->second.index);
-    ReplyTask(w.client, w.ref, *t);
+    ReplyTask(w.client, w.ref, *t, w.after);
     if (w.sync && !proto::IsTerminal(t->status)) {
       // Nobody waits for this call any more: stop it rather than run it for nothing.
       if (t->status == TaskStatus::kRunning) {

@@ -42,8 +42,13 @@ class SchedulerOutput {
   virtual ~SchedulerOutput() = default;
   virtual void ToWorker(const std::string& identity, const proto::ToWorkerMessage& message) = 0;
   virtual void ToClient(const std::string& identity, const proto::ToClientMessage& message) = 0;
-  // An answer that may leave only once every record written before it is durable.
-  virtual void ToClientWhenDurable(const std::string& identity, proto::Accepted accepted) = 0;
+  // An answer that may leave only once every record written before it is durable. Returns a
+  // token for ToClientAfter (0 when the answer left at once).
+  virtual uint64_t ToClientWhenDurable(const std::string& identity, proto::Accepted accepted) = 0;
+  // A message that must not overtake the answer ToClientWhenDurable returned `after` for (a
+  // SUBMIT's TASK_INFO of a task that has not ended); at once when `after` is 0.
+  virtual void ToClientAfter(const std::string& identity, proto::ToClientMessage message,
+                             uint64_t after) = 0;
   // Persistence; called only when the scheduler was built with `durable` = true.
   virtual void Record(TaskWrite write) = 0;
   virtual void RecordWorker(WorkerRecord record) = 0;
@@ -70,6 +75,9 @@ class Scheduler {
     uint64_t ref = 0;
     bool sync = false;  // a synchronous call: the answer is the call's result
     uint64_t id = 0;    // unique: its deadline entry and the index find it in O(1)
+    // A SUBMIT's wait_ms: an answer that is not the task's end follows the ACCEPTED
+    // (SchedulerOutput::ToClientAfter).
+    uint64_t after = 0;
   };
 
   // Why a peer's message was refused; each is counted (rma_broker_refused_total{reason}) and
@@ -371,7 +379,7 @@ class Scheduler {
   void NotifyWaiters(Task& t);
   // Adds a waiter (false, nothing added: a waiter budget is spent) and takes one off.
   bool AddWaiter(Time now, Task& t, const std::string& client, uint64_t ref, bool sync,
-                 Duration wait);
+                 Duration wait, uint64_t after = 0);
   void RemoveWaiter(Task& t, uint32_t index);
   void Refuse(Refusal r) { ++refusals_[static_cast<size_t>(r)]; }
   // A RESULT or PROGRESS from a session that is not registered: ERROR, then DISCONNECT (register
@@ -391,7 +399,11 @@ class Scheduler {
   TaskId DrawTaskId();
   // Budget accounting of a task entering or leaving the unfinished set.
   void CountUnfinished(const Task& t, int delta);
-  void ReplyTask(const std::string& client, uint64_t ref, const Task& t);
+  void ReplyTask(const std::string& client, uint64_t ref, const Task& t, uint64_t after = 0);
+  // A SUBMIT's wait_ms (docs/protocol.md §6.1): TASK_INFO when the task ends (at once if it has),
+  // or after the ACCEPTED (token `after`) when the wait passes first.
+  void WaitAfterAccepted(Time now, Task& t, const std::string& client, uint64_t ref,
+                         uint32_t wait_ms, uint64_t after);
   void ReplyError(const std::string& client, uint64_t ref, const Status& status,
                   std::vector<std::string> available = {}, std::string suggestion = {});
   // An ERROR with a code of the protocol's own (queue_full) rather than a status code's name.

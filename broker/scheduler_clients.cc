@@ -32,9 +32,11 @@ void Scheduler::OnSubmit(Time now, const std::string& client, proto::Submit subm
     // Keys are per owner: another account's key names another task.
     auto it = idempotency_.find(IdempotencySlot(submit.owner, submit.idempotency_key));
     if (it != idempotency_.end()) {
-      if (const Task* first = Find(it->second)) {
+      if (Task* first = Find(it->second)) {
         proto::Accepted a{submit.ref, first->id, first->status, true, false};
-        output_->ToClientWhenDurable(client, std::move(a));
+        const uint64_t after = output_->ToClientWhenDurable(client, std::move(a));
+        if (submit.wait_ms > 0)
+          WaitAfterAccepted(now, *first, client, submit.ref, submit.wait_ms, after);
         return;
       }
     }
@@ -51,7 +53,8 @@ void Scheduler::OnSubmit(Time now, const std::string& client, proto::Submit subm
                           std::to_string(unfinished_bytes_ >> 20) +
                           " MiB of payloads); retry later");
   }
-  if (sync && waiters_per_client_[client] >= config_.max_waiters_per_client) {
+  if ((sync || submit.wait_ms > 0) &&
+      waiters_per_client_[client] >= config_.max_waiters_per_client) {
     Refuse(Refusal::kTooManyWaiters);
     return reject(
         Status::ResourceExhausted("too many calls wait for their answer from this client"));
@@ -134,7 +137,9 @@ void Scheduler::OnSubmit(Time now, const std::string& client, proto::Submit subm
     (void)AddWaiter(now, t, client, submit.ref, /*sync=*/true, timeout);
   } else {
     proto::Accepted a{submit.ref, id, TaskStatus::kQueued, false, !provided};
-    output_->ToClientWhenDurable(client, std::move(a));
+    const uint64_t after = output_->ToClientWhenDurable(client, std::move(a));
+    // (The per-client waiter budget was checked above; a new task has no waiters yet.)
+    if (submit.wait_ms > 0) WaitAfterAccepted(now, t, client, submit.ref, submit.wait_ms, after);
   }
   if (t.run_at > now) {
     delayed_.Push({t.run_at, id, t.epoch});
@@ -143,6 +148,22 @@ void Scheduler::OnSubmit(Time now, const std::string& client, proto::Submit subm
     t.queued_at = now;
   } else {
     Enqueue(now, t, /*front=*/false);
+  }
+}
+
+void Scheduler::WaitAfterAccepted(Time now, Task& t, const std::string& client, uint64_t ref,
+                                  uint32_t wait_ms, uint64_t after) {
+  if (proto::IsTerminal(t.status)) return ReplyTask(client, ref, t, after);
+  const Duration wait = std::min<Duration>(Ms(wait_ms), config_.max_wait);
+  if (!AddWaiter(now, t, client, ref, /*sync=*/false, wait, after)) {
+    // Accepted all the same: the client reads the task with GET.
+    Refuse(Refusal::kTooManyWaiters);
+    output_->ToClientAfter(
+        client,
+        proto::ErrorOf(ref, Status::ResourceExhausted(
+                                "the task was accepted, but too many waiters on this task or from "
+                                "this client to wait for it; read it with GET")),
+        after);
   }
 }
 

@@ -185,12 +185,12 @@ void Scheduler::NotifyWaiters(Task& t) {
     auto count = waiters_per_client_.find(w.client);
     if (count != waiters_per_client_.end() && --count->second == 0)
       waiters_per_client_.erase(count);
-    ReplyTask(w.client, w.ref, t);
+    ReplyTask(w.client, w.ref, t, w.after);
   }
 }
 
 bool Scheduler::AddWaiter(Time now, Task& t, const std::string& client, uint64_t ref, bool sync,
-                          Duration wait) {
+                          Duration wait, uint64_t after) {
   uint32_t& per_client = waiters_per_client_[client];
   if (t.waiters.size() >= config_.max_waiters_per_task ||
       per_client >= config_.max_waiters_per_client) {
@@ -199,7 +199,7 @@ bool Scheduler::AddWaiter(Time now, Task& t, const std::string& client, uint64_t
   }
   ++per_client;
   const uint64_t id = ++next_waiter_id_;
-  t.waiters.push_back(Waiter{client, ref, sync, id});
+  t.waiters.push_back(Waiter{client, ref, sync, id, after});
   pending_waits_[id] = WaiterSlot{t.id, static_cast<uint32_t>(t.waiters.size() - 1)};
   waits_.Push({now + wait, id});
   return true;
@@ -218,10 +218,16 @@ void Scheduler::RemoveWaiter(Task& t, uint32_t index) {
   t.waiters.pop_back();
 }
 
-void Scheduler::ReplyTask(const std::string& client, uint64_t ref, const Task& t) {
+void Scheduler::ReplyTask(const std::string& client, uint64_t ref, const Task& t, uint64_t after) {
   proto::TaskInfo info;
   info.ref = ref;
   info.task = View(t, /*with_result=*/true);
+  // The end of a task leaves at once, even ahead of its ACCEPTED: the caller has its answer, and
+  // waiting for the commit would only delay it (the ACCEPTED still follows the commit). A task that
+  // has not ended never overtakes its acceptance.
+  if (after != 0 && !proto::IsTerminal(t.status)) {
+    return output_->ToClientAfter(client, std::move(info), after);
+  }
   output_->ToClient(client, std::move(info));
 }
 

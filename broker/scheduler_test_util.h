@@ -22,6 +22,7 @@ struct Sent {
   std::string identity;
   std::variant<proto::ToWorkerMessage, proto::ToClientMessage> message;
   bool durable = false;  // sent through ToClientWhenDurable
+  uint64_t after = 0;    // sent through ToClientAfter with this token
   proto::Command command() const {
     return std::visit(
         [](const auto& m) {
@@ -51,8 +52,13 @@ class RecordingOutput final : public SchedulerOutput {
   void ToClient(const std::string& identity, const proto::ToClientMessage& message) override {
     to_clients.push_back({identity, message});
   }
-  void ToClientWhenDurable(const std::string& identity, proto::Accepted accepted) override {
+  uint64_t ToClientWhenDurable(const std::string& identity, proto::Accepted accepted) override {
     to_clients.push_back({identity, proto::ToClientMessage(std::move(accepted)), true});
+    return ++durable_tokens;
+  }
+  void ToClientAfter(const std::string& identity, proto::ToClientMessage message,
+                     uint64_t after) override {
+    to_clients.push_back({identity, std::move(message), false, after});
   }
   void Record(TaskWrite write) override { writes.push_back(std::move(write)); }
   void RecordWorker(WorkerRecord record) override { worker_records.push_back(std::move(record)); }
@@ -84,6 +90,7 @@ class RecordingOutput final : public SchedulerOutput {
   std::vector<Sent> to_clients;
   std::vector<TaskWrite> writes;
   std::vector<WorkerRecord> worker_records;
+  uint64_t durable_tokens = 0;  // the last token ToClientWhenDurable returned
 };
 
 inline proto::Capabilities GpuCaps(double gpu_memory_gb = 24) {

@@ -85,6 +85,8 @@ class Api {
   // api_tasks.cc
   HttpReply Health();
   void Metrics(Exchange& ex);
+  // ?wait=S on a task route, in ms (0 without it); nullopt after answering 400 for a bad value.
+  std::optional<uint32_t> WaitMs(const Call& call, Exchange& ex);
   void SubmitTask(const Call& call, Exchange& ex);
   void GetTask(const Call& call, Exchange& ex);
   void CancelTask(const Call& call, Exchange& ex);

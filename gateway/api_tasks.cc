@@ -150,7 +150,16 @@ HttpReply SubmitParseError(const Status& s) {
                     too_large ? "payload_too_large" : "invalid_argument");
 }
 
-HttpReply SubmitAnswer(const BrokerAnswer& a) {
+// The answer to POST /api/tasks: 202 with the acceptance; with ?wait=S, 200 with the task when it
+// ended within S seconds, else 202 with the task as it stands.
+HttpReply SubmitAnswer(const BrokerAnswer& a, bool admin) {
+  if (const auto* info = std::get_if<proto::TaskInfo>(&a)) {
+    const bool ended = proto::IsTerminal(info->task.status);
+    HttpReply r = JsonReply(ended ? 200 : 202,
+                            TaskJson(info->task, /*with_result=*/true, /*with_owner=*/admin));
+    r.headers.emplace_back("Location", "/api/tasks/" + ToString(info->task.task_id));
+    return r;
+  }
   const auto* acc = std::get_if<proto::Accepted>(&a);
   if (acc == nullptr) return UnexpectedAnswer();
   json body = {{"task_id", ToString(acc->task_id)}, {"status", proto::TaskStatusName(acc->status)}};
@@ -163,18 +172,38 @@ HttpReply SubmitAnswer(const BrokerAnswer& a) {
 
 }  // namespace
 
+std::optional<uint32_t> Api::WaitMs(const Call& call, Exchange& ex) {
+  auto wait = QueryParam(call.query, "wait");
+  if (!wait) return 0;
+  auto secs = ParseSeconds(*wait, ToSecondsF(ctx_->options.max_wait));
+  if (!secs) {
+    ex.Reply(ErrorReply(400,
+                        "'wait' must be a number of seconds between 0 and " +
+                            FormatSampleValue(ToSecondsF(ctx_->options.max_wait)),
+                        "invalid_argument"));
+    return std::nullopt;
+  }
+  return static_cast<uint32_t>(*secs * 1000);
+}
+
 void Api::SubmitTask(const Call& call, Exchange& ex) {
   SubmitLimits limits;
   limits.max_payload_bytes = ctx_->options.max_body_bytes;
   limits.document_max_bytes = ctx_->options.large_body_bytes;
-  std::string owner = CallerOf(call.key).owner;
+  const Caller caller = CallerOf(call.key);
+  std::string owner = caller.owner;
+  // ?wait=S: one round trip to the broker answers with the task's end (SUBMIT wait_ms).
+  const std::optional<uint32_t> wait_ms = WaitMs(call, ex);
+  if (!wait_ms) return;
+  const Duration timeout = ctx_->options.submit_timeout + Ms(*wait_ms);
+  auto answer = [admin = caller.admin](const BrokerAnswer& a) { return SubmitAnswer(a, admin); };
   if (call.body.size() > ctx_->options.large_body_bytes) {
     // Large: parsed on the parse pool, never on this reactor thread (see task_json.h).
     ApiContext* ctx = ctx_;
     // The key's service allow-list travels with the job (the key itself lives for this call).
     std::vector<std::string> services = call.key ? call.key->services : std::vector<std::string>{};
     return Offload(ex, [ctx, limits, owner = std::move(owner), body = std::move(call.body),
-                        services = std::move(services),
+                        services = std::move(services), wait_ms = *wait_ms, timeout, answer,
                         lease = call.lease](std::shared_ptr<Deferred> deferred) mutable {
       auto submit = ParseSubmitJson(std::move(body), limits, ctx->clock.Now());
       if (!submit.ok()) return deferred->Reply(SubmitParseError(submit.status()));
@@ -182,8 +211,9 @@ void Api::SubmitTask(const Call& call, Exchange& ex) {
         return deferred->Reply(std::move(*refusal));
       }
       submit->owner = std::move(owner);
-      AskFor(ctx, std::move(deferred), Command::kSubmit, std::move(*submit),
-             ctx->options.submit_timeout, SubmitAnswer, std::move(lease));
+      submit->wait_ms = wait_ms;
+      AskFor(ctx, std::move(deferred), Command::kSubmit, std::move(*submit), timeout, answer,
+             std::move(lease));
     });
   }
   auto submit = ParseSubmitJson(std::move(call.body), limits, ctx_->clock.Now());
@@ -191,7 +221,8 @@ void Api::SubmitTask(const Call& call, Exchange& ex) {
   if (auto refusal = ServiceRefusal(call.key, submit->service))
     return ex.Reply(std::move(*refusal));
   submit->owner = std::move(owner);
-  Ask(ex, Command::kSubmit, std::move(*submit), ctx_->options.submit_timeout, SubmitAnswer);
+  submit->wait_ms = *wait_ms;
+  Ask(ex, Command::kSubmit, std::move(*submit), timeout, answer);
 }
 
 void Api::GetTask(const Call& call, Exchange& ex) {
@@ -203,16 +234,9 @@ void Api::GetTask(const Call& call, Exchange& ex) {
   get.task_id = *id;
   get.owner = caller.owner;
   get.admin = caller.admin;
-  if (auto wait = QueryParam(call.query, "wait")) {
-    auto secs = ParseSeconds(*wait, ToSecondsF(ctx_->options.max_wait));
-    if (!secs) {
-      return ex.Reply(ErrorReply(400,
-                                 "'wait' must be a number of seconds between 0 and " +
-                                     FormatSampleValue(ToSecondsF(ctx_->options.max_wait)),
-                                 "invalid_argument"));
-    }
-    get.wait_ms = static_cast<uint32_t>(*secs * 1000);
-  }
+  const std::optional<uint32_t> wait_ms = WaitMs(call, ex);
+  if (!wait_ms) return;
+  get.wait_ms = *wait_ms;
   Ask(ex, Command::kGet, get, Ms(get.wait_ms) + ctx_->options.submit_timeout,
       [admin = caller.admin](const BrokerAnswer& a) -> HttpReply {
         const auto* info = std::get_if<proto::TaskInfo>(&a);

@@ -52,14 +52,14 @@ void BrokerClient::Stop() {
 }
 
 void BrokerClient::Enqueue(Command command, uint64_t ref, std::string body, Duration timeout,
-                           AnswerCallback cb) {
+                           AnswerCallback cb, bool until_end) {
   if (stop_.load()) {
     cb(Status::Unavailable("the gateway is stopping"));
     return;
   }
   {
     MutexLock lock(&mu_);
-    queue_.push_back({command, ref, std::move(body), timeout, std::move(cb)});
+    queue_.push_back({command, ref, std::move(body), timeout, std::move(cb), until_end});
   }
   pending_count_.fetch_add(1, std::memory_order_relaxed);
   uint64_t one = 1;
@@ -69,7 +69,19 @@ void BrokerClient::Enqueue(Command command, uint64_t ref, std::string body, Dura
 void BrokerClient::Deliver(uint64_t ref, Result<BrokerAnswer> answer) {
   auto it = pending_.find(ref);
   if (it == pending_.end()) return;  // already expired
-  AnswerCallback cb = std::move(it->second.callback);
+  Pending& p = it->second;
+  if (p.until_end) {
+    const bool accepted = answer.ok() && std::holds_alternative<proto::Accepted>(*answer);
+    if (accepted && !p.accepted) {
+      p.accepted = std::get<proto::Accepted>(std::move(*answer));
+      return;  // its TASK_INFO follows
+    }
+    // Anything but the end after the acceptance (a deadline, an ERROR about the wait, the broker
+    // lost): what is known is that the task was accepted.
+    const bool end = answer.ok() && std::holds_alternative<proto::TaskInfo>(*answer);
+    if (p.accepted && !end) answer = BrokerAnswer(*p.accepted);
+  }
+  AnswerCallback cb = std::move(p.callback);
   pending_.erase(it);
   pending_count_.fetch_sub(1, std::memory_order_relaxed);
   try {
@@ -114,12 +126,12 @@ void BrokerClient::SendQueued(Time now) {
   // socket whole or not at all.
   for (Outgoing& o : queued) {
     if (!reachable_.load()) {
-      pending_[o.ref] = Pending{now, std::move(o.callback)};
+      pending_[o.ref] = Pending{now, std::move(o.callback), false, false, std::nullopt};
       Deliver(o.ref, Status::Unavailable("the broker is unreachable; the request was not sent"));
       continue;
     }
     const Time deadline = now + o.timeout;
-    pending_[o.ref] = Pending{deadline, std::move(o.callback)};
+    pending_[o.ref] = Pending{deadline, std::move(o.callback), false, o.until_end, std::nullopt};
     deadlines_.emplace(deadline, o.ref);
     if (outbox_.empty() || outbox_.back().closed || outbox_.back().message.command() != o.command ||
         outbox_.back().message.body_count() >= kMaxBatch) {

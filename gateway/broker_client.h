@@ -67,11 +67,16 @@ class BrokerClient {
   // - DeadlineExceeded when it was handed to the socket and no answer came — in `timeout`, or
   //   before the broker was found gone or the gateway stopped. Its outcome is unknown: the broker
   //   may have acted on it (a task may exist), so a client must not be told to simply retry.
+  // A SUBMIT with wait_ms has two answers, ACCEPTED then TASK_INFO: the callback gets the
+  // TASK_INFO, or the ACCEPTED when the wait cannot end in one (the timeout passed, an ERROR came
+  // instead, the broker was lost): the task was accepted either way.
   template <typename T>
   void Request(proto::Command command, T message, Duration timeout, AnswerCallback callback) {
     message.ref = next_ref_.fetch_add(1, std::memory_order_relaxed);
+    bool until_end = false;
+    if constexpr (std::is_same_v<T, proto::Submit>) until_end = message.wait_ms > 0;
     std::string body = proto::Encode(message);
-    Enqueue(command, message.ref, std::move(body), timeout, std::move(callback));
+    Enqueue(command, message.ref, std::move(body), timeout, std::move(callback), until_end);
   }
 
   // Whether the broker answered recently (heartbeats). False until it first answers: requests sent
@@ -87,15 +92,18 @@ class BrokerClient {
     std::string body;
     Duration timeout;
     AnswerCallback callback;
+    bool until_end = false;
   };
   struct Pending {
     Time deadline;
     AnswerCallback callback;
     bool sent = false;  // handed to the socket: from then on its outcome is unknown until answered
+    bool until_end = false;                   // a SUBMIT with wait_ms (see Request)
+    std::optional<proto::Accepted> accepted;  // its first answer, while the end is awaited
   };
 
   void Enqueue(proto::Command command, uint64_t ref, std::string body, Duration timeout,
-               AnswerCallback cb);
+               AnswerCallback cb, bool until_end);
   void Loop();
   // Logs why the broker refused the handshake (once per kind of failure).
   void ReportHandshakeFailures();

@@ -229,6 +229,7 @@ void Fields(V& v, M& m) {
   v.Enum("mode", m.mode, {}, SubmitModeName, ParseSubmitMode);
   v.OptObject("request", m.request);
   v.Str("owner", m.owner, {.max_bytes = kMaxOwnerBytes});
+  v.U32("wait_ms", m.wait_ms, {});
 }
 
 template <typename V, Is<Accepted> M>

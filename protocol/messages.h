@@ -261,6 +261,9 @@ struct Submit {
   // "owner": the account the task belongs to, as the (authenticated) client says; "" = anonymous.
   // Only the owner (or an admin) can read, list or cancel it, and idempotency keys are per owner.
   std::string owner;
+  // "wait_ms": async only: after ACCEPTED, also answer TASK_INFO when the task ends or this passes
+  // (a GET with wait_ms sent at acceptance, without its round trip); 0 = no.
+  uint32_t wait_ms = 0;
   bool operator==(const Submit&) const = default;
 };
 

@@ -18,3 +18,6 @@ add_dependencies(store_recovery_test ${RMA_BINARIES})
 rma_add_test(store_crash_test SOURCES store/crash_test.cc
              LIBS rma_broker rma_broker_pg rma_store_test_env rma_test_peers LABELS pg TIMEOUT 600)
 add_dependencies(store_crash_test ${RMA_BINARIES})
+rma_add_test(store_submit_wait_test SOURCES store/submit_wait_test.cc
+             LIBS rma_store_test_env rma_test_peers LABELS pg TIMEOUT 300)
+add_dependencies(store_submit_wait_test ${RMA_BINARIES})

@@ -13,7 +13,8 @@ class NullOutput final : public SchedulerOutput {
  public:
   void ToWorker(const std::string&, const proto::ToWorkerMessage&) override {}
   void ToClient(const std::string&, const proto::ToClientMessage&) override {}
-  void ToClientWhenDurable(const std::string&, proto::Accepted) override {}
+  uint64_t ToClientWhenDurable(const std::string&, proto::Accepted) override { return 0; }
+  void ToClientAfter(const std::string&, proto::ToClientMessage, uint64_t) override {}
   void Record(TaskWrite) override {}
   void RecordWorker(WorkerRecord) override {}
 };
