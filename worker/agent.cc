@@ -91,7 +91,19 @@ Status Agent::Send(const std::vector<proto::ToBrokerMessage>& batch) {
 
 void Agent::Execute(proto::TaskAssignment task, std::shared_ptr<Handler> handler,
                     std::shared_ptr<CancelToken> cancel) {
-  executor_.Submit(Executor::Job{std::move(task), std::move(handler), std::move(cancel)});
+  Executor::Job job{std::move(task), std::move(handler), std::move(cancel)};
+  if (job.handler->runs_inline()) {
+    // Called from the session, which must not be re-entered: the result is delivered by
+    // DeliverInline once the current batch of messages is handled.
+    inline_results_.push_back(Executor::RunOne(job));
+    return;
+  }
+  executor_.Submit(std::move(job));
+}
+
+void Agent::DeliverInline(Time now) {
+  if (inline_results_.empty()) return;
+  session_.OnResults(now, std::exchange(inline_results_, {}));
 }
 
 void Agent::ReadSocket(Time now) {
@@ -197,6 +209,7 @@ Status Agent::Run(SignalWatcher& signals) {
     // The socket may have been replaced meanwhile: its readiness is re-checked by reading.
     if (socket_ && (items[3].revents & ZMQ_POLLIN)) ReadSocket(now);
     if (count == 5 && (items[4].revents & ZMQ_POLLIN)) ReadMonitor(now);
+    DeliverInline(now);
     session_.OnTick(now);
   }
   monitor_.Stop();

@@ -54,6 +54,9 @@ class Agent final : private SessionIo {
   void Execute(proto::TaskAssignment task, std::shared_ptr<Handler> handler,
                std::shared_ptr<CancelToken> cancel) override;
   void ReadSocket(Time now);
+  // Hands the results of inline tasks (Handler::runs_inline) to the session: once per batch of
+  // messages read, so they leave in one RESULT message.
+  void DeliverInline(Time now);
   // Handshake failures the socket's monitor reports (a wrong token): told to the session.
   void ReadMonitor(Time now);
 
@@ -73,6 +76,7 @@ class Agent final : private SessionIo {
   std::unique_ptr<zmq::socket_t> monitor_socket_;  // events of socket_ (handshake failures)
   int monitor_generation_ = 0;
   Executor executor_;
+  std::vector<proto::TaskResult> inline_results_;  // inline tasks run but not yet delivered
   Monitor monitor_;
   // Last: destroyed first, cancelling what runs, so the executor's threads can be joined.
   Session session_;

@@ -32,10 +32,11 @@ class Executor {
   // Readable (eventfd) when finished results are waiting.
   int wake_fd() const { return wake_fd_; }
   std::vector<proto::TaskResult> TakeFinished();
+  // Runs one job on the calling thread (what an executor thread does with it).
+  static proto::TaskResult RunOne(Job& job);
 
  private:
   void Work();
-  static proto::TaskResult RunOne(Job& job);
 
   Mutex mu_;
   CondVar cv_;

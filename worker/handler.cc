@@ -110,6 +110,7 @@ class EchoHandler final : public Handler {
  public:
   std::string_view kind() const override { return "builtin"; }
   std::string Describe() const override { return "builtin:echo"; }
+  bool runs_inline() const override { return true; }
   Result<HandlerOutput> Run(const proto::TaskAssignment& task, const CancelToken&) override {
     return HandlerOutput{task.payload,
                          task.content_type.empty() ? "application/octet-stream" : task.content_type,
@@ -145,6 +146,7 @@ class FailHandler final : public Handler {
  public:
   std::string_view kind() const override { return "builtin"; }
   std::string Describe() const override { return "builtin:fail"; }
+  bool runs_inline() const override { return true; }
   Result<HandlerOutput> Run(const proto::TaskAssignment& task, const CancelToken&) override {
     std::string why = task.payload.empty() ? "builtin:fail always fails"
                                            : "builtin:fail: " + task.payload.str().substr(0, 200);

@@ -96,6 +96,10 @@ class Handler {
   virtual std::string_view kind() const = 0;
   virtual Result<HandlerOutput> Run(const proto::TaskAssignment& task,
                                     const CancelToken& cancel) = 0;
+  // Whether Run() returns within microseconds without blocking, I/O or waiting (builtin:echo,
+  // builtin:fail): such a task runs on the control thread as its TASK is read, which saves two
+  // thread hand-offs per task; anything else runs on the executor.
+  virtual bool runs_inline() const { return false; }
   // Whether the handler's backend should be probed before it is advertised (http only).
   virtual bool probed() const { return false; }
   // One health probe: Ok when the backend answers, else the reason. Called on the monitor thread.

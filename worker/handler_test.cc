@@ -89,6 +89,16 @@ TEST(BuiltinTest, FailFailsRetryably) {
   EXPECT_FALSE(IsRetryable(StatusCode::kResourceExhausted));
 }
 
+// Only handlers that cannot block run on the control thread (the session's heartbeats must never
+// wait for a task).
+TEST(BuiltinTest, OnlyNonBlockingBuiltinsRunInline) {
+  EXPECT_TRUE(Make("builtin:echo")->runs_inline());
+  EXPECT_TRUE(Make("builtin:fail")->runs_inline());
+  EXPECT_FALSE(Make("builtin:sleep")->runs_inline());
+  EXPECT_FALSE(Make("exec:cat")->runs_inline());
+  EXPECT_FALSE(Make("http://127.0.0.1:1")->runs_inline());
+}
+
 TEST(MakeHandlerTest, RefusesUnknownAndMalformedSpecs) {
   for (const char* spec :
        {"builtin:nope", "ftp://x", "", "exec:", "exec:   ", "http://", "http://host:0",

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <csignal>
 #include <map>
+#include <thread>
 
 #include "common/files.h"
 #include "common/log.h"
@@ -50,6 +51,9 @@ std::string GpuLine(const std::vector<GpuInfo>& gpus, const GpuSource* source) {
 int main(int argc, char** argv) {
   AgentOptions options;
   SessionOptions& session = options.session;
+  // One task per core by default: right for exec and CPU-bound backends; an http backend that
+  // batches (vLLM) or a builtin can take more (--slots).
+  session.slots = std::max(1u, std::thread::hardware_concurrency());
   std::string config_path;
   std::vector<std::string> service_flags;
   std::vector<std::string> label_flags;
@@ -78,7 +82,7 @@ int main(int argc, char** argv) {
                  "NAME=HANDLER, repeatable; HANDLER is builtin:echo|sleep|fail, "
                  "http://HOST:PORT[/BASE][#/HEALTH] or exec:COMMAND (environment: RMA_SERVICES, "
                  "entries separated by commas)");
-  app.add_option("--slots", session.slots, "tasks run at once")
+  app.add_option("--slots", session.slots, "tasks run at once (default: this machine's cores)")
       ->envname("RMA_SLOTS")
       ->capture_default_str()
       ->check(CLI::Range(1, 4096));
