@@ -1,7 +1,11 @@
 // See pg_internal.h: the writer thread of the PostgreSQL store. It owns the writer connection and
 // the batch: everything the loop flushed since the last commit, coalesced per task (insert + start
 // + completion of a fast task become one row), COPYed into a temporary table and applied with one
-// INSERT ... ON CONFLICT and one UPDATE, in one transaction. A failed batch is kept and retried.
+// INSERT ... ON CONFLICT and one UPDATE, in one transaction. A small batch of task rows alone (what
+// an idle pool writes) goes instead as one multi-statement query: one round trip and the commit,
+// where BEGIN, COPY, INSERT/UPDATE and COMMIT take five, which is most of a lone task's durable
+// acknowledgement. A failed batch is kept and retried.
+#include <fmt/format.h>
 #include <poll.h>
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
@@ -11,6 +15,7 @@
 #include <map>
 #include <optional>
 #include <tuple>
+#include <type_traits>
 #include <unordered_map>
 
 #include "broker/pg_internal.h"
@@ -32,6 +37,46 @@ std::optional<std::string> OptTime(Time t) {
   return PgTimestamp(t);
 }
 int64_t Clamp32(uint64_t v) { return static_cast<int64_t>(std::min<uint64_t>(v, INT32_MAX)); }
+
+// Batches of at most this many task rows, and nothing else, take the one-query path (see above):
+// beyond it COPY is cheaper per row, and the query text stays small.
+constexpr size_t kSmallBatchRows = 16;
+// A batch nobody waits for — state changes only, no new task whose ACCEPTED waits for the commit —
+// is held this long for more writes to join it, unless it has grown to kLingerRows. One task at a
+// time, the completion of one task then shares the commit of the next one's insert, instead of
+// being a commit that the next acknowledgement queues behind. (A crash in that moment loses the
+// completion, and the task runs again after recovery, as one whose commit had not returned.)
+constexpr auto kUpdateLinger = std::chrono::milliseconds(1);
+constexpr size_t kLingerRows = 1000;
+
+template <typename T>
+struct IsOptional : std::false_type {};
+template <typename T>
+struct IsOptional<std::optional<T>> : std::true_type {};
+
+// One value of a StageRow as an SQL literal. Every value is a quoted string literal (or NULL): its
+// type is taken from the column it is assigned to, as COPY's text format does.
+template <typename T>
+std::string Literal(pqxx::transaction_base& tx, const T& v) {
+  if constexpr (IsOptional<T>::value) {
+    return v ? Literal(tx, *v) : std::string("NULL");
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    return tx.quote(v);
+  } else if constexpr (std::is_floating_point_v<T>) {
+    return tx.quote(fmt::format("{}", v));  // shortest text that reads back exactly
+  } else {
+    return tx.quote(std::to_string(v));
+  }
+}
+
+// A StageRow's values as SQL literals, in kTaskColumns order.
+template <typename Tuple>
+std::vector<std::string> Literals(pqxx::transaction_base& tx, const Tuple& row) {
+  std::vector<std::string> out;
+  out.reserve(std::tuple_size_v<Tuple>);
+  std::apply([&](const auto&... v) { (out.push_back(Literal(tx, v)), ...); }, row);
+  return out;
+}
 
 // One COPY row of rma_stage (the tasks columns). A NULL payload marks a state change of a row
 // that already exists; a payload marks a row to insert.
@@ -85,6 +130,15 @@ class Writer {
       }
       if (!conn_ && std::chrono::steady_clock::now() >= next_connect_) Reconnect();
       if (conn_ && !BatchEmpty()) {
+        if (!stopping && !Awaited()) {
+          const auto now = std::chrono::steady_clock::now();
+          if (!linger_until_) linger_until_ = now + kUpdateLinger;
+          if (now < *linger_until_) {
+            Wait(linger_until_);
+            continue;
+          }
+        }
+        linger_until_.reset();
         CommitBatch();
         continue;  // collect what arrived during the commit
       }
@@ -229,6 +283,7 @@ class Writer {
   Outcome Commit(bool careful, std::vector<std::pair<TaskId, std::string>>* unrecorded,
                  std::map<std::string, WorkerTotals>* written) {
     try {
+      if (!careful && SmallBatch()) return CommitSmallBatch();
       pqxx::work tx(*conn_);
       if (!careful) {
         WriteTaskRows(tx, rows_, false);
@@ -280,6 +335,64 @@ class Writer {
       last_error_ = OneLine(e.what());
       return Outcome::kTransient;
     }
+  }
+
+  // Whether someone waits for this batch's commit: a new task's ACCEPTED does; so does a batch
+  // grown past kLingerRows (committing it keeps batches bounded).
+  bool Awaited() const {
+    return rows_.size() >= kLingerRows || std::any_of(rows_.begin(), rows_.end(), [](const Row& r) {
+             return r.kind == WriteKind::kInsert;
+           });
+  }
+
+  bool SmallBatch() const {
+    return rows_.size() <= kSmallBatchRows && workers_.empty() && stats_.empty() &&
+           std::none_of(rows_.begin(), rows_.end(),
+                        [](const Row& r) { return r.kind == WriteKind::kDelete; });
+  }
+
+  // The batch as one query of several statements, which PostgreSQL runs as one transaction (an
+  // error anywhere rolls all of it back, as in the COPY path): the same INSERT ... ON CONFLICT for
+  // new tasks, and one UPDATE per state change.
+  Outcome CommitSmallBatch() {
+    pqxx::nontransaction tx(*conn_);
+    std::string inserts;
+    std::string sql;
+    for (const Row& row : rows_) {
+      const bool insert = row.kind == WriteKind::kInsert;
+      std::vector<std::string> values = Literals(tx, StageRow(row.record, insert));
+      if (insert) {
+        inserts += inserts.empty() ? "(" : ",(";
+        for (size_t i = 0; i < values.size(); ++i) inserts += (i == 0 ? "" : ",") + values[i];
+        inserts += ")";
+        continue;
+      }
+      sql += "UPDATE tasks SET ";
+      for (size_t i = 0; i < kMutableColumns.size(); ++i) {
+        sql += (i == 0 ? "" : ", ") + kMutableColumns[i] + " = " + values[MutableIndex()[i]];
+      }
+      sql += " WHERE task_id = " + values[0] + ";";
+    }
+    if (!inserts.empty()) {
+      sql = "INSERT INTO tasks (" + Join(kTaskColumns, "%") + ") VALUES " + inserts +
+            " ON CONFLICT (task_id) DO UPDATE SET " + Join(kMutableColumns, "% = EXCLUDED.%") +
+            ";" + sql;
+    }
+    tx.exec(sql);
+    return Outcome::kOk;
+  }
+
+  // Where each of kMutableColumns is in kTaskColumns.
+  static const std::vector<size_t>& MutableIndex() {
+    static const std::vector<size_t> index = [] {
+      std::vector<size_t> out;
+      for (const std::string& c : kMutableColumns) {
+        out.push_back(static_cast<size_t>(std::find(kTaskColumns.begin(), kTaskColumns.end(), c) -
+                                          kTaskColumns.begin()));
+      }
+      return out;
+    }();
+    return index;
   }
 
   void WriteTaskRows(pqxx::transaction_base& tx, const std::vector<Row>& rows, bool clear_stage) {
@@ -468,9 +581,10 @@ class Writer {
                  .count()));
     }
     if (deadline) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                      *deadline - std::chrono::steady_clock::now())
-                      .count();
+      // Rounded up: poll() counts whole milliseconds, and 0 would spin until the deadline.
+      auto left =
+          std::chrono::ceil<std::chrono::milliseconds>(*deadline - std::chrono::steady_clock::now())
+              .count();
       int d = static_cast<int>(std::max<int64_t>(0, left));
       if (timeout_ms < 0 || d < timeout_ms) {
         timeout_ms = d;
@@ -512,6 +626,8 @@ class Writer {
   std::map<std::string, WorkerRecord> workers_;
   std::map<std::pair<int64_t, std::string>, ServiceMinuteStats> stats_;
   uint64_t max_seq_ = 0;
+  // When a batch nobody waits for is committed anyway (kUpdateLinger); unset: none lingers.
+  std::optional<std::chrono::steady_clock::time_point> linger_until_;
   std::unordered_map<std::string, WorkerTotals> worker_written_;
 };
 
