@@ -132,6 +132,7 @@ class BrokerClient {
   zmq::context_t context_;
   std::thread thread_;
   int wake_fd_ = -1;
+  std::atomic<bool> wake_pending_{false};  // wake_fd_ written and not yet read by the loop
   std::atomic<bool> stop_{false};
   std::atomic<bool> reachable_{false};
   std::atomic<uint64_t> next_ref_{1};
