@@ -82,8 +82,9 @@ start_pool() {
   local name=$1 db=${2:-} i
   rm -f "$work/$name.endpoints"
   local args=(--workers 'tcp://127.0.0.1:*' --clients 'tcp://127.0.0.1:*'
-    --endpoints-file "$work/$name.endpoints" --log-level warn)
-  [[ -n $db ]] && args+=(--db "$db")
+    --endpoints-file "$work/$name.endpoints")
+  # With a database, info: the broker's last line counts its commits.
+  if [[ -n $db ]]; then args+=(--db "$db" --log-level info); else args+=(--log-level warn); fi
   "$pool_bin/rma-broker" "${args[@]}" >"$work/$name.broker.log" 2>&1 &
   pids+=($!)
   wait_file "$work/$name.endpoints"
@@ -124,6 +125,12 @@ record() { echo "$1 $2" >>"$results"; }  # KEY VALUE
 echo "== pool_bench: rounds=$rounds workers=$WORKERS slots=$SLOTS tasks=$TASKS payload=${PAYLOAD}B samples=$SAMPLES gateway_conns=$GATEWAY_CONNS gateway_s=$GATEWAY_S"
 echo "== machine: nproc=$(nproc), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== PostgreSQL $(q 'SHOW server_version'): fsync=$(q 'SHOW fsync') synchronous_commit=$(q 'SHOW synchronous_commit')"
+# The floor under a durable acknowledgement: one client committing one-row transactions, alone.
+pgbench=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)/pgbench
+q "CREATE TABLE fsync_probe (x int)"
+echo "INSERT INTO fsync_probe VALUES (1);" >"$work/probe.sql"
+echo "== one-row commit latency alone (pgbench, 1 client, 3 s): average $("$pgbench" -n -c 1 -T 3 -f "$work/probe.sql" "$url" 2>/dev/null | sed -n 's/latency average = \(.*\)/\1/p')"
+q "DROP TABLE fsync_probe"
 [[ $SKIP_RABBIT != 1 ]] && echo "== RabbitMQ $(dpkg-query -W -f='${Version}' rabbitmq-server 2>/dev/null), librabbitmq $(dpkg-query -W -f='${Version}' librabbitmq-dev 2>/dev/null)"
 
 cat >"$work/post.lua" <<LUA
@@ -168,6 +175,7 @@ measure_rma() {
   record "${p}_d_ack" "$(figure ack_p50_us <<<"$out")"
   record "${p}_d_p50" "$(figure p50_us <<<"$out")"
   stop_all
+  echo "   $(grep -o 'store: [0-9]* commit(s).*per commit' "$work/$p-d$round.broker.log" | tail -n1) (both durable runs: $TASKS + $((SAMPLES + 200)) tasks)"
   q "DROP DATABASE bench_${p}_$round"
   pool_bin=$bin
 }
