@@ -434,6 +434,17 @@ void BrokerLoop::HandleWorkerMessage(Time now, const proto::InMessage& msg) {
         scheduler_->OnWorkerProgress(now, id, p);
       }
       return;
+    case Command::kPartial:
+      for (size_t i = 0; i < msg.body_count(); ++i) {
+        proto::Partial p;
+        Status s = decoder_.Decode(msg.body(i), &p);
+        if (!s.ok()) {
+          malformed(s);
+          continue;
+        }
+        scheduler_->OnWorkerPartial(now, id, std::move(p));
+      }
+      return;
     case Command::kManifest: {
       proto::Manifest m;
       Status s = decoder_.Decode(first_body(), &m);

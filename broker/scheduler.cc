@@ -39,6 +39,8 @@ std::string_view Scheduler::RefusalName(Refusal r) {
       return "queue_full";
     case Refusal::kTooManyWaiters:
       return "too_many_waiters";
+    case Refusal::kStreamOutOfOrder:
+      return "stream_out_of_order";
     case Refusal::kCount:
       break;
   }

@@ -83,13 +83,14 @@ class Scheduler {
   // Why a peer's message was refused; each is counted (rma_broker_refused_total{reason}) and
   // answered with a clear ERROR or DISCONNECT (docs/security.md).
   enum class Refusal : uint8_t {
-    kNotLeaseHolder,   // RESULT/PROGRESS for an attempt this session does not hold
-    kUnregistered,     // a worker message from a session that never registered
-    kWorkerIdInUse,    // READY for a live worker's id, without its secret
-    kForeignAttempt,   // READY.running lists an attempt that was never this worker's
-    kTooManyServices,  // a manifest over max_services_per_worker, or the service table full
-    kQueueFull,        // max_unfinished_tasks / _bytes or max_queued_per_service reached
-    kTooManyWaiters,   // max_waiters_per_task / _per_client reached
+    kNotLeaseHolder,    // RESULT/PROGRESS for an attempt this session does not hold
+    kUnregistered,      // a worker message from a session that never registered
+    kWorkerIdInUse,     // READY for a live worker's id, without its secret
+    kForeignAttempt,    // READY.running lists an attempt that was never this worker's
+    kTooManyServices,   // a manifest over max_services_per_worker, or the service table full
+    kQueueFull,         // max_unfinished_tasks / _bytes or max_queued_per_service reached
+    kTooManyWaiters,    // max_waiters_per_task / _per_client reached
+    kStreamOutOfOrder,  // a PARTIAL whose seq is not the next of its attempt's stream
     kCount,
   };
   static std::string_view RefusalName(Refusal r);
@@ -104,6 +105,7 @@ class Scheduler {
     uint32_t losses = 0;
     bool transient = false;        // synchronous call: never persisted
     uint32_t running_attempt = 0;  // attempt number of the current lease
+    uint32_t stream_seq = 0;       // the seq the current attempt's next PARTIAL must carry
     uint32_t epoch = 0;   // bumped when the task leaves a queue or heap slot: stale entries skip
     int32_t worker = -1;  // registry slot while running
     Time queued_at{};
@@ -204,6 +206,10 @@ class Scheduler {
   void OnWorkerHeartbeat(Time now, const std::string& identity, const proto::Heartbeat* report);
   void OnWorkerResult(Time now, const std::string& identity, proto::TaskResult result);
   void OnWorkerProgress(Time now, const std::string& identity, const proto::Progress& progress);
+  // A chunk of a running attempt's output: relayed at once to the task's synchronous callers
+  // (nothing is buffered here; docs/protocol.md §5.15). Chunks of an attempt this session does not
+  // hold, or out of order, are dropped and counted, without an answer per chunk.
+  void OnWorkerPartial(Time now, const std::string& identity, proto::Partial partial);
   void OnWorkerManifest(Time now, const std::string& identity, proto::Manifest manifest);
   void OnWorkerDrain(Time now, const std::string& identity);
   void OnWorkerDisconnect(Time now, const std::string& identity, const proto::Disconnect& bye);

@@ -219,6 +219,7 @@ void Scheduler::Start(Time now, Task& t, uint32_t worker_index, uint32_t attempt
   t.status = TaskStatus::kRunning;
   t.attempts = std::max(t.attempts, attempt);
   t.running_attempt = attempt;
+  t.stream_seq = 0;
   t.worker = static_cast<int32_t>(worker_index);
   t.worker_id = w.worker_id;
   t.started_at = now;

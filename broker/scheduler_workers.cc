@@ -385,6 +385,41 @@ void Scheduler::OnWorkerProgress(Time now, const std::string& identity,
                 progress.attempt, progress.fraction, progress.message);
 }
 
+void Scheduler::OnWorkerPartial(Time now, const std::string& identity, proto::Partial partial) {
+  int32_t index = WorkerByIdentity(identity);
+  if (index < 0) {
+    RefuseUnregistered(identity, "PARTIAL", partial.task_id, partial.attempt);
+    return;
+  }
+  Worker& w = workers_[index];
+  Heard(now, w);
+  Task* t = Find(partial.task_id);
+  if (t == nullptr || t->status != TaskStatus::kRunning || t->worker != index ||
+      t->running_attempt != partial.attempt) {
+    // Expected for the last chunks of an attempt that was just cancelled or lost its lease: they
+    // are dropped (an ERROR per chunk would only add to the flood).
+    Refuse(Refusal::kNotLeaseHolder);
+    return;
+  }
+  if (partial.seq != t->stream_seq) {
+    Refuse(Refusal::kStreamOutOfOrder);
+    return;
+  }
+  ++t->stream_seq;
+  for (const Waiter& waiter : t->waiters) {
+    if (!waiter.sync) continue;
+    proto::CallPartial out;
+    out.ref = waiter.ref;
+    out.task_id = t->id;
+    out.seq = partial.seq;
+    out.data = partial.data;  // shared, not copied
+    out.http_status = partial.http_status;
+    out.content_type = partial.content_type;
+    out.headers = partial.headers;
+    output_->ToClient(waiter.client, out);
+  }
+}
+
 void Scheduler::OnWorkerManifest(Time now, const std::string& identity, proto::Manifest manifest) {
   int32_t index = RegisteredWorker(identity);
   if (index < 0) return;

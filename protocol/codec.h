@@ -28,6 +28,8 @@ namespace rma::proto {
   X(TaskAssignment, "TASK")      \
   X(TaskResult, "RESULT")        \
   X(Progress, "PROGRESS")        \
+  X(Partial, "PARTIAL")          \
+  X(CallPartial, "PARTIAL")      \
   X(CancelAttempt, "CANCEL")     \
   X(Heartbeat, "HEARTBEAT")      \
   X(Manifest, "MANIFEST")        \

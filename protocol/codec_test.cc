@@ -104,6 +104,29 @@ TEST(CodecTest, SmallMessagesRoundTrip) {
             (Disconnect{"simulated workers are not allowed", false}));
 }
 
+TEST(CodecTest, PartialsRoundTripInBothDirections) {
+  Partial first{TaskId(5),
+                2,
+                0,
+                Bytes("data: a\n\n"),
+                200,
+                "text/event-stream",
+                {{"cache-control", "no-cache"}}};
+  EXPECT_EQ(RoundTrip(first), first);
+  Partial next{TaskId(5), 2, 1, Bytes(std::string("\0\xff", 2)), 0, "", {}};
+  EXPECT_EQ(RoundTrip(next), next);
+  CallPartial relayed{9, TaskId(5), 0, Bytes("data: a\n\n"), 200, "text/event-stream", {}};
+  EXPECT_EQ(RoundTrip(relayed), relayed);
+  // The first chunk's status is checked like a RESULT's.
+  Decoder d;
+  Partial bad = first;
+  bad.http_status = 1000;
+  std::string body;
+  Encode(bad, &body);
+  Partial out;
+  EXPECT_FALSE(d.Decode(body, &out).ok());
+}
+
 TEST(CodecTest, SubmitRoundTripsSyncCallWithRequest) {
   Submit s;
   s.ref = 77;
@@ -119,6 +142,10 @@ TEST(CodecTest, SubmitRoundTripsSyncCallWithRequest) {
   s.run_at_ms = 1'800'000'000'000;
   s.mode = SubmitMode::kSync;
   s.request = HttpRequest{"GET", "/health", "", {}};
+  EXPECT_EQ(RoundTrip(s), s);
+  s.mode = SubmitMode::kAsync;
+  s.request.reset();
+  s.wait_ms = 30000;
   EXPECT_EQ(RoundTrip(s), s);
 }
 

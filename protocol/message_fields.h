@@ -182,6 +182,28 @@ void Fields(V& v, M& m) {
   v.Str("message", m.message, {});
 }
 
+template <typename V, Is<Partial> M>
+void Fields(V& v, M& m) {
+  v.Id("task_id", m.task_id, {.required = true});
+  v.U32("attempt", m.attempt, {.required = true, .min = 1});
+  v.U32("seq", m.seq, {.always = true});
+  v.Bin("data", m.data, {.always = true});
+  v.U32("http_status", m.http_status, {.max = kMaxHttpStatus});
+  v.Str("content_type", m.content_type, {.max_bytes = 256});
+  v.StrMap("headers", m.headers, {});
+}
+
+template <typename V, Is<CallPartial> M>
+void Fields(V& v, M& m) {
+  v.U64("ref", m.ref, {.always = true});
+  v.Id("task_id", m.task_id, {.required = true});
+  v.U32("seq", m.seq, {.always = true});
+  v.Bin("data", m.data, {.always = true});
+  v.U32("http_status", m.http_status, {.max = kMaxHttpStatus});
+  v.Str("content_type", m.content_type, {.max_bytes = 256});
+  v.StrMap("headers", m.headers, {});
+}
+
 template <typename V, Is<CancelAttempt> M>
 void Fields(V& v, M& m) {
   v.Id("task_id", m.task_id, {.required = true});

@@ -47,12 +47,15 @@ std::string_view CommandName(Command c) {
       return "ADMIN";
     case Command::kAdminReply:
       return "ADMIN_REPLY";
+    case Command::kPartial:
+    case Command::kCallPartial:
+      return "PARTIAL";
   }
   return "UNKNOWN";
 }
 
 bool IsKnownCommand(uint8_t byte) {
-  return (byte >= 0x01 && byte <= 0x0B) || (byte >= 0x21 && byte <= 0x29);
+  return (byte >= 0x01 && byte <= 0x0C) || (byte >= 0x21 && byte <= 0x2A);
 }
 
 namespace {

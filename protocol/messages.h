@@ -38,16 +38,18 @@ enum class Command : uint8_t {
   kDrain = 0x09,       // W->B the worker is draining; B->W please drain
   kDisconnect = 0x0A,  // both ways: goodbye / register again / refused
   kError = 0x0B,       // B->peer a request or message was refused
+  kPartial = 0x0C,     // W->B a chunk of a running attempt's output (streaming)
   // Client endpoint.
-  kSubmit = 0x21,      // C->B submit a task (batchable)
-  kAccepted = 0x22,    // B->C task accepted (durable when the broker has a store)
-  kTaskInfo = 0x23,    // B->C the state of one task
-  kGet = 0x24,         // C->B read a task, optionally waiting for it to end
-  kCancelTask = 0x25,  // C->B cancel a task
-  kList = 0x26,        // C->B list tasks
-  kTaskList = 0x27,    // B->C answer to LIST
-  kAdmin = 0x28,       // C->B admin query or action
-  kAdminReply = 0x29,  // B->C answer to ADMIN
+  kSubmit = 0x21,       // C->B submit a task (batchable)
+  kAccepted = 0x22,     // B->C task accepted (durable when the broker has a store)
+  kTaskInfo = 0x23,     // B->C the state of one task
+  kGet = 0x24,          // C->B read a task, optionally waiting for it to end
+  kCancelTask = 0x25,   // C->B cancel a task
+  kList = 0x26,         // C->B list tasks
+  kTaskList = 0x27,     // B->C answer to LIST
+  kAdmin = 0x28,        // C->B admin query or action
+  kAdminReply = 0x29,   // B->C answer to ADMIN
+  kCallPartial = 0x2A,  // B->C a chunk of a synchronous call's output (streaming)
 };
 
 std::string_view CommandName(Command c);
@@ -203,6 +205,20 @@ struct Progress {
   bool operator==(const Progress&) const = default;
 };
 
+// PARTIAL (W->B): one chunk of a running attempt's output, as the backend produced it. Chunks of
+// one attempt carry seq 0, 1, 2, ...; the first also says the answer's status, content type and
+// headers. The attempt's RESULT ends the stream (docs/protocol.md §5.15).
+struct Partial {
+  TaskId task_id;                              // "task_id"
+  uint32_t attempt = 1;                        // "attempt"
+  uint32_t seq = 0;                            // "seq"
+  Bytes data;                                  // "data" (bin)
+  uint32_t http_status = 0;                    // "http_status": seq 0 only (0: none)
+  std::string content_type;                    // "content_type": seq 0 only
+  std::map<std::string, std::string> headers;  // "headers": seq 0 only
+  bool operator==(const Partial&) const = default;
+};
+
 struct CancelAttempt {
   TaskId task_id;        // "task_id"
   uint32_t attempt = 1;  // "attempt"
@@ -302,6 +318,19 @@ struct TaskView {
   bool operator==(const TaskView&) const = default;
 };
 
+// PARTIAL (B->C): a chunk of a synchronous call's output relayed to its caller, in order; the
+// call's TASK_INFO ends the stream (docs/protocol.md §6.7).
+struct CallPartial {
+  uint64_t ref = 0;                            // "ref": the SUBMIT's
+  TaskId task_id;                              // "task_id"
+  uint32_t seq = 0;                            // "seq": 0, 1, 2, ... for the caller
+  Bytes data;                                  // "data" (bin)
+  uint32_t http_status = 0;                    // "http_status": seq 0 only
+  std::string content_type;                    // "content_type": seq 0 only
+  std::map<std::string, std::string> headers;  // "headers": seq 0 only
+  bool operator==(const CallPartial&) const = default;
+};
+
 struct TaskInfo {
   uint64_t ref = 0;  // "ref"
   TaskView task;     // "task"
@@ -384,10 +413,10 @@ struct Bodyless {
 // (ADMIN_REPLY, which the loop builds itself, is not among them).
 using ToWorkerMessage =
     std::variant<Welcome, TaskAssignment, CancelAttempt, Disconnect, Error, Bodyless>;
-using ToClientMessage = std::variant<Accepted, TaskInfo, TaskList, Error, Bodyless>;
+using ToClientMessage = std::variant<Accepted, TaskInfo, TaskList, CallPartial, Error, Bodyless>;
 // What a worker sends the broker (a batch of one command: several RESULTs, or one of the others).
 using ToBrokerMessage =
-    std::variant<Ready, TaskResult, Progress, Heartbeat, Manifest, Disconnect, Bodyless>;
+    std::variant<Ready, TaskResult, Progress, Partial, Heartbeat, Manifest, Disconnect, Bodyless>;
 
 inline Command CommandOf(const Welcome&) { return Command::kWelcome; }
 inline Command CommandOf(const TaskAssignment&) { return Command::kTask; }
@@ -400,6 +429,8 @@ inline Command CommandOf(const TaskList&) { return Command::kTaskList; }
 inline Command CommandOf(const Ready&) { return Command::kReady; }
 inline Command CommandOf(const TaskResult&) { return Command::kResult; }
 inline Command CommandOf(const Progress&) { return Command::kProgress; }
+inline Command CommandOf(const Partial&) { return Command::kPartial; }
+inline Command CommandOf(const CallPartial&) { return Command::kCallPartial; }
 inline Command CommandOf(const Heartbeat&) { return Command::kHeartbeat; }
 inline Command CommandOf(const Manifest&) { return Command::kManifest; }
 inline Command CommandOf(const Bodyless& b) { return b.command; }

@@ -14,6 +14,10 @@ namespace rma::worker {
 namespace {
 // Messages read from the socket per wake-up before timers and other events get their turn.
 constexpr int kReadBudget = 256;
+// Inline handlers run on the control thread only for payloads up to this size: copying and
+// encoding a large result there would delay heartbeats, and a batch of large results answered at
+// once would reach the broker (and the callers) as one burst.
+constexpr size_t kMaxInlinePayloadBytes = 64 * 1024;
 }  // namespace
 
 Agent::Agent(AgentOptions options, const std::vector<ServiceBinding>& services, const Clock* clock)
@@ -91,8 +95,10 @@ Status Agent::Send(const std::vector<proto::ToBrokerMessage>& batch) {
 
 void Agent::Execute(proto::TaskAssignment task, std::shared_ptr<Handler> handler,
                     std::shared_ptr<CancelToken> cancel) {
-  Executor::Job job{std::move(task), std::move(handler), std::move(cancel)};
-  if (job.handler->runs_inline()) {
+  // Synchronous calls stream (PARTIAL): their caller is waiting for the output as it comes.
+  const bool stream = task.request.has_value();
+  Executor::Job job{std::move(task), std::move(handler), std::move(cancel), stream};
+  if (job.handler->runs_inline() && job.task.payload.size() <= kMaxInlinePayloadBytes) {
     // Called from the session, which must not be re-entered: the result is delivered by
     // DeliverInline once the current batch of messages is handled.
     inline_results_.push_back(Executor::RunOne(job));
@@ -204,7 +210,11 @@ Status Agent::Run(SignalWatcher& signals) {
     if (items[0].revents & ZMQ_POLLIN) {
       while (auto sig = signals.Take()) session_.OnSignal(now, *sig);
     }
-    if (items[1].revents & ZMQ_POLLIN) session_.OnResults(now, executor_.TakeFinished());
+    if (items[1].revents & ZMQ_POLLIN) {
+      Executor::Taken taken = executor_.TakeAll();
+      session_.OnPartials(now, std::move(taken.partials));  // each stream before its RESULT
+      session_.OnResults(now, std::move(taken.finished));
+    }
     if (items[2].revents & ZMQ_POLLIN) session_.OnMonitor(now, monitor_.Take());
     // The socket may have been replaced meanwhile: its readiness is re-checked by reading.
     if (socket_ && (items[3].revents & ZMQ_POLLIN)) ReadSocket(now);

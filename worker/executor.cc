@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <optional>
 
 namespace rma::worker {
 
@@ -38,14 +39,57 @@ void Executor::Submit(Job job) {
   cv_.Signal();
 }
 
-std::vector<proto::TaskResult> Executor::TakeFinished() {
+std::vector<proto::TaskResult> Executor::TakeFinished() { return TakeAll().finished; }
+
+Executor::Taken Executor::TakeAll() {
   uint64_t drained = 0;
   (void)!read(wake_fd_, &drained, sizeof drained);
   MutexLock lock(&mu_);
-  return std::exchange(finished_, {});
+  partial_bytes_ = 0;
+  return Taken{std::exchange(partials_, {}), std::exchange(finished_, {})};
 }
 
-proto::TaskResult Executor::RunOne(Job& job) {
+// One job's stream: numbers its chunks and queues them for the control thread.
+class Executor::JobStream final : public OutputStream {
+ public:
+  JobStream(Executor& executor, const proto::TaskAssignment& task)
+      : executor_(executor), task_id_(task.task_id), attempt_(task.attempt) {}
+
+  void Chunk(std::string_view data, uint32_t http_status, std::string_view content_type) override {
+    if (broken_ || data.empty()) return;
+    proto::Partial p;
+    p.task_id = task_id_;
+    p.attempt = attempt_;
+    p.seq = seq_;
+    p.data = std::string(data);
+    if (seq_ == 0) {
+      p.http_status = http_status;
+      p.content_type = std::string(content_type);
+    }
+    {
+      MutexLock lock(&executor_.mu_);
+      if (executor_.partial_bytes_ + data.size() > kMaxQueuedChunkBytes) {
+        // A later chunk would leave a gap the broker refuses: this stream is over.
+        broken_ = true;
+        return;
+      }
+      executor_.partial_bytes_ += data.size();
+      executor_.partials_.push_back(std::move(p));
+    }
+    ++seq_;
+    uint64_t one = 1;
+    (void)!write(executor_.wake_fd_, &one, sizeof one);
+  }
+
+ private:
+  Executor& executor_;
+  const TaskId task_id_;
+  const uint32_t attempt_;
+  uint32_t seq_ = 0;
+  bool broken_ = false;
+};
+
+proto::TaskResult Executor::RunOne(Job& job, OutputStream* stream) {
   proto::TaskResult r;
   r.task_id = job.task.task_id;
   r.attempt = job.task.attempt;
@@ -54,7 +98,8 @@ proto::TaskResult Executor::RunOne(Job& job) {
   // Cancelled while queued (a drain ran out of time, the broker gave up): do not start it.
   if (!job.cancel->cancelled()) {
     try {
-      out = job.handler->Run(job.task, *job.cancel);
+      out = stream != nullptr ? job.handler->RunStreaming(job.task, *job.cancel, *stream)
+                              : job.handler->Run(job.task, *job.cancel);
     } catch (const std::exception& e) {
       out = Status::Internal(std::string("handler threw: ") + e.what());
     }
@@ -90,7 +135,9 @@ void Executor::Work() {
       job = std::move(jobs_.front());
       jobs_.pop_front();
     }
-    proto::TaskResult r = RunOne(job);
+    std::optional<JobStream> stream;
+    if (job.stream) stream.emplace(*this, job.task);
+    proto::TaskResult r = RunOne(job, stream ? &*stream : nullptr);
     {
       MutexLock lock(&mu_);
       finished_.push_back(std::move(r));

@@ -65,6 +65,17 @@ class CancelToken {
   mutable std::map<uint64_t, std::function<void()>> wakers_ RMA_GUARDED_BY(mu_);
 };
 
+// Where a handler sends its output as the backend produces it (PARTIAL, docs/protocol.md §5.15),
+// called on the executor thread. The first chunk carries the answer's status and content type.
+// Best effort: chunks past the stream's memory bound are dropped (and so are the rest of that
+// stream's), since the RESULT still carries the whole output.
+class OutputStream {
+ public:
+  virtual ~OutputStream() = default;
+  virtual void Chunk(std::string_view data, uint32_t http_status,
+                     std::string_view content_type) = 0;
+};
+
 struct HandlerOutput {
   Bytes body;  // shared: an echo hands its payload back without copying it
   std::string content_type;
@@ -96,9 +107,17 @@ class Handler {
   virtual std::string_view kind() const = 0;
   virtual Result<HandlerOutput> Run(const proto::TaskAssignment& task,
                                     const CancelToken& cancel) = 0;
+  // Run, sending the output to `stream` as it comes when the backend streams it. Handlers that
+  // cannot stream keep the default, which runs Run().
+  virtual Result<HandlerOutput> RunStreaming(const proto::TaskAssignment& task,
+                                             const CancelToken& cancel, OutputStream& stream) {
+    (void)stream;
+    return Run(task, cancel);
+  }
   // Whether Run() returns within microseconds without blocking, I/O or waiting (builtin:echo,
   // builtin:fail): such a task runs on the control thread as its TASK is read, which saves two
-  // thread hand-offs per task; anything else runs on the executor.
+  // thread hand-offs per task (payloads up to 64 KiB; larger ones, and anything else, run on the
+  // executor).
   virtual bool runs_inline() const { return false; }
   // Whether the handler's backend should be probed before it is advertised (http only).
   virtual bool probed() const { return false; }

@@ -282,6 +282,51 @@ TEST_F(HttpHandlerTest, ABackendErrorStatusIsACompletedCallCarryingIt) {
   EXPECT_EQ(broken->http_status, 500u);
 }
 
+// Records every chunk with the time it came.
+class RecordingStream final : public OutputStream {
+ public:
+  struct Got {
+    std::string data;
+    uint32_t status;
+    std::string content_type;
+    std::chrono::steady_clock::time_point at;
+  };
+  void Chunk(std::string_view data, uint32_t status, std::string_view type) override {
+    got.push_back({std::string(data), status, std::string(type), std::chrono::steady_clock::now()});
+  }
+  std::vector<Got> got;
+};
+
+TEST_F(HttpHandlerTest, AStreamingAnswerIsForwardedAsItComes) {
+  auto handler = Make(backend_.Url());
+  RecordingStream stream;
+  // 5 events 100 ms apart.
+  auto out = handler->RunStreaming(Call("GET", "/stream/5/100"), cancel_, stream);
+  const auto ended = std::chrono::steady_clock::now();
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  ASSERT_GE(stream.got.size(), 2u);
+  std::string joined;
+  for (const auto& g : stream.got) joined += g.data;
+  EXPECT_EQ(joined, out->body.str()) << "the chunks are the whole answer, in order";
+  EXPECT_NE(joined.find("data: 4"), std::string::npos);
+  EXPECT_EQ(stream.got[0].status, 200u);
+  EXPECT_EQ(stream.got[0].content_type.rfind("text/event-stream", 0), 0u);
+  // The first event was forwarded while the backend was still producing the others.
+  EXPECT_GE(ended - stream.got[0].at, std::chrono::milliseconds(250));
+}
+
+TEST_F(HttpHandlerTest, AnAnswerWithALengthIsNotStreamed) {
+  auto handler = Make(backend_.Url());
+  RecordingStream stream;
+  auto out = handler->RunStreaming(Call("GET", "/big/1000"), cancel_, stream);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ(out->body.size(), 1000u);
+  EXPECT_TRUE(stream.got.empty());
+  auto missing = handler->RunStreaming(Call("GET", "/status/404"), cancel_, stream);
+  ASSERT_TRUE(missing.ok());
+  EXPECT_TRUE(stream.got.empty()) << "only a successful answer streams";
+}
+
 TEST_F(HttpHandlerTest, RequestsGoBelowTheBasePath) {
   auto handler = Make(backend_.Url() + "/v1");
   auto out = handler->Run(Call("GET", "/echo/x"), cancel_);

@@ -128,11 +128,45 @@ struct BodySink {
   size_t max;
   bool discard_overflow;
   bool overflowed = false;
+  // Streaming: where chunks go when the answer streams, and the transfer to ask about its headers.
+  OutputStream* stream = nullptr;
+  CURL* easy = nullptr;
+  enum class Streams { kUndecided, kYes, kNo } streams = Streams::kUndecided;
 };
+
+// Whether the answer whose body starts now streams: a successful text/event-stream, or one sent
+// without a length (chunked), as LLM servers send generation. Anything else is kept whole.
+bool AnswerStreams(CURL* easy) {
+  long status = 0;
+  curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+  if (status < 200 || status > 299) return false;
+  char* type = nullptr;
+  curl_easy_getinfo(easy, CURLINFO_CONTENT_TYPE, &type);
+  if (type != nullptr && Lower(type).rfind("text/event-stream", 0) == 0) return true;
+  curl_off_t length = -1;
+  curl_easy_getinfo(easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
+  return length < 0;
+}
+
+void StreamChunk(BodySink& sink, std::string_view data) {
+  if (sink.streams == BodySink::Streams::kUndecided) {
+    sink.streams = AnswerStreams(sink.easy) ? BodySink::Streams::kYes : BodySink::Streams::kNo;
+  }
+  if (sink.streams != BodySink::Streams::kYes) return;
+  long status = 0;
+  curl_easy_getinfo(sink.easy, CURLINFO_RESPONSE_CODE, &status);
+  char* type = nullptr;
+  curl_easy_getinfo(sink.easy, CURLINFO_CONTENT_TYPE, &type);
+  sink.stream->Chunk(data, static_cast<uint32_t>(status), type != nullptr ? type : "");
+}
 
 size_t WriteBody(char* data, size_t size, size_t count, void* user) {
   auto* sink = static_cast<BodySink*>(user);
   size_t n = size * count;
+  // Forwarded as it arrives; still kept whole below, for the RESULT (within the same limit).
+  if (sink->stream != nullptr && sink->body->size() + n <= sink->max) {
+    StreamChunk(*sink, std::string_view(data, n));
+  }
   if (sink->body->size() + n > sink->max) {
     sink->overflowed = true;
     if (!sink->discard_overflow) return 0;  // aborts the transfer with CURLE_WRITE_ERROR
@@ -155,7 +189,8 @@ struct SlistDeleter {
 
 // One HTTP exchange. Cancelled when `cancel` is cancelled; never longer than limits.total.
 Result<Exchange> Perform(const OutgoingRequest& req, std::string_view body,
-                         const TransferLimits& limits, const CancelToken* cancel) {
+                         const TransferLimits& limits, const CancelToken* cancel,
+                         OutputStream* stream = nullptr) {
   std::unique_ptr<CURL, EasyDeleter> easy(curl_easy_init());
   std::unique_ptr<CURLM, MultiDeleter> multi(curl_multi_init());
   if (!easy || !multi) return Status::Internal("libcurl could not allocate a handle");
@@ -170,6 +205,8 @@ Result<Exchange> Perform(const OutgoingRequest& req, std::string_view body,
   BodySink sink{&ex.body, limits.max_body, limits.discard_overflow};
   char error[CURL_ERROR_SIZE] = {};
   CURL* h = easy.get();
+  sink.stream = stream;
+  sink.easy = h;
   curl_easy_setopt(h, CURLOPT_URL, req.url.c_str());
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -284,13 +321,22 @@ class HttpHandler final : public Handler {
   }
 
   Result<HandlerOutput> Run(const proto::TaskAssignment& task, const CancelToken& cancel) override {
+    return Call(task, cancel, nullptr);
+  }
+  Result<HandlerOutput> RunStreaming(const proto::TaskAssignment& task, const CancelToken& cancel,
+                                     OutputStream& stream) override {
+    return Call(task, cancel, &stream);
+  }
+
+  Result<HandlerOutput> Call(const proto::TaskAssignment& task, const CancelToken& cancel,
+                             OutputStream* stream) {
     RMA_ASSIGN_OR_RETURN(OutgoingRequest req, BuildRequest(target_, task));
     TransferLimits limits;
     limits.total = task.timeout_ms > 0 ? Ms(task.timeout_ms) : options_.default_timeout;
     limits.connect = options_.connect_timeout;
     limits.max_body = options_.max_output_bytes;
     limits.discard_overflow = false;
-    auto ex = Perform(req, task.payload, limits, &cancel);
+    auto ex = Perform(req, task.payload, limits, &cancel, stream);
     if (!ex.ok()) {
       if (ex.status().code() == StatusCode::kCancelled) return ex.status();
       return ex.status().WithContext(req.method + " " + req.url);

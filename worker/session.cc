@@ -413,6 +413,22 @@ void Session::OnResults(Time now, std::vector<proto::TaskResult> results) {
   FlushResults(now);
 }
 
+void Session::OnPartials(Time now, std::vector<proto::Partial> partials) {
+  if (!registered_ || partials.empty()) return;
+  std::vector<proto::ToBrokerMessage> batch;
+  batch.reserve(partials.size());
+  for (proto::Partial& p : partials) {
+    auto it = in_flight_.find({p.task_id, p.attempt});
+    if (it == in_flight_.end() || it->second.cancel->cancelled()) continue;
+    batch.push_back(std::move(p));
+    if (batch.size() == kMaxBatch) {
+      Send(now, batch);
+      batch.clear();
+    }
+  }
+  if (!batch.empty()) Send(now, batch);
+}
+
 void Session::OnSignal(Time now, int signal) {
   if (finished_) return;
   const char* name = sigabbrev_np(signal);

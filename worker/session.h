@@ -114,6 +114,9 @@ class Session {
   // A message from the broker that could not be read: it still shows the broker is there.
   void OnUnreadable(Time now, const Status& why);
   void OnResults(Time now, std::vector<proto::TaskResult> results);
+  // Chunks of streaming attempts (PARTIAL): sent at once while registered, dropped otherwise (the
+  // RESULT carries the whole output), and dropped for attempts no longer here (cancelled).
+  void OnPartials(Time now, std::vector<proto::Partial> partials);
   void OnSignal(Time now, int signal);
   // The broker refused the connection at the handshake: `permanent` (a wrong token) ends the worker
   // with PermissionDenied; otherwise (busy, try later) it reconnects after its back-off.

@@ -116,18 +116,20 @@ TEST(GatewayBigBodiesTest, EightConcurrent13MiBServiceCallsNeitherStallNorBloatT
   HealthProbe probe;
   probe.Start(cluster.Url("/health"));
   std::vector<size_t> answered(kClients, 0);
+  std::vector<std::string> refusals(kClients);
   std::vector<long> statuses = SendConcurrently([&](int i) {
     HttpResponse r =
         HttpCall("POST", cluster.Url("/api/service/echo"), body,
                  {"Content-Type: application/octet-stream", "X-RMA-Timeout: 120"}, 180000);
     answered[i] = r.body.size();
+    if (r.status != 200) refusals[i] = r.body.substr(0, 500);
     return r;
   });
   probe.Stop();
   const size_t peak = PeakRssBytes(cluster.gateway().pid());
   Report("call", probe, peak);
   for (int i = 0; i < kClients; ++i) {
-    EXPECT_EQ(statuses[i], 200);
+    EXPECT_EQ(statuses[i], 200) << refusals[i];
     EXPECT_EQ(answered[i], kBodyBytes);
   }
   EXPECT_EQ(probe.failures, 0u);

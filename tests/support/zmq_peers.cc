@@ -283,6 +283,23 @@ void FakeWorker::Run() {
         ++it;
         continue;
       }
+      if (options_.stream) {
+        // PARTIALs first, one message each (as a streaming backend produces them), then the
+        // RESULT below.
+        std::vector<std::string> chunks = options_.stream(it->task);
+        for (uint32_t seq = 0; seq < chunks.size(); ++seq) {
+          proto::Partial p;
+          p.task_id = it->task.task_id;
+          p.attempt = it->task.attempt;
+          p.seq = seq;
+          p.data = std::move(chunks[seq]);
+          if (seq == 0) {
+            p.http_status = 200;
+            p.content_type = "text/event-stream";
+          }
+          (void)proto::SendOne(socket, {}, Command::kPartial, p);
+        }
+      }
       if (options_.backend) {
         done.push_back(options_.backend(it->task));
       } else {

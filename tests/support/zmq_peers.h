@@ -85,6 +85,8 @@ struct FakeWorkerOptions {
   std::vector<std::string> services = {"echo"};
   // How a task is answered; null: ok, with the payload as the result.
   std::function<proto::TaskResult(const proto::TaskAssignment&)> backend;
+  // Chunks streamed (PARTIAL, the first as 200 text/event-stream) before the RESULT; null: none.
+  std::function<std::vector<std::string>(const proto::TaskAssignment&)> stream;
   // Keep every TASK received (read with tasks()).
   bool record_tasks = false;
   uint32_t slots = 8;

@@ -1,0 +1,144 @@
+// PARTIAL (docs/protocol.md §5.15, §6.7): the scheduler relays a running attempt's chunks, in order
+// and at once, to the task's synchronous callers, and drops (counting, never answering) chunks of
+// an attempt the session does not hold, chunks out of order, and chunks of asynchronous tasks. Fake
+// clock, recorded output: no sockets.
+#include <gtest/gtest.h>
+
+#include "broker/scheduler_test_util.h"
+
+namespace rma::broker::testing {
+namespace {
+
+using proto::Command;
+using Refusal = Scheduler::Refusal;
+
+class StreamTest : public SchedulerFixture {
+ protected:
+  // A synchronous call from "gw" with ref 3, and the TASK the worker "w" got for it.
+  proto::TaskAssignment Call() {
+    proto::Submit call{3, "llm", "prompt"};
+    call.mode = proto::SubmitMode::kSync;
+    s().OnSubmit(now(), "gw", call);
+    auto tasks = Tasks("w");
+    EXPECT_EQ(tasks.size(), 1u);
+    return tasks.empty() ? proto::TaskAssignment{} : tasks[0];
+  }
+  void Chunk(const std::string& worker, const proto::TaskAssignment& t, uint32_t seq,
+             std::string data, uint32_t attempt = 0) {
+    proto::Partial p;
+    p.task_id = t.task_id;
+    p.attempt = attempt != 0 ? attempt : t.attempt;
+    p.seq = seq;
+    p.data = std::move(data);
+    if (seq == 0) {
+      p.http_status = 200;
+      p.content_type = "text/event-stream";
+      p.headers = {{"cache-control", "no-cache"}};
+    }
+    s().OnWorkerPartial(now(), Ident(worker), std::move(p));
+  }
+  std::vector<proto::CallPartial> Relayed(const std::string& client = "gw") {
+    return out_.Take<proto::CallPartial>(out_.to_clients, client, Command::kCallPartial);
+  }
+};
+
+TEST_F(StreamTest, ChunksReachTheCallerInOrderBeforeTheResult) {
+  Register("w", GpuCaps(), {"llm"});
+  proto::TaskAssignment t = Call();
+  Chunk("w", t, 0, "data: a\n\n");
+  Chunk("w", t, 1, "data: b\n\n");
+  auto relayed = Relayed();
+  ASSERT_EQ(relayed.size(), 2u);
+  EXPECT_EQ(relayed[0].ref, 3u);
+  EXPECT_EQ(relayed[0].task_id, t.task_id);
+  EXPECT_EQ(relayed[0].seq, 0u);
+  EXPECT_EQ(relayed[0].data, "data: a\n\n");
+  EXPECT_EQ(relayed[0].http_status, 200u);
+  EXPECT_EQ(relayed[0].content_type, "text/event-stream");
+  EXPECT_EQ(relayed[0].headers.at("cache-control"), "no-cache");
+  EXPECT_EQ(relayed[1].seq, 1u);
+  EXPECT_EQ(relayed[1].data, "data: b\n\n");
+  EXPECT_TRUE(out_.Take<proto::TaskInfo>(out_.to_clients, "gw", Command::kTaskInfo).empty())
+      << "the stream is not the end";
+  Result("w", t, proto::Outcome::kOk, "data: a\n\ndata: b\n\n");
+  auto info = out_.Take<proto::TaskInfo>(out_.to_clients, "gw", Command::kTaskInfo);
+  ASSERT_EQ(info.size(), 1u);
+  EXPECT_EQ(info[0].task.result, "data: a\n\ndata: b\n\n");
+  // After the end, a late chunk goes nowhere.
+  Chunk("w", t, 2, "late");
+  EXPECT_TRUE(Relayed().empty());
+  EXPECT_EQ(s().refusals(Refusal::kNotLeaseHolder), 1u);
+}
+
+TEST_F(StreamTest, ChunksOutOfOrderAreDroppedAndCountedWithoutAnAnswer) {
+  Register("w", GpuCaps(), {"llm"});
+  proto::TaskAssignment t = Call();
+  Chunk("w", t, 1, "skipped ahead");
+  EXPECT_TRUE(Relayed().empty());
+  EXPECT_EQ(s().refusals(Refusal::kStreamOutOfOrder), 1u);
+  Chunk("w", t, 0, "first");
+  Chunk("w", t, 0, "first again");
+  auto relayed = Relayed();
+  ASSERT_EQ(relayed.size(), 1u);
+  EXPECT_EQ(relayed[0].data, "first");
+  EXPECT_EQ(s().refusals(Refusal::kStreamOutOfOrder), 2u);
+  EXPECT_TRUE(out_.Take<proto::Error>(out_.to_workers, Ident("w"), Command::kError).empty())
+      << "no ERROR per chunk";
+}
+
+TEST_F(StreamTest, OnlyTheLeaseHolderStreams) {
+  Register("w", GpuCaps(), {"llm"});
+  Register("other", GpuCaps(), {"ocr"});  // registered, but never given the task
+  proto::TaskAssignment t = Call();
+  Chunk("other", t, 0, "forged");
+  Chunk("w", t, 0, "wrong attempt", t.attempt + 1);
+  EXPECT_TRUE(Relayed().empty());
+  EXPECT_EQ(s().refusals(Refusal::kNotLeaseHolder), 2u);
+  EXPECT_TRUE(out_.Take<proto::Error>(out_.to_workers, Ident("other"), Command::kError).empty());
+  // An unregistered session is told to register, as for PROGRESS.
+  proto::Partial p;
+  p.task_id = t.task_id;
+  p.attempt = t.attempt;
+  s().OnWorkerPartial(now(), "stranger", p);
+  EXPECT_EQ(s().refusals(Refusal::kUnregistered), 1u);
+  EXPECT_TRUE(Relayed().empty());
+}
+
+TEST_F(StreamTest, AsynchronousTasksKeepNoPartialOutput) {
+  Register("w", GpuCaps(), {"llm"});
+  Submit("llm");
+  auto tasks = Tasks("w");
+  ASSERT_EQ(tasks.size(), 1u);
+  Chunk("w", tasks[0], 0, "nobody waits");
+  EXPECT_TRUE(out_.to_clients.empty());
+  // The chunk was in order: the next one is accepted too (and dropped the same way).
+  Chunk("w", tasks[0], 1, "still nobody");
+  EXPECT_EQ(s().refusals(Refusal::kStreamOutOfOrder), 0u);
+  EXPECT_TRUE(out_.to_clients.empty());
+}
+
+TEST_F(StreamTest, ANewAttemptStartsItsStreamAtZero) {
+  Register("w", GpuCaps(), {"llm"});
+  proto::Submit call{3, "llm", "prompt"};
+  call.mode = proto::SubmitMode::kSync;
+  call.max_attempts = 2;
+  s().OnSubmit(now(), "gw", call);
+  auto first = Tasks("w");
+  ASSERT_EQ(first.size(), 1u);
+  Chunk("w", first[0], 0, "a");
+  Chunk("w", first[0], 1, "b");
+  Result("w", first[0], proto::Outcome::kError, "", /*retryable=*/true);
+  EXPECT_EQ(Relayed().size(), 2u);
+  AdvanceInSteps(Seconds(5));
+  auto second = Tasks("w");
+  ASSERT_EQ(second.size(), 1u);
+  ASSERT_NE(second[0].attempt, first[0].attempt);
+  Chunk("w", second[0], 0, "again");
+  auto relayed = Relayed();
+  ASSERT_EQ(relayed.size(), 1u);
+  EXPECT_EQ(relayed[0].seq, 0u);
+  EXPECT_EQ(relayed[0].data, "again");
+}
+
+}  // namespace
+}  // namespace rma::broker::testing
