@@ -224,6 +224,10 @@ void BrokerClient::OnAnswer(const proto::InMessage& msg) {
       case Command::kError:
         decode(proto::Error{});
         break;
+      case Command::kCallPartial:
+        // Streamed chunks of a synchronous call: the gateway answers with the whole output of the
+        // call's TASK_INFO until it streams HTTP answers (issue 15); nothing to log per chunk.
+        break;
       case Command::kHeartbeat: {
         proto::Heartbeat hb;
         if (decoder_.Decode(body, &hb).ok() && hb.packed && !broker_reads_packed_) {
