@@ -366,6 +366,18 @@ void BrokerLoop::HandleWorkerMessage(Time now, const proto::InMessage& msg) {
   auto first_body = [&]() -> std::string_view {
     return msg.body_count() > 0 ? msg.body(0) : std::string_view();
   };
+  // A batched command: each body decoded as `M` and handed on; a bad one does not stop the rest.
+  auto each_body = [&](auto prototype, auto&& handle) {
+    for (size_t i = 0; i < msg.body_count(); ++i) {
+      decltype(prototype) m;
+      Status s = decoder_.Decode(msg.body(i), &m);
+      if (!s.ok()) {
+        malformed(s);
+        continue;
+      }
+      handle(std::move(m));
+    }
+  };
   switch (msg.command()) {
     case Command::kReady: {
       // Registrations per address are rate-limited: churning sessions or identities costs the
@@ -413,38 +425,16 @@ void BrokerLoop::HandleWorkerMessage(Time now, const proto::InMessage& msg) {
       return scheduler_->OnWorkerHeartbeat(now, id, &hb);
     }
     case Command::kResult:
-      for (size_t i = 0; i < msg.body_count(); ++i) {
-        proto::TaskResult r;
-        Status s = decoder_.Decode(msg.body(i), &r);
-        if (!s.ok()) {
-          malformed(s);
-          continue;
-        }
+      return each_body(proto::TaskResult{}, [&](proto::TaskResult r) {
         scheduler_->OnWorkerResult(now, id, std::move(r));
-      }
-      return;
+      });
     case Command::kProgress:
-      for (size_t i = 0; i < msg.body_count(); ++i) {
-        proto::Progress p;
-        Status s = decoder_.Decode(msg.body(i), &p);
-        if (!s.ok()) {
-          malformed(s);
-          continue;
-        }
-        scheduler_->OnWorkerProgress(now, id, p);
-      }
-      return;
+      return each_body(proto::Progress{},
+                       [&](proto::Progress p) { scheduler_->OnWorkerProgress(now, id, p); });
     case Command::kPartial:
-      for (size_t i = 0; i < msg.body_count(); ++i) {
-        proto::Partial p;
-        Status s = decoder_.Decode(msg.body(i), &p);
-        if (!s.ok()) {
-          malformed(s);
-          continue;
-        }
+      return each_body(proto::Partial{}, [&](proto::Partial p) {
         scheduler_->OnWorkerPartial(now, id, std::move(p));
-      }
-      return;
+      });
     case Command::kManifest: {
       proto::Manifest m;
       Status s = decoder_.Decode(first_body(), &m);

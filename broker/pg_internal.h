@@ -102,6 +102,9 @@ namespace pg {
 extern const std::vector<std::string> kTaskColumns;
 // Columns a state change may touch (payload, service, priority and the like never change).
 extern const std::vector<std::string> kMutableColumns;
+// The upsert of new task rows, from `rows` (a SELECT or a VALUES list of kTaskColumns): a row that
+// exists (a retried batch) takes the new state of its mutable columns.
+std::string InsertTasks(std::string_view rows);
 
 // The select list RecordFromRow reads; `payload` and `result` may be replaced by NULL when the
 // caller does not need them.

@@ -30,6 +30,16 @@ const std::vector<std::string> kMutableColumns = {
     "http_status", "error", "error_code", "started_at", "completed_at"};
 // clang-format on
 
+std::string InsertTasks(std::string_view rows) {
+  static const std::string head = "INSERT INTO tasks (" + Join(kTaskColumns, "%") + ") ";
+  static const std::string tail =
+      " ON CONFLICT (task_id) DO UPDATE SET " + Join(kMutableColumns, "% = EXCLUDED.%");
+  std::string sql;
+  sql.reserve(head.size() + rows.size() + tail.size());
+  sql.append(head).append(rows).append(tail);
+  return sql;
+}
+
 // Timestamps come back as microseconds since the epoch (exact: extract() is numeric since PG 14).
 std::string Micros(const std::string& column) {
   return "(extract(epoch from " + column + ") * 1000000)::bigint";
@@ -206,11 +216,8 @@ void PrepareWriter(pqxx::connection& conn) {
            Join(kTaskColumns, "%") + " FROM tasks WITH NO DATA");
   }
   const std::string cols = Join(kTaskColumns, "%");
-  conn.prepare(
-      "rma_insert_staged",
-      "INSERT INTO tasks (" + cols + ") SELECT " + cols +
-          " FROM rma_stage WHERE payload IS NOT NULL ON CONFLICT (task_id) DO UPDATE SET " +
-          Join(kMutableColumns, "% = EXCLUDED.%"));
+  conn.prepare("rma_insert_staged",
+               InsertTasks("SELECT " + cols + " FROM rma_stage WHERE payload IS NOT NULL"));
   conn.prepare("rma_update_staged", "UPDATE tasks AS t SET " + Join(kMutableColumns, "% = s.%") +
                                         " FROM rma_stage AS s WHERE s.payload IS NULL AND "
                                         "t.task_id = s.task_id");

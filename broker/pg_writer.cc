@@ -374,9 +374,7 @@ class Writer {
       sql += " WHERE task_id = " + values[0] + ";";
     }
     if (!inserts.empty()) {
-      sql = "INSERT INTO tasks (" + Join(kTaskColumns, "%") + ") VALUES " + inserts +
-            " ON CONFLICT (task_id) DO UPDATE SET " + Join(kMutableColumns, "% = EXCLUDED.%") +
-            ";" + sql;
+      sql = InsertTasks("VALUES " + inserts) + ";" + sql;
     }
     tx.exec(sql);
     return Outcome::kOk;

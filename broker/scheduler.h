@@ -394,6 +394,11 @@ class Scheduler {
                           uint32_t attempt);
   // ERROR permission_denied to a registered worker for an attempt it does not hold; counted.
   void RefuseNotLeaseHolder(Time now, Worker& w, TaskId task, uint32_t attempt);
+  // The running task whose attempt `attempt` the session `identity` holds, after renewing its
+  // leases; nullptr when it holds none. `*index` is the session's worker, or -1 when it is not
+  // registered (then it was told to register again, as for `command` from a stranger).
+  Task* HeldAttempt(Time now, const std::string& identity, std::string_view command, TaskId task,
+                    uint32_t attempt, int32_t* index);
   // Whether `owner` (admin: anybody) may see or change task t.
   static bool MaySee(const Task& t, const std::string& owner, bool admin) {
     return admin || t.owner == owner;

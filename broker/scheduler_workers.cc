@@ -364,21 +364,30 @@ void Scheduler::OnWorkerHeartbeat(Time now, const std::string& identity,
   }
 }
 
+Scheduler::Task* Scheduler::HeldAttempt(Time now, const std::string& identity,
+                                        std::string_view command, TaskId task, uint32_t attempt,
+                                        int32_t* index) {
+  *index = WorkerByIdentity(identity);
+  if (*index < 0) {
+    RefuseUnregistered(identity, command, task, attempt);
+    return nullptr;
+  }
+  // Any traffic renews the worker's leases, this too; only the lease holder may speak of a task.
+  Heard(now, workers_[*index]);
+  Task* t = Find(task);
+  if (t == nullptr || t->status != TaskStatus::kRunning || t->worker != *index ||
+      t->running_attempt != attempt) {
+    return nullptr;
+  }
+  return t;
+}
+
 void Scheduler::OnWorkerProgress(Time now, const std::string& identity,
                                  const proto::Progress& progress) {
-  int32_t index = WorkerByIdentity(identity);
-  if (index < 0) {
-    RefuseUnregistered(identity, "PROGRESS", progress.task_id, progress.attempt);
-    return;
-  }
-  Worker& w = workers_[index];
-  // Any traffic renews the worker's leases; progress is traffic that also names the task, and only
-  // the lease holder may report on it.
-  Heard(now, w);
-  const Task* t = Find(progress.task_id);
-  if (t == nullptr || t->status != TaskStatus::kRunning || t->worker != index ||
-      t->running_attempt != progress.attempt) {
-    RefuseNotLeaseHolder(now, w, progress.task_id, progress.attempt);
+  int32_t index = -1;
+  if (HeldAttempt(now, identity, "PROGRESS", progress.task_id, progress.attempt, &index) ==
+      nullptr) {
+    if (index >= 0) RefuseNotLeaseHolder(now, workers_[index], progress.task_id, progress.attempt);
     return;
   }
   spdlog::debug("task {} attempt {} progress {:.2f} {}", ToString(progress.task_id),
@@ -386,19 +395,12 @@ void Scheduler::OnWorkerProgress(Time now, const std::string& identity,
 }
 
 void Scheduler::OnWorkerPartial(Time now, const std::string& identity, proto::Partial partial) {
-  int32_t index = WorkerByIdentity(identity);
-  if (index < 0) {
-    RefuseUnregistered(identity, "PARTIAL", partial.task_id, partial.attempt);
-    return;
-  }
-  Worker& w = workers_[index];
-  Heard(now, w);
-  Task* t = Find(partial.task_id);
-  if (t == nullptr || t->status != TaskStatus::kRunning || t->worker != index ||
-      t->running_attempt != partial.attempt) {
+  int32_t index = -1;
+  Task* t = HeldAttempt(now, identity, "PARTIAL", partial.task_id, partial.attempt, &index);
+  if (t == nullptr) {
     // Expected for the last chunks of an attempt that was just cancelled or lost its lease: they
     // are dropped (an ERROR per chunk would only add to the flood).
-    Refuse(Refusal::kNotLeaseHolder);
+    if (index >= 0) Refuse(Refusal::kNotLeaseHolder);
     return;
   }
   if (partial.seq != t->stream_seq) {
