@@ -135,6 +135,9 @@ void Scheduler::OnSubmit(Time now, const std::string& client, proto::Submit subm
     // the task as it stands (the gateway answers 504) and the call is cancelled. (The per-client
     // waiter budget was checked above; a new task has no waiters yet.)
     (void)AddWaiter(now, t, client, submit.ref, /*sync=*/true, timeout);
+    // Nothing to wait for: a call is never persisted.
+    if (submit.announce)
+      output_->ToClient(client, proto::Accepted{submit.ref, id, TaskStatus::kQueued});
   } else {
     proto::Accepted a{submit.ref, id, TaskStatus::kQueued, false, !provided};
     const uint64_t after = output_->ToClientWhenDurable(client, std::move(a));

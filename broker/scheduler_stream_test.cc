@@ -70,6 +70,31 @@ TEST_F(StreamTest, ChunksReachTheCallerInOrderBeforeTheResult) {
   EXPECT_EQ(s().refusals(Refusal::kNotLeaseHolder), 1u);
 }
 
+TEST_F(StreamTest, AnAnnouncedCallIsAcceptedAtOnceAndItsCallerCanCancelIt) {
+  Register("w", GpuCaps(), {"llm"});
+  proto::Submit call{3, "llm", "prompt"};
+  call.mode = proto::SubmitMode::kSync;
+  call.announce = true;
+  s().OnSubmit(now(), "gw", call);
+  auto accepted = out_.Take<proto::Accepted>(out_.to_clients, "gw", Command::kAccepted);
+  ASSERT_EQ(accepted.size(), 1u) << "an announced call says its task id before it ends";
+  EXPECT_EQ(accepted[0].ref, 3u);
+  auto tasks = Tasks("w");
+  ASSERT_EQ(tasks.size(), 1u);
+  EXPECT_EQ(accepted[0].task_id, tasks[0].task_id);
+  // The caller's own client went away: it cancels by id, and the worker is told to stop.
+  ASSERT_TRUE(s().OnCancel(now(), "gw", proto::CancelTask{4, accepted[0].task_id}));
+  auto stop = out_.Take<proto::CancelAttempt>(out_.to_workers, Ident("w"), Command::kCancel);
+  ASSERT_EQ(stop.size(), 1u);
+  EXPECT_EQ(stop[0].task_id, tasks[0].task_id);
+}
+
+TEST_F(StreamTest, AnUnannouncedCallSaysNothingBeforeItEnds) {
+  Register("w", GpuCaps(), {"llm"});
+  Call();
+  EXPECT_TRUE(out_.Take<proto::Accepted>(out_.to_clients, "gw", Command::kAccepted).empty());
+}
+
 TEST_F(StreamTest, ChunksOutOfOrderAreDroppedAndCountedWithoutAnAnswer) {
   Register("w", GpuCaps(), {"llm"});
   proto::TaskAssignment t = Call();

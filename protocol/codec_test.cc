@@ -146,6 +146,7 @@ TEST(CodecTest, SubmitRoundTripsSyncCallWithRequest) {
   s.mode = SubmitMode::kAsync;
   s.request.reset();
   s.wait_ms = 30000;
+  s.announce = true;
   EXPECT_EQ(RoundTrip(s), s);
 }
 

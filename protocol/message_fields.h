@@ -252,6 +252,7 @@ void Fields(V& v, M& m) {
   v.OptObject("request", m.request);
   v.Str("owner", m.owner, {.max_bytes = kMaxOwnerBytes});
   v.U32("wait_ms", m.wait_ms, {});
+  v.Bool("announce", m.announce, {});
 }
 
 template <typename V, Is<Accepted> M>

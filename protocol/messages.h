@@ -280,6 +280,10 @@ struct Submit {
   // "wait_ms": async only: after ACCEPTED, also answer TASK_INFO when the task ends or this passes
   // (a GET with wait_ms sent at acceptance, without its round trip); 0 = no.
   uint32_t wait_ms = 0;
+  // "announce": sync only: also answer ACCEPTED (with the task id) as soon as the call is taken,
+  // before its PARTIALs and TASK_INFO, so that the caller can cancel it (CANCEL_TASK) when its own
+  // client goes away.
+  bool announce = false;
   bool operator==(const Submit&) const = default;
 };
 
