@@ -1,7 +1,10 @@
 // rma-test-backend: TestBackend (test_backend.h) as a program, the stand-in for a service backend
 // in end-to-end tests. Flags: --port N (default 0: any free port), --port-file FILE (the chosen
 // port and a newline are written there once it listens), --unhealthy (start with /health
-// answering 503). Runs until SIGTERM or SIGINT; exits 2 on bad flags, 1 when it cannot listen.
+// answering 503), --model ID (repeatable: the models GET /v1/models lists, instead of
+// "test-model"), --token-delay-ms N (the pause before each generated token of the OpenAI routes
+// when a request has no X-Test-Token-Delay-Ms header), --strict-models (404 for every model not
+// listed). Runs until SIGTERM or SIGINT; exits 2 on bad flags, 1 when it cannot listen.
 #include <signal.h>
 
 #include <cstdio>
@@ -14,6 +17,7 @@
 int main(int argc, char** argv) {
   rma::testing::TestBackend::Options options;
   std::string port_file;
+  bool models_given = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--port" && i + 1 < argc) {
@@ -22,8 +26,18 @@ int main(int argc, char** argv) {
       port_file = argv[++i];
     } else if (arg == "--unhealthy") {
       options.healthy = false;
+    } else if (arg == "--model" && i + 1 < argc) {
+      if (!models_given) options.models.clear();
+      models_given = true;
+      options.models.push_back(argv[++i]);
+    } else if (arg == "--token-delay-ms" && i + 1 < argc) {
+      options.token_delay_ms = std::atoll(argv[++i]);
+    } else if (arg == "--strict-models") {
+      options.strict_models = true;
     } else {
-      std::fprintf(stderr, "usage: rma-test-backend [--port N] [--port-file FILE] [--unhealthy]\n");
+      std::fprintf(stderr,
+                   "usage: rma-test-backend [--port N] [--port-file FILE] [--unhealthy] "
+                   "[--model ID]... [--token-delay-ms N] [--strict-models]\n");
       return 2;
     }
   }
