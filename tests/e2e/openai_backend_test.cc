@@ -138,7 +138,7 @@ TEST(OpenAiBackendTest, TheOfficialSdkAcceptsEveryRouteAndGetsTokensWhileTheyAre
     if (!s.aborted) continue;
     EXPECT_EQ(s.path, "/v1/chat/completions");
     EXPECT_FALSE(s.finished);
-    EXPECT_LT(s.chunk_times.size(), static_cast<size_t>(kTokens));
+    EXPECT_LT(s.chunk_times.size(), 1000u) << "the script asks for 1000 tokens and reads one";
   }
 }
 

@@ -23,8 +23,8 @@
 //       "first_chunk_mono_ms":..,"last_chunk_mono_ms":..,"text":"...",...}  per check; a failed
 //       check has "ok":false and "error" saying why
 //   {"done":true,"ok":true,"passed":8,"failed":[]}  last
-// chat_stream_abort reads the first chunk of a stream and aborts the request (the SDK closes the
-// connection), so the server side can check that it noticed.
+// chat_stream_abort asks for 1000 tokens, reads the first chunk and aborts the request (the SDK
+// closes the connection), so the server side can check that it noticed.
 import { parseArgs } from 'node:util';
 
 import OpenAI from 'openai';
@@ -76,6 +76,7 @@ if (!Number.isInteger(tokens) || tokens < 1) usage('--tokens must be a positive 
 if (!Number.isInteger(timeout) || timeout < 1) usage('--timeout-ms must be a positive integer');
 const selected = values.checks.split(',').filter((c) => c !== '');
 for (const c of selected) if (!kChecks.includes(c)) usage(`unknown check ${c}`);
+const kAbortTokens = 1000;
 const expectedText = Array.from({ length: tokens }, (_, i) => `tok${i}`).join(' ');
 const requestOptions = {};
 if (values['token-delay-ms'] !== undefined) {
@@ -214,10 +215,12 @@ const checks = {
     return streamSummary(r);
   },
 
+  // Asks for far more tokens than it reads, so that the server (given a token delay) is still
+  // generating when the client goes away, however slowly this process runs.
   async chat_stream_abort(expect) {
     const t0 = now();
     const stream = await client.chat.completions.create(
-      { model, messages, max_tokens: tokens, stream: true },
+      { model, messages, max_tokens: kAbortTokens, stream: true },
       requestOptions,
     );
     const r = await readStream('chat_stream_abort', stream, t0, (c) => c.delta?.content, 1);

@@ -658,12 +658,15 @@ void TestBackend::ServeCompletion(int fd, const Request& req, bool chat) {
       end(false, w == Wait::kGone);
       return;
     }
-    if (!SendChunk(fd, chunk(token_choice(i, false)))) {
+    const std::string event = chunk(token_choice(i, false));
+    // Taken before the write, so no client can have the token before its recorded time.
+    const auto written = std::chrono::steady_clock::now();
+    if (!SendChunk(fd, event)) {
       end(false, true);
       return;
     }
     std::lock_guard<std::mutex> lock(mu_);
-    streams_[index].chunk_times.push_back(std::chrono::steady_clock::now());
+    streams_[index].chunk_times.push_back(written);
   }
   std::string tail = chunk(token_choice(tokens, true));
   if (include_usage) {

@@ -77,8 +77,10 @@ class TestBackend {
     std::string path;                               // as requested, e.g. "/v1/chat/completions"
     std::string model;                              // the request's
     std::chrono::steady_clock::time_point started;  // when the request had been read
-    // When each token's event had been written to the socket (steady_clock is CLOCK_MONOTONIC,
-    // the clock node's process.hrtime reads, so a client's arrival times compare with these).
+    // When each token's event was written to the socket (taken just before the write, so a
+    // client never has a token before its time; steady_clock is CLOCK_MONOTONIC, the clock node's
+    // process.hrtime reads, so a client's arrival times compare with these). Only tokens whose
+    // write succeeded.
     std::vector<std::chrono::steady_clock::time_point> chunk_times;
     bool finished = false;  // every token, the final chunks and "data: [DONE]" were written
     bool aborted = false;   // the client went away before the end (not by Stop())
