@@ -8,6 +8,7 @@
 
 #include "common/version.h"
 #include "gateway/api.h"
+#include "gateway/call_stream.h"
 #include "gateway/task_json.h"
 #include "protocol/names.h"
 
@@ -119,15 +120,21 @@ void Api::ServiceCall(const Call& call, Exchange& ex) {
   s.timeout_ms = static_cast<uint32_t>(std::max<int64_t>(1, ToMs(timeout)));
   // The broker ends the call itself when its time is up; the extra second lets that answer arrive
   // first. A large body is encoded for the broker on the parse pool, not on this reactor thread.
+  // The answer streams when the backend's does (call_stream.h).
+  CallStream::Options stream;
+  stream.whole = CallAnswer;
   if (large) {
     ApiContext* ctx = ctx_;
-    return Offload(ex, [ctx, s = std::move(s), timeout,
+    return Offload(ex, [ctx, s = std::move(s), timeout, stream = std::move(stream),
                         lease = call.lease](std::shared_ptr<Deferred> deferred) mutable {
-      AskFor(ctx, std::move(deferred), Command::kSubmit, std::move(s), timeout + Seconds(1),
-             CallAnswer, std::move(lease));
+      CallStream::Start(ctx, std::move(deferred), std::move(s), timeout + Seconds(1),
+                        std::move(stream), std::move(lease));
     });
   }
-  Ask(ex, Command::kSubmit, std::move(s), timeout + Seconds(1), CallAnswer);
+  std::shared_ptr<Deferred> deferred = ex.Defer();
+  if (!deferred) return;
+  CallStream::Start(ctx_, std::move(deferred), std::move(s), timeout + Seconds(1),
+                    std::move(stream), nullptr);
 }
 
 }  // namespace rma::gateway

@@ -52,9 +52,9 @@ void BrokerClient::Stop() {
 }
 
 void BrokerClient::Enqueue(Command command, uint64_t ref, std::string body, Duration timeout,
-                           AnswerCallback cb, bool until_end) {
+                           Callbacks cb, bool until_end) {
   if (stop_.load()) {
-    cb(Status::Unavailable("the gateway is stopping"));
+    cb.answer(Status::Unavailable("the gateway is stopping"));
     return;
   }
   {
@@ -73,6 +73,10 @@ void BrokerClient::Deliver(uint64_t ref, Result<BrokerAnswer> answer) {
   auto it = pending_.find(ref);
   if (it == pending_.end()) return;  // already expired
   Pending& p = it->second;
+  if (p.callbacks.stream && answer.ok() && std::holds_alternative<proto::Accepted>(*answer)) {
+    // An announced call: its task id, not its end.
+    return DeliverEvent(ref, StreamEvent(std::get<proto::Accepted>(std::move(*answer))));
+  }
   if (p.until_end) {
     const bool accepted = answer.ok() && std::holds_alternative<proto::Accepted>(*answer);
     if (accepted && !p.accepted) {
@@ -84,13 +88,23 @@ void BrokerClient::Deliver(uint64_t ref, Result<BrokerAnswer> answer) {
     const bool end = answer.ok() && std::holds_alternative<proto::TaskInfo>(*answer);
     if (p.accepted && !end) answer = BrokerAnswer(*p.accepted);
   }
-  AnswerCallback cb = std::move(p.callback);
+  AnswerCallback cb = std::move(p.callbacks.answer);
   pending_.erase(it);
   pending_count_.fetch_sub(1, std::memory_order_relaxed);
   try {
     cb(std::move(answer));
   } catch (const std::exception& e) {
     spdlog::error("answer callback threw: {}", e.what());
+  }
+}
+
+void BrokerClient::DeliverEvent(uint64_t ref, StreamEvent event) {
+  auto it = pending_.find(ref);
+  if (it == pending_.end() || !it->second.callbacks.stream) return;  // ended, or does not stream
+  try {
+    it->second.callbacks.stream(std::move(event));
+  } catch (const std::exception& e) {
+    spdlog::error("stream callback threw: {}", e.what());
   }
 }
 
@@ -129,12 +143,12 @@ void BrokerClient::SendQueued(Time now) {
   // socket whole or not at all.
   for (Outgoing& o : queued) {
     if (!reachable_.load()) {
-      pending_[o.ref] = Pending{now, std::move(o.callback), false, false, std::nullopt};
+      pending_[o.ref] = Pending{now, std::move(o.callbacks), false, false, std::nullopt};
       Deliver(o.ref, Status::Unavailable("the broker is unreachable; the request was not sent"));
       continue;
     }
     const Time deadline = now + o.timeout;
-    pending_[o.ref] = Pending{deadline, std::move(o.callback), false, o.until_end, std::nullopt};
+    pending_[o.ref] = Pending{deadline, std::move(o.callbacks), false, o.until_end, std::nullopt};
     deadlines_.emplace(deadline, o.ref);
     if (outbox_.empty() || outbox_.back().closed || outbox_.back().message.command() != o.command ||
         outbox_.back().message.body_count() >= kMaxBatch) {
@@ -224,10 +238,16 @@ void BrokerClient::OnAnswer(const proto::InMessage& msg) {
       case Command::kError:
         decode(proto::Error{});
         break;
-      case Command::kCallPartial:
-        // Streamed chunks of a synchronous call: the gateway answers with the whole output of the
-        // call's TASK_INFO until it streams HTTP answers (issue 15); nothing to log per chunk.
+      case Command::kCallPartial: {
+        proto::CallPartial partial;
+        if (Status st = decoder_.Decode(body, &partial); !st.ok()) {
+          spdlog::warn("undecodable PARTIAL from the broker: {}", st.message());
+          break;
+        }
+        const uint64_t ref = partial.ref;
+        DeliverEvent(ref, StreamEvent(std::move(partial)));
         break;
+      }
       case Command::kHeartbeat: {
         proto::Heartbeat hb;
         if (decoder_.Decode(body, &hb).ok() && hb.packed && !broker_reads_packed_) {
@@ -396,7 +416,7 @@ void BrokerClient::Loop() {
     MutexLock lock(&mu_);
     unsent.swap(queue_);
   }
-  for (Outgoing& o : unsent) pending_[o.ref] = Pending{now, std::move(o.callback)};
+  for (Outgoing& o : unsent) pending_[o.ref] = Pending{now, std::move(o.callbacks)};
   outbox_.clear();
   FailAll("the gateway is stopping",
           "the gateway is stopping; the request was sent and its outcome is unknown");

@@ -34,6 +34,10 @@ namespace rma::gateway {
 using BrokerAnswer = std::variant<proto::Accepted, proto::TaskInfo, proto::TaskList,
                                   proto::AdminReply, proto::Error>;
 using AnswerCallback = std::function<void(Result<BrokerAnswer>)>;
+// What a streamed call hears before its answer, in order: the ACCEPTED of an announced SUBMIT (its
+// task id) and its PARTIALs (docs/protocol.md §6.1, §6.7).
+using StreamEvent = std::variant<proto::Accepted, proto::CallPartial>;
+using StreamCallback = std::function<void(StreamEvent)>;
 
 struct BrokerClientOptions {
   std::string endpoint = "tcp://127.0.0.1:5556";
@@ -70,13 +74,17 @@ class BrokerClient {
   // A SUBMIT with wait_ms has two answers, ACCEPTED then TASK_INFO: the callback gets the
   // TASK_INFO, or the ACCEPTED when the wait cannot end in one (the timeout passed, an ERROR came
   // instead, the broker was lost): the task was accepted either way.
+  // `on_stream`, when given, hears the request's StreamEvents before `callback` hears its end
+  // (both on the client thread, never after the end).
   template <typename T>
-  void Request(proto::Command command, T message, Duration timeout, AnswerCallback callback) {
+  void Request(proto::Command command, T message, Duration timeout, AnswerCallback callback,
+               StreamCallback on_stream = nullptr) {
     message.ref = next_ref_.fetch_add(1, std::memory_order_relaxed);
     bool until_end = false;
     if constexpr (std::is_same_v<T, proto::Submit>) until_end = message.wait_ms > 0;
     std::string body = proto::Encode(message);
-    Enqueue(command, message.ref, std::move(body), timeout, std::move(callback), until_end);
+    Enqueue(command, message.ref, std::move(body), timeout,
+            Callbacks{std::move(callback), std::move(on_stream)}, until_end);
   }
 
   // Whether the broker answered recently (heartbeats). False until it first answers: requests sent
@@ -86,24 +94,30 @@ class BrokerClient {
   size_t pending() const { return pending_count_.load(std::memory_order_relaxed); }
 
  private:
+  struct Callbacks {
+    AnswerCallback answer;
+    StreamCallback stream;
+  };
   struct Outgoing {
     proto::Command command;
     uint64_t ref;
     std::string body;
     Duration timeout;
-    AnswerCallback callback;
+    Callbacks callbacks;
     bool until_end = false;
   };
   struct Pending {
     Time deadline;
-    AnswerCallback callback;
+    Callbacks callbacks;
     bool sent = false;  // handed to the socket: from then on its outcome is unknown until answered
     bool until_end = false;                   // a SUBMIT with wait_ms (see Request)
     std::optional<proto::Accepted> accepted;  // its first answer, while the end is awaited
   };
 
   void Enqueue(proto::Command command, uint64_t ref, std::string body, Duration timeout,
-               AnswerCallback cb, bool until_end);
+               Callbacks cb, bool until_end);
+  // A PARTIAL, or the ACCEPTED of an announced call: to the request's stream callback.
+  void DeliverEvent(uint64_t ref, StreamEvent event);
   void Loop();
   // Logs why the broker refused the handshake (once per kind of failure).
   void ReportHandshakeFailures();

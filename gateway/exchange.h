@@ -7,6 +7,7 @@
 #include <pistache/peer.h>
 #include <spdlog/spdlog.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -77,14 +78,47 @@ HttpReply BrokerErrorReply(const proto::Error& e);
 HttpReply TransportErrorReply(const Status& s);
 HttpReply UnexpectedAnswer();
 
+// Tells the request in progress on a connection that its client closed it: a streamed call then
+// cancels its task, so the worker stops its backend. One per connection; the handler sets it (any
+// thread) and clears it before its answer ends, the reactor fires it when Pistache reports the
+// disconnection.
+class DisconnectHook {
+ public:
+  // Returns a token for Clear: a late Clear of an earlier request never removes a newer one.
+  uint64_t Set(std::function<void()> on_gone) {
+    MutexLock lock(&mu_);
+    on_gone_ = std::move(on_gone);
+    return ++token_;
+  }
+  void Clear(uint64_t token) {
+    MutexLock lock(&mu_);
+    if (token == token_) on_gone_ = nullptr;
+  }
+  void Fire() {
+    std::function<void()> f;
+    {
+      MutexLock lock(&mu_);
+      f = std::move(on_gone_);
+      on_gone_ = nullptr;
+    }
+    if (f) f();
+  }
+
+ private:
+  Mutex mu_;
+  std::function<void()> on_gone_ RMA_GUARDED_BY(mu_);
+  uint64_t token_ RMA_GUARDED_BY(mu_) = 0;
+};
+
 // What every answer to one request carries and where it is accounted.
 struct ReplyTo {
   bool keep_alive = true;
   bool head_only = false;
   int route = -1;  // index into Routes(), for metrics
   Time started{};
-  HeaderList extra;                  // CORS
-  std::shared_ptr<AnswerGate> gate;  // null for answers that close the connection anyway
+  HeaderList extra;                         // CORS
+  std::shared_ptr<AnswerGate> gate;         // null for answers that close the connection anyway
+  std::shared_ptr<DisconnectHook> on_gone;  // null for answers given at once
 };
 
 void Deliver(ApiContext& ctx, int fd, OwnedFd owned, const ReplyTo& to, HttpReply reply);
@@ -108,6 +142,15 @@ class Deferred {
     const int fd = fd_.get();
     Deliver(*ctx_, fd, std::move(fd_), to_, std::move(reply));
   }
+
+  // The answer will be streamed instead (call_stream.h): the socket and where the answer goes.
+  // Null fd when it was answered already.
+  std::pair<OwnedFd, ReplyTo> TakeForStream() {
+    if (done_) return {OwnedFd(), to_};
+    done_ = true;
+    return {std::move(fd_), to_};
+  }
+  const ReplyTo& to() const { return to_; }
 
  private:
   ApiContext* ctx_;

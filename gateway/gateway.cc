@@ -64,6 +64,8 @@ struct Connection {
   bool refused =
       false;  // answered with an error or pipelined into: the rest of the input is ignored
   std::shared_ptr<AnswerGate> gate = std::make_shared<AnswerGate>();
+  // Fired when the client closes the connection: a streamed call cancels its task.
+  std::shared_ptr<DisconnectHook> gone = std::make_shared<DisconnectHook>();
   ConnectionLimiter::Slot slot;  // this connection's place among its address's connections
 
   void NextRequest() {
@@ -123,6 +125,13 @@ class ApiHandler final : public Http::Handler {
       // Both ways: Pistache then sees the end of the stream and lets the connection go at once.
       ::shutdown(peer->fd(), SHUT_RDWR);
     }
+  }
+
+  // The client closed its connection (or Pistache dropped it): the request in progress, if it
+  // cares, is told (a streamed call cancels its task).
+  void onDisconnection(const std::shared_ptr<Tcp::Peer>& peer) override {
+    std::shared_ptr<void> data = peer->tryGetData(kConnectionData);
+    if (data) static_cast<Connection*>(data.get())->gone->Fire();
   }
 
   // Replaces Http::Handler::onInput (see the file comment and Connection).
@@ -331,6 +340,7 @@ class ApiHandler final : public Http::Handler {
     to.keep_alive =
         !close_after && KeepAlive(head->http11, head->Header("Connection").value_or(""));
     to.gate = conn.gate;
+    to.on_gone = conn.gone;
     conn.gate->Begin();
     std::shared_ptr<BodyBudget::Lease> lease;
     if (conn.lease.bytes() > 0) lease = std::make_shared<BodyBudget::Lease>(std::move(conn.lease));

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 
 namespace rma::gateway {
 
@@ -102,12 +103,12 @@ std::string_view ReasonPhrase(int status) {
   }
 }
 
-std::string SerializeResponse(const HttpReply& reply, bool keep_alive, bool head_only) {
-  const int status = reply.status >= 100 && reply.status <= 999 ? reply.status : 500;
-  // 1xx, 204 and 304 answers have no body by definition.
-  const bool no_body = status < 200 || status == 204 || status == 304;
-  std::string out;
-  out.reserve(160 + reply.body.size() + reply.headers.size() * 48);
+namespace {
+
+// The status line and the headers every answer has, up to (not including) its framing header.
+void AppendHead(const HttpReply& reply, int status, bool no_body, bool keep_alive,
+                std::string* out_ptr) {
+  std::string& out = *out_ptr;
   out += "HTTP/1.1 ";
   out += std::to_string(status);
   out += ' ';
@@ -126,6 +127,17 @@ std::string SerializeResponse(const HttpReply& reply, bool keep_alive, bool head
     out += "\r\n";
   }
   out += keep_alive ? "Connection: keep-alive\r\n" : "Connection: close\r\n";
+}
+
+}  // namespace
+
+std::string SerializeResponse(const HttpReply& reply, bool keep_alive, bool head_only) {
+  const int status = reply.status >= 100 && reply.status <= 999 ? reply.status : 500;
+  // 1xx, 204 and 304 answers have no body by definition.
+  const bool no_body = status < 200 || status == 204 || status == 304;
+  std::string out;
+  out.reserve(160 + reply.body.size() + reply.headers.size() * 48);
+  AppendHead(reply, status, no_body, keep_alive, &out);
   if (!no_body) {
     out += "Content-Length: ";
     out += std::to_string(reply.body.size());
@@ -134,6 +146,24 @@ std::string SerializeResponse(const HttpReply& reply, bool keep_alive, bool head
   out += "\r\n";
   if (!head_only && !no_body) out += reply.body;
   return out;
+}
+
+std::string SerializeStreamHead(const HttpReply& head, bool keep_alive) {
+  std::string out;
+  out.reserve(192 + head.headers.size() * 48);
+  const int status = head.status >= 200 && head.status <= 599 ? head.status : 500;
+  AppendHead(head, status, /*no_body=*/false, keep_alive, &out);
+  out += "Transfer-Encoding: chunked\r\n\r\n";
+  return out;
+}
+
+void AppendChunk(std::string_view data, std::string* out) {
+  if (data.empty()) return;  // an empty chunk would end the body
+  char size[24];
+  const int n = std::snprintf(size, sizeof size, "%zx\r\n", data.size());
+  out->append(size, static_cast<size_t>(n));
+  out->append(data);
+  out->append("\r\n");
 }
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {

@@ -22,6 +22,14 @@ struct HttpReply {
   std::vector<std::pair<std::string, std::string>> headers;  // extra headers, in order
 };
 
+// The head of a streamed answer (chunked transfer encoding): status line, Content-Type, the extra
+// headers (unsafe ones left out, as below), Connection, Transfer-Encoding. A status outside
+// 200..599 becomes 500.
+std::string SerializeStreamHead(const HttpReply& head, bool keep_alive);
+// Appends `data` to *out as one chunk of a chunked body (nothing for empty data: the empty chunk
+// ends a body, "0\r\n\r\n").
+void AppendChunk(std::string_view data, std::string* out);
+
 // "OK", "Not Found", ...; "Unknown" for codes without a standard phrase.
 std::string_view ReasonPhrase(int status);
 

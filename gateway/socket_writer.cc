@@ -76,6 +76,163 @@ void SocketWriter::FinishGate(std::shared_ptr<AnswerGate>& gate, int fd) {
   gate.reset();
 }
 
+// ---- SocketStream ---------------------------------------------------------------------------
+
+bool SocketStream::Append(std::string_view bytes) {
+  MutexLock lock(&mu_);
+  if (over_ || finishing_) return false;
+  return Put(bytes);
+}
+
+bool SocketStream::Put(std::string_view bytes) {
+  if (!with_writer_ && offset_ == buffer_.size()) {
+    // Nothing is waiting: straight to the socket, as the reactor writes a whole answer.
+    buffer_.clear();
+    offset_ = 0;
+    ssize_t n = SendNow(fd_.get(), bytes.data(), bytes.size());
+    if (n < 0) {
+      Break();
+      return false;
+    }
+    bytes.remove_prefix(static_cast<size_t>(n));
+    if (bytes.empty()) return true;
+  }
+  if (buffer_.size() - offset_ + bytes.size() > max_buffered_) {
+    spdlog::debug("a streamed answer's client reads too slowly ({} bytes wait): cut",
+                  buffer_.size() - offset_ + bytes.size());
+    Break();
+    return false;
+  }
+  if (offset_ > 0 && offset_ >= buffer_.size() / 2) {  // keep the buffer from creeping
+    buffer_.erase(0, offset_);
+    offset_ = 0;
+  }
+  buffer_.append(bytes);
+  if (!with_writer_) {
+    if (!writer_->AdoptStream(shared_from_this())) {
+      Break();
+      return false;
+    }
+    with_writer_ = true;
+  }
+  return true;
+}
+
+void SocketStream::Finish(std::string_view last, bool close_after) {
+  MutexLock lock(&mu_);
+  if (over_ || finishing_) return;
+  finishing_ = true;
+  close_after_ = close_after;
+  if (!with_writer_ && offset_ == buffer_.size()) {
+    // The gate's lock spans the last send and the decision that the answer is out (AnswerGate).
+    bool shut = false;
+    ssize_t n = 0;
+    {
+      MutexLock gate_lock(&gate_->mu_);
+      n = SendNow(fd_.get(), last.data(), last.size());
+      if (n < 0 || static_cast<size_t>(n) == last.size()) {
+        shut = gate_->Finish();
+        over_ = true;
+      }
+    }
+    if (over_) {
+      broken_ = n < 0;
+      if (shut || n < 0) {
+        ::shutdown(fd_.get(), SHUT_RDWR);
+      } else if (close_after) {
+        ::shutdown(fd_.get(), SHUT_WR);
+      }
+      return;
+    }
+    last.remove_prefix(static_cast<size_t>(n));
+  }
+  buffer_.append(last);
+  if (!with_writer_) {
+    if (!writer_->AdoptStream(shared_from_this())) return Break();
+    with_writer_ = true;
+  }
+}
+
+void SocketStream::Abort() {
+  MutexLock lock(&mu_);
+  Break();
+}
+
+bool SocketStream::broken() const {
+  MutexLock lock(&mu_);
+  return broken_;
+}
+
+size_t SocketStream::buffered() const {
+  MutexLock lock(&mu_);
+  return buffer_.size() - offset_;
+}
+
+void SocketStream::Break() {
+  if (over_) return;
+  over_ = true;
+  broken_ = true;
+  buffer_ = std::string();
+  offset_ = 0;
+  ::shutdown(fd_.get(), SHUT_RDWR);
+  MutexLock gate_lock(&gate_->mu_);
+  (void)gate_->Finish();
+}
+
+bool SocketStream::Drain(bool* progressed) {
+  MutexLock lock(&mu_);
+  *progressed = false;
+  if (over_) {
+    with_writer_ = false;
+    return true;
+  }
+  auto send_rest = [&]() -> bool {  // false: the client is gone
+    while (offset_ < buffer_.size()) {
+      ssize_t n = SendNow(fd_.get(), buffer_.data() + offset_, buffer_.size() - offset_);
+      if (n < 0) return false;
+      if (n == 0) return true;
+      offset_ += static_cast<size_t>(n);
+      *progressed = true;
+    }
+    return true;
+  };
+  if (!finishing_) {
+    if (!send_rest()) {
+      Break();
+      with_writer_ = false;
+      return true;
+    }
+    if (offset_ < buffer_.size()) return false;
+    buffer_.clear();
+    offset_ = 0;
+    with_writer_ = false;  // idle until the next Append
+    return true;
+  }
+  bool shut = false;
+  bool ok = true;
+  {
+    MutexLock gate_lock(&gate_->mu_);
+    ok = send_rest();
+    if (!ok || offset_ == buffer_.size()) {
+      shut = gate_->Finish();
+      over_ = true;
+    }
+  }
+  if (!over_) return false;
+  broken_ = !ok;
+  if (shut || !ok) {
+    ::shutdown(fd_.get(), SHUT_RDWR);
+  } else if (close_after_) {
+    ::shutdown(fd_.get(), SHUT_WR);
+  }
+  buffer_ = std::string();
+  offset_ = 0;
+  with_writer_ = false;
+  return true;
+}
+
+// ---- SocketWriter ---------------------------------------------------------------------------
+
 SocketWriter::SocketWriter(Options options) : options_(options) {}
 
 SocketWriter::~SocketWriter() { Stop(); }
@@ -108,8 +265,14 @@ void SocketWriter::Stop() {
     MutexLock lock(&mu_);
     incoming.swap(incoming_);
   }
-  for (Entry& e : incoming) FinishGate(e.gate, e.fd.get());
-  for (auto& [fd, e] : entries_) FinishGate(e.gate, fd);
+  for (Entry& e : incoming) {
+    if (e.stream) e.stream->Abort();
+    FinishGate(e.gate, e.fd.get());
+  }
+  for (auto& [fd, e] : entries_) {
+    if (e.stream) e.stream->Abort();
+    FinishGate(e.gate, fd);
+  }
   entries_.clear();
   pending_count_.store(0);
   pending_bytes_.store(0);
@@ -178,8 +341,28 @@ WriteOutcome SocketWriter::Write(int fd, OwnedFd owned, std::string bytes, bool 
   return WriteOutcome::kPending;
 }
 
+std::shared_ptr<SocketStream> SocketWriter::OpenStream(OwnedFd fd, std::shared_ptr<AnswerGate> gate,
+                                                       size_t max_buffered) {
+  if (!gate) gate = std::make_shared<AnswerGate>();
+  return std::make_shared<SocketStream>(this, std::move(fd), std::move(gate), max_buffered);
+}
+
+bool SocketWriter::AdoptStream(std::shared_ptr<SocketStream> stream) {
+  Entry entry;
+  entry.stream = std::move(stream);
+  if (!running_.load()) return false;  // stopping: the caller breaks the stream
+  pending_count_.fetch_add(1, std::memory_order_relaxed);
+  {
+    MutexLock lock(&mu_);
+    incoming_.push_back(std::move(entry));
+  }
+  uint64_t one = 1;
+  (void)!::write(wake_fd_, &one, sizeof one);
+  return true;
+}
+
 void SocketWriter::Adopt(Entry entry, Time now) {
-  const int fd = entry.fd.get();
+  const int fd = entry.stream ? entry.stream->fd_.get() : entry.fd.get();
   entry.deadline = now + options_.stall_timeout;
   if (Progress(entry, now)) {
     pending_count_.fetch_sub(1, std::memory_order_relaxed);
@@ -190,6 +373,7 @@ void SocketWriter::Adopt(Entry entry, Time now) {
   ev.data.fd = fd;
   if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
     spdlog::warn("cannot watch a client socket: {}", std::strerror(errno));
+    if (entry.stream) entry.stream->Abort();
     pending_bytes_.fetch_sub(entry.bytes.size() - entry.offset, std::memory_order_relaxed);
     pending_count_.fetch_sub(1, std::memory_order_relaxed);
     dropped_.fetch_add(1, std::memory_order_relaxed);
@@ -200,6 +384,12 @@ void SocketWriter::Adopt(Entry entry, Time now) {
 }
 
 bool SocketWriter::Progress(Entry& entry, Time now) {
+  if (entry.stream) {
+    bool progressed = false;
+    const bool done = entry.stream->Drain(&progressed);
+    if (progressed) entry.deadline = now + options_.stall_timeout;
+    return done;
+  }
   if (!entry.gate) return SendSome(entry, now);
   bool finished = false;
   bool shut = false;
@@ -281,6 +471,7 @@ void SocketWriter::Loop() {
     }
     for (int fd : stalled) {
       Entry& e = entries_.at(fd);
+      if (e.stream) e.stream->Abort();
       pending_bytes_.fetch_sub(e.bytes.size() - e.offset, std::memory_order_relaxed);
       dropped_.fetch_add(1, std::memory_order_relaxed);
       Drop(fd);

@@ -22,6 +22,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -86,12 +87,65 @@ class AnswerGate {
 
  private:
   friend class SocketWriter;
+  friend class SocketStream;
   // The last byte is with the kernel or the answer was given up: returns whether the connection
   // must be shut down (requests were pipelined behind the answer).
   bool Finish() RMA_REQUIRES(mu_);
   Mutex mu_;
   bool outstanding_ RMA_GUARDED_BY(mu_) = false;
   bool close_after_ RMA_GUARDED_BY(mu_) = false;
+};
+
+class SocketWriter;
+
+// An answer written in pieces as they are produced (a streamed service call), in order, from any
+// thread. What the socket does not take at once waits in the stream's own buffer, at most
+// `max_buffered` bytes: the SocketWriter thread writes it as the socket drains. A client that
+// reads slower than the stream produces past that bound, stops reading for the writer's stall
+// timeout, or closes its connection breaks the stream: the connection is shut down and nothing
+// more is written. Memory per stream is therefore bounded whatever the client does.
+class SocketStream : public std::enable_shared_from_this<SocketStream> {
+ public:
+  SocketStream(SocketWriter* writer, OwnedFd fd, std::shared_ptr<AnswerGate> gate,
+               size_t max_buffered)
+      : writer_(writer), fd_(std::move(fd)), gate_(std::move(gate)), max_buffered_(max_buffered) {}
+  SocketStream(const SocketStream&) = delete;
+  SocketStream& operator=(const SocketStream&) = delete;
+
+  // Queues `bytes` after everything before them. False when the stream is broken (see above):
+  // the caller stops producing.
+  bool Append(std::string_view bytes);
+  // The last bytes: the answer is complete once they are with the kernel (the connection's gate
+  // finishes then); `close_after` shuts the write side down after them (Connection: close).
+  void Finish(std::string_view last, bool close_after);
+  // Gives up: the connection is shut down at once, the client sees an incomplete answer.
+  void Abort();
+  // Whether the stream broke (client gone, too slow) or was aborted.
+  bool broken() const;
+  size_t buffered() const;
+
+ private:
+  friend class SocketWriter;
+  // Queues or sends `bytes`; hands the stream to the writer thread when bytes are left over.
+  bool Put(std::string_view bytes) RMA_REQUIRES(mu_);
+  // Shuts the connection down and tells the gate, once.
+  void Break() RMA_REQUIRES(mu_);
+  // The writer thread's part: sends what the socket takes. True when the writer is done with the
+  // stream for now (everything sent, finished, or broken).
+  bool Drain(bool* progressed);
+
+  SocketWriter* const writer_;
+  const OwnedFd fd_;
+  std::shared_ptr<AnswerGate> gate_;
+  const size_t max_buffered_;
+  mutable Mutex mu_;
+  std::string buffer_ RMA_GUARDED_BY(mu_);
+  size_t offset_ RMA_GUARDED_BY(mu_) = 0;
+  bool with_writer_ RMA_GUARDED_BY(mu_) = false;  // the writer thread watches the socket for it
+  bool finishing_ RMA_GUARDED_BY(mu_) = false;    // the last bytes are queued
+  bool close_after_ RMA_GUARDED_BY(mu_) = false;
+  bool over_ RMA_GUARDED_BY(mu_) = false;  // finished (last byte out) or broken
+  bool broken_ RMA_GUARDED_BY(mu_) = false;
 };
 
 enum class WriteOutcome {
@@ -126,12 +180,19 @@ class SocketWriter {
   WriteOutcome Write(int fd, OwnedFd owned, std::string bytes, bool close_after,
                      std::shared_ptr<AnswerGate> gate = nullptr);
 
+  // A stream writing to `fd` (a descriptor of its own, taken), answering the request whose
+  // connection has `gate`. See SocketStream.
+  std::shared_ptr<SocketStream> OpenStream(OwnedFd fd, std::shared_ptr<AnswerGate> gate,
+                                           size_t max_buffered);
+
   size_t pending() const { return pending_count_.load(std::memory_order_relaxed); }
   // Responses given up on: client gone, stalled, or over max_pending_bytes.
   uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
 
  private:
+  friend class SocketStream;
   struct Entry {
+    std::shared_ptr<SocketStream> stream;  // a stream's entry: the stream holds fd and bytes
     OwnedFd fd;
     std::string bytes;
     size_t offset = 0;
@@ -145,6 +206,9 @@ class SocketWriter {
   static void FinishGate(std::shared_ptr<AnswerGate>& gate, int fd);
 
   void Loop();
+  // A stream has bytes the socket did not take: its entry joins the writer thread.
+  // False when the writer is stopping (nothing more is written).
+  bool AdoptStream(std::shared_ptr<SocketStream> stream);
   void Adopt(Entry entry, Time now);
   // Writes what the socket takes; true when the entry is finished (done or failed).
   bool Progress(Entry& entry, Time now);

@@ -191,5 +191,66 @@ TEST(AnswerGateTest, AnAnswerFinishedByTheWriterThreadStaysOutstandingUntilItsLa
   writer.Stop();
 }
 
+// ---- Streams ------------------------------------------------------------------------------------
+
+TEST(SocketStreamTest, PiecesArriveInOrderWhileTheWriterFinishesWhatTheSocketDidNotTake) {
+  SocketWriter writer;
+  ASSERT_TRUE(writer.Start().ok());
+  Pair p = MakePair(/*sndbuf=*/4096);
+  auto gate = std::make_shared<AnswerGate>();
+  gate->Begin();
+  auto stream = writer.OpenStream(std::move(p.server), gate, /*max_buffered=*/1 << 20);
+  std::string expected;
+  // Pieces larger than the socket takes: later ones queue behind the writer thread's part.
+  for (int i = 0; i < 40; ++i) {
+    std::string piece(10000, static_cast<char>('a' + i % 26));
+    expected += piece;
+    ASSERT_TRUE(stream->Append(piece)) << i;
+  }
+  stream->Finish("END", /*close_after=*/true);
+  expected += "END";
+  EXPECT_TRUE(gate->Pipelined()) << "the answer is outstanding until its last byte is out";
+  std::string got = ReadAll(p.client.get(), expected.size() + 1);  // stops at end of stream
+  EXPECT_TRUE(got == expected) << got.size() << " of " << expected.size();
+  EXPECT_TRUE(Eventually([&] { return writer.pending() == 0; }));
+  EXPECT_FALSE(stream->broken());
+}
+
+TEST(SocketStreamTest, AReaderThatFallsBehindPastTheBoundBreaksTheStream) {
+  SocketWriter writer;
+  ASSERT_TRUE(writer.Start().ok());
+  Pair p = MakePair(/*sndbuf=*/4096);
+  auto stream = writer.OpenStream(std::move(p.server), nullptr, /*max_buffered=*/64 << 10);
+  // Nobody reads: what the kernel does not hold waits in the stream, up to 64 KiB.
+  bool accepted = true;
+  size_t appended = 0;
+  for (int i = 0; i < 1000 && accepted; ++i) {
+    accepted = stream->Append(std::string(4096, 'x'));
+    if (accepted) appended += 4096;
+  }
+  EXPECT_FALSE(accepted) << "the stream kept buffering for a reader that does not read";
+  EXPECT_TRUE(stream->broken());
+  EXPECT_LE(stream->buffered(), 64u << 10);
+  EXPECT_LT(appended, 4u << 20) << "bounded by the kernel's buffers plus the stream's own";
+  EXPECT_FALSE(stream->Append("more")) << "nothing is written after a break";
+  // The client sees the connection end.
+  ReadAll(p.client.get(), SIZE_MAX);
+  EXPECT_TRUE(Eventually([&] { return writer.pending() == 0; }));
+}
+
+TEST(SocketStreamTest, AClientThatIsGoneBreaksTheStream) {
+  SocketWriter writer;
+  ASSERT_TRUE(writer.Start().ok());
+  Pair p = MakePair();
+  auto gate = std::make_shared<AnswerGate>();
+  gate->Begin();
+  auto stream = writer.OpenStream(std::move(p.server), gate, 1 << 20);
+  ASSERT_TRUE(stream->Append("first"));
+  p.client.Reset();
+  EXPECT_FALSE(stream->Append("second"));
+  EXPECT_TRUE(stream->broken());
+  EXPECT_FALSE(gate->Pipelined()) << "a broken stream's answer is no longer outstanding";
+}
+
 }  // namespace
 }  // namespace rma::gateway

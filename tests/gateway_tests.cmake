@@ -12,3 +12,8 @@ foreach(test gateway_api_test gateway_disconnect_test gateway_cluster_test broke
   target_compile_definitions(${test} PRIVATE RMA_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
                              RMA_PROMTOOL="${RMA_PROMTOOL}")
 endforeach()
+
+# Streamed answers of synchronous calls (issue 15): real broker, worker, gateway and backend.
+rma_add_test(gateway_stream_e2e_test SOURCES e2e/gateway_stream_e2e_test.cc
+             LIBS rma_test_support rma_test_backend LABELS e2e TIMEOUT 120)
+add_dependencies(gateway_stream_e2e_test ${RMA_BINARIES})

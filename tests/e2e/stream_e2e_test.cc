@@ -138,7 +138,8 @@ TEST(StreamE2eTest, ARealWorkerForwardsItsBackendsEventsAsTheyCome) {
       << "first chunk after "
       << std::chrono::duration_cast<std::chrono::milliseconds>(first - sent).count() << " ms";
 
-  // Through the gateway, which does not stream HTTP answers yet: the caller gets the whole answer.
+  // Through the gateway the same events make the HTTP answer (gateway_stream_e2e_test.cc shows
+  // they arrive as they come).
   HttpResponse r = HttpGet(c.Url("/api/service/llm/stream/3/10"));
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(r.body, "data: 0\n\ndata: 1\n\ndata: 2\n\n");

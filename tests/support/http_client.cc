@@ -4,13 +4,20 @@
 #include <curl/curl.h>
 
 #include <algorithm>
+#include <functional>
 #include <mutex>
 
 namespace rma::testing {
 
 namespace {
+struct BodySink {
+  std::string* body;
+  const std::function<bool(std::string_view)>* on_data;
+};
 size_t WriteBody(char* data, size_t size, size_t n, void* user) {
-  static_cast<std::string*>(user)->append(data, size * n);
+  auto* sink = static_cast<BodySink*>(user);
+  sink->body->append(data, size * n);
+  if (*sink->on_data && !(*sink->on_data)(std::string_view(data, size * n))) return 0;
   return size * n;
 }
 size_t WriteHeader(char* data, size_t size, size_t n, void* user) {
@@ -38,6 +45,12 @@ std::string HttpResponse::Header(const std::string& name) const {
 
 HttpResponse HttpCall(const std::string& method, const std::string& url, const std::string& body,
                       const std::vector<std::string>& headers, long timeout_ms) {
+  return HttpWatch(method, url, body, headers, nullptr, timeout_ms);
+}
+
+HttpResponse HttpWatch(const std::string& method, const std::string& url, const std::string& body,
+                       const std::vector<std::string>& headers,
+                       const std::function<bool(std::string_view)>& on_data, long timeout_ms) {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   HttpResponse r;
@@ -54,17 +67,17 @@ HttpResponse HttpCall(const std::string& method, const std::string& url, const s
   }
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, WriteBody);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r.body);
+  BodySink sink{&r.body, &on_data};
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, WriteHeader);
   curl_easy_setopt(curl, CURLOPT_HEADERDATA, &r.headers);
   curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   CURLcode rc = curl_easy_perform(curl);
-  if (rc == CURLE_OK) {
+  if (rc == CURLE_OK || rc == CURLE_WRITE_ERROR) {  // a write error: on_data stopped reading
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
-  } else {
-    r.error = curl_easy_strerror(rc);
   }
+  if (rc != CURLE_OK) r.error = curl_easy_strerror(rc);
   curl_slist_free_all(list);
   curl_easy_cleanup(curl);
   return r;

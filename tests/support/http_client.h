@@ -4,8 +4,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <functional>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace rma::testing {
@@ -22,6 +24,14 @@ struct HttpResponse {
 HttpResponse HttpCall(const std::string& method, const std::string& url,
                       const std::string& body = "", const std::vector<std::string>& headers = {},
                       long timeout_ms = 30000);
+
+// The same, watching the body as it arrives: `on_data` sees each piece as curl reads it off the
+// socket (a chunked answer's chunks, decoded) and returns false to stop reading, which closes the
+// connection as a client that gives up does (the response's `error` then says so).
+HttpResponse HttpWatch(const std::string& method, const std::string& url, const std::string& body,
+                       const std::vector<std::string>& headers,
+                       const std::function<bool(std::string_view)>& on_data,
+                       long timeout_ms = 30000);
 
 inline HttpResponse HttpGet(const std::string& url, long timeout_ms = 30000) {
   return HttpCall("GET", url, "", {}, timeout_ms);

@@ -1,0 +1,120 @@
+// End to end through real rma-broker, rma-worker and rma-gateway processes: a synchronous call to
+// a backend that streams server-sent events is answered by the gateway as the events come
+// (chunked, `text/event-stream` byte for byte), an error after the first byte ends the stream in
+// the event format, and a client that goes away mid-stream cancels the call (docs/http-api.md,
+// "Streamed answers"). The HTTP client is libcurl, watching the body as it arrives.
+#include <gtest/gtest.h>
+
+#include <chrono>
+
+#include "tests/support/cluster.h"
+#include "tests/support/process.h"
+#include "tests/support/test_backend.h"
+
+namespace rma::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+class GatewayStreamTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    cluster_ = std::make_unique<Cluster>();
+    cluster_->StartWorker("llm-box", {"--service", "llm=" + backend_.Url(), "--slots", "4"});
+    ASSERT_TRUE(WaitForService(*cluster_, "llm")) << cluster_->Logs();
+  }
+  Cluster& c() { return *cluster_; }
+
+  TestBackend backend_;
+  std::unique_ptr<Cluster> cluster_;
+};
+
+TEST_F(GatewayStreamTest, EventsReachTheHttpClientWhileTheBackendStillProducesThem) {
+  std::vector<Clock::time_point> arrivals;
+  const auto sent = Clock::now();
+  // Five events, 150 ms apart.
+  HttpResponse r =
+      HttpWatch("GET", c().Url("/api/service/llm/stream/5/150"), "", {}, [&](std::string_view) {
+        arrivals.push_back(Clock::now());
+        return true;
+      });
+  const auto end = Clock::now();
+  ASSERT_EQ(r.status, 200) << r.error << r.body << c().Logs();
+  EXPECT_EQ(r.body, "data: 0\n\ndata: 1\n\ndata: 2\n\ndata: 3\n\ndata: 4\n\n");
+  EXPECT_EQ(r.Header("content-type").rfind("text/event-stream", 0), 0u) << r.Header("content-type");
+  EXPECT_EQ(r.Header("transfer-encoding"), "chunked");
+  EXPECT_EQ(r.Header("content-length"), "");
+  EXPECT_FALSE(r.Header("x-rma-task-id").empty());
+  ASSERT_GE(arrivals.size(), 2u) << "the answer came in one piece: it was not streamed";
+  // The first event reached the client while the backend was still producing the other four.
+  EXPECT_GE(end - arrivals.front(), 400ms)
+      << "first piece after "
+      << std::chrono::duration_cast<std::chrono::milliseconds>(arrivals.front() - sent).count()
+      << " ms of " << std::chrono::duration_cast<std::chrono::milliseconds>(end - sent).count()
+      << " ms";
+  // The connection is kept alive and answers the next request as usual.
+  HttpResponse health = HttpGet(c().Url("/health"));
+  EXPECT_EQ(health.status, 200);
+}
+
+TEST_F(GatewayStreamTest, AnErrorAfterTheFirstByteEndsTheEventStreamWithAnErrorEvent) {
+  // Ten events 300 ms apart do not fit in the call's 1 s: the broker ends the call mid-stream.
+  HttpResponse r =
+      HttpCall("GET", c().Url("/api/service/llm/stream/10/300"), "", {"X-RMA-Timeout: 1"}, 20000);
+  ASSERT_EQ(r.status, 200) << r.error << c().Logs();
+  EXPECT_TRUE(r.error.empty()) << "an event stream ends cleanly, with the error as an event: "
+                               << r.error;
+  EXPECT_EQ(r.body.rfind("data: 0\n\n", 0), 0u) << r.body;
+  const size_t at = r.body.find("data: {\"error\":");
+  ASSERT_NE(at, std::string::npos) << r.body;
+  nlohmann::json error = nlohmann::json::parse(r.body.substr(at + 6), nullptr, false);
+  ASSERT_TRUE(error.is_object()) << r.body.substr(at);
+  EXPECT_EQ(error["error"]["code"], "timeout") << error.dump();
+  EXPECT_TRUE(error["error"]["message"].is_string());
+  EXPECT_EQ(error["error"]["type"], "server_error");
+}
+
+TEST_F(GatewayStreamTest, AClientThatGoesAwayMidStreamCancelsTheCall) {
+  // Fifty events, 100 ms apart: five seconds of generation, abandoned after the first piece.
+  std::string task_id;
+  const auto sent = Clock::now();
+  HttpResponse r = HttpWatch("GET", c().Url("/api/service/llm/stream/50/100"), "", {},
+                             [&](std::string_view) { return false; });
+  const auto gone = Clock::now();
+  ASSERT_EQ(r.status, 200) << r.error << c().Logs();
+  ASSERT_FALSE(r.error.empty()) << "the client stopped reading";
+  task_id = r.Header("x-rma-task-id");
+  ASSERT_FALSE(task_id.empty());
+  // The task is cancelled and its attempt ends long before the backend would have finished.
+  nlohmann::json task;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        task = HttpGet(c().Url("/api/tasks/" + task_id)).Json();
+        return task.is_object() && task.value("status", "") == "cancelled";
+      },
+      3s))
+      << task.dump() << c().Logs();
+  EXPECT_LT(Clock::now() - sent, 4s) << "cancelled only when the stream would have ended anyway";
+  (void)gone;
+}
+
+TEST_F(GatewayStreamTest, AClientThatGoesAwayBeforeAnyAnswerCancelsTheCall) {
+  // A backend that answers only after 5 s, and a client that gives up after 300 ms: nothing was
+  // written to the client, so only the reported disconnection can tell the gateway.
+  const auto sent = Clock::now();
+  HttpResponse r = HttpCall("GET", c().Url("/api/service/llm/slow/5000"), "", {}, 300);
+  ASSERT_EQ(r.status, 0) << "the client gave up before any answer";
+  nlohmann::json tasks;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        tasks = HttpGet(c().Url("/api/tasks?service=llm&status=cancelled")).Json();
+        return tasks.is_object() && tasks.contains("tasks") && tasks["tasks"].size() == 1;
+      },
+      3s))
+      << tasks.dump() << c().Logs();
+  EXPECT_LT(Clock::now() - sent, 4s) << "cancelled only when the call would have ended anyway";
+}
+
+}  // namespace
+}  // namespace rma::testing
