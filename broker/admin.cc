@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <set>
 
 namespace rma::broker {
 
@@ -72,7 +74,12 @@ json WorkersDocument(const Scheduler& s, Time now) {
   for (const Scheduler::Worker& w : s.workers()) {
     if (!w.in_use) continue;
     json services = json::array();
-    for (const proto::ServiceInfo& info : w.manifest) services.push_back(info.name);
+    // The models of each service that lists any (the "services" list stays names only).
+    json models = json::object();
+    for (const proto::ServiceInfo& info : w.manifest) {
+      services.push_back(info.name);
+      if (!info.models.empty()) models[info.name] = info.models;
+    }
     if (w.alive) by_tier[std::to_string(w.tier)] = by_tier[std::to_string(w.tier)].get<int>() + 1;
     list.push_back({{"worker_id", w.worker_id},
                     {"name", w.name},
@@ -80,6 +87,7 @@ json WorkersDocument(const Scheduler& s, Time now) {
                     {"simulated", w.simulated},
                     {"capabilities", CapabilitiesJson(w.caps)},
                     {"services", services},
+                    {"models", models},
                     {"status", WorkerStatus(w)},
                     {"health", s.Health(now, w)},
                     {"load", Round(w.report.load)},
@@ -137,6 +145,34 @@ json ServicesDocument(const Scheduler& s, Time now) {
     list.push_back(std::move(entry));
   }
   return {{"services", list}, {"available_services", s.AvailableServices()}};
+}
+
+json ModelsDocument(const Scheduler& s) {
+  // Only models a live worker taking new work lists (what a caller can use now), counted once per
+  // worker even when it lists a model under two services. A scan of the workers: admin queries are
+  // rare, dispatch keeps its own index.
+  std::map<std::string, std::pair<std::set<std::string>, std::set<uint32_t>>> live;
+  for (uint32_t i = 0; i < s.workers().size(); ++i) {
+    const Scheduler::Worker& w = s.workers()[i];
+    if (!w.alive || w.withdrawn()) continue;
+    for (const proto::ServiceInfo& info : w.manifest) {
+      for (const std::string& model : info.models) {
+        auto& [services, workers] = live[model];
+        services.insert(info.name);
+        workers.insert(i);
+      }
+    }
+  }
+  json list = json::array();
+  for (const auto& [id, entry] : live) {
+    const Scheduler::Model* m = s.FindModel(id);
+    const int64_t created = m == nullptr ? 0 : ToUnixMs(m->first_seen) / 1000;
+    list.push_back({{"id", id},
+                    {"services", json(entry.first)},
+                    {"providers", entry.second.size()},
+                    {"created", created}});
+  }
+  return {{"models", list}};
 }
 
 json QueuesDocument(const Scheduler& s, Time now) {
@@ -316,6 +352,7 @@ Result<json> AnswerAdmin(Scheduler& scheduler, Time now, const proto::Admin& req
   const std::string& q = request.query;
   if (q == "workers") return WorkersDocument(scheduler, now);
   if (q == "services") return ServicesDocument(scheduler, now);
+  if (q == "models") return ModelsDocument(scheduler);
   if (q == "queues") return QueuesDocument(scheduler, now);
   if (q == "stats") return StatsDocument(scheduler, now, info);
   if (q == "health") return HealthDocument(scheduler, now, info);
@@ -335,7 +372,8 @@ Result<json> AnswerAdmin(Scheduler& scheduler, Time now, const proto::Admin& req
   }
   return Status::InvalidArgument(
       "unknown admin query '" + q +
-      "' (workers, services, stats, queues, health, metrics, retry, discard, drain, undrain)");
+      "' (workers, services, models, stats, queues, health, metrics, retry, discard, drain, "
+      "undrain)");
 }
 
 }  // namespace rma::broker

@@ -27,12 +27,15 @@ void ApplyStoredStats(const StoredStats& stored, nlohmann::json* doc);
 // broker process's own.
 void MarkStatsFromMemory(const std::string& why, nlohmann::json* doc);
 
-// query: workers | services | stats | queues | health | metrics | retry | discard | drain.
+// query: workers | services | models | stats | queues | health | metrics | retry | discard | drain.
 Result<nlohmann::json> AnswerAdmin(Scheduler& scheduler, Time now, const proto::Admin& request,
                                    const BrokerInfo& info);
 
 nlohmann::json WorkersDocument(const Scheduler& s, Time now);
 nlohmann::json ServicesDocument(const Scheduler& s, Time now);
+// {"models": [{"id", "services", "providers", "created"}]}: the models a live worker serves, by id
+// (docs/protocol.md §6.5; the gateway's GET /v1/models).
+nlohmann::json ModelsDocument(const Scheduler& s);
 nlohmann::json QueuesDocument(const Scheduler& s, Time now);
 nlohmann::json StatsDocument(const Scheduler& s, Time now, const BrokerInfo& info);
 nlohmann::json HealthDocument(const Scheduler& s, Time now, const BrokerInfo& info);

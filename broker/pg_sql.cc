@@ -24,7 +24,7 @@ const std::vector<std::string> kTaskColumns = {
     "task_id", "service", "status", "priority", "payload", "content_type", "max_attempts",
     "timeout_ms", "idempotency_key", "min_tier", "min_gpu_memory_gb", "attempts", "failures",
     "requeues", "worker_id", "result", "result_content_type", "http_status", "error", "error_code",
-    "created_at", "run_at", "started_at", "completed_at", "owner"};
+    "created_at", "run_at", "started_at", "completed_at", "owner", "model"};
 const std::vector<std::string> kMutableColumns = {
     "status", "attempts", "failures", "requeues", "worker_id", "result", "result_content_type",
     "http_status", "error", "error_code", "started_at", "completed_at"};
@@ -54,7 +54,8 @@ std::string SelectColumns(bool payload, bool result) {
          "attempts, failures, requeues, worker_id, " +
          (result ? "result" : "NULL::bytea") +
          ", result_content_type, http_status, error, error_code, " + Micros("created_at") + ", " +
-         Micros("run_at") + ", " + Micros("started_at") + ", " + Micros("completed_at") + ", owner";
+         Micros("run_at") + ", " + Micros("started_at") + ", " + Micros("completed_at") +
+         ", owner, model";
 }
 
 std::string Join(const std::vector<std::string>& items, const std::string& format) {
@@ -121,6 +122,7 @@ TaskRecord RecordFromRow(const pqxx::row& row) {
   r.started_at = TimeOf(row[22]);
   r.completed_at = TimeOf(row[23]);
   r.owner = Text(row[24]);
+  r.model = Text(row[25]);
   return r;
 }
 

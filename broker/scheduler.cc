@@ -124,7 +124,7 @@ void Scheduler::OnTick(Time now) {
     if (t == nullptr || t->epoch != e.tag || t->status != TaskStatus::kQueued) continue;
     Unqueue(*t);
     t->error = "waited longer than " + std::to_string(ToMs(config_.max_queue_time) / 1000) +
-               " s without being started" + (HasProvider(t->service_index) ? "" : " (no provider)");
+               " s without being started" + (HasProvider(*t) ? "" : " (no provider)");
     t->error_code = "queue_timeout";
     Finish(now, *t, TaskStatus::kExpired);
   }
@@ -311,7 +311,7 @@ std::string_view Scheduler::Health(Time now, const Worker& w) const {
 
 proto::TaskView Scheduler::View(const Task& t, bool with_result) const {
   proto::TaskView v = ViewOf(t, with_result);
-  v.waiting_for_provider = t.status == TaskStatus::kQueued && !HasProvider(t.service_index);
+  v.waiting_for_provider = t.status == TaskStatus::kQueued && !HasProvider(t);
   return v;
 }
 

@@ -3,16 +3,17 @@
 // The broker loop turns each decoded ZeroMQ message into an On*() call with the current time, and
 // calls OnTick() when NextWakeup() is due; the scheduler answers through SchedulerOutput (messages
 // to workers and clients, records for the store). It owns the worker registry, the per-service
-// priority queues, the routing index (ordered ready sets per service and per tier, so dispatch
-// never scans the pool), leases, retries, timeouts, waiters, limits and statistics (gearmand's
-// model: one thread owns every table, no locks). Not thread-safe: only the broker loop thread
-// touches it. Tests drive it with a FakeClock's times.
+// priority queues, the routing index (ordered ready sets per service, per tier and per model of a
+// service, so dispatch never scans the pool), the models workers list, leases, retries, timeouts,
+// waiters, limits and statistics (gearmand's model: one thread owns every table, no locks). Not
+// thread-safe: only the broker loop thread touches it. Tests drive it with a FakeClock's times.
 #pragma once
 
 #include <array>
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <random>
@@ -126,6 +127,21 @@ class Scheduler {
     auto operator<=>(const ReadyKey&) const = default;
   };
 
+  // Routing by model: one model (ServiceInfo::models) under one service name, with the workers
+  // that list it. An entry lives while a registered worker (live, or offline within
+  // offline_retention) lists the model under that service.
+  struct ModelService {
+    uint32_t listed = 0;            // registered workers whose service lists the model
+    uint32_t providers = 0;         // ...of which live
+    uint32_t active_providers = 0;  // ...of which not draining or paused
+    std::set<ReadyKey> ready;       // live providers with a free slot (a subset of the service's)
+  };
+  struct Model {
+    Time first_seen{};    // when a worker first listed it (admin query "models": created)
+    uint32_t listed = 0;  // listings by registered workers, all services together
+    std::map<std::string, ModelService, std::less<>> services;  // by service name
+  };
+
   struct Worker {
     bool in_use = false;
     bool alive = false;
@@ -149,6 +165,9 @@ class Scheduler {
     uint32_t tier = 3;
     std::vector<proto::ServiceInfo> manifest;
     std::vector<uint32_t> services;  // service indexes it provides, sorted
+    // The model entries it is a live provider in (ready keys go there too); empty while offline.
+    // Entries are nodes of models_ and never move while the worker lists them.
+    std::vector<ModelService*> model_sets;
     uint32_t slots = 1;
     std::vector<proto::RunningTask>
         running;  // attempts it holds, including ones the broker does not know
@@ -228,6 +247,9 @@ class Scheduler {
   bool WorkerReadsPacked(const std::string& identity) const;
   // Drops from `services` what the worker's credential does not allow (READY and MANIFEST).
   static void KeepAllowedServices(const Worker& w, std::vector<proto::ServiceInfo>* services);
+  // A manifest as the registry keeps it: a service named twice counts once (the first), and each
+  // service's models sorted without duplicates.
+  static void NormaliseManifest(std::vector<proto::ServiceInfo>* services);
   std::set<std::string> LiveWorkerKeys() const;
 
   // ---- Client endpoint events ----
@@ -302,6 +324,16 @@ class Scheduler {
   std::vector<std::string> AvailableServices() const;
   // Whether any live worker could take service index s (ignoring free slots).
   bool HasProvider(uint32_t s) const;
+  // The same for a task: with a model, a live worker listing it under the task's service.
+  bool HasProvider(const Task& t) const;
+  // Every model a registered worker lists, by name.
+  const std::unordered_map<std::string, Model>& models() const { return models_; }
+  // nullptr when no registered worker lists the model (under that service).
+  const Model* FindModel(const std::string& name) const {
+    auto it = models_.find(name);
+    return it == models_.end() ? nullptr : &it->second;
+  }
+  const ModelService* FindModelService(const std::string& model, std::string_view service) const;
   // Oldest wait among queued tasks of service s (0 when empty).
   Duration OldestWait(Time now, uint32_t s) const;
   // Recommendations for a worker of this tier and hardware, from the catalog and current demand.
@@ -348,6 +380,11 @@ class Scheduler {
   void RemoveFromReady(Worker& w);
   void AttachServices(Worker& w);
   void DetachServices(Worker& w);
+  // Counts the models of w's manifest in models_ (+1) or takes them out (-1); entries nobody lists
+  // any more are forgotten. A live worker is detached before its listing goes.
+  void ListModels(Time now, const Worker& w, int delta);
+  // Replaces a worker's manifest (detached), keeping the model listing right.
+  void SetManifest(Time now, Worker& w, std::vector<proto::ServiceInfo> manifest);
   // Changes whether a live worker takes new work, keeping the provider counts right.
   void SetWithdrawn(Worker& w, bool draining, bool paused);
   void LoseWorker(Time now, uint32_t index, std::string_view reason);
@@ -408,6 +445,11 @@ class Scheduler {
   }
   // A random nonzero id; the caller inserts it and draws again in the (2^-64) case it is taken.
   TaskId DrawTaskId();
+  // SUBMIT with a model (docs/protocol.md §6.1): fills in the service when the submission names
+  // none, and says whether a live worker serves the model there. NotFound when no registered worker
+  // lists the model (or not under the named service) and the task cannot wait for one;
+  // Unavailable for a synchronous call that no live worker can take.
+  Status RouteByModel(proto::Submit* submit, bool sync, bool* provided) const;
   // Budget accounting of a task entering or leaving the unfinished set.
   void CountUnfinished(const Task& t, int delta);
   void ReplyTask(const std::string& client, uint64_t ref, const Task& t, uint64_t after = 0);
@@ -448,6 +490,8 @@ class Scheduler {
 
   std::vector<Service> services_;
   std::unordered_map<std::string, uint32_t> service_index_;
+  // Node-based: Worker::model_sets point into the entries.
+  std::unordered_map<std::string, Model> models_;
 
   // Task ids are random (unguessable): std::unordered_map's bucket array and the node chains it
   // walks are then a cache miss per lookup and cost a fifth of the broker's throughput. A Swiss

@@ -59,6 +59,13 @@ void Scheduler::OnSubmit(Time now, const std::string& client, proto::Submit subm
     return reject(
         Status::ResourceExhausted("too many calls wait for their answer from this client"));
   }
+  // A model names the workers that may run the task, and the service when none is given.
+  bool model_provided = false;
+  if (!submit.model.empty()) {
+    if (Status routed = RouteByModel(&submit, sync, &model_provided); !routed.ok()) {
+      return reject(routed);
+    }
+  }
   std::optional<uint32_t> index = ServiceIndex(submit.service);
   if (!index) {
     Refuse(Refusal::kTooManyServices);
@@ -66,7 +73,7 @@ void Scheduler::OnSubmit(Time now, const std::string& client, proto::Submit subm
                                             std::to_string(config_.max_services) + ")"));
   }
   const uint32_t s = *index;
-  bool provided = HasProvider(s);
+  const bool provided = submit.model.empty() ? HasProvider(s) : model_provided;
   if (sync && !provided) {
     std::vector<std::string> available = AvailableServices();
     std::string suggestion =
@@ -109,6 +116,7 @@ void Scheduler::OnSubmit(Time now, const std::string& client, proto::Submit subm
   t.priority = submit.priority;
   t.min_tier = submit.min_tier;
   t.min_gpu_memory_gb = submit.min_gpu_memory_gb;
+  t.model = std::move(submit.model);
   t.transient = sync;
   t.max_attempts =
       submit.max_attempts > 0 ? submit.max_attempts : (sync ? 1 : config_.default_max_attempts);
@@ -152,6 +160,47 @@ void Scheduler::OnSubmit(Time now, const std::string& client, proto::Submit subm
   } else {
     Enqueue(now, t, /*front=*/false);
   }
+}
+
+Status Scheduler::RouteByModel(proto::Submit* submit, bool sync, bool* provided) const {
+  *provided = false;
+  const std::string model = "'" + submit->model + "'";
+  const Model* m = FindModel(submit->model);
+  if (m == nullptr) {
+    // No registered worker lists it. A synchronous call cannot wait; an asynchronous task of a
+    // named service waits for a provider like any task of a service nobody provides yet (and
+    // expires after max_queue_time); without a service there is no queue to wait in.
+    if (sync || submit->service.empty()) {
+      return Status::NotFound("model " + model + " is not served by this pool");
+    }
+    return Status::Ok();
+  }
+  if (submit->service.empty()) {
+    // The service with the most live providers of the model; among equals the first by name
+    // (services are in name order), so the choice is deterministic. When none is live, that is
+    // the first by name that a registered worker lists it under.
+    const std::string* best = nullptr;
+    uint32_t best_active = 0;
+    for (const auto& [name, ms] : m->services) {
+      if (best == nullptr || ms.active_providers > best_active) {
+        best = &name;
+        best_active = ms.active_providers;
+      }
+    }
+    RMA_CHECK(best != nullptr) << "model " << model << " listed under no service";
+    submit->service = *best;
+  }
+  const ModelService* ms = FindModelService(submit->model, submit->service);
+  if (ms == nullptr) {
+    if (sync) {
+      return Status::NotFound("model " + model + " is not served by service '" + submit->service +
+                              "'");
+    }
+    return Status::Ok();
+  }
+  *provided = ms->active_providers > 0;
+  if (sync && !*provided) return Status::Unavailable("no live worker serves model " + model);
+  return Status::Ok();
 }
 
 void Scheduler::WaitAfterAccepted(Time now, Task& t, const std::string& client, uint64_t ref,

@@ -89,6 +89,20 @@ bool Scheduler::HasProvider(uint32_t s) const {
   return false;
 }
 
+bool Scheduler::HasProvider(const Task& t) const {
+  if (t.model.empty()) return HasProvider(t.service_index);
+  const ModelService* ms = FindModelService(t.model, t.service);
+  return ms != nullptr && ms->active_providers > 0;
+}
+
+const Scheduler::ModelService* Scheduler::FindModelService(const std::string& model,
+                                                           std::string_view service) const {
+  auto it = models_.find(model);
+  if (it == models_.end()) return nullptr;
+  auto ms = it->second.services.find(service);
+  return ms == it->second.services.end() ? nullptr : &ms->second;
+}
+
 std::vector<std::string> Scheduler::AvailableServices() const {
   std::vector<std::string> names;
   for (uint32_t s = 0; s < services_.size(); ++s) {
@@ -156,6 +170,14 @@ int32_t Scheduler::PickWorker(const Service& svc, const Task& t) const {
       break;
     }
   };
+  if (!t.model.empty()) {
+    // Only the workers whose service lists the model, in the same order as the service's set (a
+    // subset of it, kept by UpdateReady): a model task costs one more lookup, never a scan of
+    // workers serving other models. Generic workers list no models, so they are not asked.
+    const ModelService* ms = FindModelService(t.model, svc.name);
+    if (ms != nullptr) consider(ms->ready);
+    return best == nullptr ? -1 : static_cast<int32_t>(best->worker);
+  }
   consider(svc.ready);
   for (uint32_t tier = 1; tier <= svc.generic_max_tier; ++tier) consider(tier_ready_[tier]);
   return best == nullptr ? -1 : static_cast<int32_t>(best->worker);

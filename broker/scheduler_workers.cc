@@ -23,6 +23,15 @@ bool SecretsEqual(const std::string& want, const std::string& got) {
   return diff == 0;
 }
 uint32_t PerMille(double x) { return static_cast<uint32_t>(std::clamp(x, 0.0, 60.0) * 1000.0); }
+// "rag,llm(2 models)" for the log: a model list may be long, its count is what the line needs.
+std::string ManifestNames(const std::vector<proto::ServiceInfo>& manifest) {
+  std::string names;
+  for (const proto::ServiceInfo& s : manifest) {
+    names += (names.empty() ? "" : ",") + s.name;
+    if (!s.models.empty()) names += "(" + std::to_string(s.models.size()) + " models)";
+  }
+  return names;
+}
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------------
@@ -81,6 +90,7 @@ void Scheduler::RemoveFromReady(Worker& w) {
   if (!w.in_ready) return;
   tier_ready_[w.tier].erase(w.key);
   for (uint32_t s : w.services) services_[s].ready.erase(w.key);
+  for (ModelService* m : w.model_sets) m->ready.erase(w.key);
   w.in_ready = false;
 }
 
@@ -92,14 +102,23 @@ void Scheduler::UpdateReady(Worker& w) {
                    static_cast<uint32_t>(&w - workers_.data())};
   tier_ready_[w.tier].insert(w.key);
   for (uint32_t s : w.services) services_[s].ready.insert(w.key);
+  for (ModelService* m : w.model_sets) m->ready.insert(w.key);
   w.in_ready = true;
 }
 
 void Scheduler::AttachServices(Worker& w) {
   w.services.clear();
+  w.model_sets.clear();
   for (const proto::ServiceInfo& info : w.manifest) {
     if (std::optional<uint32_t> s = ServiceIndex(info.name)) {
       w.services.push_back(*s);
+      // ListModels counted this manifest, so every entry exists.
+      for (const std::string& model : info.models) {
+        ModelService& ms = models_.at(model).services.at(info.name);
+        ++ms.providers;
+        if (!w.withdrawn()) ++ms.active_providers;
+        w.model_sets.push_back(&ms);
+      }
     } else {
       // The service table is full of names other workers provide: this one is not offered.
       Refuse(Refusal::kTooManyServices);
@@ -122,8 +141,62 @@ void Scheduler::DetachServices(Worker& w) {
     --services_[s].providers;
     if (!w.withdrawn()) --services_[s].active_providers;
   }
+  for (ModelService* m : w.model_sets) {
+    --m->providers;
+    if (!w.withdrawn()) --m->active_providers;
+  }
   if (!w.withdrawn()) --tier_live_[w.tier];
   w.services.clear();
+  w.model_sets.clear();
+}
+
+void Scheduler::ListModels(Time now, const Worker& w, int delta) {
+  for (const proto::ServiceInfo& info : w.manifest) {
+    for (const std::string& name : info.models) {
+      if (delta > 0) {
+        auto [it, inserted] = models_.try_emplace(name);
+        if (inserted) it->second.first_seen = now;
+        ++it->second.listed;
+        ++it->second.services[info.name].listed;
+        continue;
+      }
+      auto it = models_.find(name);
+      RMA_CHECK(it != models_.end()) << "model '" << name << "' unlisted but never listed";
+      Model& m = it->second;
+      auto ms = m.services.find(info.name);
+      RMA_CHECK(ms != m.services.end() && ms->second.listed > 0 && m.listed > 0)
+          << "model '" << name << "' of service '" << info.name << "' unlisted twice";
+      --m.listed;
+      if (--ms->second.listed == 0) {
+        // Its live providers are a subset of its listings, detached first.
+        RMA_CHECK(ms->second.providers == 0 && ms->second.ready.empty())
+            << "model '" << name << "' forgotten with live providers";
+        m.services.erase(ms);
+      }
+      if (m.listed == 0) models_.erase(it);
+    }
+  }
+}
+
+void Scheduler::SetManifest(Time now, Worker& w, std::vector<proto::ServiceInfo> manifest) {
+  ListModels(now, w, -1);
+  KeepAllowedServices(w, &manifest);
+  NormaliseManifest(&manifest);
+  w.manifest = std::move(manifest);
+  ListModels(now, w, +1);
+}
+
+void Scheduler::NormaliseManifest(std::vector<proto::ServiceInfo>* services) {
+  std::set<std::string> seen;
+  std::vector<proto::ServiceInfo> out;
+  out.reserve(services->size());
+  for (proto::ServiceInfo& info : *services) {
+    if (!seen.insert(info.name).second) continue;
+    std::sort(info.models.begin(), info.models.end());
+    info.models.erase(std::unique(info.models.begin(), info.models.end()), info.models.end());
+    out.push_back(std::move(info));
+  }
+  *services = std::move(out);
 }
 
 WorkerRecord Scheduler::RecordOf(const Worker& w, std::string_view status) {
@@ -232,8 +305,7 @@ void Scheduler::OnWorkerReady(Time now, const std::string& identity, proto::Read
   w.account = std::move(ready.account);
   w.allowed_services = std::move(ready.allowed_services);
   w.reads_packed = ready.packed;
-  KeepAllowedServices(w, &ready.services);
-  w.manifest = std::move(ready.services);
+  SetManifest(now, w, std::move(ready.services));
   w.slots = ready.slots;
   w.report = proto::Heartbeat{};
   w.report.ram_available_gb = w.caps.ram_available_gb;
@@ -274,11 +346,9 @@ void Scheduler::OnWorkerReady(Time now, const std::string& identity, proto::Read
   SendToWorker(now, wr, std::move(welcome));
   // Still drained by an admin: say so again on the new session.
   if (wr.paused) SendToWorker(now, wr, proto::Bodyless{Command::kDrain});
-  std::string names;
-  for (const proto::ServiceInfo& s : wr.manifest) names += (names.empty() ? "" : ",") + s.name;
   spdlog::info("worker {} '{}' {} tier {}{} slots {} services [{}]", wr.worker_id, wr.name,
                returning ? "re-registered" : "registered", wr.tier,
-               wr.simulated ? " (simulated)" : "", wr.slots, names);
+               wr.simulated ? " (simulated)" : "", wr.slots, ManifestNames(wr.manifest));
   RecordWorkerState(wr, "online");
   DispatchForWorker(now, index);
 }
@@ -346,7 +416,11 @@ void Scheduler::LoseWorker(Time now, uint32_t index, std::string_view reason) {
 void Scheduler::ForgetWorker(uint32_t index) {
   Worker& w = workers_[index];
   by_worker_id_.erase(w.worker_id);
-  if (w.alive) by_identity_.erase(w.identity);
+  if (w.alive) {
+    DetachServices(w);
+    by_identity_.erase(w.identity);
+  }
+  ListModels(Time{}, w, -1);
   w = Worker{};
   free_worker_slots_.push_back(index);
 }
@@ -440,15 +514,12 @@ void Scheduler::OnWorkerManifest(Time now, const std::string& identity, proto::M
     return;
   }
   DetachServices(w);
-  KeepAllowedServices(w, &manifest.services);
-  w.manifest = std::move(manifest.services);
+  SetManifest(now, w, std::move(manifest.services));
   if (manifest.slots > 0) w.slots = manifest.slots;
   AttachServices(w);
   UpdateReady(w);
-  std::string names;
-  for (const proto::ServiceInfo& s : w.manifest) names += (names.empty() ? "" : ",") + s.name;
-  spdlog::info("worker {} '{}' now provides [{}] with {} slots", w.worker_id, w.name, names,
-               w.slots);
+  spdlog::info("worker {} '{}' now provides [{}] with {} slots", w.worker_id, w.name,
+               ManifestNames(w.manifest), w.slots);
   RecordWorkerState(w, w.withdrawn() ? "draining" : "online");
   DispatchForWorker(now, static_cast<uint32_t>(index));
 }
@@ -473,6 +544,7 @@ void Scheduler::SetWithdrawn(Worker& w, bool draining, bool paused) {
   const int delta = w.withdrawn() ? -1 : 1;
   tier_live_[w.tier] += delta;
   for (uint32_t s : w.services) services_[s].active_providers += delta;
+  for (ModelService* m : w.model_sets) m->active_providers += delta;
   UpdateReady(w);
 }
 

@@ -337,10 +337,19 @@ class FieldReader {
     const msgpack::object* v = Next(k, r);
     if (v == nullptr) return;
     size_t max = r.max_bytes > 0 ? r.max_bytes : limits_.max_string_bytes;
-    Keep(internal::ForEachItem(*v, k, limits_.max_array,
+    const size_t max_items =
+        r.max_items > 0 ? std::min(r.max_items, limits_.max_array) : limits_.max_array;
+    Keep(internal::ForEachItem(*v, k, max_items,
                                [&](uint32_t, const msgpack::object& item) -> Status {
                                  std::string s;
                                  RMA_RETURN_IF_ERROR(internal::ReadStr(item, k, max, &s));
+                                 if (r.check != nullptr) {
+                                   Status bad = r.check(s);
+                                   if (!bad.ok()) {
+                                     return Status::InvalidArgument("field '" + std::string(k) +
+                                                                    "': " + bad.message());
+                                   }
+                                 }
                                  out.push_back(std::move(s));
                                  return Status::Ok();
                                }),

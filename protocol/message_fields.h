@@ -33,7 +33,8 @@ struct FieldRule {
   uint64_t min = 0;           // unsigned integers: inclusive bounds
   uint64_t max = std::numeric_limits<uint64_t>::max();
   size_t max_bytes = 0;  // str: 0 = Limits::max_string_bytes; bin: 0 = Limits::max_payload_bytes
-  Status (*check)(std::string_view) = nullptr;  // str: a further rule (service names, enums)
+  Status (*check)(std::string_view) = nullptr;  // str, str list items: a further rule (names)
+  size_t max_items = 0;                         // str list: 0 = Limits::max_array
 };
 
 inline constexpr uint32_t kMaxPriority = 9;
@@ -73,6 +74,9 @@ void Fields(V& v, M& m) {
   v.Str("name", m.name,
         {.required = true, .max_bytes = kMaxServiceNameBytes, .check = CheckServiceName});
   v.Str("kind", m.kind, {.max_bytes = 16});
+  v.StrList(
+      "models", m.models,
+      {.max_bytes = kMaxModelBytes, .check = CheckModelName, .max_items = kMaxModelsPerService});
 }
 
 template <typename V, Is<HttpRequest> M>
@@ -237,8 +241,9 @@ void Fields(V& v, M& m) {
 template <typename V, Is<Submit> M>
 void Fields(V& v, M& m) {
   v.U64("ref", m.ref, {.always = true});
-  v.Str("service", m.service,
-        {.required = true, .max_bytes = kMaxServiceNameBytes, .check = CheckServiceName});
+  // Required unless `model` is given (Validate).
+  v.Str("service", m.service, {.max_bytes = kMaxServiceNameBytes, .check = CheckServiceName});
+  v.Str("model", m.model, {.max_bytes = kMaxModelBytes, .check = CheckModelName});
   v.Bin("payload", m.payload, {.always = true});
   v.Str("content_type", m.content_type, {.max_bytes = 256});
   v.U32("priority", m.priority, {.max = kMaxPriority});
@@ -339,6 +344,12 @@ inline Status Validate(HttpRequest& r) {
 }
 inline Status Validate(Ready& r) {
   if (r.worker_id.empty()) return Status::InvalidArgument("READY: field 'worker_id' is empty");
+  return Status::Ok();
+}
+inline Status Validate(Submit& s) {
+  if (s.service.empty() && s.model.empty()) {
+    return Status::InvalidArgument("SUBMIT: required field 'service' is missing (or give 'model')");
+  }
   return Status::Ok();
 }
 template <typename M>

@@ -100,6 +100,10 @@ struct Capabilities {
 struct ServiceInfo {
   std::string name;  // "name": e.g. "rag", "ocr", "chromadb"
   std::string kind;  // "kind": "http", "exec" or "builtin"
+  // "models": the models this service serves (an LLM server's model ids), at most
+  // kMaxModelsPerService, each a model name (names.h); empty: none named. A task with a `model`
+  // goes only to a worker whose service lists it.
+  std::vector<std::string> models;
   bool operator==(const ServiceInfo&) const = default;
 };
 
@@ -261,8 +265,10 @@ std::string_view SubmitModeName(SubmitMode m);
 std::optional<SubmitMode> ParseSubmitMode(std::string_view name);
 
 struct Submit {
-  uint64_t ref = 0;              // "ref": the client's correlation id, echoed in the answer
-  std::string service;           // "service"
+  uint64_t ref = 0;  // "ref": the client's correlation id, echoed in the answer
+  // "service": may be left out when `model` is given (the broker picks a service with a live
+  // provider of that model, docs/protocol.md §6.1).
+  std::string service;
   Bytes payload;                 // "payload" (bin)
   std::string content_type;      // "content_type"
   uint32_t priority = 0;         // "priority": 0..9, higher first
@@ -284,6 +290,9 @@ struct Submit {
   // before its PARTIALs and TASK_INFO, so that the caller can cancel it (CANCEL_TASK) when its own
   // client goes away.
   bool announce = false;
+  // "model": only a worker whose service lists this model (ServiceInfo::models) may run it. Last
+  // here (not in wire order) so that positional initialisers of the fields above stay valid.
+  std::string model;
   bool operator==(const Submit&) const = default;
 };
 
@@ -378,7 +387,7 @@ struct TaskList {
 
 struct Admin {
   uint64_t ref = 0;       // "ref"
-  std::string query;      // "query": workers|services|stats|queues|health|retry|discard|drain
+  std::string query;      // "query": workers|services|models|stats|queues|health|retry|...
   std::string task_id;    // "task_id": for retry/discard (decimal string)
   std::string worker_id;  // "worker_id": for drain and credential_revoke
   // "args": the arguments of the account queries (account, role, scopes, services, expires_s,

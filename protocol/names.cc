@@ -37,4 +37,19 @@ Status CheckServiceName(std::string_view name) {
   return Status::Ok();
 }
 
+Status CheckModelName(std::string_view name) {
+  if (name.empty() || name.size() > kMaxModelBytes) {
+    return Status::InvalidArgument("a model name has 1 to " + std::to_string(kMaxModelBytes) +
+                                   " characters");
+  }
+  for (char c : name) {
+    // Printable ASCII without spaces: a model name goes into log lines, JSON and error messages.
+    if (c <= ' ' || c > '~') {
+      return Status::InvalidArgument("model name '" + Printable(name) +
+                                     "' may hold only printable ASCII characters without spaces");
+    }
+  }
+  return Status::Ok();
+}
+
 }  // namespace rma::proto
