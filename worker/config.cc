@@ -8,6 +8,8 @@
 #include <fstream>
 #include <initializer_list>
 
+#include "protocol/names.h"
+
 namespace rma::worker {
 
 namespace {
@@ -81,7 +83,7 @@ Status ParseService(const std::string& name, const json& value, ServiceConfig* o
     RMA_RETURN_IF_ERROR(
         CheckKeys(value, where,
                   {"handler", "health", "connect_timeout_ms", "health_timeout_ms", "timeout_ms",
-                   "max_output_bytes", "content_type", "kill_grace_ms"}));
+                   "max_output_bytes", "content_type", "kill_grace_ms", "models"}));
     std::optional<std::string> handler;
     RMA_RETURN_IF_ERROR(ReadString(value, where, "handler", &handler, 64 * 1024));
     if (!handler) return Bad(where + ".handler", "is required");
@@ -99,6 +101,13 @@ Status ParseService(const std::string& name, const json& value, ServiceConfig* o
         ReadInt(value, where, "max_output_bytes", 1, 1LL << 30, &out->max_output_bytes));
     RMA_RETURN_IF_ERROR(ReadString(value, where, "content_type", &out->content_type, 256));
     RMA_RETURN_IF_ERROR(ReadInt(value, where, "kill_grace_ms", 0, 600'000, &out->kill_grace_ms));
+    if (auto models = value.find("models"); models != value.end()) {
+      if (!models->is_array()) return Bad(where + ".models", "must be an array of model names");
+      for (const json& m : *models) {
+        if (!m.is_string()) return Bad(where + ".models", "must be an array of model names");
+        RMA_RETURN_IF_ERROR(AddModel(out, m.get<std::string>()).WithContext(where + ".models"));
+      }
+    }
   } else {
     return Bad(where, "must be a handler spec string or an object with \"handler\"");
   }
@@ -190,6 +199,31 @@ Result<ServiceConfig> ParseServiceFlag(std::string_view flag) {
   RMA_RETURN_IF_ERROR(CheckServiceName(s.name));
   s.handler = std::string(flag.substr(eq + 1));
   return s;
+}
+
+Status AddModel(ServiceConfig* service, const std::string& model) {
+  RMA_RETURN_IF_ERROR(proto::CheckModelName(model));
+  if (std::find(service->models.begin(), service->models.end(), model) != service->models.end()) {
+    return Status::Ok();
+  }
+  if (service->models.size() >= proto::kMaxModelsPerService) {
+    return Status::InvalidArgument("a service serves at most " +
+                                   std::to_string(proto::kMaxModelsPerService) + " models");
+  }
+  service->models.push_back(model);
+  return Status::Ok();
+}
+
+Result<std::pair<std::string, std::string>> ParseModelFlag(std::string_view flag) {
+  size_t eq = flag.find('=');
+  if (eq == std::string_view::npos || eq == 0 || eq + 1 == flag.size()) {
+    return Status::InvalidArgument("'" + PrintableTail(flag, 200) + "' must be SERVICE=MODEL");
+  }
+  std::string service(flag.substr(0, eq));
+  RMA_RETURN_IF_ERROR(CheckServiceName(service));
+  std::string model(flag.substr(eq + 1));
+  RMA_RETURN_IF_ERROR(proto::CheckModelName(model));
+  return std::make_pair(std::move(service), std::move(model));
 }
 
 Result<std::pair<std::string, std::string>> ParseLabel(std::string_view flag) {

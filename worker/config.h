@@ -6,7 +6,8 @@
 //   {"broker": "tcp://pool.example.org:5555", "slots": 2,
 //    "services": {"rag": "http://127.0.0.1:8102",
 //                 "ocr": {"handler": "http://127.0.0.1:8103/v1", "health": "/healthz"},
-//                 "wc": {"handler": "exec:wc -c", "content_type": "text/plain"}}}
+//                 "wc": {"handler": "exec:wc -c", "content_type": "text/plain"},
+//                 "llm": {"handler": "http://127.0.0.1:11434", "models": ["llama3:8b"]}}}
 #pragma once
 
 #include <cstdint>
@@ -33,6 +34,9 @@ struct ServiceConfig {
   std::optional<int64_t> max_output_bytes;
   std::optional<std::string> content_type;  // exec: content type of stdout
   std::optional<int64_t> kill_grace_ms;
+  // The models it serves (at most 256 model names, protocol/names.h); empty: an http backend is
+  // asked (GET /v1/models), other handlers serve no named model.
+  std::vector<std::string> models;
 
   // `defaults` with this service's overrides applied.
   HandlerOptions Resolve(HandlerOptions defaults) const;
@@ -72,6 +76,10 @@ Result<WorkerConfig> LoadWorkerConfig(const std::string& path);
 std::vector<std::string> SplitServiceList(std::string_view list);
 // "NAME=HANDLER" from --service / RMA_SERVICES.
 Result<ServiceConfig> ParseServiceFlag(std::string_view flag);
+// "NAME=MODEL" from --model: service NAME serves MODEL (a model name, protocol/names.h).
+Result<std::pair<std::string, std::string>> ParseModelFlag(std::string_view flag);
+// Adds `model` to the service's models; InvalidArgument for a bad name or one model too many.
+Status AddModel(ServiceConfig* service, const std::string& model);
 // Service names: 1-64 characters from [A-Za-z0-9._-], starting with a letter or digit.
 Status CheckServiceName(std::string_view name);
 // An enrolment token (--enrol, the file's enrol_token): 1 to 128 printable ASCII characters

@@ -15,6 +15,7 @@
 #include <mutex>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/mutex.h"
@@ -123,6 +124,14 @@ class Handler {
   virtual bool probed() const { return false; }
   // One health probe: Ok when the backend answers, else the reason. Called on the monitor thread.
   virtual Status CheckHealth() { return Status::Ok(); }
+  // Whether the backend can say which models it serves (http: GET <base>/v1/models, OpenAI's list
+  // format). Asked only for services configured without models.
+  virtual bool lists_models() const { return false; }
+  // The backend's model ids, sorted, without duplicates, at most proto::kMaxModelsPerService; ids
+  // that are no model name (protocol/names.h) are left out. NotFound or InvalidArgument when the
+  // backend has no model list (404, not the OpenAI format): it serves no named model; other errors
+  // (unreachable, timeout) say nothing about its models. Called on the monitor thread.
+  virtual Result<std::vector<std::string>> ListModels() { return std::vector<std::string>{}; }
   // Human description for logs ("http://127.0.0.1:8102 (health /health)").
   virtual std::string Describe() const = 0;
 };

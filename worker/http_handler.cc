@@ -11,7 +11,10 @@
 #include <mutex>
 #include <optional>
 
+#include <nlohmann/json.hpp>
+
 #include "common/version.h"
+#include "protocol/names.h"
 #include "worker/subprocess.h"
 
 namespace rma::worker {
@@ -23,6 +26,8 @@ constexpr size_t kMaxHeaderBytes = 32 * 1024;
 constexpr size_t kMaxUrlBytes = 16 * 1024;
 // A health answer is read only to be discarded.
 constexpr size_t kHealthBodyBytes = 64 * 1024;
+// A model list: 256 ids of up to 256 bytes and whatever the backend says about each fit easily.
+constexpr size_t kModelListBytes = 1u << 20;
 // Backend error bodies quoted in task errors.
 constexpr size_t kQuotedBodyBytes = 512;
 
@@ -370,6 +375,37 @@ class HttpHandler final : public Handler {
     return Status::Ok();
   }
 
+  bool lists_models() const override { return true; }
+  Result<std::vector<std::string>> ListModels() override {
+    OutgoingRequest req;
+    req.method = "GET";
+    req.url = ModelsUrl(target_);
+    req.headers = {"User-Agent: rma-worker/" + std::string(kVersion), "Accept: application/json",
+                   "Expect:"};
+    // Bounded like a health probe: its timeout, and a body cap past which the transfer stops.
+    TransferLimits limits{options_.health_timeout, options_.connect_timeout, kModelListBytes,
+                          /*discard_overflow=*/false};
+    auto ex = Perform(req, {}, limits, nullptr);
+    if (!ex.ok()) {
+      // A list larger than any real one is no list (the backend answered, so it is not transient).
+      if (ex.status().code() == StatusCode::kResourceExhausted) {
+        return Status::InvalidArgument("GET " + req.url + ": " + ex.status().message());
+      }
+      return ex.status().WithContext("GET " + req.url);
+    }
+    if (ex->status < 200 || ex->status > 299) {
+      const std::string why = "GET " + req.url + " answered HTTP " + std::to_string(ex->status);
+      // 404 and the like: no model list here. 5xx and 429: a backend in trouble, try again.
+      if (ex->status >= 500 || ex->status == 408 || ex->status == 429) {
+        return Status::Unavailable(why);
+      }
+      return Status::NotFound(why);
+    }
+    auto models = ParseModelList(ex->body);
+    if (!models.ok()) return models.status().WithContext("GET " + req.url);
+    return models;
+  }
+
  private:
   const HttpTarget target_;
   const HandlerOptions options_;
@@ -377,6 +413,37 @@ class HttpHandler final : public Handler {
 };
 
 }  // namespace
+
+std::string ModelsUrl(const HttpTarget& target) {
+  const std::string_view base = target.base_path;
+  const bool ends_in_v1 = base.size() >= 3 && base.substr(base.size() - 3) == "/v1";
+  return target.BaseUrl() + (ends_in_v1 ? "/models" : "/v1/models");
+}
+
+Result<std::vector<std::string>> ParseModelList(std::string_view body) {
+  nlohmann::json doc;
+  try {
+    doc = nlohmann::json::parse(body.begin(), body.end());
+  } catch (const nlohmann::json::exception&) {
+    return Status::InvalidArgument("the answer is not JSON");
+  }
+  auto data = doc.is_object() ? doc.find("data") : doc.end();
+  if (!doc.is_object() || data == doc.end() || !data->is_array()) {
+    return Status::InvalidArgument("the answer is not an OpenAI model list (no \"data\" array)");
+  }
+  std::vector<std::string> out;
+  for (const nlohmann::json& entry : *data) {
+    if (out.size() >= proto::kMaxModelsPerService) break;
+    if (!entry.is_object()) continue;
+    auto id = entry.find("id");
+    if (id == entry.end() || !id->is_string()) continue;
+    const std::string& name = id->get_ref<const std::string&>();
+    if (proto::IsModelName(name)) out.push_back(name);
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
 
 Result<HttpTarget> ParseHttpSpec(std::string_view spec) {
   HttpTarget t;

@@ -52,6 +52,14 @@ struct OutgoingRequest {
 // that cannot be sent safely: control characters, dot segments, header injection).
 Result<OutgoingRequest> BuildRequest(const HttpTarget& target, const proto::TaskAssignment& task);
 
+// Model discovery (Handler::ListModels). The URL of the backend's model list: <base>/v1/models, or
+// <base>/models when the base path already ends in /v1 (a spec written as http://host:port/v1).
+std::string ModelsUrl(const HttpTarget& target);
+// The model ids of an OpenAI list, {"object": "list", "data": [{"id": "m1", ...}, ...]}: sorted,
+// without duplicates, at most proto::kMaxModelsPerService (the first ones listed), ids that are no
+// model name left out. InvalidArgument when the body is not such a list.
+Result<std::vector<std::string>> ParseModelList(std::string_view body);
+
 Result<std::shared_ptr<Handler>> MakeHttpHandler(const std::string& spec,
                                                  const HandlerOptions& options);
 

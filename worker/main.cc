@@ -82,6 +82,11 @@ int main(int argc, char** argv) {
                  "NAME=HANDLER, repeatable; HANDLER is builtin:echo|sleep|fail, "
                  "http://HOST:PORT[/BASE][#/HEALTH] or exec:COMMAND (environment: RMA_SERVICES, "
                  "entries separated by commas)");
+  std::vector<std::string> model_flags;
+  app.add_option(
+      "--model", model_flags,
+      "NAME=MODEL, repeatable: service NAME serves MODEL (without any, an http service's "
+      "models are read from its backend's /v1/models)");
   app.add_option("--slots", session.slots, "tasks run at once (default: this machine's cores)")
       ->envname("RMA_SLOTS")
       ->capture_default_str()
@@ -218,6 +223,22 @@ int main(int argc, char** argv) {
       services.push_back(std::move(*parsed));
     }
   }
+  for (const std::string& flag : model_flags) {
+    auto parsed = ParseModelFlag(flag);
+    auto service =
+        !parsed.ok() ? services.end()
+                     : std::find_if(services.begin(), services.end(), [&](const ServiceConfig& s) {
+                         return s.name == parsed->first;
+                       });
+    Status added = !parsed.ok() ? parsed.status()
+                   : service == services.end()
+                       ? Status::InvalidArgument("no service '" + parsed->first + "'")
+                       : AddModel(&*service, parsed->second);
+    if (!added.ok()) {
+      spdlog::error("--model {}: {}", PrintableTail(flag, 200), added.message());
+      return 2;
+    }
+  }
   std::map<std::string, std::string> labels = file.labels;
   for (const std::string& flag : label_flags) {
     auto label = ParseLabel(flag);
@@ -350,7 +371,7 @@ int main(int argc, char** argv) {
       spdlog::error("service {}: {}", s.name, handler.status().message());
       return 2;
     }
-    bindings.push_back({s.name, s.handler, *handler});
+    bindings.push_back({s.name, s.handler, *handler, s.models});
   }
   auto generic = MakeHandler(generic_spec, defaults);
   if (!generic.ok()) {

@@ -5,6 +5,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 namespace rma::worker {
 
 ManifestTracker::ManifestTracker(const std::vector<ServiceBinding>& services,
@@ -15,6 +17,10 @@ ManifestTracker::ManifestTracker(const std::vector<ServiceBinding>& services,
     e.name = s.name;
     e.kind = std::string(s.handler->kind());
     e.probed = s.handler->probed();
+    e.models = s.models;
+    std::sort(e.models.begin(), e.models.end());
+    e.models.erase(std::unique(e.models.begin(), e.models.end()), e.models.end());
+    e.discover = s.models.empty() && s.handler->lists_models();
     entries_.push_back(std::move(e));
   }
 }
@@ -44,10 +50,34 @@ std::optional<std::string> ManifestTracker::Observe(size_t index, const Status& 
   return std::nullopt;
 }
 
+std::optional<std::string> ManifestTracker::ObserveModels(
+    size_t index, const Result<std::vector<std::string>>& result) {
+  Entry& e = entries_[index];
+  if (!e.discover) return std::nullopt;
+  if (result.ok()) {
+    e.models_error = StatusCode::kOk;
+    if (*result == e.models) return std::nullopt;
+    e.models = *result;
+    std::string names;
+    for (const std::string& m : e.models) names += (names.empty() ? "" : ", ") + m;
+    return "service '" + e.name + "' serves " + std::to_string(e.models.size()) + " model(s): [" +
+           names + "]";
+  }
+  const StatusCode code = result.status().code();
+  const bool no_list = code == StatusCode::kNotFound || code == StatusCode::kInvalidArgument;
+  const bool changed = no_list && !e.models.empty();
+  if (no_list) e.models.clear();
+  if (code == e.models_error && !changed) return std::nullopt;  // said already
+  e.models_error = code;
+  return "service '" + e.name + "': " + result.status().message() +
+         (no_list ? ": advertised without models"
+                  : ": its models stay as last seen (" + std::to_string(e.models.size()) + ")");
+}
+
 std::vector<proto::ServiceInfo> ManifestTracker::Advertised() const {
   std::vector<proto::ServiceInfo> out;
   for (const Entry& e : entries_) {
-    if (!e.probed || e.up) out.push_back({e.name, e.kind});
+    if (!e.probed || e.up) out.push_back({e.name, e.kind, e.models});
   }
   return out;
 }
@@ -105,6 +135,18 @@ void Monitor::RunRound() {
         spdlog::info("{}", *change);
       } else {
         spdlog::warn("{}", *change);
+      }
+    }
+    // The model list of a backend that answers, each round: a model loaded or unloaded since shows
+    // in the next manifest.
+    if (health.ok() && tracker_.discovers_models(i)) {
+      auto models = services_[i].handler->ListModels();
+      if (auto change = tracker_.ObserveModels(i, models)) {
+        if (models.ok()) {
+          spdlog::info("{}", *change);
+        } else {
+          spdlog::warn("{}", *change);
+        }
       }
     }
   }

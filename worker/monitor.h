@@ -3,7 +3,10 @@
 //
 // ManifestTracker is the pure part: it turns health-probe results into the manifest (services
 // without a probe are always in it; a probed service joins after one good probe and leaves after
-// `failures_to_withdraw` failed probes in a row) and says what changed, for the log.
+// `failures_to_withdraw` failed probes in a row) and says what changed, for the log. It also keeps
+// each service's models: the configured ones, or, for a service configured without models whose
+// handler can list them (http), what the backend's model list said at its last good probe; a change
+// in that list changes the manifest, which the session sends the broker again (MANIFEST).
 //
 // Monitor runs the probes and the Sampler on a thread of its own, so a slow backend or a slow
 // nvidia-smi never delays the control thread. After each round it publishes a snapshot and makes
@@ -27,11 +30,13 @@
 
 namespace rma::worker {
 
-// A configured service: its name, how it runs, and the spec it came from (for logs).
+// A configured service: its name, how it runs, the spec it came from (for logs), and the models
+// it serves as configured (empty: asked of the backend when the handler can list them).
 struct ServiceBinding {
   std::string name;
   std::string spec;
   std::shared_ptr<Handler> handler;
+  std::vector<std::string> models;
 };
 
 class ManifestTracker {
@@ -42,6 +47,14 @@ class ManifestTracker {
   // or leaves the manifest, or on its first failed probe (so a backend that is down at start-up
   // is reported once, not every interval).
   std::optional<std::string> Observe(size_t index, const Status& result);
+  // Records what the backend's model list said (after a good health probe); returns a line for the
+  // log when the advertised models change, or on the first failure of a kind (not every round).
+  // An answer without a list (NotFound, InvalidArgument) means no models; other errors keep the
+  // models last seen.
+  std::optional<std::string> ObserveModels(size_t index,
+                                           const Result<std::vector<std::string>>& result);
+  // Whether service `index` asks its backend for its models.
+  bool discovers_models(size_t index) const { return entries_[index].discover; }
   // The services to advertise now, in configuration order.
   std::vector<proto::ServiceInfo> Advertised() const;
   size_t size() const { return entries_.size(); }
@@ -55,6 +68,9 @@ class ManifestTracker {
     bool up = false;
     bool reported = false;  // a failure was logged since the last change
     uint32_t failures = 0;
+    std::vector<std::string> models;  // configured, or discovered
+    bool discover = false;
+    StatusCode models_error = StatusCode::kOk;  // of the last model list asked for (logged once)
   };
   std::vector<Entry> entries_;
   uint32_t failures_to_withdraw_;

@@ -311,6 +311,23 @@ TEST_F(SessionTest, SendsAManifestWhenAServiceComesOrGoes) {
   EXPECT_EQ(session_->advertised(), snap.manifest);
 }
 
+TEST_F(SessionTest, SendsAManifestWhenAServicesModelsChange) {
+  Register();
+  MonitorSnapshot snap;
+  snap.probed = true;
+  snap.manifest = {{"echo", "builtin"}, {"rag", "http", {"llama"}}};
+  session_->OnMonitor(Now(), snap);
+  ASSERT_EQ(io_.Of(Command::kManifest).size(), 1u);
+  // Same services, another model: the broker must hear of it (it routes by model).
+  snap.manifest = {{"echo", "builtin"}, {"rag", "http", {"llama", "qwen"}}};
+  session_->OnMonitor(Now(), snap);
+  ASSERT_EQ(io_.Of(Command::kManifest).size(), 2u);
+  EXPECT_EQ(io_.Decode<proto::Manifest>(io_.Of(Command::kManifest)[1].bodies.at(0)).services,
+            snap.manifest);
+  session_->OnMonitor(Now(), snap);
+  EXPECT_EQ(io_.Of(Command::kManifest).size(), 2u);
+}
+
 TEST_F(SessionTest, AManifestChangeWhileRegisteringIsSentAfterWelcome) {
   Make();
   MonitorSnapshot snap;
