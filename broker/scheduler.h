@@ -415,6 +415,9 @@ class Scheduler {
   // queue, or dead after too many losses.
   // Only a worker whose session lived a liveness window (Settled) counts toward dead-lettering.
   void Requeue(Time now, Task& t, bool settled, std::string_view why);
+  // A synchronous call whose current attempt relayed chunks to its caller: it is never tried
+  // again (docs/protocol.md §6.7).
+  static bool StreamStarted(const Task& t) { return t.transient && t.stream_seq > 0; }
   bool Settled(Time now, const Worker& w) const;
   void FailAttempt(Time now, Task& t, std::string error, std::string code, bool retryable);
   void Finish(Time now, Task& t, proto::TaskStatus status);  // any terminal state

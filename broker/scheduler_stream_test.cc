@@ -89,6 +89,55 @@ TEST_F(StreamTest, AnAnnouncedCallIsAcceptedAtOnceAndItsCallerCanCancelIt) {
   EXPECT_EQ(stop[0].task_id, tasks[0].task_id);
 }
 
+TEST_F(StreamTest, ACallIsTriedElsewhereOnlyWhileNothingReachedItsCaller) {
+  Register("a", GpuCaps(), {"llm"});
+  proto::Submit call{3, "llm", "prompt"};
+  call.mode = proto::SubmitMode::kSync;
+  call.max_attempts = 3;
+  s().OnSubmit(now(), "gw", call);
+  auto first = Tasks("a");
+  ASSERT_EQ(first.size(), 1u);
+  // Fails before its first byte: it runs again (after the retry back-off).
+  Result("a", first[0], proto::Outcome::kError, "backend down");
+  EXPECT_TRUE(out_.Take<proto::TaskInfo>(out_.to_clients, "gw", Command::kTaskInfo).empty())
+      << "a call that failed before its answer started is tried again";
+  AdvanceInSteps(Seconds(5));
+  auto second = Tasks("a");
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].attempt, first[0].attempt + 1);
+  // Fails after a chunk reached the caller: the call ends, it is not started again.
+  Chunk("a", second[0], 0, "data: a\n\n");
+  ASSERT_EQ(Relayed().size(), 1u);
+  Result("a", second[0], proto::Outcome::kError, "backend broke off");
+  auto info = out_.Take<proto::TaskInfo>(out_.to_clients, "gw", Command::kTaskInfo);
+  ASSERT_EQ(info.size(), 1u) << "the call ends with its first streamed attempt's failure";
+  EXPECT_EQ(info[0].task.status, proto::TaskStatus::kDead);
+  AdvanceInSteps(Seconds(5));
+  EXPECT_TRUE(Tasks("a").empty());
+}
+
+TEST_F(StreamTest, ACallWhoseWorkerIsLostMidStreamEndsInsteadOfStartingAgain) {
+  Register("a", GpuCaps(), {"llm"});
+  Register("b", GpuCaps(), {"llm"});
+  proto::Submit call{3, "llm", "prompt"};
+  call.mode = proto::SubmitMode::kSync;
+  call.max_attempts = 3;
+  s().OnSubmit(now(), "gw", call);
+  auto on_a = Tasks("a");
+  auto on_b = Tasks("b");
+  ASSERT_EQ(on_a.size() + on_b.size(), 1u);
+  const std::string holder = on_a.empty() ? "b" : "a";
+  const std::string other = on_a.empty() ? "a" : "b";
+  const proto::TaskAssignment t = on_a.empty() ? on_b[0] : on_a[0];
+  Chunk(holder, t, 0, "data: a\n\n");
+  ASSERT_EQ(Relayed().size(), 1u);
+  s().OnWorkerDisconnect(now(), Ident(holder), proto::Disconnect{"bye", false});
+  auto info = out_.Take<proto::TaskInfo>(out_.to_clients, "gw", Command::kTaskInfo);
+  ASSERT_EQ(info.size(), 1u);
+  EXPECT_EQ(info[0].task.error_code, "worker_lost");
+  EXPECT_TRUE(Tasks(other).empty()) << "the call restarted on another worker mid-stream";
+}
+
 TEST_F(StreamTest, AnUnannouncedCallSaysNothingBeforeItEnds) {
   Register("w", GpuCaps(), {"llm"});
   Call();
@@ -143,26 +192,24 @@ TEST_F(StreamTest, AsynchronousTasksKeepNoPartialOutput) {
 }
 
 TEST_F(StreamTest, ANewAttemptStartsItsStreamAtZero) {
+  // An asynchronous task is retried after its chunks (nobody saw them): the new attempt's stream
+  // starts again at seq 0.
   Register("w", GpuCaps(), {"llm"});
-  proto::Submit call{3, "llm", "prompt"};
-  call.mode = proto::SubmitMode::kSync;
-  call.max_attempts = 2;
-  s().OnSubmit(now(), "gw", call);
+  proto::Submit task{3, "llm", "prompt"};
+  task.max_attempts = 2;
+  s().OnSubmit(now(), "gw", task);
   auto first = Tasks("w");
   ASSERT_EQ(first.size(), 1u);
   Chunk("w", first[0], 0, "a");
   Chunk("w", first[0], 1, "b");
   Result("w", first[0], proto::Outcome::kError, "", /*retryable=*/true);
-  EXPECT_EQ(Relayed().size(), 2u);
   AdvanceInSteps(Seconds(5));
   auto second = Tasks("w");
   ASSERT_EQ(second.size(), 1u);
   ASSERT_NE(second[0].attempt, first[0].attempt);
   Chunk("w", second[0], 0, "again");
-  auto relayed = Relayed();
-  ASSERT_EQ(relayed.size(), 1u);
-  EXPECT_EQ(relayed[0].seq, 0u);
-  EXPECT_EQ(relayed[0].data, "again");
+  Chunk("w", second[0], 1, "and on");
+  EXPECT_EQ(s().refusals(Refusal::kStreamOutOfOrder), 0u);
 }
 
 }  // namespace

@@ -70,6 +70,14 @@ bool Scheduler::Settled(Time now, const Worker& w) const {
 }
 
 void Scheduler::Requeue(Time now, Task& t, bool settled, std::string_view why) {
+  if (StreamStarted(t)) {
+    // Its caller has the first chunks of this attempt's answer: another attempt would start the
+    // answer again. The call ends here; its caller ends its stream with the error.
+    t.error = "the worker was lost after the answer started streaming (" + std::string(why) + ")";
+    t.error_code = "worker_lost";
+    Finish(now, t, TaskStatus::kDead);
+    return;
+  }
   ++t.requeues;
   ++counters_.requeued;
   ++services_[t.service_index].counters.requeued;
@@ -124,7 +132,8 @@ void Scheduler::FailAttempt(Time now, Task& t, std::string error, std::string co
   ++history_.At(now).failed;
   t.error = std::move(error);
   t.error_code = std::move(code);
-  if (retryable && t.failures < t.max_attempts) {
+  // A synchronous call is tried on another worker only while nothing reached its caller.
+  if (retryable && t.failures < t.max_attempts && !StreamStarted(t)) {
     t.status = TaskStatus::kFailed;
     ++counters_.retried;
     ++services_[t.service_index].counters.retried;
