@@ -5,3 +5,7 @@ rma_add_test(e2e_stream_test SOURCES e2e/stream_e2e_test.cc
              LIBS rma_test_support rma_test_peers rma_test_backend LABELS e2e
              TIMEOUT 120)
 add_dependencies(e2e_stream_test ${RMA_BINARIES})
+# Routing by model (issue 15): workers list their services' models, calls go where their model is.
+rma_add_test(e2e_models_test SOURCES e2e/models_e2e_test.cc
+             LIBS rma_test_support rma_test_peers LABELS e2e TIMEOUT 120)
+add_dependencies(e2e_models_test ${RMA_BINARIES})
