@@ -98,6 +98,9 @@ class Api {
   void AdminWorkerAction(const char* action, const Call& call, Exchange& ex);
   // api_calls.cc
   void ServiceCall(const Call& call, Exchange& ex);
+  // api_openai.cc: POST /v1/... to the backend path `path` of a worker serving the body's model.
+  void OpenAiCall(const Call& call, Exchange& ex, std::string_view path);
+  void OpenAiModels(Exchange& ex);
   // api_accounts.cc
   void AccountAction(proto::Admin admin, int status, Exchange& ex,
                      std::function<void(const nlohmann::json&)> on_created = nullptr);

@@ -45,6 +45,14 @@ void Api::Handle(const Call& call, Exchange& ex) {
   switch (call.match.route->id) {
     case RouteId::kHealth:
       return ex.Reply(Health());
+    case RouteId::kOpenAiChat:
+      return OpenAiCall(call, ex, "/v1/chat/completions");
+    case RouteId::kOpenAiCompletions:
+      return OpenAiCall(call, ex, "/v1/completions");
+    case RouteId::kOpenAiEmbeddings:
+      return OpenAiCall(call, ex, "/v1/embeddings");
+    case RouteId::kOpenAiModels:
+      return OpenAiModels(ex);
     case RouteId::kMetrics:
       return Metrics(ex);
     case RouteId::kSubmitTask:
@@ -128,6 +136,7 @@ void Api::Metrics(Exchange& ex) {
                          std::string text;
                          text.reserve(32 << 10);
                          ctx->metrics.Render(&text);
+                         ctx->model_metrics.Render(&text);
                          GatewayGauges g;
                          g.pending_requests = ctx->broker.pending();
                          g.pending_writes = ctx->writer.pending();

@@ -133,7 +133,7 @@ bool CallStream::Open(const proto::CallPartial& first) {
   to_.keep_alive = keep_alive;
   status_ = status;
   stream_ = ctx_->writer.OpenStream(std::move(fd), to.gate, options_.max_buffered);
-  if (options_.on_first_byte) options_.on_first_byte(ctx_->clock.Now() - to_.started);
+  first_byte_ = ctx_->clock.Now() - to_.started;
   if (!stream_->Append(SerializeStreamHead(head, keep_alive))) {
     Cancel("the client went away");
     return false;
@@ -153,24 +153,41 @@ void CallStream::OnAnswer(Result<BrokerAnswer> answer) {
   if (ended_) return;
   ended_ = true;
   Unhook();
+  const auto* info = answer.ok() ? std::get_if<proto::TaskInfo>(&*answer) : nullptr;
+  const bool completed = info != nullptr && info->task.status == proto::TaskStatus::kCompleted;
   if (!stream_) {
     if (!deferred_) return;
     HttpReply reply;
     if (!answer.ok()) {
       reply = TransportErrorReply(answer.status());
+      if (options_.reshape_error) reply = options_.reshape_error(std::move(reply));
     } else if (auto* err = std::get_if<proto::Error>(&*answer)) {
       reply = BrokerErrorReply(*err);
+      if (options_.reshape_error) reply = options_.reshape_error(std::move(reply));
     } else {
       reply = options_.whole(*answer);
+    }
+    if (options_.on_end) {
+      End end;
+      end.status = reply.status;
+      if (completed) end.result = info->task.result.view();
+      options_.on_end(end);
     }
     deferred_->Reply(std::move(reply));
     deferred_.reset();
     return;
   }
   ctx_->metrics.Record(to_.route, status_, ctx_->clock.Now() - to_.started);
+  if (options_.on_end) {
+    End end;
+    end.status = status_;
+    end.first_byte = first_byte_;
+    end.event_stream = sse_;
+    if (completed) end.result = info->task.result.view();
+    options_.on_end(end);
+  }
   if (stream_->broken()) return;  // the client is gone; the task was cancelled
-  const auto* info = answer.ok() ? std::get_if<proto::TaskInfo>(&*answer) : nullptr;
-  if (info == nullptr || info->task.status != proto::TaskStatus::kCompleted) {
+  if (!completed) {
     std::string message = "the service call failed after its answer started";
     std::string code = "stream_interrupted";
     if (!answer.ok()) {

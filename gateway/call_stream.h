@@ -36,13 +36,22 @@ class CallStream : public std::enable_shared_from_this<CallStream> {
  public:
   // Turns the call's final answer into the whole HTTP answer when nothing was streamed.
   using WholeAnswer = std::function<HttpReply(const BrokerAnswer&)>;
-  // Called once, with the time to the first chunk, when an answer starts streaming.
-  using FirstByte = std::function<void(Duration)>;
+  // How a call ended, for metrics: the HTTP status sent, the time to the first streamed byte (none
+  // when answered whole), and the final result when the call completed.
+  struct End {
+    int status = 0;
+    std::optional<Duration> first_byte;
+    std::string_view result;
+    bool event_stream = false;
+  };
 
   struct Options {
     size_t max_buffered = 256u << 10;  // bytes waiting for a slow reader before the stream is cut
     WholeAnswer whole;
-    FirstByte on_first_byte;
+    // Reshapes the gateway's own error answers (the broker's ERROR, a transport failure), e.g. into
+    // OpenAI's error shape. None: as they are.
+    std::function<HttpReply(HttpReply)> reshape_error;
+    std::function<void(const End&)> on_end;  // called once, on the BrokerClient thread
   };
 
   CallStream(ApiContext* ctx, std::shared_ptr<Deferred> deferred, std::string owner,
@@ -86,6 +95,7 @@ class CallStream : public std::enable_shared_from_this<CallStream> {
   bool ignore_chunks_ RMA_GUARDED_BY(mu_) = false;  // answered whole (HEAD, a bad first chunk)
   uint32_t next_seq_ RMA_GUARDED_BY(mu_) = 0;
   size_t streamed_bytes_ RMA_GUARDED_BY(mu_) = 0;
+  std::optional<Duration> first_byte_ RMA_GUARDED_BY(mu_);
   bool ended_ RMA_GUARDED_BY(mu_) = false;
 };
 

@@ -24,6 +24,7 @@
 #include "gateway/cors.h"
 #include "gateway/http_wire.h"
 #include "gateway/metrics.h"
+#include "gateway/openai.h"
 #include "gateway/options.h"
 #include "gateway/rate_limiter.h"
 #include "gateway/router.h"
@@ -54,6 +55,7 @@ struct ApiContext {
   SystemClock clock;
   RateLimiter limiter{&clock};
   HttpMetrics metrics{RouteNames()};
+  ModelMetrics model_metrics;  // the OpenAI routes' per-model figures
   Time started_at = clock.Now();
   std::shared_ptr<ConnectionLimiter> connections;
   std::shared_ptr<BodyBudget> bodies;

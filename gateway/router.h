@@ -39,6 +39,10 @@ enum class RouteId {
   kAdminRevokeKey,         // DELETE /api/admin/keys/{prefix}
   kAdminEnrolToken,        // POST /api/admin/accounts/{name}/enrol-tokens
   kAdminRevokeCredential,  // DELETE /api/admin/workers/{id}/credential
+  kOpenAiChat,             // POST /v1/chat/completions
+  kOpenAiCompletions,      // POST /v1/completions
+  kOpenAiEmbeddings,       // POST /v1/embeddings
+  kOpenAiModels,           // GET /v1/models
 };
 
 // What a request needs to be let through when API keys are configured.

@@ -43,3 +43,13 @@ else()
     RMA_NODE_EXECUTABLE="${RMA_NODE}"
     RMA_OPENAI_SDK_CHECK="${openai_dir}/sdk_check.mjs")
 endif()
+
+# The same SDK through the whole pool: rma-gateway's /v1 routes, rma-broker, rma-worker.
+if(NOT openai_skip_reason)
+  rma_add_test(openai_gateway_test SOURCES e2e/openai_gateway_test.cc
+               LIBS rma_test_support rma_test_backend LABELS e2e TIMEOUT 180)
+  add_dependencies(openai_gateway_test openai_sdk_npm_ci ${RMA_BINARIES})
+  target_compile_definitions(openai_gateway_test PRIVATE
+    RMA_NODE_EXECUTABLE="${RMA_NODE}"
+    RMA_OPENAI_SDK_CHECK="${openai_dir}/sdk_check.mjs")
+endif()
