@@ -312,6 +312,10 @@ std::string_view Scheduler::Health(Time now, const Worker& w) const {
 proto::TaskView Scheduler::View(const Task& t, bool with_result) const {
   proto::TaskView v = ViewOf(t, with_result);
   v.waiting_for_provider = t.status == TaskStatus::kQueued && !HasProvider(t);
+  if (t.status == TaskStatus::kRunning) {
+    v.progress = t.progress;
+    v.progress_message = t.progress_message;
+  }
   return v;
 }
 

@@ -79,6 +79,7 @@ class Scheduler {
     // A SUBMIT's wait_ms: an answer that is not the task's end follows the ACCEPTED
     // (SchedulerOutput::ToClientAfter).
     uint64_t after = 0;
+    bool watch = false;  // a GET with watch: every change, and the PARTIALs, until the end
   };
 
   // Why a peer's message was refused; each is counted (rma_broker_refused_total{reason}) and
@@ -104,7 +105,9 @@ class Scheduler {
     // Worker losses that count toward max_requeues: only sessions that lived a liveness window
     // (a peer opening short sessions cannot dead-letter other people's tasks).
     uint32_t losses = 0;
-    bool transient = false;        // synchronous call: never persisted
+    bool transient = false;  // synchronous call: never persisted
+    double progress = -1;    // the running attempt's last PROGRESS (-1: none)
+    std::string progress_message;
     uint32_t running_attempt = 0;  // attempt number of the current lease
     uint32_t stream_seq = 0;       // the seq the current attempt's next PARTIAL must carry
     uint32_t epoch = 0;   // bumped when the task leaves a queue or heap slot: stale entries skip
@@ -423,9 +426,11 @@ class Scheduler {
   void Finish(Time now, Task& t, proto::TaskStatus status);  // any terminal state
   void CancelRunning(Time now, Task& t, std::string_view reason);
   void NotifyWaiters(Task& t);
+  // The task changed (status, progress) without ending: its watchers hear it.
+  void NotifyWatchers(const Task& t);
   // Adds a waiter (false, nothing added: a waiter budget is spent) and takes one off.
   bool AddWaiter(Time now, Task& t, const std::string& client, uint64_t ref, bool sync,
-                 Duration wait, uint64_t after = 0);
+                 Duration wait, uint64_t after = 0, bool watch = false);
   void RemoveWaiter(Task& t, uint32_t index);
   void Refuse(Refusal r) { ++refusals_[static_cast<size_t>(r)]; }
   // A RESULT or PROGRESS from a session that is not registered: ERROR, then DISCONNECT (register

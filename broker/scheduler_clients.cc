@@ -231,12 +231,13 @@ bool Scheduler::OnGet(Time now, const std::string& client, const proto::Get& get
     ReplyNotFound(client, get.ref, get.task_id);
     return true;
   }
+  if (get.watch) ReplyTask(client, get.ref, *t);  // the task as it stands, then its changes
   if (proto::IsTerminal(t->status) || get.wait_ms == 0) {
-    ReplyTask(client, get.ref, *t);
+    if (!get.watch) ReplyTask(client, get.ref, *t);
     return true;
   }
   Duration wait = std::min<Duration>(Ms(get.wait_ms), config_.max_wait);
-  if (!AddWaiter(now, *t, client, get.ref, /*sync=*/false, wait)) {
+  if (!AddWaiter(now, *t, client, get.ref, /*sync=*/false, wait, /*after=*/0, get.watch)) {
     Refuse(Refusal::kTooManyWaiters);
     ReplyError(client, get.ref,
                Status::ResourceExhausted("too many waiters on this task or from this client"));

@@ -125,6 +125,7 @@ void Scheduler::Enqueue(Time now, Task& t, bool front) {
   }
   ++svc.queued;
   expiry_.Push({now + config_.max_queue_time, t.id, t.epoch});
+  NotifyWatchers(t);  // before dispatch, which may start it at once (and say so)
   DispatchService(now, t.service_index);
 }
 
@@ -242,6 +243,8 @@ void Scheduler::Start(Time now, Task& t, uint32_t worker_index, uint32_t attempt
   t.attempts = std::max(t.attempts, attempt);
   t.running_attempt = attempt;
   t.stream_seq = 0;
+  t.progress = -1;
+  t.progress_message.clear();
   t.worker = static_cast<int32_t>(worker_index);
   t.worker_id = w.worker_id;
   t.started_at = now;
@@ -258,6 +261,7 @@ void Scheduler::Start(Time now, Task& t, uint32_t worker_index, uint32_t attempt
   UpdateReady(w);
   timeouts_.Push({now + Duration(static_cast<int64_t>(t.timeout_ms) * 1000), t.id, attempt});
   Persist(t, WriteKind::kUpdate);
+  NotifyWatchers(t);
   if (!send) return;
 
   // Built in place: the hottest message goes out without being moved or copied on its way.

@@ -138,6 +138,53 @@ TEST_F(StreamTest, ACallWhoseWorkerIsLostMidStreamEndsInsteadOfStartingAgain) {
   EXPECT_TRUE(Tasks(other).empty()) << "the call restarted on another worker mid-stream";
 }
 
+TEST_F(StreamTest, AWatcherHearsEveryChangeAndTheOutputOfAnAsynchronousTask) {
+  proto::Submit task{1, "llm", "prompt"};
+  s().OnSubmit(now(), "client", task);
+  auto accepted = out_.Take<proto::Accepted>(out_.to_clients, "client", Command::kAccepted);
+  ASSERT_EQ(accepted.size(), 1u);
+  proto::Get watch;
+  watch.ref = 7;
+  watch.task_id = accepted[0].task_id;
+  watch.wait_ms = 60000;
+  watch.watch = true;
+  ASSERT_TRUE(s().OnGet(now(), "gw", watch));
+  auto infos = [&] {
+    return out_.Take<proto::TaskInfo>(out_.to_clients, "gw", Command::kTaskInfo);
+  };
+  auto now_info = infos();
+  ASSERT_EQ(now_info.size(), 1u) << "the task as it stands, at once";
+  EXPECT_EQ(now_info[0].task.status, proto::TaskStatus::kQueued);
+  Register("w", GpuCaps(), {"llm"});
+  auto tasks = Tasks("w");
+  ASSERT_EQ(tasks.size(), 1u);
+  auto running = infos();
+  ASSERT_EQ(running.size(), 1u);
+  EXPECT_EQ(running[0].ref, 7u);
+  EXPECT_EQ(running[0].task.status, proto::TaskStatus::kRunning);
+  proto::Progress p;
+  p.task_id = tasks[0].task_id;
+  p.attempt = tasks[0].attempt;
+  p.fraction = 0.5;
+  p.message = "half";
+  s().OnWorkerProgress(now(), Ident("w"), p);
+  auto progress = infos();
+  ASSERT_EQ(progress.size(), 1u);
+  EXPECT_DOUBLE_EQ(progress[0].task.progress, 0.5);
+  EXPECT_EQ(progress[0].task.progress_message, "half");
+  Chunk("w", tasks[0], 0, "data: a\n\n");
+  auto relayed = Relayed("gw");
+  ASSERT_EQ(relayed.size(), 1u) << "a watcher gets an asynchronous task's output";
+  EXPECT_EQ(relayed[0].ref, 7u);
+  Result("w", tasks[0], proto::Outcome::kOk, "data: a\n\n");
+  auto end = infos();
+  ASSERT_EQ(end.size(), 1u);
+  EXPECT_EQ(end[0].task.status, proto::TaskStatus::kCompleted);
+  // The end is the last: nothing more for the watcher.
+  Chunk("w", tasks[0], 1, "late");
+  EXPECT_TRUE(Relayed("gw").empty());
+}
+
 TEST_F(StreamTest, AnUnannouncedCallSaysNothingBeforeItEnds) {
   Register("w", GpuCaps(), {"llm"});
   Call();

@@ -142,6 +142,7 @@ void Scheduler::FailAttempt(Time now, Task& t, std::string error, std::string co
     delayed_.Push({at, t.id, t.epoch});
     ++services_[t.service_index].delayed;
     Persist(t, WriteKind::kUpdate);
+    NotifyWatchers(t);
     return;
   }
   Finish(now, t, TaskStatus::kDead);
@@ -198,8 +199,14 @@ void Scheduler::NotifyWaiters(Task& t) {
   }
 }
 
+void Scheduler::NotifyWatchers(const Task& t) {
+  for (const Waiter& w : t.waiters) {
+    if (w.watch) ReplyTask(w.client, w.ref, t, w.after);
+  }
+}
+
 bool Scheduler::AddWaiter(Time now, Task& t, const std::string& client, uint64_t ref, bool sync,
-                          Duration wait, uint64_t after) {
+                          Duration wait, uint64_t after, bool watch) {
   uint32_t& per_client = waiters_per_client_[client];
   if (t.waiters.size() >= config_.max_waiters_per_task ||
       per_client >= config_.max_waiters_per_client) {
@@ -208,7 +215,7 @@ bool Scheduler::AddWaiter(Time now, Task& t, const std::string& client, uint64_t
   }
   ++per_client;
   const uint64_t id = ++next_waiter_id_;
-  t.waiters.push_back(Waiter{client, ref, sync, id, after});
+  t.waiters.push_back(Waiter{client, ref, sync, id, after, watch});
   pending_waits_[id] = WaiterSlot{t.id, static_cast<uint32_t>(t.waiters.size() - 1)};
   waits_.Push({now + wait, id});
   return true;

@@ -459,11 +459,14 @@ Scheduler::Task* Scheduler::HeldAttempt(Time now, const std::string& identity,
 void Scheduler::OnWorkerProgress(Time now, const std::string& identity,
                                  const proto::Progress& progress) {
   int32_t index = -1;
-  if (HeldAttempt(now, identity, "PROGRESS", progress.task_id, progress.attempt, &index) ==
-      nullptr) {
+  Task* t = HeldAttempt(now, identity, "PROGRESS", progress.task_id, progress.attempt, &index);
+  if (t == nullptr) {
     if (index >= 0) RefuseNotLeaseHolder(now, workers_[index], progress.task_id, progress.attempt);
     return;
   }
+  t->progress = progress.fraction;
+  t->progress_message = progress.message;
+  NotifyWatchers(*t);
   spdlog::debug("task {} attempt {} progress {:.2f} {}", ToString(progress.task_id),
                 progress.attempt, progress.fraction, progress.message);
 }
@@ -483,7 +486,7 @@ void Scheduler::OnWorkerPartial(Time now, const std::string& identity, proto::Pa
   }
   ++t->stream_seq;
   for (const Waiter& waiter : t->waiters) {
-    if (!waiter.sync) continue;
+    if (!waiter.sync && !waiter.watch) continue;
     proto::CallPartial out;
     out.ref = waiter.ref;
     out.task_id = t->id;

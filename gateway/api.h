@@ -89,6 +89,7 @@ class Api {
   std::optional<uint32_t> WaitMs(const Call& call, Exchange& ex);
   void SubmitTask(const Call& call, Exchange& ex);
   void GetTask(const Call& call, Exchange& ex);
+  void TaskEventStream(const Call& call, Exchange& ex);  // task_events.h
   void CancelTask(const Call& call, Exchange& ex);
   void ListTasks(const Call& call, Exchange& ex);
   // api_admin.cc

@@ -7,6 +7,7 @@
 
 #include "common/version.h"
 #include "gateway/api.h"
+#include "gateway/task_events.h"
 #include "gateway/task_json.h"
 #include "protocol/names.h"
 
@@ -53,6 +54,8 @@ void Api::Handle(const Call& call, Exchange& ex) {
       return OpenAiCall(call, ex, "/v1/embeddings");
     case RouteId::kOpenAiModels:
       return OpenAiModels(ex);
+    case RouteId::kTaskEvents:
+      return TaskEventStream(call, ex);
     case RouteId::kMetrics:
       return Metrics(ex);
     case RouteId::kSubmitTask:
@@ -252,6 +255,22 @@ void Api::GetTask(const Call& call, Exchange& ex) {
         if (info == nullptr) return UnexpectedAnswer();
         return JsonReply(200, TaskJson(info->task, /*with_result=*/true, /*with_owner=*/admin));
       });
+}
+
+void Api::TaskEventStream(const Call& call, Exchange& ex) {
+  const std::string id_text = call.match.Param("id");
+  auto id = ParseTaskId(id_text);
+  if (!id) return ex.Reply(ErrorReply(404, "task '" + id_text + "' not found", "not_found"));
+  const Caller caller = CallerOf(call.key);
+  proto::Get get;
+  get.task_id = *id;
+  get.owner = caller.owner;
+  get.admin = caller.admin;
+  std::optional<EventId> last;
+  if (auto header = call.head.Header("Last-Event-ID")) last = ParseEventId(*header);
+  std::shared_ptr<Deferred> deferred = ex.Defer();
+  if (!deferred) return;
+  TaskEvents::Start(ctx_, std::move(deferred), std::move(get), std::move(last), caller.admin);
 }
 
 void Api::CancelTask(const Call& call, Exchange& ex) {

@@ -77,6 +77,13 @@ void BrokerClient::Deliver(uint64_t ref, Result<BrokerAnswer> answer) {
     // An announced call: its task id, not its end.
     return DeliverEvent(ref, StreamEvent(std::get<proto::Accepted>(std::move(*answer))));
   }
+  if (p.callbacks.watch && p.callbacks.stream && answer.ok()) {
+    auto* info = std::get_if<proto::TaskInfo>(&*answer);
+    // A watched task's change; its end (or the end of the watch) is the answer.
+    if (info != nullptr && !proto::IsTerminal(info->task.status)) {
+      return DeliverEvent(ref, StreamEvent(std::move(*info)));
+    }
+  }
   if (p.until_end) {
     const bool accepted = answer.ok() && std::holds_alternative<proto::Accepted>(*answer);
     if (accepted && !p.accepted) {

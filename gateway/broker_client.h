@@ -34,9 +34,10 @@ namespace rma::gateway {
 using BrokerAnswer = std::variant<proto::Accepted, proto::TaskInfo, proto::TaskList,
                                   proto::AdminReply, proto::Error>;
 using AnswerCallback = std::function<void(Result<BrokerAnswer>)>;
-// What a streamed call hears before its answer, in order: the ACCEPTED of an announced SUBMIT (its
-// task id) and its PARTIALs (docs/protocol.md §6.1, §6.7).
-using StreamEvent = std::variant<proto::Accepted, proto::CallPartial>;
+// What a streamed request hears before its answer, in order: the ACCEPTED of an announced SUBMIT
+// (its task id), PARTIALs, and for a GET with watch each TASK_INFO of a task that has not ended
+// (docs/protocol.md §6.1, §6.3, §6.7).
+using StreamEvent = std::variant<proto::Accepted, proto::CallPartial, proto::TaskInfo>;
 using StreamCallback = std::function<void(StreamEvent)>;
 
 struct BrokerClientOptions {
@@ -81,10 +82,12 @@ class BrokerClient {
                StreamCallback on_stream = nullptr) {
     message.ref = next_ref_.fetch_add(1, std::memory_order_relaxed);
     bool until_end = false;
+    bool watch = false;
     if constexpr (std::is_same_v<T, proto::Submit>) until_end = message.wait_ms > 0;
+    if constexpr (std::is_same_v<T, proto::Get>) watch = message.watch;
     std::string body = proto::Encode(message);
     Enqueue(command, message.ref, std::move(body), timeout,
-            Callbacks{std::move(callback), std::move(on_stream)}, until_end);
+            Callbacks{std::move(callback), std::move(on_stream), watch}, until_end);
   }
 
   // Whether the broker answered recently (heartbeats). False until it first answers: requests sent
@@ -97,6 +100,7 @@ class BrokerClient {
   struct Callbacks {
     AnswerCallback answer;
     StreamCallback stream;
+    bool watch = false;  // a GET with watch: TASK_INFOs before the end are events
   };
   struct Outgoing {
     proto::Command command;

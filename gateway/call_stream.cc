@@ -79,7 +79,7 @@ void CallStream::OnEvent(StreamEvent event) {
     if (cancel_wanted_) Cancel(cancel_reason_);
     return;
   }
-  OnPartial(std::get<proto::CallPartial>(event));
+  if (auto* partial = std::get_if<proto::CallPartial>(&event)) OnPartial(*partial);
 }
 
 void CallStream::OnPartial(proto::CallPartial& p) {

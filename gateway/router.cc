@@ -16,6 +16,7 @@ const std::vector<Route>& Routes() {
       {RouteId::kListTasks, "GET", "/api/tasks", Access::kClient, "list_tasks"},
       {RouteId::kGetTask, "GET", "/api/tasks/{id}", Access::kClient, "get_task"},
       {RouteId::kCancelTask, "DELETE", "/api/tasks/{id}", Access::kClient, "cancel_task"},
+      {RouteId::kTaskEvents, "GET", "/api/tasks/{id}/events", Access::kClient, "task_events"},
       {RouteId::kAdminWorkers, "GET", "/api/admin/workers", Access::kAdmin, "admin_workers"},
       {RouteId::kAdminServices, "GET", "/api/admin/services", Access::kAdmin, "admin_services"},
       {RouteId::kAdminStats, "GET", "/api/admin/stats", Access::kAdmin, "admin_stats"},

@@ -43,6 +43,7 @@ enum class RouteId {
   kOpenAiCompletions,      // POST /v1/completions
   kOpenAiEmbeddings,       // POST /v1/embeddings
   kOpenAiModels,           // GET /v1/models
+  kTaskEvents,             // GET /api/tasks/{id}/events
 };
 
 // What a request needs to be let through when API keys are configured.

@@ -171,6 +171,17 @@ TEST(CodecTest, ClientRepliesRoundTrip) {
   v.started_at_ms = 2;
   v.completed_at_ms = 3;
   EXPECT_EQ(RoundTrip(TaskInfo{8, v}), (TaskInfo{8, v}));
+  v.progress = 0.25;
+  v.progress_message = "a quarter";
+  EXPECT_EQ(RoundTrip(TaskInfo{8, v}), (TaskInfo{8, v}));
+  v.progress = -1;
+  v.progress_message.clear();
+  Get watch;
+  watch.ref = 4;
+  watch.task_id = TaskId(6);
+  watch.wait_ms = 1000;
+  watch.watch = true;
+  EXPECT_EQ(RoundTrip(watch), watch);
   // Listings carry views without results (their producers leave them out).
   v.result.clear();
   TaskList list{9, {v, v}};

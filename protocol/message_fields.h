@@ -122,6 +122,8 @@ void Fields(V& v, M& m) {
   v.I64("started_at_ms", m.started_at_ms, {});
   v.I64("completed_at_ms", m.completed_at_ms, {});
   v.Str("owner", m.owner, {.max_bytes = kMaxOwnerBytes});
+  v.F64("progress", m.progress, {});
+  v.Str("progress_message", m.progress_message, {.max_bytes = 1024});
 }
 
 // ---- Worker endpoint -------------------------------------------------------------------------
@@ -282,6 +284,7 @@ void Fields(V& v, M& m) {
   v.U32("wait_ms", m.wait_ms, {});
   v.Str("owner", m.owner, {.max_bytes = kMaxOwnerBytes});
   v.Bool("admin", m.admin, {});
+  v.Bool("watch", m.watch, {});
 }
 
 template <typename V, Is<CancelTask> M>

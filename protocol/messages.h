@@ -328,6 +328,9 @@ struct TaskView {
   int64_t started_at_ms = 0;    // "started_at_ms": 0 = not started
   int64_t completed_at_ms = 0;  // "completed_at_ms": 0 = not ended
   std::string owner;            // "owner": the account that submitted it
+  // "progress", "progress_message": the running attempt's last PROGRESS (-1: none reported).
+  double progress = -1;
+  std::string progress_message;
   bool operator==(const TaskView&) const = default;
 };
 
@@ -358,6 +361,9 @@ struct Get {
   uint32_t wait_ms = 0;  // "wait_ms": hold the answer until the task ends or this passes
   std::string owner;     // "owner"
   bool admin = false;    // "admin"
+  // "watch": answer TASK_INFO now and again at every change of status or progress, relay the
+  // task's PARTIALs, until it ends or wait_ms passes (GET /api/tasks/{id}/events).
+  bool watch = false;
   bool operator==(const Get&) const = default;
 };
 

@@ -95,9 +95,10 @@ Status Agent::Send(const std::vector<proto::ToBrokerMessage>& batch) {
 
 void Agent::Execute(proto::TaskAssignment task, std::shared_ptr<Handler> handler,
                     std::shared_ptr<CancelToken> cancel) {
-  // Synchronous calls stream (PARTIAL): their caller is waiting for the output as it comes.
-  const bool stream = task.request.has_value();
-  Executor::Job job{std::move(task), std::move(handler), std::move(cancel), stream};
+  // Output streams (PARTIAL) whenever the backend streams it: a synchronous caller, or whoever
+  // watches an asynchronous task (GET /api/tasks/{id}/events), sees it as it comes; the broker
+  // drops chunks nobody waits for.
+  Executor::Job job{std::move(task), std::move(handler), std::move(cancel), /*stream=*/true};
   if (job.handler->runs_inline() && job.task.payload.size() <= kMaxInlinePayloadBytes) {
     // Called from the session, which must not be re-entered: the result is delivered by
     // DeliverInline once the current batch of messages is handled.

@@ -21,7 +21,7 @@ class Executor {
     proto::TaskAssignment task;
     std::shared_ptr<Handler> handler;
     std::shared_ptr<CancelToken> cancel;
-    bool stream = false;  // send the output as it comes (a synchronous call)
+    bool stream = false;  // send the output as it comes (PARTIAL) when the handler streams it
   };
   // What the control thread takes: every chunk queued before a result is in the same take, so
   // sending the chunks first keeps each stream ahead of its RESULT.

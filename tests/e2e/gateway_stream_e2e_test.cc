@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <map>
 
 #include "tests/support/cluster.h"
 #include "tests/support/process.h"
@@ -114,6 +115,79 @@ TEST_F(GatewayStreamTest, AClientThatGoesAwayBeforeAnyAnswerCancelsTheCall) {
       3s))
       << tasks.dump() << c().Logs();
   EXPECT_LT(Clock::now() - sent, 4s) << "cancelled only when the call would have ended anyway";
+}
+
+// Splits an event stream into its events: {"id", "event", "data"} each.
+std::vector<std::map<std::string, std::string>> ParseEvents(const std::string& text) {
+  std::vector<std::map<std::string, std::string>> events;
+  std::map<std::string, std::string> current;
+  size_t at = 0;
+  while (at < text.size()) {
+    size_t end = text.find('\n', at);
+    if (end == std::string::npos) break;
+    std::string line = text.substr(at, end - at);
+    at = end + 1;
+    if (line.empty()) {
+      if (!current.empty()) events.push_back(std::move(current));
+      current.clear();
+      continue;
+    }
+    const size_t colon = line.find(": ");
+    if (colon != std::string::npos) current[line.substr(0, colon)] = line.substr(colon + 2);
+  }
+  return events;
+}
+
+TEST(GatewayTaskEventsTest, AnAsynchronousTasksStatusAndOutputArriveAsEventsAndResume) {
+  TestBackend backend;
+  Cluster c;
+  // The service's backend streams four events 150 ms apart for every task it gets.
+  c.StartWorker("w", {"--service", "ev=" + backend.Url() + "/stream/4/150", "--slots", "2"});
+  ASSERT_TRUE(WaitForService(c, "ev")) << c.Logs();
+  HttpResponse submitted = HttpPostJson(c.Url("/api/tasks"), {{"service", "ev"}, {"payload", "x"}});
+  ASSERT_EQ(submitted.status, 202) << submitted.body;
+  const std::string id = submitted.Json()["task_id"];
+  std::vector<Clock::time_point> arrivals;
+  HttpResponse r =
+      HttpWatch("GET", c.Url("/api/tasks/" + id + "/events"), "", {}, [&](std::string_view) {
+        arrivals.push_back(Clock::now());
+        return true;
+      });
+  ASSERT_EQ(r.status, 200) << r.error << r.body << c.Logs();
+  EXPECT_EQ(r.Header("content-type"), "text/event-stream");
+  auto events = ParseEvents(r.body);
+  ASSERT_GE(events.size(), 2u) << r.body;
+  std::vector<std::string> outputs;
+  std::vector<std::string> statuses;
+  for (auto& e : events) {
+    if (e["event"] == "output") outputs.push_back(nlohmann::json::parse(e["data"])["data"]);
+    if (e["event"] == "status") statuses.push_back(nlohmann::json::parse(e["data"])["status"]);
+  }
+  ASSERT_FALSE(statuses.empty());
+  EXPECT_EQ(statuses.back(), "completed") << r.body;
+  // The output came as the backend produced it, each chunk its own event, before the end.
+  std::string joined;
+  for (const std::string& o : outputs) joined += o;
+  EXPECT_EQ(joined, "data: 0\n\ndata: 1\n\ndata: 2\n\ndata: 3\n\n") << r.body;
+  EXPECT_GE(outputs.size(), 2u) << r.body;
+  ASSERT_GE(arrivals.size(), 2u);
+  EXPECT_GE(arrivals.back() - arrivals.front(), 300ms) << "the events came in one piece";
+  // The final status event carries the result.
+  nlohmann::json last = nlohmann::json::parse(events.back()["data"]);
+  EXPECT_EQ(last["status"], "completed");
+  // Resuming after the last event: 204, nothing more (EventSource stops).
+  HttpResponse again = HttpCall("GET", c.Url("/api/tasks/" + id + "/events"), "",
+                                {"Last-Event-ID: " + events.back()["id"]});
+  EXPECT_EQ(again.status, 204) << again.body;
+  // Resuming from an earlier event: only what came after it.
+  HttpResponse resumed = HttpCall("GET", c.Url("/api/tasks/" + id + "/events"), "",
+                                  {"Last-Event-ID: " + events.front()["id"]});
+  EXPECT_EQ(resumed.status, 200);
+  auto later = ParseEvents(resumed.body);
+  ASSERT_EQ(later.size(), 1u) << resumed.body;
+  EXPECT_EQ(later[0]["id"], events.back()["id"]);
+  // Someone else's or an unknown task: 404, as GET.
+  EXPECT_EQ(HttpGet(c.Url("/api/tasks/12345/events")).status, 404);
 }
 
 }  // namespace
