@@ -3,11 +3,16 @@
 // (chunked, `text/event-stream` byte for byte), an error after the first byte ends the stream in
 // the event format, and a client that goes away mid-stream cancels the call (docs/http-api.md,
 // "Streamed answers"). The HTTP client is libcurl, watching the body as it arrives.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <map>
 
+#include "tests/security/gateway_attack.h"
 #include "tests/support/cluster.h"
 #include "tests/support/process.h"
 #include "tests/support/test_backend.h"
@@ -115,6 +120,67 @@ TEST_F(GatewayStreamTest, AClientThatGoesAwayBeforeAnyAnswerCancelsTheCall) {
       3s))
       << tasks.dump() << c().Logs();
   EXPECT_LT(Clock::now() - sent, 4s) << "cancelled only when the call would have ended anyway";
+}
+
+TEST(GatewaySlowReaderTest, AClientThatStopsReadingIsCutOffAndCostsTheGatewayNoMemory) {
+  TestBackend::Options o;
+  o.token_delay_ms = 0;  // tokens as fast as the backend can write them
+  TestBackend backend(o);
+  Cluster c;
+  c.StartWorker("llm-box", {"--service", "llm=" + backend.Url(), "--slots", "2"});
+  ASSERT_TRUE(WaitForService(c, "llm")) << c.Logs();
+  const size_t before = attack::PeakRssBytes(c.gateway().pid());
+  // A client with a tiny receive buffer that asks for ~50 MB of tokens and never reads them.
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  int small = 4096;
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(c.http_port()));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const std::string body =
+      R"({"model":"test-model","stream":true,"max_tokens":300000,"messages":[]})";
+  const std::string request =
+      "POST /api/service/llm/v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+      "Content-Type: application/json\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n" + body;
+  ASSERT_EQ(::send(fd, request.data(), request.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(request.size()));
+  // The call ends (the gateway cut the stream past its bound and cancelled it, or the backend
+  // finished first); either way the gateway held at most its bound for this client.
+  nlohmann::json tasks;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        tasks = HttpGet(c.Url("/api/tasks?service=llm")).Json();
+        return tasks.is_object() && tasks["tasks"].size() == 1 &&
+               tasks["tasks"][0].value("status", "") != "running";
+      },
+      60s))
+      << tasks.dump() << c.Logs();
+  const size_t after = attack::PeakRssBytes(c.gateway().pid());
+  std::printf("gateway VmHWM %.1f MiB before, %.1f MiB after the unread stream; task %s\n",
+              static_cast<double>(before) / (1 << 20), static_cast<double>(after) / (1 << 20),
+              tasks["tasks"][0].value("status", "").c_str());
+  EXPECT_LT(after, before + (8u << 20)) << "the gateway buffered the unread stream";
+  // What the client can still read is what the kernel held, then the connection's end: the
+  // stream was cut, not finished (about 17 MB of tokens were produced).
+  std::string got;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  EXPECT_LT(got.size(), 12u << 20)
+      << "the whole stream was delivered to a reader that did not read";
+  EXPECT_EQ(got.rfind("HTTP/1.1 200", 0), 0u);
+  EXPECT_FALSE(got.size() >= 5 && got.compare(got.size() - 5, 5, "0\r\n\r\n") == 0)
+      << "the stream ended normally";
+  // The gateway still serves.
+  EXPECT_EQ(HttpGet(c.Url("/health")).status, 200);
 }
 
 // Splits an event stream into its events: {"id", "event", "data"} each.
