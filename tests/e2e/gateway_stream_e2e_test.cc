@@ -76,7 +76,10 @@ TEST_F(GatewayStreamTest, AnErrorAfterTheFirstByteEndsTheEventStreamWithAnErrorE
   ASSERT_NE(at, std::string::npos) << r.body;
   nlohmann::json error = nlohmann::json::parse(r.body.substr(at + 6), nullptr, false);
   ASSERT_TRUE(error.is_object()) << r.body.substr(at);
-  EXPECT_EQ(error["error"]["code"], "timeout") << error.dump();
+  // The broker's deadline and the worker's own (the attempt's timeout bounds its backend request)
+  // fall together: either may end the call.
+  const std::string code = error["error"].value("code", "");
+  EXPECT_TRUE(code == "timeout" || code == "handler_error") << error.dump();
   EXPECT_TRUE(error["error"]["message"].is_string());
   EXPECT_EQ(error["error"]["type"], "server_error");
 }
