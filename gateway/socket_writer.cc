@@ -179,6 +179,17 @@ void SocketStream::Break() {
   (void)gate_->Finish();
 }
 
+bool SocketStream::SendBuffered(bool* progressed) {
+  while (offset_ < buffer_.size()) {
+    ssize_t n = SendNow(fd_.get(), buffer_.data() + offset_, buffer_.size() - offset_);
+    if (n < 0) return false;
+    if (n == 0) return true;
+    offset_ += static_cast<size_t>(n);
+    *progressed = true;
+  }
+  return true;
+}
+
 bool SocketStream::Drain(bool* progressed) {
   MutexLock lock(&mu_);
   *progressed = false;
@@ -186,18 +197,8 @@ bool SocketStream::Drain(bool* progressed) {
     with_writer_ = false;
     return true;
   }
-  auto send_rest = [&]() -> bool {  // false: the client is gone
-    while (offset_ < buffer_.size()) {
-      ssize_t n = SendNow(fd_.get(), buffer_.data() + offset_, buffer_.size() - offset_);
-      if (n < 0) return false;
-      if (n == 0) return true;
-      offset_ += static_cast<size_t>(n);
-      *progressed = true;
-    }
-    return true;
-  };
   if (!finishing_) {
-    if (!send_rest()) {
+    if (!SendBuffered(progressed)) {
       Break();
       with_writer_ = false;
       return true;
@@ -212,7 +213,7 @@ bool SocketStream::Drain(bool* progressed) {
   bool ok = true;
   {
     MutexLock gate_lock(&gate_->mu_);
-    ok = send_rest();
+    ok = SendBuffered(progressed);
     if (!ok || offset_ == buffer_.size()) {
       shut = gate_->Finish();
       over_ = true;

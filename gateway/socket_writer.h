@@ -130,6 +130,8 @@ class SocketStream : public std::enable_shared_from_this<SocketStream> {
   bool Put(std::string_view bytes) RMA_REQUIRES(mu_);
   // Shuts the connection down and tells the gate, once.
   void Break() RMA_REQUIRES(mu_);
+  // Sends what the socket takes of the buffer; false when the client is gone.
+  bool SendBuffered(bool* progressed) RMA_REQUIRES(mu_);
   // The writer thread's part: sends what the socket takes. True when the writer is done with the
   // stream for now (everything sent, finished, or broken).
   bool Drain(bool* progressed);
