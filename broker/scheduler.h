@@ -110,6 +110,9 @@ class Scheduler {
     std::string progress_message;
     uint32_t running_attempt = 0;  // attempt number of the current lease
     uint32_t stream_seq = 0;       // the seq the current attempt's next PARTIAL must carry
+    // A synchronous call's worker whose attempt failed last: the next attempt prefers another
+    // ready worker (a provider that fails before the first byte is replaced, not asked again).
+    int32_t avoid_worker = -1;
     uint32_t epoch = 0;   // bumped when the task leaves a queue or heap slot: stale entries skip
     int32_t worker = -1;  // registry slot while running
     Time queued_at{};

@@ -158,12 +158,18 @@ bool Scheduler::ThrottleAllows(Time now, Service& svc) {
 
 int32_t Scheduler::PickWorker(const Service& svc, const Task& t) const {
   const ReadyKey* best = nullptr;
+  const ReadyKey* avoided = nullptr;  // the worker that just failed this call: a last resort
   auto consider = [&](const std::set<ReadyKey>& set) {
     int inspected = 0;
     for (const ReadyKey& k : set) {
       if (t.min_tier > 0 && k.tier > t.min_tier) break;  // sets are ordered by tier first
       if (best != nullptr && !(k < *best)) break;
       if (t.min_gpu_memory_gb > 0 && workers_[k.worker].caps.gpu_memory_gb < t.min_gpu_memory_gb) {
+        if (++inspected >= kRequirementScanWorkers) break;
+        continue;
+      }
+      if (static_cast<int32_t>(k.worker) == t.avoid_worker) {
+        if (avoided == nullptr) avoided = &k;
         if (++inspected >= kRequirementScanWorkers) break;
         continue;
       }
@@ -177,10 +183,11 @@ int32_t Scheduler::PickWorker(const Service& svc, const Task& t) const {
     // workers serving other models. Generic workers list no models, so they are not asked.
     const ModelService* ms = FindModelService(t.model, svc.name);
     if (ms != nullptr) consider(ms->ready);
-    return best == nullptr ? -1 : static_cast<int32_t>(best->worker);
+  } else {
+    consider(svc.ready);
+    for (uint32_t tier = 1; tier <= svc.generic_max_tier; ++tier) consider(tier_ready_[tier]);
   }
-  consider(svc.ready);
-  for (uint32_t tier = 1; tier <= svc.generic_max_tier; ++tier) consider(tier_ready_[tier]);
+  if (best == nullptr) best = avoided;
   return best == nullptr ? -1 : static_cast<int32_t>(best->worker);
 }
 

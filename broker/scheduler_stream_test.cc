@@ -116,6 +116,40 @@ TEST_F(StreamTest, ACallIsTriedElsewhereOnlyWhileNothingReachedItsCaller) {
   EXPECT_TRUE(Tasks("a").empty());
 }
 
+TEST_F(StreamTest, ACallThatFailsBeforeItsFirstByteGoesAtOnceToAnotherWorker) {
+  // "gpu" outranks "cpu" (tier 1 before tier 2), so routing alone would ask it again.
+  Register("gpu", GpuCaps(), {"llm"});
+  Register("cpu", CpuCaps(), {"llm"});
+  proto::Submit call{3, "llm", "prompt"};
+  call.mode = proto::SubmitMode::kSync;
+  call.max_attempts = 3;
+  s().OnSubmit(now(), "gw", call);
+  auto first = Tasks("gpu");
+  ASSERT_EQ(first.size(), 1u);
+  Result("gpu", first[0], proto::Outcome::kError, "backend down");
+  Advance(Ms(1));  // no back-off: the caller is waiting
+  EXPECT_TRUE(Tasks("gpu").empty()) << "the provider that just failed was asked again";
+  auto retried = Tasks("cpu");
+  ASSERT_EQ(retried.size(), 1u) << "the call was not replaced at once by the other provider";
+  Result("cpu", retried[0], proto::Outcome::kOk, "answer");
+  auto info = out_.Take<proto::TaskInfo>(out_.to_clients, "gw", Command::kTaskInfo);
+  ASSERT_EQ(info.size(), 1u);
+  EXPECT_EQ(info[0].task.status, proto::TaskStatus::kCompleted);
+}
+
+TEST_F(StreamTest, ACallWhoseOnlyProviderFailedIsAskedAgainAtOnce) {
+  Register("gpu", GpuCaps(), {"llm"});
+  proto::Submit call{3, "llm", "prompt"};
+  call.mode = proto::SubmitMode::kSync;
+  call.max_attempts = 2;
+  s().OnSubmit(now(), "gw", call);
+  auto first = Tasks("gpu");
+  ASSERT_EQ(first.size(), 1u);
+  Result("gpu", first[0], proto::Outcome::kError, "a hiccup");
+  Advance(Ms(1));
+  EXPECT_EQ(Tasks("gpu").size(), 1u) << "avoiding a worker must not leave a call without one";
+}
+
 TEST_F(StreamTest, ACallWhoseWorkerIsLostMidStreamEndsInsteadOfStartingAgain) {
   Register("a", GpuCaps(), {"llm"});
   Register("b", GpuCaps(), {"llm"});

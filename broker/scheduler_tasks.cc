@@ -58,6 +58,7 @@ void Scheduler::OnWorkerResult(Time now, const std::string& identity, proto::Tas
       Requeue(now, *t, Settled(now, w), "given up by its worker");
     } else {
       ++w.tasks_failed;
+      if (t->transient) t->avoid_worker = index;
       FailAttempt(now, *t, result.error.empty() ? "handler failed" : result.error, "handler_error",
                   result.retryable);
     }
@@ -138,7 +139,9 @@ void Scheduler::FailAttempt(Time now, Task& t, std::string error, std::string co
     ++counters_.retried;
     ++services_[t.service_index].counters.retried;
     ++t.epoch;
-    Time at = now + Backoff(t.failures);
+    // A synchronous call's caller is waiting: its next attempt (on another worker, PickWorker)
+    // starts at once instead of after the back-off.
+    Time at = t.transient ? now : now + Backoff(t.failures);
     delayed_.Push({at, t.id, t.epoch});
     ++services_[t.service_index].delayed;
     Persist(t, WriteKind::kUpdate);

@@ -5,7 +5,8 @@
 // body's `model`. Checked: every SDK call (models, chat and completions with and without streaming,
 // embeddings, an unknown model's 404 model_not_found), tokens reaching the SDK while the backend
 // still generates, an aborted stream stopping the backend within 1 s (CLOCK_MONOTONIC on both
-// sides), OpenAI-shaped errors, and the per-model metrics.
+// sides), OpenAI-shaped errors, failover to another provider before the first byte, and the
+// per-model metrics.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -158,6 +159,28 @@ TEST_F(OpenAiGatewayTest, ErrorsHaveOpenAisShape) {
                                {"Content-Type: application/json"});
   EXPECT_EQ(gone.status, 503) << gone.body;
   EXPECT_EQ(gone.Json()["error"]["type"], "server_error") << gone.body;
+}
+
+TEST_F(OpenAiGatewayTest, AProviderThatFailsBeforeTheFirstByteIsReplacedByAnother) {
+  // A second provider of the same model whose backend goes away after it was found healthy (its
+  // next probe is far off): calls sent to it fail before any byte and must be answered by the
+  // healthy one instead.
+  auto doomed = std::make_unique<TestBackend>();
+  c().StartWorker("broken-box", {"--service", "vllm=" + doomed->Url(), "--model", "vllm=test-model",
+                                 "--health-interval-ms", "600000", "--slots", "4"});
+  ASSERT_TRUE(c().WaitForLiveWorkers(2, 20s)) << c().Logs();
+  doomed.reset();  // connections to it are refused from now on
+  int replaced = 0;
+  for (int i = 0; i < 8; ++i) {
+    HttpResponse r = HttpCall("POST", c().Url("/v1/chat/completions"),
+                              R"({"model":"test-model","max_tokens":2,"messages":[]})",
+                              {"Content-Type: application/json"});
+    ASSERT_EQ(r.status, 200) << i << ": " << r.body << c().Logs();
+    EXPECT_EQ(r.Header("x-rma-worker-id"), "gpu-box");
+    json task = HttpGet(c().Url("/api/tasks/" + r.Header("x-rma-task-id"))).Json();
+    if (task.value("attempts", 0) > 1) ++replaced;
+  }
+  EXPECT_GT(replaced, 0) << "no call reached the broken provider: the test proved nothing";
 }
 
 }  // namespace
