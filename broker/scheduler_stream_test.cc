@@ -14,6 +14,13 @@ using Refusal = Scheduler::Refusal;
 
 class StreamTest : public SchedulerFixture {
  protected:
+  // A synchronous call from "gw" with ref 3.
+  void SubmitCall(uint32_t max_attempts) {
+    proto::Submit call{3, "llm", "prompt"};
+    call.mode = proto::SubmitMode::kSync;
+    call.max_attempts = max_attempts;
+    s().OnSubmit(now(), "gw", call);
+  }
   // A synchronous call from "gw" with ref 3, and the TASK the worker "w" got for it.
   proto::TaskAssignment Call() {
     proto::Submit call{3, "llm", "prompt"};
@@ -91,10 +98,7 @@ TEST_F(StreamTest, AnAnnouncedCallIsAcceptedAtOnceAndItsCallerCanCancelIt) {
 
 TEST_F(StreamTest, ACallIsTriedElsewhereOnlyWhileNothingReachedItsCaller) {
   Register("a", GpuCaps(), {"llm"});
-  proto::Submit call{3, "llm", "prompt"};
-  call.mode = proto::SubmitMode::kSync;
-  call.max_attempts = 3;
-  s().OnSubmit(now(), "gw", call);
+  SubmitCall(/*max_attempts=*/3);
   auto first = Tasks("a");
   ASSERT_EQ(first.size(), 1u);
   // Fails before its first byte: it runs again (after the retry back-off).
@@ -120,10 +124,7 @@ TEST_F(StreamTest, ACallThatFailsBeforeItsFirstByteGoesAtOnceToAnotherWorker) {
   // "gpu" outranks "cpu" (tier 1 before tier 2), so routing alone would ask it again.
   Register("gpu", GpuCaps(), {"llm"});
   Register("cpu", CpuCaps(), {"llm"});
-  proto::Submit call{3, "llm", "prompt"};
-  call.mode = proto::SubmitMode::kSync;
-  call.max_attempts = 3;
-  s().OnSubmit(now(), "gw", call);
+  SubmitCall(/*max_attempts=*/3);
   auto first = Tasks("gpu");
   ASSERT_EQ(first.size(), 1u);
   Result("gpu", first[0], proto::Outcome::kError, "backend down");
@@ -139,10 +140,7 @@ TEST_F(StreamTest, ACallThatFailsBeforeItsFirstByteGoesAtOnceToAnotherWorker) {
 
 TEST_F(StreamTest, ACallWhoseOnlyProviderFailedIsAskedAgainAtOnce) {
   Register("gpu", GpuCaps(), {"llm"});
-  proto::Submit call{3, "llm", "prompt"};
-  call.mode = proto::SubmitMode::kSync;
-  call.max_attempts = 2;
-  s().OnSubmit(now(), "gw", call);
+  SubmitCall(/*max_attempts=*/2);
   auto first = Tasks("gpu");
   ASSERT_EQ(first.size(), 1u);
   Result("gpu", first[0], proto::Outcome::kError, "a hiccup");
@@ -153,10 +151,7 @@ TEST_F(StreamTest, ACallWhoseOnlyProviderFailedIsAskedAgainAtOnce) {
 TEST_F(StreamTest, ACallWhoseWorkerIsLostMidStreamEndsInsteadOfStartingAgain) {
   Register("a", GpuCaps(), {"llm"});
   Register("b", GpuCaps(), {"llm"});
-  proto::Submit call{3, "llm", "prompt"};
-  call.mode = proto::SubmitMode::kSync;
-  call.max_attempts = 3;
-  s().OnSubmit(now(), "gw", call);
+  SubmitCall(/*max_attempts=*/3);
   auto on_a = Tasks("a");
   auto on_b = Tasks("b");
   ASSERT_EQ(on_a.size() + on_b.size(), 1u);
