@@ -16,12 +16,20 @@ using proto::Command;
 
 namespace {
 constexpr size_t kMaxBatch = 256;
+// Messages, and bodies of packed messages, handled per loop iteration before pings, deadlines and
+// the outbox get their turn: a flood of streamed chunks (a packed message holds up to 256) must
+// not keep the loop from pinging the broker or giving up on requests for seconds.
+constexpr int kReadBudget = 1024;
+constexpr size_t kBodyBudget = 1024;
 // How long after a refused handshake the gateway tries a new connection (ZeroMQ will not).
 constexpr Duration kReopenAfterRefusal = Seconds(5);
 }  // namespace
 
 BrokerClient::BrokerClient(BrokerClientOptions options)
-    : options_(std::move(options)), context_(1), decoder_([&] {
+    : options_(std::move(options)),
+      clock_(options_.clock != nullptr ? *options_.clock : system_clock_),
+      context_(1),
+      decoder_([&] {
         // Answers come from the broker, which we trust more than HTTP clients, but they are still
         // bounded: admin documents of a large pool have long arrays.
         proto::Limits l = options_.limits;
@@ -387,17 +395,27 @@ void BrokerClient::Loop() {
       SendQueued(now);
     }
     if (items[0].revents & ZMQ_POLLIN) {
-      for (int i = 0; i < 1024; ++i) {
+      size_t bodies = 0;
+      bool heard = false;
+      for (int i = 0; i < kReadBudget && bodies < kBodyBudget; ++i) {
         auto got = proto::ReceiveMessage(*socket_, /*has_identity=*/false, options_.limits, &msg);
         if (!got.ok()) {
           spdlog::warn("malformed message from the broker: {}", got.status().message());
           continue;
         }
         if (!*got) break;
-        last_heard = now;
-        heard_once = true;
+        heard = true;
+        bodies += std::max<size_t>(1, msg.body_count());
         if (!reachable_.exchange(true)) spdlog::info("broker {} reachable", options_.endpoint);
         OnAnswer(msg);
+      }
+      if (heard) {
+        // Stamped after the answers were handled, not when the poll returned: handing a flood of
+        // streamed chunks to their callers takes time, and the broker was heard until the end of
+        // it.
+        now = clock_.Now();
+        last_heard = now;
+        heard_once = true;
       }
     }
     if (now - last_ping >= ping_every) {

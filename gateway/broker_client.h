@@ -53,6 +53,9 @@ struct BrokerClientOptions {
   // starting) before it is answered as not sent; never longer than its own timeout.
   Duration send_grace = Seconds(1);
   proto::Limits limits;
+  // The clock its timers read; nullptr: the system clock. Tests pass a FakeClock to make time
+  // pass inside a callback.
+  const Clock* clock = nullptr;
 };
 
 class BrokerClient {
@@ -146,7 +149,8 @@ class BrokerClient {
   void FailAll(const std::string& why_unsent, const std::string& why_sent);
 
   BrokerClientOptions options_;
-  SystemClock clock_;
+  SystemClock system_clock_;
+  const Clock& clock_;
   zmq::context_t context_;
   std::thread thread_;
   int wake_fd_ = -1;
