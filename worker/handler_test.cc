@@ -2,11 +2,16 @@
 // started by the test (TestBackend on 127.0.0.1, port chosen by the kernel) and the exec handler
 // with real commands. Cancellation and timeouts are checked by outcome, never by how long they
 // took.
+#include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <thread>
 
@@ -461,6 +466,88 @@ TEST(ExecHandlerTest, ACancelKillsTheCommand) {
   auto out = Make("exec:sleep 300")->Run(Task(""), cancel);
   EXPECT_EQ(out.status().code(), StatusCode::kCancelled);
   EXPECT_EQ(out.status().message(), "task cancelled");
+}
+
+// A backend that keeps its connections open (every real one: vLLM, uvicorn, nginx): it counts the
+// connections it accepted and answers every request on one with "ok", Content-Length framed.
+class KeepAliveBackend {
+ public:
+  KeepAliveBackend() {
+    listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
+        listen(listen_fd_, 16) != 0 ||
+        getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      ADD_FAILURE() << "could not listen";
+    }
+    port_ = ntohs(addr.sin_port);
+    acceptor_ = std::thread([this] { Accept(); });
+  }
+  ~KeepAliveBackend() {
+    shutdown(listen_fd_, SHUT_RDWR);
+    acceptor_.join();
+    // The worker keeps its connections open in its cache: end them from this side.
+    for (int fd : fds_) shutdown(fd, SHUT_RDWR);
+    for (std::thread& t : servers_) t.join();
+    for (int fd : fds_) close(fd);
+    close(listen_fd_);
+  }
+  std::string Url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  int accepted() const { return accepted_.load(); }
+
+ private:
+  void Accept() {
+    for (;;) {
+      int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) return;
+      ++accepted_;
+      fds_.push_back(fd);
+      servers_.emplace_back([fd] { Serve(fd); });
+    }
+  }
+  // Answers requests until the peer closes; requests here carry no body.
+  static void Serve(int fd) {
+    std::string in;
+    char buf[4096];
+    for (;;) {
+      size_t end;
+      while ((end = in.find("\r\n\r\n")) == std::string::npos) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n <= 0) return;
+        in.append(buf, static_cast<size_t>(n));
+      }
+      in.erase(0, end + 4);
+      const std::string answer =
+          "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok";
+      if (write(fd, answer.data(), answer.size()) != static_cast<ssize_t>(answer.size())) return;
+    }
+  }
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<int> accepted_{0};
+  std::thread acceptor_;
+  std::vector<int> fds_;              // closed by the destructor, after the threads end
+  std::vector<std::thread> servers_;  // touched by the acceptor only, joined after it
+};
+
+// Calls reuse the worker's open connections to a backend, whichever executor thread runs them: a
+// new TCP connection per task was a handshake added to every call's first byte.
+TEST(HttpHandlerConnectionsTest, CallsOnAnyThreadReuseAnOpenConnectionToTheBackend) {
+  KeepAliveBackend backend;
+  auto handler = Make(backend.Url());
+  CancelToken cancel;
+  for (int i = 0; i < 3; ++i) {
+    std::thread caller([&] {
+      auto out = handler->Run(Call("GET", "/x"), cancel);
+      ASSERT_TRUE(out.ok()) << out.status().ToString();
+      EXPECT_EQ(out->body.view(), "ok");
+    });
+    caller.join();
+  }
+  EXPECT_EQ(backend.accepted(), 1);
 }
 
 }  // namespace

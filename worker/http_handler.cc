@@ -6,6 +6,7 @@
 #include <curl/curl.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <charconv>
 #include <mutex>
@@ -192,13 +193,58 @@ struct SlistDeleter {
   void operator()(curl_slist* l) const { curl_slist_free_all(l); }
 };
 
+// One connection cache for the whole worker: a backend that keeps connections alive is asked
+// over an open connection instead of a new TCP (and TLS) handshake per task, whichever executor
+// thread runs the task. libcurl calls the lock functions around every use of the cache. An
+// exchange that is cancelled or fails mid-way leaves its connection closed (libcurl keeps only
+// connections whose transfer finished), which is what tells a backend to stop generating.
+class SharedConnections {
+ public:
+  SharedConnections() : share_(curl_share_init()) {
+    if (share_ == nullptr) return;
+    curl_share_setopt(share_, CURLSHOPT_LOCKFUNC, &Lock);
+    curl_share_setopt(share_, CURLSHOPT_UNLOCKFUNC, &Unlock);
+    curl_share_setopt(share_, CURLSHOPT_USERDATA, this);
+    curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+    curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+  }
+  // Never destroyed: executor threads may still be finishing exchanges while the process exits.
+  static SharedConnections& Get() {
+    static auto* shared = new SharedConnections();
+    return *shared;
+  }
+  CURLSH* share() const { return share_; }
+
+ private:
+  static void Lock(CURL*, curl_lock_data data, curl_lock_access, void* self) {
+    static_cast<SharedConnections*>(self)->MutexFor(data).lock();
+  }
+  static void Unlock(CURL*, curl_lock_data data, void* self) {
+    static_cast<SharedConnections*>(self)->MutexFor(data).unlock();
+  }
+  std::mutex& MutexFor(curl_lock_data data) {
+    return mutexes_[static_cast<size_t>(data) % mutexes_.size()];
+  }
+  CURLSH* share_;
+  std::array<std::mutex, CURL_LOCK_DATA_LAST> mutexes_;
+};
+
+// The libcurl handles of one thread, kept from one exchange to the next (a thread runs one
+// exchange at a time, so they are never shared).
+struct ThreadHandles {
+  std::unique_ptr<CURL, EasyDeleter> easy{curl_easy_init()};
+  std::unique_ptr<CURLM, MultiDeleter> multi{curl_multi_init()};
+};
+
 // One HTTP exchange. Cancelled when `cancel` is cancelled; never longer than limits.total.
 Result<Exchange> Perform(const OutgoingRequest& req, std::string_view body,
                          const TransferLimits& limits, const CancelToken* cancel,
                          OutputStream* stream = nullptr) {
-  std::unique_ptr<CURL, EasyDeleter> easy(curl_easy_init());
-  std::unique_ptr<CURLM, MultiDeleter> multi(curl_multi_init());
-  if (!easy || !multi) return Status::Internal("libcurl could not allocate a handle");
+  thread_local ThreadHandles handles;
+  if (!handles.easy || !handles.multi)
+    return Status::Internal("libcurl could not allocate a handle");
+  // Every option of the last exchange goes; the connections stay in the shared cache.
+  curl_easy_reset(handles.easy.get());
   std::unique_ptr<curl_slist, SlistDeleter> headers;
   for (const std::string& h : req.headers) {
     curl_slist* next = curl_slist_append(headers.get(), h.c_str());
@@ -209,7 +255,10 @@ Result<Exchange> Perform(const OutgoingRequest& req, std::string_view body,
   Exchange ex;
   BodySink sink{&ex.body, limits.max_body, limits.discard_overflow};
   char error[CURL_ERROR_SIZE] = {};
-  CURL* h = easy.get();
+  CURL* h = handles.easy.get();
+  if (CURLSH* share = SharedConnections::Get().share(); share != nullptr) {
+    curl_easy_setopt(h, CURLOPT_SHARE, share);
+  }
   sink.stream = stream;
   sink.easy = h;
   curl_easy_setopt(h, CURLOPT_URL, req.url.c_str());
@@ -239,11 +288,11 @@ Result<Exchange> Perform(const OutgoingRequest& req, std::string_view body,
     if (req.method != "POST") curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req.method.c_str());
   }
 
-  if (curl_multi_add_handle(multi.get(), h) != CURLM_OK) {
+  if (curl_multi_add_handle(handles.multi.get(), h) != CURLM_OK) {
     return Status::Internal("libcurl could not start the transfer");
   }
-  CURLM* m = multi.get();
-  // Destroyed before `multi`: once it is gone the callback cannot touch the handle.
+  CURLM* m = handles.multi.get();
+  // Ends with this exchange: once it is gone the callback cannot wake a later exchange's poll.
   CancelToken::Subscription subscription;
   if (cancel != nullptr) subscription = cancel->OnCancel([m] { curl_multi_wakeup(m); });
   int running = 1;
