@@ -37,7 +37,8 @@ struct Args {
   int window = 2000;
   int batch = 50;
   int payload = 64;
-  int rate = 0;  // tasks/s offered (0: as fast as the window allows)
+  int rate = 0;       // tasks/s offered (0: as fast as the window allows)
+  std::string owner;  // the account the tasks are submitted for ("": anonymous, never charged)
 };
 
 double Percentile(std::vector<double> v, double q) {
@@ -55,7 +56,8 @@ int64_t CompletedOnRecord(pqxx::connection& conn) {
 int Usage() {
   std::fprintf(stderr,
                "usage: store_bench --clients EP --workers-endpoint EP --db URL [--tasks N] "
-               "[--workers W] [--slots S] [--window N] [--batch N] [--payload BYTES] [--rate N]\n");
+               "[--workers W] [--slots S] [--window N] [--batch N] [--payload BYTES] [--rate N] "
+               "[--owner ACCOUNT]\n");
   return 2;
 }
 
@@ -86,6 +88,8 @@ int main(int argc, char** argv) {
       a.payload = std::atoi(v.c_str());
     } else if (k == "--rate") {
       a.rate = std::atoi(v.c_str());
+    } else if (k == "--owner") {
+      a.owner = v;
     } else {
       return Usage();
     }
@@ -146,6 +150,7 @@ int main(int argc, char** argv) {
         s.ref = static_cast<uint64_t>(next);
         s.service = "echo";
         s.payload = payload;
+        s.owner = a.owner;
         batch.push_back(std::move(s));
       }
       auto now = Steady::now();

@@ -26,6 +26,7 @@
 #include <string_view>
 #include <vector>
 
+#include "broker/credits.h"
 #include "common/clock.h"
 #include "common/status.h"
 
@@ -82,6 +83,8 @@ struct AccountsSnapshot {
   // Accounts on record. A pool with none has not started using accounts: its gateways keep to
   // their own keys (or none, on loopback) until the first account is made.
   uint64_t accounts = 0;
+  // Every account's role and credits, for the credit book (credits.h).
+  std::vector<AccountBalance> balances;
 };
 
 // An account action for the store (ADMIN queries other than "keys", and enrolments).

@@ -655,6 +655,10 @@ void BrokerLoop::Record(TaskWrite write) { last_seq_ = store_->Write(std::move(w
 
 void BrokerLoop::RecordWorker(WorkerRecord record) { store_->WriteWorker(std::move(record)); }
 
+void BrokerLoop::RecordLedger(std::vector<LedgerEntry> entries) {
+  store_->WriteLedger(std::move(entries));
+}
+
 void BrokerLoop::ReleaseDurable() {
   if (deferred_.empty()) return;
   uint64_t durable = store_->durable_seq();

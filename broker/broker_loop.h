@@ -85,6 +85,7 @@ class BrokerLoop final : public SchedulerOutput {
                      uint64_t after) override;
   void Record(TaskWrite write) override;
   void RecordWorker(WorkerRecord record) override;
+  void RecordLedger(std::vector<LedgerEntry> entries) override;
 
   void HandleWorkerMessage(Time now, const proto::InMessage& msg);
   // Endpoints reachable from other machines without authentication (logged hourly).

@@ -1,10 +1,14 @@
 // BrokerLoop, the accounts part (accounts.h): the ADMIN account queries (the gateways' key poll
 // answered from the loop's registry, the rest forwarded to the store), enrolment of a worker key
 // on its first READY, credential revocation (the worker is disconnected at once and refused at its
-// next handshake), and keeping the ZAP policy's view of enrolled and revoked keys current.
+// next handshake), keeping the ZAP policy's view of enrolled and revoked keys current, and the
+// credit queries (grants checked here and applied to the credit book once committed).
 #include <spdlog/spdlog.h>
 
 #include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <map>
 
 #include "broker/broker_loop.h"
 
@@ -23,9 +27,31 @@ constexpr size_t kMaxUsedPrefixes = 1000;
 constexpr size_t kMaxSeenKeys = 100000;
 constexpr Duration kSeenInterval = Seconds(60);
 
+// A grant's arguments: an account, a non-zero amount within +-1e12 and a kind; the note bounded.
+Status CheckGrant(std::map<std::string, std::string>& args) {
+  const std::string& text = args["amount"];
+  char* end = nullptr;
+  const double amount = std::strtod(text.c_str(), &end);
+  if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(amount) ||
+      RoundCredits(amount) == 0 || std::fabs(amount) > 1e12) {
+    return Status::InvalidArgument("amount must be a non-zero number of credits (at most 1e12)");
+  }
+  std::string& kind = args["kind"];
+  if (kind.empty()) kind = "grant";
+  if (kind != "grant" && kind != "adjustment") {
+    return Status::InvalidArgument("kind must be grant or adjustment");
+  }
+  if (args["note"].size() > 500) {
+    return Status::InvalidArgument("note must be at most 500 bytes");
+  }
+  if (Status s = CheckAccountName(args["account"]); !s.ok()) return s;
+  return Status::Ok();
+}
+
 }  // namespace
 
 void BrokerLoop::ApplyAccounts(AccountsSnapshot snapshot) {
+  scheduler_->credits().Learn(snapshot.balances);
   accounts_.Replace(std::move(snapshot));
   zap_policy_.SetCredentials(accounts_.EnrolledKeys(), accounts_.RevokedKeys());
 }
@@ -93,6 +119,17 @@ void BrokerLoop::HandleAccountAdmin(Time now, const std::string& client,
   request.args = admin.args;
   request.worker_id = admin.worker_id;
   request.now = now;
+  const CreditBook& credits = scheduler_->credits();
+  if (admin.query == "account_create" && credits.enabled() &&
+      credits.config().initial_credits > 0) {
+    request.args["initial_credits"] = FormatCredits(credits.config().initial_credits);
+  }
+  if (admin.query == "credits_grant") {
+    if (Status s = CheckGrant(request.args); !s.ok()) {
+      ToClient(client, proto::ErrorOf(admin.ref, s));
+      return;
+    }
+  }
   if (admin.query == "credential_revoke") {
     if (admin.worker_id.empty()) {
       ToClient(client, proto::ErrorOf(admin.ref, Status::InvalidArgument("worker_id is required")));
@@ -117,6 +154,12 @@ void BrokerLoop::OnAccountAnswer(Time now, const std::string& client, AccountAns
     return;
   }
   nlohmann::json doc = std::move(*answer.document);
+  if (answer.op == "credits_grant") {
+    // Committed: the balance the broker checks submissions against moves with it.
+    scheduler_->credits().Apply(doc.value("account", ""), doc.value("amount", 0.0));
+  } else if (answer.op == "account") {
+    doc["credits_mode"] = CreditModeName(scheduler_->credits().config().mode);
+  }
   if (answer.op == "credential_revoke") {
     // The worker goes now; its attempts are queued again for other workers.
     const size_t gone = scheduler_->RevokeWorkerKeys(

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "broker/credits.h"
 #include "common/clock.h"
 #include "common/status.h"
 #include "protocol/limits.h"
@@ -74,6 +75,8 @@ struct BrokerConfig {
   std::vector<CatalogEntry> catalog;
   size_t max_recommendations = 3;
   std::map<std::string, ServiceLimit> service_limits;
+  // Credits (--credits, catalog credit_multiplier / min_credits; docs/accounts.md).
+  CreditConfig credits;
   proto::Limits limits;
 };
 

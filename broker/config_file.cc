@@ -2,6 +2,7 @@
 // loop exists. Unknown keys and wrong types are errors naming the key.
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -68,7 +69,7 @@ Status LoadConfigFile(const std::string& path, BrokerConfig* config) {
                                     "max_unfinished_bytes",   "max_result_bytes_in_memory",
                                     "max_waiters_per_task",   "max_waiters_per_client",
                                     "max_services",           "max_services_per_worker",
-                                    "max_running_per_ready"},
+                                    "max_running_per_ready",  "credit_tier_weights"},
                                 "config file"));
   RMA_RETURN_IF_ERROR(ReadDurationMs(j, "heartbeat_ms", &config->heartbeat_interval));
   RMA_RETURN_IF_ERROR(ReadNumber(j, "liveness", &config->liveness));
@@ -109,9 +110,10 @@ Status LoadConfigFile(const std::string& path, BrokerConfig* config) {
       if (!e.is_object() || !e.contains("service") || !e["service"].is_string()) {
         return Status::InvalidArgument("each catalog entry needs a string 'service'");
       }
-      RMA_RETURN_IF_ERROR(
-          CheckKeys(e, {"service", "tier", "image", "port", "min_gpu_memory_gb", "min_ram_gb"},
-                    "catalog entry"));
+      RMA_RETURN_IF_ERROR(CheckKeys(e,
+                                    {"service", "tier", "image", "port", "min_gpu_memory_gb",
+                                     "min_ram_gb", "credit_multiplier", "min_credits"},
+                                    "catalog entry"));
       CatalogEntry c;
       c.service = e["service"].get<std::string>();
       RMA_RETURN_IF_ERROR(ReadNumber(e, "tier", &c.tier));
@@ -125,7 +127,29 @@ Status LoadConfigFile(const std::string& path, BrokerConfig* config) {
       RMA_RETURN_IF_ERROR(ReadNumber(e, "port", &c.port));
       RMA_RETURN_IF_ERROR(ReadNumber(e, "min_gpu_memory_gb", &c.min_gpu_memory_gb));
       RMA_RETURN_IF_ERROR(ReadNumber(e, "min_ram_gb", &c.min_ram_gb));
+      // Credits (docs/accounts.md): a price multiplier and the balance a submission needs.
+      for (auto [key, table] : {std::pair{"credit_multiplier", &config->credits.multipliers},
+                                std::pair{"min_credits", &config->credits.min_credits}}) {
+        if (!e.contains(key)) continue;
+        if (!e[key].is_number() || e[key].get<double>() < 0) {
+          return Status::InvalidArgument(std::string("catalog '") + key +
+                                         "' must be a number >= 0");
+        }
+        (*table)[c.service] = e[key].get<double>();
+      }
       config->catalog.push_back(std::move(c));
+    }
+  }
+  if (j.contains("credit_tier_weights")) {
+    // Credits per compute second on a GPU, CPU and storage worker.
+    const json& w = j["credit_tier_weights"];
+    if (!w.is_array() || w.size() != 3 ||
+        !std::all_of(w.begin(), w.end(), [](const json& x) { return x.is_number() && x >= 0; })) {
+      return Status::InvalidArgument(
+          "'credit_tier_weights' must be 3 numbers >= 0: GPU, CPU and storage");
+    }
+    for (size_t tier = 1; tier <= 3; ++tier) {
+      config->credits.tier_weights[tier] = w[tier - 1].get<double>();
     }
   }
   if (j.contains("service_limits")) {

@@ -149,6 +149,35 @@ int main(int argc, char** argv) {
                "allow an endpoint other machines can reach without a token or secret (warned at "
                "start and every hour)")
       ->envname("RMA_INSECURE_PLAINTEXT");
+  // Credits (docs/accounts.md, "Credits").
+  std::string credits_mode;  // "": track with --db, off without
+  app.add_option("--credits", credits_mode,
+                 "off | track | enforce: credit accounts for accepted results and charge the "
+                 "submitters (enforce: refuse submissions an account cannot pay with 402); "
+                 "default track with --db, off without")
+      ->envname("RMA_CREDITS")
+      ->check(CLI::IsMember({"off", "track", "enforce"}));
+  app.add_option("--initial-credits", config.credits.initial_credits,
+                 "credits a new account starts with (a grant row in its ledger)")
+      ->envname("RMA_INITIAL_CREDITS")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--credit-fee", config.credits.fee,
+                 "credits a submitter pays per accepted result on top of its price")
+      ->envname("RMA_CREDIT_FEE")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--min-credits", config.credits.default_min_credits,
+                 "with --credits enforce: the balance a submission needs, for services whose "
+                 "catalog entry sets no min_credits")
+      ->envname("RMA_MIN_CREDITS")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  std::string free_accounts;
+  app.add_option("--free-accounts", free_accounts,
+                 "with --credits enforce: accounts that may submit whatever their balance (the "
+                 "free tier), comma-separated; admin accounts always may")
+      ->envname("RMA_FREE_ACCOUNTS");
   // Budgets (docs/configuration.md, "Budgets").
   app.add_option("--max-queued-bytes", config.max_unfinished_bytes,
                  "payload bytes of unfinished tasks held at once; more submissions get queue_full")
@@ -282,6 +311,16 @@ int main(int argc, char** argv) {
       spdlog::error("{}", s.ToString());
       return 2;
     }
+  }
+  if (credits_mode.empty()) credits_mode = db_url.empty() ? "off" : "track";
+  config.credits.mode = *broker::ParseCreditMode(credits_mode);  // checked by CLI11
+  if (config.credits.mode != broker::CreditMode::kOff && db_url.empty()) {
+    spdlog::error("--credits {} needs --db: the ledger and the balances live in PostgreSQL",
+                  credits_mode);
+    return 2;
+  }
+  for (const std::string& name : broker::SplitCommaList(free_accounts)) {
+    config.credits.free_accounts.insert(name);
   }
   if (Status s = broker::Validate(config); !s.ok()) {
     spdlog::error("invalid configuration: {}", s.message());

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdlib>
 
 #include "broker/pg_internal.h"
 #include "broker/pg_values.h"
@@ -70,7 +71,11 @@ const std::string kAccountColumns =
 
 AccountsSnapshot LoadAccounts(pqxx::transaction_base& tx) {
   AccountsSnapshot s;
-  s.accounts = static_cast<uint64_t>(Int(tx.exec("SELECT count(*) FROM accounts")[0][0]));
+  for (const pqxx::row& row :
+       tx.exec("SELECT name, role, credits::double precision FROM accounts")) {
+    s.balances.push_back({Text(row[0]), Text(row[1]), row[2].as<double>()});
+  }
+  s.accounts = s.balances.size();
   for (const pqxx::row& row : tx.exec(
            "SELECT k.prefix, k.hash, k.account, a.role, k.name, array_to_string(k.scopes, ','), "
            "coalesce(array_to_string(k.services, ','), ''), " +
@@ -202,6 +207,9 @@ Status AccountShow(pqxx::transaction_base& tx, const AccountRequest& r, nlohmann
     tasks[Text(t[0])] = Int(t[1]);
   }
   (*doc)["tasks"] = std::move(tasks);
+  // Its credits: "balance" (the same as "credits"), "earned", "spent", "granted", "ledger".
+  doc->update(CreditSummary(tx, account));
+  (*doc)["balance"] = (*doc)["credits"];
   return Status::Ok();
 }
 
@@ -306,10 +314,48 @@ void ExecuteAccount(pqxx::connection& conn, const AccountRequest& r, AccountAnsw
       } else {
         doc = AccountDocument(row[0]);
         spdlog::info("accounts: account '{}' created ({})", name, role);
+        // --initial-credits: the broker passes it when credits are on.
+        const double initial = std::strtod(Arg(r, "initial_credits").c_str(), nullptr);
+        if (initial > 0) {
+          LedgerEntry grant;
+          grant.account = name;
+          grant.kind = "grant";
+          grant.amount = initial;
+          grant.note = "initial credits";
+          grant.at = r.now;
+          auto granted = GrantCredits(tx, grant);
+          if (granted.ok()) doc["credits"] = (*granted)["balance"];
+        }
       }
     }
   } else if (r.op == "key_create") {
     status = CreateKey(tx, r, &doc);
+  } else if (r.op == "credits_grant") {
+    // The broker checked the amount and kind; the store checks the account.
+    LedgerEntry grant;
+    grant.account = Arg(r, "account");
+    grant.kind = Arg(r, "kind");
+    grant.amount = std::strtod(Arg(r, "amount").c_str(), nullptr);
+    grant.note = Arg(r, "note");
+    grant.at = r.now;
+    auto granted = GrantCredits(tx, grant);
+    if (granted.ok()) {
+      doc = std::move(*granted);
+      spdlog::info("accounts: {} of {} credits to '{}'", grant.kind, FormatCredits(grant.amount),
+                   grant.account);
+    } else {
+      status = granted.status();
+    }
+  } else if (r.op == "leaderboard") {
+    changes = false;
+    const std::string period = Arg(r, "period").empty() ? "week" : Arg(r, "period");
+    const std::string by = Arg(r, "by").empty() ? "credits" : Arg(r, "by");
+    auto board = Leaderboard(tx, period, by, 100);
+    if (board.ok()) {
+      doc = std::move(*board);
+    } else {
+      status = board.status();
+    }
   } else if (r.op == "key_revoke") {
     const std::string prefix = Arg(r, "prefix");
     pqxx::result row = tx.exec_params(

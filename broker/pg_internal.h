@@ -7,12 +7,15 @@
 //   pg_reader.cc  the reader thread: lookups, listings, keys, stats, dead tasks, retention
 //   pg_sql.cc     statements, row <-> TaskRecord, sessions, migrations
 //   pg_accounts.cc accounts, API keys, enrolment tokens, worker credentials (on the reader thread)
+//   pg_ledger.cc  the credit ledger: the writer's rows, the reader's account and leaderboard
+//   queries
 #pragma once
 
 #include <cstdint>
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 #include <string>
 #include <thread>
@@ -34,8 +37,9 @@ struct PgStore::Pending {
   std::vector<std::pair<uint64_t, TaskWrite>> tasks;  // (sequence number, write)
   std::vector<WorkerRecord> workers;
   std::vector<ServiceMinuteStats> stats;
+  std::vector<LedgerEntry> ledger;
   uint64_t max_seq = 0;
-  bool empty() const { return tasks.empty() && workers.empty() && stats.empty(); }
+  bool empty() const { return tasks.empty() && workers.empty() && stats.empty() && ledger.empty(); }
 };
 
 struct PgStore::ReadRequest {
@@ -146,6 +150,19 @@ void PrepareReader(pqxx::connection& conn);
 AccountsSnapshot LoadAccounts(pqxx::transaction_base& tx);
 void ExecuteAccount(pqxx::connection& conn, const AccountRequest& request, AccountAnswer* answer);
 Result<std::optional<std::string>> BootstrapAdmin(pqxx::connection& conn);
+
+// pg_ledger.cc: the statement that records credit ledger rows and moves the balances with them
+// ("" for none).
+std::string LedgerSql(pqxx::transaction_base& tx, const std::vector<LedgerEntry>& entries);
+// An account's credits for GET /api/account: earned and spent today, this week and in all, what
+// was granted, and its latest ledger rows.
+nlohmann::json CreditSummary(pqxx::transaction_base& tx, const std::string& account);
+// A grant or adjustment (`grant.kind`) of an account on record: its row and the new balance.
+Result<nlohmann::json> GrantCredits(pqxx::transaction_base& tx, const LedgerEntry& grant);
+// The accounts that earned most in `period` (day | week | all), ranked `by` credits | tasks |
+// compute, each with its workers.
+Result<nlohmann::json> Leaderboard(pqxx::transaction_base& tx, std::string_view period,
+                                   std::string_view by, size_t limit);
 
 void RunWriter(PgStore::Shared& shared, std::unique_ptr<pqxx::connection> conn);
 void RunReader(PgStore::Shared& shared);

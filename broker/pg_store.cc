@@ -159,6 +159,12 @@ void PgStore::WriteStats(std::vector<ServiceMinuteStats> rows) {
   pending_->max_seq = ++seq_;
 }
 
+void PgStore::WriteLedger(std::vector<LedgerEntry> entries) {
+  if (entries.empty()) return;
+  for (LedgerEntry& e : entries) pending_->ledger.push_back(std::move(e));
+  pending_->max_seq = ++seq_;
+}
+
 void PgStore::Flush() {
   if (pending_->empty()) return;
   {

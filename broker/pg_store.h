@@ -83,6 +83,7 @@ class PgStore final : public TaskStore {
   uint64_t Write(TaskWrite write) override;
   void WriteWorker(WorkerRecord record) override;
   void WriteStats(std::vector<ServiceMinuteStats> rows) override;
+  void WriteLedger(std::vector<LedgerEntry> entries) override;
   void Flush() override;
   uint64_t durable_seq() const override { return durable_seq_; }
   bool available() const override { return available_; }

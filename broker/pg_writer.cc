@@ -226,15 +226,19 @@ class Writer {
       auto [it, fresh] = stats_.try_emplace(key, st);
       if (!fresh) it->second.Merge(st);
     }
+    for (LedgerEntry& e : p.ledger) ledger_.push_back(std::move(e));
   }
 
-  bool BatchEmpty() const { return rows_.empty() && workers_.empty() && stats_.empty(); }
+  bool BatchEmpty() const {
+    return rows_.empty() && workers_.empty() && stats_.empty() && ledger_.empty();
+  }
 
   void ClearBatch() {
     rows_.clear();
     index_.clear();
     workers_.clear();
     stats_.clear();
+    ledger_.clear();
   }
 
   void CommitBatch() {
@@ -287,8 +291,10 @@ class Writer {
       pqxx::work tx(*conn_);
       if (!careful) {
         WriteTaskRows(tx, rows_, false);
+        if (!ledger_.empty()) tx.exec(LedgerSql(tx, ledger_));
       } else {
         for (Row& row : rows_) CarefulTaskRow(tx, row, unrecorded);
+        CarefulLedger(tx);
       }
       for (auto& [id, w] : workers_) {
         if (!careful) {
@@ -376,6 +382,8 @@ class Writer {
     if (!inserts.empty()) {
       sql = InsertTasks("VALUES " + inserts) + ";" + sql;
     }
+    // The ledger rows of these completions, in the same implicit transaction.
+    if (!ledger_.empty()) sql += LedgerSql(tx, ledger_) + ";";
     tx.exec(sql);
     return Outcome::kOk;
   }
@@ -462,6 +470,21 @@ class Writer {
       if (IsTransient(e)) throw;
       Dropped(what, e.what());
       if (row.kind == WriteKind::kInsert) unrecorded->emplace_back(row.record.id, e.what());
+    }
+  }
+
+  // The ledger rows one by one, each with its balance change: a row the database refuses (its
+  // account gone) is dropped and logged, the others are kept.
+  void CarefulLedger(pqxx::dbtransaction& tx) {
+    for (const LedgerEntry& e : ledger_) {
+      try {
+        pqxx::subtransaction sub(tx, "rma_ledger");
+        sub.exec(LedgerSql(sub, {e}));
+        sub.commit();
+      } catch (const pqxx::sql_error& err) {
+        if (IsTransient(err)) throw;
+        Dropped("a credit ledger row of account " + e.account, err.what());
+      }
     }
   }
 
@@ -623,6 +646,7 @@ class Writer {
   std::unordered_map<uint64_t, size_t> index_;  // task id -> rows_ index
   std::map<std::string, WorkerRecord> workers_;
   std::map<std::pair<int64_t, std::string>, ServiceMinuteStats> stats_;
+  std::vector<LedgerEntry> ledger_;  // credit rows of this batch, in order
   uint64_t max_seq_ = 0;
   // When a batch nobody waits for is committed anyway (kUpdateLinger); unset: none lingers.
   std::optional<std::chrono::steady_clock::time_point> linger_until_;

@@ -53,6 +53,8 @@ class SchedulerOutput {
   // Persistence; called only when the scheduler was built with `durable` = true.
   virtual void Record(TaskWrite write) = 0;
   virtual void RecordWorker(WorkerRecord record) = 0;
+  // Credit ledger rows (credits.h), recorded with the task writes of the same loop iteration.
+  virtual void RecordLedger(std::vector<LedgerEntry> entries) { (void)entries; }
 };
 
 // Generic services that any worker of a high enough tier may take (downward flexibility).
@@ -290,6 +292,8 @@ class Scheduler {
 
   // ---- Read access for admin queries and tests ----
   const BrokerConfig& config() const { return config_; }
+  // The balances credits are checked against (the broker loop tells it about accounts and grants).
+  CreditBook& credits() { return credits_; }
   const std::vector<Worker>& workers() const { return workers_; }
   // Forgotten slots have in_use false.
   const std::vector<Service>& services() const { return services_; }
@@ -417,6 +421,8 @@ class Scheduler {
 
   // Life cycle.
   void Complete(Time now, Task& t, proto::TaskResult&& r);
+  // What an accepted result earns its worker's account and costs its submitter (credits.h).
+  void Credit(Time now, const Task& t, const Worker& w, uint32_t attempt);
   // An attempt ended without a result (its worker was lost or gave it up): back to the front of its
   // queue, or dead after too many losses.
   // Only a worker whose session lived a liveness window (Settled) counts toward dead-lettering.
@@ -489,6 +495,7 @@ class Scheduler {
   SchedulerOutput* output_;
   bool durable_;
   bool store_available_ = true;
+  CreditBook credits_;
   std::mt19937_64 rng_;
 
   std::vector<Worker> workers_;

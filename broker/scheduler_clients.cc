@@ -86,6 +86,21 @@ void Scheduler::OnSubmit(Time now, const std::string& client, proto::Submit subm
     return reject(Status::Unavailable("Service '" + submit.service + "' not available"),
                   std::move(available), std::move(suggestion));
   }
+  if (auto shortfall = credits_.CheckSubmit(submit.owner, submit.service)) {
+    ++services_[s].counters.rejected;
+    ++counters_.rejected;
+    proto::Error e;
+    e.ref = submit.ref;
+    e.code = "payment_required";
+    e.message = "account '" + submit.owner + "' has " + FormatCredits(shortfall->balance) +
+                " credits; a task of '" + submit.service + "' needs at least " +
+                FormatCredits(shortfall->needed) +
+                ". Contribute a worker to earn credits, or ask an admin for a grant.";
+    e.balance = shortfall->balance;
+    e.needed = shortfall->needed;
+    output_->ToClient(client, std::move(e));
+    return;
+  }
   Service& svc = services_[s];
   if (svc.queued + svc.delayed >= config_.max_queued_per_service) {
     ++svc.counters.rejected;

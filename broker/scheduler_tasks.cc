@@ -52,6 +52,7 @@ void Scheduler::OnWorkerResult(Time now, const std::string& identity, proto::Tas
     t->worker = -1;
     if (result.outcome == proto::Outcome::kOk) {
       ++w.tasks_done;
+      Credit(now, *t, w, result.attempt);
       Complete(now, *t, std::move(result));
     } else if (result.outcome == proto::Outcome::kCancelled) {
       // The worker gave the task up on its own (drain grace period, shutdown): run it elsewhere.
@@ -94,6 +95,21 @@ void Scheduler::Requeue(Time now, Task& t, bool settled, std::string_view why) {
   } else {
     Enqueue(now, t, /*front=*/true);
   }
+}
+
+void Scheduler::Credit(Time now, const Task& t, const Worker& w, uint32_t attempt) {
+  if (!credits_.enabled()) return;
+  CreditBook::Accepted accepted;
+  accepted.task_id = t.id;
+  accepted.attempt = attempt;
+  accepted.service = services_[t.service_index].name;
+  accepted.owner = t.owner;
+  accepted.worker_account = w.account;
+  accepted.worker_id = w.worker_id;
+  accepted.tier = w.tier;
+  accepted.run = t.started_at.time_since_epoch().count() > 0 ? now - t.started_at : Duration(0);
+  std::vector<LedgerEntry> entries = credits_.OnAccepted(now, accepted);
+  if (!entries.empty()) output_->RecordLedger(std::move(entries));
 }
 
 void Scheduler::Complete(Time now, Task& t, proto::TaskResult&& r) {

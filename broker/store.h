@@ -83,6 +83,10 @@ class TaskStore {
   virtual void WriteWorker(WorkerRecord record) = 0;
   // Per-minute statistics of minutes that have ended.
   virtual void WriteStats(std::vector<ServiceMinuteStats> rows) = 0;
+  // Credit ledger rows: committed with the task writes queued in the same loop iteration (a task's
+  // completion and what it earned go together or not at all). A store without a database has no
+  // ledger (credits need --db).
+  virtual void WriteLedger(std::vector<LedgerEntry> entries) { (void)entries; }
   // Hand the writes queued during this loop iteration to the store (one batch).
   virtual void Flush() = 0;
   // Every write with a sequence number <= this is durable.

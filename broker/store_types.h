@@ -57,6 +57,22 @@ struct TaskWrite {
   TaskRecord record;
 };
 
+// One row of the credit ledger (schemas/sql/005_credits.sql; credits.h makes them). Written in the
+// store's group commit with the task writes of the same loop iteration, so a task's completion and
+// what it earned and cost are recorded together or not at all.
+struct LedgerEntry {
+  std::string account;
+  std::string kind;   // earned | spent | uptime | grant | adjustment
+  double amount = 0;  // signed: spent is negative; rounded to micro-credits
+  TaskId task_id;     // 0 for uptime, grant and adjustment
+  uint32_t attempt = 0;
+  std::string worker_id;
+  std::string service;
+  double compute_s = 0;
+  std::string note;
+  Time at{};
+};
+
 // What the store keeps about a worker.
 struct WorkerRecord {
   std::string worker_id;

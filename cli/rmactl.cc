@@ -224,6 +224,23 @@ int main(int argc, char** argv) {
   enrol_create->add_option("account", account_name, "account the worker will work for");
   enrol_create->add_option("--expires-in", expires_in,
                            "the token expires after this long: seconds, or 90s, 15m, 24h, 30d");
+  auto* credits = app.add_subcommand("credits", "credits: grant (admin key)");
+  credits->require_subcommand(1);
+  auto* credits_grant = credits->add_subcommand(
+      "grant", "grant ACCOUNT AMOUNT credits, negative to take some away (admin key)");
+  std::string amount, credit_kind, credit_note;
+  credits_grant->add_option("account", account_name, "the account")->required();
+  credits_grant->add_option("amount", amount, "credits (e.g. 10, -2.5)")->required();
+  credits_grant->add_option("--kind", credit_kind, "grant (the default) or adjustment")
+      ->check(CLI::IsMember({"grant", "adjustment"}));
+  credits_grant->add_option("--note", credit_note, "why, for the ledger");
+  auto* leaderboard =
+      app.add_subcommand("leaderboard", "the contributors: accounts by what their workers earned");
+  std::string period, ranked_by;
+  leaderboard->add_option("--period", period, "day, week (the default) or all")
+      ->check(CLI::IsMember({"day", "week", "all"}));
+  leaderboard->add_option("--by", ranked_by, "credits (the default), tasks or compute")
+      ->check(CLI::IsMember({"credits", "tasks", "compute"}));
   auto* worker_group = app.add_subcommand("worker", "a worker's credential: revoke");
   worker_group->require_subcommand(1);
   auto* worker_revoke = worker_group->add_subcommand(
@@ -281,6 +298,17 @@ int main(int argc, char** argv) {
   }
   if (*account_list) return Send(client, AccountListRequest(), as_json, RenderAccounts);
   if (*account_show) return Send(client, AccountShowRequest(show_name), as_json, RenderAccount);
+  if (*credits_grant) {
+    auto request = CreditsGrantRequest(account_name, amount, credit_kind, credit_note);
+    if (!request.ok()) {
+      std::fprintf(stderr, "rmactl: %s\n", request.status().message().c_str());
+      return kExitUsage;
+    }
+    return Send(client, *request, as_json, RenderCreditsGranted);
+  }
+  if (*leaderboard) {
+    return Send(client, LeaderboardRequest(period, ranked_by), as_json, RenderLeaderboard);
+  }
   long expires_in_s = 0;
   if (!ParseExpiry(expires_in, &expires_in_s)) return kExitUsage;
   if (*key_create) {

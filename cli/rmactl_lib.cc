@@ -6,6 +6,7 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <mutex>
 #include <sstream>
 #include <vector>
@@ -190,6 +191,26 @@ Request AccountListRequest() { return {"GET", "/api/admin/accounts", ""}; }
 Request AccountShowRequest(const std::string& name) {
   if (name.empty()) return {"GET", "/api/account", ""};
   return {"GET", "/api/admin/accounts/" + PathSegment(name), ""};
+}
+
+Result<Request> CreditsGrantRequest(const std::string& account, const std::string& amount,
+                                    const std::string& kind, const std::string& note) {
+  char* end = nullptr;
+  const double value = std::strtod(amount.c_str(), &end);
+  if (amount.empty() || end != amount.c_str() + amount.size() || !std::isfinite(value)) {
+    return Status::InvalidArgument("AMOUNT must be a number of credits, not '" + amount + "'");
+  }
+  json body = {{"amount", value}};
+  if (!kind.empty()) body["kind"] = kind;
+  if (!note.empty()) body["note"] = note;
+  return Request{"POST", "/api/admin/accounts/" + PathSegment(account) + "/credits", body.dump()};
+}
+
+Request LeaderboardRequest(const std::string& period, const std::string& by) {
+  std::string query;
+  if (!period.empty()) query += "period=" + period;
+  if (!by.empty()) query += std::string(query.empty() ? "" : "&") + "by=" + by;
+  return {"GET", "/api/leaderboard" + (query.empty() ? "" : "?" + query), ""};
 }
 
 Request KeyCreateRequest(const KeyCreateOptions& options) {
@@ -508,6 +529,28 @@ std::string RenderAccount(const json& doc) {
                              {"credits", Cell(doc, "credits", "0")},
                              {"created", Cell(doc, "created_at")},
                              {"tasks", TaskCounts(doc.value("tasks", json::object()))}});
+  if (doc.contains("earned") || doc.contains("spent")) {
+    auto periods = [&](const char* key) {
+      const json& p = doc.contains(key) && doc[key].is_object() ? doc[key] : json::object();
+      return Cell(p, "today", "0") + " today, " + Cell(p, "week", "0") + " this week, " +
+             Cell(p, "all", "0") + " in all";
+    };
+    out += Summary({{"earned", periods("earned")},
+                    {"spent", periods("spent")},
+                    {"granted", Cell(doc, "granted", "0")},
+                    {"mode", Cell(doc, "credits_mode")}});
+    const json& ledger = ArrayField(doc, "ledger");
+    if (!ledger.empty()) {
+      std::vector<std::vector<std::string>> rows;
+      for (const json& e : ledger) {
+        if (rows.size() == 10) break;
+        rows.push_back({Cell(e, "at"), Cell(e, "kind"), Cell(e, "amount"), Cell(e, "service"),
+                        Cell(e, "task_id"), Cell(e, "worker_id"), Cell(e, "note")});
+      }
+      out += "\nlatest credit changes\n" +
+             Table({"AT", "KIND", "AMOUNT", "SERVICE", "TASK", "WORKER", "NOTE"}, rows);
+    }
+  }
   const json& keys = ArrayField(doc, "keys");
   out += "\n" + std::to_string(keys.size()) + " API key(s)\n";
   if (!keys.empty()) {
@@ -537,6 +580,31 @@ std::string RenderAccount(const json& doc) {
               rows);
   }
   return out;
+}
+
+std::string RenderCreditsGranted(const json& answer) {
+  const std::string what = Cell(answer, "kind") == "adjustment" ? "adjusted" : "granted";
+  std::string out = what + " " + Cell(answer, "amount") + " credits to " + Cell(answer, "account");
+  if (answer.is_object() && !answer.value("note", "").empty())
+    out += " (" + Cell(answer, "note") + ")";
+  return out + "; balance " + Cell(answer, "balance") + "\n";
+}
+
+std::string RenderLeaderboard(const json& doc) {
+  const json& accounts = ArrayField(doc, "accounts");
+  std::string out = "contributors, " + Cell(doc, "period") + ", by " + Cell(doc, "by") + "\n";
+  if (accounts.empty()) return out + "nobody has earned credits in this period\n";
+  std::vector<std::vector<std::string>> rows;
+  for (const json& a : accounts) {
+    rows.push_back({Cell(a, "rank"), Cell(a, "account"), Cell(a, "credits"), Cell(a, "tasks"),
+                    Cell(a, "compute_s")});
+    for (const json& w : ArrayField(a, "workers")) {
+      const std::string name = Cell(w, "name", "");
+      rows.push_back({"", "  " + Cell(w, "worker_id") + (name.empty() ? "" : " (" + name + ")"),
+                      Cell(w, "credits"), Cell(w, "tasks"), Cell(w, "compute_s")});
+    }
+  }
+  return out + Table({"RANK", "ACCOUNT / WORKER", "CREDITS", "TASKS", "COMPUTE S"}, rows);
 }
 
 std::string RenderKeyCreated(const json& k) {

@@ -107,6 +107,12 @@ Request AccountCreateRequest(const std::string& name, const std::string& role);
 Request AccountListRequest();
 // The key's own account, or (an admin key) the account NAME.
 Request AccountShowRequest(const std::string& name = "");
+// `rmactl credits grant ACCOUNT AMOUNT [--kind grant|adjustment] [--note TEXT]` (admin key); AMOUNT
+// a decimal number, negative to take credits away. InvalidArgument when AMOUNT is not a number.
+Result<Request> CreditsGrantRequest(const std::string& account, const std::string& amount,
+                                    const std::string& kind, const std::string& note);
+// `rmactl leaderboard [--period day|week|all] [--by credits|tasks|compute]`; empty: the defaults.
+Request LeaderboardRequest(const std::string& period, const std::string& by);
 
 // `rmactl key create ACCOUNT [--scope S]... [--service S]... [--expires-in D] [--name N]`: what is
 // left empty (or 0) is left out, so the gateway's defaults apply (scope client, all services, no
@@ -163,6 +169,10 @@ std::string RenderAction(const nlohmann::json& answer, const WorkerNames& names 
 std::string RenderAccountCreated(const nlohmann::json& account);
 std::string RenderAccounts(const nlohmann::json& doc);
 std::string RenderAccount(const nlohmann::json& doc);
+// A grant: "granted 10 credits to bob (welcome); balance 10.5".
+std::string RenderCreditsGranted(const nlohmann::json& answer);
+// The leaderboard: one line per account (rank, credits, tasks, compute), its workers beneath.
+std::string RenderLeaderboard(const nlohmann::json& doc);
 // A new API key, set apart on its own line with the warning that it is never shown again.
 std::string RenderKeyCreated(const nlohmann::json& key);
 std::string RenderKeyRevoked(const nlohmann::json& answer);

@@ -439,6 +439,48 @@ TEST(AccountRenderTest, ShowSummarisesKeysWorkersAndTasks) {
   EXPECT_NE(out.find("offline"), std::string::npos) << out;
 }
 
+TEST(CreditsTest, GrantAndLeaderboardRequests) {
+  auto grant = CreditsGrantRequest("bob", "-2.5", "adjustment", "refund");
+  ASSERT_TRUE(grant.ok());
+  EXPECT_EQ(grant->method, "POST");
+  EXPECT_EQ(grant->path, "/api/admin/accounts/bob/credits");
+  EXPECT_EQ(json::parse(grant->body),
+            json({{"amount", -2.5}, {"kind", "adjustment"}, {"note", "refund"}}));
+  EXPECT_EQ(json::parse(CreditsGrantRequest("bob", "10", "", "")->body), json({{"amount", 10.0}}));
+  EXPECT_FALSE(CreditsGrantRequest("bob", "ten", "", "").ok());
+  EXPECT_FALSE(CreditsGrantRequest("bob", "10x", "", "").ok());
+  EXPECT_FALSE(CreditsGrantRequest("bob", "", "", "").ok());
+  EXPECT_EQ(LeaderboardRequest("", "").path, "/api/leaderboard");
+  EXPECT_EQ(LeaderboardRequest("day", "").path, "/api/leaderboard?period=day");
+  EXPECT_EQ(LeaderboardRequest("all", "tasks").path, "/api/leaderboard?period=all&by=tasks");
+  EXPECT_EQ(LeaderboardRequest("", "compute").path, "/api/leaderboard?by=compute");
+}
+
+TEST(CreditsTest, RenderGrantLeaderboardAndTheAccountsCredits) {
+  EXPECT_EQ(RenderCreditsGranted(json::parse(
+                R"({"account":"bob","amount":10.0,"balance":10.5,"kind":"grant","note":"hi"})")),
+            "granted 10 credits to bob (hi); balance 10.5\n");
+  const std::string board = RenderLeaderboard(json::parse(R"({"period":"week","by":"credits",
+      "accounts":[{"rank":1,"account":"alice","credits":12.5,"tasks":7,"compute_s":8.25,
+        "workers":[{"worker_id":"w1","name":"gpu-box","credits":12.5,"tasks":7,"compute_s":8.25}]}]})"));
+  EXPECT_NE(board.find("contributors, week, by credits\n"), std::string::npos) << board;
+  EXPECT_NE(board.find("1     alice"), std::string::npos) << board;
+  EXPECT_NE(board.find("  w1 (gpu-box)"), std::string::npos) << board;
+  EXPECT_NE(RenderLeaderboard(json::parse(R"({"period":"day","by":"tasks","accounts":[]})"))
+                .find("nobody has earned"),
+            std::string::npos);
+  const std::string account = RenderAccount(json::parse(R"({"name":"alice","role":"member",
+      "credits":3.5,"balance":3.5,"earned":{"today":1.5,"week":2.5,"all":3.5},
+      "spent":{"today":0,"week":0,"all":0},"granted":0,"credits_mode":"track",
+      "ledger":[{"at":"2030-01-02T03:04:05Z","kind":"earned","amount":1.5,"service":"echo",
+                 "task_id":"77","worker_id":"w1","note":""}]})"));
+  EXPECT_NE(account.find("earned   1.5 today, 2.5 this week, 3.5 in all"), std::string::npos)
+      << account;
+  EXPECT_NE(account.find("mode     track"), std::string::npos) << account;
+  EXPECT_NE(account.find("latest credit changes\nAT"), std::string::npos) << account;
+  EXPECT_NE(account.find("earned  1.5     echo     77"), std::string::npos) << account;
+}
+
 TEST(AccountRenderTest, ShowOfANewAccountSaysNone) {
   const std::string out = RenderAccount(json{{"name", "bob"}, {"role", "member"}});
   EXPECT_NE(out.find("tasks    none"), std::string::npos) << out;

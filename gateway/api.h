@@ -112,6 +112,9 @@ class Api {
   void RevokeKey(const Call& call, Exchange& ex);
   void CreateEnrolToken(const Call& call, Exchange& ex);
   void RevokeCredential(const Call& call, Exchange& ex);
+  // POST /api/admin/accounts/{name}/credits and GET /api/leaderboard (docs/accounts.md).
+  void GrantCredits(const Call& call, Exchange& ex);
+  void Leaderboard(const Call& call, Exchange& ex);
 
   ApiContext* ctx_;
 };

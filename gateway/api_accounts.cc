@@ -1,7 +1,8 @@
 // The account routes (docs/http-api.md, "Accounts and keys"): the caller's own account, and the
 // admin routes that create accounts, API keys and enrolment tokens and revoke keys and worker
-// credentials. The broker owns accounts (broker/accounts.h); these handlers check the request,
-// turn it into an ADMIN query with string arguments and shape the answer.
+// credentials, grants of credits and the leaderboard. The broker owns accounts (broker/accounts.h);
+// these handlers check the request, turn it into an ADMIN query with string arguments and shape the
+// answer.
 #include <charconv>
 
 #include "gateway/api.h"
@@ -138,6 +139,42 @@ void Api::CreateAccount(const Call& call, Exchange& ex) {
   admin.args["account"] = *name;
   if (!role->empty()) admin.args["role"] = *role;
   AccountAction(std::move(admin), 201, ex);
+}
+
+void Api::GrantCredits(const Call& call, Exchange& ex) {
+  auto account = PathParam(call, "name");
+  if (!account) return ex.Reply(ErrorReply(404, "no such account", "not_found"));
+  auto body = BodyObject(call.body);
+  if (!body.ok()) return ex.Reply(BadRequest(body.status()));
+  auto amount = body->find("amount");
+  if (amount == body->end() || !amount->is_number()) {
+    return ex.Reply(BadRequest(
+        Status::InvalidArgument("'amount' is required: a number of credits (negative takes)")));
+  }
+  auto kind = StringField(*body, "kind", 16);
+  auto note = StringField(*body, "note", 500);
+  if (!kind.ok()) return ex.Reply(BadRequest(kind.status()));
+  if (!note.ok()) return ex.Reply(BadRequest(note.status()));
+  proto::Admin admin;
+  admin.query = "credits_grant";
+  admin.args["account"] = *account;
+  admin.args["amount"] = amount->dump();  // the broker checks range and precision
+  if (!kind->empty()) admin.args["kind"] = *kind;
+  if (!note->empty()) admin.args["note"] = *note;
+  AccountAction(std::move(admin), 200, ex);
+}
+
+void Api::Leaderboard(const Call& call, Exchange& ex) {
+  proto::Admin admin;
+  admin.query = "leaderboard";
+  for (const char* name : {"period", "by"}) {
+    auto value = QueryParam(call.query, name);
+    if (value && value->size() > 16) {
+      return ex.Reply(BadRequest(Status::InvalidArgument(std::string(name) + " is too long")));
+    }
+    if (value && !value->empty()) admin.args[name] = *value;
+  }
+  AccountAction(std::move(admin), 200, ex);
 }
 
 void Api::CreateKey(const Call& call, Exchange& ex) {

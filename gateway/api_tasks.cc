@@ -103,6 +103,10 @@ void Api::Handle(const Call& call, Exchange& ex) {
       return CreateEnrolToken(call, ex);
     case RouteId::kAdminRevokeCredential:
       return RevokeCredential(call, ex);
+    case RouteId::kAdminCredits:
+      return GrantCredits(call, ex);
+    case RouteId::kLeaderboard:
+      return Leaderboard(call, ex);
   }
   ex.Reply(ErrorReply(500, "unhandled route", "internal"));
 }

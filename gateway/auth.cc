@@ -96,6 +96,7 @@ Status ApiKeys::Allows(const ApiKey& key, Access access) {
   switch (access) {
     case Access::kOpen:
     case Access::kAccount:
+    case Access::kLeaderboard:
       return Status::Ok();
     case Access::kClient:
       if (key.scopes & (kScopeClient | kScopeAdmin)) return Status::Ok();

@@ -26,6 +26,7 @@ int HttpStatusFor(std::string_view code) {
   if (code == "permission_denied") return 403;
   if (code == "resource_exhausted" || code == "unavailable") return 503;
   if (code == "deadline_exceeded") return 504;
+  if (code == "payment_required") return 402;
   return 502;  // anything else the broker says is the upstream's fault, not the caller's
 }
 
@@ -35,6 +36,11 @@ HttpReply BrokerErrorReply(const proto::Error& e) {
     body["available_services"] = e.available_services;
   }
   if (!e.suggestion.empty()) body["suggestion"] = e.suggestion;
+  if (e.code == "payment_required") {
+    // Credits are enforced and the account cannot pay for the task (docs/accounts.md).
+    body["balance"] = e.balance;
+    body["needed"] = e.needed;
+  }
   HttpReply r = JsonReply(HttpStatusFor(e.code), body);
   if (e.code == "resource_exhausted") r.headers.emplace_back("Retry-After", "1");
   return r;

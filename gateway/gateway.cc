@@ -492,6 +492,9 @@ class ApiHandler final : public Http::Handler {
   // Without either kind of key the API is open (loopback, or --allow-anonymous).
   Result<const ApiKey*> Authenticate(std::string_view presented, Access access,
                                      std::shared_ptr<const ApiKey>* hold) {
+    if (access == Access::kLeaderboard) {
+      access = ctx_->options.private_leaderboard ? Access::kAccount : Access::kOpen;
+    }
     const bool accounts = ctx_->broker_keys.has_accounts() || ctx_->options.broker_accounts;
     if (!accounts || access == Access::kOpen) {
       return ctx_->keys.Authorize(presented, access, ctx_->options.public_metrics);

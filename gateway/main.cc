@@ -136,6 +136,11 @@ int main(int argc, char** argv) {
   auto* o_public = app.add_flag("--public-metrics", public_metrics,
                                 "serve /metrics without a key even when keys are configured")
                        ->envname("RMA_PUBLIC_METRICS");
+  bool private_leaderboard = false;
+  auto* o_private_board =
+      app.add_flag("--private-leaderboard", private_leaderboard,
+                   "GET /api/leaderboard needs an API key (by default anyone may read it)")
+          ->envname("RMA_PRIVATE_LEADERBOARD");
   bool broker_accounts = false;
   auto* o_accounts =
       app.add_flag("--broker-accounts", broker_accounts,
@@ -228,6 +233,7 @@ int main(int argc, char** argv) {
   if (o_rate->count() > 0) options.rate_limit.rate_per_s = rate_limit;
   if (o_burst->count() > 0) options.rate_limit.burst = rate_burst;
   if (o_public->count() > 0) options.public_metrics = public_metrics;
+  if (o_private_board->count() > 0) options.private_leaderboard = private_leaderboard;
   if (o_anonymous->count() > 0) options.allow_anonymous = allow_anonymous;
   if (o_accounts->count() > 0) options.broker_accounts = broker_accounts;
   if (o_per_ip->count() > 0) options.max_connections_per_ip = max_connections_per_ip;

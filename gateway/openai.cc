@@ -35,6 +35,7 @@ namespace {
 
 std::string_view ErrorType(int status) {
   if (status == 401) return "authentication_error";
+  if (status == 402) return "insufficient_quota";  // credits enforced, balance too low
   if (status == 403) return "permission_error";
   if (status == 429) return "rate_limit_error";
   if (status >= 500) return "server_error";

@@ -84,6 +84,7 @@ Status ApplyConfigJson(const json& j, GatewayOptions* o, std::string* broker_end
                                  "rate_limit",
                                  "cors_origins",
                                  "public_metrics",
+                                 "private_leaderboard",
                                  "allow_anonymous",
                                  "max_connections_per_ip",
                                  "large_body_budget_bytes",
@@ -112,6 +113,7 @@ Status ApplyConfigJson(const json& j, GatewayOptions* o, std::string* broker_end
   RMA_RETURN_IF_ERROR(ReadCount(j, "large_body_budget_bytes", size_t{1} << 20, size_t{1} << 40,
                                 &o->large_body_budget));
   for (auto [key, out] : {std::pair{"public_metrics", &o->public_metrics},
+                          std::pair{"private_leaderboard", &o->private_leaderboard},
                           std::pair{"allow_anonymous", &o->allow_anonymous},
                           std::pair{"broker_accounts", &o->broker_accounts}}) {
     if (!j.contains(key)) continue;

@@ -48,6 +48,8 @@ struct GatewayOptions {
   RateLimit rate_limit;          // per key (per client address without keys); 0 = unlimited
   std::vector<std::string> cors_origins;  // "*" = any
   bool public_metrics = false;            // /metrics without a key even when keys are configured
+  // GET /api/leaderboard needs a key (any valid one) instead of being public.
+  bool private_leaderboard = false;
   // Keys come from the broker's accounts (broker_keys.h): requests wait for the broker's key set
   // (503 until it arrives) and are never served open; counts as keys for the listen rule.
   bool broker_accounts = false;

@@ -39,6 +39,8 @@ enum class RouteId {
   kAdminRevokeKey,         // DELETE /api/admin/keys/{prefix}
   kAdminEnrolToken,        // POST /api/admin/accounts/{name}/enrol-tokens
   kAdminRevokeCredential,  // DELETE /api/admin/workers/{id}/credential
+  kAdminCredits,           // POST /api/admin/accounts/{name}/credits
+  kLeaderboard,            // GET /api/leaderboard
   kOpenAiChat,             // POST /v1/chat/completions
   kOpenAiCompletions,      // POST /v1/completions
   kOpenAiEmbeddings,       // POST /v1/embeddings
@@ -54,6 +56,7 @@ enum class Access {
   kMetrics,      // an admin key, unless metrics are public (--public-metrics)
   kContributor,  // a contributor or admin key (enrolment tokens; the handler checks the account)
   kAccount,      // any valid key (the caller's own account)
+  kLeaderboard,  // nothing, or any valid key with --private-leaderboard
 };
 
 inline constexpr std::string_view kAnyServiceMethod = "*";

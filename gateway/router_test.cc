@@ -85,6 +85,9 @@ TEST(RouterTest, AccessMatchesTheSpec) {
       EXPECT_EQ(r.access, Access::kContributor) << r.pattern;
     } else if (r.id == RouteId::kAccount) {
       EXPECT_EQ(r.access, Access::kAccount) << r.pattern;  // any key: its own account
+    } else if (r.id == RouteId::kLeaderboard) {
+      // Public unless --private-leaderboard (then any key).
+      EXPECT_EQ(r.access, Access::kLeaderboard) << r.pattern;
     } else if (r.pattern.rfind("/api/admin/", 0) == 0) {
       EXPECT_EQ(r.access, Access::kAdmin) << r.pattern;
     } else if (r.pattern.rfind("/api/", 0) == 0) {

@@ -335,6 +335,8 @@ void Fields(V& v, M& m) {
   v.Str("message", m.message, {.always = true});
   v.StrList("available_services", m.available_services, {.max_bytes = kMaxServiceNameBytes});
   v.Str("suggestion", m.suggestion, {});
+  v.F64("balance", m.balance, {});
+  v.F64("needed", m.needed, {.non_negative = true});
 }
 
 // ---- Rules across fields, applied after decoding ------------------------------------------------

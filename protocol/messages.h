@@ -414,6 +414,9 @@ struct Error {
   std::string message;  // "message"
   std::vector<std::string> available_services;  // "available_services": when no provider
   std::string suggestion;                       // "suggestion"
+  // "balance", "needed": payment_required only: the account's credits and what the task needs.
+  double balance = 0;
+  double needed = 0;
   bool operator==(const Error&) const = default;
 };
 

@@ -12,6 +12,9 @@ endforeach()
 
 # Accounts, keys and enrolment (issue 13) end to end: real rma-broker on a fresh PostgreSQL database
 # with CURVE and --bootstrap-admin, rma-gateway --broker-accounts, rma-worker --enrol/--new-key.
+add_library(rma_account_pool STATIC support/account_pool.cc)
+target_link_libraries(rma_account_pool PUBLIC rma_test_support rma_store_test_env GTest::gmock)
+rma_target_defaults(rma_account_pool)
 rma_add_test(security_accounts_test SOURCES security/accounts_test.cc
-             LIBS rma_test_support rma_store_test_env LABELS pg TIMEOUT 300)
+             LIBS rma_account_pool LABELS pg TIMEOUT 300)
 add_dependencies(security_accounts_test rma-broker rma-worker rma-gateway)

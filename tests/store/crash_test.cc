@@ -38,8 +38,11 @@ int EnvInt(const char* name, int fallback) {
 // bounded number of unanswered ones) and remembers every task the broker acknowledged.
 class Submitter {
  public:
-  Submitter(std::string endpoint, std::string service, int rate_per_s)
-      : endpoint_(std::move(endpoint)), service_(std::move(service)), rate_(rate_per_s) {}
+  Submitter(std::string endpoint, std::string service, int rate_per_s, std::string owner = "")
+      : endpoint_(std::move(endpoint)),
+        service_(std::move(service)),
+        rate_(rate_per_s),
+        owner_(std::move(owner)) {}
   ~Submitter() { Stop(); }
 
   void Start() {
@@ -85,6 +88,7 @@ class Submitter {
           s.service = service_;
           s.payload = "task-" + std::to_string(s.ref);
           s.content_type = "text/plain";
+          s.owner = owner_;
           subs.push_back(std::move(s));
           outstanding[subs.back().ref] = now;
         }
@@ -115,6 +119,7 @@ class Submitter {
   std::string endpoint_;
   std::string service_;
   int rate_;
+  std::string owner_;  // the account the tasks are submitted for ("": anonymous)
   std::atomic<bool> stop_{false};
   std::atomic<size_t> acked_count_{0};
   std::atomic<size_t> refused_count_{0};
@@ -293,6 +298,64 @@ TEST_F(CrashTest, BrokerKilledAtRandomMomentsLosesNoAcknowledgedTask) {
       "crash\n",
       kills, acked.size(), log.size(), duplicated_tasks, duplicates, running_at_a_crash.size());
   EXPECT_GT(acked.size(), 1000u);
+}
+
+// Credits across crashes (issue 16; docs/accounts.md, "The ledger"): tasks submitted for an account
+// under --credits track while the broker is killed at random moments. Afterwards every completed
+// task has exactly one `spent` row (the completion and its row are one commit), and every balance
+// is the sum of its rows.
+TEST_F(CrashTest, BrokerKilledAtRandomMomentsChargesEachCompletedTaskExactlyOnce) {
+  FreshDatabase db;
+  {
+    // The schema is the broker's: let it create it, then add the account it will read at start.
+    Cluster first(BrokerOnly(db.url()));
+  }
+  ASSERT_EQ(QueryValue(db.url(),
+                       "INSERT INTO accounts (name, role) VALUES ('alice', 'member') "
+                       "RETURNING name"),
+            "alice");
+  ClusterOptions options = BrokerOnly(db.url());
+  options.broker_args.insert(options.broker_args.end(), {"--credits", "track"});
+  Cluster cluster(options);
+  ExecutionLog log;
+  std::vector<std::unique_ptr<FakeWorker>> workers = StartFakeWorkers(cluster, &log);
+  Submitter load(cluster.clients_endpoint(), "echo", EnvInt("RMA_CRASH_RATE", 1500), "alice");
+  load.Start();
+  const int kills = EnvInt("RMA_CRASH_KILLS", 5);
+  for (int k = 0; k < kills; ++k) {
+    AfterMoreAcks(load, RandomAcks(), cluster);
+    cluster.broker().Kill();
+    ASSERT_TRUE(cluster.broker().Wait(10s).has_value());
+    cluster.RestartBroker(/*kill=*/true);
+  }
+  AfterMoreAcks(load, 200, cluster);
+  load.Stop();
+  std::set<uint64_t> acked = load.acked();
+  ASSERT_TRUE(AllCompleted(db.url(), acked, 60s)) << cluster.Logs();
+  // The last completions' rows are in the same commits as the completions themselves.
+  EXPECT_EQ(QueryValue(db.url(),
+                       "SELECT count(*) FROM tasks t WHERE t.status = 'completed' AND t.owner = "
+                       "'alice' AND (SELECT count(*) FROM credit_ledger l WHERE l.task_id = "
+                       "t.task_id AND l.kind = 'spent') <> 1"),
+            "0")
+      << "completed tasks without exactly one spent row";
+  EXPECT_EQ(QueryValue(db.url(),
+                       "SELECT count(*) FROM credit_ledger l WHERE l.task_id IS NOT NULL AND NOT "
+                       "EXISTS (SELECT 1 FROM tasks t WHERE t.task_id = l.task_id AND t.status = "
+                       "'completed')"),
+            "0")
+      << "rows for tasks that did not complete";
+  EXPECT_EQ(QueryValue(db.url(),
+                       "SELECT count(*) FROM accounts a WHERE a.credits <> (SELECT "
+                       "coalesce(sum(amount), 0) FROM credit_ledger l WHERE l.account "
+                       "= a.name)"),
+            "0")
+      << "a balance that is not the sum of its rows";
+  const std::string charged = QueryValue(
+      db.url(), "SELECT count(*) FROM credit_ledger WHERE account = 'alice' AND kind = 'spent'");
+  std::printf("%d broker kills: %zu acknowledged tasks completed, %s charged once each\n", kills,
+              acked.size(), charged.c_str());
+  EXPECT_GE(std::stoul(charged), acked.size());
 }
 
 TEST_F(CrashTest, WorkersKilledAtRandomMomentsLoseNoAcknowledgedTask) {

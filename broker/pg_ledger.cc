@@ -1,0 +1,186 @@
+// The credit ledger in PostgreSQL (schemas/sql/005_credits.sql; docs/accounts.md, "Credits"): the
+// statement the writer adds to its group commit, and the account queries the reader answers
+// (an account's credits, grants and adjustments, the leaderboard).
+//
+// Balances move only together with the rows that explain them: one statement inserts the rows
+// (ON CONFLICT DO NOTHING on the task's unique index) and adds to accounts.credits exactly what was
+// inserted, so the sum of an account's rows is its balance after every commit, whatever was written
+// twice.
+#include <fmt/format.h>
+
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "broker/credits.h"
+#include "broker/pg_internal.h"
+#include "broker/pg_values.h"
+
+namespace rma::broker::pg {
+
+namespace {
+
+std::string Amount(double amount) { return fmt::format("{:.6f}", RoundCredits(amount)); }
+
+// `rows` (SELECT ... or VALUES ...) with the ledger's columns, inserted and added to balances.
+std::string InsertAndCredit(std::string_view rows) {
+  return fmt::format(
+      "WITH e (at, account, kind, amount, task_id, attempt, worker_id, service, compute_s, note) "
+      "AS ({}), "
+      "ins AS (INSERT INTO credit_ledger (at, account, kind, amount, task_id, attempt, "
+      "worker_id, service, compute_s, note) "
+      "SELECT e.* FROM e JOIN accounts a ON a.name = e.account "
+      "ON CONFLICT (task_id, kind) WHERE task_id IS NOT NULL DO NOTHING "
+      "RETURNING account, amount) "
+      "UPDATE accounts a SET credits = a.credits + s.total "
+      "FROM (SELECT account, sum(amount) AS total FROM ins GROUP BY account) s "
+      "WHERE a.name = s.account",
+      rows);
+}
+
+nlohmann::json TimeOrNull(const pqxx::field& micros) {
+  if (micros.is_null()) return nullptr;
+  return FormatTime(FromUnixUs(micros.as<int64_t>()));
+}
+
+// Start of the period in SQL ("day": since midnight UTC, "week": since Monday UTC).
+std::string_view PeriodStart(std::string_view period) {
+  if (period == "day") return "date_trunc('day', now(), 'UTC')";
+  if (period == "week") return "date_trunc('week', now(), 'UTC')";
+  return "'-infinity'::timestamptz";
+}
+
+}  // namespace
+
+std::string LedgerSql(pqxx::transaction_base& tx, const std::vector<LedgerEntry>& entries) {
+  if (entries.empty()) return {};
+  std::string values = "VALUES ";
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const LedgerEntry& e = entries[i];
+    const bool task = e.task_id.value() != 0;
+    values += fmt::format(
+        "{}({}::timestamptz, {}, {}, {}::numeric, {}::bigint, {}::integer, {}, {}, "
+        "{}::double precision, {})",
+        i == 0 ? "" : ",", tx.quote(PgTimestamp(e.at)), tx.quote(CleanText(e.account)),
+        tx.quote(e.kind), Amount(e.amount),
+        task ? std::to_string(static_cast<int64_t>(e.task_id.value())) : std::string("NULL"),
+        task ? std::to_string(e.attempt) : std::string("NULL"), tx.quote(CleanText(e.worker_id)),
+        tx.quote(CleanText(e.service)), fmt::format("{:.6f}", e.compute_s),
+        tx.quote(CleanText(e.note)));
+  }
+  return InsertAndCredit(values);
+}
+
+nlohmann::json CreditSummary(pqxx::transaction_base& tx, const std::string& account) {
+  // Earned counts what the account's workers did (and uptime); spent what its tasks cost.
+  pqxx::result totals = tx.exec_params(
+      "SELECT "
+      "coalesce(sum(amount) FILTER (WHERE kind IN ('earned', 'uptime') AND at >= "
+      "date_trunc('day', now(), 'UTC')), 0)::float8, "
+      "coalesce(sum(amount) FILTER (WHERE kind IN ('earned', 'uptime') AND at >= "
+      "date_trunc('week', now(), 'UTC')), 0)::float8, "
+      "coalesce(sum(amount) FILTER (WHERE kind IN ('earned', 'uptime')), 0)::float8, "
+      "coalesce(-sum(amount) FILTER (WHERE kind = 'spent' AND at >= "
+      "date_trunc('day', now(), 'UTC')), 0)::float8, "
+      "coalesce(-sum(amount) FILTER (WHERE kind = 'spent' AND at >= "
+      "date_trunc('week', now(), 'UTC')), 0)::float8, "
+      "coalesce(-sum(amount) FILTER (WHERE kind = 'spent'), 0)::float8, "
+      "coalesce(sum(amount) FILTER (WHERE kind IN ('grant', 'adjustment')), 0)::float8 "
+      "FROM credit_ledger WHERE account = $1",
+      account);
+  const pqxx::row t = totals[0];
+  nlohmann::json doc = {
+      {"earned", {{"today", t[0].as<double>()}, {"week", t[1].as<double>()},
+                  {"all", t[2].as<double>()}}},
+      {"spent", {{"today", t[3].as<double>()}, {"week", t[4].as<double>()},
+                 {"all", t[5].as<double>()}}},
+      {"granted", t[6].as<double>()}};
+  nlohmann::json ledger = nlohmann::json::array();
+  for (const pqxx::row& r : tx.exec_params(
+           "SELECT " + Micros("at") +
+               ", kind, amount::float8, task_id, attempt, worker_id, service, compute_s, note "
+               "FROM credit_ledger WHERE account = $1 ORDER BY id DESC LIMIT 50",
+           account)) {
+    nlohmann::json e = {{"at", TimeOrNull(r[0])},     {"kind", Text(r[1])},
+                        {"amount", r[2].as<double>()}, {"worker_id", Text(r[5])},
+                        {"service", Text(r[6])},      {"compute_s", r[7].as<double>()},
+                        {"note", Text(r[8])}};
+    if (!r[3].is_null()) {
+      e["task_id"] = std::to_string(static_cast<uint64_t>(r[3].as<int64_t>()));
+      e["attempt"] = r[4].as<int64_t>();
+    }
+    ledger.push_back(std::move(e));
+  }
+  doc["ledger"] = std::move(ledger);
+  return doc;
+}
+
+Result<nlohmann::json> GrantCredits(pqxx::transaction_base& tx, const LedgerEntry& grant) {
+  if (grant.kind != "grant" && grant.kind != "adjustment") {
+    return Status::InvalidArgument("kind must be grant or adjustment");
+  }
+  if (tx.exec_params("SELECT 1 FROM accounts WHERE name = $1", grant.account).empty()) {
+    return Status::NotFound("no account '" + grant.account.substr(0, 64) + "'");
+  }
+  tx.exec(LedgerSql(tx, {grant}));
+  pqxx::result balance =
+      tx.exec_params("SELECT credits::float8 FROM accounts WHERE name = $1", grant.account);
+  return nlohmann::json{{"account", grant.account},
+                        {"kind", grant.kind},
+                        {"amount", RoundCredits(grant.amount)},
+                        {"note", grant.note},
+                        {"balance", balance[0][0].as<double>()}};
+}
+
+Result<nlohmann::json> Leaderboard(pqxx::transaction_base& tx, std::string_view period,
+                                   std::string_view by, size_t limit) {
+  if (period != "day" && period != "week" && period != "all") {
+    return Status::InvalidArgument("period must be day, week or all");
+  }
+  std::string order;
+  if (by == "credits") {
+    order = "credits";
+  } else if (by == "tasks") {
+    order = "tasks";
+  } else if (by == "compute") {
+    order = "compute_s";
+  } else {
+    return Status::InvalidArgument("by must be credits, tasks or compute");
+  }
+  const std::string since(PeriodStart(period));
+  // One row per (account, worker) of the accounts that earned in the period; the accounts ranked
+  // by their sums, the workers beneath each.
+  pqxx::result rows = tx.exec(fmt::format(
+      "WITH w AS (SELECT account, worker_id, sum(amount)::float8 AS credits, count(*) AS tasks, "
+      "sum(compute_s) AS compute_s FROM credit_ledger WHERE kind = 'earned' AND at >= {} "
+      "GROUP BY account, worker_id), "
+      "a AS (SELECT account, sum(credits) AS credits, sum(tasks) AS tasks, "
+      "sum(compute_s) AS compute_s FROM w GROUP BY account ORDER BY {} DESC, account LIMIT {}) "
+      "SELECT a.account, a.credits, a.tasks, a.compute_s, w.worker_id, w.credits, w.tasks, "
+      "w.compute_s, coalesce(c.name, '') FROM a JOIN w ON w.account = a.account "
+      "LEFT JOIN LATERAL (SELECT name FROM worker_credentials wc WHERE wc.worker_id = w.worker_id "
+      "AND wc.account = a.account ORDER BY last_seen DESC LIMIT 1) c ON true "
+      "ORDER BY a.{} DESC, a.account, w.credits DESC, w.worker_id",
+      since, order, limit, order));
+  nlohmann::json accounts = nlohmann::json::array();
+  for (const pqxx::row& r : rows) {
+    const std::string account = Text(r[0]);
+    if (accounts.empty() || accounts.back()["account"] != account) {
+      accounts.push_back({{"rank", accounts.size() + 1},
+                          {"account", account},
+                          {"credits", RoundCredits(r[1].as<double>())},
+                          {"tasks", r[2].as<int64_t>()},
+                          {"compute_s", r[3].as<double>()},
+                          {"workers", nlohmann::json::array()}});
+    }
+    accounts.back()["workers"].push_back({{"worker_id", Text(r[4])},
+                                          {"name", Text(r[8])},
+                                          {"credits", RoundCredits(r[5].as<double>())},
+                                          {"tasks", r[6].as<int64_t>()},
+                                          {"compute_s", r[7].as<double>()}});
+  }
+  return nlohmann::json{{"period", period}, {"by", by}, {"accounts", std::move(accounts)}};
+}
+
+}  // namespace rma::broker::pg

@@ -1,0 +1,155 @@
+// Credits end to end (issue 16; docs/accounts.md, "Credits"), with real processes: rma-broker
+// with --credits on a fresh PostgreSQL database, rma-gateway --broker-accounts, and rma-worker
+// processes enrolled to a volunteer's account.
+//
+// - track: a volunteer's worker earns for every accepted result and the submitter pays the same
+//   (plus the fee); GET /api/account shows it; every task has exactly one earned and one spent row;
+//   the sum of each account's rows is its balance (SQL).
+// - enforce: an account below a service's minimum gets 402 {"error", "balance", "needed"}; an
+//   admin account is exempt; a grant lets the account submit again; new accounts start with
+//   --initial-credits.
+// - the leaderboard ranks the accounts whose workers earned, with their workers beneath, and is
+//   public unless the gateway says --private-leaderboard.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "tests/support/account_pool.h"
+
+namespace rma::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+
+double Number(const std::string& text) { return text.empty() ? -1e300 : std::stod(text); }
+
+class Credits : public AccountPool {
+ protected:
+  // A volunteer (alice, whose worker w1 runs echo and sleep) and a client (bob).
+  void StartVolunteer() {
+    alice_ = AccountWithKey("alice", {"client", "contributor"});
+    bob_ = AccountWithKey("bob", {"client"});
+    StartWorker("w1", {"--enrol", EnrolToken("alice", alice_), "--slots", "4"});
+    ASSERT_TRUE(WaitUntil([&] { return Live("w1"); }, 30s)) << cluster_->Logs();
+    ASSERT_TRUE(WaitForService(*cluster_, "sleep", {"X-API-Key: " + admin_}));
+  }
+  // The ledger is written in the broker's group commit, right after the task's completion.
+  std::string Sql(const std::string& query) { return QueryValue(db_->url(), query); }
+
+  std::string alice_;
+  std::string bob_;
+};
+
+class CreditsTracked : public Credits {
+ protected:
+  CreditsTracked() { extra_broker_args_ = {"--credits", "track", "--credit-fee", "0.25"}; }
+};
+
+TEST_F(CreditsTracked, EachAcceptedResultEarnsTheWorkersAccountAndCostsTheSubmitterOnce) {
+  StartVolunteer();
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) ids.push_back(Submit(bob_, "sleep", 200));
+  for (const std::string& id : ids) {
+    ASSERT_EQ(WaitTask(bob_, id).value("status", ""), "completed");
+  }
+  // Recorded with the completions: wait for the commit, not for a guess of its time. These are
+  // the pool's only tasks.
+  ASSERT_TRUE(WaitUntil(
+      [&] { return Sql("SELECT count(*) FROM credit_ledger WHERE task_id IS NOT NULL") == "10"; },
+      10s))
+      << Sql("SELECT count(*) FROM credit_ledger");
+  // Exactly one earned row (alice, worker w1) and one spent row (bob) per task.
+  EXPECT_EQ(Sql("SELECT count(DISTINCT task_id) FROM credit_ledger WHERE kind = 'earned' AND "
+                "account = 'alice' AND worker_id = 'w1'"),
+            "5");
+  EXPECT_EQ(Sql("SELECT count(DISTINCT task_id) FROM credit_ledger WHERE kind = 'spent' AND "
+                "account = 'bob'"),
+            "5");
+  // Each task ran ~200 ms: it earned about 0.2 x the worker's tier weight (>= 1).
+  const double earned =
+      Number(Sql("SELECT sum(amount) FROM credit_ledger WHERE kind = 'earned'"));
+  EXPECT_GE(earned, 5 * 0.2);
+  EXPECT_LT(earned, 5 * 3.0 * 3);  // sleep 200 ms on a slow machine, at most GPU weight
+  const double spent = Number(Sql("SELECT -sum(amount) FROM credit_ledger WHERE kind = 'spent'"));
+  EXPECT_NEAR(spent, earned + 5 * 0.25, 1e-6) << "the submitter pays the price plus the fee";
+  // The balances are the sums of the rows (the invariant of docs/accounts.md).
+  EXPECT_EQ(Sql("SELECT count(*) FROM accounts a WHERE a.credits <> (SELECT coalesce(sum(amount), "
+                "0) FROM credit_ledger l WHERE l.account = a.name)"),
+            "0");
+
+  // What each of them sees.
+  json a = Call("GET", "/api/account", alice_).Json();
+  EXPECT_NEAR(a.value("balance", -1.0), earned, 1e-6) << a.dump();
+  EXPECT_NEAR(a["earned"].value("today", -1.0), earned, 1e-6) << a.dump();
+  EXPECT_NEAR(a["earned"].value("all", -1.0), earned, 1e-6);
+  EXPECT_EQ(a.value("credits_mode", ""), "track");
+  ASSERT_TRUE(a["ledger"].is_array());
+  ASSERT_EQ(a["ledger"].size(), 5u) << a.dump();
+  EXPECT_EQ(a["ledger"][0].value("kind", ""), "earned");
+  EXPECT_EQ(a["ledger"][0].value("worker_id", ""), "w1");
+  EXPECT_THAT(ids, ::testing::Contains(a["ledger"][0].value("task_id", "")));
+  json b = Call("GET", "/api/account", bob_).Json();
+  EXPECT_NEAR(b.value("balance", 1.0), -spent, 1e-6) << b.dump();
+  EXPECT_NEAR(b["spent"].value("week", -1.0), spent, 1e-6);
+
+  // The leaderboard, public: alice first, her worker beneath; bob earned nothing.
+  HttpResponse board = Call("GET", "/api/leaderboard?period=day&by=tasks", "");
+  ASSERT_EQ(board.status, 200) << board.body;
+  json top = board.Json();
+  ASSERT_EQ(top["accounts"].size(), 1u) << board.body;
+  EXPECT_EQ(top["accounts"][0].value("account", ""), "alice");
+  EXPECT_EQ(top["accounts"][0].value("tasks", 0), 5);
+  EXPECT_EQ(top["accounts"][0]["workers"][0].value("worker_id", ""), "w1");
+  EXPECT_EQ(Call("GET", "/api/leaderboard?period=year", "").status, 400);
+}
+
+class CreditsEnforced : public Credits {
+ protected:
+  CreditsEnforced() {
+    extra_broker_args_ = {"--credits", "enforce", "--min-credits", "1", "--initial-credits", "0.5"};
+    extra_gateway_args_ = {"--private-leaderboard"};
+  }
+};
+
+TEST_F(CreditsEnforced, AnAccountThatCannotPayGets402UntilItIsGrantedCredits) {
+  StartVolunteer();
+  // New accounts start with --initial-credits, a grant row of their ledger.
+  json b = Call("GET", "/api/account", bob_).Json();
+  EXPECT_DOUBLE_EQ(b.value("balance", -1.0), 0.5) << b.dump();
+  EXPECT_EQ(Sql("SELECT count(*) FROM credit_ledger WHERE account = 'bob' AND kind = 'grant'"),
+            "1");
+
+  HttpResponse refused =
+      Call("POST", "/api/tasks", bob_, {{"service", "echo"}, {"payload", "x"}});
+  ASSERT_EQ(refused.status, 402) << refused.body;
+  json why = refused.Json();
+  EXPECT_EQ(why.value("code", ""), "payment_required");
+  EXPECT_DOUBLE_EQ(why.value("balance", -1.0), 0.5);
+  EXPECT_DOUBLE_EQ(why.value("needed", -1.0), 1.0);
+  EXPECT_FALSE(why.value("error", "").empty());
+  // Synchronous calls too.
+  EXPECT_EQ(Call("POST", "/api/service/echo/x", bob_, {{"a", 1}}).status, 402);
+  // An admin account is exempt whatever its balance.
+  EXPECT_EQ(Call("POST", "/api/tasks", admin_, {{"service", "echo"}, {"payload", "x"}}).status,
+            202);
+
+  // A grant (admin only) moves the balance the broker checks.
+  EXPECT_EQ(Call("POST", "/api/admin/accounts/bob/credits", bob_, {{"amount", 10}}).status, 403);
+  EXPECT_EQ(Call("POST", "/api/admin/accounts/bob/credits", admin_, {{"amount", "ten"}}).status,
+            400);
+  EXPECT_EQ(Call("POST", "/api/admin/accounts/nobody/credits", admin_, {{"amount", 10}}).status,
+            404);
+  HttpResponse grant = Call("POST", "/api/admin/accounts/bob/credits", admin_,
+                            {{"amount", 10}, {"note", "welcome"}});
+  ASSERT_EQ(grant.status, 200) << grant.body;
+  EXPECT_DOUBLE_EQ(grant.Json().value("balance", -1.0), 10.5);
+  const std::string id = Submit(bob_, "echo", "paid");
+  EXPECT_EQ(WaitTask(bob_, id).value("status", ""), "completed");
+
+  // --private-leaderboard: a key is needed, any key.
+  EXPECT_EQ(Call("GET", "/api/leaderboard", "").status, 401);
+  EXPECT_EQ(Call("GET", "/api/leaderboard", bob_).status, 200);
+}
+
+}  // namespace
+}  // namespace rma::testing
