@@ -23,8 +23,11 @@ rate=${RATE:-0}  # tasks/s offered; 0: as fast as the window allows
 credit_modes=${CREDITS:-off}
 build=${BUILD_DIR:-$root/build/bench}
 
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRMA_BUILD_TESTS=ON -DRMA_BUILD_BENCHMARKS=ON \
-  -DRMA_BUILD_DASHBOARD=OFF >/dev/null
+# An existing build directory is used as it is configured (it should be Release).
+if [[ ! -f $build/CMakeCache.txt ]]; then
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRMA_BUILD_TESTS=ON -DRMA_BUILD_BENCHMARKS=ON \
+    -DRMA_BUILD_DASHBOARD=OFF >/dev/null
+fi
 cmake --build "$build" --target rma-broker store_bench -j "$(nproc)" >/dev/null
 
 work=$(mktemp -d /tmp/rma-store-bench.XXXXXX)

@@ -152,8 +152,13 @@ void ExecuteAccount(pqxx::connection& conn, const AccountRequest& request, Accou
 Result<std::optional<std::string>> BootstrapAdmin(pqxx::connection& conn);
 
 // pg_ledger.cc: the statement that records credit ledger rows and moves the balances with them
-// ("" for none).
+// ("" for none), for a few rows in a multi-statement batch; WriteLedgerRows does the same for any
+// number through COPY into the writer's staging table (LedgerStageSql, LedgerFromStageSql: made
+// and prepared by PrepareWriter).
 std::string LedgerSql(pqxx::transaction_base& tx, const std::vector<LedgerEntry>& entries);
+void WriteLedgerRows(pqxx::transaction_base& tx, const std::vector<LedgerEntry>& entries);
+std::string LedgerStageSql();
+std::string LedgerFromStageSql();
 // An account's credits for GET /api/account: earned and spent today, this week and in all, what
 // was granted, and its latest ledger rows.
 nlohmann::json CreditSummary(pqxx::transaction_base& tx, const std::string& account);

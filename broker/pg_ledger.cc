@@ -8,8 +8,10 @@
 // twice.
 #include <fmt/format.h>
 
+#include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
@@ -53,6 +55,47 @@ std::string_view PeriodStart(std::string_view period) {
 
 }  // namespace
 
+const std::vector<std::string>& LedgerColumns() {
+  static const std::vector<std::string> columns = {"at",        "account", "kind",      "amount",
+                                                   "task_id",   "attempt", "worker_id", "service",
+                                                   "compute_s", "note"};
+  return columns;
+}
+
+std::string LedgerStageSql() {
+  return "CREATE TEMP TABLE rma_ledger_stage (at timestamptz, account text, kind text, amount "
+         "numeric, task_id bigint, attempt integer, worker_id text, service text, compute_s "
+         "double precision, note text) ON COMMIT DELETE ROWS";
+}
+
+std::string LedgerFromStageSql() {
+  return InsertAndCredit("SELECT " + Join(LedgerColumns(), "%") + " FROM rma_ledger_stage");
+}
+
+void WriteLedgerRows(pqxx::transaction_base& tx, const std::vector<LedgerEntry>& entries) {
+  if (entries.empty()) return;
+  {
+    // COPY: a row costs a fifth of what it costs in a VALUES list (parsing every literal).
+    pqxx::stream_to copy(tx, "rma_ledger_stage", LedgerColumns());
+    for (const LedgerEntry& e : entries) {
+      const bool task = e.task_id.value() != 0;
+      std::optional<int64_t> task_id;
+      std::optional<int64_t> attempt;
+      if (task) {
+        task_id = static_cast<int64_t>(e.task_id.value());
+        attempt = static_cast<int64_t>(e.attempt);
+      }
+      copy << std::make_tuple(PgTimestamp(e.at), CleanText(e.account), e.kind, Amount(e.amount),
+                              task_id, attempt, CleanText(e.worker_id), CleanText(e.service),
+                              e.compute_s, CleanText(e.note));
+    }
+    copy.complete();
+  }
+  tx.exec_prepared("rma_ledger_from_stage");
+  // Emptied at commit anyway; now, for a subtransaction's rows not to be inserted twice.
+  tx.exec("DELETE FROM rma_ledger_stage");
+}
+
 std::string LedgerSql(pqxx::transaction_base& tx, const std::vector<LedgerEntry>& entries) {
   if (entries.empty()) return {};
   std::string values = "VALUES ";
@@ -91,10 +134,10 @@ nlohmann::json CreditSummary(pqxx::transaction_base& tx, const std::string& acco
       account);
   const pqxx::row t = totals[0];
   nlohmann::json doc = {
-      {"earned", {{"today", t[0].as<double>()}, {"week", t[1].as<double>()},
-                  {"all", t[2].as<double>()}}},
-      {"spent", {{"today", t[3].as<double>()}, {"week", t[4].as<double>()},
-                 {"all", t[5].as<double>()}}},
+      {"earned",
+       {{"today", t[0].as<double>()}, {"week", t[1].as<double>()}, {"all", t[2].as<double>()}}},
+      {"spent",
+       {{"today", t[3].as<double>()}, {"week", t[4].as<double>()}, {"all", t[5].as<double>()}}},
       {"granted", t[6].as<double>()}};
   nlohmann::json ledger = nlohmann::json::array();
   for (const pqxx::row& r : tx.exec_params(
@@ -102,9 +145,9 @@ nlohmann::json CreditSummary(pqxx::transaction_base& tx, const std::string& acco
                ", kind, amount::float8, task_id, attempt, worker_id, service, compute_s, note "
                "FROM credit_ledger WHERE account = $1 ORDER BY id DESC LIMIT 50",
            account)) {
-    nlohmann::json e = {{"at", TimeOrNull(r[0])},     {"kind", Text(r[1])},
+    nlohmann::json e = {{"at", TimeOrNull(r[0])},      {"kind", Text(r[1])},
                         {"amount", r[2].as<double>()}, {"worker_id", Text(r[5])},
-                        {"service", Text(r[6])},      {"compute_s", r[7].as<double>()},
+                        {"service", Text(r[6])},       {"compute_s", r[7].as<double>()},
                         {"note", Text(r[8])}};
     if (!r[3].is_null()) {
       e["task_id"] = std::to_string(static_cast<uint64_t>(r[3].as<int64_t>()));

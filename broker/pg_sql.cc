@@ -216,7 +216,9 @@ void PrepareWriter(pqxx::connection& conn) {
     q.exec("SET statement_timeout = '60s'");
     q.exec("CREATE TEMP TABLE rma_stage ON COMMIT DELETE ROWS AS SELECT " +
            Join(kTaskColumns, "%") + " FROM tasks WITH NO DATA");
+    q.exec(LedgerStageSql());
   }
+  conn.prepare("rma_ledger_from_stage", LedgerFromStageSql());
   const std::string cols = Join(kTaskColumns, "%");
   conn.prepare("rma_insert_staged",
                InsertTasks("SELECT " + cols + " FROM rma_stage WHERE payload IS NOT NULL"));

@@ -291,7 +291,7 @@ class Writer {
       pqxx::work tx(*conn_);
       if (!careful) {
         WriteTaskRows(tx, rows_, false);
-        if (!ledger_.empty()) tx.exec(LedgerSql(tx, ledger_));
+        WriteLedgerRows(tx, ledger_);
       } else {
         for (Row& row : rows_) CarefulTaskRow(tx, row, unrecorded);
         CarefulLedger(tx);
@@ -352,7 +352,8 @@ class Writer {
   }
 
   bool SmallBatch() const {
-    return rows_.size() <= kSmallBatchRows && workers_.empty() && stats_.empty() &&
+    return rows_.size() <= kSmallBatchRows && ledger_.size() <= 2 * kSmallBatchRows &&
+           workers_.empty() && stats_.empty() &&
            std::none_of(rows_.begin(), rows_.end(),
                         [](const Row& r) { return r.kind == WriteKind::kDelete; });
   }
@@ -479,7 +480,7 @@ class Writer {
     for (const LedgerEntry& e : ledger_) {
       try {
         pqxx::subtransaction sub(tx, "rma_ledger");
-        sub.exec(LedgerSql(sub, {e}));
+        WriteLedgerRows(sub, {e});
         sub.commit();
       } catch (const pqxx::sql_error& err) {
         if (IsTransient(err)) throw;

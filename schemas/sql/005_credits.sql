@@ -7,7 +7,9 @@
 CREATE TABLE credit_ledger (
   id          bigserial PRIMARY KEY,
   at          timestamptz NOT NULL DEFAULT now(),
-  account     text NOT NULL REFERENCES accounts (name),
+  -- No foreign key: its check is a trigger per row that costs as much as the row itself; the
+  -- broker's insert joins accounts instead, and accounts are never deleted.
+  account     text NOT NULL,
   kind        text NOT NULL CHECK (kind IN ('earned', 'spent', 'uptime', 'grant', 'adjustment')),
   amount      numeric NOT NULL,          -- signed: spent rows are negative
   task_id     bigint,                    -- earned, spent: the task (its accepted attempt)
@@ -19,5 +21,6 @@ CREATE TABLE credit_ledger (
 );
 -- Exactly once per task: one row earned by the worker's account, one spent by the submitter's.
 CREATE UNIQUE INDEX credit_ledger_task_idx ON credit_ledger (task_id, kind) WHERE task_id IS NOT NULL;
+-- An account's rows (GET /api/account), and the leaderboard's rows of a period.
 CREATE INDEX credit_ledger_account_idx ON credit_ledger (account, at);
-CREATE INDEX credit_ledger_at_idx ON credit_ledger (at);
+CREATE INDEX credit_ledger_earned_idx ON credit_ledger (at) WHERE kind = 'earned';
