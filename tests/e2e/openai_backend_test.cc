@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "tests/support/http_client.h"
+#include "tests/openai/sdk_run.h"
 #include "tests/support/process.h"
 #include "tests/support/test_backend.h"
 
@@ -26,44 +27,10 @@ using nlohmann::json;
 
 constexpr int64_t kTokenDelayMs = 50;
 
-struct SdkRun {
-  std::optional<int> exit_code;
-  std::string output;                  // everything node wrote, for failure messages
-  std::map<std::string, json> checks;  // by "check"
-  std::vector<json> chunks;            // the {"chunk":...} lines, in order
-  json done;
-};
-
-// Runs sdk_check.mjs against `base_url` with `args` and parses its output.
-SdkRun RunSdkCheck(const std::string& base_url, const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {RMA_OPENAI_SDK_CHECK, base_url};
-  argv.insert(argv.end(), args.begin(), args.end());
-  const std::string log = TempDir("openai-sdk") + "/sdk_check.log";
-  Process node = Process::Start(RMA_NODE_EXECUTABLE, argv, log);
-  SdkRun run;
-  run.exit_code = node.Wait(120s);
-  if (!run.exit_code) node.Kill();
-  run.output = node.Log();
-  std::istringstream lines(run.output);
-  std::string line;
-  while (std::getline(lines, line)) {
-    json j = json::parse(line, nullptr, false);
-    if (!j.is_object()) continue;  // node's own warnings, if any
-    if (j.contains("check")) run.checks[j["check"].get<std::string>()] = j;
-    if (j.contains("chunk")) run.chunks.push_back(j);
-    if (j.contains("done")) run.done = j;
-  }
-  return run;
-}
-
 std::string Tokens(int n) {
   std::string text;
   for (int i = 0; i < n; ++i) text += (i == 0 ? "tok" : " tok") + std::to_string(i);
   return text;
-}
-
-double MonoMs(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double, std::milli>(t.time_since_epoch()).count();
 }
 
 // The finished streams the backend wrote for `path`, oldest first.

@@ -16,6 +16,7 @@
 
 #include "tests/support/cluster.h"
 #include "tests/support/http_client.h"
+#include "tests/openai/sdk_run.h"
 #include "tests/support/process.h"
 #include "tests/support/test_backend.h"
 
@@ -26,37 +27,6 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 
 constexpr int64_t kTokenDelayMs = 50;
-
-struct SdkRun {
-  std::optional<int> exit_code;
-  std::string output;
-  std::map<std::string, json> checks;
-  std::vector<json> chunks;
-};
-
-SdkRun RunSdk(const std::string& base_url, const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {RMA_OPENAI_SDK_CHECK, base_url};
-  argv.insert(argv.end(), args.begin(), args.end());
-  const std::string log = TempDir("openai-gw") + "/sdk_check.log";
-  Process node = Process::Start(RMA_NODE_EXECUTABLE, argv, log);
-  SdkRun run;
-  run.exit_code = node.Wait(120s);
-  if (!run.exit_code) node.Kill();
-  run.output = node.Log();
-  std::istringstream lines(run.output);
-  std::string line;
-  while (std::getline(lines, line)) {
-    json j = json::parse(line, nullptr, false);
-    if (!j.is_object()) continue;
-    if (j.contains("check")) run.checks[j["check"].get<std::string>()] = j;
-    if (j.contains("chunk")) run.chunks.push_back(j);
-  }
-  return run;
-}
-
-double MonoMs(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double, std::milli>(t.time_since_epoch()).count();
-}
 
 class OpenAiGatewayTest : public ::testing::Test {
  protected:
@@ -86,7 +56,7 @@ class OpenAiGatewayTest : public ::testing::Test {
 };
 
 TEST_F(OpenAiGatewayTest, TheOfficialSdkChatsStreamsAndEmbedsThroughThePool) {
-  SdkRun run = RunSdk(c().Url("/v1"), {"--tokens", "8"});
+  SdkRun run = RunSdkCheck(c().Url("/v1"), {"--tokens", "8"});
   ASSERT_EQ(run.exit_code, 0) << run.output << c().Logs();
   for (const char* check : {"models_list", "chat", "chat_stream", "chat_stream_abort", "completion",
                             "completion_stream", "embeddings", "error"}) {
