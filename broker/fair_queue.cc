@@ -28,6 +28,7 @@ uint32_t FairQueue::NewSlot() {
 uint32_t FairQueue::Push(Time now, TaskId id, const std::string& account, uint32_t donor_class,
                          uint32_t priority, bool front) {
   priority = std::min(priority, kPriorities - 1);
+  if (levels_.empty()) levels_.resize(kPriorities);
   auto [it, inserted] = accounts_.try_emplace(account);
   Account& a = it->second;
   if (inserted) a.name = account;
@@ -118,7 +119,9 @@ void FairQueue::Unlink(Time now, uint32_t s, bool served) {
   EraseIfUnused(a);
   if (served_ring != nullptr) ForgetIdle(*served_ring);
   if (size_ == 0) {
-    // Every slot is free: start again from an empty slab, so a burst does not hold memory.
+    // Every slot is free: start again from an empty slab, so a burst does not hold memory; with
+    // nothing remembered either, the levels go too.
+    if (accounts_.empty()) std::vector<Level>().swap(levels_);
     if (slots_.capacity() > 4096) {
       std::vector<Slot>().swap(slots_);
       std::vector<uint32_t>().swap(free_slots_);
@@ -136,13 +139,18 @@ void FairQueue::EraseIfUnused(Account& account) {
 }
 
 void FairQueue::ForgetIdle(Ring& ring) {
-  while (!ring.idle.empty() &&
-         (ring.idle.front().finish <= ring.virtual_time || ring.idle.size() > kMaxRemembered)) {
-    Account& a = *ring.idle.front().account;
-    ring.idle.pop_front();
+  while (ring.remembered() > 0 && (ring.idle[ring.idle_head].finish <= ring.virtual_time ||
+                                   ring.remembered() > kMaxRemembered)) {
+    Account& a = *ring.idle[ring.idle_head++].account;
     ++work_;
     --a.remembered;
     EraseIfUnused(a);
+  }
+  // Drop what was forgotten once it is most of the list: amortised O(1) per entry.
+  if (ring.idle_head > 64 && ring.idle_head * 2 > ring.idle.size()) {
+    ring.idle.erase(ring.idle.begin(), ring.idle.begin() + static_cast<ptrdiff_t>(ring.idle_head));
+    ring.idle_head = 0;
+    work_ += ring.idle.size();
   }
 }
 
@@ -220,6 +228,7 @@ void FairQueue::SetDonorClass(const std::string& account, uint32_t donor_class) 
 
 std::optional<TaskId> FairQueue::TakeFirst(Time now, size_t max_candidates,
                                            absl::FunctionRef<bool(TaskId)> accept) {
+  if (size_ == 0) return std::nullopt;
   size_t looked = 0;
   for (uint32_t p = kPriorities; p-- > 0 && looked < max_candidates;) {
     Level& level = levels_[p];

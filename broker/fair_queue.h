@@ -34,7 +34,6 @@
 
 #include <array>
 #include <cstdint>
-#include <deque>
 #include <optional>
 #include <set>
 #include <string>
@@ -176,7 +175,10 @@ class FairQueue {
   struct Ring {
     std::set<Turn> lanes;
     uint64_t virtual_time = 0;  // the turn of the lane served last
-    std::deque<Idle> idle;      // by finish (virtual time only grows)
+    // By finish (virtual time only grows): a FIFO from `idle_head` on, compacted as it drains.
+    std::vector<Idle> idle;
+    size_t idle_head = 0;
+    size_t remembered() const { return idle.size() - idle_head; }
   };
   struct Level {
     size_t count = 0;
@@ -207,7 +209,9 @@ class FairQueue {
   std::vector<uint32_t> free_slots_;
   // Accounts with tasks here, or whose last turn is still remembered.
   absl::node_hash_map<std::string, Account> accounts_;
-  std::array<Level, kPriorities> levels_;
+  // kPriorities levels while anything is queued or remembered, else none: a service nobody uses
+  // costs a few words (a broker holds up to max_services queues).
+  std::vector<Level> levels_;
   size_t size_ = 0;
   uint64_t joined_ = 0;  // lanes that joined a ring, ever: ties between equal turns
   uint64_t work_ = 0;
