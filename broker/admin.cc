@@ -131,7 +131,7 @@ json ServicesDocument(const Scheduler& s, Time now) {
                   {"available", s.HasProvider(i)},
                   {"providers", providers},
                   {"healthy_providers", healthy},
-                  {"queue_depth", svc.queued + svc.delayed},
+                  {"queue_depth", svc.queued() + svc.delayed},
                   {"in_flight", svc.in_flight},
                   {"oldest_wait_s", Round(ToSecondsF(s.OldestWait(now, i)))},
                   {"counters", CountersJson(svc.counters)},
@@ -180,15 +180,15 @@ json QueuesDocument(const Scheduler& s, Time now) {
   size_t total = 0;
   for (uint32_t i = 0; i < s.services().size(); ++i) {
     const Scheduler::Service& svc = s.services()[i];
-    if (svc.queued + svc.delayed + svc.in_flight == 0 && svc.counters.submitted == 0) continue;
-    total += svc.queued + svc.delayed;
+    if (svc.queued() + svc.delayed + svc.in_flight == 0 && svc.counters.submitted == 0) continue;
+    total += svc.queued() + svc.delayed;
     queues[svc.name] = {
-        {"queued", svc.queued},
+        {"queued", svc.queued()},
         {"delayed", svc.delayed},
-        {"depth", svc.queued + svc.delayed},
+        {"depth", svc.queued() + svc.delayed},
         {"in_flight", svc.in_flight},
         {"oldest_wait_s", Round(ToSecondsF(s.OldestWait(now, i)))},
-        {"waiting_for_provider", svc.queued + svc.delayed > 0 && !s.HasProvider(i)}};
+        {"waiting_for_provider", svc.queued() + svc.delayed > 0 && !s.HasProvider(i)}};
   }
   return {{"total", total}, {"in_flight", s.total_in_flight()}, {"queues", queues}};
 }
@@ -298,7 +298,7 @@ json MetricsDocument(const Scheduler& s, Time now) {
     const Scheduler::Service& svc = s.services()[i];
     services.push_back({{"name", svc.name},
                         {"providers", svc.providers},
-                        {"queue_depth", svc.queued + svc.delayed},
+                        {"queue_depth", svc.queued() + svc.delayed},
                         {"in_flight", svc.in_flight},
                         {"oldest_wait_s", ToSecondsF(s.OldestWait(now, i))},
                         {"counters", CountersJson(svc.counters)},

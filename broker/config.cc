@@ -42,6 +42,12 @@ Status Validate(const BrokerConfig& c) {
     return Status::InvalidArgument(
         "budgets must be at least 1 (max_services at least 16, for the built-in ones)");
   }
+  if (c.aging < Duration(0)) return Status::InvalidArgument("aging must not be negative");
+  if (c.contribution_half_life < Seconds(1))
+    return Status::InvalidArgument("contribution half-life must be at least 1 s");
+  for (double w : c.tier_weights) {
+    if (!(w >= 0)) return Status::InvalidArgument("tier weights must be non-negative numbers");
+  }
   if (c.max_queued_per_service < 1)
     return Status::InvalidArgument("max queued per service must be at least 1");
   return Status::Ok();

@@ -3,6 +3,7 @@
 // JSON config file; read (never written) by the scheduler on the broker loop thread.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -38,6 +39,11 @@ struct TierThresholds {
 };
 
 struct BrokerConfig {
+  // The tier weight of a worker of `tier` (1..3; anything else weighs as storage).
+  double TierWeight(uint32_t tier) const {
+    return tier_weights[tier >= 1 && tier <= 3 ? tier - 1 : 2];
+  }
+
   // Liveness, both directions: a killed worker's tasks run again within heartbeat x liveness
   // (9-10 s at the defaults).
   Duration heartbeat_interval = Seconds(3);
@@ -69,6 +75,16 @@ struct BrokerConfig {
   size_t max_services = 1000;  // distinct service names (idle ones are forgotten)
   size_t max_services_per_worker = 64;
   size_t max_running_per_ready = 1024;  // attempts a READY may list as still running
+
+  // Donor priority (docs/configuration.md, "Donor priority and fairness"). At equal task priority
+  // an account's queued tasks go before those of accounts that contributed less recently, but no
+  // task waits much more than `aging` behind them (0: no donor priority, round-robin only).
+  Duration aging = Seconds(60);
+  // What a second of an accepted result is worth, by the tier of the worker that ran it:
+  // [0] GPU (tier 1), [1] CPU (tier 2), [2] storage (tier 3). Contributions (and credits) use it.
+  std::array<double, 3> tier_weights = {3.0, 1.5, 1.0};
+  // A contribution counts half as much after this long.
+  Duration contribution_half_life = Seconds(3600);
 
   TierThresholds tiers;
   bool allow_simulated = false;

@@ -14,14 +14,24 @@ namespace {
 
 using nlohmann::json;
 
-Status ReadDurationMs(const json& j, const char* key, Duration* out) {
+// A duration given as a number of `unit`s (fractions allowed), under a key that names the unit.
+Status ReadDuration(const json& j, const char* key, Duration unit, const char* unit_name,
+                    Duration* out) {
   if (!j.contains(key)) return Status::Ok();
   if (!j[key].is_number() || j[key].get<double>() < 0) {
-    return Status::InvalidArgument(std::string("'") + key +
-                                   "' must be a non-negative number of milliseconds");
+    return Status::InvalidArgument(std::string("'") + key + "' must be a non-negative number of " +
+                                   unit_name);
   }
-  *out = Ms(static_cast<int64_t>(j[key].get<double>()));
+  *out = Duration(static_cast<int64_t>(j[key].get<double>() * static_cast<double>(unit.count())));
   return Status::Ok();
+}
+
+Status ReadDurationMs(const json& j, const char* key, Duration* out) {
+  return ReadDuration(j, key, Ms(1), "milliseconds", out);
+}
+
+Status ReadDurationS(const json& j, const char* key, Duration* out) {
+  return ReadDuration(j, key, Seconds(1), "seconds", out);
 }
 
 template <typename T>
@@ -69,7 +79,8 @@ Status LoadConfigFile(const std::string& path, BrokerConfig* config) {
                                     "max_unfinished_bytes",   "max_result_bytes_in_memory",
                                     "max_waiters_per_task",   "max_waiters_per_client",
                                     "max_services",           "max_services_per_worker",
-                                    "max_running_per_ready",  "credit_tier_weights"},
+                                    "max_running_per_ready",  "aging_s",
+                                    "tier_weights",           "contribution_half_life_s"},
                                 "config file"));
   RMA_RETURN_IF_ERROR(ReadDurationMs(j, "heartbeat_ms", &config->heartbeat_interval));
   RMA_RETURN_IF_ERROR(ReadNumber(j, "liveness", &config->liveness));
@@ -98,6 +109,22 @@ Status LoadConfigFile(const std::string& path, BrokerConfig* config) {
   RMA_RETURN_IF_ERROR(ReadNumber(j, "max_services", &config->max_services));
   RMA_RETURN_IF_ERROR(ReadNumber(j, "max_services_per_worker", &config->max_services_per_worker));
   RMA_RETURN_IF_ERROR(ReadNumber(j, "max_running_per_ready", &config->max_running_per_ready));
+  RMA_RETURN_IF_ERROR(ReadDurationS(j, "aging_s", &config->aging));
+  RMA_RETURN_IF_ERROR(
+      ReadDurationS(j, "contribution_half_life_s", &config->contribution_half_life));
+  if (j.contains("tier_weights")) {
+    const json& w = j["tier_weights"];
+    if (!w.is_array() || w.size() != 3) {
+      return Status::InvalidArgument(
+          "'tier_weights' must be an array of 3 numbers (GPU, CPU, storage)");
+    }
+    for (size_t i = 0; i < 3; ++i) {
+      if (!w[i].is_number() || w[i].get<double>() < 0) {
+        return Status::InvalidArgument("'tier_weights' must hold non-negative numbers");
+      }
+      config->tier_weights[i] = w[i].get<double>();
+    }
+  }
   if (j.contains("allow_simulated")) {
     if (!j["allow_simulated"].is_boolean())
       return Status::InvalidArgument("'allow_simulated' must be a boolean");
@@ -138,18 +165,6 @@ Status LoadConfigFile(const std::string& path, BrokerConfig* config) {
         (*table)[c.service] = e[key].get<double>();
       }
       config->catalog.push_back(std::move(c));
-    }
-  }
-  if (j.contains("credit_tier_weights")) {
-    // Credits per compute second on a GPU, CPU and storage worker.
-    const json& w = j["credit_tier_weights"];
-    if (!w.is_array() || w.size() != 3 ||
-        !std::all_of(w.begin(), w.end(), [](const json& x) { return x.is_number() && x >= 0; })) {
-      return Status::InvalidArgument(
-          "'credit_tier_weights' must be 3 numbers >= 0: GPU, CPU and storage");
-    }
-    for (size_t tier = 1; tier <= 3; ++tier) {
-      config->credits.tier_weights[tier] = w[tier - 1].get<double>();
     }
   }
   if (j.contains("service_limits")) {

@@ -56,6 +56,29 @@ TEST(ConfigTest, UnknownKeysAndBadValuesAreErrors) {
   for (const std::string& p : {typo, negative, tier, garbage}) std::remove(p.c_str());
 }
 
+TEST(ConfigTest, DonorPrioritySettings) {
+  BrokerConfig c;
+  EXPECT_EQ(c.aging, Seconds(60));
+  EXPECT_DOUBLE_EQ(c.TierWeight(1), 3.0);
+  EXPECT_DOUBLE_EQ(c.TierWeight(2), 1.5);
+  EXPECT_DOUBLE_EQ(c.TierWeight(3), 1.0);
+  EXPECT_EQ(c.contribution_half_life, Seconds(3600));
+  std::string path = WriteTemp(
+      R"({"aging_s": 2.5, "tier_weights": [4, 2, 0.5], "contribution_half_life_s": 600})");
+  ASSERT_TRUE(LoadConfigFile(path, &c).ok());
+  EXPECT_EQ(c.aging, Ms(2500));
+  EXPECT_DOUBLE_EQ(c.TierWeight(1), 4.0);
+  EXPECT_DOUBLE_EQ(c.TierWeight(3), 0.5);
+  EXPECT_EQ(c.contribution_half_life, Seconds(600));
+  EXPECT_TRUE(Validate(c).ok());
+  std::string short_list = WriteTemp(R"({"tier_weights": [1, 2]})");
+  EXPECT_FALSE(LoadConfigFile(short_list, &c).ok());
+  c = BrokerConfig{};
+  c.contribution_half_life = Duration(0);
+  EXPECT_FALSE(Validate(c).ok());
+  for (const std::string& p : {path, short_list}) std::remove(p.c_str());
+}
+
 TEST(ConfigTest, ValidateRejectsSettingsThatCannotWork) {
   BrokerConfig c;
   EXPECT_TRUE(Validate(c).ok());

@@ -38,7 +38,8 @@ std::string FormatCredits(double amount) {
   return s == "-0" ? "0" : s;
 }
 
-CreditBook::CreditBook(CreditConfig config) : config_(std::move(config)) {}
+CreditBook::CreditBook(CreditConfig config, std::array<double, 3> tier_weights)
+    : config_(std::move(config)), tier_weights_(tier_weights) {}
 
 void CreditBook::Learn(const std::vector<AccountBalance>& accounts) {
   for (const AccountBalance& a : accounts) {
@@ -74,7 +75,7 @@ std::optional<CreditBook::Shortfall> CreditBook::CheckSubmit(std::string_view ow
 }
 
 double CreditBook::Price(std::string_view service, uint32_t tier, double compute_s) const {
-  const double weight = config_.tier_weights[std::clamp<uint32_t>(tier, 1, 3)];
+  const double weight = tier_weights_[std::clamp<uint32_t>(tier, 1, 3) - 1];
   auto m = config_.multipliers.find(service);
   const double multiplier = m != config_.multipliers.end() ? m->second : 1.0;
   return RoundCredits(std::max(0.0, compute_s) * weight * multiplier);

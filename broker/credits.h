@@ -35,8 +35,6 @@ Result<CreditMode> ParseCreditMode(std::string_view text);
 
 struct CreditConfig {
   CreditMode mode = CreditMode::kOff;
-  // Credits per compute second by the worker's tier: [1] GPU, [2] CPU, [3] storage ([0] unused).
-  std::array<double, 4> tier_weights = {1.0, 3.0, 1.5, 1.0};
   // Per service (catalog `credit_multiplier`); 1 for a service not listed.
   std::map<std::string, double, std::less<>> multipliers;
   // The balance a submission to a service needs under `enforce` (catalog `min_credits`), and the
@@ -64,7 +62,9 @@ std::string FormatCredits(double amount);
 
 class CreditBook {
  public:
-  explicit CreditBook(CreditConfig config = {});
+  // `tier_weights`: credits per compute second on a GPU, CPU and storage worker (the broker's
+  // BrokerConfig::tier_weights, which donor priority weighs contributions with too).
+  explicit CreditBook(CreditConfig config = {}, std::array<double, 3> tier_weights = {3.0, 1.5, 1.0});
 
   bool enabled() const { return config_.mode != CreditMode::kOff; }
   const CreditConfig& config() const { return config_; }
@@ -108,6 +108,7 @@ class CreditBook {
     double balance = 0;
   };
   CreditConfig config_;
+  std::array<double, 3> tier_weights_;
   std::map<std::string, AccountState, std::less<>> accounts_;
 };
 

@@ -104,6 +104,13 @@ int main(int argc, char** argv) {
       ->envname("RMA_OFFLINE_RETENTION_MS")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  double aging_s = 60;
+  app.add_option("--aging-s", aging_s,
+                 "at equal priority, no queued task waits much longer than this behind the tasks "
+                 "of accounts that contributed more (0: no donor priority, accounts take turns)")
+      ->envname("RMA_AGING_S")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 86400.0));
   app.add_flag("--allow-simulated", config.allow_simulated,
                "accept workers that declare simulated hardware")
       ->envname("RMA_ALLOW_SIMULATED");
@@ -306,6 +313,7 @@ int main(int argc, char** argv) {
   config.max_queue_time = Ms(max_queue_time_ms);
   config.result_ttl = Ms(result_ttl_ms);
   config.offline_retention = Ms(offline_retention_ms);
+  config.aging = Duration(static_cast<int64_t>(aging_s * 1e6));
   if (!config_file.empty()) {
     if (Status s = broker::LoadConfigFile(config_file, &config); !s.ok()) {
       spdlog::error("{}", s.ToString());

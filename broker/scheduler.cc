@@ -52,7 +52,7 @@ Scheduler::Scheduler(BrokerConfig config, SchedulerOutput* output, bool durable,
     : config_(std::move(config)),
       output_(output),
       durable_(durable),
-      credits_(config_.credits),
+      credits_(config_.credits, config_.tier_weights),
       rng_(seed),
       task_ids_(std::move(task_ids)),
       delayed_([this](const TimedEntry& e) { return EpochLive(e); }),
@@ -123,7 +123,7 @@ void Scheduler::OnTick(Time now) {
     expiry_.Pop();
     Task* t = Find(e.id);
     if (t == nullptr || t->epoch != e.tag || t->status != TaskStatus::kQueued) continue;
-    Unqueue(*t);
+    Unqueue(now, *t);
     t->error = "waited longer than " + std::to_string(ToMs(config_.max_queue_time) / 1000) +
                " s without being started" + (HasProvider(*t) ? "" : " (no provider)");
     t->error_code = "queue_timeout";
@@ -141,13 +141,13 @@ void Scheduler::OnTick(Time now) {
     }
     const Waiter w = t->waiters[slot->second.index];
     RemoveWaiter(*t, slot->second.index);
-    ReplyTask(w.client, w.ref, *t, w.after);
+    ReplyTask(now, w.client, w.ref, *t, w.after);
     if (w.sync && !proto::IsTerminal(t->status)) {
       // Nobody waits for this call any more: stop it rather than run it for nothing.
       if (t->status == TaskStatus::kRunning) {
         CancelRunning(now, *t, "caller gave up");
       } else {
-        Unqueue(*t);
+        Unqueue(now, *t);
       }
       t->error = "the caller stopped waiting";
       t->error_code = "timeout";
@@ -162,6 +162,7 @@ void Scheduler::OnTick(Time now) {
   }
   if (now >= next_sweep_) {
     Sweep(now);
+    DecayContributions(now);
     next_sweep_ = now + std::max<Duration>(config_.heartbeat_interval / 4, Ms(1));
   }
   MaybeEvict(now);
@@ -243,7 +244,7 @@ void Scheduler::CountUnfinished(const Task& t, int delta) {
 
 size_t Scheduler::total_queued() const {
   size_t n = 0;
-  for (const Service& s : services_) n += s.queued + s.delayed;  // forgotten slots hold zeros
+  for (const Service& s : services_) n += s.queued() + s.delayed;  // forgotten slots hold zeros
   return n;
 }
 
@@ -254,17 +255,8 @@ size_t Scheduler::total_in_flight() const {
 }
 
 Duration Scheduler::OldestWait(Time now, uint32_t s) const {
-  const Service& svc = services_[s];
-  Duration oldest{0};
-  for (const auto& q : svc.queue) {
-    for (const QueueEntry& e : q) {
-      const Task* t = FindTask(e.id);
-      if (t == nullptr || t->epoch != e.epoch || t->status != TaskStatus::kQueued) continue;
-      oldest = std::max(oldest, now - t->queued_at);
-      break;  // FIFO within a priority: the first live entry is the oldest of this priority
-    }
-  }
-  return oldest;
+  std::optional<Time> since = services_[s].queue.OldestSince();
+  return since ? std::max(Duration(0), now - *since) : Duration(0);
 }
 
 std::vector<proto::Recommendation> Scheduler::Recommend(
@@ -282,7 +274,7 @@ std::vector<proto::Recommendation> Scheduler::Recommend(
     if (e.min_ram_gb > 0 && caps.ram_gb < e.min_ram_gb) continue;
     auto s = FindService(e.service);
     if (s && std::binary_search(provided.begin(), provided.end(), *s)) continue;
-    size_t queued = s ? services_[*s].queued + services_[*s].delayed : 0;
+    size_t queued = s ? services_[*s].queued() + services_[*s].delayed : 0;
     double waiting_s = s ? ToSecondsF(OldestWait(now, *s)) : 0;
     uint32_t providers = s ? services_[*s].providers : 0;
     // Demand over supply; a service meant for exactly this tier is worth more than one it could
@@ -310,7 +302,7 @@ std::string_view Scheduler::Health(Time now, const Worker& w) const {
   return "healthy";
 }
 
-proto::TaskView Scheduler::View(const Task& t, bool with_result) const {
+proto::TaskView Scheduler::View(Time /*now*/, const Task& t, bool with_result) const {
   proto::TaskView v = ViewOf(t, with_result);
   v.waiting_for_provider = t.status == TaskStatus::kQueued && !HasProvider(t);
   if (t.status == TaskStatus::kRunning) {

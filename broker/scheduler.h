@@ -3,10 +3,12 @@
 // The broker loop turns each decoded ZeroMQ message into an On*() call with the current time, and
 // calls OnTick() when NextWakeup() is due; the scheduler answers through SchedulerOutput (messages
 // to workers and clients, records for the store). It owns the worker registry, the per-service
-// priority queues, the routing index (ordered ready sets per service, per tier and per model of a
-// service, so dispatch never scans the pool), the models workers list, leases, retries, timeouts,
-// waiters, limits and statistics (gearmand's model: one thread owns every table, no locks). Not
-// thread-safe: only the broker loop thread touches it. Tests drive it with a FakeClock's times.
+// fair queues (priority, aging, donor class, round-robin across accounts: fair_queue.h) and the
+// accounts' recent contributions they are ordered by, the routing index (ordered ready sets per
+// service, per tier and per model of a service, so dispatch never scans the pool), the models
+// workers list, leases, retries, timeouts, waiters, limits and statistics (gearmand's model: one
+// thread owns every table, no locks). Not thread-safe: only the broker loop thread touches it.
+// Tests drive it with a FakeClock's times.
 #pragma once
 
 #include <array>
@@ -27,6 +29,7 @@
 #include <absl/hash/hash.h>
 
 #include "broker/config.h"
+#include "broker/fair_queue.h"
 #include "broker/stats.h"
 #include "broker/store_types.h"
 #include "broker/timed_heap.h"
@@ -115,7 +118,9 @@ class Scheduler {
     // A synchronous call's worker whose attempt failed last: the next attempt prefers another
     // ready worker (a provider that fails before the first byte is replaced, not asked again).
     int32_t avoid_worker = -1;
-    uint32_t epoch = 0;   // bumped when the task leaves a queue or heap slot: stale entries skip
+    uint32_t epoch = 0;  // bumped when the task leaves a queue or heap slot: stale entries skip
+    // Its slot in its service's FairQueue while it waits there (not while delayed).
+    uint32_t queue_slot = FairQueue::kNoSlot;
     int32_t worker = -1;  // registry slot while running
     Time queued_at{};
     // A synchronous call's HTTP request; out of line, since most tasks have none and the task
@@ -194,21 +199,15 @@ class Scheduler {
     uint32_t in_flight() const { return static_cast<uint32_t>(running.size()); }
   };
 
-  struct QueueEntry {
-    TaskId id;
-    uint32_t epoch = 0;
-  };
-
   struct Service {
     bool in_use = true;  // false: forgotten, the slot waits for another name
     std::string name;
-    uint32_t generic_max_tier = 0;                 // 0: not a generic service
-    std::array<std::deque<QueueEntry>, 10> queue;  // by priority
-    size_t queued = 0;                             // live entries in `queue`
-    size_t delayed = 0;                            // waiting for run_at or a retry back-off
-    std::set<ReadyKey> ready;                      // explicit providers with a free slot
-    uint32_t providers = 0;                        // live workers listing it (draining included)
-    uint32_t active_providers = 0;                 // ...of which not draining or paused
+    uint32_t generic_max_tier = 0;  // 0: not a generic service
+    FairQueue queue;                // the tasks waiting to start, in the order they should
+    size_t delayed = 0;             // waiting for run_at or a retry back-off
+    std::set<ReadyKey> ready;       // explicit providers with a free slot
+    uint32_t providers = 0;         // live workers listing it (draining included)
+    uint32_t active_providers = 0;  // ...of which not draining or paused
     uint32_t in_flight = 0;
     ServiceLimit limit;
     double tokens = 0;
@@ -218,6 +217,7 @@ class Scheduler {
     LatencyHistogram queue_wait;
     LatencyHistogram run_time;
     uint32_t tasks_in_memory = 0;  // tasks of this service in memory, finished ones included
+    size_t queued() const { return queue.size(); }
   };
 
   // `task_ids` returns the ids of new tasks: unpredictable 64-bit values in production
@@ -346,13 +346,18 @@ class Scheduler {
   const ModelService* FindModelService(const std::string& model, std::string_view service) const;
   // Oldest wait among queued tasks of service s (0 when empty).
   Duration OldestWait(Time now, uint32_t s) const;
+  // An account's contribution (docs/architecture.md, "Queueing order"): what its workers' accepted
+  // results took, in compute seconds x tier weight, halved every contribution_half_life; and the
+  // donor class its queued tasks are ordered by (DonorClassOf, as of the last result or sweep).
+  double Contribution(Time now, const std::string& account) const;
+  uint32_t DonorClass(const std::string& account) const;
   // Recommendations for a worker of this tier and hardware, from the catalog and current demand.
   std::vector<proto::Recommendation> Recommend(Time now, uint32_t tier,
                                                const proto::Capabilities& caps,
                                                const std::vector<uint32_t>& provided) const;
   // Health of a worker for the dashboard: "healthy", "late" or "offline".
   std::string_view Health(Time now, const Worker& w) const;
-  proto::TaskView View(const Task& t, bool with_result) const;
+  proto::TaskView View(Time now, const Task& t, bool with_result) const;
   // What the store keeps about a worker, in the given status ("online", "draining", "offline").
   static WorkerRecord RecordOf(const Worker& w, std::string_view status);
 
@@ -410,7 +415,8 @@ class Scheduler {
   bool ForgetOneIdleService();
   std::optional<uint32_t> FindService(std::string_view name) const;
   void Enqueue(Time now, Task& t, bool front);
-  void Unqueue(Task& t);  // task leaves its queue (cancel/expire/attach): entries go stale
+  // The task leaves its queue, or its delay (cancel/expire/attach): timer entries go stale.
+  void Unqueue(Time now, Task& t);
   void DispatchService(Time now, uint32_t s);
   void DispatchForWorker(Time now, uint32_t index);
   bool ThrottleAllows(Time now, Service& svc);
@@ -434,9 +440,9 @@ class Scheduler {
   void FailAttempt(Time now, Task& t, std::string error, std::string code, bool retryable);
   void Finish(Time now, Task& t, proto::TaskStatus status);  // any terminal state
   void CancelRunning(Time now, Task& t, std::string_view reason);
-  void NotifyWaiters(Task& t);
+  void NotifyWaiters(Time now, Task& t);
   // The task changed (status, progress) without ending: its watchers hear it.
-  void NotifyWatchers(const Task& t);
+  void NotifyWatchers(Time now, const Task& t);
   // Adds a waiter (false, nothing added: a waiter budget is spent) and takes one off.
   bool AddWaiter(Time now, Task& t, const std::string& client, uint64_t ref, bool sync,
                  Duration wait, uint64_t after = 0, bool watch = false);
@@ -469,7 +475,8 @@ class Scheduler {
   Status RouteByModel(proto::Submit* submit, bool sync, bool* provided) const;
   // Budget accounting of a task entering or leaving the unfinished set.
   void CountUnfinished(const Task& t, int delta);
-  void ReplyTask(const std::string& client, uint64_t ref, const Task& t, uint64_t after = 0);
+  void ReplyTask(Time now, const std::string& client, uint64_t ref, const Task& t,
+                 uint64_t after = 0);
   // A SUBMIT's wait_ms (docs/protocol.md §6.1): TASK_INFO when the task ends (at once if it has),
   // or after the ACCEPTED (token `after`) when the wait passes first.
   void WaitAfterAccepted(Time now, Task& t, const std::string& client, uint64_t ref,
@@ -484,6 +491,11 @@ class Scheduler {
   // Drops a task from memory (evicted or discarded), with its index entries and budgets.
   void Forget(Task& t);
   Duration Backoff(uint32_t failures);
+  // Donor priority: an accepted result adds to its worker's account's contribution; the sweep lets
+  // contributions decay. A changed class reorders the account's queued tasks in every service.
+  void Contribute(Time now, const std::string& account, double weighted_seconds);
+  void DecayContributions(Time now);
+  void SetDonorClass(const std::string& account, uint32_t donor_class);
   // Inline: the hottest lookup, called from every scheduler_*.cc.
   Task* Find(TaskId id) {
     auto it = tasks_.find(id);
@@ -510,6 +522,13 @@ class Scheduler {
   std::unordered_map<std::string, uint32_t> service_index_;
   // Node-based: Worker::model_sets point into the entries.
   std::unordered_map<std::string, Model> models_;
+  // Accounts whose workers contributed recently (forgotten once it has decayed to nothing).
+  struct Donor {
+    double contribution = 0;  // weighted compute seconds as of `at`
+    Time at{};
+    uint32_t donor_class = 0;
+  };
+  std::unordered_map<std::string, Donor> donors_;
 
   // Task ids are random (unguessable): std::unordered_map's bucket array and the node chains it
   // walks are then a cache miss per lookup and cost a fifth of the broker's throughput. A Swiss

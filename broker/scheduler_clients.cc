@@ -102,7 +102,7 @@ void Scheduler::OnSubmit(Time now, const std::string& client, proto::Submit subm
     return;
   }
   Service& svc = services_[s];
-  if (svc.queued + svc.delayed >= config_.max_queued_per_service) {
+  if (svc.queued() + svc.delayed >= config_.max_queued_per_service) {
     ++svc.counters.rejected;
     Refuse(Refusal::kQueueFull);
     ++counters_.rejected;
@@ -220,7 +220,7 @@ Status Scheduler::RouteByModel(proto::Submit* submit, bool sync, bool* provided)
 
 void Scheduler::WaitAfterAccepted(Time now, Task& t, const std::string& client, uint64_t ref,
                                   uint32_t wait_ms, uint64_t after) {
-  if (proto::IsTerminal(t.status)) return ReplyTask(client, ref, t, after);
+  if (proto::IsTerminal(t.status)) return ReplyTask(now, client, ref, t, after);
   const Duration wait = std::min<Duration>(Ms(wait_ms), config_.max_wait);
   if (!AddWaiter(now, t, client, ref, /*sync=*/false, wait, after)) {
     // Accepted all the same: the client reads the task with GET.
@@ -246,9 +246,9 @@ bool Scheduler::OnGet(Time now, const std::string& client, const proto::Get& get
     ReplyNotFound(client, get.ref, get.task_id);
     return true;
   }
-  if (get.watch) ReplyTask(client, get.ref, *t);  // the task as it stands, then its changes
+  if (get.watch) ReplyTask(now, client, get.ref, *t);  // the task as it stands, then its changes
   if (proto::IsTerminal(t->status) || get.wait_ms == 0) {
-    if (!get.watch) ReplyTask(client, get.ref, *t);
+    if (!get.watch) ReplyTask(now, client, get.ref, *t);
     return true;
   }
   Duration wait = std::min<Duration>(Ms(get.wait_ms), config_.max_wait);
@@ -271,7 +271,7 @@ bool Scheduler::OnCancel(Time now, const std::string& client, const proto::Cance
     if (t->status == TaskStatus::kRunning) {
       CancelRunning(now, *t, "cancelled");
     } else {
-      Unqueue(*t);
+      Unqueue(now, *t);
     }
     t->error = "cancelled by a client";
     t->error_code = "cancelled";
@@ -279,11 +279,11 @@ bool Scheduler::OnCancel(Time now, const std::string& client, const proto::Cance
     spdlog::debug("task {} cancelled", ToString(t->id));
   }
   // The answer is the task as it now stands: cancelled, or the state it had already ended in.
-  if (const Task* after = Find(cancel.task_id)) ReplyTask(client, cancel.ref, *after);
+  if (const Task* after = Find(cancel.task_id)) ReplyTask(now, client, cancel.ref, *after);
   return true;
 }
 
-void Scheduler::OnList(Time, const std::string& client, const proto::List& list) {
+void Scheduler::OnList(Time now, const std::string& client, const proto::List& list) {
   std::optional<TaskStatus> status;
   if (!list.status.empty()) {
     status = proto::ParseTaskStatus(list.status);
@@ -317,7 +317,7 @@ void Scheduler::OnList(Time, const std::string& client, const proto::List& list)
   proto::TaskList reply;
   reply.ref = list.ref;
   for (size_t i = 0; i < limit; ++i)
-    reply.tasks.push_back(View(*matches[i], /*with_result=*/false));
+    reply.tasks.push_back(View(now, *matches[i], /*with_result=*/false));
   output_->ToClient(client, std::move(reply));
 }
 

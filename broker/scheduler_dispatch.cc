@@ -1,12 +1,15 @@
-// The scheduler's services, queues and dispatch: the service table, per-priority queues with lazy
-// deletion, throttles, worker choice from the ready sets, and starting an attempt. See scheduler.h
-// and the routing section of docs/architecture.md.
+// The scheduler's services, queues and dispatch: the service table, the fair queues
+// (fair_queue.h) and the accounts' contributions that order them, throttles, worker choice from the
+// ready sets, and starting an attempt. See scheduler.h and the routing and queueing sections of
+// docs/architecture.md.
 #include "broker/scheduler.h"
 
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cmath>
+
+#include "common/check.h"
 
 namespace rma::broker {
 
@@ -39,6 +42,7 @@ std::optional<uint32_t> Scheduler::ServiceIndex(const std::string& name) {
   ++services_in_use_;
   Service& svc = services_[index];
   svc.name = name;
+  svc.queue = FairQueue(config_.aging);
   auto limit = config_.service_limits.find(name);
   if (limit != config_.service_limits.end()) {
     svc.limit = limit->second;
@@ -114,28 +118,76 @@ std::vector<std::string> Scheduler::AvailableServices() const {
 
 void Scheduler::Enqueue(Time now, Task& t, bool front) {
   Service& svc = services_[t.service_index];
+  RMA_CHECK(t.queue_slot == FairQueue::kNoSlot) << "task " << ToString(t.id) << " queued twice";
   t.status = TaskStatus::kQueued;
   ++t.epoch;
   t.queued_at = now;
-  auto& q = svc.queue[t.priority];
-  if (front) {
-    q.push_front({t.id, t.epoch});
-  } else {
-    q.push_back({t.id, t.epoch});
-  }
-  ++svc.queued;
+  t.queue_slot = svc.queue.Push(now, t.id, t.owner, DonorClass(t.owner), t.priority, front);
   expiry_.Push({now + config_.max_queue_time, t.id, t.epoch});
-  NotifyWatchers(t);  // before dispatch, which may start it at once (and say so)
+  NotifyWatchers(now, t);  // before dispatch, which may start it at once (and say so)
   DispatchService(now, t.service_index);
 }
 
-void Scheduler::Unqueue(Task& t) {
-  if (t.status == TaskStatus::kQueued) {
-    --services_[t.service_index].queued;
-  } else if (t.status == TaskStatus::kFailed) {
-    --services_[t.service_index].delayed;
+void Scheduler::Unqueue(Time now, Task& t) {
+  Service& svc = services_[t.service_index];
+  if (t.queue_slot != FairQueue::kNoSlot) {
+    svc.queue.Remove(now, t.queue_slot);
+    t.queue_slot = FairQueue::kNoSlot;
+  } else if (t.status == TaskStatus::kQueued || t.status == TaskStatus::kFailed) {
+    --svc.delayed;  // waiting for its run_at or a retry's back-off
   }
   ++t.epoch;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Donor priority
+
+double Scheduler::Contribution(Time now, const std::string& account) const {
+  auto it = donors_.find(account);
+  if (it == donors_.end()) return 0;
+  const double half_lives =
+      ToSecondsF(now - it->second.at) / ToSecondsF(config_.contribution_half_life);
+  return it->second.contribution * std::exp2(-std::max(0.0, half_lives));
+}
+
+uint32_t Scheduler::DonorClass(const std::string& account) const {
+  if (donors_.empty()) return 0;  // the common case: no accounts, or none contributing
+  auto it = donors_.find(account);
+  return it == donors_.end() ? 0 : it->second.donor_class;
+}
+
+void Scheduler::Contribute(Time now, const std::string& account, double weighted_seconds) {
+  if (account.empty() || !(weighted_seconds > 0)) return;
+  const double contribution = Contribution(now, account) + weighted_seconds;
+  Donor& d = donors_[account];
+  d.contribution = contribution;
+  d.at = now;
+  SetDonorClass(account, DonorClassOf(contribution));
+}
+
+void Scheduler::DecayContributions(Time now) {
+  // One pass over the accounts that contributed recently (at most one per worker credential),
+  // every sweep: a class falls as its contribution decays.
+  for (auto it = donors_.begin(); it != donors_.end();) {
+    const double contribution = Contribution(now, it->first);
+    const uint32_t donor_class = DonorClassOf(contribution);
+    if (donor_class != it->second.donor_class) SetDonorClass(it->first, donor_class);
+    if (donor_class == 0 && contribution < 1.0) {
+      it = donors_.erase(it);  // decayed to nothing: forgotten
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Scheduler::SetDonorClass(const std::string& account, uint32_t donor_class) {
+  auto it = donors_.find(account);
+  if (it == donors_.end() || it->second.donor_class == donor_class) return;
+  it->second.donor_class = donor_class;
+  // Rare (a class spans a doubling of the contribution): a lookup per service is cheap enough.
+  for (Service& svc : services_) {
+    if (svc.in_use && !svc.queue.empty()) svc.queue.SetDonorClass(account, donor_class);
+  }
 }
 
 bool Scheduler::ThrottleAllows(Time now, Service& svc) {
@@ -193,40 +245,28 @@ int32_t Scheduler::PickWorker(const Service& svc, const Task& t) const {
 
 void Scheduler::DispatchService(Time now, uint32_t s) {
   Service& svc = services_[s];
-  while (svc.queued > 0) {
+  while (!svc.queue.empty()) {
     bool any_ready = !svc.ready.empty();
     for (uint32_t tier = 1; tier <= svc.generic_max_tier && !any_ready; ++tier) {
       any_ready = !tier_ready_[tier].empty();
     }
     if (!any_ready) return;
     if (!ThrottleAllows(now, svc)) return;
-    // Find the first live entry, in priority order, that some ready worker can take.
-    bool started = false;
-    int scanned = 0;
-    for (int p = 9; p >= 0 && !started && scanned < kRequirementScanWindow; --p) {
-      auto& q = svc.queue[p];
-      for (size_t i = 0; i < q.size() && scanned < kRequirementScanWindow;) {
-        const QueueEntry e = q[i];
-        Task* t = Find(e.id);
-        if (t == nullptr || t->epoch != e.epoch || t->status != TaskStatus::kQueued) {
-          q.erase(q.begin() +
-                  static_cast<std::ptrdiff_t>(i));  // stale: cancelled, expired or moved
-          continue;
-        }
-        ++scanned;
-        int32_t w = PickWorker(svc, *t);
-        if (w < 0) {
-          ++i;
-          continue;
-        }
-        q.erase(q.begin() + static_cast<std::ptrdiff_t>(i));
-        --svc.queued;
-        Start(now, *t, static_cast<uint32_t>(w), t->attempts + 1, /*send=*/true);
-        started = true;
-        break;
-      }
-    }
-    if (!started) return;
+    // The first task, in fair order, that some ready worker can take.
+    Task* task = nullptr;
+    int32_t worker = -1;
+    auto taken = svc.queue.TakeFirst(now, kRequirementScanWindow, [&](TaskId id) {
+      Task* t = Find(id);
+      RMA_CHECK(t != nullptr && t->status == TaskStatus::kQueued)
+          << "task " << ToString(id) << " in a queue is not queued";
+      worker = PickWorker(svc, *t);
+      if (worker < 0) return false;
+      task = t;
+      return true;
+    });
+    if (!taken) return;
+    task->queue_slot = FairQueue::kNoSlot;
+    Start(now, *task, static_cast<uint32_t>(worker), task->attempts + 1, /*send=*/true);
   }
 }
 
@@ -268,7 +308,7 @@ void Scheduler::Start(Time now, Task& t, uint32_t worker_index, uint32_t attempt
   UpdateReady(w);
   timeouts_.Push({now + Duration(static_cast<int64_t>(t.timeout_ms) * 1000), t.id, attempt});
   Persist(t, WriteKind::kUpdate);
-  NotifyWatchers(t);
+  NotifyWatchers(now, t);
   if (!send) return;
 
   // Built in place: the hottest message goes out without being moved or copied on its way.

@@ -103,7 +103,7 @@ TEST_F(SchedulerModelTest, ATaskForAModelGoesOnlyToWorkersListingIt) {
 TEST_F(SchedulerModelTest, ATaskWhoseModelNobodyServesWaitsWithoutBlockingTheService) {
   RegisterOffering("a", {{"llm", {"llama"}}}, /*slots=*/1);
   const TaskId waiting = Submit("llm", ForModel("mistral"));
-  EXPECT_TRUE(s().View(*s().FindTask(waiting), false).waiting_for_provider);
+  EXPECT_TRUE(s().View(now(), *s().FindTask(waiting), false).waiting_for_provider);
   // Behind it in the same queue, a task the ready worker can take starts at once.
   const TaskId served = Submit("llm", ForModel("llama"));
   auto a = Tasks("a");
@@ -118,7 +118,7 @@ TEST_F(SchedulerModelTest, ATaskWhoseModelNobodyServesWaitsWithoutBlockingTheSer
   auto m = Tasks("m");
   ASSERT_EQ(m.size(), 1u);
   EXPECT_EQ(m[0].task_id, waiting);
-  EXPECT_FALSE(s().View(*s().FindTask(waiting), false).waiting_for_provider);
+  EXPECT_FALSE(s().View(now(), *s().FindTask(waiting), false).waiting_for_provider);
 }
 
 TEST_F(SchedulerModelTest, TheServiceIsPickedFromTheModel) {

@@ -47,11 +47,14 @@ void Scheduler::OnWorkerResult(Time now, const std::string& identity, proto::Tas
   // Not current: the broker ended the lease itself (timeout, cancel, completed by another attempt)
   // and this answer frees the slot; it changes nothing else.
   if (current) {
-    w.busy += now - t->started_at;
+    const Duration ran = now - t->started_at;
+    w.busy += ran;
     --services_[t->service_index].in_flight;
     t->worker = -1;
     if (result.outcome == proto::Outcome::kOk) {
       ++w.tasks_done;
+      // An accepted result: its worker's account moves up the queues (donor priority).
+      Contribute(now, w.account, ToSecondsF(ran) * config_.TierWeight(w.tier));
       Credit(now, *t, w, result.attempt);
       Complete(now, *t, std::move(result));
     } else if (result.outcome == proto::Outcome::kCancelled) {
@@ -161,7 +164,7 @@ void Scheduler::FailAttempt(Time now, Task& t, std::string error, std::string co
     delayed_.Push({at, t.id, t.epoch});
     ++services_[t.service_index].delayed;
     Persist(t, WriteKind::kUpdate);
-    NotifyWatchers(t);
+    NotifyWatchers(now, t);
     return;
   }
   Finish(now, t, TaskStatus::kDead);
@@ -189,7 +192,7 @@ void Scheduler::Finish(Time now, Task& t, TaskStatus status) {
   }
   CountUnfinished(t, -1);
   finished_result_bytes_ += t.result.size();
-  NotifyWaiters(t);
+  NotifyWaiters(now, t);
   Persist(t, WriteKind::kUpdate);
   finished_.emplace_back(t.id, now);
   MaybeEvict(now);
@@ -205,7 +208,7 @@ void Scheduler::CancelRunning(Time now, Task& t, std::string_view reason) {
   // exceeds the credit the worker announced.
 }
 
-void Scheduler::NotifyWaiters(Task& t) {
+void Scheduler::NotifyWaiters(Time now, Task& t) {
   if (t.waiters.empty()) return;
   std::vector<Waiter> waiters = std::move(t.waiters);
   t.waiters.clear();
@@ -214,13 +217,13 @@ void Scheduler::NotifyWaiters(Task& t) {
     auto count = waiters_per_client_.find(w.client);
     if (count != waiters_per_client_.end() && --count->second == 0)
       waiters_per_client_.erase(count);
-    ReplyTask(w.client, w.ref, t, w.after);
+    ReplyTask(now, w.client, w.ref, t, w.after);
   }
 }
 
-void Scheduler::NotifyWatchers(const Task& t) {
+void Scheduler::NotifyWatchers(Time now, const Task& t) {
   for (const Waiter& w : t.waiters) {
-    if (w.watch) ReplyTask(w.client, w.ref, t, w.after);
+    if (w.watch) ReplyTask(now, w.client, w.ref, t, w.after);
   }
 }
 
@@ -253,10 +256,11 @@ void Scheduler::RemoveWaiter(Task& t, uint32_t index) {
   t.waiters.pop_back();
 }
 
-void Scheduler::ReplyTask(const std::string& client, uint64_t ref, const Task& t, uint64_t after) {
+void Scheduler::ReplyTask(Time now, const std::string& client, uint64_t ref, const Task& t,
+                          uint64_t after) {
   proto::TaskInfo info;
   info.ref = ref;
-  info.task = View(t, /*with_result=*/true);
+  info.task = View(now, t, /*with_result=*/true);
   // The end of a task leaves at once, even ahead of its ACCEPTED: the caller has its answer, and
   // waiting for the commit would only delay it (the ACCEPTED still follows the commit). A task that
   // has not ended never overtakes its acceptance.

@@ -636,7 +636,7 @@ TEST_F(SchedulerTest, TaskWithoutProviderWaitsThenExpires) {
   ASSERT_EQ(acc.size(), 1u);
   EXPECT_TRUE(acc[0].waiting_for_provider);
   TaskId id = acc[0].task_id;
-  EXPECT_TRUE(s().View(*s().FindTask(id), false).waiting_for_provider);
+  EXPECT_TRUE(s().View(now(), *s().FindTask(id), false).waiting_for_provider);
   AdvanceInSteps(Seconds(31), Ms(500));
   EXPECT_EQ(Status(id), TaskStatus::kExpired);
   EXPECT_EQ(s().FindTask(id)->error_code, "queue_timeout");

@@ -145,11 +145,14 @@ class SchedulerFixture : public ::testing::Test {
     for (Duration done{0}; done < total; done += step) Advance(step);
   }
 
-  // Registers worker `id` (identity "id/ident") and returns its WELCOME.
+  // Registers worker `id` (identity "id/ident"), bound to `account` as a credential would, and
+  // returns its WELCOME.
   proto::Welcome Register(const std::string& id, proto::Capabilities caps,
                           std::vector<std::string> services, uint32_t slots = 1,
-                          bool simulated = false, std::vector<proto::RunningTask> running = {}) {
+                          bool simulated = false, std::vector<proto::RunningTask> running = {},
+                          std::string account = "") {
     proto::Ready r;
+    r.account = std::move(account);
     r.worker_id = id;
     r.worker_secret = id + "-secret";
     r.name = id;

@@ -369,7 +369,7 @@ void Scheduler::ReconcileRunning(Time now, uint32_t index,
     if (own && (t->status == TaskStatus::kQueued || t->status == TaskStatus::kFailed)) {
       // Requeued while the worker was away (or recovered after a broker restart) but still running
       // there: give the lease back instead of running it twice.
-      Unqueue(*t);
+      Unqueue(now, *t);
       Start(now, *t, index, r.attempt, /*send=*/false);
       continue;
     }
@@ -466,7 +466,7 @@ void Scheduler::OnWorkerProgress(Time now, const std::string& identity,
   }
   t->progress = progress.fraction;
   t->progress_message = progress.message;
-  NotifyWatchers(*t);
+  NotifyWatchers(now, *t);
   spdlog::debug("task {} attempt {} progress {:.2f} {}", ToString(progress.task_id),
                 progress.attempt, progress.fraction, progress.message);
 }

@@ -1,0 +1,172 @@
+// Scheduler tests for donor priority and fairness (docs/architecture.md, "Queueing order"): under
+// saturation a contributing account's task overtakes a free user's, the free user's task still
+// starts within the aging bound, accounts take turns, and contributions decay. Driven with a
+// FakeClock through the fixture of scheduler_test_util.h.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "broker/scheduler_test_util.h"
+
+namespace rma::broker::testing {
+namespace {
+
+using proto::TaskStatus;
+
+class SchedulerFairTest : public SchedulerFixture {
+ protected:
+  // One CPU worker (tier 2: 1.5 weighted seconds a second) with one slot, for service "svc",
+  // bound to `account` ("" = none).
+  void RegisterWorker(const std::string& account) {
+    Register("w", CpuCaps(), {"svc"}, 1, false, {}, account);
+  }
+  TaskId SubmitAs(const std::string& owner) {
+    proto::Submit sub;
+    sub.owner = owner;
+    return Submit("svc", sub);
+  }
+  // The one task the worker was just given.
+  proto::TaskAssignment Given() {
+    auto tasks = Tasks("w");
+    EXPECT_EQ(tasks.size(), 1u);
+    return tasks.empty() ? proto::TaskAssignment{} : tasks[0];
+  }
+  // The worker's task runs for `d` and completes; returns the task it is given next.
+  proto::TaskAssignment CompleteAfter(const proto::TaskAssignment& current, Duration d) {
+    Advance(d);
+    Result("w", current);
+    return Given();
+  }
+  const Scheduler::Service& Svc() {
+    for (const Scheduler::Service& svc : s().services()) {
+      if (svc.in_use && svc.name == "svc") return svc;
+    }
+    ADD_FAILURE() << "no service 'svc'";
+    return s().services().front();
+  }
+};
+
+TEST_F(SchedulerFairTest, DonorsTaskOvertakesAFreeUsersUnderSaturation) {
+  RegisterWorker("donor");
+  SubmitAs("someone");
+  proto::TaskAssignment running = Given();  // the pool's only worker is busy from now on
+  const TaskId free_task = SubmitAs("free");
+  const TaskId donor_task = SubmitAs("donor");  // queued later, while the donor is still class 0
+  // The donor's worker completes 50 s of CPU work: 75 weighted seconds, class 1. Its account's
+  // queued task moves ahead of the free user's.
+  running = CompleteAfter(running, Seconds(50));
+  EXPECT_DOUBLE_EQ(s().Contribution(now(), "donor"), 75.0);
+  EXPECT_EQ(s().DonorClass("donor"), 1u);
+  EXPECT_EQ(s().DonorClass("free"), 0u);
+  EXPECT_EQ(running.task_id, donor_task);
+  EXPECT_EQ(Status(free_task), TaskStatus::kQueued);
+  running = CompleteAfter(running, Seconds(1));
+  EXPECT_EQ(running.task_id, free_task);
+}
+
+TEST_F(SchedulerFairTest, FreeUsersTaskStartsWithinTheAgingBound) {
+  ASSERT_EQ(config_.aging, Seconds(60));
+  RegisterWorker("donor");
+  SubmitAs("warm-up");
+  Advance(Seconds(50));
+  Result("w", Given());  // class 1, idle again
+  ASSERT_EQ(s().DonorClass("donor"), 1u);
+  SubmitAs("someone");
+  proto::TaskAssignment running = Given();
+  const Time submitted = now();
+  const TaskId free_task = SubmitAs("free");
+  SubmitAs("donor");
+  // The donor always has a task waiting; each runs 10 s. Its tasks go first until the free task
+  // has waited the aging time.
+  std::optional<Time> started;
+  int donors_first = 0;
+  for (int i = 0; i < 30 && !started; ++i) {
+    running = CompleteAfter(running, Seconds(10));
+    if (running.task_id == free_task) {
+      started = now();
+    } else {
+      ++donors_first;
+      SubmitAs("donor");
+    }
+  }
+  ASSERT_TRUE(started) << "the free user's task never started";
+  EXPECT_GE(donors_first, 4);
+  EXPECT_LE(*started - submitted, config_.aging + Seconds(10));  // aging + one task's run
+}
+
+TEST_F(SchedulerFairTest, AccountsTakeTurnsSoABacklogNeverBlocksAnotherAccount) {
+  constexpr int kBacklog = 100000;
+  config_.max_unfinished_tasks = kBacklog + 10;
+  config_.max_unfinished_bytes = 64u << 20;
+  RegisterWorker("");
+  for (int i = 0; i < kBacklog; ++i) SubmitAs("bulk");
+  proto::TaskAssignment running = Given();  // bulk's first
+  const TaskId single = SubmitAs("single");
+  running = CompleteAfter(running, Seconds(1));
+  EXPECT_EQ(running.task_id, single);
+  EXPECT_EQ(Svc().queued(), static_cast<size_t>(kBacklog - 1));
+}
+
+TEST_F(SchedulerFairTest, AccountsTakeTurns) {
+  RegisterWorker("");
+  SubmitAs("someone");
+  proto::TaskAssignment running = Given();  // busy while both queue their tasks
+  std::map<TaskId, std::string> owner;
+  for (int i = 0; i < 3; ++i) owner[SubmitAs("a")] = "a";
+  for (int i = 0; i < 3; ++i) owner[SubmitAs("b")] = "b";
+  std::vector<std::string> order;
+  for (int i = 0; i < 6; ++i) {
+    running = CompleteAfter(running, Seconds(1));
+    order.push_back(owner[running.task_id]);
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{"a", "b", "a", "b", "a", "b"}));
+}
+
+TEST_F(SchedulerFairTest, ContributionsDecayAndTheClassFollows) {
+  RegisterWorker("donor");
+  SubmitAs("someone");
+  Advance(Seconds(50));
+  Result("w", Given());  // 75 weighted seconds: class 1
+  ASSERT_EQ(s().DonorClass("donor"), 1u);
+  Advance(config_.contribution_half_life);
+  EXPECT_NEAR(s().Contribution(now(), "donor"), 37.5, 1e-6);
+  EXPECT_EQ(s().DonorClass("donor"), 0u);  // the sweep saw it fall below 60
+}
+
+TEST_F(SchedulerFairTest, AGpuSecondWeighsMoreThanACpuSecond) {
+  Register("gpu", GpuCaps(), {"svc"}, 1, false, {}, "gpu-donor");
+  SubmitAs("someone");
+  auto tasks = Tasks("gpu");
+  ASSERT_EQ(tasks.size(), 1u);
+  Advance(Seconds(20));
+  Result("gpu", tasks[0]);
+  EXPECT_DOUBLE_EQ(s().Contribution(now(), "gpu-donor"), 60.0);  // 20 s x 3.0
+  EXPECT_EQ(s().DonorClass("gpu-donor"), 1u);
+}
+
+TEST_F(SchedulerFairTest, FailedResultsContributeNothing) {
+  RegisterWorker("donor");
+  SubmitAs("someone");
+  proto::TaskAssignment t = Given();
+  Advance(Seconds(50));
+  Result("w", t, proto::Outcome::kError);
+  EXPECT_EQ(s().Contribution(now(), "donor"), 0);
+}
+
+TEST_F(SchedulerFairTest, CancellingADelayedTaskKeepsTheCountsRight) {
+  proto::Submit later;
+  later.run_at_ms = ToUnixMs(now()) + 5000;
+  const TaskId id = Submit("svc", later);
+  EXPECT_EQ(Svc().delayed, 1u);
+  ASSERT_TRUE(s().OnCancel(now(), "client", proto::CancelTask{1, id}));
+  EXPECT_EQ(Status(id), TaskStatus::kCancelled);
+  EXPECT_EQ(Svc().delayed, 0u);
+  EXPECT_EQ(Svc().queued(), 0u);
+  EXPECT_EQ(s().total_queued(), 0u);
+}
+
+}  // namespace
+}  // namespace rma::broker::testing
