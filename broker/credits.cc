@@ -69,7 +69,8 @@ std::optional<CreditBook::Shortfall> CreditBook::CheckSubmit(std::string_view ow
   if (it == accounts_.end()) return std::nullopt;
   if (it->second.role == "admin" || config_.free_accounts.count(owner) > 0) return std::nullopt;
   auto min = config_.min_credits.find(service);
-  const double needed = min != config_.min_credits.end() ? min->second : config_.default_min_credits;
+  const double needed =
+      min != config_.min_credits.end() ? min->second : config_.default_min_credits;
   if (it->second.balance >= needed) return std::nullopt;
   return Shortfall{it->second.balance, needed};
 }

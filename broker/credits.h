@@ -64,7 +64,8 @@ class CreditBook {
  public:
   // `tier_weights`: credits per compute second on a GPU, CPU and storage worker (the broker's
   // BrokerConfig::tier_weights, which donor priority weighs contributions with too).
-  explicit CreditBook(CreditConfig config = {}, std::array<double, 3> tier_weights = {3.0, 1.5, 1.0});
+  explicit CreditBook(CreditConfig config = {},
+                      std::array<double, 3> tier_weights = {3.0, 1.5, 1.0});
 
   bool enabled() const { return config_.mode != CreditMode::kOff; }
   const CreditConfig& config() const { return config_; }

@@ -16,8 +16,8 @@ CreditConfig Config(CreditMode mode) {
   return c;
 }
 
-CreditBook::Accepted Result(std::string_view owner, std::string_view worker_account,
-                            uint32_t tier, Duration run, std::string_view service = "echo") {
+CreditBook::Accepted Result(std::string_view owner, std::string_view worker_account, uint32_t tier,
+                            Duration run, std::string_view service = "echo") {
   CreditBook::Accepted r;
   r.task_id = TaskId(42);
   r.attempt = 2;
@@ -94,7 +94,7 @@ TEST(CreditBookTest, EnforceRefusesAnAccountBelowTheServiceMinimumExceptAdminsAn
   EXPECT_FALSE(book.CheckSubmit("rich", "vllm").has_value());
   EXPECT_FALSE(book.CheckSubmit("root", "vllm").has_value());
   EXPECT_FALSE(book.CheckSubmit("student", "vllm").has_value());
-  EXPECT_FALSE(book.CheckSubmit("", "vllm").has_value());             // anonymous (open pool)
+  EXPECT_FALSE(book.CheckSubmit("", "vllm").has_value());            // anonymous (open pool)
   EXPECT_FALSE(book.CheckSubmit("configured", "vllm").has_value());  // not an account
 
   CreditBook track(Config(CreditMode::kTrack));

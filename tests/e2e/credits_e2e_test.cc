@@ -66,8 +66,7 @@ TEST_F(CreditsTracked, EachAcceptedResultEarnsTheWorkersAccountAndCostsTheSubmit
                 "account = 'bob'"),
             "5");
   // Each task ran ~200 ms: it earned about 0.2 x the worker's tier weight (>= 1).
-  const double earned =
-      Number(Sql("SELECT sum(amount) FROM credit_ledger WHERE kind = 'earned'"));
+  const double earned = Number(Sql("SELECT sum(amount) FROM credit_ledger WHERE kind = 'earned'"));
   EXPECT_GE(earned, 5 * 0.2);
   EXPECT_LT(earned, 5 * 3.0 * 3);  // sleep 200 ms on a slow machine, at most GPU weight
   const double spent = Number(Sql("SELECT -sum(amount) FROM credit_ledger WHERE kind = 'spent'"));
@@ -119,8 +118,7 @@ TEST_F(CreditsEnforced, AnAccountThatCannotPayGets402UntilItIsGrantedCredits) {
   EXPECT_EQ(Sql("SELECT count(*) FROM credit_ledger WHERE account = 'bob' AND kind = 'grant'"),
             "1");
 
-  HttpResponse refused =
-      Call("POST", "/api/tasks", bob_, {{"service", "echo"}, {"payload", "x"}});
+  HttpResponse refused = Call("POST", "/api/tasks", bob_, {{"service", "echo"}, {"payload", "x"}});
   ASSERT_EQ(refused.status, 402) << refused.body;
   json why = refused.Json();
   EXPECT_EQ(why.value("code", ""), "payment_required");

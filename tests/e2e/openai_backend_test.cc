@@ -14,8 +14,8 @@
 #include <map>
 #include <sstream>
 
-#include "tests/support/http_client.h"
 #include "tests/openai/sdk_run.h"
+#include "tests/support/http_client.h"
 #include "tests/support/process.h"
 #include "tests/support/test_backend.h"
 

@@ -33,8 +33,7 @@ void AccountPool::SetUp() {
   // The bootstrap key is printed once, on the broker's stdout (its log here).
   std::smatch m;
   const std::string log = cluster_->broker().Log();
-  ASSERT_TRUE(std::regex_search(log, m, std::regex("admin API key[^:]*: (rma_[0-9a-f_]+)")))
-      << log;
+  ASSERT_TRUE(std::regex_search(log, m, std::regex("admin API key[^:]*: (rma_[0-9a-f_]+)"))) << log;
   admin_ = m[1];
   // Until its first poll of the broker's keys the gateway answers 503 (never open).
   ASSERT_TRUE(WaitUntil([&] { return Call("GET", "/api/account", admin_).status == 200; }, 10s))
