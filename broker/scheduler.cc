@@ -302,9 +302,19 @@ std::string_view Scheduler::Health(Time now, const Worker& w) const {
   return "healthy";
 }
 
-proto::TaskView Scheduler::View(Time /*now*/, const Task& t, bool with_result) const {
+proto::TaskView Scheduler::View(Time now, const Task& t, bool with_result) const {
   proto::TaskView v = ViewOf(t, with_result);
   v.waiting_for_provider = t.status == TaskStatus::kQueued && !HasProvider(t);
+  if (t.queue_slot != FairQueue::kNoSlot) {
+    // Where it stands in its service's fair order (docs/http-api.md): 1 = next to start. The start
+    // is estimated from the service's starts over the last minute; unknown (0, left out) without
+    // any, or while nothing can take it.
+    const Service& svc = services_[t.service_index];
+    const double rate = v.waiting_for_provider ? 0 : svc.starts.PerSecond(now, 60);
+    const FairQueue::Position pos = svc.queue.PositionOf(now, t.queue_slot, rate);
+    v.queue_position = pos.ahead + 1;
+    v.estimated_start_s = std::max(0.0, pos.start_s);
+  }
   if (t.status == TaskStatus::kRunning) {
     v.progress = t.progress;
     v.progress_message = t.progress_message;

@@ -216,6 +216,7 @@ class Scheduler {
     Counters counters;
     LatencyHistogram queue_wait;
     LatencyHistogram run_time;
+    RateWindow starts;             // attempts started: the rate estimated_start_s divides by
     uint32_t tasks_in_memory = 0;  // tasks of this service in memory, finished ones included
     size_t queued() const { return queue.size(); }
   };

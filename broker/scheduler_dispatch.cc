@@ -298,6 +298,7 @@ void Scheduler::Start(Time now, Task& t, uint32_t worker_index, uint32_t attempt
   t.waiters.shrink_to_fit();
   ++t.epoch;
   ++svc.in_flight;
+  svc.starts.Add(now);
   if (svc.limit.rate_per_s > 0) svc.tokens -= 1.0;
   Duration wait = now - t.queued_at;
   queue_wait_.Record(wait);

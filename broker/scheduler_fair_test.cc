@@ -1,7 +1,7 @@
 // Scheduler tests for donor priority and fairness (docs/architecture.md, "Queueing order"): under
 // saturation a contributing account's task overtakes a free user's, the free user's task still
-// starts within the aging bound, accounts take turns, and contributions decay. Driven with a
-// FakeClock through the fixture of scheduler_test_util.h.
+// starts within the aging bound, accounts take turns, contributions decay, and queued tasks report
+// where they stand. Driven with a FakeClock through the fixture of scheduler_test_util.h.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -105,6 +105,7 @@ TEST_F(SchedulerFairTest, AccountsTakeTurnsSoABacklogNeverBlocksAnotherAccount) 
   for (int i = 0; i < kBacklog; ++i) SubmitAs("bulk");
   proto::TaskAssignment running = Given();  // bulk's first
   const TaskId single = SubmitAs("single");
+  EXPECT_EQ(s().View(now(), *s().FindTask(single), false).queue_position, 1u);
   running = CompleteAfter(running, Seconds(1));
   EXPECT_EQ(running.task_id, single);
   EXPECT_EQ(Svc().queued(), static_cast<size_t>(kBacklog - 1));
@@ -123,6 +124,35 @@ TEST_F(SchedulerFairTest, AccountsTakeTurns) {
     order.push_back(owner[running.task_id]);
   }
   EXPECT_EQ(order, (std::vector<std::string>{"a", "b", "a", "b", "a", "b"}));
+}
+
+TEST_F(SchedulerFairTest, QueuedTasksReportPositionAndEstimatedStart) {
+  RegisterWorker("");
+  const TaskId first = SubmitAs("a");
+  proto::TaskAssignment running = Given();
+  const TaskId a2 = SubmitAs("a");
+  // No start in a full second yet: the position is known, the time is not.
+  proto::TaskView view = s().View(now(), *s().FindTask(a2), false);
+  EXPECT_EQ(view.queue_position, 1u);
+  EXPECT_EQ(view.estimated_start_s, 0);
+  Advance(Seconds(1));  // one start in the last minute: 1/60 per second
+  const TaskId a3 = SubmitAs("a");
+  const TaskId b1 = SubmitAs("b");
+  auto position = [&](TaskId id) { return s().View(now(), *s().FindTask(id), false); };
+  // a just had its turn (its first task): b's comes before a's next.
+  EXPECT_EQ(position(b1).queue_position, 1u);
+  EXPECT_EQ(position(a2).queue_position, 2u);
+  EXPECT_EQ(position(a3).queue_position, 3u);
+  EXPECT_NEAR(position(b1).estimated_start_s, 60.0, 1e-6);
+  EXPECT_NEAR(position(a2).estimated_start_s, 120.0, 1e-6);
+  EXPECT_EQ(position(first).queue_position, 0u);  // running
+  // ...and they start in that order.
+  running = CompleteAfter(running, Seconds(1));
+  EXPECT_EQ(running.task_id, b1);
+  running = CompleteAfter(running, Seconds(1));
+  EXPECT_EQ(running.task_id, a2);
+  running = CompleteAfter(running, Seconds(1));
+  EXPECT_EQ(running.task_id, a3);
 }
 
 TEST_F(SchedulerFairTest, ContributionsDecayAndTheClassFollows) {

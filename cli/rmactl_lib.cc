@@ -431,8 +431,9 @@ std::string RenderStats(const json& doc) {
 std::string RenderTask(const json& t, const WorkerNames& names) {
   if (!t.is_object()) return t.dump(2) + "\n";
   std::vector<std::vector<std::string>> rows;
-  for (const char* key : {"task_id", "service", "status", "attempts", "worker_id", "created_at",
-                          "started_at", "completed_at", "error"}) {
+  for (const char* key :
+       {"task_id", "service", "status", "queue_position", "estimated_start_s", "attempts",
+        "worker_id", "created_at", "started_at", "completed_at", "error"}) {
     if (!t.contains(key) || t[key].is_null()) continue;
     const std::string cell = Cell(t, key);
     rows.push_back({key, std::string(key) == "worker_id" ? WorkerLabel(cell, names) : cell});

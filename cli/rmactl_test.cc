@@ -58,6 +58,17 @@ TEST(RenderTest, TaskShowsFieldsAndResult) {
   EXPECT_NE(out.find("\"n\": 1"), std::string::npos);
 }
 
+TEST(RenderTest, QueuedTaskShowsItsPlace) {
+  json t = {{"task_id", "7"},
+            {"service", "echo"},
+            {"status", "queued"},
+            {"queue_position", 3},
+            {"estimated_start_s", 4.5}};
+  std::string out = RenderTask(t);
+  EXPECT_NE(out.find("queue_position"), std::string::npos);
+  EXPECT_NE(out.find("4.5"), std::string::npos);
+}
+
 TEST(RenderTest, ErrorsNameCodeAndAvailableServices) {
   Reply r;
   r.status = 503;

@@ -464,6 +464,8 @@ json TaskJson(const proto::TaskView& t, bool with_result, bool with_owner) {
   if (!t.error_code.empty()) j["error_code"] = t.error_code;
   if (!t.idempotency_key.empty()) j["idempotency_key"] = t.idempotency_key;
   if (t.waiting_for_provider) j["waiting_for_provider"] = true;
+  if (t.queue_position > 0) j["queue_position"] = t.queue_position;
+  if (t.estimated_start_s > 0) j["estimated_start_s"] = std::round(t.estimated_start_s * 10) / 10;
   if (t.http_status != 0) j["http_status"] = t.http_status;
   if (with_owner) j["owner"] = t.owner;
   if (!with_result) return j;

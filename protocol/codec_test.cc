@@ -176,6 +176,13 @@ TEST(CodecTest, ClientRepliesRoundTrip) {
   EXPECT_EQ(RoundTrip(TaskInfo{8, v}), (TaskInfo{8, v}));
   v.progress = -1;
   v.progress_message.clear();
+  v.status = TaskStatus::kQueued;
+  v.queue_position = 12;
+  v.estimated_start_s = 3.5;
+  EXPECT_EQ(RoundTrip(TaskInfo{8, v}), (TaskInfo{8, v}));
+  v.queue_position = 0;
+  v.estimated_start_s = 0;
+  v.status = TaskStatus::kCompleted;
   Get watch;
   watch.ref = 4;
   watch.task_id = TaskId(6);

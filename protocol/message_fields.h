@@ -124,6 +124,8 @@ void Fields(V& v, M& m) {
   v.Str("owner", m.owner, {.max_bytes = kMaxOwnerBytes});
   v.F64("progress", m.progress, {});
   v.Str("progress_message", m.progress_message, {.max_bytes = 1024});
+  v.U64("queue_position", m.queue_position, {});
+  v.F64("estimated_start_s", m.estimated_start_s, {.non_negative = true});
 }
 
 // ---- Worker endpoint -------------------------------------------------------------------------

@@ -331,6 +331,11 @@ struct TaskView {
   // "progress", "progress_message": the running attempt's last PROGRESS (-1: none reported).
   double progress = -1;
   std::string progress_message;
+  // "queue_position": while queued, its place in its service's fair order (1: the next to start,
+  // an estimate); 0 otherwise. "estimated_start_s": while queued, when it should start, in seconds
+  // from now, from the service's recent start rate; 0 when unknown or not queued.
+  uint64_t queue_position = 0;
+  double estimated_start_s = 0;
   bool operator==(const TaskView&) const = default;
 };
 

@@ -100,6 +100,11 @@ TEST(GatewayApiTest, TaskLifeCycleSubmitGetWaitListCancel) {
   ASSERT_EQ(waiting.status, 202);
   EXPECT_EQ(waiting.Json()["waiting_for_provider"], true);
   const std::string waiting_id = waiting.Json()["task_id"];
+  // Queued: its place is known (the next to start), when it starts is not (nothing provides it).
+  HttpResponse queued = HttpGet(cluster.Url("/api/tasks/" + waiting_id));
+  EXPECT_EQ(queued.Json()["queue_position"], 1) << queued.body;
+  EXPECT_FALSE(queued.Json().contains("estimated_start_s")) << queued.body;
+  EXPECT_FALSE(now.Json().contains("queue_position")) << now.body;  // a completed task has none
   HttpResponse cancelled = HttpCall("DELETE", cluster.Url("/api/tasks/" + waiting_id), "", {kJson});
   EXPECT_EQ(cancelled.status, 200) << cancelled.body;
   EXPECT_EQ(cancelled.Json()["status"], "cancelled");
