@@ -42,7 +42,7 @@ function readBoard(page) {
       period: table?.dataset.period ?? null,
       by: table?.dataset.by ?? null,
       busy: table?.getAttribute('aria-busy') ?? null,
-      caption: text(q('caption', table ?? document.createElement('table'))),
+      caption: text(q('[data-testid="board-caption"]')),
       accounts: all('tbody[data-account]', table ?? document.createElement('table')).map((body) => {
         const row = q('tr.account-row', body);
         return {

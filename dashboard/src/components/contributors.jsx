@@ -86,11 +86,12 @@ function AccountsBoard({ board, query }) {
           The leaderboard did not answer the last refresh: showing its previous answer.
         </p>
       ) : null}
-      {rows.length === 0 ? (
-        <p class="empty" data-testid="accounts-empty" aria-busy={pending ? 'true' : 'false'}>
-          {pending ? caption : `No account’s machines have earned anything ${PERIOD_PHRASE[shown.period]}.`}
-        </p>
-      ) : (
+      {/* Outside the table so it wraps at phone width rather than scrolling with it; polite, so a
+          change of the pickers is heard as "Loading…" and then what is shown. */}
+      <p class="board-caption" id="board-caption" data-testid="board-caption" aria-live="polite">
+        {rows.length === 0 && !pending ? `No account’s machines have earned anything ${PERIOD_PHRASE[shown.period]}.` : caption}
+      </p>
+      {rows.length === 0 ? null : (
         <div class="table-scroll" tabIndex={0} role="region" aria-labelledby="contributors-title">
           <table
             class="data accounts-board"
@@ -98,8 +99,8 @@ function AccountsBoard({ board, query }) {
             data-period={shown.period}
             data-by={shown.by}
             aria-busy={pending ? 'true' : 'false'}
+            aria-describedby="board-caption"
           >
-            <caption>{caption}</caption>
             <thead>
               <tr>
                 <th scope="col" class="num">
