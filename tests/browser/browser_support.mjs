@@ -34,6 +34,32 @@ export async function launchChromium(executablePath) {
   return chromium.launch({ executablePath, args: CHROMIUM_ARGS, headless: true });
 }
 
+// Runs `body(browser)` with a Chromium of its own, closed afterwards whatever happens; when the body
+// throws, the page `failurePage()` names (if any) is photographed as "failure" first.
+export async function withBrowser(executablePath, screenshot, failurePage, body) {
+  const browser = await launchChromium(executablePath);
+  try {
+    await body(browser);
+  } catch (e) {
+    const page = failurePage();
+    if (page) await screenshot(page, 'failure').catch(() => {});
+    throw e;
+  } finally {
+    await browser.close();
+  }
+}
+
+// A test script's last word: PASS, or FAIL with the reason and exit code 1.
+export async function runMain(what, main) {
+  try {
+    await main();
+    log(`PASS: every ${what} check passed`);
+  } catch (e) {
+    console.error(`FAIL: ${e.stack ?? e}`);
+    process.exitCode = 1;
+  }
+}
+
 // Re-runs `check` (which throws while its condition does not hold) until it passes or `timeoutMs`
 // passes; then fails with the last reason.
 export async function eventually(what, check, timeoutMs = 10_000) {

@@ -12,7 +12,7 @@
 // host, and says plainly when the broker and then the gateway go away. Every wait is a poll of a page
 // or API condition with a deadline; nothing sleeps. Exit code 0 means every check passed.
 import assert from 'node:assert/strict';
-import { axeViolations, eventually, launchChromium, log, pageLayout, screenshots, watcher } from './browser_support.mjs';
+import { axeViolations, eventually, log, pageLayout, runMain, screenshots, watcher, withBrowser } from './browser_support.mjs';
 
 const config = JSON.parse(process.argv[2] ?? '{}');
 const PAGE_URL = `${config.url}/?refresh=0.5`;
@@ -144,7 +144,6 @@ function comparePageWithApi(shown, { stats, workers, services }) {
 async function main() {
   assert.ok(config.url && config.artifacts && config.victim, 'usage: dashboard.test.mjs <json config>');
   screenshot = screenshots(config.artifacts);
-  const browser = await launchChromium(config.chromium);
   let page = null; // the main page, for a screenshot if a check fails
   // This pool has no database: its leaderboard answers 409, which Chromium logs as a failed load.
   // That one is expected (and asked for only once a minute); any other console error is not.
@@ -158,7 +157,7 @@ async function main() {
   // Leaderboard and stats requests of the main page: the board must not ask more than the page polls.
   const requests = { leaderboard: [], stats: 0 };
 
-  try {
+  await withBrowser(config.chromium, screenshot, () => page, async (browser) => {
     // 1. The page loads the built bundle with the right types and shows what the API says.
     const context = await browser.newContext({ viewport: { width: 1366, height: 900 }, colorScheme: 'light' });
     watch(context);
@@ -397,18 +396,7 @@ async function main() {
     assert.deepEqual(outside, [], 'requests to other hosts');
     await context.close();
     page = null;
-  } catch (e) {
-    if (page) await screenshot(page, 'failure').catch(() => {});
-    throw e;
-  } finally {
-    await browser.close();
-  }
+  });
 }
 
-try {
-  await main();
-  log('PASS: every dashboard check passed');
-} catch (e) {
-  console.error(`FAIL: ${e.stack ?? e}`);
-  process.exitCode = 1;
-}
+await runMain('dashboard', main);

@@ -35,6 +35,26 @@ function Picker({ legend, name, options, value, onChange }) {
   );
 }
 
+// Rank, who, the measures (credits only with accounts), and the share of the ranking measure.
+function Headers({ who, accounts, by }) {
+  return (
+    <thead>
+      <tr>
+        <th scope="col" class="num">
+          Rank
+        </th>
+        <th scope="col">{who}</th>
+        {LEADERBOARD_MEASURES.filter((m) => accounts || !m.accountsOnly).map((m) => (
+          <th key={m.value} scope="col" class="num">
+            {m.label}
+          </th>
+        ))}
+        <th scope="col">Share of {MEASURE_PHRASE[by]}</th>
+      </tr>
+    </thead>
+  );
+}
+
 function ShareBar({ share }) {
   return (
     <div class="share">
@@ -101,24 +121,7 @@ function AccountsBoard({ board, query }) {
             aria-busy={pending ? 'true' : 'false'}
             aria-describedby="board-caption"
           >
-            <thead>
-              <tr>
-                <th scope="col" class="num">
-                  Rank
-                </th>
-                <th scope="col">Account · machine</th>
-                <th scope="col" class="num">
-                  Credits earned
-                </th>
-                <th scope="col" class="num">
-                  Tasks completed
-                </th>
-                <th scope="col" class="num">
-                  Compute time
-                </th>
-                <th scope="col">Share of {MEASURE_PHRASE[shown.by]}</th>
-              </tr>
-            </thead>
+            <Headers who="Account · machine" accounts by={shown.by} />
             {rows.map((a, i) => {
               const open = !folded.has(a.account);
               const ids = a.workers.map((_, j) => `board-a${i}-w${j}`);
@@ -183,21 +186,7 @@ function WorkersBoard({ workers, by }) {
   return (
     <div class="table-scroll" tabIndex={0} role="region" aria-labelledby="contributors-title">
       <table class="data" data-testid="contributors-table">
-        <thead>
-          <tr>
-            <th scope="col" class="num">
-              Rank
-            </th>
-            <th scope="col">Worker</th>
-            <th scope="col" class="num">
-              Tasks completed
-            </th>
-            <th scope="col" class="num">
-              Compute time
-            </th>
-            <th scope="col">Share of {MEASURE_PHRASE[by]}</th>
-          </tr>
-        </thead>
+        <Headers who="Worker" accounts={false} by={by} />
         <tbody>
           {ranked.map(({ rank, worker: w, share }) => (
             <tr key={w.worker_id} data-worker-id={w.worker_id}>
