@@ -360,8 +360,9 @@ async function main() {
     // The page polled every 0.5 s all along, but asked the absent leaderboard only about once a
     // minute (dashboard/src/api.js), with the board's query.
     log(`main page: ${requests.stats} polls, ${requests.leaderboard.length} leaderboard requests`);
-    assert.ok(requests.stats >= 20, `the page kept polling: ${requests.stats}`);
-    assert.ok(requests.leaderboard.length >= 1 && requests.leaderboard.length <= 1 + requests.stats / 20, `leaderboard asked ${requests.leaderboard.length} times in ${requests.stats} polls`);
+    // (One a poll would be as many as the polls; once a minute at two polls a second is one in 120.)
+    assert.ok(requests.stats >= 10, `the page kept polling: ${requests.stats}`);
+    assert.ok(requests.leaderboard.length >= 1 && requests.leaderboard.length <= 2 + requests.stats / 30, `leaderboard asked ${requests.leaderboard.length} times in ${requests.stats} polls`);
     assert.equal(requests.leaderboard[0], '?period=week&by=credits');
 
     // Nothing so far may have failed in the page or reached another host.

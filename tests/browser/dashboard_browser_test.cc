@@ -159,18 +159,18 @@ TEST_F(DashboardAccountsBoardTest, BoardRanksAccountsWithTheirMachinesAsTheLeade
       << Call("GET", "/api/leaderboard?period=all", "").body;
 
   const std::string artifacts = std::string(RMA_BROWSER_ARTIFACTS_DIR) + "/accounts-board";
-  json config = {
-      {"url", cluster_->Url("")},
-      {"admin_key", admin_},
-      {"chromium", Chromium()},
-      {"artifacts", artifacts},
-      {"expect",
-       {{"accounts",
-         {{"alice", {{"tasks", 4}, {"workers", {"w1", "w2"}}}},
-          {"carol", {{"tasks", 2}, {"workers", {"w3"}}}}}}}}};
+  json config = {{"url", cluster_->Url("")},
+                 {"admin_key", admin_},
+                 {"chromium", Chromium()},
+                 {"artifacts", artifacts},
+                 {"expect",
+                  {{"accounts",
+                    {{"alice", {{"tasks", 4}, {"workers", {"w1", "w2"}}}},
+                     {"carol", {{"tasks", 2}, {"workers", {"w3"}}}}}}}}};
   std::cout << "accounts board screenshots: " << artifacts << std::endl;
-  Process node = Process::Start(RMA_NODE_EXECUTABLE, {RMA_ACCOUNTS_BOARD_TEST_SCRIPT, config.dump()},
-                                cluster_->dir() + "/accounts-board-test.log");
+  Process node =
+      Process::Start(RMA_NODE_EXECUTABLE, {RMA_ACCOUNTS_BOARD_TEST_SCRIPT, config.dump()},
+                     cluster_->dir() + "/accounts-board-test.log");
   std::optional<int> exit_code = node.Wait(120s);
   if (!exit_code) node.Kill();
   std::string output = node.Log();
