@@ -20,12 +20,14 @@ if(RMA_DASHBOARD_BUILT)
     BYPRODUCTS ${browser_stamp}
     COMMENT "Checking the browser test's npm packages"
     VERBATIM)
+  # The accounts board's case needs PostgreSQL (rma_account_pool): it skips without RMA_TEST_PG_URL.
   rma_add_test(dashboard_browser_test SOURCES browser/dashboard_browser_test.cc
-               LIBS rma_test_support LABELS browser TIMEOUT 240)
+               LIBS rma_test_support rma_account_pool LABELS browser TIMEOUT 240)
   add_dependencies(dashboard_browser_test ${RMA_BINARIES} browser_test_npm_ci)
   target_compile_definitions(dashboard_browser_test PRIVATE
     RMA_NODE_EXECUTABLE="${RMA_NODE}"
     RMA_BROWSER_TEST_SCRIPT="${browser_dir}/dashboard.test.mjs"
+    RMA_ACCOUNTS_BOARD_TEST_SCRIPT="${browser_dir}/accounts_board.test.mjs"
     RMA_BROWSER_ARTIFACTS_DIR="${CMAKE_CURRENT_BINARY_DIR}/browser-artifacts")
 else()
   message(STATUS "rma: no browser test without the dashboard (RMA_BUILD_DASHBOARD, node and npm)")

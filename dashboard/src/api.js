@@ -1,11 +1,18 @@
 // The dashboard's view of the gateway: one poll fetches /health and the admin documents it draws,
 // and says in one word what state the pool is in for the page — live, gateway unreachable, broker
 // unreachable, admin key needed, or some other error. The admin key, when the gateway asks for one,
-// is kept in sessionStorage (gone when the tab closes) and sent as X-API-Key.
+// is kept in sessionStorage (gone when the tab closes) and sent as X-API-Key. The same poll reads the
+// public leaderboard for the contributors board; its answer never changes the page's state (a pool
+// without a database answers 409 there and is still live). A pool without a leaderboard (409, 404)
+// does not grow one until its broker or gateway restarts, nor does a private one (401) open without a
+// new key, so it is asked again only every LEADERBOARD_RECHECK_MS or at once after a new key: not a
+// failed request (and a console error in the browser) every refresh.
 // fetch and storage are injected so test/api.test.js runs all of this without a browser.
+import { DEFAULT_BOARD_QUERY, leaderboardPath } from './model.js';
 
 export const KEY_STORAGE_KEY = 'rma.adminKey';
 export const ADMIN_DOCUMENTS = ['stats', 'workers', 'services'];
+export const LEADERBOARD_RECHECK_MS = 60_000;
 
 // sessionStorage can be missing or refuse writes (privacy modes, sandboxed frames): then the key lives
 // in memory for as long as the page does.
@@ -113,8 +120,16 @@ export function summarize(results, { usedKey = false } = {}) {
 }
 
 export class PoolClient {
-  constructor({ fetchImpl = (...a) => globalThis.fetch(...a), keyStore = sessionKeyStore(), timeoutMs = 4000, base = '' } = {}) {
+  constructor({
+    fetchImpl = (...a) => globalThis.fetch(...a),
+    keyStore = sessionKeyStore(),
+    timeoutMs = 4000,
+    base = '',
+    now = () => Date.now(),
+  } = {}) {
     this.fetchImpl = fetchImpl;
+    this.now = now;
+    this.leaderboardAbsentUntil = 0; // while now() is below it, the leaderboard is not asked
     this.keyStore = keyStore;
     this.timeoutMs = timeoutMs;
     this.base = base;
@@ -126,21 +141,35 @@ export class PoolClient {
 
   setKey(key) {
     this.keyStore.set(key && key.trim() ? key.trim() : null);
+    this.leaderboardAbsentUntil = 0;
   }
 
   forgetKey() {
     this.keyStore.set(null);
+    this.leaderboardAbsentUntil = 0;
   }
 
-  async poll() {
+  // `board` is the contributors board's { period, by }: at most one leaderboard request per poll.
+  // data.leaderboard.answer is null when the leaderboard was not asked this time.
+  async poll(board = DEFAULT_BOARD_QUERY) {
     const key = this.key;
     const options = { headers: key ? { 'X-API-Key': key } : {}, timeoutMs: this.timeoutMs };
     const names = ['health', ...ADMIN_DOCUMENTS];
     const urls = names.map((n) => (n === 'health' ? `${this.base}/health` : `${this.base}/api/admin/${n}`));
-    const answers = await Promise.all(urls.map((u) => getJson(this.fetchImpl, u, options)));
+    const query = { period: board.period, by: board.by };
+    const askBoard = this.now() >= this.leaderboardAbsentUntil;
+    const [leaderboard, ...answers] = await Promise.all([
+      askBoard ? getJson(this.fetchImpl, `${this.base}${leaderboardPath(query)}`, options) : null,
+      ...urls.map((u) => getJson(this.fetchImpl, u, options)),
+    ]);
+    if ([401, 403, 404, 409].includes(leaderboard?.status)) {
+      this.leaderboardAbsentUntil = this.now() + LEADERBOARD_RECHECK_MS;
+    }
     const results = Object.fromEntries(names.map((n, i) => [n, answers[i]]));
     // /health answers 503 (with a JSON body) when the broker is unreachable: that is an answer.
     if (results.health.kind === 'unavailable' && results.health.body) results.health = { ...results.health, kind: 'ok' };
-    return summarize(results, { usedKey: !!key });
+    const summary = summarize(results, { usedKey: !!key });
+    if (summary.state === 'live') summary.data.leaderboard = { answer: leaderboard, query };
+    return summary;
   }
 }

@@ -1,6 +1,7 @@
 // The dashboard page: polls the gateway every `refreshMs` (never two polls at once), keeps the last good
 // data on screen when the gateway or broker cannot be reached and says so plainly, and asks for the
-// admin key when the gateway wants one.
+// admin key when the gateway wants one. The contributors board's period and measure live here, because
+// each poll asks the leaderboard for them; changing them polls at once.
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { ConnectionBanner, ConnectionStatus } from './components/connection.jsx';
 import { KeyDialog } from './components/key_dialog.jsx';
@@ -10,11 +11,12 @@ import { HistoryCharts } from './components/charts.jsx';
 import { ServicesTable } from './components/services_table.jsx';
 import { WorkersTable } from './components/workers_table.jsx';
 import { Contributors } from './components/contributors.jsx';
+import { DEFAULT_BOARD_QUERY, leaderboardBoard } from './model.js';
 
 // A hidden tab still polls, slowly, so the page is current the moment it is looked at again.
 const HIDDEN_REFRESH_MS = 30_000;
 
-function usePoller(client, refreshMs) {
+function usePoller(client, refreshMs, boardQuery) {
   const [data, setData] = useState(null);
   const [conn, setConn] = useState({ state: 'connecting', message: '', since: Date.now(), lastOk: null });
   const [keyPrompt, setKeyPrompt] = useState(null); // null, or { rejected } while the dialog is open
@@ -22,6 +24,9 @@ function usePoller(client, refreshMs) {
   // asking), but the dialog only comes back when they ask for it.
   const keyDismissed = useRef(false);
   const wake = useRef(() => {});
+  // Read by each poll, so a new choice does not restart the polling loop.
+  const query = useRef(boardQuery);
+  query.current = boardQuery;
 
   useEffect(() => {
     if (keyPrompt) return undefined; // paused until the admin key is given or the prompt is dismissed
@@ -37,12 +42,16 @@ function usePoller(client, refreshMs) {
       if (running || stopped) return;
       running = true;
       clearTimeout(timer);
-      const result = await client.poll();
+      const result = await client.poll(query.current);
       running = false;
       if (stopped) return;
       const now = Date.now();
       if (result.state === 'live') {
-        setData(result.data);
+        // The board keeps its last accounts through a transient leaderboard failure (model.js).
+        setData((previous) => {
+          const { answer, query: asked } = result.data.leaderboard;
+          return { ...result.data, board: leaderboardBoard(answer, asked, previous?.board) };
+        });
       } else if (result.state === 'auth') {
         if (result.keyRejected) client.forgetKey();
         if (!keyDismissed.current) setKeyPrompt({ rejected: result.keyRejected });
@@ -91,11 +100,23 @@ function usePoller(client, refreshMs) {
     setKeyPrompt({ rejected: false });
   }, []);
 
-  return { data, conn, keyPrompt, submitKey, dismissKey, forgetKey, askForKey };
+  const pollNow = useCallback(() => wake.current(), []);
+  return { data, conn, keyPrompt, submitKey, dismissKey, forgetKey, askForKey, pollNow };
 }
 
 export function App({ client, refreshMs = 2000 }) {
-  const { data, conn, keyPrompt, submitKey, dismissKey, forgetKey, askForKey } = usePoller(client, refreshMs);
+  const [boardQuery, setBoardQuery] = useState(DEFAULT_BOARD_QUERY);
+  const { data, conn, keyPrompt, submitKey, dismissKey, forgetKey, askForKey, pollNow } = usePoller(
+    client,
+    refreshMs,
+    boardQuery,
+  );
+  // A poll already under way carries the old choice; the next one (at once, or at the next tick when
+  // one is running) carries the new one.
+  const chooseBoard = useCallback((change) => setBoardQuery((q) => ({ ...q, ...change })), []);
+  useEffect(() => {
+    pollNow();
+  }, [boardQuery, pollNow]);
   const health = data?.health;
   const stats = data?.stats;
   return (
@@ -135,7 +156,7 @@ export function App({ client, refreshMs = 2000 }) {
             </div>
             <ServicesTable services={data.services} workers={data.workers} />
             <WorkersTable workers={data.workers} />
-            <Contributors workers={data.workers} />
+            <Contributors workers={data.workers} board={data.board} query={boardQuery} onQuery={chooseBoard} />
           </>
         ) : (
           <p class="placeholder" data-testid="placeholder">
@@ -145,8 +166,9 @@ export function App({ client, refreshMs = 2000 }) {
       </main>
       <footer class="page-footer">
         <p>
-          Data from <a href="/api/admin/stats">/api/admin/stats</a>, <a href="/api/admin/workers">/workers</a> and{' '}
-          <a href="/api/admin/services">/services</a>, refreshed every {refreshMs / 1000} s.
+          Data from <a href="/api/admin/stats">/api/admin/stats</a>, <a href="/api/admin/workers">/workers</a>,{' '}
+          <a href="/api/admin/services">/services</a> and <a href="/api/leaderboard">/api/leaderboard</a>, refreshed
+          every {refreshMs / 1000} s.
         </p>
       </footer>
       {keyPrompt ? <KeyDialog rejected={keyPrompt.rejected} onSubmit={submitKey} onCancel={dismissKey} /> : null}

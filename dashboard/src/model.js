@@ -114,9 +114,11 @@ export function filterWorkers(workers, { text = '', tier = '', health = '' } = {
 // Workers ranked by what they donated: tasks completed or busy (compute) seconds, the other one
 // breaking ties. Equal values share a rank (1, 2, 2, 4). Offline workers still listed keep their place:
 // they did the work.
+// `by` is 'tasks' or 'busy' (also spelt 'compute', the leaderboard's name for it).
 export function rankContributors(workers, by = 'tasks') {
-  const primary = by === 'busy' ? (w) => w.busy_seconds ?? 0 : (w) => w.tasks_done ?? 0;
-  const secondary = by === 'busy' ? (w) => w.tasks_done ?? 0 : (w) => w.busy_seconds ?? 0;
+  const busy = by === 'busy' || by === 'compute';
+  const primary = busy ? (w) => w.busy_seconds ?? 0 : (w) => w.tasks_done ?? 0;
+  const secondary = busy ? (w) => w.tasks_done ?? 0 : (w) => w.busy_seconds ?? 0;
   const total = workers.reduce((s, w) => s + primary(w), 0);
   const sorted = [...workers].sort(
     (a, b) =>
@@ -130,6 +132,96 @@ export function rankContributors(workers, by = 'tasks') {
     if (i === 0 || primary(w) !== primary(sorted[i - 1])) rank = i + 1;
     return { rank, worker: w, value: primary(w), share: total > 0 ? primary(w) / total : 0 };
   });
+}
+
+// ---- Leaderboard (accounts) ----------------------------------------------------------------------
+
+// The board's pickers. `by` values are the API's (GET /api/leaderboard?period&by); the workers-only
+// fallback has no credits (they need the database) and ranks by its own two measures.
+export const LEADERBOARD_PERIODS = [
+  { value: 'day', label: 'Today' },
+  { value: 'week', label: 'This week' },
+  { value: 'all', label: 'All time' },
+];
+export const LEADERBOARD_MEASURES = [
+  { value: 'credits', label: 'Credits earned', accountsOnly: true },
+  { value: 'tasks', label: 'Tasks completed' },
+  { value: 'compute', label: 'Compute time' },
+];
+export const DEFAULT_BOARD_QUERY = { period: 'week', by: 'credits' };
+
+export function leaderboardPath({ period, by } = DEFAULT_BOARD_QUERY) {
+  return `/api/leaderboard?period=${encodeURIComponent(period)}&by=${encodeURIComponent(by)}`;
+}
+
+// What the contributors board shows, from one classified GET /api/leaderboard answer (api.js getJson,
+// plus the query it asked) and what the board showed before:
+//   { mode: 'accounts', doc, query, stale }   the accounts board (stale: a transient failure, the
+//                                             last good answer kept rather than flipping to workers)
+//   { mode: 'workers', reason, message }      the pool has no accounts board: rank the workers
+// 409 is a broker without a database, 404 a gateway without the route, 401/403 --private-leaderboard
+// without a key the gateway takes. A null answer (not asked this time, api.js) keeps what was shown.
+export function leaderboardBoard(answer, query, previous = null) {
+  if (answer === null && previous) return previous;
+  if (answer?.kind === 'ok' && Array.isArray(answer.body?.accounts)) {
+    return { mode: 'accounts', doc: answer.body, query, stale: false };
+  }
+  const status = answer?.status ?? 0;
+  const transient = !answer || answer.kind === 'network' || answer.kind === 'unavailable' || status >= 500;
+  if (transient && previous?.mode === 'accounts') return { ...previous, stale: true };
+  let reason = 'error';
+  if (status === 409) reason = 'no-database';
+  else if (status === 404) reason = 'no-route';
+  else if (answer?.kind === 'auth') reason = 'needs-key';
+  return { mode: 'workers', reason, message: answer?.message ?? '' };
+}
+
+// The short note above the workers-only board: why there are no accounts.
+export function fallbackNote(reason) {
+  const why = {
+    'no-database': 'Accounts need the broker’s database, and this pool runs without one',
+    'no-route': 'This gateway has no leaderboard',
+    'needs-key': 'The leaderboard is private and the gateway took no key for it',
+  }[reason];
+  return `${why ?? 'The leaderboard could not be read'}: showing the connected workers, ranked by what they did since they joined.`;
+}
+
+const ACCOUNT_VALUES = {
+  credits: (a) => Number(a.credits) || 0,
+  tasks: (a) => Number(a.tasks) || 0,
+  compute: (a) => Number(a.compute_s) || 0,
+};
+
+// The API's ranked accounts for drawing: its order and ranks as given (it ranks), each account's
+// share of the listed total of `by`, and its workers beneath it, biggest first by the same measure.
+export function accountRows(doc, by = doc?.by ?? 'credits') {
+  const value = ACCOUNT_VALUES[by] ?? ACCOUNT_VALUES.credits;
+  const accounts = doc?.accounts ?? [];
+  const total = accounts.reduce((s, a) => s + value(a), 0);
+  const share = (x) => (total > 0 ? value(x) / total : 0);
+  return accounts.map((a) => ({
+    rank: a.rank,
+    account: a.account,
+    credits: Number(a.credits) || 0,
+    tasks: Number(a.tasks) || 0,
+    computeS: Number(a.compute_s) || 0,
+    share: share(a),
+    workers: [...(a.workers ?? [])]
+      .sort(
+        (x, y) =>
+          value(y) - value(x) ||
+          compareValues(x.name ?? '', y.name ?? '') ||
+          compareValues(x.worker_id ?? '', y.worker_id ?? ''),
+      )
+      .map((w) => ({
+        workerId: w.worker_id,
+        name: w.name || w.worker_id,
+        credits: Number(w.credits) || 0,
+        tasks: Number(w.tasks) || 0,
+        computeS: Number(w.compute_s) || 0,
+        share: share(w),
+      })),
+  }));
 }
 
 // ---- Services ------------------------------------------------------------------------------------
@@ -259,6 +351,14 @@ export function formatAge(seconds) {
   if (v < 10) return `${v.toFixed(1)} s ago`;
   if (v < 60) return `${Math.round(v)} s ago`;
   return `${formatDuration(v)} ago`;
+}
+
+// Credits: two decimals, grouped ("1,234.57"); "< 0.01" for a sliver, so nobody who earned reads 0.
+const credits2 = new Intl.NumberFormat('en', { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+export function formatCredits(n) {
+  const v = Number(n) || 0;
+  if (v > 0 && v < 0.005) return '< 0.01';
+  return credits2.format(v);
 }
 
 export function formatPercent(fraction) {

@@ -1,7 +1,7 @@
 // The dashboard's API client (src/api.js) against a fake fetch: how each kind of answer maps to the
 // page's state, and how the admin key is asked for, kept and sent.
 import { describe, expect, it } from 'vitest';
-import { getJson, KEY_STORAGE_KEY, PoolClient, sessionKeyStore } from '../src/api.js';
+import { getJson, KEY_STORAGE_KEY, LEADERBOARD_RECHECK_MS, PoolClient, sessionKeyStore } from '../src/api.js';
 
 const json = (status, body) => ({ status, text: async () => (body === undefined ? '' : JSON.stringify(body)) });
 
@@ -75,8 +75,59 @@ describe('PoolClient.poll', () => {
     expect(r.state).toBe('live');
     expect(r.data.workers).toEqual([{ worker_id: 'w1' }]);
     expect(r.data.health.broker).toBe('reachable');
-    expect(calls.map((c) => c.url).sort()).toEqual(Object.keys(healthy).sort());
+    // One request per document, plus the leaderboard (404 here: it does not change the state).
+    expect(calls.map((c) => c.url).sort()).toEqual([...Object.keys(healthy), '/api/leaderboard?period=week&by=credits'].sort());
     expect(calls.every((c) => !('X-API-Key' in c.headers))).toBe(true);
+    expect(r.data.leaderboard).toMatchObject({ answer: { kind: 'error', status: 404 }, query: { period: 'week', by: 'credits' } });
+  });
+
+  it('asks the leaderboard for the board\'s period and measure, with the key, in the same poll', async () => {
+    const doc = { period: 'day', by: 'tasks', accounts: [] };
+    const { fetchImpl, calls } = fakeFetch({ ...healthy, '/api/leaderboard?period=day&by=tasks': json(200, doc) });
+    const client = new PoolClient({ fetchImpl, keyStore: sessionKeyStore(memoryStorage()) });
+    client.setKey('k');
+    const r = await client.poll({ period: 'day', by: 'tasks' });
+    expect(r.state).toBe('live');
+    expect(r.data.leaderboard).toEqual({ answer: { kind: 'ok', status: 200, body: doc, message: '' }, query: { period: 'day', by: 'tasks' } });
+    expect(calls).toHaveLength(5);
+    expect(calls.every((c) => c.headers['X-API-Key'] === 'k')).toBe(true);
+  });
+
+  it('stays live when the leaderboard says the pool has no database', async () => {
+    const noDb = json(409, { error: 'accounts need a database', code: 'failed_precondition' });
+    const { fetchImpl } = fakeFetch({ ...healthy, '/api/leaderboard?period=week&by=credits': noDb });
+    const r = await new PoolClient({ fetchImpl, keyStore: sessionKeyStore(memoryStorage()) }).poll();
+    expect(r.state).toBe('live');
+    expect(r.data.leaderboard.answer).toMatchObject({ kind: 'error', status: 409, message: 'accounts need a database' });
+  });
+
+  it('asks a pool without a leaderboard again only after LEADERBOARD_RECHECK_MS', async () => {
+    const noDb = json(409, { error: 'accounts need a database', code: 'failed_precondition' });
+    const { fetchImpl, calls } = fakeFetch((url) => (url.startsWith('/api/leaderboard') ? noDb : healthy[url]));
+    let now = 1_000_000;
+    const client = new PoolClient({ fetchImpl, keyStore: sessionKeyStore(memoryStorage()), now: () => now });
+    const boardCalls = () => calls.filter((c) => c.url.startsWith('/api/leaderboard')).length;
+    expect((await client.poll()).data.leaderboard.answer.status).toBe(409);
+    now += LEADERBOARD_RECHECK_MS - 1;
+    const quiet = await client.poll();
+    expect(quiet.state).toBe('live');
+    expect(quiet.data.leaderboard.answer).toBeNull();
+    expect(boardCalls()).toBe(1);
+    now += 1;
+    await client.poll();
+    expect(boardCalls()).toBe(2);
+    // A new key may open a private leaderboard: asked at once.
+    client.setKey('k');
+    await client.poll();
+    expect(boardCalls()).toBe(3);
+  });
+
+  it('is not asked for a key by a private leaderboard, nor told the gateway is down when only it fails', async () => {
+    for (const answer of [json(401, { error: 'key required' }), new TypeError('Failed to fetch')]) {
+      const { fetchImpl } = fakeFetch((url) => (url.startsWith('/api/leaderboard') ? answer : healthy[url]));
+      const r = await new PoolClient({ fetchImpl, keyStore: sessionKeyStore(memoryStorage()) }).poll();
+      expect(r.state).toBe('live');
+    }
   });
 
   it('says the gateway is unreachable when a request cannot be made', async () => {

@@ -1,13 +1,19 @@
 // Data shaping rules of the dashboard (src/model.js), on hand-written admin API documents.
 import { describe, expect, it } from 'vitest';
 import {
+  accountRows,
+  DEFAULT_BOARD_QUERY,
+  fallbackNote,
   filterWorkers,
+  formatCredits,
   formatAge,
   formatDuration,
   formatMs,
   formatRate,
   healthCounts,
   historySeries,
+  leaderboardBoard,
+  leaderboardPath,
   rankContributors,
   serviceRows,
   sortWorkers,
@@ -130,6 +136,112 @@ describe('rankContributors', () => {
   it('gives zero shares when nothing was done yet', () => {
     expect(rankContributors([worker({ name: 'a' })], 'tasks')[0].share).toBe(0);
   });
+
+  it('takes the leaderboard\'s name for compute time', () => {
+    expect(rankContributors(workers, 'compute').map((r) => r.worker.name)).toEqual(['pi-1', 'gpu-box', 'office-1', 'pi-2']);
+  });
+});
+
+// GET /api/leaderboard as docs/http-api.md shows it, and getJson's classification of answers.
+const board = {
+  period: 'week',
+  by: 'credits',
+  accounts: [
+    {
+      rank: 1,
+      account: 'alice',
+      credits: 6,
+      tasks: 3,
+      compute_s: 4,
+      workers: [
+        { worker_id: 'w2', name: 'laptop', credits: 1.5, tasks: 2, compute_s: 1 },
+        { worker_id: 'w1', name: 'gpu-box', credits: 4.5, tasks: 1, compute_s: 3 },
+      ],
+    },
+    { rank: 2, account: 'bob', credits: 2, tasks: 5, compute_s: 2, workers: [{ worker_id: 'w3', name: '', credits: 2, tasks: 5, compute_s: 2 }] },
+  ],
+};
+const ok = (body) => ({ kind: 'ok', status: 200, body, message: '' });
+const failed = (kind, status, message = `HTTP ${status}`) => ({ kind, status, body: null, message });
+
+describe('leaderboardPath', () => {
+  it('asks for the period and the measure', () => {
+    expect(leaderboardPath({ period: 'day', by: 'compute' })).toBe('/api/leaderboard?period=day&by=compute');
+    expect(leaderboardPath()).toBe('/api/leaderboard?period=week&by=credits');
+    expect(DEFAULT_BOARD_QUERY).toEqual({ period: 'week', by: 'credits' });
+  });
+});
+
+describe('leaderboardBoard', () => {
+  const query = { period: 'week', by: 'credits' };
+
+  it('shows accounts for an answer with accounts, even none', () => {
+    expect(leaderboardBoard(ok(board), query)).toEqual({ mode: 'accounts', doc: board, query, stale: false });
+    expect(leaderboardBoard(ok({ period: 'day', by: 'tasks', accounts: [] }), query).mode).toBe('accounts');
+  });
+
+  it('falls back to the workers, saying why, when the pool has no accounts board', () => {
+    const noDb = failed('error', 409, 'accounts need a database: start the broker with --db');
+    expect(leaderboardBoard(noDb, query)).toEqual({ mode: 'workers', reason: 'no-database', message: noDb.message });
+    expect(leaderboardBoard(failed('error', 404), query).reason).toBe('no-route');
+    expect(leaderboardBoard(failed('auth', 401), query).reason).toBe('needs-key');
+    expect(leaderboardBoard(failed('network', 0, 'Failed to fetch'), query).reason).toBe('error');
+    expect(leaderboardBoard(ok({ something: 'else' }), query).reason).toBe('error');
+    expect(leaderboardBoard(undefined, query).mode).toBe('workers');
+  });
+
+  it('keeps what it showed when the leaderboard was not asked', () => {
+    const noDb = { mode: 'workers', reason: 'no-database', message: '' };
+    expect(leaderboardBoard(null, query, noDb)).toBe(noDb);
+    expect(leaderboardBoard(null, query)).toMatchObject({ mode: 'workers', reason: 'error' });
+  });
+
+  it('keeps the last accounts through a transient failure, marked stale, but not through a 409', () => {
+    const before = leaderboardBoard(ok(board), query);
+    for (const answer of [failed('network', 0), failed('unavailable', 503), failed('error', 500)]) {
+      expect(leaderboardBoard(answer, { period: 'day', by: 'credits' }, before)).toEqual({ ...before, stale: true });
+    }
+    expect(leaderboardBoard(failed('error', 409), query, before).mode).toBe('workers');
+    // Without accounts before, a transient failure is the workers board.
+    expect(leaderboardBoard(failed('network', 0), query, { mode: 'workers', reason: 'no-database' }).mode).toBe('workers');
+  });
+});
+
+describe('fallbackNote', () => {
+  it('says why there are no accounts and what is shown instead', () => {
+    expect(fallbackNote('no-database')).toMatch(/^Accounts need the broker’s database.*showing the connected workers/);
+    expect(fallbackNote('no-route')).toMatch(/no leaderboard/);
+    expect(fallbackNote('needs-key')).toMatch(/private/);
+    expect(fallbackNote('error')).toMatch(/could not be read/);
+  });
+});
+
+describe('accountRows', () => {
+  it('keeps the API\'s order and ranks, with shares of the listed total and machines biggest first', () => {
+    const rows = accountRows(board, 'credits');
+    expect(rows.map((r) => [r.rank, r.account, r.credits, r.tasks, r.computeS])).toEqual([
+      [1, 'alice', 6, 3, 4],
+      [2, 'bob', 2, 5, 2],
+    ]);
+    expect(rows[0].share).toBeCloseTo(6 / 8);
+    expect(rows[0].workers.map((w) => [w.workerId, w.name, w.credits])).toEqual([
+      ['w1', 'gpu-box', 4.5],
+      ['w2', 'laptop', 1.5],
+    ]);
+    expect(rows[0].workers[0].share).toBeCloseTo(4.5 / 8);
+    expect(rows[1].workers[0].name).toBe('w3'); // no name: its id
+  });
+
+  it('orders machines and shares by the chosen measure', () => {
+    const rows = accountRows(board, 'tasks');
+    expect(rows[0].workers.map((w) => w.workerId)).toEqual(['w2', 'w1']);
+    expect(rows[1].share).toBeCloseTo(5 / 8);
+    expect(accountRows(board, 'compute')[0].share).toBeCloseTo(4 / 6);
+  });
+
+  it('draws nothing for no document', () => {
+    expect(accountRows(null)).toEqual([]);
+  });
 });
 
 describe('serviceRows', () => {
@@ -204,5 +316,13 @@ describe('formatting', () => {
     expect(formatMs(0.256)).toBe('256 µs');
     expect(formatMs(212.9)).toBe('213 ms');
     expect(formatMs(1500)).toBe('1.50 s');
+  });
+
+  it('formats credits with two decimals, and a sliver as more than nothing', () => {
+    expect(formatCredits(0)).toBe('0.00');
+    expect(formatCredits(0.001)).toBe('< 0.01');
+    expect(formatCredits(1.016)).toBe('1.02');
+    expect(formatCredits(1234.5)).toBe('1,234.50');
+    expect(formatCredits(-2)).toBe('-2.00');
   });
 });

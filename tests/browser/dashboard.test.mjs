@@ -5,58 +5,19 @@
 //   { "url": gateway base URL, "chromium": browser path, "artifacts": directory for screenshots,
 //     "victim": { "id", "pid" } (a worker to kill), "broker_pid", "gateway_pid",
 //     "offline_retention_ms", "expect": { "workers", "by_tier", "failed", "queue_depth", ... } }
-// It checks that the page shows what the admin API says, sorts and filters with the keyboard, turns a
+// It checks that the page shows what the admin API says, ranks the workers on the contributors board
+// with a note that this pool (no database) has no accounts, sorts and filters with the keyboard, turns a
 // killed worker red and then drops it, asks for an admin key when the gateway wants one (a second, keyed gateway on the same broker), stays usable
 // at phone width and in dark mode with no accessibility violations (axe-core), never talks to another
 // host, and says plainly when the broker and then the gateway go away. Every wait is a poll of a page
 // or API condition with a deadline; nothing sleeps. Exit code 0 means every check passed.
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
-import { createRequire } from 'node:module';
-import { chromium } from 'playwright-core';
+import { axeViolations, eventually, log, pageLayout, runMain, screenshots, watcher, withBrowser } from './browser_support.mjs';
 
-const require = createRequire(import.meta.url);
-const AXE_SOURCE = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 const config = JSON.parse(process.argv[2] ?? '{}');
-const started = Date.now();
-const log = (message) => console.log(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${message}`);
-
-// Chromium as TOOLCHAIN.md says it must run here: no sandbox as root, and none of its background
-// connections to outside hosts. Playwright adds a fresh temporary --user-data-dir of its own.
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const PAGE_URL = `${config.url}/?refresh=0.5`;
 
 // ---- Helpers ----------------------------------------------------------------------------------------
-
-// Re-runs `check` (which throws while its condition does not hold) until it passes or `timeoutMs`
-// passes; then fails with the last reason.
-async function eventually(what, check, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    try {
-      return await check();
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) {
-      const error = new Error(`timed out after ${timeoutMs} ms waiting for ${what}: ${last?.message ?? last}`);
-      error.cause = last;
-      throw error;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100)); // the polling interval, not a synchronisation
-  }
-}
 
 async function api(pathname) {
   const response = await fetch(`${config.url}${pathname}`);
@@ -69,13 +30,7 @@ async function apiSnapshot() {
   return { stats, workers: workers.workers, services: services.services };
 }
 
-let shotIndex = 0;
-async function screenshot(page, name) {
-  const file = path.join(config.artifacts, `${String(++shotIndex).padStart(2, '0')}-${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  log(`screenshot ${file}`);
-  return file;
-}
+let screenshot; // set in main, once the artifacts directory is known
 
 // Everything the page shows that the test compares, read in one go.
 function readPage(page) {
@@ -125,6 +80,11 @@ function readPage(page) {
         rank: int(q('[data-field="rank"]', tr)),
         tasksDone: int(q('[data-field="tasks_done"]', tr)),
       })),
+      contributorsMode: byTestId('contributors')?.dataset.mode ?? null,
+      contributorsNote: text(byTestId('contributors-note')),
+      contributorsNoteReason: byTestId('contributors-note')?.dataset.reason ?? null,
+      rankByChoices: all('input[name="rank-by"]').map((i) => i.value),
+      periodChoices: all('input[name="board-period"]').length,
       historyCompleted: all('[data-testid="throughput-table"] td[data-series="completed"]').reduce((s, td) => s + int(td), 0),
       historySubmitted: all('[data-testid="throughput-table"] td[data-series="submitted"]').reduce((s, td) => s + int(td), 0),
     };
@@ -179,58 +139,35 @@ function comparePageWithApi(shown, { stats, workers, services }) {
   assert.equal(shown.contributors[0].rank, 1);
 }
 
-async function axeViolations(page) {
-  // Evaluated over the DevTools protocol: a <script> tag would be (rightly) refused by the page's CSP.
-  if (!(await page.evaluate(() => 'axe' in window))) await page.evaluate(AXE_SOURCE);
-  const result = await page.evaluate(() =>
-    // eslint-disable-next-line no-undef
-    axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] }, resultTypes: ['violations'] }),
-  );
-  const checked = result.passes.length + result.violations.length + result.incomplete.length;
-  assert.ok(result.passes.some((r) => r.id === 'color-contrast'), 'axe-core checked colour contrast');
-  log(`axe-core: ${checked} rules applied, ${result.violations.length} violated`);
-  return result.violations.map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(' | ')}`);
-}
-
 // ---- The test ----------------------------------------------------------------------------------------
 
 async function main() {
   assert.ok(config.url && config.artifacts && config.victim, 'usage: dashboard.test.mjs <json config>');
-  if (!fs.existsSync(config.chromium)) {
-    throw new Error(`no Chromium at ${config.chromium}: install it with scripts/install-deps.sh --browser`);
-  }
-  fs.mkdirSync(config.artifacts, { recursive: true });
-  // Only this run's screenshots: an old failure.png next to a passing run would mislead.
-  for (const f of fs.readdirSync(config.artifacts)) if (f.endsWith('.png')) fs.rmSync(path.join(config.artifacts, f));
-  log(`screenshots go to ${config.artifacts}`);
-
-  const browser = await chromium.launch({ executablePath: config.chromium, args: CHROMIUM_ARGS, headless: true });
+  screenshot = screenshots(config.artifacts);
   let page = null; // the main page, for a screenshot if a check fails
-  const outside = []; // requests to any host but the gateway
-  const consoleErrors = [];
-  const pageErrors = [];
+  // This pool has no database: its leaderboard answers 409, which Chromium logs as a failed load.
+  // That one is expected (and asked for only once a minute); any other console error is not.
+  const watching = watcher({ ignoreConsole: (m) => m.location().url.includes('/api/leaderboard?') && m.text().includes('409') });
+  const { outside, consoleErrors, pageErrors } = watching.found;
   // Every request must go to the gateway the page came from.
-  const watch = (context, home = config.url) => {
-    context.on('request', (request) => {
-      const u = new URL(request.url());
-      if (/^(https?|wss?):$/.test(u.protocol) && u.origin !== new URL(home).origin) outside.push(request.url());
-    });
-  };
+  const watch = (context, home = config.url) => watching.context(context, home);
   // The key test's page logs its (intended) 401s as console errors, so it is watched for uncaught
   // errors only.
-  const watchPage = (page, { console: watchConsole = true } = {}) => {
-    page.on('pageerror', (e) => pageErrors.push(e.message));
-    page.on('console', (m) => {
-      if (watchConsole && m.type() === 'error') consoleErrors.push(m.text());
-    });
-  };
+  const watchPage = (page, options) => watching.page(page, options);
+  // Leaderboard and stats requests of the main page: the board must not ask more than the page polls.
+  const requests = { leaderboard: [], stats: 0 };
 
-  try {
+  await withBrowser(config.chromium, screenshot, () => page, async (browser) => {
     // 1. The page loads the built bundle with the right types and shows what the API says.
     const context = await browser.newContext({ viewport: { width: 1366, height: 900 }, colorScheme: 'light' });
     watch(context);
     page = await context.newPage();
     watchPage(page);
+    page.on('request', (r) => {
+      const u = new URL(r.url());
+      if (u.pathname === '/api/leaderboard') requests.leaderboard.push(u.search);
+      if (u.pathname === '/api/admin/stats') requests.stats += 1;
+    });
     const assets = [];
     page.on('response', (r) => {
       if (new URL(r.url()).pathname.startsWith('/assets/')) assets.push({ url: r.url(), type: r.headers()['content-type'], cache: r.headers()['cache-control'] });
@@ -264,6 +201,27 @@ async function main() {
     const shown = await readPage(page);
     assert.equal(shown.services.find((s) => s.name === expect.unavailable_service)?.calls, '503 · no provider');
     assert.equal(shown.contributors[0].id, expect.top_contributor, 'the busiest worker leads the contributors board');
+    // No database, so no accounts: the board ranks the workers (above) and says why, with no period
+    // or credits to choose. The API agrees there is no leaderboard.
+    const board = await fetch(`${config.url}/api/leaderboard?period=week&by=credits`);
+    assert.equal(board.status, 409, 'a pool without a database has no leaderboard');
+    assert.equal((await board.json()).code, 'failed_precondition');
+    assert.equal(shown.contributorsMode, 'workers');
+    assert.equal(shown.contributorsNoteReason, 'no-database');
+    assert.match(shown.contributorsNote, /^Accounts need the broker’s database.*showing the connected workers/);
+    assert.deepEqual(shown.rankByChoices, ['tasks', 'compute'], 'no credits without accounts');
+    assert.equal(shown.periodChoices, 0, 'no period picker without accounts');
+    // By compute time (keyboard: the next radio of the group), then back to tasks.
+    await page.getByRole('radio', { name: 'Tasks completed' }).focus();
+    await page.keyboard.press('ArrowRight');
+    assert.ok(await page.getByRole('radio', { name: 'Compute time' }).isChecked());
+    await eventually('the board ranked by compute time', async () => {
+      const busy = Object.fromEntries((await apiSnapshot()).workers.map((w) => [w.worker_id, w.busy_seconds]));
+      const order = (await readPage(page)).contributors.map((c) => busy[c.id]);
+      assert.deepEqual(order, [...order].sort((x, y) => y - x), `compute seconds in board order: ${order}`);
+    });
+    await page.keyboard.press('ArrowLeft');
+    assert.ok(await page.getByRole('radio', { name: 'Tasks completed' }).isChecked());
     log(`page matches the API: ${shown.live} live workers, tiers ${JSON.stringify(shown.tiers)}, today ${JSON.stringify(shown.today)}`);
     await screenshot(page, 'overview-light');
 
@@ -346,14 +304,9 @@ async function main() {
     watchPage(phonePage);
     await phonePage.goto(PAGE_URL);
     await eventually('data on the phone', async () => comparePageWithApi(await readPage(phonePage), await apiSnapshot()));
-    const layout = await phonePage.evaluate(() => ({
-      scrollWidth: document.documentElement.scrollWidth,
-      width: window.innerWidth,
-      background: getComputedStyle(document.body).backgroundColor,
-    }));
-    assert.ok(layout.scrollWidth <= layout.width, `the page fits a phone: ${JSON.stringify(layout)}`);
-    const [r, g, b] = layout.background.match(/\d+/g).map(Number);
-    assert.ok(r + g + b < 120, `dark background in dark mode: ${layout.background}`);
+    const layout = await pageLayout(phonePage);
+    assert.ok(layout.fits, `the page fits a phone: ${JSON.stringify(layout)}`);
+    assert.ok(layout.dark, `dark background in dark mode: ${layout.background}`);
     await screenshot(phonePage, 'phone-dark');
     assert.deepEqual(await axeViolations(phonePage), [], 'axe-core (dark, phone)');
     await phone.close();
@@ -404,6 +357,14 @@ async function main() {
     });
     await keyed.close();
 
+    // The page polled every 0.5 s all along, but asked the absent leaderboard only about once a
+    // minute (dashboard/src/api.js), with the board's query.
+    log(`main page: ${requests.stats} polls, ${requests.leaderboard.length} leaderboard requests`);
+    // (One a poll would be as many as the polls; once a minute at two polls a second is one in 120.)
+    assert.ok(requests.stats >= 10, `the page kept polling: ${requests.stats}`);
+    assert.ok(requests.leaderboard.length >= 1 && requests.leaderboard.length <= 2 + requests.stats / 30, `leaderboard asked ${requests.leaderboard.length} times in ${requests.stats} polls`);
+    assert.equal(requests.leaderboard[0], '?period=week&by=credits');
+
     // Nothing so far may have failed in the page or reached another host.
     assert.deepEqual(pageErrors, [], 'uncaught errors in the page');
     assert.deepEqual(consoleErrors, [], 'console errors (CSP violations, failed loads)');
@@ -436,18 +397,7 @@ async function main() {
     assert.deepEqual(outside, [], 'requests to other hosts');
     await context.close();
     page = null;
-  } catch (e) {
-    if (page) await screenshot(page, 'failure').catch(() => {});
-    throw e;
-  } finally {
-    await browser.close();
-  }
+  });
 }
 
-try {
-  await main();
-  log('PASS: every dashboard check passed');
-} catch (e) {
-  console.error(`FAIL: ${e.stack ?? e}`);
-  process.exitCode = 1;
-}
+await runMain('dashboard', main);

@@ -5,10 +5,16 @@
 // tests/browser/dashboard.test.mjs under node, which drives Debian's Chromium through
 // playwright-core and kills a worker, the broker and the gateway by pid as its checks require.
 // Screenshots go to RMA_BROWSER_ARTIFACTS_DIR (printed).
+//
+// A second case checks the contributors board on a pool with accounts (needs PostgreSQL, like
+// tests/support/account_pool.h, and skips without it): enrolled workers of two accounts run tasks,
+// then tests/browser/accounts_board.test.mjs compares the board with GET /api/leaderboard and works
+// its pickers. Its screenshots go to the accounts-board folder under the same directory.
 #include <gtest/gtest.h>
 
 #include <iostream>
 
+#include "tests/support/account_pool.h"
 #include "tests/support/cluster.h"
 
 namespace rma::testing {
@@ -111,6 +117,65 @@ TEST(DashboardBrowserTest, PageShowsThePoolLiveFollowsAWorkerDeathAndReportsOuta
   std::string output = node.Log();
   std::cout << output << std::endl;
   EXPECT_EQ(exit_code, std::optional<int>(0)) << output << "\n" << cluster.Logs();
+}
+
+// The board needs accounts, so a pool with a database: alice lends two machines (w1, w2: the only
+// providers of "resize"), carol one (w3: the only provider of "slow"); the admin's tasks pay them.
+class DashboardAccountsBoardTest : public AccountPool {};
+
+TEST_F(DashboardAccountsBoardTest, BoardRanksAccountsWithTheirMachinesAsTheLeaderboardSays) {
+  const std::string alice = AccountWithKey("alice", {"client", "contributor"});
+  const std::string carol = AccountWithKey("carol", {"client", "contributor"});
+  StartWorker("w1", {"--enrol", EnrolToken("alice", alice), "--service", "resize=builtin:sleep"});
+  StartWorker("w2", {"--enrol", EnrolToken("alice", alice), "--service", "resize=builtin:sleep"});
+  StartWorker("w3", {"--enrol", EnrolToken("carol", carol), "--service", "slow=builtin:sleep"});
+  for (const char* w : {"w1", "w2", "w3"}) {
+    ASSERT_TRUE(WaitUntil([&] { return Live(w); }, 30s)) << w << "\n" << cluster_->Logs();
+  }
+  const std::vector<std::string> headers = {"X-API-Key: " + admin_};
+  ASSERT_TRUE(WaitForService(*cluster_, "resize", headers)) << cluster_->Logs();
+  ASSERT_TRUE(WaitForService(*cluster_, "slow", headers)) << cluster_->Logs();
+
+  // builtin:sleep sleeps the payload's milliseconds: some compute time to earn credits for.
+  std::vector<std::string> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(Submit(admin_, "resize", 150));
+  for (int i = 0; i < 2; ++i) ids.push_back(Submit(admin_, "slow", 150));
+  for (const std::string& id : ids) {
+    ASSERT_EQ(WaitTask(admin_, id).value("status", ""), "completed") << id;
+  }
+  // The credits are written in the broker's group commit after the completions: wait for them.
+  auto tasks_of = [&](const nlohmann::json& board, const std::string& account) {
+    for (const nlohmann::json& a : board["accounts"]) {
+      if (a.value("account", "") == account) return a.value("tasks", 0);
+    }
+    return 0;
+  };
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        nlohmann::json board = Call("GET", "/api/leaderboard?period=all", "").Json();
+        return board.is_object() && tasks_of(board, "alice") == 4 && tasks_of(board, "carol") == 2;
+      },
+      20s))
+      << Call("GET", "/api/leaderboard?period=all", "").body;
+
+  const std::string artifacts = std::string(RMA_BROWSER_ARTIFACTS_DIR) + "/accounts-board";
+  json config = {{"url", cluster_->Url("")},
+                 {"admin_key", admin_},
+                 {"chromium", Chromium()},
+                 {"artifacts", artifacts},
+                 {"expect",
+                  {{"accounts",
+                    {{"alice", {{"tasks", 4}, {"workers", {"w1", "w2"}}}},
+                     {"carol", {{"tasks", 2}, {"workers", {"w3"}}}}}}}}};
+  std::cout << "accounts board screenshots: " << artifacts << std::endl;
+  Process node =
+      Process::Start(RMA_NODE_EXECUTABLE, {RMA_ACCOUNTS_BOARD_TEST_SCRIPT, config.dump()},
+                     cluster_->dir() + "/accounts-board-test.log");
+  std::optional<int> exit_code = node.Wait(120s);
+  if (!exit_code) node.Kill();
+  std::string output = node.Log();
+  std::cout << output << std::endl;
+  EXPECT_EQ(exit_code, std::optional<int>(0)) << output;
 }
 
 }  // namespace
