@@ -36,11 +36,6 @@ Result<int64_t> SecondsArg(const AccountRequest& r, const std::string& name, int
   return v;
 }
 
-nlohmann::json Timestamp(const pqxx::field& micros) {
-  if (micros.is_null()) return nullptr;
-  return FormatTime(FromUnixUs(micros.as<int64_t>()));
-}
-
 nlohmann::json ListOrNull(const pqxx::field& joined) {
   if (joined.is_null()) return nullptr;
   return SplitCommaList(Text(joined));

@@ -162,6 +162,8 @@ std::string LedgerFromStageSql();
 // An account's credits for GET /api/account: earned and spent today, this week and in all, what
 // was granted, and its latest ledger rows.
 nlohmann::json CreditSummary(pqxx::transaction_base& tx, const std::string& account);
+// A column of Micros() as an RFC 3339 string for the JSON documents; null for NULL (never).
+nlohmann::json Timestamp(const pqxx::field& micros);
 // A grant or adjustment (`grant.kind`) of an account on record: its row and the new balance.
 Result<nlohmann::json> GrantCredits(pqxx::transaction_base& tx, const LedgerEntry& grant);
 // The accounts that earned most in `period` (day | week | all), ranked `by` credits | tasks |

@@ -41,11 +41,6 @@ std::string InsertAndCredit(std::string_view rows) {
       rows);
 }
 
-nlohmann::json TimeOrNull(const pqxx::field& micros) {
-  if (micros.is_null()) return nullptr;
-  return FormatTime(FromUnixUs(micros.as<int64_t>()));
-}
-
 // Start of the period in SQL ("day": since midnight UTC, "week": since Monday UTC).
 std::string_view PeriodStart(std::string_view period) {
   if (period == "day") return "date_trunc('day', now(), 'UTC')";
@@ -145,7 +140,7 @@ nlohmann::json CreditSummary(pqxx::transaction_base& tx, const std::string& acco
                ", kind, amount::float8, task_id, attempt, worker_id, service, compute_s, note "
                "FROM credit_ledger WHERE account = $1 ORDER BY id DESC LIMIT 50",
            account)) {
-    nlohmann::json e = {{"at", TimeOrNull(r[0])},      {"kind", Text(r[1])},
+    nlohmann::json e = {{"at", Timestamp(r[0])},       {"kind", Text(r[1])},
                         {"amount", r[2].as<double>()}, {"worker_id", Text(r[5])},
                         {"service", Text(r[6])},       {"compute_s", r[7].as<double>()},
                         {"note", Text(r[8])}};
@@ -224,6 +219,11 @@ Result<nlohmann::json> Leaderboard(pqxx::transaction_base& tx, std::string_view 
                                           {"compute_s", r[7].as<double>()}});
   }
   return nlohmann::json{{"period", period}, {"by", by}, {"accounts", std::move(accounts)}};
+}
+
+nlohmann::json Timestamp(const pqxx::field& micros) {
+  if (micros.is_null()) return nullptr;
+  return FormatTime(FromUnixUs(micros.as<int64_t>()));
 }
 
 }  // namespace rma::broker::pg

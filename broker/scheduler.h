@@ -429,7 +429,7 @@ class Scheduler {
   // Life cycle.
   void Complete(Time now, Task& t, proto::TaskResult&& r);
   // What an accepted result earns its worker's account and costs its submitter (credits.h).
-  void Credit(Time now, const Task& t, const Worker& w, uint32_t attempt);
+  void Credit(Time now, const Task& t, const Worker& w, uint32_t attempt, Duration ran);
   // An attempt ended without a result (its worker was lost or gave it up): back to the front of its
   // queue, or dead after too many losses.
   // Only a worker whose session lived a liveness window (Settled) counts toward dead-lettering.

@@ -55,7 +55,7 @@ void Scheduler::OnWorkerResult(Time now, const std::string& identity, proto::Tas
       ++w.tasks_done;
       // An accepted result: its worker's account moves up the queues (donor priority).
       Contribute(now, w.account, ToSecondsF(ran) * config_.TierWeight(w.tier));
-      Credit(now, *t, w, result.attempt);
+      Credit(now, *t, w, result.attempt, ran);
       Complete(now, *t, std::move(result));
     } else if (result.outcome == proto::Outcome::kCancelled) {
       // The worker gave the task up on its own (drain grace period, shutdown): run it elsewhere.
@@ -100,7 +100,7 @@ void Scheduler::Requeue(Time now, Task& t, bool settled, std::string_view why) {
   }
 }
 
-void Scheduler::Credit(Time now, const Task& t, const Worker& w, uint32_t attempt) {
+void Scheduler::Credit(Time now, const Task& t, const Worker& w, uint32_t attempt, Duration ran) {
   if (!credits_.enabled()) return;
   CreditBook::Accepted accepted;
   accepted.task_id = t.id;
@@ -110,7 +110,7 @@ void Scheduler::Credit(Time now, const Task& t, const Worker& w, uint32_t attemp
   accepted.worker_account = w.account;
   accepted.worker_id = w.worker_id;
   accepted.tier = w.tier;
-  accepted.run = t.started_at.time_since_epoch().count() > 0 ? now - t.started_at : Duration(0);
+  accepted.run = ran;
   std::vector<LedgerEntry> entries = credits_.OnAccepted(now, accepted);
   if (!entries.empty()) output_->RecordLedger(std::move(entries));
 }
