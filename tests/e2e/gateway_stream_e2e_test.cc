@@ -210,7 +210,10 @@ std::vector<std::map<std::string, std::string>> ParseEvents(const std::string& t
 TEST(GatewayTaskEventsTest, AnAsynchronousTasksStatusAndOutputArriveAsEventsAndResume) {
   TestBackend backend;
   Cluster c;
-  // The service's backend streams four events 150 ms apart for every task it gets.
+  // The service's backend streams four events 150 ms apart for every task it gets, once the
+  // test has seen the watch's first event (the broker keeps no partial output, so a chunk sent
+  // before the watch is attached would never reach it).
+  backend.HoldStreams(true);
   c.StartWorker("w", {"--service", "ev=" + backend.Url() + "/stream/4/150", "--slots", "2"});
   ASSERT_TRUE(WaitForService(c, "ev")) << c.Logs();
   HttpResponse submitted = HttpPostJson(c.Url("/api/tasks"), {{"service", "ev"}, {"payload", "x"}});
@@ -220,8 +223,10 @@ TEST(GatewayTaskEventsTest, AnAsynchronousTasksStatusAndOutputArriveAsEventsAndR
   HttpResponse r =
       HttpWatch("GET", c.Url("/api/tasks/" + id + "/events"), "", {}, [&](std::string_view) {
         arrivals.push_back(Clock::now());
+        backend.HoldStreams(false);
         return true;
       });
+  backend.HoldStreams(false);
   ASSERT_EQ(r.status, 200) << r.error << r.body << c.Logs();
   EXPECT_EQ(r.Header("content-type"), "text/event-stream");
   auto events = ParseEvents(r.body);

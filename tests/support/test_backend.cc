@@ -296,6 +296,14 @@ bool TestBackend::WaitForAbortedStreams(size_t count, std::chrono::milliseconds 
   });
 }
 
+void TestBackend::HoldStreams(bool hold) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    hold_streams_ = hold;
+  }
+  cv_.notify_all();
+}
+
 bool TestBackend::Pause(int64_t ms) {
   std::unique_lock<std::mutex> lock(mu_);
   return !cv_.wait_for(lock, std::chrono::milliseconds(ms), [&] { return stopping_; });
@@ -472,6 +480,11 @@ void TestBackend::Serve(int fd) {
                           "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                           "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n"
                           "Connection: close\r\n\r\n");
+      if (open) {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return stopping_ || !hold_streams_; });
+        open = !stopping_;
+      }
       for (int64_t i = 0; open && i < count; ++i) {
         if (i > 0 && !Pause(ms)) {
           open = false;

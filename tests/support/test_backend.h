@@ -15,7 +15,8 @@
 //   ANY  /status/N               status N, text/plain "status N"
 //   ANY  /slow/MS                200 after MS milliseconds (cut short when the server stops)
 //   ANY  /big/N                  200 with N bytes of 'x'
-//   ANY  /stream/N/MS            200 text/event-stream, chunked: N events "data: i", MS apart
+//   ANY  /stream/N/MS            200 text/event-stream, chunked: N events "data: i", MS apart;
+//                                while HoldStreams(true), the first event waits for the release
 //   POST /v1/chat/completions    OpenAI's chat completion (below)
 //   POST /v1/completions         OpenAI's legacy text completion (below)
 //   POST /v1/embeddings          OpenAI's embeddings (below)
@@ -113,6 +114,9 @@ class TestBackend {
   std::vector<std::string> Models() const;
   // The pause before each generated token for requests without X-Test-Token-Delay-Ms.
   void SetTokenDelayMs(int64_t ms) { token_delay_ms_.store(ms); }
+  // While held, /stream/N/MS sends its headers and then waits (until released or Stop()) before
+  // its first event, so a test can attach an observer before any output exists.
+  void HoldStreams(bool hold);
   // Every streamed completion so far (begun, finished or aborted), oldest first.
   std::vector<Stream> Streams() const;
   // How many streamed completions ended because their client went away.
@@ -150,6 +154,7 @@ class TestBackend {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
+  bool hold_streams_ = false;
   struct Connection {
     std::thread thread;
     std::shared_ptr<std::atomic<bool>> done;
