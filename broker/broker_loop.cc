@@ -210,6 +210,7 @@ Status BrokerLoop::Start() {
   if (!recovered.ok()) return recovered.status().WithContext("recovering tasks from the store");
   scheduler_->Restore(now, std::move(recovered->tasks));
   if (recovered->accounts) ApplyAccounts(std::move(*recovered->accounts));
+  scheduler_->SeedContributions(now, recovered->earned_recently);
   scheduler_->SetStoreAvailable(store_->available());
   auto credential = [](bool curve, const std::string& secret, const char* plain) {
     return curve ? "CURVE" : secret.empty() ? "no credential" : plain;

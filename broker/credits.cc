@@ -110,4 +110,20 @@ std::vector<LedgerEntry> CreditBook::OnAccepted(Time now, const Accepted& r) {
   return entries;
 }
 
+std::optional<LedgerEntry> CreditBook::OnUptime(Time now, std::string_view account,
+                                                std::string_view worker_id) {
+  if (!pays_uptime() || account.empty() || !Balance(account)) return std::nullopt;
+  LedgerEntry e;
+  e.account = std::string(account);
+  e.kind = "uptime";
+  const double hours = ToSecondsF(config_.uptime_period) / 3600.0;
+  e.amount = RoundCredits(config_.uptime_credit * hours);
+  e.worker_id = std::string(worker_id);
+  e.compute_s = 0;
+  e.note = std::to_string(ToMs(config_.uptime_period) / 1000) + " s online and healthy";
+  e.at = now;
+  Apply(account, e.amount);
+  return e;
+}
+
 }  // namespace rma::broker

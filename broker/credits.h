@@ -7,6 +7,7 @@
 // more). The worker's account earns that; the submitter pays it plus the optional fee. Each is a
 // LedgerEntry for the store, which writes it in its group commit with the task's completion, once
 // per task (a unique index on task and kind): a duplicate result or a replayed commit adds nothing.
+// Optionally, an enrolled worker's account also earns `uptime_credit` per healthy hour online.
 //
 // CreditBook keeps every account's balance in memory for the `enforce` check at SUBMIT (no database
 // round trip on the hot path): loaded from the record at start, moved by every entry it makes and
@@ -43,6 +44,10 @@ struct CreditConfig {
   double default_min_credits = 1.0;
   double fee = 0;              // added to what the submitter pays for each accepted result
   double initial_credits = 0;  // a new account's first balance (a `grant` row)
+  // Uptime credit: what an enrolled worker's account earns per hour the worker is online and
+  // healthy (0: none), paid every `uptime_period` of such time, pro rata (an `uptime` row).
+  double uptime_credit = 0;
+  Duration uptime_period = Seconds(3600);
   // Accounts that may submit whatever their balance (the free tier); admins always may.
   std::set<std::string, std::less<>> free_accounts;
 };
@@ -99,6 +104,13 @@ class CreditBook {
     Duration run{0};
   };
   std::vector<LedgerEntry> OnAccepted(Time now, const Accepted& result);
+
+  // Whether online time earns anything (uptime_credit > 0, credits on).
+  bool pays_uptime() const { return enabled() && config_.uptime_credit > 0; }
+  // A worker of `account` was online and healthy for one uptime_period: its `uptime` row (nullopt
+  // when uptime is not paid or the account is not on record), with the balance moved.
+  std::optional<LedgerEntry> OnUptime(Time now, std::string_view account,
+                                      std::string_view worker_id);
 
   // The price of `compute_s` seconds of `service` on `tier` (what the worker's account earns).
   double Price(std::string_view service, uint32_t tier, double compute_s) const;

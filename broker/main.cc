@@ -180,6 +180,18 @@ int main(int argc, char** argv) {
       ->envname("RMA_MIN_CREDITS")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--uptime-credit", config.credits.uptime_credit,
+                 "credits an enrolled worker's account earns per hour the worker is online and "
+                 "healthy (0: none)")
+      ->envname("RMA_UPTIME_CREDIT")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  int64_t uptime_period_s = 3600;
+  app.add_option("--uptime-period-s", uptime_period_s,
+                 "how often uptime credit is paid, pro rata, for that much healthy time online")
+      ->envname("RMA_UPTIME_PERIOD_S")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{86400}));
   std::string free_accounts;
   app.add_option("--free-accounts", free_accounts,
                  "with --credits enforce: accounts that may submit whatever their balance (the "
@@ -322,6 +334,7 @@ int main(int argc, char** argv) {
   }
   if (credits_mode.empty()) credits_mode = db_url.empty() ? "off" : "track";
   config.credits.mode = *broker::ParseCreditMode(credits_mode);  // checked by CLI11
+  config.credits.uptime_period = Seconds(uptime_period_s);
   if (config.credits.mode != broker::CreditMode::kOff && db_url.empty()) {
     spdlog::error("--credits {} needs --db: the ledger and the balances live in PostgreSQL",
                   credits_mode);
@@ -359,6 +372,7 @@ int main(int argc, char** argv) {
     pg.stats_retention = Seconds(stats_retention_days * 86400);
     pg.connect_wait = Ms(db_wait_ms);
     pg.hang_timeout = Ms(db_hang_ms);
+    pg.contribution_half_life = config.contribution_half_life;
     // Started after the signal watcher, so the store's threads inherit the blocked signals.
     auto opened = broker::PgStore::Open(pg, &clock, signals->fd());
     if (!opened.ok()) {

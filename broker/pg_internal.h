@@ -157,6 +157,9 @@ Result<std::optional<std::string>> BootstrapAdmin(pqxx::connection& conn);
 // and prepared by PrepareWriter).
 std::string LedgerSql(pqxx::transaction_base& tx, const std::vector<LedgerEntry>& entries);
 void WriteLedgerRows(pqxx::transaction_base& tx, const std::vector<LedgerEntry>& entries);
+// The earned rows of the last 8 half-lives (older ones weigh under 1/256) per account and
+// service, each halved per half-life of age (RecentEarnings).
+std::vector<RecentEarnings> LoadRecentEarnings(pqxx::transaction_base& tx, Duration half_life);
 std::string LedgerStageSql();
 std::string LedgerFromStageSql();
 // An account's credits for GET /api/account: earned and spent today, this week and in all, what

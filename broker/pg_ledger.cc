@@ -91,6 +91,24 @@ void WriteLedgerRows(pqxx::transaction_base& tx, const std::vector<LedgerEntry>&
   tx.exec("DELETE FROM rma_ledger_stage");
 }
 
+std::vector<RecentEarnings> LoadRecentEarnings(pqxx::transaction_base& tx, Duration half_life) {
+  const double half_life_s = std::max(1.0, ToSecondsF(half_life));
+  std::vector<RecentEarnings> rows;
+  // The partial index on earned rows' time bounds the read to the window.
+  for (const pqxx::row& r : tx.exec_params(
+           "SELECT account, service, sum(amount::float8 * power(2.0, -extract(epoch FROM now() - "
+           "at) / $1))::float8 FROM credit_ledger WHERE kind = 'earned' AND at > now() - "
+           "make_interval(secs => $2) GROUP BY account, service",
+           half_life_s, 8 * half_life_s)) {
+    RecentEarnings e;
+    e.account = r[0].c_str();
+    e.service = r[1].c_str();
+    e.amount = r[2].as<double>();
+    if (e.amount > 0) rows.push_back(std::move(e));
+  }
+  return rows;
+}
+
 std::string LedgerSql(pqxx::transaction_base& tx, const std::vector<LedgerEntry>& entries) {
   if (entries.empty()) return {};
   std::string values = "VALUES ";

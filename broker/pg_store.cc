@@ -132,6 +132,7 @@ Result<RecoveredState> PgStore::Recover() {
     }
     tx.exec("CLOSE rma_recover");
     state.accounts = pg::LoadAccounts(tx);
+    state.earned_recently = pg::LoadRecentEarnings(tx, shared_->options.contribution_half_life);
     tx.commit();
   } catch (const std::exception& e) {
     return Status::Unavailable("reading unfinished tasks: " + OneLine(e.what()));

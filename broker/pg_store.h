@@ -48,6 +48,9 @@ struct PgStoreOptions {
   // exactly like a slow one to libpq, which would wait forever.
   Duration hang_timeout = Seconds(3);
   Duration ping_interval = Seconds(1);  // an idle writer checks the server this often
+  // Recover() reads the ledger's earned rows of the last 8 of these, decayed
+  // (RecoveredState::earned_recently): the broker's BrokerConfig::contribution_half_life.
+  Duration contribution_half_life = Seconds(3600);
 };
 
 // Running totals, readable from any thread (logs, tests, the benchmark).

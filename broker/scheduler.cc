@@ -179,10 +179,29 @@ void Scheduler::Sweep(Time now) {
       } else if (now - w.last_sent >= config_.heartbeat_interval) {
         SendToWorker(now, w, proto::Bodyless{Command::kHeartbeat});
       }
+      if (w.alive && credits_.pays_uptime()) AccrueUptime(now, w);
     } else if (now - w.offline_since > config_.offline_retention) {
       ForgetWorker(i);
     }
   }
+}
+
+void Scheduler::AccrueUptime(Time now, Worker& w) {
+  if (w.account.empty()) return;
+  const Time since = std::max(w.uptime_seen, w.registered_at);
+  w.uptime_seen = now;
+  // Healthy: it offers at least one service (a worker drops the ones whose backend fails its
+  // health probe) and an admin has not drained it.
+  if (w.services.empty() || w.withdrawn() || now <= since) return;
+  // A sweep that came late (a stalled loop) pays no more than a few heartbeats of time.
+  w.unpaid_uptime += std::min(now - since, config_.heartbeat_interval * 4);
+  const Duration period = credits_.config().uptime_period;
+  std::vector<LedgerEntry> entries;
+  while (w.unpaid_uptime >= period) {
+    w.unpaid_uptime -= period;
+    if (auto e = credits_.OnUptime(now, w.account, w.worker_id)) entries.push_back(std::move(*e));
+  }
+  if (!entries.empty()) output_->RecordLedger(std::move(entries));
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -193,6 +193,9 @@ class Scheduler {
     uint64_t tasks_done = 0;
     uint64_t tasks_failed = 0;
     Duration busy{0};
+    // Uptime credit: online and healthy time not paid yet, and when the sweep last looked.
+    Duration unpaid_uptime{0};
+    Time uptime_seen{};
     uint64_t lru = 0;
     bool in_ready = false;
     ReadyKey key;
@@ -351,6 +354,9 @@ class Scheduler {
   // results took, in compute seconds x tier weight, halved every contribution_half_life; and the
   // donor class its queued tasks are ordered by (DonorClassOf, as of the last result or sweep).
   double Contribution(Time now, const std::string& account) const;
+  // At start: the contributions the record remembers (the ledger's recent earned rows, decayed),
+  // each service's earnings divided by its credit multiplier back into weighted compute seconds.
+  void SeedContributions(Time now, const std::vector<RecentEarnings>& earned);
   uint32_t DonorClass(const std::string& account) const;
   // Recommendations for a worker of this tier and hardware, from the catalog and current demand.
   std::vector<proto::Recommendation> Recommend(Time now, uint32_t tier,
@@ -408,6 +414,9 @@ class Scheduler {
   void ReconcileRunning(Time now, uint32_t index, const std::vector<proto::RunningTask>& running);
   void RecordWorkerState(const Worker& w, std::string_view status);
   void Sweep(Time now);
+  // Uptime credit: adds the time since the last sweep while `w` is online and healthy (it offers a
+  // service and takes work) and pays every whole uptime period.
+  void AccrueUptime(Time now, Worker& w);
 
   // Services and queues.
   // The index of `name`, created on first use; nullopt when the table is full (max_services) and no

@@ -165,6 +165,15 @@ void Scheduler::Contribute(Time now, const std::string& account, double weighted
   SetDonorClass(account, DonorClassOf(contribution));
 }
 
+void Scheduler::SeedContributions(Time now, const std::vector<RecentEarnings>& earned) {
+  const auto& multipliers = credits_.config().multipliers;
+  for (const RecentEarnings& e : earned) {
+    auto m = multipliers.find(e.service);
+    const double multiplier = m != multipliers.end() && m->second > 0 ? m->second : 1.0;
+    Contribute(now, e.account, e.amount / multiplier);
+  }
+}
+
 void Scheduler::DecayContributions(Time now) {
   // One pass over the accounts that contributed recently (at most one per worker credential),
   // every sweep: a class falls as its contribution decays.

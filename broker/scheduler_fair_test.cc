@@ -198,5 +198,81 @@ TEST_F(SchedulerFairTest, CancellingADelayedTaskKeepsTheCountsRight) {
   EXPECT_EQ(s().total_queued(), 0u);
 }
 
+// Uptime credit (docs/accounts.md, "Uptime credit"): an enrolled worker's account earns
+// --uptime-credit per hour its worker is online and healthy, paid every --uptime-period-s pro rata;
+// not while an admin has it drained, not after it died, never for a worker without an account.
+class SchedulerUptimeTest : public SchedulerFairTest {
+ protected:
+  SchedulerUptimeTest() {
+    config_.credits.mode = CreditMode::kTrack;
+    config_.credits.uptime_credit = 3;              // per hour
+    config_.credits.uptime_period = Seconds(1200);  // paid every 20 minutes: 1 credit each
+  }
+  std::vector<LedgerEntry> Uptime(const std::string& account) {
+    std::vector<LedgerEntry> rows;
+    for (const LedgerEntry& e : out_.ledger) {
+      if (e.kind == "uptime" && e.account == account) rows.push_back(e);
+    }
+    return rows;
+  }
+};
+
+TEST_F(SchedulerUptimeTest, AnEnrolledWorkerEarnsPerHealthyPeriodOnline) {
+  s().credits().Learn({{"vol", "member", 0}, {"other", "member", 0}});
+  Register("w", CpuCaps(), {"svc"}, 1, false, {}, "vol");
+  Register("anon", CpuCaps(), {"svc"}, 1, false, {}, "");
+  AdvanceInSteps(Seconds(1199), Ms(250));
+  EXPECT_TRUE(Uptime("vol").empty()) << "paid before a whole period";
+  AdvanceInSteps(Seconds(1202), Ms(250));  // 40 min in all: two periods
+  std::vector<LedgerEntry> rows = Uptime("vol");
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_DOUBLE_EQ(rows[0].amount, 1.0);
+  EXPECT_EQ(rows[0].worker_id, "w");
+  EXPECT_EQ(rows[0].task_id, TaskId(0));
+  EXPECT_DOUBLE_EQ(*s().credits().Balance("vol"), 2.0);
+  EXPECT_EQ(out_.ledger.size(), 2u) << "a worker without an account earned uptime";
+
+  // Drained by an admin: not healthy time. Undrained: it counts again, from where it was.
+  ASSERT_TRUE(s().DrainWorker(now(), "w").ok());
+  AdvanceInSteps(Seconds(1300), Ms(250));
+  EXPECT_EQ(Uptime("vol").size(), 2u) << "paid while drained";
+  ASSERT_TRUE(s().UndrainWorker(now(), "w").ok());
+  AdvanceInSteps(Seconds(1200), Ms(250));
+  EXPECT_EQ(Uptime("vol").size(), 3u);
+
+  // Dead (no heartbeats): nothing more.
+  beating_.erase("w");
+  AdvanceInSteps(Seconds(2500), Ms(250));
+  EXPECT_EQ(Uptime("vol").size(), 3u) << "paid after the worker died";
+}
+
+TEST_F(SchedulerUptimeTest, NothingWhenUptimeCreditIsZeroOrCreditsAreOff) {
+  config_.credits.uptime_credit = 0;
+  s().credits().Learn({{"vol", "member", 0}});
+  Register("w", CpuCaps(), {"svc"}, 1, false, {}, "vol");
+  AdvanceInSteps(Seconds(3000), Ms(500));
+  EXPECT_TRUE(Uptime("vol").empty());
+}
+
+// After a restart the contributions come back from the ledger's recent earned rows (already
+// decayed by the store): each service's earnings divided by its credit multiplier.
+TEST_F(SchedulerFairTest, ContributionsAreSeededFromRecentEarningsAfterARestart) {
+  config_.credits.mode = CreditMode::kTrack;
+  config_.credits.multipliers["svc"] = 2;
+  s().SeedContributions(now(), {{"donor", "svc", 300}, {"donor", "other", 30}, {"x", "other", 70}});
+  EXPECT_DOUBLE_EQ(s().Contribution(now(), "donor"), 180.0);  // 300 / 2 + 30 / 1
+  EXPECT_EQ(s().DonorClass("donor"), 2u);
+  EXPECT_EQ(s().DonorClass("x"), 1u);
+  // The seeded class orders the queue as an earned one does.
+  RegisterWorker("");
+  SubmitAs("someone");
+  proto::TaskAssignment running = Given();
+  const TaskId free_task = SubmitAs("free");
+  const TaskId donor_task = SubmitAs("donor");
+  running = CompleteAfter(running, Seconds(1));
+  EXPECT_EQ(running.task_id, donor_task);
+  EXPECT_EQ(Status(free_task), TaskStatus::kQueued);
+}
+
 }  // namespace
 }  // namespace rma::broker::testing

@@ -62,6 +62,9 @@ class RecordingOutput final : public SchedulerOutput {
   }
   void Record(TaskWrite write) override { writes.push_back(std::move(write)); }
   void RecordWorker(WorkerRecord record) override { worker_records.push_back(std::move(record)); }
+  void RecordLedger(std::vector<LedgerEntry> entries) override {
+    for (LedgerEntry& e : entries) ledger.push_back(std::move(e));
+  }
 
   // Removes and returns every message of `command` sent to `identity` so far.
   template <typename T>
@@ -90,6 +93,7 @@ class RecordingOutput final : public SchedulerOutput {
   std::vector<Sent> to_clients;
   std::vector<TaskWrite> writes;
   std::vector<WorkerRecord> worker_records;
+  std::vector<LedgerEntry> ledger;
   uint64_t durable_tokens = 0;  // the last token ToClientWhenDurable returned
 };
 

@@ -66,6 +66,8 @@ struct RecoveredState {
       tasks;  // unfinished tasks, plus finished ones still worth keeping in memory
   // The API keys and worker credentials on record (nullopt: a store without accounts).
   std::optional<AccountsSnapshot> accounts;
+  // Recent earnings per account and service (empty: a store without a ledger).
+  std::vector<RecentEarnings> earned_recently;
 };
 
 class TaskStore {

@@ -73,6 +73,15 @@ struct LedgerEntry {
   Time at{};
 };
 
+// What an account's workers earned for one service recently (earned ledger rows), each row's amount
+// halved for every contribution half-life since it was written: read at start, so donor priority
+// (Scheduler::SeedContributions) survives a restart.
+struct RecentEarnings {
+  std::string account;
+  std::string service;
+  double amount = 0;  // decayed to the time of the read
+};
+
 // What the store keeps about a worker.
 struct WorkerRecord {
   std::string worker_id;

@@ -235,5 +235,35 @@ TEST_F(DonorPriority, ADonorsTaskGoesFirstAndAFreeUsersTaskStillStartsWithinTheA
   EXPECT_GE(after, 5) << "bob's task should start long before the donor's backlog is done";
 }
 
+// Uptime credit: an enrolled worker online and healthy earns its account --uptime-credit per hour,
+// paid every --uptime-period-s (here 1 s, so 3600 credits an hour is 1 credit a row). The rows are
+// `uptime` rows of the worker, counted in GET /api/account's earned, and move the balance.
+class CreditsUptime : public Credits {
+ protected:
+  CreditsUptime() {
+    extra_broker_args_ = {"--credits",         "track", "--uptime-credit", "3600",
+                          "--uptime-period-s", "1"};
+  }
+};
+
+TEST_F(CreditsUptime, AnEnrolledWorkerOnlineEarnsUptimeRows) {
+  StartVolunteer();
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return Number(Sql("SELECT count(*) FROM credit_ledger WHERE kind = 'uptime' AND "
+                          "account = 'alice' AND worker_id = 'w1'")) >= 3;
+      },
+      20s))
+      << Sql("SELECT count(*) FROM credit_ledger") << cluster_->Logs();
+  EXPECT_EQ(Sql("SELECT count(*) FROM credit_ledger WHERE kind = 'uptime' AND (amount <> 1 OR "
+                "task_id IS NOT NULL OR account <> 'alice')"),
+            "0");
+  json a = Call("GET", "/api/account", alice_).Json();
+  EXPECT_GE(a["earned"].value("today", 0.0), 3.0) << a.dump();
+  EXPECT_EQ(Sql("SELECT count(*) FROM accounts a WHERE a.credits <> (SELECT coalesce(sum(amount), "
+                "0) FROM credit_ledger l WHERE l.account = a.name)"),
+            "0");
+}
+
 }  // namespace
 }  // namespace rma::testing

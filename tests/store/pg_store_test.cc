@@ -4,7 +4,9 @@
 // that goes away and comes back. Each test gets a fresh database built from schemas/sql/ by the
 // store itself; the store is driven the way the broker loop drives it (poll_fd + OnReadable).
 #include <gtest/gtest.h>
+
 #include <poll.h>
+#include <map>
 
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -493,6 +495,52 @@ TEST_F(PgStoreTest, WorkerTotalsAccumulateAcrossBrokerRestarts) {
   EXPECT_EQ(Query("SELECT tasks_done FROM workers WHERE worker_id = 'alpha'"), "14");
   EXPECT_EQ(Query("SELECT services[2] FROM workers"), "ocr \"fast\"");
   EXPECT_EQ(Query("SELECT capabilities->>'cpu_cores' FROM workers"), "8");
+}
+
+// Donor priority after a restart (docs/accounts.md, "Donor priority"): Recover() reads the ledger's
+// recent earned rows per account and service, each halved per contribution half-life of age;
+// rows older than 8 half-lives, and rows of other kinds, do not count.
+TEST_F(PgStoreTest, RecoveryReadsRecentEarningsDecayedByTheContributionHalfLife) {
+  {
+    Harness h(OpenStore());
+    ASSERT_TRUE(h.WaitDurable(h.store().Write(Insert(Task(1)))));  // the schema exists
+  }
+  Query(
+      "INSERT INTO accounts (name, role) VALUES ('vol', 'member'), ('other', 'member') "
+      "RETURNING name");
+  // The decay is reckoned against the database's now(): rows are dated by the real clock.
+  const Time wall = FromUnixUs(std::chrono::duration_cast<std::chrono::microseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+  auto row = [&](const std::string& account, const std::string& kind, const std::string& service,
+                 double amount, Duration age) {
+    LedgerEntry e;
+    e.account = account;
+    e.kind = kind;
+    e.service = service;
+    e.amount = amount;
+    e.worker_id = "w";
+    e.at = wall - age;
+    return e;
+  };
+  PgStoreOptions options;
+  options.contribution_half_life = Seconds(3600);
+  Harness h(OpenStore(options));
+  h.store().WriteLedger({row("vol", "earned", "svc", 10, Seconds(0)),
+                         row("vol", "earned", "svc", 8, Seconds(3600)),         // counts 4
+                         row("vol", "earned", "svc", 1000, Seconds(9 * 3600)),  // too old
+                         row("vol", "grant", "", 50, Seconds(0)),
+                         row("other", "earned", "gpu", 3, Seconds(0))});
+  ASSERT_TRUE(h.WaitDurable(h.store().Write(Insert(Task(2)))));
+  ASSERT_EQ(Query("SELECT count(*) FROM credit_ledger"), "5");
+  auto recovered = h.store().Recover();
+  ASSERT_TRUE(recovered.ok()) << recovered.status().ToString();
+  std::map<std::string, double> got;
+  for (const RecentEarnings& e : recovered->earned_recently)
+    got[e.account + "/" + e.service] += e.amount;
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_NEAR(got["vol/svc"], 14.0, 0.01);
+  EXPECT_NEAR(got["other/gpu"], 3.0, 0.01);
 }
 
 // A server of its own, stopped and started again.
