@@ -83,7 +83,7 @@ Status ParseService(const std::string& name, const json& value, ServiceConfig* o
     RMA_RETURN_IF_ERROR(
         CheckKeys(value, where,
                   {"handler", "health", "connect_timeout_ms", "health_timeout_ms", "timeout_ms",
-                   "max_output_bytes", "content_type", "kill_grace_ms", "models"}));
+                   "max_output_bytes", "content_type", "kill_grace_ms", "stream", "models"}));
     std::optional<std::string> handler;
     RMA_RETURN_IF_ERROR(ReadString(value, where, "handler", &handler, 64 * 1024));
     if (!handler) return Bad(where + ".handler", "is required");
@@ -101,6 +101,10 @@ Status ParseService(const std::string& name, const json& value, ServiceConfig* o
         ReadInt(value, where, "max_output_bytes", 1, 1LL << 30, &out->max_output_bytes));
     RMA_RETURN_IF_ERROR(ReadString(value, where, "content_type", &out->content_type, 256));
     RMA_RETURN_IF_ERROR(ReadInt(value, where, "kill_grace_ms", 0, 600'000, &out->kill_grace_ms));
+    if (auto stream = value.find("stream"); stream != value.end()) {
+      if (!stream->is_boolean()) return Bad(where + ".stream", "must be true or false");
+      out->stream = stream->get<bool>();
+    }
     if (auto models = value.find("models"); models != value.end()) {
       if (!models->is_array()) return Bad(where + ".models", "must be an array of model names");
       for (const json& m : *models) {
@@ -125,6 +129,7 @@ HandlerOptions ServiceConfig::Resolve(HandlerOptions defaults) const {
   if (max_output_bytes) defaults.max_output_bytes = static_cast<size_t>(*max_output_bytes);
   if (content_type) defaults.content_type = *content_type;
   if (kill_grace_ms) defaults.kill_grace = Ms(*kill_grace_ms);
+  if (stream) defaults.stream_output = *stream;
   return defaults;
 }
 

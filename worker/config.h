@@ -34,6 +34,7 @@ struct ServiceConfig {
   std::optional<int64_t> max_output_bytes;
   std::optional<std::string> content_type;  // exec: content type of stdout
   std::optional<int64_t> kill_grace_ms;
+  std::optional<bool> stream;  // exec: stdout streams as written (default: for text/event-stream)
   // The models it serves (at most 256 model names, protocol/names.h); empty: an http backend is
   // asked (GET /v1/models), other handlers serve no named model.
   std::vector<std::string> models;

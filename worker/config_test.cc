@@ -26,7 +26,7 @@ TEST(WorkerConfigTest, ReadsEveryKey) {
       "rag": "http://127.0.0.1:8102",
       "ocr": {"handler": "http://127.0.0.1:8103/v1", "health": "/healthz", "connect_timeout_ms": 50,
               "health_timeout_ms": 60, "timeout_ms": 70, "max_output_bytes": 80,
-              "content_type": "text/plain", "kill_grace_ms": 90}
+              "content_type": "text/plain", "kill_grace_ms": 90, "stream": true}
     }})");
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ(c->broker, "tcp://pool:5555");
@@ -58,6 +58,8 @@ TEST(WorkerConfigTest, ReadsEveryKey) {
   EXPECT_EQ(o.health_path, "/healthz");
   EXPECT_EQ(o.connect_timeout, Ms(50));
   EXPECT_EQ(o.health_timeout, Ms(60));
+  EXPECT_EQ(o.stream_output, std::optional<bool>(true));
+  EXPECT_FALSE(c->services[1].Resolve(HandlerOptions{}).stream_output.has_value());
   EXPECT_EQ(o.default_timeout, Ms(70));
   EXPECT_EQ(o.max_output_bytes, 80u);
   EXPECT_EQ(o.content_type, "text/plain");
@@ -99,6 +101,8 @@ TEST(WorkerConfigTest, NamesWhatIsWrong) {
             "services.rag.health: must start with '/'"},
            {R"({"services": {"bad name": "builtin:echo"}})", "services.bad name"},
            {R"({"services": {"x": ""}})", "the handler is empty"},
+           {R"({"services": {"x": {"handler": "exec:cat", "stream": "yes"}}})",
+            "services.x.stream: must be true or false"},
            {R"({"enrol_token": 5})", "enrol_token: must be a string"},
            {R"({"enrol_token": ""})", "enrol_token: an enrolment token has 1 to 128"},
            {R"({"enrol_token": "rma_enrol_ 5f0e"})", "enrol_token: an enrolment token holds"},

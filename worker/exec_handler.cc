@@ -22,7 +22,22 @@ class ExecHandler final : public Handler {
   std::string Describe() const override { return "exec:" + command_; }
 
   Result<HandlerOutput> Run(const proto::TaskAssignment& task, const CancelToken& cancel) override {
+    return Execute(task, cancel, nullptr);
+  }
+  Result<HandlerOutput> RunStreaming(const proto::TaskAssignment& task, const CancelToken& cancel,
+                                     OutputStream& stream) override {
+    return Execute(task, cancel, streams_ ? &stream : nullptr);
+  }
+
+ private:
+  Result<HandlerOutput> Execute(const proto::TaskAssignment& task, const CancelToken& cancel,
+                                OutputStream* stream) {
     SubprocessRequest request;
+    if (stream != nullptr) {
+      request.on_output = [&](std::string_view data) {
+        stream->Chunk(data, 200, options_.content_type);
+      };
+    }
     request.argv = {"/bin/sh", "-c", command_};
     request.env = {"RMA_TASK_ID=" + ToString(task.task_id),
                    "RMA_ATTEMPT=" + std::to_string(task.attempt), "RMA_SERVICE=" + task.service,
@@ -64,9 +79,10 @@ class ExecHandler final : public Handler {
     return Status::Internal("unreachable");
   }
 
- private:
   const std::string command_;
   const HandlerOptions options_;
+  const bool streams_ =
+      options_.stream_output.value_or(options_.content_type.rfind("text/event-stream", 0) == 0);
 };
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -99,6 +100,9 @@ struct HandlerOptions {
   std::string content_type = "application/octet-stream";
   // exec: after SIGTERM on cancel or timeout, the process group gets this long before SIGKILL.
   Duration kill_grace = Seconds(2);
+  // exec: whether stdout streams to the caller as the command writes it (PARTIAL chunks); unset:
+  // when content_type is text/event-stream.
+  std::optional<bool> stream_output;
 };
 
 class Handler {

@@ -9,6 +9,8 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <cstdio>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include <atomic>
@@ -426,6 +428,59 @@ TEST(ExecHandlerTest, PayloadOnStdinStdoutAsResult) {
   ASSERT_TRUE(out.ok()) << out.status().ToString();
   EXPECT_EQ(out->body, "cba\n");
   EXPECT_EQ(out->content_type, "text/plain");
+}
+
+// exec with streaming (a text/event-stream content type, or "stream": true): stdout reaches the
+// caller as the command writes it; without it, only the result carries it.
+TEST(ExecHandlerTest, StdoutStreamsAsWrittenWhenTheServiceStreams) {
+  CancelToken cancel;
+  HandlerOptions options;
+  options.content_type = "text/event-stream";
+  // The second event waits until the test has seen the first one: proof it streamed (no sleeps).
+  const std::string dir = ::testing::TempDir();
+  const std::string flag = dir + "/rma-exec-stream-" + std::to_string(getpid());
+  std::remove(flag.c_str());
+  const std::string command = "exec:printf 'data: 1\n\n'; while [ ! -e " + flag +
+                              " ]; do sleep 0.01; done; printf 'data: 2\n\n'";
+  struct Stream final : OutputStream {
+    std::string flag;
+    std::vector<std::string> chunks;
+    uint32_t status = 0;
+    std::string type;
+    void Chunk(std::string_view data, uint32_t s, std::string_view t) override {
+      if (chunks.empty()) {
+        status = s;
+        type = std::string(t);
+        std::ofstream(flag).put('x');  // let the command go on
+      }
+      chunks.emplace_back(data);
+    }
+  } stream;
+  stream.flag = flag;
+  auto out = Make(command, options)->RunStreaming(Task(""), cancel, stream);
+  std::remove(flag.c_str());
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ(out->body, "data: 1\n\ndata: 2\n\n");
+  ASSERT_GE(stream.chunks.size(), 2u);
+  EXPECT_EQ(stream.chunks[0], "data: 1\n\n");
+  EXPECT_EQ(stream.status, 200u);
+  EXPECT_EQ(stream.type, "text/event-stream");
+  std::string joined;
+  for (const std::string& c : stream.chunks) joined += c;
+  EXPECT_EQ(joined, out->body.str());
+
+  // Not a streaming service: the same call sends no chunk.
+  HandlerOptions plain;
+  Stream quiet;
+  auto whole = Make("exec:printf abc", plain)->RunStreaming(Task(""), cancel, quiet);
+  ASSERT_TRUE(whole.ok());
+  EXPECT_EQ(whole->body, "abc");
+  EXPECT_TRUE(quiet.chunks.empty());
+  // Switched on explicitly for another content type.
+  plain.stream_output = true;
+  auto on = Make("exec:printf abc", plain)->RunStreaming(Task(""), cancel, quiet);
+  ASSERT_TRUE(on.ok());
+  EXPECT_EQ(quiet.chunks, std::vector<std::string>{"abc"});
 }
 
 TEST(ExecHandlerTest, SeesTheTaskInItsEnvironment) {

@@ -306,10 +306,12 @@ Result<SubprocessResult> RunSubprocess(const SubprocessRequest& request,
           if (stopped) continue;  // being killed: drain so it cannot block on a full pipe
           size_t room = request.max_output_bytes - result.output.size();
           if (static_cast<size_t>(r) > room) {
+            if (request.on_output && room > 0) request.on_output(std::string_view(buf, room));
             result.output.append(buf, room);
             stop(SubprocessEnd::kOutputTooLarge, now);
             continue;
           }
+          if (request.on_output) request.on_output(std::string_view(buf, static_cast<size_t>(r)));
           result.output.append(buf, static_cast<size_t>(r));
           continue;
         }

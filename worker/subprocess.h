@@ -14,7 +14,9 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/clock.h"
@@ -37,6 +39,9 @@ struct SubprocessRequest {
   Duration timeout = Seconds(300);
   // Between SIGTERM and SIGKILL when the command must be stopped.
   Duration kill_grace = Seconds(2);
+  // When set, called on the calling thread with each piece of stdout as it is read (only what
+  // fits under max_output_bytes), before it is appended to the result.
+  std::function<void(std::string_view)> on_output;
 };
 
 enum class SubprocessEnd {

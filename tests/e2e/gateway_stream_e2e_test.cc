@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
 #include <map>
 
 #include "tests/security/gateway_attack.h"
@@ -262,6 +263,38 @@ TEST(GatewayTaskEventsTest, AnAsynchronousTasksStatusAndOutputArriveAsEventsAndR
   EXPECT_EQ(later[0]["id"], events.back()["id"]);
   // Someone else's or an unknown task: 404, as GET.
   EXPECT_EQ(HttpGet(c.Url("/api/tasks/12345/events")).status, 404);
+}
+
+// An exec service whose content type is text/event-stream streams its command's stdout: the first
+// event reaches the HTTP client while the command still runs (it writes the second one only once
+// the test has seen the first), byte for byte, chunked.
+TEST(GatewayExecStreamTest, AStreamingCommandsStdoutReachesTheClientAsItIsWritten) {
+  Cluster c;
+  const std::string flag = c.dir() + "/first-event-seen";
+  const std::string config = c.dir() + "/exec-worker.json";
+  {
+    nlohmann::json services = {{"sse",
+                                {{"handler", "exec:printf 'data: 1\\n\\n'; while [ ! -e " + flag +
+                                                 " ]; do sleep 0.01; done; printf 'data: 2\\n\\n'"},
+                                 {"content_type", "text/event-stream"},
+                                 {"timeout_ms", 20000}}}};
+    std::ofstream(config) << nlohmann::json{{"services", services}}.dump();
+  }
+  c.StartWorker("exec-box", {"--config", config});
+  ASSERT_TRUE(WaitForService(c, "sse")) << c.Logs();
+  std::vector<std::string> pieces;
+  HttpResponse r =
+      HttpWatch("POST", c.Url("/api/service/sse/run"), "go", {}, [&](std::string_view d) {
+        if (pieces.empty()) std::ofstream(flag).put('x');  // the command may go on
+        pieces.emplace_back(d);
+        return true;
+      });
+  ASSERT_EQ(r.status, 200) << r.error << r.body << c.Logs();
+  EXPECT_EQ(r.body, "data: 1\n\ndata: 2\n\n");
+  EXPECT_EQ(r.Header("content-type").rfind("text/event-stream", 0), 0u) << r.Header("content-type");
+  EXPECT_EQ(r.Header("transfer-encoding"), "chunked");
+  ASSERT_GE(pieces.size(), 2u);
+  EXPECT_EQ(pieces[0], "data: 1\n\n") << "the first event came with the second: not streamed";
 }
 
 }  // namespace
