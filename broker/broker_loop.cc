@@ -259,6 +259,8 @@ Status BrokerLoop::Run(int stop_fd, int reload_fd) {
     Time now = clock_->Now();
     int64_t wait_ms = std::clamp<int64_t>(
         ToMs(std::min(scheduler_->NextWakeup(), reply_pacer_.NextDue()) - now) + 1, 0, kMaxPollMs);
+    // Answers wait for a client's full pipe: look again soon (ZeroMQ says nothing per peer).
+    if (!client_backlog_.empty()) wait_ms = std::min<int64_t>(wait_ms, kBacklogRetryMs);
     zmq::pollitem_t items[6] = {{workers_.handle(), 0, ZMQ_POLLIN, 0},
                                 {clients_.handle(), 0, ZMQ_POLLIN, 0}};
     int count = 2;
@@ -571,6 +573,10 @@ void BrokerLoop::HandleAdmin(Time now, const std::string& client, const proto::A
     refusals["unenrolled_key"] = ready_refused_keys_;
     refusals["ready_throttled"] = ready_throttled_;
     refusals["pending_replies"] = reply_pacer_.refused();
+    refusals["client_backlog_chunk"] = client_backlog_.dropped_chunks();
+    refusals["client_backlog_answer"] = client_backlog_.dropped_answers();
+    (*answer)["budgets"]["client_backlog_bytes"] = {
+        {"used", client_backlog_.bytes()}, {"limit", ClientBacklogOptions{}.max_total_bytes}};
     (*answer)["budgets"]["pending_reply_bytes"] = {
         {"used", reply_pacer_.deferred_bytes()},
         {"limit", options_.reply_pacing.max_deferred_total_bytes}};
@@ -762,9 +768,13 @@ void BrokerLoop::FlushOutput(Time now) {
   // Sending to a worker that is gone tells the scheduler, which may produce more output: loop until
   // quiet.
   for (int round = 0; round < 4; ++round) {
+    auto send = [this](const std::string& identity, proto::OutMessage& m) {
+      return std::move(m).Send(clients_, identity);
+    };
+    // What waited for a full pipe goes first: a client's answers keep their order.
+    if (!client_backlog_.empty()) client_backlog_.Retry(send);
     for (Pending& p : to_clients_.messages) {
-      Status s = std::move(p.message).Send(clients_, p.identity);
-      if (!s.ok()) spdlog::debug("dropped an answer to a client: {}", s.message());
+      client_backlog_.Send(p.identity, std::move(p.message), send);
     }
     to_clients_.Clear();
     for (Pending& p : to_workers_.messages) {

@@ -16,6 +16,7 @@
 
 #include "broker/accounts.h"
 #include "broker/admin.h"
+#include "broker/client_backlog.h"
 #include "broker/config.h"
 #include "broker/reply_pacer.h"
 #include "broker/scheduler.h"
@@ -175,6 +176,9 @@ class BrokerLoop final : public SchedulerOutput {
   std::vector<DeferredReply> deferred_;
   uint64_t last_seq_ = 0;  // sequence number of the latest store write
   std::vector<std::string> unreachable_workers_;
+  // Answers for clients whose pipe was full, sent again every turn (client_backlog.h).
+  ClientBacklog client_backlog_;
+  static constexpr int64_t kBacklogRetryMs = 2;
   MinuteStatsRecorder stats_recorder_;
   // Accounts (broker_loop_accounts.cc).
   struct PendingEnrolment {

@@ -117,6 +117,12 @@ class OutMessage {
   }
   // Bodies (messages) added, packed or not.
   size_t body_count() const { return body_count_; }
+  // The bytes of its body frames (what holding it costs).
+  size_t body_bytes() const {
+    size_t n = 0;
+    for (const std::string& b : bodies_) n += b.size();
+    return n;
+  }
   bool empty() const { return body_count_ == 0; }
   void Clear();
 
