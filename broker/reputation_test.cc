@@ -1,6 +1,6 @@
 // ReputationBook (reputation.h): every state change, decay on a fake clock, sampling, the bound on
-// memory, account roll-ups, admin overrides, and simulated liars and honest workers; the config's
-// validation.
+// memory, account roll-ups, admin overrides, and simulated liars and honest workers; the config
+// section's parsing (reputation_config.h).
 #include "broker/reputation.h"
 
 #include <gtest/gtest.h>
@@ -8,6 +8,8 @@
 #include <cmath>
 #include <random>
 #include <string>
+
+#include "broker/reputation_config.h"
 
 namespace rma::broker {
 namespace {
@@ -660,6 +662,56 @@ TEST(ReputationConfigTest, DefaultsAreValidAndBrokenOnesAreRefused) {
   refused([](ReputationConfig& c) { c.streak_scale = 0; }, "streak_scale");
   refused([](ReputationConfig& c) { c.min_sample_factor = 0; }, "min_sample_factor");
   refused([](ReputationConfig& c) { c.max_entries = 0; }, "max_entries");
+}
+
+TEST(ReputationConfigTest, ParsesTheConfigFileSection) {
+  auto parsed = ParseReputationConfig(nlohmann::json::parse(R"({
+    "probation_tasks": 5, "half_life_s": 3600.5, "suspect_below": 0.7, "good_above": 0.95,
+    "quarantine_below": 0.4, "min_evidence": 3, "disagreement_weight": 8, "max_entries": 1000,
+    "prior_good": 1, "timeout_weight": 0.25, "min_sample_factor": 0.2
+  })"));
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  EXPECT_EQ(parsed->probation_tasks, 5u);
+  EXPECT_EQ(parsed->half_life, Ms(3'600'500));
+  EXPECT_DOUBLE_EQ(parsed->suspect_below, 0.7);
+  EXPECT_DOUBLE_EQ(parsed->good_above, 0.95);
+  EXPECT_DOUBLE_EQ(parsed->quarantine_below, 0.4);
+  EXPECT_DOUBLE_EQ(parsed->min_evidence, 3);
+  EXPECT_DOUBLE_EQ(parsed->disagreement_weight, 8);
+  EXPECT_EQ(parsed->max_entries, 1000u);
+  EXPECT_DOUBLE_EQ(parsed->prior_good, 1);
+  EXPECT_DOUBLE_EQ(parsed->timeout_weight, 0.25);
+  EXPECT_DOUBLE_EQ(parsed->min_sample_factor, 0.2);
+  EXPECT_DOUBLE_EQ(parsed->error_weight, 1.0);  // untouched default
+
+  auto empty = ParseReputationConfig(nlohmann::json::object());
+  ASSERT_TRUE(empty.ok());
+  EXPECT_EQ(empty->probation_tasks, 20u);
+}
+
+TEST(ReputationConfigTest, ParseErrorsNameTheKey) {
+  auto error = [](const char* text) {
+    auto r = ParseReputationConfig(nlohmann::json::parse(text));
+    EXPECT_FALSE(r.ok()) << text;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << text;
+    return r.status().message();
+  };
+  EXPECT_EQ(error(R"({"probation": 5})"), "unknown key 'probation' in reputation");
+  EXPECT_NE(error(R"({"suspect_below": "high"})").find("'suspect_below' must be a number"),
+            std::string::npos);
+  EXPECT_NE(error(R"({"probation_tasks": 2.5})").find("'probation_tasks' must be a whole number"),
+            std::string::npos);
+  EXPECT_NE(error(R"({"probation_tasks": -1})").find("'probation_tasks'"), std::string::npos);
+  EXPECT_NE(error(R"({"probation_tasks": 5000000000})").find("'probation_tasks'"),
+            std::string::npos);
+  EXPECT_NE(error(R"({"half_life_s": 0})").find("'half_life_s'"), std::string::npos);
+  EXPECT_NE(error(R"({"half_life_s": 1e300})").find("'half_life_s'"), std::string::npos);
+  EXPECT_NE(error(R"({"max_entries": 0})").find("'max_entries'"), std::string::npos);
+  // Validate() runs on the parsed section.
+  EXPECT_NE(error(R"({"suspect_below": 0.95})").find("must not exceed 'good_above'"),
+            std::string::npos);
+  EXPECT_NE(error(R"({"error_weight": -2})").find("'error_weight'"), std::string::npos);
+  EXPECT_EQ(error("[1]"), "'reputation' must be an object");
 }
 
 }  // namespace

@@ -1,10 +1,12 @@
 // Verification (result_compare.h): each compare mode, tolerances at their edges, invalid JSON, the
-// bounds on untrusted input.
+// bounds on untrusted input; the catalog's `verify` section (reputation_config.h).
 #include "broker/result_compare.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
+
+#include "broker/reputation_config.h"
 
 namespace rma::broker {
 namespace {
@@ -190,6 +192,60 @@ TEST(ResultCompareTest, ResultsOverTheSizeCapAreRefusedForParsingModes) {
   auto exact = ResultsAgree(big, big, kExact, 10);
   ASSERT_TRUE(exact.ok());
   EXPECT_TRUE(*exact);
+}
+
+TEST(VerifySpecTest, ParsesTheCatalogEntry) {
+  auto spec = ParseVerifySpec(
+      nlohmann::json::parse(R"({"sample_rate": 0.05, "compare": "numeric", "tolerance": 1e-6})"));
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  EXPECT_DOUBLE_EQ(spec->sample_rate, 0.05);
+  EXPECT_EQ(spec->compare, VerifySpec::Compare::kNumeric);
+  EXPECT_DOUBLE_EQ(spec->tolerance, 1e-6);
+
+  auto defaults = ParseVerifySpec(nlohmann::json::parse(R"({"sample_rate": 1})"));
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults->compare, VerifySpec::Compare::kExact);
+  EXPECT_DOUBLE_EQ(defaults->tolerance, kDefaultNumericTolerance);
+
+  auto numeric = ParseVerifySpec(nlohmann::json::parse(R"({"sample_rate":0,"compare":"numeric"})"));
+  ASSERT_TRUE(numeric.ok());
+  EXPECT_DOUBLE_EQ(numeric->tolerance, 1e-9);
+  auto json = ParseVerifySpec(nlohmann::json::parse(R"({"sample_rate":0.5,"compare":"json"})"));
+  ASSERT_TRUE(json.ok());
+  EXPECT_EQ(json->compare, VerifySpec::Compare::kJson);
+
+  for (auto c :
+       {VerifySpec::Compare::kExact, VerifySpec::Compare::kJson, VerifySpec::Compare::kNumeric}) {
+    auto parsed = ParseCompare(CompareName(c));
+    ASSERT_TRUE(parsed.ok());
+    EXPECT_EQ(*parsed, c);
+  }
+}
+
+TEST(VerifySpecTest, ParseErrorsAreClear) {
+  auto error = [](const char* text) {
+    auto r = ParseVerifySpec(nlohmann::json::parse(text));
+    EXPECT_FALSE(r.ok()) << text;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << text;
+    return r.status().message();
+  };
+  EXPECT_EQ(error(R"({"compare": "json"})"), "verify needs 'sample_rate' (0 to 1)");
+  EXPECT_EQ(error(R"({"sample_rate": 1.5})"), "verify 'sample_rate' must be a number from 0 to 1");
+  EXPECT_EQ(error(R"({"sample_rate": -0.1})"), "verify 'sample_rate' must be a number from 0 to 1");
+  EXPECT_EQ(error(R"({"sample_rate": "10%"})"),
+            "verify 'sample_rate' must be a number from 0 to 1");
+  EXPECT_EQ(error(R"({"sample_rate": 0.1, "compare": "fuzzy"})"),
+            "verify 'compare' must be exact, json or numeric, not 'fuzzy'");
+  EXPECT_EQ(error(R"({"sample_rate": 0.1, "compare": 2})"),
+            "verify 'compare' must be exact, json or numeric");
+  EXPECT_EQ(error(R"({"sample_rate": 0.1, "compare": "numeric", "tolerance": -1})"),
+            "verify 'tolerance' must be a finite number >= 0");
+  EXPECT_EQ(error(R"({"sample_rate": 0.1, "compare": "json", "tolerance": 0.1})"),
+            "verify 'tolerance' applies only to compare \"numeric\", not \"json\"");
+  EXPECT_EQ(error(R"({"sample_rate": 0.1, "tolerance": 0.1})"),
+            "verify 'tolerance' applies only to compare \"numeric\", not \"exact\"");
+  EXPECT_EQ(error(R"({"sample_rate": 0.1, "replicas": 3})"), "unknown key 'replicas' in verify");
+  EXPECT_NE(error("0.1").find("'verify' must be an object"), std::string::npos);
 }
 
 }  // namespace
