@@ -60,6 +60,32 @@ json HistogramJson(const LatencyHistogram& h) {
           {"sum_s", h.sum_seconds()}};
 }
 
+// A worker's reputation as the admin API shows it (docs/http-api.md, the worker's "reputation").
+json ReputationJson(const Scheduler& s, Time now, const Scheduler::Worker& w) {
+  auto snap = s.reputation().Snapshot(now, w.reputation_key);
+  if (!snap) {
+    // Not tracked (yet, or the book is full of pinned entries): a newcomer.
+    return {{"state", StateName(s.reputation().State(w.reputation_key))},
+            {"trusted", false},
+            {"tasks", 0}};
+  }
+  return {{"state", StateName(snap->state)},
+          {"trusted", snap->trusted},
+          {"score", Round(snap->score)},
+          {"reliability", Round(snap->reliability)},
+          {"honesty", Round(snap->honesty)},
+          {"tasks", snap->tasks},
+          {"streak", snap->streak},
+          {"since", FormatTime(snap->since)},
+          {"counts",
+           {{"accepted", Round(snap->counts.accepted, 2)},
+            {"errors", Round(snap->counts.errors, 2)},
+            {"timeouts", Round(snap->counts.timeouts, 2)},
+            {"abandoned", Round(snap->counts.abandoned, 2)},
+            {"agreements", Round(snap->counts.agreements, 2)},
+            {"disagreements", Round(snap->counts.disagreements, 2)}}}};
+}
+
 json CountersJson(const Counters& c) {
   return {{"submitted", c.submitted}, {"completed", c.completed}, {"failed", c.failed},
           {"retried", c.retried},     {"dead", c.dead},           {"cancelled", c.cancelled},
@@ -105,7 +131,8 @@ json WorkersDocument(const Scheduler& s, Time now) {
                     {"agent_version", w.agent_version},
                     {"key", w.curve_key},
                     {"key_fingerprint", w.curve_key.substr(0, 8)},
-                    {"account", w.account}});
+                    {"account", w.account},
+                    {"reputation", ReputationJson(s, now, w)}});
   }
   return {{"workers", list}, {"total", list.size()}, {"live_by_tier", by_tier}};
 }
@@ -307,6 +334,8 @@ json MetricsDocument(const Scheduler& s, Time now) {
   }
   json tiers = {{"1", 0}, {"2", 0}, {"3", 0}};
   json health = {{"healthy", 0}, {"late", 0}, {"offline", 0}};
+  json reputation = {
+      {"good", 0}, {"probation", 0}, {"suspect", 0}, {"quarantined", 0}, {"banned", 0}};
   // Every known worker, offline ones too until --offline-retention-ms: "which worker has been
   // offline for how long" is what an alert needs, and only the broker knows it.
   json workers = json::array();
@@ -315,11 +344,19 @@ json MetricsDocument(const Scheduler& s, Time now) {
     std::string h(s.Health(now, w));
     health[h] = health[h].get<int>() + 1;
     if (w.alive) tiers[std::to_string(w.tier)] = tiers[std::to_string(w.tier)].get<int>() + 1;
+    const std::string_view state = StateName(s.reputation().State(w.reputation_key));
+    reputation[std::string(state)] = reputation[std::string(state)].get<int>() + 1;
     workers.push_back({{"worker_id", w.worker_id},
                        {"name", w.name},
                        {"tier", w.tier},
                        {"alive", w.alive},
+                       {"reputation", state},
                        {"heartbeat_age_s", Round(ToSecondsF(now - w.last_heard))}});
+  }
+  json transitions = json::object();
+  for (size_t i = 0; i < kWorkerStates; ++i) {
+    transitions[std::string(StateName(static_cast<WorkerState>(i)))] =
+        s.reputation_transitions()[i];
   }
   // What peers were refused, by reason, and what the budgets hold against their limits
   // (docs/security.md). The loop adds the refusals it makes itself (handshakes, READY rate).
@@ -341,6 +378,8 @@ json MetricsDocument(const Scheduler& s, Time now) {
           {"budgets", budgets},
           {"workers_by_tier", tiers},
           {"workers_by_health", health},
+          {"workers_by_reputation", reputation},
+          {"reputation_transitions", transitions},
           {"workers", workers},
           {"tasks", CountersJson(s.counters())},
           {"tasks_in_memory", s.task_count()},
@@ -370,10 +409,22 @@ Result<json> AnswerAdmin(Scheduler& scheduler, Time now, const proto::Admin& req
     if (!s.ok()) return s;
     return json{{"worker_id", request.worker_id}, {"action", q}, {"ok", true}};
   }
+  if (q == "trust") {
+    auto state = request.args.find("state");
+    if (state == request.args.end()) {
+      return Status::InvalidArgument("'state' is required: trusted, normal, quarantined or banned");
+    }
+    RMA_ASSIGN_OR_RETURN(Trust trust, ParseTrust(state->second));
+    RMA_ASSIGN_OR_RETURN(ReputationTransition change,
+                         scheduler.SetWorkerTrust(now, request.worker_id, trust));
+    return json{{"worker_id", request.worker_id}, {"action", "trust"},
+                {"trust", TrustName(trust)},      {"from", StateName(change.from)},
+                {"state", StateName(change.to)},  {"ok", true}};
+  }
   return Status::InvalidArgument(
       "unknown admin query '" + q +
       "' (workers, services, models, stats, queues, health, metrics, retry, discard, drain, "
-      "undrain)");
+      "undrain, trust)");
 }
 
 }  // namespace rma::broker

@@ -32,9 +32,10 @@ void ClientBacklog::Keep(Waiting& waiting, proto::OutMessage message) {
       // Logged at powers of two: a client that never reads must not flood the log either.
       ++dropped_answers_;
       if ((dropped_answers_ & (dropped_answers_ - 1)) == 0) {
-        spdlog::warn("dropped {} answer(s) to clients that do not read; this one, a {}, had {} "
-                     "bytes waiting before it",
-                     dropped_answers_, proto::CommandName(message.command()), waiting.bytes);
+        spdlog::warn(
+            "dropped {} answer(s) to clients that do not read; this one, a {}, had {} "
+            "bytes waiting before it",
+            dropped_answers_, proto::CommandName(message.command()), waiting.bytes);
       }
     }
     return;

@@ -1,6 +1,6 @@
 // ClientBacklog: a full client pipe keeps answers in order until the client reads; chunks give way
-// first past the bounds; a gone client's answers are dropped. First with a fake pipe (a capacity per
-// client), then with real ZeroMQ sockets: a ROUTER with ROUTER_MANDATORY and a small high-water
+// first past the bounds; a gone client's answers are dropped. First with a fake pipe (a capacity
+// per client), then with real ZeroMQ sockets: a ROUTER with ROUTER_MANDATORY and a small high-water
 // mark towards a DEALER that does not read yet, which must get every message, in order, once it
 // does.
 #include "broker/client_backlog.h"
@@ -64,8 +64,7 @@ TEST(ClientBacklogTest, AFullPipeKeepsAnswersInOrderUntilTheClientReads) {
   backlog.Retry(pipes.fn());
   EXPECT_TRUE(backlog.empty());
   EXPECT_EQ(backlog.bytes(), 0u);
-  EXPECT_EQ(pipes.got["a"],
-            (std::vector<std::string>{"PARTIAL:1", "PARTIAL:2", "TASK_INFO:3"}));
+  EXPECT_EQ(pipes.got["a"], (std::vector<std::string>{"PARTIAL:1", "PARTIAL:2", "TASK_INFO:3"}));
   EXPECT_EQ(backlog.kept(), 2u);
   EXPECT_EQ(backlog.dropped_chunks() + backlog.dropped_answers(), 0u);
 }
@@ -168,7 +167,7 @@ TEST(ClientBacklogTest, ARealRouterLosesNothingToAReaderThatIsLate) {
     std::vector<zmq::message_t> frames;
     auto got = zmq::recv_multipart(dealer, std::back_inserter(frames));
     if (!got.has_value()) continue;  // nothing yet: retry the backlog
-    ASSERT_EQ(frames.size(), 3u);  // header, command, body
+    ASSERT_EQ(frames.size(), 3u);    // header, command, body
     const std::string body = frames[2].to_string();
     ASSERT_EQ(body.substr(0, body.find(':')), std::to_string(next)) << "out of order or lost";
     ++next;

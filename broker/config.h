@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "broker/credits.h"
+#include "broker/reputation.h"
 #include "common/clock.h"
 #include "common/status.h"
 #include "protocol/limits.h"
@@ -93,6 +94,11 @@ struct BrokerConfig {
   std::map<std::string, ServiceLimit> service_limits;
   // Credits (--credits, catalog credit_multiplier / min_credits; docs/accounts.md).
   CreditConfig credits;
+  // Reputation (config file "reputation"; docs/architecture.md, "Reputation").
+  ReputationConfig reputation;
+  // Tasks a worker on probation may run at once, whatever its slots: the capped share of work a
+  // newcomer gets until its first results have shown what it is worth (0: no cap).
+  uint32_t probation_slots = 2;
   proto::Limits limits;
 };
 

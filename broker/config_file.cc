@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "broker/config.h"
+#include "broker/reputation_config.h"
 
 namespace rma::broker {
 
@@ -65,22 +66,41 @@ Status LoadConfigFile(const std::string& path, BrokerConfig* config) {
   if (j.is_discarded() || !j.is_object()) {
     return Status::InvalidArgument("config file '" + path + "' is not a JSON object");
   }
-  RMA_RETURN_IF_ERROR(CheckKeys(j, {"heartbeat_ms",           "liveness",
-                                    "offline_retention_ms",   "default_max_attempts",
-                                    "default_timeout_ms",     "max_timeout_ms",
-                                    "max_queue_time_ms",      "retry_backoff_base_ms",
-                                    "retry_backoff_max_ms",   "max_requeues",
-                                    "result_ttl_ms",          "max_finished_in_memory",
-                                    "max_queued_per_service", "max_wait_ms",
-                                    "tier_cpu_min_cores",     "tier_cpu_min_ram_gb",
-                                    "allow_simulated",        "catalog",
-                                    "max_recommendations",    "service_limits",
-                                    "max_payload_bytes",      "max_unfinished_tasks",
-                                    "max_unfinished_bytes",   "max_result_bytes_in_memory",
-                                    "max_waiters_per_task",   "max_waiters_per_client",
-                                    "max_services",           "max_services_per_worker",
-                                    "max_running_per_ready",  "aging_s",
-                                    "tier_weights",           "contribution_half_life_s"},
+  RMA_RETURN_IF_ERROR(CheckKeys(j,
+                                {"heartbeat_ms",
+                                 "liveness",
+                                 "offline_retention_ms",
+                                 "default_max_attempts",
+                                 "default_timeout_ms",
+                                 "max_timeout_ms",
+                                 "max_queue_time_ms",
+                                 "retry_backoff_base_ms",
+                                 "retry_backoff_max_ms",
+                                 "max_requeues",
+                                 "result_ttl_ms",
+                                 "max_finished_in_memory",
+                                 "max_queued_per_service",
+                                 "max_wait_ms",
+                                 "tier_cpu_min_cores",
+                                 "tier_cpu_min_ram_gb",
+                                 "allow_simulated",
+                                 "catalog",
+                                 "max_recommendations",
+                                 "service_limits",
+                                 "max_payload_bytes",
+                                 "max_unfinished_tasks",
+                                 "max_unfinished_bytes",
+                                 "max_result_bytes_in_memory",
+                                 "max_waiters_per_task",
+                                 "max_waiters_per_client",
+                                 "max_services",
+                                 "max_services_per_worker",
+                                 "max_running_per_ready",
+                                 "aging_s",
+                                 "tier_weights",
+                                 "contribution_half_life_s",
+                                 "reputation",
+                                 "probation_slots"},
                                 "config file"));
   RMA_RETURN_IF_ERROR(ReadDurationMs(j, "heartbeat_ms", &config->heartbeat_interval));
   RMA_RETURN_IF_ERROR(ReadNumber(j, "liveness", &config->liveness));
@@ -110,6 +130,12 @@ Status LoadConfigFile(const std::string& path, BrokerConfig* config) {
   RMA_RETURN_IF_ERROR(ReadNumber(j, "max_services_per_worker", &config->max_services_per_worker));
   RMA_RETURN_IF_ERROR(ReadNumber(j, "max_running_per_ready", &config->max_running_per_ready));
   RMA_RETURN_IF_ERROR(ReadDurationS(j, "aging_s", &config->aging));
+  RMA_RETURN_IF_ERROR(ReadNumber(j, "probation_slots", &config->probation_slots));
+  if (j.contains("reputation")) {
+    auto reputation = ParseReputationConfig(j["reputation"]);
+    if (!reputation.ok()) return reputation.status().WithContext("reputation");
+    config->reputation = *reputation;
+  }
   RMA_RETURN_IF_ERROR(
       ReadDurationS(j, "contribution_half_life_s", &config->contribution_half_life));
   if (j.contains("tier_weights")) {

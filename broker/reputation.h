@@ -33,8 +33,8 @@
 //                trust. Sticky: no client tasks until an admin acts (the scheduler may still give
 //                it verification replicas).
 //   banned       only by an admin.
-// The evidence is decayed like the rest: five disagreements over the last hours count a little
-// under five, so the default needs a sixth unless they came close together. A worker whose lies
+// The evidence is decayed like the rest: five disagreements count as the default's 4.5 if they came
+// within about 3.6 hours; older ones need more behind them. A worker whose lies
 // come too slowly to gather that evidence within a few half-lives stays suspect (sampled more,
 // routed last) rather than quarantined.
 //
@@ -105,8 +105,10 @@ struct ReputationConfig {
   double suspect_below = 0.8;
   double good_above = 0.9;
   double quarantine_below = 0.5;
-  // Decayed outcomes of the failing kind needed before a low ratio quarantines.
-  double min_evidence = 5.0;
+  // Decayed outcomes of the failing kind needed before a low ratio quarantines. 4.5: five of them
+  // within the last few hours (decayed, five count a little under five: 4.5 after 3.6 hours at the
+  // default half-life), so a fifth failure quarantines in real time as it does in a test.
+  double min_evidence = 4.5;
   // Sampling (SampleRate): probation and suspect credentials are verified `watch_sample_factor`
   // times as often as the service's base rate; a good one at the base rate until its agreement
   // streak passes streak_scale, then in inverse proportion to it (streak_scale / streak), never

@@ -158,7 +158,7 @@ TEST(ReputationBookTest, OneDisagreementMakesAFreshWorkerSuspectButNotQuarantine
 TEST(ReputationBookTest, QuarantineNeedsMinEvidenceFailuresBehindALowScore) {
   ReputationBook book;
   Worker w{&book, "k"};
-  // After 3 errors reliability is 2 / (2 + 3) = 0.4 < 0.5, but 3 < min_evidence 5.
+  // After 4 errors reliability is 2 / (2 + 4) = 0.33 < 0.5, but 4 < min_evidence 4.5.
   EXPECT_FALSE(w.Errors(4).has_value());
   EXPECT_EQ(w.State(), WorkerState::kProbation);
   EXPECT_LT(book.Snapshot(w.now, "k")->reliability, 0.5);

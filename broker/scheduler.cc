@@ -41,6 +41,8 @@ std::string_view Scheduler::RefusalName(Refusal r) {
       return "too_many_waiters";
     case Refusal::kStreamOutOfOrder:
       return "stream_out_of_order";
+    case Refusal::kBanned:
+      return "banned";
     case Refusal::kCount:
       break;
   }
@@ -53,6 +55,7 @@ Scheduler::Scheduler(BrokerConfig config, SchedulerOutput* output, bool durable,
       output_(output),
       durable_(durable),
       credits_(config_.credits, config_.tier_weights),
+      reputation_(config_.reputation),
       rng_(seed),
       task_ids_(std::move(task_ids)),
       delayed_([this](const TimedEntry& e) { return EpochLive(e); }),
@@ -115,6 +118,10 @@ void Scheduler::OnTick(Time now) {
     if (t == nullptr || t->status != TaskStatus::kRunning || t->running_attempt != e.tag) continue;
     std::string error = "attempt " + std::to_string(e.tag) + " timed out after " +
                         std::to_string(t->timeout_ms) + " ms";
+    if (t->worker >= 0) {
+      Worker& w = workers_[static_cast<uint32_t>(t->worker)];
+      NoteReputation(now, w, reputation_.OnTimeout(now, w.reputation_key, w.account));
+    }
     CancelRunning(now, *t, "timeout");
     FailAttempt(now, *t, std::move(error), "timeout", /*retryable=*/true);
   }

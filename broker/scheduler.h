@@ -98,6 +98,7 @@ class Scheduler {
     kQueueFull,         // max_unfinished_tasks / _bytes or max_queued_per_service reached
     kTooManyWaiters,    // max_waiters_per_task / _per_client reached
     kStreamOutOfOrder,  // a PARTIAL whose seq is not the next of its attempt's stream
+    kBanned,            // READY from a credential an admin banned
     kCount,
   };
   static std::string_view RefusalName(Refusal r);
@@ -133,6 +134,7 @@ class Scheduler {
   // least recently given work (round-robin among equals).
   struct ReadyKey {
     uint32_t tier = 3;
+    uint32_t band = 1;         // reputation: 0 trusted, 1 good, 2 probation, 3 suspect
     uint32_t utilisation = 0;  // in-flight / slots, per mille
     uint32_t load = 0;         // reported load, per mille (capped)
     uint64_t lru = 0;
@@ -171,6 +173,8 @@ class Scheduler {
     std::string agent_version;
     std::string curve_key;  // CURVE public key (Z85) when the link has one
     std::string account;    // the contributor account its credential binds it to ("": none)
+    // What its reputation is kept under: its CURVE key, or "id:" + worker id without one.
+    std::string reputation_key;
     std::vector<std::string> allowed_services;  // its credential's allow-list (empty: any)
     bool reads_packed = false;  // READY.packed: messages to it may pack bodies (frames.h)
     proto::Capabilities caps;
@@ -298,6 +302,14 @@ class Scheduler {
   const BrokerConfig& config() const { return config_; }
   // The balances credits are checked against (the broker loop tells it about accounts and grants).
   CreditBook& credits() { return credits_; }
+  const ReputationBook& reputation() const { return reputation_; }
+  // Reputation state changes so far, by the state entered (metrics).
+  const std::array<uint64_t, kWorkerStates>& reputation_transitions() const {
+    return reputation_transitions_;
+  }
+  // An admin's word on a worker's credential (POST /api/admin/workers/{id}/trust): NotFound for a
+  // worker not registered. A banned worker is disconnected at once and refused at every READY.
+  Result<ReputationTransition> SetWorkerTrust(Time now, const std::string& worker_id, Trust trust);
   const std::vector<Worker>& workers() const { return workers_; }
   // Forgotten slots have in_use false.
   const std::vector<Service>& services() const { return services_; }
@@ -417,6 +429,10 @@ class Scheduler {
   // Uptime credit: adds the time since the last sweep while `w` is online and healthy (it offers a
   // service and takes work) and pays every whole uptime period.
   void AccrueUptime(Time now, Worker& w);
+  // Reputation: logs and counts a state change of `w`'s credential and re-places it in routing.
+  void NoteReputation(Time now, Worker& w, std::optional<ReputationTransition> change);
+  // The tasks `w` may run at once: its slots, capped while it is on probation.
+  uint32_t EffectiveSlots(const Worker& w) const;
 
   // Services and queues.
   // The index of `name`, created on first use; nullopt when the table is full (max_services) and no
@@ -518,6 +534,8 @@ class Scheduler {
   bool durable_;
   bool store_available_ = true;
   CreditBook credits_;
+  ReputationBook reputation_;
+  std::array<uint64_t, kWorkerStates> reputation_transitions_{};
   std::mt19937_64 rng_;
 
   std::vector<Worker> workers_;

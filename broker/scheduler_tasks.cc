@@ -53,6 +53,7 @@ void Scheduler::OnWorkerResult(Time now, const std::string& identity, proto::Tas
     t->worker = -1;
     if (result.outcome == proto::Outcome::kOk) {
       ++w.tasks_done;
+      NoteReputation(now, w, reputation_.OnAccepted(now, w.reputation_key, w.account));
       // An accepted result: its worker's account moves up the queues (donor priority).
       Contribute(now, w.account, ToSecondsF(ran) * config_.TierWeight(w.tier));
       Credit(now, *t, w, result.attempt, ran);
@@ -62,6 +63,11 @@ void Scheduler::OnWorkerResult(Time now, const std::string& identity, proto::Tas
       Requeue(now, *t, Settled(now, w), "given up by its worker");
     } else {
       ++w.tasks_failed;
+      // A retryable error is the worker's or its backend's failure; one that is not says the task
+      // itself is bad (its payload), and must not let a client's bad tasks sink honest workers.
+      if (result.retryable) {
+        NoteReputation(now, w, reputation_.OnError(now, w.reputation_key, w.account));
+      }
       if (t->transient) t->avoid_worker = index;
       FailAttempt(now, *t, result.error.empty() ? "handler failed" : result.error, "handler_error",
                   result.retryable);

@@ -96,9 +96,15 @@ void Scheduler::RemoveFromReady(Worker& w) {
 
 void Scheduler::UpdateReady(Worker& w) {
   RemoveFromReady(w);
-  if (!w.alive || w.withdrawn() || w.in_flight() >= w.slots) return;
-  w.key = ReadyKey{w.tier, w.in_flight() * 1000 / w.slots,
-                   std::min<uint32_t>(PerMille(w.report.load), 65535), w.lru,
+  if (!w.alive || w.withdrawn() || w.in_flight() >= EffectiveSlots(w)) return;
+  // Quarantined or banned: no client tasks.
+  const std::optional<uint32_t> band = reputation_.RoutingBand(w.reputation_key);
+  if (!band) return;
+  w.key = ReadyKey{w.tier,
+                   *band,
+                   w.in_flight() * 1000 / w.slots,
+                   std::min<uint32_t>(PerMille(w.report.load), 65535),
+                   w.lru,
                    static_cast<uint32_t>(&w - workers_.data())};
   tier_ready_[w.tier].insert(w.key);
   for (uint32_t s : w.services) services_[s].ready.insert(w.key);
@@ -233,6 +239,11 @@ void Scheduler::OnWorkerReady(Time now, const std::string& identity, proto::Read
     return refuse(std::nullopt,
                   "simulated workers are not allowed (start the broker with --allow-simulated)");
   }
+  const std::string reputation_key =
+      ready.worker_key.empty() ? "id:" + ready.worker_id : ready.worker_key;
+  if (reputation_.State(reputation_key) == WorkerState::kBanned) {
+    return refuse(Refusal::kBanned, "this worker's credential is banned from the pool");
+  }
   if (ready.services.size() > config_.max_services_per_worker) {
     return refuse(Refusal::kTooManyServices,
                   "a worker may offer at most " + std::to_string(config_.max_services_per_worker) +
@@ -297,6 +308,7 @@ void Scheduler::OnWorkerReady(Time now, const std::string& identity, proto::Read
   w.name = ready.name.empty() ? ready.worker_id : ready.name;
   w.agent_version = ready.agent_version;
   w.curve_key = std::move(ready.worker_key);
+  w.reputation_key = reputation_key;
   w.caps = std::move(ready.capabilities);
   w.simulated = ready.simulated;
   w.tier = AssignTier(w.caps, config_.tiers);
@@ -408,6 +420,8 @@ void Scheduler::LoseWorker(Time now, uint32_t index, std::string_view reason) {
     }
     --services_[t->service_index].in_flight;
     t->worker = -1;
+    (void)reputation_.OnAbandoned(now, w.reputation_key,
+                                  w.account);  // offline: nothing to re-place
     Requeue(now, *t, Settled(now, w), reason);
   }
   RecordWorkerState(workers_[index], "offline");
@@ -655,6 +669,49 @@ Status Scheduler::UndrainWorker(Time now, const std::string& worker_id) {
     DispatchForWorker(now, it->second);
   }
   return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Reputation (reputation.h; docs/architecture.md, "Reputation")
+
+uint32_t Scheduler::EffectiveSlots(const Worker& w) const {
+  // Only volunteers (workers with an account) are capped: the operator's own workers are known.
+  if (config_.probation_slots == 0 || w.account.empty()) return w.slots;
+  if (reputation_.State(w.reputation_key) != WorkerState::kProbation) return w.slots;
+  return std::min(w.slots, config_.probation_slots);
+}
+
+void Scheduler::NoteReputation(Time now, Worker& w, std::optional<ReputationTransition> change) {
+  if (!change || change->from == change->to) return;
+  ++reputation_transitions_[static_cast<size_t>(change->to)];
+  const bool worse = change->to == WorkerState::kQuarantined || change->to == WorkerState::kBanned;
+  auto log = worse ? spdlog::level::warn : spdlog::level::info;
+  spdlog::log(log, "worker {} '{}' (account '{}'): reputation {} -> {} ({})", w.worker_id, w.name,
+              w.account, StateName(change->from), StateName(change->to), change->reason);
+  (void)now;
+  UpdateReady(w);
+}
+
+Result<ReputationTransition> Scheduler::SetWorkerTrust(Time now, const std::string& worker_id,
+                                                       Trust trust) {
+  auto it = by_worker_id_.find(worker_id);
+  if (it == by_worker_id_.end()) return Status::NotFound("no worker '" + worker_id + "'");
+  const uint32_t index = it->second;
+  Worker& w = workers_[index];
+  RMA_ASSIGN_OR_RETURN(ReputationTransition change,
+                       reputation_.SetTrust(now, w.reputation_key, trust));
+  spdlog::warn("worker {} '{}' (account '{}'): an admin set its trust to {}: reputation {} -> {}",
+               w.worker_id, w.name, w.account, TrustName(trust), StateName(change.from),
+               StateName(change.to));
+  if (change.from != change.to) ++reputation_transitions_[static_cast<size_t>(change.to)];
+  if (trust == Trust::kBanned && w.alive) {
+    output_->ToWorker(w.identity, proto::Disconnect{"an admin banned this worker", false});
+    LoseWorker(now, index, "banned by an admin");
+  } else {
+    UpdateReady(w);
+    DispatchForWorker(now, index);
+  }
+  return change;
 }
 
 }  // namespace rma::broker

@@ -241,11 +241,20 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"day", "week", "all"}));
   leaderboard->add_option("--by", ranked_by, "credits (the default), tasks or compute")
       ->check(CLI::IsMember({"credits", "tasks", "compute"}));
-  auto* worker_group = app.add_subcommand("worker", "a worker's credential: revoke");
+  auto* worker_group = app.add_subcommand("worker", "a worker's credential: revoke, trust");
   worker_group->require_subcommand(1);
   auto* worker_revoke = worker_group->add_subcommand(
       "revoke", "revoke a worker's credential and disconnect it: NAME or ID (admin key)");
   worker_revoke->add_option("worker", worker, "worker name or id")->required();
+  std::string trust_state;
+  auto* worker_trust = worker_group->add_subcommand(
+      "trust",
+      "set a worker's trust: NAME or ID, then trusted, normal (a fresh start on probation), "
+      "quarantined or banned (admin key)");
+  worker_trust->add_option("worker", worker, "worker name or id")->required();
+  worker_trust->add_option("state", trust_state, "trusted, normal, quarantined or banned")
+      ->required()
+      ->check(CLI::IsMember({"trusted", "normal", "quarantined", "banned"}));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -328,6 +337,10 @@ int main(int argc, char** argv) {
   if (*worker_revoke) {
     return PrintWorkerOutcome(RevokeWorkerCredential(CallOf(client), worker), as_json,
                               RenderCredentialRevoked);
+  }
+  if (*worker_trust) {
+    return PrintWorkerOutcome(SetWorkerTrust(CallOf(client), worker, trust_state), as_json,
+                              RenderTrust);
   }
   return kExitUsage;
 }

@@ -117,7 +117,8 @@ namespace {
 
 // Lists the workers, resolves NAME_OR_ID and sends METHOD to that worker's ACTION route.
 WorkerActionOutcome ResolveAndCall(const CallFn& call, const std::string& method,
-                                   const std::string& action, const std::string& name_or_id) {
+                                   const std::string& action, const std::string& name_or_id,
+                                   const std::string& body = "") {
   WorkerActionOutcome out;
   out.reply = call("GET", "/api/admin/workers", "");
   if (out.reply.status != 200) return out;
@@ -127,7 +128,7 @@ WorkerActionOutcome ResolveAndCall(const CallFn& call, const std::string& method
     return out;
   }
   out.worker = *resolved;
-  out.reply = call(method, WorkerActionPath(out.worker.worker_id, action), "");
+  out.reply = call(method, WorkerActionPath(out.worker.worker_id, action), body);
   return out;
 }
 
@@ -140,6 +141,11 @@ WorkerActionOutcome WorkerAction(const CallFn& call, const std::string& action,
 
 WorkerActionOutcome RevokeWorkerCredential(const CallFn& call, const std::string& name_or_id) {
   return ResolveAndCall(call, "DELETE", "credential", name_or_id);
+}
+
+WorkerActionOutcome SetWorkerTrust(const CallFn& call, const std::string& name_or_id,
+                                   const std::string& state) {
+  return ResolveAndCall(call, "POST", "trust", name_or_id, json{{"state", state}}.dump());
 }
 
 Result<long> ParseDuration(const std::string& text) {
@@ -348,15 +354,21 @@ std::string RenderWorkers(const json& doc) {
     for (const json& w : doc["workers"]) {
       // The contributor account ("-": none) shows who gives the machine.
       const std::string account = Cell(w, "account");
+      // Its reputation state; "trusted" when an admin vouched for it.
+      std::string reputation = "-";
+      if (w.contains("reputation") && w["reputation"].is_object()) {
+        const json& r = w["reputation"];
+        reputation = r.value("trusted", false) ? "trusted" : Cell(r, "state");
+      }
       rows.push_back({Cell(w, "worker_id"), Cell(w, "name"), account.empty() ? "-" : account,
-                      Cell(w, "tier"), Cell(w, "status"), Cell(w, "health"),
+                      Cell(w, "tier"), Cell(w, "status"), Cell(w, "health"), reputation,
                       Cell(w, "in_flight") + "/" + Cell(w, "slots"), Cell(w, "load"),
                       Cell(w, "tasks_done"), Cell(w, "services")});
     }
   }
-  std::string out = Table(
-      {"WORKER", "NAME", "ACCOUNT", "TIER", "STATUS", "HEALTH", "BUSY", "LOAD", "DONE", "SERVICES"},
-      rows);
+  std::string out = Table({"WORKER", "NAME", "ACCOUNT", "TIER", "STATUS", "HEALTH", "TRUST", "BUSY",
+                           "LOAD", "DONE", "SERVICES"},
+                          rows);
   return out + std::to_string(rows.size()) + " worker(s)\n";
 }
 
@@ -639,6 +651,11 @@ std::string RenderCredentialRevoked(const json& j, const WorkerNames& names) {
          (Flag(j, "disconnected") ? "the worker was disconnected"
                                   : "the worker was not connected") +
          "\n";
+}
+
+std::string RenderTrust(const json& j, const WorkerNames& names) {
+  return "worker " + WorkerLabel(StringField(j, "worker_id"), names) + ": trust " +
+         Cell(j, "trust") + ", reputation " + Cell(j, "from") + " -> " + Cell(j, "state") + "\n";
 }
 
 std::string RenderError(const Reply& reply) {

@@ -85,6 +85,10 @@ WorkerActionOutcome WorkerAction(const CallFn& call, const std::string& action,
                                  const std::string& name_or_id);
 // `rmactl worker revoke NAME|ID`: the same lookup, then DELETE /api/admin/workers/<id>/credential.
 WorkerActionOutcome RevokeWorkerCredential(const CallFn& call, const std::string& name_or_id);
+// `rmactl worker trust NAME|ID STATE`: the same lookup, then POST /api/admin/workers/<id>/trust
+// {"state": STATE} (trusted, normal, quarantined or banned).
+WorkerActionOutcome SetWorkerTrust(const CallFn& call, const std::string& name_or_id,
+                                   const std::string& state);
 
 // ---- Accounts, API keys, enrolment tokens: the gateway's /api/admin/accounts, /api/admin/keys and
 // /api/account routes.
@@ -180,6 +184,8 @@ std::string RenderKeyRevoked(const nlohmann::json& answer);
 std::string RenderEnrolToken(const nlohmann::json& token);
 // "credential of worker w-1 (gpu-box) revoked ...".
 std::string RenderCredentialRevoked(const nlohmann::json& answer, const WorkerNames& names = {});
+// "worker w-1 (gpu-box): trust quarantined, reputation good -> quarantined".
+std::string RenderTrust(const nlohmann::json& answer, const WorkerNames& names = {});
 // An error answer: "error 404 (not_found): task '7' not found".
 std::string RenderError(const Reply& reply);
 

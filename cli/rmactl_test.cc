@@ -24,8 +24,11 @@ TEST(TableTest, PadsColumnsToTheWidestCell) {
 TEST(RenderTest, WorkersTable) {
   json doc = json::parse(R"({"workers": [{"worker_id": "w1", "name": "gpu-box", "tier": 1,
       "status": "busy", "health": "healthy", "in_flight": 1, "slots": 4, "load": 0.4567,
-      "tasks_done": 12, "services": ["vllm", "ocr"], "account": "alice"}], "total": 1})");
+      "tasks_done": 12, "services": ["vllm", "ocr"], "account": "alice",
+      "reputation": {"state": "suspect", "trusted": false}}], "total": 1})");
   std::string out = RenderWorkers(doc);
+  EXPECT_NE(out.find("TRUST"), std::string::npos);
+  EXPECT_NE(out.find("suspect"), std::string::npos) << out;
   EXPECT_NE(out.find("ACCOUNT"), std::string::npos);
   EXPECT_NE(out.find("alice"), std::string::npos) << out;
   EXPECT_NE(out.find("WORKER"), std::string::npos);
@@ -542,6 +545,10 @@ TEST(CredentialRenderTest, SaysWhetherTheWorkerWasConnected) {
             "connected\n");
   // An answer of another shape does not throw.
   EXPECT_NE(RenderCredentialRevoked(json::array()).find("revoked"), std::string::npos);
+  EXPECT_EQ(RenderTrust(json::parse(R"({"worker_id": "w-9", "trust": "quarantined", "from":
+      "good", "state": "quarantined"})"),
+                        {{"w-9", "box"}}),
+            "worker w-9 (box): trust quarantined, reputation good -> quarantined\n");
 }
 
 }  // namespace

@@ -97,6 +97,8 @@ class Api {
   void AdminQuery(const char* query, Exchange& ex);
   void AdminTaskAction(const char* action, const Call& call, Exchange& ex);
   void AdminWorkerAction(const char* action, const Call& call, Exchange& ex);
+  // POST /api/admin/workers/{id}/trust {"state": "trusted"|"normal"|"quarantined"|"banned"}.
+  void AdminWorkerTrust(const Call& call, Exchange& ex);
   // api_calls.cc
   void ServiceCall(const Call& call, Exchange& ex);
   // api_openai.cc: POST /v1/... to the backend path `path` of a worker serving the body's model.

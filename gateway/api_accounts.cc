@@ -242,4 +242,25 @@ void Api::RevokeCredential(const Call& call, Exchange& ex) {
   AccountAction(std::move(admin), 200, ex);
 }
 
+void Api::AdminWorkerTrust(const Call& call, Exchange& ex) {
+  const std::string worker = call.match.Param("id");
+  auto decoded = PercentDecode(worker, false);
+  if (!decoded || decoded->empty() || decoded->size() > 256) {
+    return ex.Reply(ErrorReply(404, "no worker '" + worker.substr(0, 64) + "'", "not_found"));
+  }
+  auto body = BodyObject(call.body);
+  if (!body.ok()) return ex.Reply(BadRequest(body.status()));
+  auto state = StringField(*body, "state", 16);
+  if (!state.ok()) return ex.Reply(BadRequest(state.status()));
+  if (state->empty()) {
+    return ex.Reply(BadRequest(
+        Status::InvalidArgument("'state' is required: trusted, normal, quarantined or banned")));
+  }
+  proto::Admin admin;
+  admin.query = "trust";
+  admin.worker_id = *decoded;
+  admin.args["state"] = *state;
+  Ask(ex, Command::kAdmin, admin, ctx_->options.submit_timeout, AdminDocument);
+}
+
 }  // namespace rma::gateway

@@ -84,6 +84,8 @@ void Api::Handle(const Call& call, Exchange& ex) {
       return AdminWorkerAction("drain", call, ex);
     case RouteId::kAdminUndrainWorker:
       return AdminWorkerAction("undrain", call, ex);
+    case RouteId::kAdminWorkerTrust:
+      return AdminWorkerTrust(call, ex);
     case RouteId::kServiceCall:
     case RouteId::kShortServiceCall:
       return ServiceCall(call, ex);

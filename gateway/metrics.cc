@@ -268,6 +268,24 @@ void RenderBrokerMetrics(const json& doc, bool broker_up, std::string* out) {
       }
     }
   }
+  if (Has(doc, "workers_by_reputation") && doc["workers_by_reputation"].is_object()) {
+    Family(out, "rma_workers_by_reputation", "gauge",
+           "Known workers by reputation state (good, probation, suspect, quarantined, banned).");
+    for (const auto& [state, n] : doc["workers_by_reputation"].items()) {
+      if (n.is_number()) {
+        Sample(out, "rma_workers_by_reputation", Label("state", state), n.get<double>());
+      }
+    }
+  }
+  if (Has(doc, "reputation_transitions") && doc["reputation_transitions"].is_object()) {
+    Family(out, "rma_reputation_transitions_total", "counter",
+           "Worker reputation changes, by the state entered.");
+    for (const auto& [state, n] : doc["reputation_transitions"].items()) {
+      if (n.is_number()) {
+        Sample(out, "rma_reputation_transitions_total", Label("to", state), n.get<double>());
+      }
+    }
+  }
   if (Has(doc, "workers") && doc["workers"].is_array()) {
     // One series per known worker (live, late or offline until the broker's
     // --offline-retention-ms): what "worker X has been offline for 5 minutes" alerts on.

@@ -30,6 +30,8 @@ const std::vector<Route>& Routes() {
        "admin_drain_worker"},
       {RouteId::kAdminUndrainWorker, "POST", "/api/admin/workers/{id}/undrain", Access::kAdmin,
        "admin_undrain_worker"},
+      {RouteId::kAdminWorkerTrust, "POST", "/api/admin/workers/{id}/trust", Access::kAdmin,
+       "admin_worker_trust"},
       {RouteId::kAccount, "GET", "/api/account", Access::kAccount, "account"},
       {RouteId::kAdminAccounts, "GET", "/api/admin/accounts", Access::kAdmin, "admin_accounts"},
       {RouteId::kAdminCreateAccount, "POST", "/api/admin/accounts", Access::kAdmin,

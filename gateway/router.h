@@ -31,6 +31,7 @@ enum class RouteId {
   kAdminDiscardTask,
   kAdminDrainWorker,
   kAdminUndrainWorker,
+  kAdminWorkerTrust,
   kAccount,                // GET /api/account
   kAdminAccounts,          // GET /api/admin/accounts
   kAdminCreateAccount,     // POST /api/admin/accounts

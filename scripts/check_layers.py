@@ -29,7 +29,8 @@ RULES = [
     (r"^protocol/(ids|messages|names|bytes|limits)\.(h|cc)$",
      "|".join([ZMQ, MSGPACK, PQXX, PISTACHE, CODEC, r"<nlohmann/"]),
      "the protocol's types carry no encoding and no I/O"),
-    (r"^broker/(scheduler|scheduler_[a-z_]+|stats|stats_recorder|store_types|config|timed_heap)\.(h|cc)$",
+    (r"^broker/(scheduler|scheduler_[a-z_]+|stats|stats_recorder|store_types|config|timed_heap|"
+     r"credits|fair_queue|reputation)\.(h|cc)$",
      "|".join([ZMQ, MSGPACK, PQXX, PISTACHE, CODEC, r"<nlohmann/",
                r'"broker/(broker_loop|pg_[a-z_]+|admin|store)\.h"']),
      "the scheduler is the rules only: no sockets, no encoding, no database, no admin documents"),

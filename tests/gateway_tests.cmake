@@ -17,3 +17,8 @@ endforeach()
 rma_add_test(gateway_stream_e2e_test SOURCES e2e/gateway_stream_e2e_test.cc
              LIBS rma_test_support rma_test_backend LABELS e2e TIMEOUT 120)
 add_dependencies(gateway_stream_e2e_test ${RMA_BINARIES})
+
+# Reputation (issue 17): a failing worker quarantined, shown and restored, through real processes.
+rma_add_test(reputation_e2e_test SOURCES e2e/reputation_e2e_test.cc LIBS rma_test_support
+             LABELS e2e TIMEOUT 120)
+add_dependencies(reputation_e2e_test ${RMA_BINARIES} rmactl)

@@ -126,23 +126,6 @@ TEST(GatewayClusterTest, AGatewayKilledAndReplacedLosesNoTask) {
 
 // ---- rmactl ---------------------------------------------------------------------------------
 
-struct CliResult {
-  int exit_code = -1;
-  std::string output;
-};
-
-CliResult Rmactl(Cluster& cluster, const std::vector<std::string>& args,
-                 const std::map<std::string, std::string>& env = {}) {
-  static int n = 0;
-  const std::string log = cluster.dir() + "/rmactl." + std::to_string(n++) + ".log";
-  Process p = Process::Start("rmactl", args, log, env);
-  CliResult r;
-  auto code = p.Wait(60s);
-  r.exit_code = code ? *code : -1;
-  r.output = ReadFile(log);
-  return r;
-}
-
 TEST(RmactlTest, SubmitStatusCancelAndTables) {
   ClusterOptions o;
   o.gateway_args = {"--admin-key", "admin-key-1", "--client-key", "client-key-1"};

@@ -93,9 +93,10 @@ TEST_F(Accounts, RevocationUnderLoadDisconnectsAtOnceAndItsTasksCompleteElsewher
   ASSERT_TRUE(WaitUntil([&] { return Live("w1"); }, 30s)) << cluster_->Logs();
   ASSERT_TRUE(WaitForService(*cluster_, "sleep", {"X-API-Key: " + admin_}));
   std::vector<std::string> ids;
-  for (int i = 0; i < 4; ++i) ids.push_back(Submit(alice, "sleep", 1500));
-  // All four are running on w1 before the second worker arrives.
-  ASSERT_TRUE(WaitUntil([&] { return WorkerRecord("w1").value("in_flight", 0) == 4; }, 10s));
+  // Two: a new volunteer on probation runs at most probation_slots (2) tasks at once.
+  for (int i = 0; i < 2; ++i) ids.push_back(Submit(alice, "sleep", 1500));
+  // Both are running on w1 before the second worker arrives.
+  ASSERT_TRUE(WaitUntil([&] { return WorkerRecord("w1").value("in_flight", 0) == 2; }, 10s));
   StartWorker("w2", {"--enrol", EnrolToken("alice", alice), "--slots", "4"});
   ASSERT_TRUE(WaitUntil([&] { return Live("w2"); }, 30s)) << cluster_->Logs();
 

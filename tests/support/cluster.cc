@@ -120,6 +120,18 @@ std::string Cluster::Logs() {
   return out;
 }
 
+CliResult Rmactl(Cluster& cluster, const std::vector<std::string>& args,
+                 const std::map<std::string, std::string>& env) {
+  static int n = 0;
+  const std::string log = cluster.dir() + "/rmactl." + std::to_string(n++) + ".log";
+  Process p = Process::Start("rmactl", args, log, env);
+  CliResult r;
+  auto code = p.Wait(std::chrono::seconds(60));
+  r.exit_code = code ? *code : -1;
+  r.output = ReadFile(log);
+  return r;
+}
+
 bool WaitForService(const Cluster& c, const std::string& service,
                     const std::vector<std::string>& headers, std::chrono::milliseconds timeout) {
   return WaitUntil(

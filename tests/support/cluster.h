@@ -69,6 +69,15 @@ class Cluster {
   std::map<std::string, std::unique_ptr<Process>> workers_;
 };
 
+// One run of rmactl (the real program) with `args` and `env`: its exit code (-1: did not end
+// within a minute) and what it printed (stdout and stderr), logged in the cluster's directory.
+struct CliResult {
+  int exit_code = -1;
+  std::string output;
+};
+CliResult Rmactl(Cluster& cluster, const std::vector<std::string>& args,
+                 const std::map<std::string, std::string>& env = {});
+
 // Waits (up to `timeout`) until the gateway's admin API lists `service` as available; `headers`
 // carry an admin key when the gateway has keys.
 bool WaitForService(const Cluster& c, const std::string& service,

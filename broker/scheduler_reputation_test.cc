@@ -1,0 +1,140 @@
+// Scheduler tests for reputation (docs/architecture.md, "Reputation"): outcomes move a worker's
+// state; routing orders workers by tier, then reputation band (trusted, good, probation, suspect),
+// then load; a quarantined worker gets no client tasks until an admin acts; a banned credential is
+// disconnected and refused at READY; volunteers on probation get a capped share of work. Driven
+// with a FakeClock through the fixture of scheduler_test_util.h.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "broker/scheduler_test_util.h"
+
+namespace rma::broker::testing {
+namespace {
+
+using proto::Command;
+using proto::TaskStatus;
+
+class SchedulerReputationTest : public SchedulerFixture {
+ protected:
+  std::string_view StateOf(const std::string& worker_id) {
+    for (const Scheduler::Worker& w : s().workers()) {
+      if (w.in_use && w.worker_id == worker_id) return StateName(s().reputation().State(w.reputation_key));
+    }
+    return "unknown";
+  }
+  // Runs `n` tasks of "svc" on `worker` (the only one free), answering each with `outcome`.
+  void Run(const std::string& worker, int n, proto::Outcome outcome = proto::Outcome::kOk) {
+    for (int i = 0; i < n; ++i) {
+      proto::Submit sub;
+      sub.max_attempts = 100;
+      Submit("svc", sub);
+      auto given = Tasks(worker);
+      ASSERT_EQ(given.size(), 1u) << "task " << i;
+      Result(worker, given[0], outcome);
+      // A failed attempt is retried after a back-off: let it expire from the queue instead.
+      Tasks(worker);
+    }
+  }
+  TaskId QueuedTask() {
+    proto::Submit sub;
+    sub.max_attempts = 1;
+    return Submit("svc", sub);
+  }
+};
+
+TEST_F(SchedulerReputationTest, AWorkerThatFailsEveryTaskIsQuarantinedUntilAnAdminRestoresIt) {
+  Register("bad", CpuCaps(), {"svc"}, 1);
+  EXPECT_EQ(StateOf("bad"), "probation");
+  Run("bad", 4, proto::Outcome::kError);
+  EXPECT_EQ(StateOf("bad"), "probation") << "a few failures do not quarantine";
+  Run("bad", 1, proto::Outcome::kError);
+  EXPECT_EQ(StateOf("bad"), "quarantined");
+  EXPECT_EQ(s().reputation_transitions()[static_cast<size_t>(WorkerState::kQuarantined)], 1u);
+  // No more client tasks: the next one waits.
+  const TaskId waiting = QueuedTask();
+  EXPECT_TRUE(Tasks("bad").empty());
+  EXPECT_EQ(Status(waiting), TaskStatus::kQueued);
+  // An admin gives it a fresh start: it takes the waiting task at once.
+  auto change = s().SetWorkerTrust(now(), "bad", Trust::kNormal);
+  ASSERT_TRUE(change.ok()) << change.status().ToString();
+  EXPECT_EQ(change->from, WorkerState::kQuarantined);
+  EXPECT_EQ(change->to, WorkerState::kProbation);
+  auto given = Tasks("bad");
+  ASSERT_EQ(given.size(), 1u);
+  EXPECT_EQ(given[0].task_id, waiting);
+  EXPECT_EQ(s().SetWorkerTrust(now(), "nobody", Trust::kNormal).status().code(),
+            StatusCode::kNotFound);
+}
+
+TEST_F(SchedulerReputationTest, ErrorsThatBlameTheTaskDoNotCount) {
+  Register("w", CpuCaps(), {"svc"}, 1);
+  for (int i = 0; i < 10; ++i) {
+    proto::Submit sub;
+    sub.max_attempts = 1;
+    Submit("svc", sub);
+    auto given = Tasks("w");
+    ASSERT_EQ(given.size(), 1u);
+    // Not retryable: the payload was bad, whoever ran it.
+    Result("w", given[0], proto::Outcome::kError, "", /*retryable=*/false);
+  }
+  EXPECT_EQ(StateOf("w"), "probation");
+}
+
+TEST_F(SchedulerReputationTest, WithinATierTrustedThenGoodThenProbationWorkersGoFirst) {
+  Register("veteran", CpuCaps(), {"svc"}, 4);
+  Run("veteran", 20);  // leaves probation
+  ASSERT_EQ(StateOf("veteran"), "good");
+  Register("newcomer", CpuCaps(), {"svc"}, 4);
+  // The veteran already runs one task; the idle newcomer still comes after it.
+  QueuedTask();
+  ASSERT_EQ(Tasks("veteran").size(), 1u);
+  QueuedTask();
+  EXPECT_EQ(Tasks("veteran").size(), 1u) << "a good worker goes before one on probation";
+  EXPECT_TRUE(Tasks("newcomer").empty());
+  // An admin vouches for the newcomer: it goes first from now on.
+  ASSERT_TRUE(s().SetWorkerTrust(now(), "newcomer", Trust::kTrusted).ok());
+  QueuedTask();
+  EXPECT_EQ(Tasks("newcomer").size(), 1u);
+  EXPECT_TRUE(Tasks("veteran").empty());
+  // But the tier comes first: a GPU worker on probation beats them both.
+  Register("gpu", GpuCaps(), {"svc"}, 4);
+  QueuedTask();
+  EXPECT_EQ(Tasks("gpu").size(), 1u);
+}
+
+TEST_F(SchedulerReputationTest, AVolunteerOnProbationRunsAtMostProbationSlotsAtOnce) {
+  ASSERT_EQ(config_.probation_slots, 2u);
+  Register("volunteer", CpuCaps(), {"svc"}, 8, false, {}, "alice");
+  Register("own", SmallCaps(), {"svc"}, 8);  // the operator's own (no account): not capped
+  std::vector<TaskId> ids;
+  for (int i = 0; i < 12; ++i) ids.push_back(QueuedTask());
+  EXPECT_EQ(Tasks("volunteer").size(), 2u);
+  EXPECT_EQ(Tasks("own").size(), 8u);
+}
+
+TEST_F(SchedulerReputationTest, ABannedWorkerIsDisconnectedAndRefusedAtReady) {
+  Register("w", CpuCaps(), {"svc"}, 1);
+  const TaskId running = QueuedTask();
+  ASSERT_EQ(Tasks("w").size(), 1u);
+  Register("other", CpuCaps(), {"svc"}, 1);
+  Tasks("other");
+  ASSERT_TRUE(s().SetWorkerTrust(now(), "w", Trust::kBanned).ok());
+  auto bye = out_.Take<proto::Disconnect>(out_.to_workers, Ident("w"), Command::kDisconnect);
+  ASSERT_EQ(bye.size(), 1u);
+  EXPECT_FALSE(bye[0].reconnect);
+  // Its task runs elsewhere.
+  auto moved = Tasks("other");
+  ASSERT_EQ(moved.size(), 1u);
+  EXPECT_EQ(moved[0].task_id, running);
+  // It comes back: refused, counted.
+  Register("w", CpuCaps(), {"svc"}, 1);
+  bye = out_.Take<proto::Disconnect>(out_.to_workers, Ident("w"), Command::kDisconnect);
+  ASSERT_EQ(bye.size(), 1u);
+  EXPECT_FALSE(bye[0].reconnect);
+  EXPECT_EQ(s().refusals(Scheduler::Refusal::kBanned), 1u);
+}
+
+}  // namespace
+}  // namespace rma::broker::testing
