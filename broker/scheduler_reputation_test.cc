@@ -20,7 +20,8 @@ class SchedulerReputationTest : public SchedulerFixture {
  protected:
   std::string_view StateOf(const std::string& worker_id) {
     for (const Scheduler::Worker& w : s().workers()) {
-      if (w.in_use && w.worker_id == worker_id) return StateName(s().reputation().State(w.reputation_key));
+      if (w.in_use && w.worker_id == worker_id)
+        return StateName(s().reputation().State(w.reputation_key));
     }
     return "unknown";
   }

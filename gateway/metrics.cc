@@ -253,39 +253,24 @@ void RenderBrokerMetrics(const json& doc, bool broker_up, std::string* out) {
       Sample(out, std::string(name) + "_count", label, total);
     }
   }
-  if (Has(doc, "workers_by_tier") && doc["workers_by_tier"].is_object()) {
-    Family(out, "rma_workers", "gauge", "Live workers by tier (1 GPU, 2 CPU, 3 storage).");
-    for (const auto& [tier, n] : doc["workers_by_tier"].items()) {
-      if (n.is_number()) Sample(out, "rma_workers", Label("tier", tier), n.get<double>());
+  // A family with one sample per key of an object of counts: {"<label value>": n, ...}.
+  auto by_label = [&](const char* key, const char* name, const char* type, const char* help,
+                      const char* label) {
+    if (!Has(doc, key) || !doc[key].is_object()) return;
+    Family(out, name, type, help);
+    for (const auto& [value, n] : doc[key].items()) {
+      if (n.is_number()) Sample(out, name, Label(label, value), n.get<double>());
     }
-  }
-  if (Has(doc, "workers_by_health") && doc["workers_by_health"].is_object()) {
-    Family(out, "rma_workers_by_health", "gauge",
-           "Known workers by health (healthy, late, offline).");
-    for (const auto& [health, n] : doc["workers_by_health"].items()) {
-      if (n.is_number()) {
-        Sample(out, "rma_workers_by_health", Label("health", health), n.get<double>());
-      }
-    }
-  }
-  if (Has(doc, "workers_by_reputation") && doc["workers_by_reputation"].is_object()) {
-    Family(out, "rma_workers_by_reputation", "gauge",
-           "Known workers by reputation state (good, probation, suspect, quarantined, banned).");
-    for (const auto& [state, n] : doc["workers_by_reputation"].items()) {
-      if (n.is_number()) {
-        Sample(out, "rma_workers_by_reputation", Label("state", state), n.get<double>());
-      }
-    }
-  }
-  if (Has(doc, "reputation_transitions") && doc["reputation_transitions"].is_object()) {
-    Family(out, "rma_reputation_transitions_total", "counter",
-           "Worker reputation changes, by the state entered.");
-    for (const auto& [state, n] : doc["reputation_transitions"].items()) {
-      if (n.is_number()) {
-        Sample(out, "rma_reputation_transitions_total", Label("to", state), n.get<double>());
-      }
-    }
-  }
+  };
+  by_label("workers_by_tier", "rma_workers", "gauge",
+           "Live workers by tier (1 GPU, 2 CPU, 3 storage).", "tier");
+  by_label("workers_by_health", "rma_workers_by_health", "gauge",
+           "Known workers by health (healthy, late, offline).", "health");
+  by_label("workers_by_reputation", "rma_workers_by_reputation", "gauge",
+           "Known workers by reputation state (good, probation, suspect, quarantined, banned).",
+           "state");
+  by_label("reputation_transitions", "rma_reputation_transitions_total", "counter",
+           "Worker reputation changes, by the state entered.", "to");
   if (Has(doc, "workers") && doc["workers"].is_array()) {
     // One series per known worker (live, late or offline until the broker's
     // --offline-retention-ms): what "worker X has been offline for 5 minutes" alerts on.

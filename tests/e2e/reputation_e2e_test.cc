@@ -27,9 +27,9 @@ std::string State(Cluster& c, const std::string& id) {
 }
 
 std::string Submit(Cluster& c, const std::string& service) {
-  HttpResponse r = HttpCall("POST", c.Url("/api/tasks"),
-                            json{{"service", service}, {"payload", "x"}, {"max_attempts", 1}}.dump(),
-                            {kJson});
+  HttpResponse r =
+      HttpCall("POST", c.Url("/api/tasks"),
+               json{{"service", service}, {"payload", "x"}, {"max_attempts", 1}}.dump(), {kJson});
   EXPECT_EQ(r.status, 202) << r.body;
   return r.Json().value("task_id", "");
 }
@@ -85,8 +85,7 @@ TEST(ReputationE2eTest, AWorkerThatFailsEveryTaskIsQuarantinedUntilAnAdminActs) 
   // An admin gives it a fresh start: on probation again, it takes the task that waited.
   CliResult restored = Cli(c, {"worker", "trust", "broken", "normal"});
   EXPECT_EQ(restored.exit_code, 0) << restored.output;
-  EXPECT_NE(restored.output.find("quarantined -> probation"), std::string::npos)
-      << restored.output;
+  EXPECT_NE(restored.output.find("quarantined -> probation"), std::string::npos) << restored.output;
   EXPECT_EQ(State(c, "broken"), "probation");
   ASSERT_TRUE(WaitUntil([&] { return Status(c, waiting) == "dead"; }, 20s)) << Status(c, waiting);
 
