@@ -25,6 +25,7 @@ struct CatalogEntry {
   uint32_t port = 0;             // port the image listens on
   double min_gpu_memory_gb = 0;  // requirement on the worker
   double min_ram_gb = 0;         // requirement on the worker
+  bool trusted_only = false;     // its tasks run only on workers an admin marked trusted
 };
 
 // Back-pressure for a backend that must not be flooded.

@@ -163,10 +163,11 @@ Status LoadConfigFile(const std::string& path, BrokerConfig* config) {
       if (!e.is_object() || !e.contains("service") || !e["service"].is_string()) {
         return Status::InvalidArgument("each catalog entry needs a string 'service'");
       }
-      RMA_RETURN_IF_ERROR(CheckKeys(e,
-                                    {"service", "tier", "image", "port", "min_gpu_memory_gb",
-                                     "min_ram_gb", "credit_multiplier", "min_credits"},
-                                    "catalog entry"));
+      RMA_RETURN_IF_ERROR(
+          CheckKeys(e,
+                    {"service", "tier", "image", "port", "min_gpu_memory_gb", "min_ram_gb",
+                     "credit_multiplier", "min_credits", "trusted_only"},
+                    "catalog entry"));
       CatalogEntry c;
       c.service = e["service"].get<std::string>();
       RMA_RETURN_IF_ERROR(ReadNumber(e, "tier", &c.tier));
@@ -180,6 +181,11 @@ Status LoadConfigFile(const std::string& path, BrokerConfig* config) {
       RMA_RETURN_IF_ERROR(ReadNumber(e, "port", &c.port));
       RMA_RETURN_IF_ERROR(ReadNumber(e, "min_gpu_memory_gb", &c.min_gpu_memory_gb));
       RMA_RETURN_IF_ERROR(ReadNumber(e, "min_ram_gb", &c.min_ram_gb));
+      if (e.contains("trusted_only")) {
+        if (!e["trusted_only"].is_boolean())
+          return Status::InvalidArgument("catalog 'trusted_only' must be true or false");
+        c.trusted_only = e["trusted_only"].get<bool>();
+      }
       // Credits (docs/accounts.md): a price multiplier and the balance a submission needs.
       for (auto [key, table] : {std::pair{"credit_multiplier", &config->credits.multipliers},
                                 std::pair{"min_credits", &config->credits.min_credits}}) {

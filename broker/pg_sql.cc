@@ -24,7 +24,7 @@ const std::vector<std::string> kTaskColumns = {
     "task_id", "service", "status", "priority", "payload", "content_type", "max_attempts",
     "timeout_ms", "idempotency_key", "min_tier", "min_gpu_memory_gb", "attempts", "failures",
     "requeues", "worker_id", "result", "result_content_type", "http_status", "error", "error_code",
-    "created_at", "run_at", "started_at", "completed_at", "owner", "model"};
+    "created_at", "run_at", "started_at", "completed_at", "owner", "model", "trusted_only"};
 const std::vector<std::string> kMutableColumns = {
     "status", "attempts", "failures", "requeues", "worker_id", "result", "result_content_type",
     "http_status", "error", "error_code", "started_at", "completed_at"};
@@ -55,7 +55,7 @@ std::string SelectColumns(bool payload, bool result) {
          (result ? "result" : "NULL::bytea") +
          ", result_content_type, http_status, error, error_code, " + Micros("created_at") + ", " +
          Micros("run_at") + ", " + Micros("started_at") + ", " + Micros("completed_at") +
-         ", owner, model";
+         ", owner, model, trusted_only";
 }
 
 std::string Join(const std::vector<std::string>& items, const std::string& format) {
@@ -123,6 +123,7 @@ TaskRecord RecordFromRow(const pqxx::row& row) {
   r.completed_at = TimeOf(row[23]);
   r.owner = Text(row[24]);
   r.model = Text(row[25]);
+  r.trusted_only = row[26].as<bool>(false);
   return r;
 }
 

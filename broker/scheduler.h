@@ -431,6 +431,11 @@ class Scheduler {
   void AccrueUptime(Time now, Worker& w);
   // Reputation: logs and counts a state change of `w`'s credential and re-places it in routing.
   void NoteReputation(Time now, Worker& w, std::optional<ReputationTransition> change);
+  // Trusted-only work: whether the catalog says so for `service`, and whether a live worker an
+  // admin marked trusted provides service `s` (a scan of the workers: asked for synchronous
+  // trusted-only calls only).
+  bool TrustedOnlyService(std::string_view service) const;
+  bool HasTrustedProvider(uint32_t s) const;
   // The tasks `w` may run at once: its slots, capped while it is on probation.
   uint32_t EffectiveSlots(const Worker& w) const;
 

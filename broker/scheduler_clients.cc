@@ -73,7 +73,14 @@ void Scheduler::OnSubmit(Time now, const std::string& client, proto::Submit subm
                                             std::to_string(config_.max_services) + ")"));
   }
   const uint32_t s = *index;
+  const bool trusted_only = submit.trusted_only || TrustedOnlyService(submit.service);
   const bool provided = submit.model.empty() ? HasProvider(s) : model_provided;
+  if (sync && provided && trusted_only && !HasTrustedProvider(s)) {
+    ++services_[s].counters.rejected;
+    return reject(Status::Unavailable("Service '" + submit.service +
+                                      "' has no live worker an admin marked trusted, and this "
+                                      "call is for trusted workers only"));
+  }
   if (sync && !provided) {
     std::vector<std::string> available = AvailableServices();
     std::string suggestion =
@@ -132,6 +139,7 @@ void Scheduler::OnSubmit(Time now, const std::string& client, proto::Submit subm
   t.min_tier = submit.min_tier;
   t.min_gpu_memory_gb = submit.min_gpu_memory_gb;
   t.model = std::move(submit.model);
+  t.trusted_only = trusted_only;
   t.transient = sync;
   t.max_attempts =
       submit.max_attempts > 0 ? submit.max_attempts : (sync ? 1 : config_.default_max_attempts);

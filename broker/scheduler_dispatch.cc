@@ -229,6 +229,10 @@ int32_t Scheduler::PickWorker(const Service& svc, const Task& t) const {
         if (++inspected >= kRequirementScanWorkers) break;
         continue;
       }
+      if (t.trusted_only && !reputation_.Trusted(workers_[k.worker].reputation_key)) {
+        if (++inspected >= kRequirementScanWorkers) break;
+        continue;
+      }
       if (static_cast<int32_t>(k.worker) == t.avoid_worker) {
         if (avoided == nullptr) avoided = &k;
         if (++inspected >= kRequirementScanWorkers) break;

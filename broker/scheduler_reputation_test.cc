@@ -137,5 +137,50 @@ TEST_F(SchedulerReputationTest, ABannedWorkerIsDisconnectedAndRefusedAtReady) {
   EXPECT_EQ(s().refusals(Scheduler::Refusal::kBanned), 1u);
 }
 
+// Trusted-only work: such a task waits while only untrusted workers are ready and goes to a
+// trusted one as soon as an admin vouches for it; a synchronous trusted-only call with no trusted
+// provider is refused at once; a catalog entry can make a whole service trusted-only.
+TEST_F(SchedulerReputationTest, TrustedOnlyTasksRunOnlyOnTrustedWorkers) {
+  Register("stranger", GpuCaps(), {"svc"}, 4);
+  proto::Submit sub;
+  sub.trusted_only = true;
+  const TaskId task = Submit("svc", sub);
+  EXPECT_TRUE(Tasks("stranger").empty());
+  EXPECT_EQ(Status(task), TaskStatus::kQueued);
+  EXPECT_TRUE(s().FindTask(task)->trusted_only);
+  // Ordinary tasks still go to the stranger.
+  QueuedTask();
+  EXPECT_EQ(Tasks("stranger").size(), 1u);
+  // A synchronous trusted-only call: nobody trusted provides it, so it is refused now.
+  proto::Submit call;
+  call.service = "svc";
+  call.ref = 99;
+  call.mode = proto::SubmitMode::kSync;
+  call.trusted_only = true;
+  s().OnSubmit(now(), "caller", call);
+  auto refused = out_.Take<proto::Error>(out_.to_clients, "caller", Command::kError);
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(refused[0].code, "unavailable");
+  // A trusted worker arrives: it takes the waiting task, though the GPU stranger ranks higher.
+  Register("known", CpuCaps(), {"svc"}, 4);
+  EXPECT_TRUE(Tasks("known").empty()) << "not trusted yet";
+  ASSERT_TRUE(s().SetWorkerTrust(now(), "known", Trust::kTrusted).ok());
+  auto given = Tasks("known");
+  ASSERT_EQ(given.size(), 1u);
+  EXPECT_EQ(given[0].task_id, task);
+}
+
+TEST_F(SchedulerReputationTest, ACatalogEntryMakesAServiceTrustedOnly) {
+  CatalogEntry secret;
+  secret.service = "secret";
+  secret.trusted_only = true;
+  config_.catalog.push_back(secret);
+  Register("stranger", CpuCaps(), {"secret", "svc"}, 4);
+  const TaskId task = Submit("secret");
+  EXPECT_TRUE(s().FindTask(task)->trusted_only);
+  EXPECT_TRUE(Tasks("stranger").empty());
+  EXPECT_FALSE(s().FindTask(QueuedTask())->trusted_only);
+}
+
 }  // namespace
 }  // namespace rma::broker::testing

@@ -714,4 +714,21 @@ Result<ReputationTransition> Scheduler::SetWorkerTrust(Time now, const std::stri
   return change;
 }
 
+bool Scheduler::TrustedOnlyService(std::string_view service) const {
+  for (const CatalogEntry& e : config_.catalog) {
+    if (e.trusted_only && e.service == service) return true;
+  }
+  return false;
+}
+
+bool Scheduler::HasTrustedProvider(uint32_t s) const {
+  const Service& svc = services_[s];
+  for (const Worker& w : workers_) {
+    if (!w.in_use || !w.alive || w.withdrawn() || !reputation_.Trusted(w.reputation_key)) continue;
+    if (std::binary_search(w.services.begin(), w.services.end(), s)) return true;
+    if (svc.generic_max_tier > 0 && w.tier <= svc.generic_max_tier) return true;
+  }
+  return false;
+}
+
 }  // namespace rma::broker

@@ -29,7 +29,8 @@ struct TaskRecord {
   std::string owner;            // the account that submitted it ("" = anonymous)
   uint32_t min_tier = 0;
   double min_gpu_memory_gb = 0;
-  std::string model;  // "": any worker of the service; else only one whose service lists it
+  std::string model;          // "": any worker of the service; else only one whose service lists it
+  bool trusted_only = false;  // only workers an admin marked trusted may run it
   proto::TaskStatus status = proto::TaskStatus::kQueued;
   uint32_t attempts = 0;
   uint32_t failures = 0;

@@ -142,6 +142,11 @@ Status ReadOptionalFields(const json& j, const SubmitLimits& limits, Time now, p
         s->run_at_ms = static_cast<int64_t>(secs * 1000.0);
       }
     }
+    if (has("trusted_only")) {
+      if (!j["trusted_only"].is_boolean())
+        return Status::InvalidArgument("'trusted_only' must be true or false");
+      s->trusted_only = j["trusted_only"].get<bool>();
+    }
     if (has("delay_s")) {
       RMA_ASSIGN_OR_RETURN(double d, NumberField(j, "delay_s", 0, 365.0 * 86400));
       s->run_at_ms = ToUnixMs(now) + static_cast<int64_t>(d * 1000.0);
@@ -154,8 +159,8 @@ Status ReadOptionalFields(const json& j, const SubmitLimits& limits, Time now, p
 
 const std::vector<std::string_view>& SubmitFields() {
   static const std::vector<std::string_view> kFields = {
-      "payload",         "service",  "priority",          "max_attempts", "timeout_s",
-      "idempotency_key", "min_tier", "min_gpu_memory_gb", "run_at",       "delay_s"};
+      "payload",  "service",           "priority", "max_attempts", "timeout_s",   "idempotency_key",
+      "min_tier", "min_gpu_memory_gb", "run_at",   "delay_s",      "trusted_only"};
   return kFields;
 }
 

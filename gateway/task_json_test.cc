@@ -15,9 +15,12 @@ proto::TaskView View(proto::TaskStatus status, std::string result, std::string c
 TEST(ParseSubmitJsonTest, ReadsEveryField) {
   auto s = ParseSubmitJson(R"({"service": "ocr", "payload": {"page": 3}, "priority": 7,
                               "max_attempts": 2, "timeout_s": 1.5, "idempotency_key": "k1",
-                              "min_tier": 2, "min_gpu_memory_gb": 8, "delay_s": 10})",
+                              "min_tier": 2, "min_gpu_memory_gb": 8, "delay_s": 10,
+                              "trusted_only": true})",
                            {}, kNow);
   ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_TRUE(s->trusted_only);
+  EXPECT_FALSE(ParseSubmitJson(R"({"service": "ocr", "trusted_only": "yes"})", {}, kNow).ok());
   EXPECT_EQ(s->service, "ocr");
   EXPECT_EQ(s->payload, R"({"page":3})");
   EXPECT_EQ(s->content_type, "application/json");

@@ -262,6 +262,7 @@ void Fields(V& v, M& m) {
   v.Str("owner", m.owner, {.max_bytes = kMaxOwnerBytes});
   v.U32("wait_ms", m.wait_ms, {});
   v.Bool("announce", m.announce, {});
+  v.Bool("trusted_only", m.trusted_only, {});
 }
 
 template <typename V, Is<Accepted> M>

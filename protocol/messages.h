@@ -293,6 +293,8 @@ struct Submit {
   // "model": only a worker whose service lists this model (ServiceInfo::models) may run it. Last
   // here (not in wire order) so that positional initialisers of the fields above stay valid.
   std::string model;
+  // "trusted_only": only a worker an admin marked trusted may run it (docs/protocol.md §6.1).
+  bool trusted_only = false;
   bool operator==(const Submit&) const = default;
 };
 

@@ -2,9 +2,10 @@
 // rma-gateway, rma-worker and rmactl processes: a worker that fails every task it takes falls to
 // `quarantined` and gets no more client tasks; the admin API, rmactl and /metrics show it; an admin
 // restores it with `rmactl worker trust NAME normal` (it then takes the task that waited), and a
-// ban disconnects it for good (rma-worker exits).
+// ban disconnects it for good (rma-worker exits). Trusted-only work waits for a trusted worker.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <map>
 
 #include "tests/support/cluster.h"
@@ -95,6 +96,40 @@ TEST(ReputationE2eTest, AWorkerThatFailsEveryTaskIsQuarantinedUntilAnAdminActs) 
   ASSERT_EQ(banned.status, 200) << banned.body;
   EXPECT_EQ(banned.Json().value("state", ""), "banned");
   EXPECT_TRUE(c.worker("broken").Wait(20s).has_value()) << "the banned worker kept running";
+}
+
+// Trusted-only work through the gateway: a task with "trusted_only" waits while its only provider
+// is not trusted, and completes once an admin marks that worker trusted; a synchronous call to a
+// service whose catalog entry is trusted-only answers 503 until then.
+TEST(ReputationE2eTest, TrustedOnlyWorkWaitsForAWorkerAnAdminTrusts) {
+  ClusterOptions options;
+  const std::string dir = TempDir("rma-trusted-only");
+  const std::string config = dir + "/broker.json";
+  {
+    std::ofstream(config)
+        << json{{"catalog", {{{"service", "secret"}, {"tier", 2}, {"trusted_only", true}}}}}.dump();
+  }
+  options.broker_args = {"--config", config};
+  Cluster c(options);
+  c.StartWorker("box", {"--service", "job=builtin:echo", "--service", "secret=builtin:echo"});
+  ASSERT_TRUE(WaitForService(c, "job")) << c.Logs();
+  HttpResponse submitted =
+      HttpCall("POST", c.Url("/api/tasks"),
+               json{{"service", "job"}, {"payload", "p"}, {"trusted_only", true}}.dump(), {kJson});
+  ASSERT_EQ(submitted.status, 202) << submitted.body;
+  const std::string id = submitted.Json().value("task_id", "");
+  // An ordinary task completes at once on the same worker; the trusted-only one still waits.
+  const std::string plain = Submit(c, "job");
+  ASSERT_TRUE(WaitUntil([&] { return Status(c, plain) == "completed"; }, 20s));
+  EXPECT_EQ(Status(c, id), "queued");
+  HttpResponse refused = HttpCall("POST", c.Url("/api/service/secret/x"), "hi", {});
+  EXPECT_EQ(refused.status, 503) << refused.body;
+  // Trusted: the waiting task runs, and the service answers.
+  HttpResponse trusted = HttpCall("POST", c.Url("/api/admin/workers/box/trust"),
+                                  json{{"state", "trusted"}}.dump(), {kJson});
+  ASSERT_EQ(trusted.status, 200) << trusted.body;
+  ASSERT_TRUE(WaitUntil([&] { return Status(c, id) == "completed"; }, 20s)) << Status(c, id);
+  EXPECT_EQ(HttpCall("POST", c.Url("/api/service/secret/x"), "hi", {}).status, 200);
 }
 
 }  // namespace

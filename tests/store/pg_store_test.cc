@@ -104,6 +104,7 @@ TEST_F(PgStoreTest, WritesBecomeDurableAndEveryFieldRecovers) {
   full.error = "line one\nline two \\ backslash";
   full.error_code = "handler_error";
   full.run_at = full.created_at + Seconds(5);
+  full.trusted_only = true;
   full.started_at = full.created_at + Seconds(6);
   uint64_t seq = h.store().Write(Insert(full));
   ASSERT_TRUE(h.WaitDurable(seq));
@@ -134,6 +135,7 @@ TEST_F(PgStoreTest, WritesBecomeDurableAndEveryFieldRecovers) {
   EXPECT_EQ(r.error_code, full.error_code);
   EXPECT_EQ(r.created_at, full.created_at);
   EXPECT_EQ(r.run_at, full.run_at);
+  EXPECT_TRUE(r.trusted_only);
   EXPECT_EQ(r.started_at, full.started_at);
   EXPECT_EQ(r.completed_at, Time{});
 }
