@@ -211,6 +211,7 @@ Status BrokerLoop::Start() {
   scheduler_->Restore(now, std::move(recovered->tasks));
   if (recovered->accounts) ApplyAccounts(std::move(*recovered->accounts));
   scheduler_->SeedContributions(now, recovered->earned_recently);
+  scheduler_->RestoreTrust(now, recovered->trust);
   scheduler_->SetStoreAvailable(store_->available());
   auto credential = [](bool curve, const std::string& secret, const char* plain) {
     return curve ? "CURVE" : secret.empty() ? "no credential" : plain;
@@ -665,6 +666,8 @@ void BrokerLoop::RecordWorker(WorkerRecord record) { store_->WriteWorker(std::mo
 void BrokerLoop::RecordLedger(std::vector<LedgerEntry> entries) {
   store_->WriteLedger(std::move(entries));
 }
+
+void BrokerLoop::RecordTrust(TrustRecord record) { store_->WriteTrust(std::move(record)); }
 
 void BrokerLoop::ReleaseDurable() {
   if (deferred_.empty()) return;

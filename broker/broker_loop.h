@@ -87,6 +87,7 @@ class BrokerLoop final : public SchedulerOutput {
   void Record(TaskWrite write) override;
   void RecordWorker(WorkerRecord record) override;
   void RecordLedger(std::vector<LedgerEntry> entries) override;
+  void RecordTrust(TrustRecord record) override;
 
   void HandleWorkerMessage(Time now, const proto::InMessage& msg);
   // Endpoints reachable from other machines without authentication (logged hourly).

@@ -434,4 +434,34 @@ Result<std::optional<std::string>> BootstrapAdmin(pqxx::connection& conn) {
   return std::optional<std::string>(key["key"].get<std::string>());
 }
 
+// Worker credentials' lasting trust states (reputation; schemas/sql/007_worker_trust.sql).
+
+void WriteTrustRow(pqxx::transaction_base& tx, const TrustRecord& t) {
+  if (t.state.empty()) {
+    tx.exec_params("DELETE FROM worker_trust WHERE credential = $1", CleanText(t.credential));
+    return;
+  }
+  tx.exec_params(
+      "INSERT INTO worker_trust (credential, account, state, reason, updated_at) VALUES ($1, $2, "
+      "$3, $4, $5::timestamptz) ON CONFLICT (credential) DO UPDATE SET account = "
+      "EXCLUDED.account, state = EXCLUDED.state, reason = EXCLUDED.reason, updated_at = "
+      "EXCLUDED.updated_at",
+      CleanText(t.credential), CleanText(t.account), t.state, CleanText(t.reason),
+      PgTimestamp(t.at));
+}
+
+std::vector<TrustRecord> LoadTrust(pqxx::transaction_base& tx) {
+  std::vector<TrustRecord> records;
+  for (const pqxx::row& r :
+       tx.exec("SELECT credential, account, state, reason FROM worker_trust ORDER BY updated_at")) {
+    TrustRecord t;
+    t.credential = r[0].c_str();
+    t.account = r[1].c_str();
+    t.state = r[2].c_str();
+    t.reason = r[3].c_str();
+    records.push_back(std::move(t));
+  }
+  return records;
+}
+
 }  // namespace rma::broker::pg

@@ -38,8 +38,11 @@ struct PgStore::Pending {
   std::vector<WorkerRecord> workers;
   std::vector<ServiceMinuteStats> stats;
   std::vector<LedgerEntry> ledger;
+  std::vector<TrustRecord> trust;
   uint64_t max_seq = 0;
-  bool empty() const { return tasks.empty() && workers.empty() && stats.empty() && ledger.empty(); }
+  bool empty() const {
+    return tasks.empty() && workers.empty() && stats.empty() && ledger.empty() && trust.empty();
+  }
 };
 
 struct PgStore::ReadRequest {
@@ -160,6 +163,10 @@ void WriteLedgerRows(pqxx::transaction_base& tx, const std::vector<LedgerEntry>&
 // The earned rows of the last 8 half-lives (older ones weigh under 1/256) per account and
 // service, each halved per half-life of age (RecentEarnings).
 std::vector<RecentEarnings> LoadRecentEarnings(pqxx::transaction_base& tx, Duration half_life);
+// Worker credentials' lasting trust states (schemas/sql/007_worker_trust.sql): written (or, for
+// state "", deleted) in the group commit, read back at start.
+void WriteTrustRow(pqxx::transaction_base& tx, const TrustRecord& record);
+std::vector<TrustRecord> LoadTrust(pqxx::transaction_base& tx);
 std::string LedgerStageSql();
 std::string LedgerFromStageSql();
 // An account's credits for GET /api/account: earned and spent today, this week and in all, what

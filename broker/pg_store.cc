@@ -133,6 +133,7 @@ Result<RecoveredState> PgStore::Recover() {
     tx.exec("CLOSE rma_recover");
     state.accounts = pg::LoadAccounts(tx);
     state.earned_recently = pg::LoadRecentEarnings(tx, shared_->options.contribution_half_life);
+    state.trust = pg::LoadTrust(tx);
     tx.commit();
   } catch (const std::exception& e) {
     return Status::Unavailable("reading unfinished tasks: " + OneLine(e.what()));
@@ -157,6 +158,11 @@ void PgStore::WriteWorker(WorkerRecord record) {
 void PgStore::WriteStats(std::vector<ServiceMinuteStats> rows) {
   if (rows.empty()) return;
   for (ServiceMinuteStats& r : rows) pending_->stats.push_back(std::move(r));
+  pending_->max_seq = ++seq_;
+}
+
+void PgStore::WriteTrust(TrustRecord record) {
+  pending_->trust.push_back(std::move(record));
   pending_->max_seq = ++seq_;
 }
 

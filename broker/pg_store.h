@@ -87,6 +87,7 @@ class PgStore final : public TaskStore {
   void WriteWorker(WorkerRecord record) override;
   void WriteStats(std::vector<ServiceMinuteStats> rows) override;
   void WriteLedger(std::vector<LedgerEntry> entries) override;
+  void WriteTrust(TrustRecord record) override;
   void Flush() override;
   uint64_t durable_seq() const override { return durable_seq_; }
   bool available() const override { return available_; }

@@ -227,10 +227,14 @@ class Writer {
       if (!fresh) it->second.Merge(st);
     }
     for (LedgerEntry& e : p.ledger) ledger_.push_back(std::move(e));
+    for (TrustRecord& t : p.trust) {
+      std::string key = t.credential;
+      trust_[key] = std::move(t);  // the latest word on a credential wins
+    }
   }
 
   bool BatchEmpty() const {
-    return rows_.empty() && workers_.empty() && stats_.empty() && ledger_.empty();
+    return rows_.empty() && workers_.empty() && stats_.empty() && ledger_.empty() && trust_.empty();
   }
 
   void ClearBatch() {
@@ -239,6 +243,7 @@ class Writer {
     workers_.clear();
     stats_.clear();
     ledger_.clear();
+    trust_.clear();
   }
 
   void CommitBatch() {
@@ -310,6 +315,20 @@ class Writer {
           Dropped("worker " + id, e.what());
         }
       }
+      for (auto& [credential, t] : trust_) {
+        if (!careful) {
+          WriteTrustRow(tx, t);
+          continue;
+        }
+        try {
+          pqxx::subtransaction sub(tx, "rma_trust");
+          WriteTrustRow(sub, t);
+          sub.commit();
+        } catch (const pqxx::sql_error& e) {
+          if (IsTransient(e)) throw;
+          Dropped("trust of a worker credential", e.what());
+        }
+      }
       for (auto& [key, st] : stats_) {
         if (!careful) {
           WriteStats(tx, st);
@@ -353,7 +372,7 @@ class Writer {
 
   bool SmallBatch() const {
     return rows_.size() <= kSmallBatchRows && ledger_.size() <= 2 * kSmallBatchRows &&
-           workers_.empty() && stats_.empty() &&
+           workers_.empty() && stats_.empty() && trust_.empty() &&
            std::none_of(rows_.begin(), rows_.end(),
                         [](const Row& r) { return r.kind == WriteKind::kDelete; });
   }
@@ -647,7 +666,8 @@ class Writer {
   std::unordered_map<uint64_t, size_t> index_;  // task id -> rows_ index
   std::map<std::string, WorkerRecord> workers_;
   std::map<std::pair<int64_t, std::string>, ServiceMinuteStats> stats_;
-  std::vector<LedgerEntry> ledger_;  // credit rows of this batch, in order
+  std::vector<LedgerEntry> ledger_;           // credit rows of this batch, in order
+  std::map<std::string, TrustRecord> trust_;  // by credential
   uint64_t max_seq_ = 0;
   // When a batch nobody waits for is committed anyway (kUpdateLinger); unset: none lingers.
   std::optional<std::chrono::steady_clock::time_point> linger_until_;

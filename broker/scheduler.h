@@ -58,6 +58,8 @@ class SchedulerOutput {
   virtual void RecordWorker(WorkerRecord record) = 0;
   // Credit ledger rows (credits.h), recorded with the task writes of the same loop iteration.
   virtual void RecordLedger(std::vector<LedgerEntry> entries) { (void)entries; }
+  // A credential's lasting trust state (reputation), recorded whether or not tasks are durable.
+  virtual void RecordTrust(TrustRecord record) { (void)record; }
 };
 
 // Generic services that any worker of a high enough tier may take (downward flexibility).
@@ -310,6 +312,8 @@ class Scheduler {
   // An admin's word on a worker's credential (POST /api/admin/workers/{id}/trust): NotFound for a
   // worker not registered. A banned worker is disconnected at once and refused at every READY.
   Result<ReputationTransition> SetWorkerTrust(Time now, const std::string& worker_id, Trust trust);
+  // At start: the lasting trust states the store kept (admins' words, quarantines).
+  void RestoreTrust(Time now, const std::vector<TrustRecord>& records);
   const std::vector<Worker>& workers() const { return workers_; }
   // Forgotten slots have in_use false.
   const std::vector<Service>& services() const { return services_; }

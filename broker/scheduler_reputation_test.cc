@@ -182,5 +182,41 @@ TEST_F(SchedulerReputationTest, ACatalogEntryMakesAServiceTrustedOnly) {
   EXPECT_FALSE(s().FindTask(QueuedTask())->trusted_only);
 }
 
+// Lasting states are recorded for the store (a quarantine, every admin word; "normal" removes the
+// record) and restored at start: a restarted broker still refuses a banned credential and keeps a
+// quarantined one from client tasks.
+TEST_F(SchedulerReputationTest, QuarantinesAndAdminWordsAreRecordedAndRestored) {
+  Register("bad", CpuCaps(), {"svc"}, 1);
+  Run("bad", 5, proto::Outcome::kError);
+  ASSERT_EQ(StateOf("bad"), "quarantined");
+  ASSERT_EQ(out_.trust.size(), 1u);
+  EXPECT_EQ(out_.trust[0].credential, "id:bad");
+  EXPECT_EQ(out_.trust[0].state, "quarantined");
+  ASSERT_TRUE(s().SetWorkerTrust(now(), "bad", Trust::kNormal).ok());
+  ASSERT_EQ(out_.trust.size(), 2u);
+  EXPECT_EQ(out_.trust[1].state, "") << "back to normal: the record goes";
+  Register("other", CpuCaps(), {"svc"}, 1);
+  ASSERT_TRUE(s().SetWorkerTrust(now(), "other", Trust::kBanned).ok());
+  EXPECT_EQ(out_.trust.back().state, "banned");
+
+  // A new broker with what the store kept.
+  Scheduler restarted(config_, &out_, durable_, /*seed=*/7);
+  restarted.RestoreTrust(now(), {{"id:q", "", "quarantined", "", now()},
+                                 {"id:b", "", "banned", "", now()},
+                                 {"id:t", "", "trusted", "", now()}});
+  EXPECT_EQ(restarted.reputation().State("id:q"), WorkerState::kQuarantined);
+  EXPECT_EQ(restarted.reputation().State("id:b"), WorkerState::kBanned);
+  EXPECT_TRUE(restarted.reputation().Trusted("id:t"));
+  proto::Ready ready;
+  ready.worker_id = "b";
+  ready.name = "b";
+  ready.slots = 1;
+  ready.capabilities = CpuCaps();
+  restarted.OnWorkerReady(now(), "b/ident", std::move(ready));
+  auto bye = out_.Take<proto::Disconnect>(out_.to_workers, "b/ident", Command::kDisconnect);
+  ASSERT_EQ(bye.size(), 1u);
+  EXPECT_FALSE(bye[0].reconnect);
+}
+
 }  // namespace
 }  // namespace rma::broker::testing

@@ -65,6 +65,7 @@ class RecordingOutput final : public SchedulerOutput {
   void RecordLedger(std::vector<LedgerEntry> entries) override {
     for (LedgerEntry& e : entries) ledger.push_back(std::move(e));
   }
+  void RecordTrust(TrustRecord record) override { trust.push_back(std::move(record)); }
 
   // Removes and returns every message of `command` sent to `identity` so far.
   template <typename T>
@@ -94,6 +95,7 @@ class RecordingOutput final : public SchedulerOutput {
   std::vector<TaskWrite> writes;
   std::vector<WorkerRecord> worker_records;
   std::vector<LedgerEntry> ledger;
+  std::vector<TrustRecord> trust;
   uint64_t durable_tokens = 0;  // the last token ToClientWhenDurable returned
 };
 

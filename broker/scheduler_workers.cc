@@ -684,11 +684,14 @@ uint32_t Scheduler::EffectiveSlots(const Worker& w) const {
 void Scheduler::NoteReputation(Time now, Worker& w, std::optional<ReputationTransition> change) {
   if (!change || change->from == change->to) return;
   ++reputation_transitions_[static_cast<size_t>(change->to)];
+  if (change->to == WorkerState::kQuarantined) {
+    // Sticky until an admin acts: kept across restarts.
+    output_->RecordTrust({w.reputation_key, w.account, "quarantined", change->reason, now});
+  }
   const bool worse = change->to == WorkerState::kQuarantined || change->to == WorkerState::kBanned;
   auto log = worse ? spdlog::level::warn : spdlog::level::info;
   spdlog::log(log, "worker {} '{}' (account '{}'): reputation {} -> {} ({})", w.worker_id, w.name,
               w.account, StateName(change->from), StateName(change->to), change->reason);
-  (void)now;
   UpdateReady(w);
 }
 
@@ -704,6 +707,9 @@ Result<ReputationTransition> Scheduler::SetWorkerTrust(Time now, const std::stri
                w.worker_id, w.name, w.account, TrustName(trust), StateName(change.from),
                StateName(change.to));
   if (change.from != change.to) ++reputation_transitions_[static_cast<size_t>(change.to)];
+  output_->RecordTrust({w.reputation_key, w.account,
+                        trust == Trust::kNormal ? std::string() : std::string(TrustName(trust)),
+                        "set by an admin", now});
   if (trust == Trust::kBanned && w.alive) {
     output_->ToWorker(w.identity, proto::Disconnect{"an admin banned this worker", false});
     LoseWorker(now, index, "banned by an admin");
@@ -712,6 +718,16 @@ Result<ReputationTransition> Scheduler::SetWorkerTrust(Time now, const std::stri
     DispatchForWorker(now, index);
   }
   return change;
+}
+
+void Scheduler::RestoreTrust(Time now, const std::vector<TrustRecord>& records) {
+  size_t restored = 0;
+  for (const TrustRecord& r : records) {
+    auto trust = ParseTrust(r.state);
+    if (!trust.ok() || *trust == Trust::kNormal) continue;
+    if (reputation_.SetTrust(now, r.credential, *trust).ok()) ++restored;
+  }
+  if (restored > 0) spdlog::info("{} worker credential(s) with a lasting trust state", restored);
 }
 
 bool Scheduler::TrustedOnlyService(std::string_view service) const {

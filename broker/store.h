@@ -68,6 +68,8 @@ struct RecoveredState {
   std::optional<AccountsSnapshot> accounts;
   // Recent earnings per account and service (empty: a store without a ledger).
   std::vector<RecentEarnings> earned_recently;
+  // Credentials with a lasting trust state (trusted, quarantined, banned).
+  std::vector<TrustRecord> trust;
 };
 
 class TaskStore {
@@ -89,6 +91,8 @@ class TaskStore {
   // completion and what it earned go together or not at all). A store without a database has no
   // ledger (credits need --db).
   virtual void WriteLedger(std::vector<LedgerEntry> entries) { (void)entries; }
+  // A credential's lasting trust state (a store without a database forgets them at exit).
+  virtual void WriteTrust(TrustRecord record) { (void)record; }
   // Hand the writes queued during this loop iteration to the store (one batch).
   virtual void Flush() = 0;
   // Every write with a sequence number <= this is durable.

@@ -83,6 +83,17 @@ struct RecentEarnings {
   double amount = 0;  // decayed to the time of the read
 };
 
+// A lasting word on a worker credential's reputation (docs/architecture.md, "Reputation"): an
+// admin's trust, or a quarantine the rules decided, kept across restarts. `state` is "trusted",
+// "quarantined" or "banned"; "" removes the record (the credential is back to normal).
+struct TrustRecord {
+  std::string credential;  // reputation key: the CURVE key, or "id:" + worker id
+  std::string account;
+  std::string state;
+  std::string reason;
+  Time at{};
+};
+
 // What the store keeps about a worker.
 struct WorkerRecord {
   std::string worker_id;

@@ -22,3 +22,7 @@ add_dependencies(gateway_stream_e2e_test ${RMA_BINARIES})
 rma_add_test(reputation_e2e_test SOURCES e2e/reputation_e2e_test.cc LIBS rma_test_support
              LABELS e2e TIMEOUT 120)
 add_dependencies(reputation_e2e_test ${RMA_BINARIES} rmactl)
+# ...and across a broker restart, on PostgreSQL.
+rma_add_test(reputation_restart_e2e_test SOURCES e2e/reputation_restart_e2e_test.cc
+             LIBS rma_test_support rma_store_test_env LABELS pg TIMEOUT 120)
+add_dependencies(reputation_restart_e2e_test ${RMA_BINARIES})

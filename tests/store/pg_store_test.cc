@@ -545,6 +545,28 @@ TEST_F(PgStoreTest, RecoveryReadsRecentEarningsDecayedByTheContributionHalfLife)
   EXPECT_NEAR(got["other/gpu"], 3.0, 0.01);
 }
 
+// Worker credentials' lasting trust states: written in the group commit (the latest word on a
+// credential wins; "" removes it), read back by Recover().
+TEST_F(PgStoreTest, TrustStatesAreKeptAcrossRestarts) {
+  {
+    Harness h(OpenStore());
+    h.store().WriteTrust({"KEY-A", "alice", "quarantined", "honesty 0.2", clock_.Now()});
+    h.store().WriteTrust({"id:w2", "", "trusted", "set by an admin", clock_.Now()});
+    h.store().WriteTrust({"id:w3", "", "banned", "set by an admin", clock_.Now()});
+    ASSERT_TRUE(h.WaitDurable(h.store().Write(Insert(Task(1)))));
+    h.store().WriteTrust({"id:w3", "", "", "set by an admin", clock_.Now()});  // back to normal
+    h.store().WriteTrust({"KEY-A", "alice", "banned", "set by an admin", clock_.Now()});
+    ASSERT_TRUE(h.WaitDurable(h.store().Write(Insert(Task(2)))));
+  }
+  auto store = OpenStore();
+  auto recovered = store->Recover();
+  ASSERT_TRUE(recovered.ok()) << recovered.status().ToString();
+  std::map<std::string, std::string> states;
+  for (const TrustRecord& t : recovered->trust) states[t.credential] = t.state;
+  EXPECT_EQ(states,
+            (std::map<std::string, std::string>{{"KEY-A", "banned"}, {"id:w2", "trusted"}}));
+}
+
 // A server of its own, stopped and started again.
 class PgStoreRestartTest : public ::testing::Test {
  protected:
