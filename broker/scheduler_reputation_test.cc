@@ -218,5 +218,29 @@ TEST_F(SchedulerReputationTest, QuarantinesAndAdminWordsAreRecordedAndRestored) 
   EXPECT_FALSE(bye[0].reconnect);
 }
 
+// A lost session counts as one abandonment however many attempts it held, and timeouts count.
+TEST_F(SchedulerReputationTest, ALostSessionIsOneAbandonmentAndATimeoutCounts) {
+  Register("slow", CpuCaps(), {"svc"}, 1);
+  proto::Submit sub;
+  sub.timeout_ms = 1000;
+  sub.max_attempts = 1;
+  Submit("svc", sub);
+  ASSERT_EQ(Tasks("slow").size(), 1u);
+  AdvanceInSteps(Seconds(2), Ms(250));
+  auto snap = s().reputation().Snapshot(now(), "id:slow");
+  ASSERT_TRUE(snap.has_value());
+  EXPECT_NEAR(snap->counts.timeouts, 1.0, 0.01);
+
+  Register("w", CpuCaps(), {"svc"}, 4);
+  for (int i = 0; i < 4; ++i) QueuedTask();
+  ASSERT_EQ(Tasks("w").size(), 4u);
+  beating_.erase("w");
+  AdvanceInSteps(Seconds(5), Ms(250));  // missed heartbeats: lost with its four attempts
+  snap = s().reputation().Snapshot(now(), "id:w");
+  ASSERT_TRUE(snap.has_value());
+  EXPECT_NEAR(snap->counts.abandoned, 1.0, 0.01);
+  EXPECT_EQ(StateOf("w"), "probation");
+}
+
 }  // namespace
 }  // namespace rma::broker::testing

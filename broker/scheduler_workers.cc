@@ -412,6 +412,7 @@ void Scheduler::LoseWorker(Time now, uint32_t index, std::string_view reason) {
   by_identity_.erase(w.identity);
   std::vector<proto::RunningTask> running = std::move(w.running);
   w.running.clear();
+  bool abandoned = false;
   for (const proto::RunningTask& r : running) {
     Task* t = Find(r.task_id);
     if (t == nullptr || t->status != TaskStatus::kRunning ||
@@ -420,10 +421,12 @@ void Scheduler::LoseWorker(Time now, uint32_t index, std::string_view reason) {
     }
     --services_[t->service_index].in_flight;
     t->worker = -1;
-    (void)reputation_.OnAbandoned(now, w.reputation_key,
-                                  w.account);  // offline: nothing to re-place
+    abandoned = true;
     Requeue(now, *t, Settled(now, w), reason);
   }
+  // One abandonment per lost session, however many attempts it held: a machine that crashes with
+  // eight tasks is one failure, not eight (offline now: nothing to re-place in routing).
+  if (abandoned) (void)reputation_.OnAbandoned(now, w.reputation_key, w.account);
   RecordWorkerState(workers_[index], "offline");
 }
 

@@ -31,9 +31,9 @@ TEST(ReputationRestartTest, QuarantinesAndBansOutliveTheBroker) {
   ASSERT_TRUE(WaitForService(c, "job")) << c.Logs();
   ASSERT_TRUE(WaitForService(c, "echo")) << c.Logs();
   for (int i = 0; i < 5; ++i) {
-    HttpResponse r = HttpCall("POST", c.Url("/api/tasks?wait=20"),
-                              json{{"service", "job"}, {"payload", "x"}, {"max_attempts", 1}}.dump(),
-                              {kJson});
+    HttpResponse r =
+        HttpCall("POST", c.Url("/api/tasks?wait=20"),
+                 json{{"service", "job"}, {"payload", "x"}, {"max_attempts", 1}}.dump(), {kJson});
     ASSERT_EQ(r.status, 200) << r.body;
     ASSERT_EQ(r.Json().value("status", ""), "dead") << r.body;
   }
