@@ -33,6 +33,19 @@ export function healthCounts(stats) {
   return { healthy: h.healthy ?? 0, late: h.late ?? 0, offline: h.offline ?? 0 };
 }
 
+// A worker's reputation as the list shows it (docs/architecture.md, "Reputation"): "trusted" when an
+// admin vouched for it, else its state (probation, good, suspect, quarantined, banned); "—" when the
+// broker sent none.
+export function trustLabel(w) {
+  const r = w?.reputation;
+  if (!r || typeof r !== 'object') return '—';
+  if (r.trusted) return 'trusted';
+  return r.state || '—';
+}
+
+// Best first: how far a worker is trusted, for sorting.
+const TRUST_ORDER = { trusted: 0, good: 1, probation: 2, suspect: 3, quarantined: 4, banned: 5 };
+
 // ---- Worker list: sorting and filtering ----------------------------------------------------------
 
 const HEALTH_ORDER = { healthy: 0, late: 1, offline: 2 };
@@ -49,6 +62,7 @@ const SORT_VALUES = {
   simulated: (w) => (w.simulated ? 1 : 0),
   services: (w) => (w.services ?? []).join(', '),
   status: (w) => STATUS_ORDER[w.status] ?? 9,
+  reputation: (w) => TRUST_ORDER[trustLabel(w)] ?? 9,
   load: (w) => w.load ?? 0,
   in_flight: (w) => (w.slots ? (w.in_flight ?? 0) / w.slots : 0),
   tasks_done: (w) => w.tasks_done ?? 0,
@@ -98,6 +112,7 @@ export function filterWorkers(workers, { text = '', tier = '', health = '' } = {
       w.key_fingerprint,
       w.status,
       w.health,
+      trustLabel(w) === '—' ? '' : trustLabel(w),
       tierLabel(w.tier),
       w.simulated ? 'simulated' : '',
       ...(w.services ?? []),

@@ -18,6 +18,7 @@ import {
   serviceRows,
   sortWorkers,
   tierBars,
+  trustLabel,
 } from '../src/model.js';
 
 const worker = (over) => ({
@@ -87,6 +88,25 @@ describe('sortWorkers', () => {
     const copy = [...workers];
     expect(names(sortWorkers(workers, { key: 'in_flight', dir: 'desc' }))[0]).toBe('gpu-box');
     expect(workers).toEqual(copy);
+  });
+});
+
+describe('trustLabel', () => {
+  it('shows trusted, else the reputation state, else a dash', () => {
+    expect(trustLabel(worker({ reputation: { state: 'good', trusted: true } }))).toBe('trusted');
+    expect(trustLabel(worker({ reputation: { state: 'quarantined', trusted: false } }))).toBe('quarantined');
+    expect(trustLabel(worker({}))).toBe('—');
+    expect(trustLabel(worker({ reputation: 'odd' }))).toBe('—');
+  });
+
+  it('sorts the most trusted first and finds workers by state', () => {
+    const list = [
+      worker({ name: 'q', reputation: { state: 'quarantined' } }),
+      worker({ name: 't', reputation: { state: 'good', trusted: true } }),
+      worker({ name: 'p', reputation: { state: 'probation' } }),
+    ];
+    expect(sortWorkers(list, { key: 'reputation', dir: 'asc' }).map((w) => w.name)).toEqual(['t', 'p', 'q']);
+    expect(filterWorkers(list, { text: 'quarantined' }).map((w) => w.name)).toEqual(['q']);
   });
 });
 

@@ -63,6 +63,7 @@ function readPage(page) {
           simulated: text(f('simulated')),
           services: text(f('services')),
           status: text(f('status')),
+          trust: text(f('reputation')),
           inFlight: text(f('in_flight')),
           tasksDone: int(f('tasks_done')),
           dotColor: getComputedStyle(q('.dot', f('health'))).backgroundColor,
@@ -113,6 +114,7 @@ function comparePageWithApi(shown, { stats, workers, services }) {
       simulated: w.simulated ? 'yes' : 'no',
       services: w.services.join(', '),
       status: w.status,
+      trust: w.reputation.trusted ? 'trusted' : w.reputation.state,
       inFlight: `${w.in_flight} / ${w.slots}`,
       tasksDone: w.tasks_done,
     };

@@ -9,6 +9,7 @@ import {
   formatCount,
   sortWorkers,
   tierLabel,
+  trustLabel,
   TIERS,
   HEALTHS,
 } from '../model.js';
@@ -23,6 +24,7 @@ const COLUMNS = [
   { key: 'simulated', label: 'Simulated' },
   { key: 'services', label: 'Services' },
   { key: 'status', label: 'Status' },
+  { key: 'reputation', label: 'Trust' },
   { key: 'load', label: 'Load', num: true },
   { key: 'in_flight', label: 'In flight / slots', num: true },
   { key: 'tasks_done', label: 'Tasks done', num: true },
@@ -135,6 +137,7 @@ export function WorkersTable({ workers }) {
                   <td data-field="status">
                     <span class={`pill status-${w.status}`}>{w.status}</span>
                   </td>
+                  <td data-field="reputation">{trustLabel(w)}</td>
                   <td class="num" data-field="load">
                     {Number(w.load ?? 0).toFixed(2)}
                   </td>
