@@ -66,6 +66,9 @@ Scheduler::Scheduler(BrokerConfig config, SchedulerOutput* output, bool durable,
       }),
       // O(1): a waiter is live while the index holds its id.
       waits_([this](const WaitEntry& e) { return pending_waits_.count(e.waiter) > 0; }) {
+  for (const CatalogEntry& e : config_.catalog) {
+    if (e.trusted_only) trusted_only_services_.insert(e.service);
+  }
   for (const GenericService& g : kGenericServices) {
     services_[*ServiceIndex(std::string(g.name))].generic_max_tier = g.max_tier;
   }

@@ -544,6 +544,8 @@ class Scheduler {
   bool store_available_ = true;
   CreditBook credits_;
   ReputationBook reputation_;
+  // The catalog's trusted-only services, looked up at every SUBMIT (not a scan of the catalog).
+  std::set<std::string, std::less<>> trusted_only_services_;
   std::array<uint64_t, kWorkerStates> reputation_transitions_{};
   std::mt19937_64 rng_;
 

@@ -734,10 +734,7 @@ void Scheduler::RestoreTrust(Time now, const std::vector<TrustRecord>& records) 
 }
 
 bool Scheduler::TrustedOnlyService(std::string_view service) const {
-  for (const CatalogEntry& e : config_.catalog) {
-    if (e.trusted_only && e.service == service) return true;
-  }
-  return false;
+  return !trusted_only_services_.empty() && trusted_only_services_.count(service) > 0;
 }
 
 bool Scheduler::HasTrustedProvider(uint32_t s) const {
