@@ -25,6 +25,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+source bench/lib.sh
 rounds=${1:-3}
 WORKERS=${WORKERS:-2}; SLOTS=${SLOTS:-100}; TASKS=${TASKS:-20000}; PAYLOAD=${PAYLOAD:-100}
 SAMPLES=${SAMPLES:-2000}; GATEWAY_CONNS=${GATEWAY_CONNS:-64}; GATEWAY_S=${GATEWAY_S:-5}
@@ -52,12 +53,6 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 work=$(mktemp -d /tmp/rma-pool-bench.XXXXXX)
 chmod 755 "$work"
 pids=()
-stop_all() {
-  local p
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  pids=()
-}
 cleanup() {
   stop_all
   [[ $SKIP_RABBIT != 1 ]] && bash bench/rabbitmq.sh stop "$work/rabbit" >/dev/null 2>&1 || true
@@ -65,7 +60,6 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-wait_file() { for _ in $(seq 400); do [[ -s $1 ]] && return 0; sleep 0.05; done; echo "no $1" >&2; return 1; }
 
 url=$(bash scripts/pg.sh start "$work/pg")
 base=${url%/*}

@@ -358,6 +358,11 @@ json MetricsDocument(const Scheduler& s, Time now) {
     transitions[std::string(StateName(static_cast<WorkerState>(i)))] =
         s.reputation_transitions()[i];
   }
+  json verifications = json::object();
+  for (size_t i = 0; i < static_cast<size_t>(Scheduler::VerifyOutcome::kCount); ++i) {
+    const auto outcome = static_cast<Scheduler::VerifyOutcome>(i);
+    verifications[std::string(Scheduler::VerifyOutcomeName(outcome))] = s.verifications(outcome);
+  }
   // What peers were refused, by reason, and what the budgets hold against their limits
   // (docs/security.md). The loop adds the refusals it makes itself (handshakes, READY rate).
   json refusals = json::object();
@@ -380,6 +385,7 @@ json MetricsDocument(const Scheduler& s, Time now) {
           {"workers_by_health", health},
           {"workers_by_reputation", reputation},
           {"reputation_transitions", transitions},
+          {"verifications", verifications},
           {"workers", workers},
           {"tasks", CountersJson(s.counters())},
           {"tasks_in_memory", s.task_count()},

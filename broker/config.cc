@@ -33,6 +33,7 @@ Status Validate(const BrokerConfig& c) {
     return Status::InvalidArgument("max timeout is below the default timeout");
   if (c.max_queue_time < Ms(1))
     return Status::InvalidArgument("max queue time must be at least 1 ms");
+  if (c.verify_wait < Ms(1)) return Status::InvalidArgument("verify wait must be at least 1 ms");
   if (c.retry_backoff_max < c.retry_backoff_base) {
     return Status::InvalidArgument("retry back-off max is below its base");
   }

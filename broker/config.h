@@ -6,11 +6,13 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "broker/credits.h"
 #include "broker/reputation.h"
+#include "broker/result_compare.h"
 #include "common/clock.h"
 #include "common/status.h"
 #include "protocol/limits.h"
@@ -26,6 +28,10 @@ struct CatalogEntry {
   double min_gpu_memory_gb = 0;  // requirement on the worker
   double min_ram_gb = 0;         // requirement on the worker
   bool trusted_only = false;     // its tasks run only on workers an admin marked trusted
+  // Verification by replication ("verify": {...}; docs/architecture.md, "Verification"): a sampled
+  // result returns only once a worker of another account returned the same. Deterministic
+  // services only: a service whose answers differ from run to run (LLM generation) has none.
+  std::optional<VerifySpec> verify;
 };
 
 // Back-pressure for a backend that must not be flooded.
@@ -100,6 +106,9 @@ struct BrokerConfig {
   // Tasks a worker on probation may run at once, whatever its slots: the capped share of work a
   // newcomer gets until its first results have shown what it is worth (0: no cap).
   uint32_t probation_slots = 2;
+  // How long a sampled task waits for a worker of another account to run its replica before its
+  // first result is returned unverified (a pool with one contributor cannot verify anything).
+  Duration verify_wait = Seconds(30);
   proto::Limits limits;
 };
 

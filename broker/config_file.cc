@@ -100,7 +100,8 @@ Status LoadConfigFile(const std::string& path, BrokerConfig* config) {
                                  "tier_weights",
                                  "contribution_half_life_s",
                                  "reputation",
-                                 "probation_slots"},
+                                 "probation_slots",
+                                 "verify_wait_ms"},
                                 "config file"));
   RMA_RETURN_IF_ERROR(ReadDurationMs(j, "heartbeat_ms", &config->heartbeat_interval));
   RMA_RETURN_IF_ERROR(ReadNumber(j, "liveness", &config->liveness));
@@ -131,6 +132,7 @@ Status LoadConfigFile(const std::string& path, BrokerConfig* config) {
   RMA_RETURN_IF_ERROR(ReadNumber(j, "max_running_per_ready", &config->max_running_per_ready));
   RMA_RETURN_IF_ERROR(ReadDurationS(j, "aging_s", &config->aging));
   RMA_RETURN_IF_ERROR(ReadNumber(j, "probation_slots", &config->probation_slots));
+  RMA_RETURN_IF_ERROR(ReadDurationMs(j, "verify_wait_ms", &config->verify_wait));
   if (j.contains("reputation")) {
     auto reputation = ParseReputationConfig(j["reputation"]);
     if (!reputation.ok()) return reputation.status().WithContext("reputation");
@@ -166,7 +168,7 @@ Status LoadConfigFile(const std::string& path, BrokerConfig* config) {
       RMA_RETURN_IF_ERROR(
           CheckKeys(e,
                     {"service", "tier", "image", "port", "min_gpu_memory_gb", "min_ram_gb",
-                     "credit_multiplier", "min_credits", "trusted_only"},
+                     "credit_multiplier", "min_credits", "trusted_only", "verify"},
                     "catalog entry"));
       CatalogEntry c;
       c.service = e["service"].get<std::string>();
@@ -185,6 +187,13 @@ Status LoadConfigFile(const std::string& path, BrokerConfig* config) {
         if (!e["trusted_only"].is_boolean())
           return Status::InvalidArgument("catalog 'trusted_only' must be true or false");
         c.trusted_only = e["trusted_only"].get<bool>();
+      }
+      if (e.contains("verify")) {
+        auto verify = ParseVerifySpec(e["verify"]);
+        if (!verify.ok()) {
+          return verify.status().WithContext("catalog entry '" + c.service + "': verify");
+        }
+        c.verify = *verify;
       }
       // Credits (docs/accounts.md): a price multiplier and the balance a submission needs.
       for (auto [key, table] : {std::pair{"credit_multiplier", &config->credits.multipliers},

@@ -79,6 +79,35 @@ TEST(ConfigTest, DonorPrioritySettings) {
   for (const std::string& p : {path, short_list}) std::remove(p.c_str());
 }
 
+// Verification (docs/architecture.md, "Verification"): a catalog entry's "verify" and the wait for
+// a replica; a bad rule is refused naming its service.
+TEST(ConfigTest, VerificationSettings) {
+  BrokerConfig c;
+  EXPECT_EQ(c.verify_wait, Seconds(30));
+  std::string path = WriteTemp(R"({"verify_wait_ms": 5000, "catalog": [
+      {"service": "sum", "tier": 2, "verify": {"sample_rate": 0.05, "compare": "numeric",
+                                               "tolerance": 1e-6}},
+      {"service": "llm", "tier": 1}]})");
+  ASSERT_TRUE(LoadConfigFile(path, &c).ok());
+  EXPECT_EQ(c.verify_wait, Seconds(5));
+  ASSERT_EQ(c.catalog.size(), 2u);
+  ASSERT_TRUE(c.catalog[0].verify.has_value());
+  EXPECT_DOUBLE_EQ(c.catalog[0].verify->sample_rate, 0.05);
+  EXPECT_EQ(c.catalog[0].verify->compare, VerifySpec::Compare::kNumeric);
+  EXPECT_DOUBLE_EQ(c.catalog[0].verify->tolerance, 1e-6);
+  EXPECT_FALSE(c.catalog[1].verify.has_value());
+  std::string bad =
+      WriteTemp(R"({"catalog": [{"service": "sum", "tier": 2, "verify": {"sample_rate": 2}}]})");
+  Status s = LoadConfigFile(bad, &c);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("sum"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("sample_rate"), std::string::npos) << s.message();
+  c = BrokerConfig{};
+  c.verify_wait = Duration(0);
+  EXPECT_FALSE(Validate(c).ok());
+  for (const std::string& p : {path, bad}) std::remove(p.c_str());
+}
+
 TEST(ConfigTest, ValidateRejectsSettingsThatCannotWork) {
   BrokerConfig c;
   EXPECT_TRUE(Validate(c).ok());

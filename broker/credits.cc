@@ -104,7 +104,7 @@ std::vector<LedgerEntry> CreditBook::OnAccepted(Time now, const Accepted& r) {
   if (!r.worker_account.empty() && Balance(r.worker_account)) {
     entry(r.worker_account, "earned", price);
   }
-  if (!r.owner.empty() && Balance(r.owner)) {
+  if (r.charge_owner && !r.owner.empty() && Balance(r.owner)) {
     entry(r.owner, "spent", -RoundCredits(price + config_.fee));
   }
   return entries;

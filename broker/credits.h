@@ -102,6 +102,9 @@ class CreditBook {
     std::string_view worker_id;
     uint32_t tier = 3;
     Duration run{0};
+    // Whether the submitter pays for it: a verified task's second agreeing result earns its worker
+    // as much as the first, but the submitter pays for one run (verification is the pool's cost).
+    bool charge_owner = true;
   };
   std::vector<LedgerEntry> OnAccepted(Time now, const Accepted& result);
 

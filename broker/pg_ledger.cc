@@ -3,9 +3,9 @@
 // (an account's credits, grants and adjustments, the leaderboard).
 //
 // Balances move only together with the rows that explain them: one statement inserts the rows
-// (ON CONFLICT DO NOTHING on the task's unique index) and adds to accounts.credits exactly what was
-// inserted, so the sum of an account's rows is its balance after every commit, whatever was written
-// twice.
+// (ON CONFLICT DO NOTHING on the ledger's unique indexes) and adds to accounts.credits exactly what
+// was inserted, so the sum of an account's rows is its balance after every commit, whatever was
+// written twice.
 #include <fmt/format.h>
 
 #include <optional>
@@ -33,7 +33,9 @@ std::string InsertAndCredit(std::string_view rows) {
       "ins AS (INSERT INTO credit_ledger (at, account, kind, amount, task_id, attempt, "
       "worker_id, service, compute_s, note) "
       "SELECT e.* FROM e JOIN accounts a ON a.name = e.account "
-      "ON CONFLICT (task_id, kind) WHERE task_id IS NOT NULL DO NOTHING "
+      // Any of the ledger's unique indexes (schemas/sql/008_verification.sql): one earned row per
+      // accepted attempt, one spent row per task.
+      "ON CONFLICT DO NOTHING "
       "RETURNING account, amount) "
       "UPDATE accounts a SET credits = a.credits + s.total "
       "FROM (SELECT account, sum(amount) AS total FROM ins GROUP BY account) s "

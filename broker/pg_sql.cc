@@ -24,10 +24,11 @@ const std::vector<std::string> kTaskColumns = {
     "task_id", "service", "status", "priority", "payload", "content_type", "max_attempts",
     "timeout_ms", "idempotency_key", "min_tier", "min_gpu_memory_gb", "attempts", "failures",
     "requeues", "worker_id", "result", "result_content_type", "http_status", "error", "error_code",
-    "created_at", "run_at", "started_at", "completed_at", "owner", "model", "trusted_only"};
+    "created_at", "run_at", "started_at", "completed_at", "owner", "model", "trusted_only",
+    "verified"};
 const std::vector<std::string> kMutableColumns = {
     "status", "attempts", "failures", "requeues", "worker_id", "result", "result_content_type",
-    "http_status", "error", "error_code", "started_at", "completed_at"};
+    "http_status", "error", "error_code", "started_at", "completed_at", "verified"};
 // clang-format on
 
 std::string InsertTasks(std::string_view rows) {
@@ -55,7 +56,7 @@ std::string SelectColumns(bool payload, bool result) {
          (result ? "result" : "NULL::bytea") +
          ", result_content_type, http_status, error, error_code, " + Micros("created_at") + ", " +
          Micros("run_at") + ", " + Micros("started_at") + ", " + Micros("completed_at") +
-         ", owner, model, trusted_only";
+         ", owner, model, trusted_only, verified";
 }
 
 std::string Join(const std::vector<std::string>& items, const std::string& format) {
@@ -124,6 +125,7 @@ TaskRecord RecordFromRow(const pqxx::row& row) {
   r.owner = Text(row[24]);
   r.model = Text(row[25]);
   r.trusted_only = row[26].as<bool>(false);
+  r.verified = row[27].as<bool>(false);
   return r;
 }
 

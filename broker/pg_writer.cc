@@ -96,7 +96,7 @@ auto StageRow(const TaskRecord& r, bool with_payload) {
       Clamp32(r.attempts), Clamp32(r.failures), Clamp32(r.requeues), OptText(r.worker_id), result,
       OptText(r.result_content_type), http_status, OptText(r.error), OptText(r.error_code),
       PgTimestamp(r.created_at), PgTimestamp(r.run_at), OptTime(r.started_at),
-      OptTime(r.completed_at), CleanText(r.owner), CleanText(r.model), r.trusted_only);
+      OptTime(r.completed_at), CleanText(r.owner), CleanText(r.model), r.trusted_only, r.verified);
 }
 
 nlohmann::json CapabilitiesJson(const proto::Capabilities& c) {

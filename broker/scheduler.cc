@@ -134,6 +134,12 @@ void Scheduler::OnTick(Time now) {
     Task* t = Find(e.id);
     if (t == nullptr || t->epoch != e.tag || t->status != TaskStatus::kQueued) continue;
     Unqueue(now, *t);
+    if (t->verification) {
+      EndVerification(now, *t,
+                      "no worker of another account ran its replica within " +
+                          std::to_string(ToMs(config_.verify_wait)) + " ms");
+      continue;
+    }
     t->error = "waited longer than " + std::to_string(ToMs(config_.max_queue_time) / 1000) +
                " s without being started" + (HasProvider(*t) ? "" : " (no provider)");
     t->error_code = "queue_timeout";

@@ -105,6 +105,43 @@ class Scheduler {
   };
   static std::string_view RefusalName(Refusal r);
 
+  // Verification by replication (docs/architecture.md, "Verification"): a sampled task's accepted
+  // results so far, and the workers whose credentials or accounts may not run its next replica.
+  struct Replica {
+    uint32_t attempt = 0;
+    std::string worker_id;
+    std::string reputation_key;
+    std::string account;
+    uint32_t tier = 3;
+    Duration ran{0};
+    Bytes result;
+    std::string content_type;
+    uint32_t http_status = 0;
+  };
+  struct Verification {
+    std::vector<Replica> results;  // in arrival order; at most kMaxReplicas
+    struct Excluded {
+      std::string reputation_key;
+      std::string account;  // "": none (then only the credential is excluded)
+    };
+    std::vector<Excluded> excluded;  // every worker that returned a result or failed a replica
+    uint32_t failed_replicas = 0;
+    size_t held_bytes = 0;  // of `results`, counted in the unfinished bytes budget
+  };
+  // A disagreement brings a third result; three different results end the task.
+  static constexpr size_t kMaxReplicas = 3;
+  // Replica attempts that may fail (error, timeout) before the first result is returned unverified.
+  static constexpr uint32_t kMaxFailedReplicas = 2;
+  enum class VerifyOutcome : uint8_t {
+    kSampled,     // a result was picked for verification
+    kAgreed,      // the replica agreed with the first result
+    kTieBroken,   // they disagreed and a third result sided with one of them
+    kNoMajority,  // three different results (or two and no third worker in time): task dead
+    kUnverified,  // no worker of another account ran a replica in time: returned unverified
+    kCount,
+  };
+  static std::string_view VerifyOutcomeName(VerifyOutcome outcome);
+
   // A task: its durable record (what the store keeps and a restart restores) plus the state only
   // the live scheduler needs. The record's payload and result are shared with every message and
   // store write that carries them.
@@ -129,6 +166,8 @@ class Scheduler {
     // A synchronous call's HTTP request; out of line, since most tasks have none and the task
     // table's cache footprint is what dispatch pays for.
     std::unique_ptr<const proto::HttpRequest> request;
+    // A sampled task's verification (its results so far); out of line for the same reason.
+    std::unique_ptr<Verification> verification;
     std::vector<Waiter> waiters;
   };
 
@@ -219,6 +258,7 @@ class Scheduler {
     uint32_t active_providers = 0;  // ...of which not draining or paused
     uint32_t in_flight = 0;
     ServiceLimit limit;
+    std::optional<VerifySpec> verify;  // the catalog's "verify" (sampled results run twice)
     double tokens = 0;
     Time tokens_at{};
     bool throttle_wakeup_pending = false;
@@ -308,6 +348,9 @@ class Scheduler {
   // Reputation state changes so far, by the state entered (metrics).
   const std::array<uint64_t, kWorkerStates>& reputation_transitions() const {
     return reputation_transitions_;
+  }
+  uint64_t verifications(VerifyOutcome outcome) const {
+    return verifications_[static_cast<size_t>(outcome)];
   }
   // An admin's word on a worker's credential (POST /api/admin/workers/{id}/trust): NotFound for a
   // worker not registered. A banned worker is disconnected at once and refused at every READY.
@@ -462,8 +505,39 @@ class Scheduler {
 
   // Life cycle.
   void Complete(Time now, Task& t, proto::TaskResult&& r);
-  // What an accepted result earns its worker's account and costs its submitter (credits.h).
-  void Credit(Time now, const Task& t, const Worker& w, uint32_t attempt, Duration ran);
+  // What an accepted result earns its worker's account and costs its submitter (credits.h), and
+  // what it adds to the account's contribution (donor priority); `charge_owner` false for a
+  // verified task's second agreeing result (the submitter pays for one run).
+  void Credit(Time now, const Task& t, const std::string& account, const std::string& worker_id,
+              uint32_t tier, uint32_t attempt, Duration ran, bool charge_owner = true);
+
+  // Verification (scheduler_verify.cc; docs/architecture.md, "Verification").
+  // Whether w's accepted result for t must be verified: t is being verified already, or its
+  // service has "verify", the draw at ReputationBook::SampleRate says so and a worker of another
+  // account could run the replica. A synchronous call that streamed chunks is never sampled.
+  bool NeedsVerification(const Task& t, const Worker& w);
+  // An accepted result of a sampled task: kept, compared with the others; the task completes when
+  // two agree, or waits for another replica.
+  void AddReplicaResult(Time now, Task& t, const Worker& w, proto::TaskResult&& result,
+                        Duration ran);
+  // Results a and b agree: the task completes with a's, verified; the agreeing workers earn and
+  // gain an agreement, the others a disagreement.
+  void SettleVerification(Time now, Task& t, size_t a, size_t b);
+  // No replica could settle it (none ran in time, or too many failed): one result is returned
+  // unverified; results that disagree end the task dead (verification_failed).
+  void EndVerification(Time now, Task& t, std::string_view why);
+  // Takes t's verification out (its held bytes leave the budget) and returns it.
+  Verification TakeVerification(Task& t);
+  // A replica attempt failed (error or timeout): another is queued, or EndVerification.
+  void ReplicaFailed(Time now, Task& t);
+  // Whether `w` may run a replica of a task verified under `v`.
+  static bool ExcludedFromReplica(const Verification& v, const Worker& w);
+  // Whether a live, routable worker other than those `v` excludes provides t's service (a scan of
+  // the registry, made only when a result is sampled).
+  bool HasReplicaProvider(const Task& t, const Verification& v) const;
+  // Logs and counts a reputation change of a replica's credential, whose worker may be gone.
+  void NoteReplicaReputation(Time now, const Replica& r,
+                             std::optional<ReputationTransition> change);
   // An attempt ended without a result (its worker was lost or gave it up): back to the front of its
   // queue, or dead after too many losses.
   // Only a worker whose session lived a liveness window (Settled) counts toward dead-lettering.
@@ -547,6 +621,7 @@ class Scheduler {
   // The catalog's trusted-only services, looked up at every SUBMIT (not a scan of the catalog).
   std::set<std::string, std::less<>> trusted_only_services_;
   std::array<uint64_t, kWorkerStates> reputation_transitions_{};
+  std::array<uint64_t, static_cast<size_t>(VerifyOutcome::kCount)> verifications_{};
   std::mt19937_64 rng_;
 
   std::vector<Worker> workers_;

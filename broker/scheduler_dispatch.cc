@@ -43,6 +43,9 @@ std::optional<uint32_t> Scheduler::ServiceIndex(const std::string& name) {
   Service& svc = services_[index];
   svc.name = name;
   svc.queue = FairQueue(config_.aging);
+  for (const CatalogEntry& e : config_.catalog) {
+    if (e.service == name) svc.verify = e.verify;
+  }
   auto limit = config_.service_limits.find(name);
   if (limit != config_.service_limits.end()) {
     svc.limit = limit->second;
@@ -123,7 +126,10 @@ void Scheduler::Enqueue(Time now, Task& t, bool front) {
   ++t.epoch;
   t.queued_at = now;
   t.queue_slot = svc.queue.Push(now, t.id, t.owner, DonorClass(t.owner), t.priority, front);
-  expiry_.Push({now + config_.max_queue_time, t.id, t.epoch});
+  // A replica waits verify_wait at most: then its task's first result goes back unverified.
+  const Duration wait = t.verification ? std::min(config_.max_queue_time, config_.verify_wait)
+                                       : config_.max_queue_time;
+  expiry_.Push({now + wait, t.id, t.epoch});
   NotifyWatchers(now, t);  // before dispatch, which may start it at once (and say so)
   DispatchService(now, t.service_index);
 }
@@ -230,6 +236,10 @@ int32_t Scheduler::PickWorker(const Service& svc, const Task& t) const {
         continue;
       }
       if (t.trusted_only && !reputation_.Trusted(workers_[k.worker].reputation_key)) {
+        if (++inspected >= kRequirementScanWorkers) break;
+        continue;
+      }
+      if (t.verification && ExcludedFromReplica(*t.verification, workers_[k.worker])) {
         if (++inspected >= kRequirementScanWorkers) break;
         continue;
       }

@@ -54,10 +54,12 @@ void Scheduler::OnWorkerResult(Time now, const std::string& identity, proto::Tas
     if (result.outcome == proto::Outcome::kOk) {
       ++w.tasks_done;
       NoteReputation(now, w, reputation_.OnAccepted(now, w.reputation_key, w.account));
-      // An accepted result: its worker's account moves up the queues (donor priority).
-      Contribute(now, w.account, ToSecondsF(ran) * config_.TierWeight(w.tier));
-      Credit(now, *t, w, result.attempt, ran);
-      Complete(now, *t, std::move(result));
+      if (NeedsVerification(*t, w)) {
+        AddReplicaResult(now, *t, w, std::move(result), ran);
+      } else {
+        Credit(now, *t, w.account, w.worker_id, w.tier, result.attempt, ran);
+        Complete(now, *t, std::move(result));
+      }
     } else if (result.outcome == proto::Outcome::kCancelled) {
       // The worker gave the task up on its own (drain grace period, shutdown): run it elsewhere.
       Requeue(now, *t, Settled(now, w), "given up by its worker");
@@ -96,7 +98,9 @@ void Scheduler::Requeue(Time now, Task& t, bool settled, std::string_view why) {
   // sessions (a peer connecting, taking a task and vanishing, again and again) cannot dead-letter
   // another client's task; they only delay it.
   if (settled) ++t.losses;
-  if (t.losses > config_.max_requeues) {
+  if (t.losses > config_.max_requeues && t.verification) {
+    EndVerification(now, t, "the workers running its replica were lost");
+  } else if (t.losses > config_.max_requeues) {
     t.error =
         "lost by " + std::to_string(t.losses) + " workers while running (" + std::string(why) + ")";
     t.error_code = "worker_lost";
@@ -106,17 +110,22 @@ void Scheduler::Requeue(Time now, Task& t, bool settled, std::string_view why) {
   }
 }
 
-void Scheduler::Credit(Time now, const Task& t, const Worker& w, uint32_t attempt, Duration ran) {
+void Scheduler::Credit(Time now, const Task& t, const std::string& account,
+                       const std::string& worker_id, uint32_t tier, uint32_t attempt, Duration ran,
+                       bool charge_owner) {
+  // An accepted result: its worker's account moves up the queues (donor priority).
+  Contribute(now, account, ToSecondsF(ran) * config_.TierWeight(tier));
   if (!credits_.enabled()) return;
   CreditBook::Accepted accepted;
   accepted.task_id = t.id;
   accepted.attempt = attempt;
   accepted.service = services_[t.service_index].name;
   accepted.owner = t.owner;
-  accepted.worker_account = w.account;
-  accepted.worker_id = w.worker_id;
-  accepted.tier = w.tier;
+  accepted.worker_account = account;
+  accepted.worker_id = worker_id;
+  accepted.tier = tier;
   accepted.run = ran;
+  accepted.charge_owner = charge_owner;
   std::vector<LedgerEntry> entries = credits_.OnAccepted(now, accepted);
   if (!entries.empty()) output_->RecordLedger(std::move(entries));
 }
@@ -151,11 +160,16 @@ Duration Scheduler::Backoff(uint32_t failures) {
 
 void Scheduler::FailAttempt(Time now, Task& t, std::string error, std::string code,
                             bool retryable) {
-  ++t.failures;
   ++counters_.failed;
   ++today_.failed;
   ++services_[t.service_index].counters.failed;
   ++history_.At(now).failed;
+  if (t.verification) {
+    // A replica failed: the task has a result already, so this is not the task's failure.
+    ReplicaFailed(now, t);
+    return;
+  }
+  ++t.failures;
   t.error = std::move(error);
   t.error_code = std::move(code);
   // A synchronous call is tried on another worker only while nothing reached its caller.
@@ -180,6 +194,7 @@ void Scheduler::Finish(Time now, Task& t, TaskStatus status) {
   t.status = status;
   t.completed_at = now;
   ++t.epoch;
+  if (t.verification) (void)TakeVerification(t);  // its held results are no longer needed
   switch (status) {
     case TaskStatus::kDead:
       ++counters_.dead;

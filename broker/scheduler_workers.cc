@@ -497,6 +497,10 @@ void Scheduler::OnWorkerPartial(Time now, const std::string& identity, proto::Pa
     if (index >= 0) Refuse(Refusal::kNotLeaseHolder);
     return;
   }
+  // A verified service's output is held back until its result: whether a result is sampled is
+  // decided when it arrives, and a sampled result reaches nobody before another worker agreed (a
+  // liar streaming its answer would otherwise bypass verification).
+  if (services_[t->service_index].verify) return;
   if (partial.seq != t->stream_seq) {
     Refuse(Refusal::kStreamOutOfOrder);
     return;

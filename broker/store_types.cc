@@ -19,6 +19,7 @@ proto::TaskView ViewOf(const TaskRecord& r, bool with_result) {
   v.error_code = r.error_code;
   v.idempotency_key = r.idempotency_key;
   v.owner = r.owner;
+  v.verified = r.verified;
   v.created_at_ms = ToUnixMs(r.created_at);
   v.started_at_ms = r.started_at.time_since_epoch().count() > 0 ? ToUnixMs(r.started_at) : 0;
   v.completed_at_ms = r.completed_at.time_since_epoch().count() > 0 ? ToUnixMs(r.completed_at) : 0;

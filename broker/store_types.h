@@ -31,6 +31,8 @@ struct TaskRecord {
   double min_gpu_memory_gb = 0;
   std::string model;          // "": any worker of the service; else only one whose service lists it
   bool trusted_only = false;  // only workers an admin marked trusted may run it
+  // The result was returned by two workers of different accounts that agreed (verification).
+  bool verified = false;
   proto::TaskStatus status = proto::TaskStatus::kQueued;
   uint32_t attempts = 0;
   uint32_t failures = 0;

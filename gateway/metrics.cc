@@ -271,6 +271,10 @@ void RenderBrokerMetrics(const json& doc, bool broker_up, std::string* out) {
            "state");
   by_label("reputation_transitions", "rma_reputation_transitions_total", "counter",
            "Worker reputation changes, by the state entered.", "to");
+  by_label("verifications", "rma_verifications_total", "counter",
+           "Verification by replication: results sampled, and how their checks ended (agreed, "
+           "tie_broken, no_majority, unverified).",
+           "outcome");
   if (Has(doc, "workers") && doc["workers"].is_array()) {
     // One series per known worker (live, late or offline until the broker's
     // --offline-retention-ms): what "worker X has been offline for 5 minutes" alerts on.

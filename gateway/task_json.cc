@@ -472,6 +472,7 @@ json TaskJson(const proto::TaskView& t, bool with_result, bool with_owner) {
   if (t.queue_position > 0) j["queue_position"] = t.queue_position;
   if (t.estimated_start_s > 0) j["estimated_start_s"] = std::round(t.estimated_start_s * 10) / 10;
   if (t.http_status != 0) j["http_status"] = t.http_status;
+  if (t.status == proto::TaskStatus::kCompleted) j["verified"] = t.verified;
   if (with_owner) j["owner"] = t.owner;
   if (!with_result) return j;
   if (t.status != proto::TaskStatus::kCompleted) {

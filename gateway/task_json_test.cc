@@ -239,6 +239,16 @@ TEST(CompactJsonInPlaceTest, RemovesWhitespaceOutsideStringsOnly) {
   EXPECT_EQ(text, "{\"a b\":[1,\"c\\\" d\"]}");
 }
 
+// Verification: a completed task says whether its result was checked by a second worker.
+TEST(TaskJsonTest, ACompletedTaskSaysWhetherItsResultWasVerified) {
+  proto::TaskView t = View(proto::TaskStatus::kCompleted, "3", "text/plain");
+  EXPECT_EQ(TaskJson(t)["verified"], false);
+  t.verified = true;
+  EXPECT_EQ(TaskJson(t)["verified"], true);
+  EXPECT_EQ(TaskJson(t, /*with_result=*/false)["verified"], true);
+  EXPECT_FALSE(TaskJson(View(proto::TaskStatus::kQueued, "", "")).contains("verified"));
+}
+
 TEST(TaskJsonTest, TheOwnerIsShownToAdminsOnly) {
   proto::TaskView t = View(proto::TaskStatus::kQueued, "", "");
   t.owner = "web";

@@ -126,6 +126,7 @@ void Fields(V& v, M& m) {
   v.Str("progress_message", m.progress_message, {.max_bytes = 1024});
   v.U64("queue_position", m.queue_position, {});
   v.F64("estimated_start_s", m.estimated_start_s, {.non_negative = true});
+  v.Bool("verified", m.verified, {});
 }
 
 // ---- Worker endpoint -------------------------------------------------------------------------

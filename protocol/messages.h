@@ -338,6 +338,9 @@ struct TaskView {
   // from now, from the service's recent start rate; 0 when unknown or not queued.
   uint64_t queue_position = 0;
   double estimated_start_s = 0;
+  // "verified": the result was returned by two workers of different accounts that agreed
+  // (verification by replication, docs/architecture.md).
+  bool verified = false;
   bool operator==(const TaskView&) const = default;
 };
 

@@ -26,3 +26,7 @@ add_dependencies(reputation_e2e_test ${RMA_BINARIES} rmactl)
 rma_add_test(reputation_restart_e2e_test SOURCES e2e/reputation_restart_e2e_test.cc
              LIBS rma_test_support rma_store_test_env LABELS pg TIMEOUT 120)
 add_dependencies(reputation_restart_e2e_test ${RMA_BINARIES})
+# Verification by replication (issue 17): 3 honest workers and a liar, 2,000 tasks over HTTP.
+rma_add_test(verification_e2e_test SOURCES e2e/verification_e2e_test.cc LIBS rma_test_support
+             LABELS e2e TIMEOUT 300)
+add_dependencies(verification_e2e_test ${RMA_BINARIES})

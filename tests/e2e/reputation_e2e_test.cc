@@ -21,11 +21,7 @@ const char* const kJson = "Content-Type: application/json";
 
 json Worker(Cluster& c, const std::string& id) { return c.WorkerRecord(id); }
 
-std::string State(Cluster& c, const std::string& id) {
-  json w = Worker(c, id);
-  if (!w.is_object() || !w.contains("reputation")) return "";
-  return w["reputation"].value("state", "");
-}
+std::string State(Cluster& c, const std::string& id) { return ReputationState(c, id); }
 
 std::string Submit(Cluster& c, const std::string& service) {
   HttpResponse r =

@@ -14,11 +14,7 @@ using json = nlohmann::json;
 
 const char* const kJson = "Content-Type: application/json";
 
-std::string State(Cluster& c, const std::string& id) {
-  json w = c.WorkerRecord(id);
-  if (!w.is_object() || !w.contains("reputation")) return "";
-  return w["reputation"].value("state", "");
-}
+std::string State(Cluster& c, const std::string& id) { return ReputationState(c, id); }
 
 TEST(ReputationRestartTest, QuarantinesAndBansOutliveTheBroker) {
   RMA_REQUIRE_PG();

@@ -545,6 +545,48 @@ TEST_F(PgStoreTest, RecoveryReadsRecentEarningsDecayedByTheContributionHalfLife)
   EXPECT_NEAR(got["other/gpu"], 3.0, 0.01);
 }
 
+// Verification (schemas/sql/008_verification.sql): a verified task's two agreeing attempts each
+// earn once, the submitter pays once, whatever is written twice; the task row keeps `verified`.
+TEST_F(PgStoreTest, AVerifiedTaskEarnsOncePerAgreeingAttemptAndIsPaidForOnce) {
+  {
+    Harness h(OpenStore());
+    ASSERT_TRUE(h.WaitDurable(h.store().Write(Insert(Task(1)))));  // the schema exists
+  }
+  Query(
+      "INSERT INTO accounts (name, role) VALUES ('alice', 'member'), ('bob', 'member'), "
+      "('client', 'member') RETURNING name");
+  auto row = [&](const std::string& account, const std::string& kind, uint32_t attempt,
+                 double amount) {
+    LedgerEntry e;
+    e.account = account;
+    e.kind = kind;
+    e.amount = amount;
+    e.task_id = TaskId(7);
+    e.attempt = attempt;
+    e.worker_id = account + "-box";
+    e.service = "sum";
+    return e;
+  };
+  Harness h(OpenStore());
+  TaskRecord done = Task(7, "sum", TaskStatus::kCompleted);
+  done.verified = true;
+  done.result = "3";
+  done.completed_at = done.created_at + Seconds(1);
+  h.store().WriteLedger(
+      {row("alice", "earned", 1, 2), row("client", "spent", 2, -2), row("bob", "earned", 2, 2)});
+  ASSERT_TRUE(h.WaitDurable(h.store().Write(Insert(done))));
+  // Written again (a duplicate RESULT, a retried commit): nothing moves.
+  h.store().WriteLedger(
+      {row("alice", "earned", 1, 2), row("bob", "earned", 2, 2), row("client", "spent", 1, -2)});
+  ASSERT_TRUE(h.WaitDurable(h.store().Write(Update(done))));
+  EXPECT_EQ(Query("SELECT count(*) FROM credit_ledger WHERE task_id = 7 AND kind = 'earned'"), "2");
+  EXPECT_EQ(Query("SELECT count(*) FROM credit_ledger WHERE task_id = 7 AND kind = 'spent'"), "1");
+  EXPECT_EQ(Query("SELECT credits::float8 FROM accounts WHERE name = 'bob'"), "2");
+  EXPECT_EQ(Query("SELECT credits::float8 FROM accounts WHERE name = 'client'"), "-2");
+  EXPECT_EQ(Query("SELECT verified FROM tasks WHERE task_id = 7"), "t");
+  EXPECT_EQ(Query("SELECT verified FROM tasks WHERE task_id = 1"), "f");
+}
+
 // Worker credentials' lasting trust states: written in the group commit (the latest word on a
 // credential wins; "" removes it), read back by Recover().
 TEST_F(PgStoreTest, TrustStatesAreKeptAcrossRestarts) {

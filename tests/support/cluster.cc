@@ -120,6 +120,12 @@ std::string Cluster::Logs() {
   return out;
 }
 
+std::string ReputationState(Cluster& cluster, const std::string& worker_id) {
+  nlohmann::json w = cluster.WorkerRecord(worker_id);
+  if (!w.is_object() || !w.contains("reputation") || !w["reputation"].is_object()) return "";
+  return w["reputation"].value("state", "");
+}
+
 CliResult Rmactl(Cluster& cluster, const std::vector<std::string>& args,
                  const std::map<std::string, std::string>& env) {
   static int n = 0;

@@ -78,6 +78,9 @@ struct CliResult {
 CliResult Rmactl(Cluster& cluster, const std::vector<std::string>& args,
                  const std::map<std::string, std::string>& env = {});
 
+// The reputation state the admin API shows for worker `worker_id` ("" when it has none).
+std::string ReputationState(Cluster& cluster, const std::string& worker_id);
+
 // Waits (up to `timeout`) until the gateway's admin API lists `service` as available; `headers`
 // carry an admin key when the gateway has keys.
 bool WaitForService(const Cluster& c, const std::string& service,
