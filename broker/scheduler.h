@@ -243,6 +243,8 @@ class Scheduler {
     Time uptime_seen{};
     uint64_t lru = 0;
     bool in_ready = false;
+    // Quarantined with a free slot: in its services' quarantined_ready sets (replicas only).
+    bool in_quarantined_ready = false;
     ReadyKey key;
     uint32_t in_flight() const { return static_cast<uint32_t>(running.size()); }
   };
@@ -254,6 +256,9 @@ class Scheduler {
     FairQueue queue;                // the tasks waiting to start, in the order they should
     size_t delayed = 0;             // waiting for run_at or a retry back-off
     std::set<ReadyKey> ready;       // explicit providers with a free slot
+    // Quarantined explicit providers with a free slot: they get verification replicas only, when
+    // no other eligible worker is free (docs/architecture.md, "Verification").
+    std::set<ReadyKey> quarantined_ready;
     uint32_t providers = 0;         // live workers listing it (draining included)
     uint32_t active_providers = 0;  // ...of which not draining or paused
     uint32_t in_flight = 0;

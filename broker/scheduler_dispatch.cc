@@ -262,6 +262,12 @@ int32_t Scheduler::PickWorker(const Service& svc, const Task& t) const {
     consider(svc.ready);
     for (uint32_t tier = 1; tier <= svc.generic_max_tier; ++tier) consider(tier_ready_[tier]);
   }
+  // A replica nobody else is free for may go to a quarantined worker: its answer is checked like
+  // any other (it must agree with a result of another account), and its agreements are the
+  // evidence an admin restores it on.
+  if (best == nullptr && t.verification && t.model.empty() && !t.trusted_only) {
+    consider(svc.quarantined_ready);
+  }
   if (best == nullptr) best = avoided;
   return best == nullptr ? -1 : static_cast<int32_t>(best->worker);
 }
@@ -269,7 +275,7 @@ int32_t Scheduler::PickWorker(const Service& svc, const Task& t) const {
 void Scheduler::DispatchService(Time now, uint32_t s) {
   Service& svc = services_[s];
   while (!svc.queue.empty()) {
-    bool any_ready = !svc.ready.empty();
+    bool any_ready = !svc.ready.empty() || !svc.quarantined_ready.empty();
     for (uint32_t tier = 1; tier <= svc.generic_max_tier && !any_ready; ++tier) {
       any_ready = !tier_ready_[tier].empty();
     }
@@ -298,7 +304,9 @@ void Scheduler::DispatchForWorker(Time now, uint32_t index) {
   if (!w.alive || w.withdrawn()) return;
   // Explicit services first, then generic work its tier may take; stop as soon as the worker is
   // full.
-  for (size_t i = 0; i < w.services.size() && w.in_ready; ++i) DispatchService(now, w.services[i]);
+  for (size_t i = 0; i < w.services.size() && (w.in_ready || w.in_quarantined_ready); ++i) {
+    DispatchService(now, w.services[i]);
+  }
   for (const GenericService& g : kGenericServices) {
     if (!workers_[index].in_ready || w.tier > g.max_tier) continue;
     auto s = FindService(g.name);

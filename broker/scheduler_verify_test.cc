@@ -203,6 +203,39 @@ TEST_F(SchedulerVerifyTest, FailingReplicasAreNotAskedAgainAndTheFirstResultStan
   EXPECT_EQ(Outcomes(VerifyOutcome::kUnverified), 1u);
 }
 
+// A quarantined worker gets no client task, but a replica nobody else is free for: its answer is
+// checked like any other, and its agreements are the evidence an admin restores it on.
+TEST_F(SchedulerVerifyTest, AQuarantinedWorkerRunsOnlyReplicasNobodyElseIsFreeFor) {
+  Register("q1", CpuCaps(), {"sum"}, 1, false, {}, "carol");
+  ASSERT_TRUE(s().SetWorkerTrust(now(), "q1", Trust::kQuarantined).ok());
+  Register("a1", CpuCaps(), {"sum"}, 1, false, {}, "alice");
+  Register("b1", CpuCaps(), {"sum"}, 1, false, {}, "bob");
+  // Two client tasks: alice's and bob's machines take them; the quarantined one takes none.
+  const TaskId t1 = SubmitSum("1");
+  const TaskId t2 = SubmitSum("2");
+  EXPECT_TRUE(Tasks("q1").empty()) << "a quarantined worker got a client task";
+  const proto::TaskAssignment on_a = OneTask("a1");
+  const proto::TaskAssignment on_b = OneTask("b1");
+  const TaskId third = SubmitSum("3");  // waits: nobody but the quarantined worker is free
+  EXPECT_TRUE(Tasks("q1").empty()) << "a quarantined worker got a client task";
+  // alice's result is sampled; bob is busy, so its replica goes to the quarantined worker.
+  Result("a1", on_a, proto::Outcome::kOk, "1");
+  const proto::TaskAssignment probe = OneTask("q1");
+  EXPECT_EQ(probe.task_id, on_a.task_id);
+  EXPECT_EQ(probe.attempt, 2u);
+  Result("q1", probe, proto::Outcome::kOk, "1");
+  EXPECT_EQ(Status(on_a.task_id), TaskStatus::kCompleted);
+  EXPECT_TRUE(TaskOf(on_a.task_id).verified);
+  EXPECT_DOUBLE_EQ(Counts("q1").agreements, 1);
+  EXPECT_EQ(s().reputation().State("id:q1"), WorkerState::kQuarantined) << "only an admin lifts it";
+  // The waiting client task went to alice's machine, never to the quarantined one.
+  EXPECT_EQ(OneTask("a1").task_id, third);
+  EXPECT_TRUE(Tasks("q1").empty());
+  (void)t1;
+  (void)t2;
+  (void)on_b;
+}
+
 TEST_F(SchedulerVerifyTest, AVerifiedServicesChunksAreNotRelayedToASynchronousCaller) {
   Register("a1", CpuCaps(), {"sum"}, 1, false, {}, "alice");
   Register("b1", CpuCaps(), {"sum"}, 1, false, {}, "bob");

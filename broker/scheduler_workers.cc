@@ -87,6 +87,10 @@ void Scheduler::SendToWorker(Time now, Worker& w, const proto::ToWorkerMessage& 
 }
 
 void Scheduler::RemoveFromReady(Worker& w) {
+  if (w.in_quarantined_ready) {
+    for (uint32_t s : w.services) services_[s].quarantined_ready.erase(w.key);
+    w.in_quarantined_ready = false;
+  }
   if (!w.in_ready) return;
   tier_ready_[w.tier].erase(w.key);
   for (uint32_t s : w.services) services_[s].ready.erase(w.key);
@@ -97,15 +101,21 @@ void Scheduler::RemoveFromReady(Worker& w) {
 void Scheduler::UpdateReady(Worker& w) {
   RemoveFromReady(w);
   if (!w.alive || w.withdrawn() || w.in_flight() >= EffectiveSlots(w)) return;
-  // Quarantined or banned: no client tasks.
+  // Quarantined or banned: no client tasks. A quarantined worker may still run verification
+  // replicas (PickWorker), its results compared like any other's.
   const std::optional<uint32_t> band = reputation_.RoutingBand(w.reputation_key);
-  if (!band) return;
+  if (!band && reputation_.State(w.reputation_key) != WorkerState::kQuarantined) return;
   w.key = ReadyKey{w.tier,
-                   *band,
+                   band.value_or(4),
                    w.in_flight() * 1000 / w.slots,
                    std::min<uint32_t>(PerMille(w.report.load), 65535),
                    w.lru,
                    static_cast<uint32_t>(&w - workers_.data())};
+  if (!band) {
+    for (uint32_t s : w.services) services_[s].quarantined_ready.insert(w.key);
+    w.in_quarantined_ready = true;
+    return;
+  }
   tier_ready_[w.tier].insert(w.key);
   for (uint32_t s : w.services) services_[s].ready.insert(w.key);
   for (ModelService* m : w.model_sets) m->ready.insert(w.key);
