@@ -41,7 +41,8 @@ std::vector<std::string> SplitCommaList(std::string_view list) {
 bool IsAccountQuery(std::string_view q) {
   return q == kKeysQuery || q == "accounts" || q == "account" || q == "account_create" ||
          q == "key_create" || q == "key_revoke" || q == "enrol_token_create" ||
-         q == "credential_revoke" || q == "credits_grant" || q == "leaderboard";
+         q == "credential_revoke" || q == "credential_limits" || q == "credits_grant" ||
+         q == "leaderboard";
 }
 
 Status CheckAccountName(std::string_view name) {

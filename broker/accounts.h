@@ -92,8 +92,8 @@ struct AccountRequest {
   std::string op;  // the ADMIN query, or "enrol"
   uint64_t ref = 0;
   std::map<std::string, std::string> args;
-  // credential_revoke: the key of the live worker named by worker_id ("" when it is not connected;
-  // the record is searched by worker id then).
+  // credential_revoke, credential_limits: the key of the live worker named by worker_id ("" when
+  // it is not connected; the record is searched by worker id then).
   std::string worker_key;
   std::string worker_id;
   Time now{};
@@ -111,6 +111,9 @@ struct AccountAnswer {
   std::string enrolled_account;
   // credential_revoke: the key revoked.
   std::string revoked_key;
+  // credential_limits: the key whose tier cap changed, and the cap (0: none).
+  std::string limited_key;
+  uint32_t tier_cap = 0;
 };
 
 class AccountRegistry {

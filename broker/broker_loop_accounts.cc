@@ -130,7 +130,7 @@ void BrokerLoop::HandleAccountAdmin(Time now, const std::string& client,
       return;
     }
   }
-  if (admin.query == "credential_revoke") {
+  if (admin.query == "credential_revoke" || admin.query == "credential_limits") {
     if (admin.worker_id.empty()) {
       ToClient(client, proto::ErrorOf(admin.ref, Status::InvalidArgument("worker_id is required")));
       return;
@@ -166,6 +166,9 @@ void BrokerLoop::OnAccountAnswer(Time now, const std::string& client, AccountAns
         now, [&](const std::string& key) { return key != answer.revoked_key; });
     doc["disconnected"] = gone > 0;
     if (gone > 0) spdlog::warn("worker with revoked key {} disconnected", answer.revoked_key);
+  } else if (answer.op == "credential_limits") {
+    // Applied to the live worker now, as its next READY would.
+    doc["applied"] = scheduler_->CapWorkerTier(now, answer.limited_key, answer.tier_cap) > 0;
   } else if (answer.op == "account" && doc.contains("workers")) {
     const std::set<std::string> live = scheduler_->LiveWorkerKeys();
     for (nlohmann::json& w : doc["workers"]) {

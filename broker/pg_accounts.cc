@@ -232,37 +232,63 @@ Status Enrol(pqxx::transaction_base& tx, const AccountRequest& r, AccountAnswer*
   return Status::Ok();
 }
 
-Status RevokeCredential(pqxx::transaction_base& tx, const AccountRequest& r,
-                        AccountAnswer* answer) {
+// The key of the credential an admin names: the live worker's (r.worker_key), else the one that
+// last registered with the worker id r.worker_id, or the key itself.
+Result<std::string> FindCredentialKey(pqxx::transaction_base& tx, const AccountRequest& r) {
   pqxx::result rows;
   if (!r.worker_key.empty()) {
-    rows = tx.exec_params(
-        "UPDATE worker_credentials SET revoked_at = coalesce(revoked_at, now()) "
-        "WHERE public_key = $1 RETURNING public_key, account, worker_id",
-        r.worker_key);
+    rows = tx.exec_params("SELECT public_key FROM worker_credentials WHERE public_key = $1",
+                          r.worker_key);
   }
   if (rows.empty()) {
-    // Not connected (or connected without a credential): the record knows the id it last used,
-    // or the id may be the key itself.
     rows = tx.exec_params(
-        "UPDATE worker_credentials SET revoked_at = coalesce(revoked_at, now()) "
-        "WHERE public_key = (SELECT public_key FROM worker_credentials "
-        "WHERE worker_id = $1 OR public_key = $1 ORDER BY last_seen DESC LIMIT 1) "
-        "RETURNING public_key, account, worker_id",
+        "SELECT public_key FROM worker_credentials WHERE worker_id = $1 OR public_key = $1 "
+        "ORDER BY last_seen DESC LIMIT 1",
         r.worker_id);
   }
   if (rows.empty()) {
     return Status::NotFound("no worker credential for '" + r.worker_id.substr(0, 128) +
-                            "' (a worker admitted by --worker-keys-file is revoked by removing "
-                            "its key there and sending SIGHUP)");
+                            "' (a worker admitted by --worker-keys-file has no credential: it is "
+                            "revoked by removing its key there and sending SIGHUP)");
   }
-  answer->revoked_key = Text(rows[0][0]);
-  answer->document = nlohmann::json{{"worker_id", r.worker_id},
-                                    {"key", Text(rows[0][0])},
-                                    {"account", Text(rows[0][1])},
-                                    {"revoked", true}};
-  spdlog::warn("accounts: worker credential {} of '{}' revoked", Text(rows[0][0]),
-               Text(rows[0][1]));
+  return Text(rows[0][0]);
+}
+
+Status RevokeCredential(pqxx::transaction_base& tx, const AccountRequest& r,
+                        AccountAnswer* answer) {
+  RMA_ASSIGN_OR_RETURN(std::string key, FindCredentialKey(tx, r));
+  pqxx::result rows = tx.exec_params(
+      "UPDATE worker_credentials SET revoked_at = coalesce(revoked_at, now()) "
+      "WHERE public_key = $1 RETURNING public_key, account, worker_id",
+      key);
+  answer->revoked_key = key;
+  answer->document = nlohmann::json{
+      {"worker_id", r.worker_id}, {"key", key}, {"account", Text(rows[0][1])}, {"revoked", true}};
+  spdlog::warn("accounts: worker credential {} of '{}' revoked", key, Text(rows[0][1]));
+  return Status::Ok();
+}
+
+// An admin caps a credential's tier (docs/security.md, "Worker credentials"): a worker whose
+// hardware claim its work does not bear out (a "GPU" that times out on GPU tasks) is ranked as the
+// tier the admin says, however it describes itself.
+Status LimitCredential(pqxx::transaction_base& tx, const AccountRequest& r, AccountAnswer* answer) {
+  const std::string text = Arg(r, "tier_cap");
+  uint32_t cap = 0;
+  if (text.size() != 1 || text[0] < '0' || text[0] > '3') {
+    return Status::InvalidArgument("'tier_cap' must be 0 (no cap), 1, 2 or 3");
+  }
+  cap = static_cast<uint32_t>(text[0] - '0');
+  RMA_ASSIGN_OR_RETURN(std::string key, FindCredentialKey(tx, r));
+  pqxx::result rows = tx.exec_params(
+      "UPDATE worker_credentials SET tier_cap = $2 WHERE public_key = $1 "
+      "RETURNING account, worker_id",
+      key, static_cast<int>(cap));
+  answer->limited_key = key;
+  answer->tier_cap = cap;
+  answer->document = nlohmann::json{
+      {"worker_id", r.worker_id}, {"key", key}, {"account", Text(rows[0][0])}, {"tier_cap", cap}};
+  spdlog::warn("accounts: worker credential {} of '{}': tier capped at {}", key, Text(rows[0][0]),
+               cap);
   return Status::Ok();
 }
 
@@ -386,6 +412,9 @@ void ExecuteAccount(pqxx::connection& conn, const AccountRequest& r, AccountAnsw
     if (status.ok()) doc = answer->document.ok() ? *answer->document : nlohmann::json();
   } else if (r.op == "credential_revoke") {
     status = RevokeCredential(tx, r, answer);
+    if (status.ok()) doc = *answer->document;
+  } else if (r.op == "credential_limits") {
+    status = LimitCredential(tx, r, answer);
     if (status.ok()) doc = *answer->document;
   } else if (r.op == "seen") {
     changes = false;

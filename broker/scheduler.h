@@ -303,6 +303,9 @@ class Scheduler {
   // is told DISCONNECT (reconnect: false) and lost at once, its attempts queued again. Returns how
   // many.
   size_t RevokeWorkerKeys(Time now, const std::function<bool(const std::string&)>& admitted);
+  // An admin capped the tier of the credential `key` (0: no cap): a live worker with that key takes
+  // its new tier now, as it would at its next READY. Returns how many live workers changed tier.
+  size_t CapWorkerTier(Time now, const std::string& key, uint32_t tier_cap);
   // The CURVE key of the live worker `worker_id` ("" when there is none or it has no key), and
   // the keys of every live worker (admin documents).
   std::string LiveWorkerKey(const std::string& worker_id) const;

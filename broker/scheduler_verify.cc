@@ -96,8 +96,8 @@ void Scheduler::AddReplicaResult(Time now, Task& t, const Worker& w, proto::Task
   const VerifySpec& spec = *services_[t.service_index].verify;
   const size_t latest = v.results.size() - 1;
   for (size_t i = 0; i < latest; ++i) {
-    Result<bool> agree = ResultsAgree(v.results[i].result.view(), v.results[latest].result.view(),
-                                      spec);
+    Result<bool> agree =
+        ResultsAgree(v.results[i].result.view(), v.results[latest].result.view(), spec);
     if (!agree.ok()) {
       // Too large or too deep to compare: counted as a disagreement, never trusted.
       spdlog::warn("task {}: results of attempts {} and {} cannot be compared: {}", ToString(t.id),
@@ -137,7 +137,8 @@ void Scheduler::SettleVerification(Time now, Task& t, size_t a, size_t b) {
                           won ? reputation_.OnAgreement(now, r.reputation_key, r.account)
                               : reputation_.OnDisagreement(now, r.reputation_key, r.account));
     // Only results that passed earn; the submitter pays once, with the first.
-    if (won) Credit(now, t, r.account, r.worker_id, r.tier, r.attempt, r.ran, /*charge_owner=*/i == a);
+    if (won)
+      Credit(now, t, r.account, r.worker_id, r.tier, r.attempt, r.ran, /*charge_owner=*/i == a);
   }
   if (tie_broken) {
     spdlog::info("task {}: attempts {} and {} agreed after a disagreement; the other lost",

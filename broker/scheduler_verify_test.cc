@@ -32,8 +32,11 @@ class SchedulerVerifyTest : public SchedulerFixture {
     config_.verify_wait = Seconds(5);
   }
   void SetUp() override {
-    s().credits().Learn({{"alice", "member", 0}, {"bob", "member", 0}, {"carol", "member", 0},
-                         {"dave", "member", 0}, {"client", "member", 100}});
+    s().credits().Learn({{"alice", "member", 0},
+                         {"bob", "member", 0},
+                         {"carol", "member", 0},
+                         {"dave", "member", 0},
+                         {"client", "member", 100}});
   }
   TaskId SubmitSum(const std::string& payload = "1+2") {
     proto::Submit sub;
@@ -260,8 +263,7 @@ TEST_F(SchedulerVerifyTest, AVerifiedServicesChunksAreNotRelayedToASynchronousCa
   Result(worker, t, proto::Outcome::kOk, "3");
   const std::string other = worker == "a1" ? "b1" : "a1";
   Result(other, OneTask(other), proto::Outcome::kOk, "3");
-  auto infos =
-      out_.Take<proto::TaskInfo>(out_.to_clients, "caller", proto::Command::kTaskInfo);
+  auto infos = out_.Take<proto::TaskInfo>(out_.to_clients, "caller", proto::Command::kTaskInfo);
   ASSERT_EQ(infos.size(), 1u);
   EXPECT_EQ(infos[0].task.result, "3");
   EXPECT_TRUE(infos[0].task.verified);
@@ -337,12 +339,12 @@ TEST_F(SchedulerLiarPoolTest, TheLiarIsQuarantinedAndNoVerifiedTaskReturnsItsAns
                                << liar->counts.accepted << " tasks " << liar->tasks;
   EXPECT_LE(quarantined_at, 200);
   EXPECT_GT(Outcomes(VerifyOutcome::kSampled), 0u);
-  std::printf("liar quarantined after %d tasks; %llu sampled, %llu tie-breaks, %llu unsampled lies "
-              "returned\n",
-              quarantined_at,
-              static_cast<unsigned long long>(Outcomes(VerifyOutcome::kSampled)),
-              static_cast<unsigned long long>(Outcomes(VerifyOutcome::kTieBroken)),
-              static_cast<unsigned long long>(wrong_returned));
+  std::printf(
+      "liar quarantined after %d tasks; %llu sampled, %llu tie-breaks, %llu unsampled lies "
+      "returned\n",
+      quarantined_at, static_cast<unsigned long long>(Outcomes(VerifyOutcome::kSampled)),
+      static_cast<unsigned long long>(Outcomes(VerifyOutcome::kTieBroken)),
+      static_cast<unsigned long long>(wrong_returned));
 }
 
 }  // namespace

@@ -618,6 +618,28 @@ size_t Scheduler::RevokeWorkerKeys(Time now,
   return revoked;
 }
 
+size_t Scheduler::CapWorkerTier(Time now, const std::string& key, uint32_t tier_cap) {
+  size_t changed = 0;
+  for (uint32_t i = 0; i < workers_.size(); ++i) {
+    Worker& w = workers_[i];
+    if (!w.alive || key.empty() || w.curve_key != key) continue;
+    uint32_t tier = AssignTier(w.caps, config_.tiers);
+    if (tier_cap > 0 && tier < tier_cap) tier = tier_cap;
+    if (tier == w.tier) continue;
+    spdlog::warn("worker {} '{}': an admin capped its credential's tier at {}: tier {} -> {}",
+                 w.worker_id, w.name, tier_cap, w.tier, tier);
+    // Out of the tier's counts and ready sets, and back in under the new tier.
+    DetachServices(w);
+    w.tier = tier;
+    AttachServices(w);
+    UpdateReady(w);
+    RecordWorkerState(w, w.withdrawn() ? "draining" : "online");
+    DispatchForWorker(now, i);
+    ++changed;
+  }
+  return changed;
+}
+
 void Scheduler::KeepAllowedServices(const Worker& w, std::vector<proto::ServiceInfo>* services) {
   if (w.allowed_services.empty()) return;
   const auto& allowed = w.allowed_services;

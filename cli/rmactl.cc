@@ -241,7 +241,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"day", "week", "all"}));
   leaderboard->add_option("--by", ranked_by, "credits (the default), tasks or compute")
       ->check(CLI::IsMember({"credits", "tasks", "compute"}));
-  auto* worker_group = app.add_subcommand("worker", "a worker's credential: revoke, trust");
+  auto* worker_group =
+      app.add_subcommand("worker", "a worker's credential: revoke, trust, cap its tier");
   worker_group->require_subcommand(1);
   auto* worker_revoke = worker_group->add_subcommand(
       "revoke", "revoke a worker's credential and disconnect it: NAME or ID (admin key)");
@@ -255,6 +256,13 @@ int main(int argc, char** argv) {
   worker_trust->add_option("state", trust_state, "trusted, normal, quarantined or banned")
       ->required()
       ->check(CLI::IsMember({"trusted", "normal", "quarantined", "banned"}));
+  int tier_cap = 0;
+  auto* worker_cap = worker_group->add_subcommand(
+      "cap",
+      "cap a worker credential's tier: NAME or ID, then 1 (GPU), 2 (CPU), 3 (storage) or 0 (no "
+      "cap); the worker is ranked no better than that tier (admin key)");
+  worker_cap->add_option("worker", worker, "worker name or id")->required();
+  worker_cap->add_option("tier", tier_cap, "0, 1, 2 or 3")->required()->check(CLI::Range(0, 3));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -341,6 +349,10 @@ int main(int argc, char** argv) {
   if (*worker_trust) {
     return PrintWorkerOutcome(SetWorkerTrust(CallOf(client), worker, trust_state), as_json,
                               RenderTrust);
+  }
+  if (*worker_cap) {
+    return PrintWorkerOutcome(CapWorkerTier(CallOf(client), worker, tier_cap), as_json,
+                              RenderTierCap);
   }
   return kExitUsage;
 }

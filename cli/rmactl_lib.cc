@@ -148,6 +148,11 @@ WorkerActionOutcome SetWorkerTrust(const CallFn& call, const std::string& name_o
   return ResolveAndCall(call, "POST", "trust", name_or_id, json{{"state", state}}.dump());
 }
 
+WorkerActionOutcome CapWorkerTier(const CallFn& call, const std::string& name_or_id, int tier_cap) {
+  return ResolveAndCall(call, "PATCH", "credential", name_or_id,
+                        json{{"tier_cap", tier_cap}}.dump());
+}
+
 Result<long> ParseDuration(const std::string& text) {
   // 100 years: far beyond any sensible expiry, and well inside a long.
   constexpr long kMaxDurationS = 100L * 366 * 86400;
@@ -650,6 +655,18 @@ std::string RenderCredentialRevoked(const json& j, const WorkerNames& names) {
          " revoked (account " + Cell(j, "account") + ", key " + Cell(j, "key") + "); " +
          (Flag(j, "disconnected") ? "the worker was disconnected"
                                   : "the worker was not connected") +
+         "\n";
+}
+
+std::string RenderTierCap(const json& j, const WorkerNames& names) {
+  const int cap =
+      j.contains("tier_cap") && j["tier_cap"].is_number() ? j["tier_cap"].get<int>() : 0;
+  return "credential of worker " + WorkerLabel(StringField(j, "worker_id"), names) +
+         (cap == 0 ? std::string(": tier cap removed")
+                   : ": tier capped at " + std::to_string(cap)) +
+         "; " +
+         (Flag(j, "applied") ? "the connected worker's tier changed now"
+                             : "applies at its next registration") +
          "\n";
 }
 

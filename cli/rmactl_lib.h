@@ -89,6 +89,9 @@ WorkerActionOutcome RevokeWorkerCredential(const CallFn& call, const std::string
 // {"state": STATE} (trusted, normal, quarantined or banned).
 WorkerActionOutcome SetWorkerTrust(const CallFn& call, const std::string& name_or_id,
                                    const std::string& state);
+// `rmactl worker cap NAME|ID TIER`: the same lookup, then PATCH /api/admin/workers/<id>/credential
+// {"tier_cap": TIER} (0 removes the cap).
+WorkerActionOutcome CapWorkerTier(const CallFn& call, const std::string& name_or_id, int tier_cap);
 
 // ---- Accounts, API keys, enrolment tokens: the gateway's /api/admin/accounts, /api/admin/keys and
 // /api/account routes.
@@ -184,6 +187,8 @@ std::string RenderKeyRevoked(const nlohmann::json& answer);
 std::string RenderEnrolToken(const nlohmann::json& token);
 // "credential of worker w-1 (gpu-box) revoked ...".
 std::string RenderCredentialRevoked(const nlohmann::json& answer, const WorkerNames& names = {});
+// "credential of worker w-1 (gpu-box): tier capped at 2; the connected worker's tier changed now".
+std::string RenderTierCap(const nlohmann::json& answer, const WorkerNames& names = {});
 // "worker w-1 (gpu-box): trust quarantined, reputation good -> quarantined".
 std::string RenderTrust(const nlohmann::json& answer, const WorkerNames& names = {});
 // An error answer: "error 404 (not_found): task '7' not found".

@@ -383,6 +383,26 @@ TEST(RevokeWorkerCredentialTest, ResolvesTheNameAndDeletesTheCredential) {
             "disconnected\n");
 }
 
+TEST(CapWorkerTierTest, ResolvesTheNameAndPatchesTheCredential) {
+  ScriptedGateway gateway;
+  gateway.answers["GET /api/admin/workers"] = {200, kWorkers.dump(), ""};
+  gateway.answers["PATCH /api/admin/workers/w-1/credential"] = {
+      200, R"({"worker_id": "w-1", "key": "K3y", "account": "alice", "tier_cap": 2,
+               "applied": true})",
+      ""};
+  WorkerActionOutcome out = CapWorkerTier(gateway.Fn(), "gpu-box", 2);
+  EXPECT_TRUE(out.error.empty()) << out.error;
+  ASSERT_EQ(gateway.requests.size(), 2u);
+  EXPECT_EQ(gateway.requests[1].method, "PATCH");
+  EXPECT_EQ(gateway.requests[1].path, "/api/admin/workers/w-1/credential");
+  EXPECT_EQ(json::parse(gateway.requests[1].body), json({{"tier_cap", 2}}));
+  EXPECT_EQ(RenderTierCap(out.reply.Json(), {{out.worker.worker_id, out.worker.name}}),
+            "credential of worker w-1 (gpu-box): tier capped at 2; the connected worker's tier "
+            "changed now\n");
+  EXPECT_EQ(RenderTierCap(json::parse(R"({"worker_id": "w-9", "tier_cap": 0})")),
+            "credential of worker w-9: tier cap removed; applies at its next registration\n");
+}
+
 TEST(RevokeWorkerCredentialTest, AmbiguousNameDeletesNothingAndUnknownGoesAsAnId) {
   ScriptedGateway gateway;
   gateway.answers["GET /api/admin/workers"] = {200, kWorkers.dump(), ""};

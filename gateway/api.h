@@ -114,6 +114,8 @@ class Api {
   void RevokeKey(const Call& call, Exchange& ex);
   void CreateEnrolToken(const Call& call, Exchange& ex);
   void RevokeCredential(const Call& call, Exchange& ex);
+  // PATCH /api/admin/workers/{id}/credential {"tier_cap": 0..3}: caps the credential's tier.
+  void LimitCredential(const Call& call, Exchange& ex);
   // POST /api/admin/accounts/{name}/credits and GET /api/leaderboard (docs/accounts.md).
   void GrantCredits(const Call& call, Exchange& ex);
   void Leaderboard(const Call& call, Exchange& ex);

@@ -242,6 +242,25 @@ void Api::RevokeCredential(const Call& call, Exchange& ex) {
   AccountAction(std::move(admin), 200, ex);
 }
 
+void Api::LimitCredential(const Call& call, Exchange& ex) {
+  auto worker = PathParam(call, "id");
+  if (!worker) return ex.Reply(ErrorReply(404, "no such worker", "not_found"));
+  auto body = BodyObject(call.body);
+  if (!body.ok()) return ex.Reply(BadRequest(body.status()));
+  const nlohmann::json& b = *body;
+  if (b.size() != 1 || !b.contains("tier_cap") || !b["tier_cap"].is_number_integer() ||
+      b["tier_cap"].get<int64_t>() < 0 || b["tier_cap"].get<int64_t>() > 3) {
+    return ex.Reply(BadRequest(Status::InvalidArgument(
+        "the body must be {\"tier_cap\": 0, 1, 2 or 3} (0: no cap; the worker is ranked no better "
+        "than that tier)")));
+  }
+  proto::Admin admin;
+  admin.query = "credential_limits";
+  admin.worker_id = *worker;
+  admin.args["tier_cap"] = std::to_string(b["tier_cap"].get<int64_t>());
+  AccountAction(std::move(admin), 200, ex);
+}
+
 void Api::AdminWorkerTrust(const Call& call, Exchange& ex) {
   const std::string worker = call.match.Param("id");
   auto decoded = PercentDecode(worker, false);

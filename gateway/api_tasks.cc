@@ -105,6 +105,8 @@ void Api::Handle(const Call& call, Exchange& ex) {
       return CreateEnrolToken(call, ex);
     case RouteId::kAdminRevokeCredential:
       return RevokeCredential(call, ex);
+    case RouteId::kAdminLimitCredential:
+      return LimitCredential(call, ex);
     case RouteId::kAdminCredits:
       return GrantCredits(call, ex);
     case RouteId::kLeaderboard:

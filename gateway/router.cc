@@ -46,6 +46,8 @@ const std::vector<Route>& Routes() {
        Access::kContributor, "admin_enrol_token"},
       {RouteId::kAdminRevokeCredential, "DELETE", "/api/admin/workers/{id}/credential",
        Access::kAdmin, "admin_revoke_credential"},
+      {RouteId::kAdminLimitCredential, "PATCH", "/api/admin/workers/{id}/credential",
+       Access::kAdmin, "admin_limit_credential"},
       {RouteId::kAdminCredits, "POST", "/api/admin/accounts/{name}/credits", Access::kAdmin,
        "admin_credits"},
       {RouteId::kLeaderboard, "GET", "/api/leaderboard", Access::kLeaderboard, "leaderboard"},

@@ -40,6 +40,7 @@ enum class RouteId {
   kAdminRevokeKey,         // DELETE /api/admin/keys/{prefix}
   kAdminEnrolToken,        // POST /api/admin/accounts/{name}/enrol-tokens
   kAdminRevokeCredential,  // DELETE /api/admin/workers/{id}/credential
+  kAdminLimitCredential,   // PATCH /api/admin/workers/{id}/credential
   kAdminCredits,           // POST /api/admin/accounts/{name}/credits
   kLeaderboard,            // GET /api/leaderboard
   kOpenAiChat,             // POST /v1/chat/completions

@@ -89,9 +89,10 @@ TEST_F(VerificationE2eTest, TheLiarIsQuarantinedAndNoVerifiedTaskCarriesItsAnswe
   const std::string metrics = HttpGet(c.Url("/metrics")).body;
   EXPECT_NE(metrics.find("rma_verifications_total{outcome=\"tie_broken\"}"), std::string::npos)
       << metrics;
-  std::printf("liar quarantined after %d tasks of the pool (%d of its own); %d of %d tasks "
-              "verified; %d unsampled lies returned\n",
-              quarantined_at, liar_tasks, verified, kTasks, unverified_wrong);
+  std::printf(
+      "liar quarantined after %d tasks of the pool (%d of its own); %d of %d tasks "
+      "verified; %d unsampled lies returned\n",
+      quarantined_at, liar_tasks, verified, kTasks, unverified_wrong);
 }
 
 }  // namespace

@@ -87,6 +87,54 @@ TEST_F(Accounts, AVolunteerIsEnrolledRunsIsRevokedAndReEnrolled) {
   EXPECT_EQ(WorkerRecord("w1").value("account", ""), "alice");
 }
 
+// A worker whose hardware claim its work does not bear out ("GPU", simulated here) is capped by
+// an admin: ranked no better than the cap now, after it reconnects, until the cap is lifted.
+class AccountsSimulated : public AccountPool {
+ protected:
+  AccountsSimulated() { extra_broker_args_ = {"--allow-simulated"}; }
+};
+
+TEST_F(AccountsSimulated, AnAdminCapsACredentialsTierForGood) {
+  const std::string alice = AccountWithKey("alice", {"client", "contributor"});
+  StartWorker("w1", {"--enrol", EnrolToken("alice", alice), "--simulate", "gpu"});
+  ASSERT_TRUE(WaitUntil([&] { return Live("w1"); }, 30s)) << cluster_->Logs();
+  EXPECT_EQ(WorkerRecord("w1").value("tier", 0), 1) << "claims a GPU";
+
+  // Bad requests change nothing.
+  EXPECT_EQ(Call("PATCH", "/api/admin/workers/w1/credential", admin_, json{{"tier_cap", 4}}).status,
+            400);
+  EXPECT_EQ(
+      Call("PATCH", "/api/admin/workers/w1/credential", admin_, json{{"tier_cap", "3"}}).status,
+      400);
+  EXPECT_EQ(Call("PATCH", "/api/admin/workers/w1/credential", admin_, json::object()).status, 400);
+  EXPECT_EQ(
+      Call("PATCH", "/api/admin/workers/nobody/credential", admin_, json{{"tier_cap", 3}}).status,
+      404);
+  EXPECT_EQ(Call("PATCH", "/api/admin/workers/w1/credential", alice, json{{"tier_cap", 3}}).status,
+            403);
+  EXPECT_EQ(WorkerRecord("w1").value("tier", 0), 1);
+
+  HttpResponse r = Call("PATCH", "/api/admin/workers/w1/credential", admin_, json{{"tier_cap", 3}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Json().value("tier_cap", -1), 3) << r.body;
+  EXPECT_EQ(r.Json().value("applied", false), true) << "the connected worker keeps its claim";
+  EXPECT_EQ(WorkerRecord("w1").value("tier", 0), 3);
+  // The cap is the credential's: it holds when the worker registers again.
+  cluster_->worker("w1").Signal(SIGTERM);
+  ASSERT_TRUE(cluster_->worker("w1").Wait(20s).has_value());
+  ASSERT_TRUE(WaitUntil([&] { return !Live("w1"); }, 10s));
+  StartWorker("w1", {"--simulate", "gpu"});
+  ASSERT_TRUE(WaitUntil([&] { return Live("w1"); }, 30s)) << cluster_->Logs();
+  EXPECT_EQ(WorkerRecord("w1").value("tier", 0), 3) << "the cap was lost at reconnection";
+  json mine = Call("GET", "/api/account", alice).Json();
+  ASSERT_EQ(mine["workers"].size(), 1u) << mine.dump();
+  EXPECT_EQ(mine["workers"][0].value("tier_cap", -1), 3);
+  // Lifted: the worker is ranked by its hardware again.
+  r = Call("PATCH", "/api/admin/workers/w1/credential", admin_, json{{"tier_cap", 0}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(WorkerRecord("w1").value("tier", 0), 1);
+}
+
 TEST_F(Accounts, RevocationUnderLoadDisconnectsAtOnceAndItsTasksCompleteElsewhere) {
   const std::string alice = AccountWithKey("alice", {"client", "contributor"});
   StartWorker("w1", {"--enrol", EnrolToken("alice", alice), "--slots", "4"});
