@@ -60,6 +60,12 @@ json HistogramJson(const LatencyHistogram& h) {
           {"sum_s", h.sum_seconds()}};
 }
 
+json OutcomeCountsJson(const OutcomeCounts& c) {
+  return {{"accepted", Round(c.accepted, 2)},     {"errors", Round(c.errors, 2)},
+          {"timeouts", Round(c.timeouts, 2)},     {"abandoned", Round(c.abandoned, 2)},
+          {"agreements", Round(c.agreements, 2)}, {"disagreements", Round(c.disagreements, 2)}};
+}
+
 // A worker's reputation as the admin API shows it (docs/http-api.md, the worker's "reputation").
 json ReputationJson(const Scheduler& s, Time now, const Scheduler::Worker& w) {
   auto snap = s.reputation().Snapshot(now, w.reputation_key);
@@ -77,13 +83,7 @@ json ReputationJson(const Scheduler& s, Time now, const Scheduler::Worker& w) {
           {"tasks", snap->tasks},
           {"streak", snap->streak},
           {"since", FormatTime(snap->since)},
-          {"counts",
-           {{"accepted", Round(snap->counts.accepted, 2)},
-            {"errors", Round(snap->counts.errors, 2)},
-            {"timeouts", Round(snap->counts.timeouts, 2)},
-            {"abandoned", Round(snap->counts.abandoned, 2)},
-            {"agreements", Round(snap->counts.agreements, 2)},
-            {"disagreements", Round(snap->counts.disagreements, 2)}}}};
+          {"counts", OutcomeCountsJson(snap->counts)}};
 }
 
 json CountersJson(const Counters& c) {
@@ -93,6 +93,20 @@ json CountersJson(const Counters& c) {
 }
 
 }  // namespace
+
+json AccountReputationJson(const Scheduler& s, Time now, const std::string& account) {
+  const AccountReputation r = s.reputation().AccountSummary(now, account);
+  json per_state = json::object();
+  for (size_t i = 0; i < kWorkerStates; ++i) {
+    if (r.per_state[i] > 0)
+      per_state[std::string(StateName(static_cast<WorkerState>(i)))] = r.per_state[i];
+  }
+  return {{"credentials", r.credentials},
+          {"trusted", r.trusted},
+          {"worst", StateName(r.worst)},
+          {"states", per_state},
+          {"counts", OutcomeCountsJson(r.counts)}};
+}
 
 json WorkersDocument(const Scheduler& s, Time now) {
   json list = json::array();

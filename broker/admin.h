@@ -31,6 +31,8 @@ void MarkStatsFromMemory(const std::string& why, nlohmann::json* doc);
 Result<nlohmann::json> AnswerAdmin(Scheduler& scheduler, Time now, const proto::Admin& request,
                                    const BrokerInfo& info);
 
+// An account's reputation, rolled up over its worker credentials (GET /api/account "reputation").
+nlohmann::json AccountReputationJson(const Scheduler& s, Time now, const std::string& account);
 nlohmann::json WorkersDocument(const Scheduler& s, Time now);
 nlohmann::json ServicesDocument(const Scheduler& s, Time now);
 // {"models": [{"id", "services", "providers", "created"}]}: the models a live worker serves, by id

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <map>
 
+#include "broker/admin.h"
 #include "broker/broker_loop.h"
 
 namespace rma::broker {
@@ -159,6 +160,8 @@ void BrokerLoop::OnAccountAnswer(Time now, const std::string& client, AccountAns
     scheduler_->credits().Apply(doc.value("account", ""), doc.value("amount", 0.0));
   } else if (answer.op == "account") {
     doc["credits_mode"] = CreditModeName(scheduler_->credits().config().mode);
+    // Its workers' reputation, rolled up: what the pool thinks of what this account gives.
+    doc["reputation"] = AccountReputationJson(*scheduler_, now, doc.value("name", ""));
   }
   if (answer.op == "credential_revoke") {
     // The worker goes now; its attempts are queued again for other workers.

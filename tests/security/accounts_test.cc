@@ -126,9 +126,16 @@ TEST_F(AccountsSimulated, AnAdminCapsACredentialsTierForGood) {
   StartWorker("w1", {"--simulate", "gpu"});
   ASSERT_TRUE(WaitUntil([&] { return Live("w1"); }, 30s)) << cluster_->Logs();
   EXPECT_EQ(WorkerRecord("w1").value("tier", 0), 3) << "the cap was lost at reconnection";
+  ASSERT_TRUE(WaitForService(*cluster_, "echo", {"X-API-Key: " + admin_}));
+  EXPECT_EQ(WaitTask(alice, Submit(alice, "echo", "x")).value("status", ""), "completed");
   json mine = Call("GET", "/api/account", alice).Json();
   ASSERT_EQ(mine["workers"].size(), 1u) << mine.dump();
   EXPECT_EQ(mine["workers"][0].value("tier_cap", -1), 3);
+  // Its workers' reputation, rolled up per account.
+  ASSERT_TRUE(mine["reputation"].is_object()) << mine.dump();
+  EXPECT_EQ(mine["reputation"].value("credentials", -1), 1) << mine.dump();
+  EXPECT_EQ(mine["reputation"].value("worst", ""), "probation") << mine.dump();
+  EXPECT_EQ(mine["reputation"]["counts"].value("accepted", 0.0), 1.0) << mine.dump();
   // Lifted: the worker is ranked by its hardware again.
   r = Call("PATCH", "/api/admin/workers/w1/credential", admin_, json{{"tier_cap", 0}});
   ASSERT_EQ(r.status, 200) << r.body;
