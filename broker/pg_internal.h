@@ -140,6 +140,11 @@ bool TakeBrokerLock(pqxx::connection& conn);
 // Ends other sessions named `application_name` (this process's lost writer sessions); returns how
 // many.
 int EndStaleSessions(pqxx::connection& conn, const std::string& application_name);
+// High availability (pg_lease.cc): the statement that fences a write transaction with `epoch`
+// (schemas/sql/009_ha.sql), whether an error is that fence, and the writer's session settings.
+std::string FenceSql(int64_t epoch);
+bool IsFenced(const pqxx::sql_error& e);
+void PrepareHaSession(pqxx::connection& conn, const PgStoreOptions& options);
 // Applies the missing migrations (EmbeddedMigrations()), each in its own transaction.
 Status Migrate(pqxx::connection& conn);
 // Session set-up, again after every reconnect: the writer's staging table and statements, the

@@ -44,6 +44,12 @@ Result<std::unique_ptr<PgStore>> PgStore::Open(PgStoreOptions options, const Clo
     std::string why;
     try {
       conn = Connect(options.url, writer_role);
+      // With --ha the lease decides who writes, and the epoch fences the rest; a paused old
+      // leader's session may hold the broker lock for as long as it is paused.
+      if (options.ha_epoch != 0) {
+        pg::PrepareHaSession(*conn, options);
+        break;
+      }
       if (TakeBrokerLock(*conn)) break;
       why = "another rma-broker is using this database (it holds the broker lock)";
       conn.reset();
