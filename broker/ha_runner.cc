@@ -67,8 +67,9 @@ int RunHighlyAvailable(HaRunOptions run, const Clock* clock, int stop_fd, int re
       // Started once the endpoints are known: the lease row tells them to the standbys' peers.
       if (!lease.started()) lease.Start();
       if (!endpoints_written) {
-        if (Status w = WriteFileAtomically(run.endpoints_file, workers + "\n" + clients + "\n");
-            !w.ok()) {
+        std::string lines = workers;
+        lines.append("\n").append(clients).append("\n");
+        if (Status w = WriteFileAtomically(run.endpoints_file, lines); !w.ok()) {
           spdlog::error("{}", w.ToString());
           return 1;
         }

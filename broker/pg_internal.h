@@ -141,7 +141,8 @@ bool TakeBrokerLock(pqxx::connection& conn);
 // many.
 int EndStaleSessions(pqxx::connection& conn, const std::string& application_name);
 // High availability (pg_lease.cc): the statement that fences a write transaction with `epoch`
-// (schemas/sql/009_ha.sql), whether an error is that fence, and the writer's session settings.
+// (schemas/sql/009_ha.sql), whether an error is that fence, and the settings of the writer's and
+// the reader's sessions (rma.epoch, which fences every statement on the account tables).
 std::string FenceSql(int64_t epoch);
 bool IsFenced(const pqxx::sql_error& e);
 void PrepareHaSession(pqxx::connection& conn, const PgStoreOptions& options);

@@ -245,6 +245,8 @@ void PrepareHaSession(pqxx::connection& conn, const PgStoreOptions& options) {
   pqxx::nontransaction q(conn);
   q.exec("SET idle_in_transaction_session_timeout = '" +
          std::to_string(std::max<int64_t>(1, ToMs(options.ha_idle_transaction_timeout))) + "ms'");
+  // The account tables' triggers fence every statement of this session with it (009_ha.sql).
+  q.exec("SET rma.epoch = '" + std::to_string(options.ha_epoch) + "'");
 }
 
 }  // namespace rma::broker::pg

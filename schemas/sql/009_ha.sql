@@ -28,3 +28,27 @@ BEGIN
   END IF;
 END
 $$;
+
+-- The account tables are written by account actions (the reader's own transactions) as well as by
+-- the group commit: each statement on them is fenced with the session's rma.epoch, which a broker
+-- with --ha sets on its sessions. Sessions without it (no --ha, tools, tests) are not fenced.
+CREATE FUNCTION rma_fence_session() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  mine text := current_setting('rma.epoch', true);
+BEGIN
+  IF mine IS NOT NULL AND mine <> '' THEN
+    PERFORM rma_fence(mine::bigint);
+  END IF;
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER rma_fence BEFORE INSERT OR UPDATE OR DELETE ON accounts
+  FOR EACH STATEMENT EXECUTE FUNCTION rma_fence_session();
+CREATE TRIGGER rma_fence BEFORE INSERT OR UPDATE OR DELETE ON api_keys
+  FOR EACH STATEMENT EXECUTE FUNCTION rma_fence_session();
+CREATE TRIGGER rma_fence BEFORE INSERT OR UPDATE OR DELETE ON enrol_tokens
+  FOR EACH STATEMENT EXECUTE FUNCTION rma_fence_session();
+CREATE TRIGGER rma_fence BEFORE INSERT OR UPDATE OR DELETE ON worker_credentials
+  FOR EACH STATEMENT EXECUTE FUNCTION rma_fence_session();
+CREATE TRIGGER rma_fence BEFORE INSERT OR UPDATE OR DELETE ON credit_ledger
+  FOR EACH STATEMENT EXECUTE FUNCTION rma_fence_session();

@@ -129,5 +129,28 @@ TEST_F(HaLeaseTest, WritesOfAnEpochThatNoLongerLeadsAreFenced) {
   EXPECT_EQ(Query("SELECT count(*) FROM tasks"), "1");
 }
 
+TEST_F(HaLeaseTest, AccountWritesOfASessionWithAStaleEpochAreFenced) {
+  auto a = NewLease("a");
+  ASSERT_TRUE(WaitUntil([&] { return a->Leading(); }, 10s));
+  const std::string mine = std::to_string(a->epoch());
+  // The leader's session (as PrepareHaSession sets it up) writes accounts.
+  Query("SET rma.epoch = '" + mine +
+        "'; INSERT INTO accounts (name, role) VALUES ('x', 'member') "
+        "RETURNING name");
+  EXPECT_EQ(Query("SELECT count(*) FROM accounts"), "1");
+  Query(
+      "UPDATE broker_lease SET epoch = epoch + 1, holder = 'other', expires_at = clock_timestamp() "
+      "+ interval '1 hour' RETURNING epoch");
+  EXPECT_THROW(Query("SET rma.epoch = '" + mine +
+                     "'; INSERT INTO accounts (name, role) VALUES ('y', 'member') RETURNING name"),
+               std::exception);
+  EXPECT_THROW(Query("SET rma.epoch = '" + mine + "'; DELETE FROM accounts RETURNING name"),
+               std::exception);
+  EXPECT_EQ(Query("SELECT count(*) FROM accounts"), "1");
+  // A session without an epoch (no --ha, an operator's psql) is not fenced.
+  Query("INSERT INTO accounts (name, role) VALUES ('z', 'member') RETURNING name");
+  EXPECT_EQ(Query("SELECT count(*) FROM accounts"), "2");
+}
+
 }  // namespace
 }  // namespace rma::broker
