@@ -93,6 +93,11 @@ int RunHighlyAvailable(HaRunOptions run, const Clock* clock, int stop_fd, int re
     auto opened = PgStore::Open(pg, clock, stop_fd);
     if (!opened.ok()) {
       if (opened.status().code() == StatusCode::kCancelled) return 0;
+      // A database this broker must not use (a broker without --ha on it, a newer schema).
+      if (opened.status().code() == StatusCode::kFailedPrecondition) {
+        spdlog::error("ha: {}", opened.status().message());
+        return 1;
+      }
       spdlog::error("ha: epoch {}: {}; giving the lease up", epoch, opened.status().message());
       lease.Release();
       continue;

@@ -241,6 +241,37 @@ std::string FenceSql(int64_t epoch) { return "SELECT rma_fence(" + std::to_strin
 
 bool IsFenced(const pqxx::sql_error& e) { return e.sqlstate() == "RM001"; }
 
+Status CheckOneMode(pqxx::connection& conn, bool ha) {
+  pqxx::nontransaction q(conn);
+  if (ha) {
+    // A bigint advisory lock shows as its high and low 32 bits, objsubid 1.
+    const int64_t holders =
+        q.exec_params1(
+             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND "
+             "objsubid = 1 AND classid::bigint = ($1::bigint >> 32) AND "
+             "objid::bigint = ($1::bigint & 4294967295)",
+             kBrokerLockKey)[0]
+            .as<int64_t>();
+    if (holders > 0) {
+      return Status::FailedPrecondition(
+          "a broker without --ha is using this database (it holds the broker lock): every broker "
+          "on a database must run with --ha, or only one without");
+    }
+    return Status::Ok();
+  }
+  if (!q.exec("SELECT to_regclass('broker_lease') IS NOT NULL")[0][0].as<bool>()) {
+    return Status::Ok();
+  }
+  pqxx::result live =
+      q.exec("SELECT holder FROM broker_lease WHERE id = 1 AND expires_at > clock_timestamp()");
+  if (!live.empty()) {
+    return Status::FailedPrecondition("brokers with --ha use this database (" +
+                                      live[0][0].as<std::string>() +
+                                      " leads): start this broker with --ha too");
+  }
+  return Status::Ok();
+}
+
 void PrepareHaSession(pqxx::connection& conn, const PgStoreOptions& options) {
   pqxx::nontransaction q(conn);
   q.exec("SET idle_in_transaction_session_timeout = '" +

@@ -71,6 +71,7 @@ Result<std::unique_ptr<PgStore>> PgStore::Open(PgStoreOptions options, const Clo
     backoff = std::min(backoff * 2, options.reconnect_max);
   }
   try {
+    RMA_RETURN_IF_ERROR(pg::CheckOneMode(*conn, options.ha_epoch != 0));
     RMA_RETURN_IF_ERROR(Migrate(*conn));
     PrepareWriter(*conn);
   } catch (const std::exception& e) {

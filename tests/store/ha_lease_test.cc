@@ -152,5 +152,27 @@ TEST_F(HaLeaseTest, AccountWritesOfASessionWithAStaleEpochAreFenced) {
   EXPECT_EQ(Query("SELECT count(*) FROM accounts"), "2");
 }
 
+TEST_F(HaLeaseTest, BrokersWithAndWithoutHaDoNotShareADatabase) {
+  PgStoreOptions plain;
+  plain.url = db_->url();
+  plain.connect_wait = 2s;
+  {
+    auto single = PgStore::Open(plain, &clock_);
+    ASSERT_TRUE(single.ok()) << single.status().ToString();
+    PgStoreOptions ha = plain;
+    ha.ha_epoch = 1;
+    auto refused = PgStore::Open(ha, &clock_);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
+    EXPECT_NE(refused.status().message().find("without --ha"), std::string::npos);
+  }
+  auto a = NewLease("a");
+  ASSERT_TRUE(WaitUntil([&] { return a->Leading(); }, 10s));
+  auto refused = PgStore::Open(plain, &clock_);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("start this broker with --ha"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace rma::broker
