@@ -42,9 +42,11 @@ stop_all() {
   pids=()
 }
 cleanup() {
+  local rc=$?
   stop_all
   bash scripts/pg.sh stop "$work/pg" >/dev/null 2>&1 || true
-  rm -rf "$work"
+  # The logs stay for a failed run.
+  if [[ $rc -eq 0 ]]; then rm -rf "$work"; else echo "logs kept in $work" >&2; fi
 }
 trap cleanup EXIT
 wait_file() { for _ in $(seq 400); do [[ -s $1 ]] && return 0; sleep 0.05; done; echo "no $1" >&2; return 1; }

@@ -380,10 +380,17 @@ void BrokerClient::OpenSocket() {
 
 void BrokerClient::SwitchBroker(Time now, const std::string& why, std::string_view hint) {
   const std::string left = brokers_.current();
+  if (not_leader_) standby_in_round_ = true;
   if (brokers_.Next(hint)) {
-    // A whole round without a leader (a takeover under way, or every broker down): slow down.
-    hold_until_ = now + round_backoff_;
-    round_backoff_ = std::min<Duration>(round_backoff_ * 2, Seconds(2));
+    // A whole round without a leader: slow down. While standbys answer, a takeover is under way
+    // and a leader is due within the lease: look again soon. With every broker down, back off.
+    if (standby_in_round_) {
+      hold_until_ = now + kStandbyRoundBackoff;
+    } else {
+      hold_until_ = now + round_backoff_;
+      round_backoff_ = std::min<Duration>(round_backoff_ * 2, Seconds(2));
+    }
+    standby_in_round_ = false;
   }
   not_leader_.reset();
   disconnected_ = false;

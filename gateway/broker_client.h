@@ -46,7 +46,8 @@ struct BrokerClientOptions {
   // the leader. It moves on when a standby answers not_leader (the request is answered 503: the
   // standby did nothing with it), when the connection closes, when the broker stops answering, or
   // when a new connection gets no answer within `heartbeat`; after a whole round of the list
-  // without a leader it waits a growing back-off (up to 2 s) before the next.
+  // without a leader it waits 0.2 s when a standby answered (a takeover is under way), else a
+  // growing back-off (up to 2 s), before the next.
   std::string endpoint = "tcp://127.0.0.1:5556";
   // The broker's client secret (its --client-secret), presented at the handshake; "" for none.
   std::string secret;
@@ -210,6 +211,8 @@ class BrokerClient {
   Time opened_at_{};                       // when socket_ was opened
   Time hold_until_{};                      // no switch before (after a round without a leader)
   Duration round_backoff_ = Ms(100);
+  bool standby_in_round_ = false;  // a standby answered during the current round of the list
+  static constexpr Duration kStandbyRoundBackoff = Ms(200);
 };
 
 }  // namespace rma::gateway

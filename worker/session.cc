@@ -41,7 +41,7 @@ std::string Names(const std::vector<proto::ServiceInfo>& services) {
 }
 
 // While standbys answer not_leader a takeover is under way: look again at least this often.
-constexpr Duration kNotLeaderBackoff = Seconds(1);
+constexpr Duration kNotLeaderBackoff = Ms(500);
 
 }  // namespace
 
