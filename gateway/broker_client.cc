@@ -354,6 +354,7 @@ void BrokerClient::ReportHandshakeFailures() {
 }
 
 void BrokerClient::OpenSocket() {
+  if (socket_ && handshakes_) proto::StopMonitor(*socket_);
   handshakes_.reset();
   broker_reads_packed_ = false;  // a new connection may reach another broker
   socket_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::dealer);
@@ -530,6 +531,8 @@ void BrokerClient::Loop() {
   outbox_.clear();
   FailAll("the gateway is stopping",
           "the gateway is stopping; the request was sent and its outcome is unknown");
+  if (socket_ && handshakes_) proto::StopMonitor(*socket_);
+  handshakes_.reset();
   socket_.reset();
 }
 

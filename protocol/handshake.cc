@@ -27,6 +27,11 @@ std::unique_ptr<zmq::socket_t> MonitorHandshakes(zmq::context_t& context, zmq::s
   return events;
 }
 
+void StopMonitor(zmq::socket_t& socket) {
+  // Closes libzmq's sending end under the socket's monitor lock: no event is sent after it.
+  (void)zmq_socket_monitor(socket.handle(), nullptr, 0);
+}
+
 std::optional<HandshakeEvent> NextHandshakeEvent(zmq::socket_t& monitor) {
   for (;;) {
     zmq::message_t event;

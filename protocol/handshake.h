@@ -42,6 +42,12 @@ struct HandshakeEvent {
 std::unique_ptr<zmq::socket_t> MonitorHandshakes(zmq::context_t& context, zmq::socket_t& socket,
                                                  const std::string& name, bool disconnects = false);
 
+// Stops the monitor MonitorHandshakes started on `socket`. Call it before the socket it returned
+// is closed: libzmq sends an event from its I/O thread and blocks while nobody reads the pair, so
+// an event raised after the reader is gone (a refused reconnect every 100 ms to a dead broker)
+// would stop every socket of the context for good.
+void StopMonitor(zmq::socket_t& socket);
+
 // The next handshake event reported by `monitor`, without blocking; nullopt when none is waiting.
 std::optional<HandshakeEvent> NextHandshakeEvent(zmq::socket_t& monitor);
 

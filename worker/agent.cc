@@ -72,6 +72,7 @@ Status Agent::Connect() {
 }
 
 void Agent::Close(Duration linger) {
+  if (socket_ && monitor_socket_) proto::StopMonitor(*socket_);
   monitor_socket_.reset();
   if (!socket_) return;
   try {
