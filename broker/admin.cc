@@ -320,6 +320,11 @@ void MarkStatsFromMemory(const std::string& why, json* doc) {
   (*doc)["store_error"] = why;
 }
 
+json HaJson(const BrokerInfo& info) {
+  if (info.ha_epoch == 0) return {{"role", "single"}};
+  return {{"role", "leader"}, {"epoch", info.ha_epoch}};
+}
+
 json HealthDocument(const Scheduler& s, Time now, const BrokerInfo& info) {
   size_t live = 0;
   for (const Scheduler::Worker& w : s.workers()) live += w.alive ? 1 : 0;
@@ -330,6 +335,7 @@ json HealthDocument(const Scheduler& s, Time now, const BrokerInfo& info) {
           {"workers_live", live},
           {"queue_depth", s.total_queued()},
           {"version", info.version},
+          {"ha", HaJson(info)},
           {"uptime_s", Round(ToSecondsF(now - info.started_at), 1)}};
 }
 
@@ -415,7 +421,11 @@ Result<json> AnswerAdmin(Scheduler& scheduler, Time now, const proto::Admin& req
   if (q == "queues") return QueuesDocument(scheduler, now);
   if (q == "stats") return StatsDocument(scheduler, now, info);
   if (q == "health") return HealthDocument(scheduler, now, info);
-  if (q == "metrics") return MetricsDocument(scheduler, now);
+  if (q == "metrics") {
+    json doc = MetricsDocument(scheduler, now);
+    doc["ha"] = HaJson(info);
+    return doc;
+  }
   if (q == "retry" || q == "discard") {
     auto id = ParseTaskId(request.task_id);
     if (!id) return Status::InvalidArgument("'" + request.task_id + "' is not a task id");

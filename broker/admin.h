@@ -19,7 +19,14 @@ struct BrokerInfo {
   std::string store;  // "memory" or "postgresql"
   Time started_at{};
   std::string version;
+  // High availability (--ha): the epoch this broker leads with; 0 without --ha. (A standby answers
+  // no admin query: it answers not_leader.)
+  int64_t ha_epoch = 0;
 };
+
+// The "ha" member of the health and metrics documents: {"role": "leader", "epoch": N} with --ha,
+// {"role": "single"} without.
+nlohmann::json HaJson(const BrokerInfo& info);
 
 // Replaces the `today` and `history` of a StatsDocument with the record's (source "postgresql").
 void ApplyStoredStats(const StoredStats& stored, nlohmann::json* doc);

@@ -10,6 +10,7 @@
 
 #include "common/version.h"
 #include "protocol/admin_reply.h"
+#include "protocol/broker_list.h"
 #include "protocol/codec.h"
 
 namespace rma::broker {
@@ -105,6 +106,7 @@ BrokerLoop::BrokerLoop(BrokerConfig config, LoopOptions options, std::unique_ptr
   };
   info_.store = std::string(store_->name());
   info_.version = kVersion;
+  info_.ha_epoch = options_.ha_epoch;
 }
 
 BrokerLoop::~BrokerLoop() = default;
@@ -292,6 +294,11 @@ Status BrokerLoop::Run(int stop_fd, int reload_fd) {
       return Status::Internal(std::string("poll failed: ") + e.what());
     }
     now = clock_->Now();
+    // With --ha, nothing is handled (nothing dispatched) once the lease has run out.
+    if (options_.leading && options_.leading() == options_.standby) {
+      leadership_changed_ = true;
+      return Status::Ok();
+    }
     if (reload_item >= 0 && (items[reload_item].revents & ZMQ_POLLIN)) {
       signalfd_siginfo info{};
       (void)!read(reload_fd, &info, sizeof info);
@@ -328,7 +335,11 @@ Status BrokerLoop::Run(int stop_fd, int reload_fd) {
       }
       if (!*got) break;
       bodies += std::max<size_t>(1, msg.body_count());
-      HandleWorkerMessage(now, msg);
+      if (options_.standby) {
+        AnswerNotLeader(msg, /*from_worker=*/true);
+      } else {
+        HandleWorkerMessage(now, msg);
+      }
     }
     bodies = 0;
     for (int i = 0; i < kReadBudget && bodies < kBodyBudget; ++i) {
@@ -341,7 +352,11 @@ Status BrokerLoop::Run(int stop_fd, int reload_fd) {
       }
       if (!*got) break;
       bodies += std::max<size_t>(1, msg.body_count());
-      HandleClientMessage(now, msg);
+      if (options_.standby) {
+        AnswerNotLeader(msg, /*from_worker=*/false);
+      } else {
+        HandleClientMessage(now, msg);
+      }
     }
     if (store_item >= 0 && (items[store_item].revents & ZMQ_POLLIN)) {
       store_replies.clear();
@@ -358,6 +373,22 @@ Status BrokerLoop::Run(int stop_fd, int reload_fd) {
     store_->Flush();
     ReleaseDurable();
     FlushOutput(now);
+  }
+}
+
+void BrokerLoop::AnswerNotLeader(const proto::InMessage& msg, bool from_worker) {
+  const std::string hint = options_.leader_hint ? options_.leader_hint() : std::string();
+  proto::Error e{
+      0,
+      std::string(proto::kNotLeaderCode),
+      "this broker is a standby (--ha); " +
+          (hint.empty() ? std::string("no leader is known yet") : "the leader is " + hint),
+      {},
+      {}};
+  if (from_worker) return ToWorker(msg.identity(), e);
+  for (size_t i = 0; i < std::max<size_t>(msg.body_count(), 1); ++i) {
+    e.ref = i < msg.body_count() ? ExtractRef(decoder_, msg.body(i)) : 0;
+    ToClient(msg.identity(), e);
   }
 }
 

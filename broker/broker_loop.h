@@ -7,6 +7,7 @@
 
 #include <zmq.hpp>
 
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
@@ -53,6 +54,14 @@ struct LoopOptions {
   double ready_burst = 20;
   // Large results sent to one client (reply_pacer.h).
   ReplyPacerOptions reply_pacing;
+  // High availability (--ha; pg_lease.h). `leading` says whether this broker may serve now (null:
+  // it always may). A leading loop returns from Run() at the first turn it says false, before it
+  // handles anything more; a `standby` loop answers every peer ERROR not_leader (naming
+  // `leader_hint()`, docs/protocol.md) and returns once it says true.
+  std::function<bool()> leading;
+  bool standby = false;
+  std::function<std::string()> leader_hint;
+  int64_t ha_epoch = 0;  // the epoch a leading loop serves with (health and metrics documents)
 };
 
 // Whether a ZeroMQ endpoint only listens on this machine (loopback TCP, ipc, inproc).
@@ -73,6 +82,8 @@ class BrokerLoop final : public SchedulerOutput {
   // Serves until `stop_fd` becomes readable (a signalfd or eventfd; -1: never). Returns on stop.
   // `reload_fd` (a signalfd for SIGHUP, or -1): when readable, the key lists are read again.
   Status Run(int stop_fd, int reload_fd = -1);
+  // Run() returned because LoopOptions::leading changed, not for a stop.
+  bool leadership_changed() const { return leadership_changed_; }
 
  private:
   // SchedulerOutput.
@@ -90,6 +101,8 @@ class BrokerLoop final : public SchedulerOutput {
   void RecordTrust(TrustRecord record) override;
 
   void HandleWorkerMessage(Time now, const proto::InMessage& msg);
+  // A standby's answer to any message: ERROR not_leader, per client request.
+  void AnswerNotLeader(const proto::InMessage& msg, bool from_worker);
   // Endpoints reachable from other machines without authentication (logged hourly).
   void WarnInsecure(Time now);
   // Reads the CURVE key lists into the ZAP policy; on a reload a bad file keeps the old lists.
@@ -197,6 +210,7 @@ class BrokerLoop final : public SchedulerOutput {
       packed_clients_;  // READYs refused for their key (not enrolled, bad token)
   Time seen_keys_at_{};
   Time workers_recorded_at_{};
+  bool leadership_changed_ = false;
 };
 
 }  // namespace rma::broker

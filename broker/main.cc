@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "broker/broker_loop.h"
+#include "broker/ha_runner.h"
 #include "broker/pg_store.h"
 #include "broker/pg_values.h"
 #include "common/files.h"
@@ -260,6 +261,20 @@ int main(int argc, char** argv) {
       ->envname("RMA_REPLY_WINDOW_TOTAL_BYTES")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  // High availability (docs/operations.md "High availability").
+  bool ha = false;
+  app.add_flag("--ha", ha,
+               "with --db: several brokers share the database; the one holding its lease serves, "
+               "the others are standbys that tell peers where the leader is and take over when "
+               "its lease runs out")
+      ->envname("RMA_HA");
+  int64_t ha_lease_s = 5;
+  app.add_option("--ha-lease-s", ha_lease_s,
+                 "with --ha: the leader's lease; a standby takes over this long (plus a poll) "
+                 "after the leader stopped renewing it")
+      ->envname("RMA_HA_LEASE_S")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{600}));
   std::string endpoints_file;
   app.add_option(
          "--endpoints-file", endpoints_file,
@@ -362,17 +377,36 @@ int main(int argc, char** argv) {
     spdlog::error("--bootstrap-admin needs --db (accounts live in PostgreSQL)");
     return 1;
   }
+  broker::PgStoreOptions pg;
+  pg.url = db_url;
+  pg.retention = Seconds(retention_days * 86400);
+  pg.stats_retention = Seconds(stats_retention_days * 86400);
+  pg.connect_wait = Ms(db_wait_ms);
+  pg.hang_timeout = Ms(db_hang_ms);
+  pg.contribution_half_life = config.contribution_half_life;
+  if (ha) {
+    if (db_url.empty()) {
+      spdlog::error("--ha needs --db: the brokers share the lease and the tasks in PostgreSQL");
+      return 2;
+    }
+    broker::HaRunOptions run;
+    run.config = config;
+    run.loop = options;
+    run.store = pg;
+    run.store.ha_idle_transaction_timeout = Seconds(ha_lease_s) / 2;
+    run.lease.url = db_url;
+    run.lease.lease.lease = Seconds(ha_lease_s);
+    run.lease.holder = broker::LeaseHolderName();
+    run.endpoints_file = endpoints_file;
+    run.bootstrap_admin = bootstrap_admin;
+    spdlog::info("high availability: lease {} s in PostgreSQL at {}, as {}", ha_lease_s,
+                 broker::RedactUrl(db_url), run.lease.holder);
+    return broker::RunHighlyAvailable(std::move(run), &clock, signals->fd(), reload->fd());
+  }
   if (db_url.empty()) {
     spdlog::warn("no --db given: tasks live in memory only and are lost if the broker stops");
     store = std::make_unique<broker::NullStore>();
   } else {
-    broker::PgStoreOptions pg;
-    pg.url = db_url;
-    pg.retention = Seconds(retention_days * 86400);
-    pg.stats_retention = Seconds(stats_retention_days * 86400);
-    pg.connect_wait = Ms(db_wait_ms);
-    pg.hang_timeout = Ms(db_hang_ms);
-    pg.contribution_half_life = config.contribution_half_life;
     // Started after the signal watcher, so the store's threads inherit the blocked signals.
     auto opened = broker::PgStore::Open(pg, &clock, signals->fd());
     if (!opened.ok()) {
@@ -383,18 +417,9 @@ int main(int argc, char** argv) {
                  broker::RedactUrl(db_url),
                  retention_days > 0 ? std::to_string(retention_days) + " days" : "forever");
     if (bootstrap_admin) {
-      auto key = (*opened)->BootstrapAdmin();
-      if (!key.ok()) {
-        spdlog::error("{}", key.status().message());
+      if (Status b = broker::BootstrapAdminKey(**opened); !b.ok()) {
+        spdlog::error("{}", b.message());
         return 1;
-      }
-      if (key->has_value()) {
-        // On stdout, once: the log may be shipped elsewhere; the operator's terminal is not.
-        std::printf("rma admin API key (shown once; keep it safe): %s\n", (*key)->c_str());
-        std::fflush(stdout);
-        spdlog::warn("--bootstrap-admin: created the admin account; its key was printed once");
-      } else {
-        spdlog::info("--bootstrap-admin: an admin account exists already; nothing created");
       }
     }
     store = std::move(*opened);

@@ -105,6 +105,10 @@ struct PgStore::Shared {
 
 namespace pg {
 
+// pg_advisory_lock key held by the broker that owns a database ("rmabrk" in ASCII); brokers with
+// --ha do not take it (the lease decides), but look whether a broker without --ha holds it.
+inline constexpr int64_t kBrokerLockKey = 0x726d6162726b;
+
 // The tasks columns, in the order of the staging COPY rows and of SelectColumns().
 extern const std::vector<std::string> kTaskColumns;
 // Columns a state change may touch (payload, service, priority and the like never change).
@@ -140,6 +144,15 @@ bool TakeBrokerLock(pqxx::connection& conn);
 // Ends other sessions named `application_name` (this process's lost writer sessions); returns how
 // many.
 int EndStaleSessions(pqxx::connection& conn, const std::string& application_name);
+// High availability (pg_lease.cc): the statement that fences a write transaction with `epoch`
+// (schemas/sql/009_ha.sql), whether an error is that fence, and the settings of the writer's and
+// the reader's sessions (rma.epoch, which fences every statement on the account tables).
+std::string FenceSql(int64_t epoch);
+bool IsFenced(const pqxx::sql_error& e);
+void PrepareHaSession(pqxx::connection& conn, const PgStoreOptions& options);
+// Brokers with and without --ha on one database would both write: FailedPrecondition when `ha` and
+// a broker without --ha holds the broker lock, or when not `ha` and a live lease is on record.
+Status CheckOneMode(pqxx::connection& conn, bool ha);
 // Applies the missing migrations (EmbeddedMigrations()), each in its own transaction.
 Status Migrate(pqxx::connection& conn);
 // Session set-up, again after every reconnect: the writer's staging table and statements, the

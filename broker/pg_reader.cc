@@ -82,6 +82,7 @@ class Reader {
     try {
       auto conn = Connect(s_.options.url, "reader");
       PrepareReader(*conn);
+      if (s_.options.ha_epoch != 0) PrepareHaSession(*conn, s_.options);
       conn_ = std::move(conn);
     } catch (const std::exception& e) {
       spdlog::warn("store: reader cannot reach the database: {}", OneLine(e.what()));
@@ -215,6 +216,7 @@ class Reader {
   void DeadTask(pqxx::connection& conn, ReadRequest& req, StoreReply* r) {
     const std::string action = req.retry ? "retry" : "discard";
     pqxx::work tx(conn);
+    if (s_.options.ha_epoch != 0) tx.exec(FenceSql(s_.options.ha_epoch));
     pqxx::result rows = tx.exec_prepared("rma_lock_task", static_cast<int64_t>(req.id.value()));
     Status refused;
     if (rows.empty()) {
@@ -316,12 +318,14 @@ class Reader {
       uint64_t stats_deleted = 0;
       if (s_.options.retention.count() > 0) {
         pqxx::work tx(*conn);
+        if (s_.options.ha_epoch != 0) tx.exec(FenceSql(s_.options.ha_epoch));
         deleted = tx.exec_prepared("rma_retention", PgTimestamp(now - s_.options.retention), batch)
                       .affected_rows();
         tx.commit();
       }
       if (s_.options.stats_retention.count() > 0) {
         pqxx::work tx(*conn);
+        if (s_.options.ha_epoch != 0) tx.exec(FenceSql(s_.options.ha_epoch));
         stats_deleted = tx.exec_prepared("rma_stats_retention",
                                          PgTimestamp(now - s_.options.stats_retention), batch)
                             .affected_rows();

@@ -14,11 +14,6 @@ namespace rma::broker::pg {
 
 using proto::TaskStatus;
 
-namespace {
-// pg_advisory_lock key held by the broker that owns a database ("rmabrk" in ASCII).
-constexpr int64_t kBrokerLockKey = 0x726d6162726b;
-}  // namespace
-
 // clang-format off
 const std::vector<std::string> kTaskColumns = {
     "task_id", "service", "status", "priority", "payload", "content_type", "max_attempts",

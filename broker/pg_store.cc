@@ -44,6 +44,12 @@ Result<std::unique_ptr<PgStore>> PgStore::Open(PgStoreOptions options, const Clo
     std::string why;
     try {
       conn = Connect(options.url, writer_role);
+      // With --ha the lease decides who writes, and the epoch fences the rest; a paused old
+      // leader's session may hold the broker lock for as long as it is paused.
+      if (options.ha_epoch != 0) {
+        pg::PrepareHaSession(*conn, options);
+        break;
+      }
       if (TakeBrokerLock(*conn)) break;
       why = "another rma-broker is using this database (it holds the broker lock)";
       conn.reset();
@@ -65,6 +71,7 @@ Result<std::unique_ptr<PgStore>> PgStore::Open(PgStoreOptions options, const Clo
     backoff = std::min(backoff * 2, options.reconnect_max);
   }
   try {
+    RMA_RETURN_IF_ERROR(pg::CheckOneMode(*conn, options.ha_epoch != 0));
     RMA_RETURN_IF_ERROR(Migrate(*conn));
     PrepareWriter(*conn);
   } catch (const std::exception& e) {

@@ -23,6 +23,7 @@
 // at start and fails after PgStoreOptions::connect_wait.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -51,6 +52,14 @@ struct PgStoreOptions {
   // Recover() reads the ledger's earned rows of the last 8 of these, decayed
   // (RecoveredState::earned_recently): the broker's BrokerConfig::contribution_half_life.
   Duration contribution_half_life = Seconds(3600);
+  // High availability (--ha, pg_lease.h): the epoch this broker leads with (0: no --ha; then the
+  // broker lock keeps a second broker out). Every write transaction is fenced with it; a fenced
+  // write makes the store unavailable for good and calls on_fenced (from the writer thread).
+  int64_t ha_epoch = 0;
+  std::function<void(int64_t epoch)> on_fenced;
+  // With --ha: a transaction of this store left open longer is ended by the server, so a paused
+  // leader cannot keep the lease row locked against a takeover.
+  Duration ha_idle_transaction_timeout = Seconds(2);
 };
 
 // Running totals, readable from any thread (logs, tests, the benchmark).

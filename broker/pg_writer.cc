@@ -125,6 +125,13 @@ class Writer {
     std::optional<std::chrono::steady_clock::time_point> drain_deadline;
     for (;;) {
       bool stopping = Collect();
+      if (fenced_) {
+        // Another broker leads (--ha): nothing of this one may reach the record any more.
+        ClearBatch();
+        if (stopping) return;
+        Wait(std::nullopt);
+        continue;
+      }
       if (stopping && !drain_deadline) {
         drain_deadline = std::chrono::steady_clock::now() + s_.options.drain_wait;
       }
@@ -167,7 +174,7 @@ class Writer {
     uint64_t failed = 0;
     double busy = 0;
   };
-  enum class Outcome { kOk, kTransient, kRefused };
+  enum class Outcome { kOk, kTransient, kRefused, kFenced };
 
   // Takes everything the loop flushed into the current batch, coalescing per task. Returns whether
   // the store is stopping.
@@ -255,6 +262,7 @@ class Writer {
     s_.commit_us += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
                                               std::chrono::steady_clock::now() - started)
                                               .count());
+    if (outcome == Outcome::kFenced) return Fenced();
     if (outcome == Outcome::kRefused) {
       ++s_.failed_commits;
       spdlog::error(
@@ -294,6 +302,7 @@ class Writer {
     try {
       if (!careful && SmallBatch()) return CommitSmallBatch();
       pqxx::work tx(*conn_);
+      if (s_.options.ha_epoch != 0) tx.exec(FenceSql(s_.options.ha_epoch));
       if (!careful) {
         WriteTaskRows(tx, rows_, false);
         WriteLedgerRows(tx, ledger_);
@@ -355,6 +364,7 @@ class Writer {
       return Outcome::kTransient;
     } catch (const pqxx::sql_error& e) {
       last_error_ = OneLine(e.what());
+      if (IsFenced(e)) return Outcome::kFenced;
       return IsTransient(e) || careful ? Outcome::kTransient : Outcome::kRefused;
     } catch (const std::exception& e) {
       last_error_ = OneLine(e.what());
@@ -402,6 +412,7 @@ class Writer {
     if (!inserts.empty()) {
       sql = InsertTasks("VALUES " + inserts) + ";" + sql;
     }
+    if (s_.options.ha_epoch != 0) sql = FenceSql(s_.options.ha_epoch) + ";" + sql;
     // The ledger rows of these completions, in the same implicit transaction.
     if (!ledger_.empty()) sql += LedgerSql(tx, ledger_) + ";";
     tx.exec(sql);
@@ -552,6 +563,25 @@ class Writer {
         opt(st.run_time_samples, st.run_time_p50_ms), opt(st.run_time_samples, st.run_time_p99_ms));
   }
 
+  // A write was fenced (--ha): another broker holds a newer epoch. The batch is dropped (the new
+  // leader recovered from the record, without it), the store stays unavailable, and the lease is
+  // told, so the broker loop stops serving at its next turn.
+  void Fenced() {
+    fenced_ = true;
+    ++s_.failed_commits;
+    spdlog::error("store: fenced: epoch {} no longer leads ({}); {} task row(s) dropped",
+                  s_.options.ha_epoch, last_error_, rows_.size());
+    ClearBatch();
+    // The lease first: when the loop wakes to the unavailable store, it already leads no more.
+    if (s_.options.on_fenced) s_.options.on_fenced(s_.options.ha_epoch);
+    {
+      MutexLock lock(&s_.mu);
+      s_.available = false;
+    }
+    s_.reader_cv.SignalAll();
+    Signal(s_.loop_wake);
+  }
+
   // The connection is gone or unusable: the store is unavailable until Reconnect() succeeds.
   void Lost(const std::string& why) {
     conn_.reset();
@@ -574,7 +604,9 @@ class Writer {
     CallWatch watch(s_, s_.writer_call_since);
     try {
       auto conn = Connect(s_.options.url, s_.writer_role);
-      if (!TakeBrokerLock(*conn)) {
+      if (s_.options.ha_epoch != 0) {
+        PrepareHaSession(*conn, s_.options);
+      } else if (!TakeBrokerLock(*conn)) {
         int ended = EndStaleSessions(*conn, "rma-broker-" + s_.writer_role);
         throw std::runtime_error(
             ended > 0 ? "the broker lock was held by " + std::to_string(ended) +
@@ -660,6 +692,7 @@ class Writer {
   std::chrono::steady_clock::time_point next_connect_{};
   Duration backoff_;
   std::string last_error_;
+  bool fenced_ = false;  // see Fenced()
 
   // The batch: pending until committed, kept across failures (retried, never lost).
   std::vector<Row> rows_;

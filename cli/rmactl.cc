@@ -129,7 +129,9 @@ int main(int argc, char** argv) {
   CLI::App app{"rmactl: talk to an rma pool through its gateway"};
   // "NAME VERSION", the first line help2man reads when it writes the man page.
   app.set_version_flag("--version", std::string("rmactl ") + rma::kVersion);
-  app.add_option("--gateway", client.gateway, "gateway URL")
+  app.add_option("--gateway", client.gateway,
+                 "gateway URL, or several (A,B,C): a call goes to the first that answers (a "
+                 "gateway follows the leading broker itself: see its --broker A,B,C)")
       ->envname("RMA_GATEWAY")
       ->capture_default_str();
   app.add_option("--key", client.key,

@@ -291,12 +291,49 @@ bool MentionsWorkers(const json& doc) {
   return false;
 }
 
+std::vector<std::string> GatewayList(const std::string& text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (;;) {
+    const size_t comma = text.find(',', start);
+    std::string item = text.substr(start, comma == std::string::npos ? comma : comma - start);
+    while (!item.empty() && item.front() == ' ') item.erase(item.begin());
+    while (!item.empty() && item.back() == ' ') item.pop_back();
+    if (!item.empty()) out.push_back(std::move(item));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+bool NextGatewayAfter(const std::string& method, const Reply& reply) {
+  if (reply.not_sent) return true;
+  return method == "GET" && reply.status == 503;
+}
+
 Reply Client::Call(const std::string& method, const std::string& path, const std::string& body,
                    long timeout_s_override) const {
+  const std::vector<std::string> gateways = GatewayList(gateway);
+  if (gateways.size() <= 1) return CallOne(gateway, method, path, body, timeout_s_override);
+  Reply r;
+  for (size_t i = 0; i < gateways.size(); ++i) {
+    const size_t at = (preferred + i) % gateways.size();
+    r = CallOne(gateways[at], method, path, body, timeout_s_override);
+    if (!NextGatewayAfter(method, r)) {
+      preferred = at;
+      break;
+    }
+  }
+  return r;
+}
+
+Reply Client::CallOne(const std::string& gateway_url, const std::string& method,
+                      const std::string& path, const std::string& body,
+                      long timeout_s_override) const {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   Reply r;
-  std::string base = gateway;
+  std::string base = gateway_url;
   while (!base.empty() && base.back() == '/') base.pop_back();
   const std::string url = base + path;
   CURL* curl = curl_easy_init();
@@ -321,6 +358,7 @@ Reply Client::Call(const std::string& method, const std::string& path, const std
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
   } else {
     r.error = curl_easy_strerror(rc);
+    r.not_sent = rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST;
   }
   curl_slist_free_all(headers);
   curl_easy_cleanup(curl);

@@ -27,16 +27,29 @@ struct Reply {
   long status = 0;  // 0: no answer (see error)
   std::string body;
   std::string error;
+  bool not_sent = false;  // no connection was made: the request surely did nothing
   nlohmann::json Json() const { return nlohmann::json::parse(body, nullptr, false); }
 };
 
 struct Client {
-  std::string gateway;  // "http://127.0.0.1:8080" (a trailing '/' is ignored)
-  std::string key;      // sent as X-API-Key when not empty
+  // "http://127.0.0.1:8080" (a trailing '/' is ignored), or several separated by commas: each
+  // call goes to the first that answers (see NextGatewayAfter), starting with the last that did.
+  std::string gateway;
+  std::string key;  // sent as X-API-Key when not empty
   long timeout_s = 30;
   Reply Call(const std::string& method, const std::string& path, const std::string& body = "",
              long timeout_s_override = 0) const;
+  Reply CallOne(const std::string& base, const std::string& method, const std::string& path,
+                const std::string& body, long timeout_s) const;
+  mutable size_t preferred = 0;  // index of the gateway that answered last
 };
+
+// The gateways of --gateway A,B,C (empty entries dropped).
+std::vector<std::string> GatewayList(const std::string& text);
+// Whether a call that got `reply` may go to the next gateway of the list: when it surely did
+// nothing (no connection), or for a read (GET) the gateway could not serve because its broker is
+// changing leader (503).
+bool NextGatewayAfter(const std::string& method, const Reply& reply);
 
 // One HTTP exchange with the gateway: (method, path, body) -> reply. Client::Call in rmactl, a fake
 // in tests.

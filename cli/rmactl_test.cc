@@ -573,3 +573,34 @@ TEST(CredentialRenderTest, SaysWhetherTheWorkerWasConnected) {
 
 }  // namespace
 }  // namespace rma::cli
+
+namespace rma::cli {
+namespace {
+
+TEST(GatewayListTest, SplitsOnCommasAndDropsEmptyEntries) {
+  EXPECT_EQ(GatewayList("http://a:1, http://b:2,,http://c:3 "),
+            (std::vector<std::string>{"http://a:1", "http://b:2", "http://c:3"}));
+  EXPECT_EQ(GatewayList("http://a:1"), (std::vector<std::string>{"http://a:1"}));
+}
+
+TEST(GatewayListTest, MovesOnOnlyWhenTheCallSurelyDidNothing) {
+  Reply refused;
+  refused.not_sent = true;
+  EXPECT_TRUE(NextGatewayAfter("POST", refused));
+  EXPECT_TRUE(NextGatewayAfter("GET", refused));
+  Reply unavailable;
+  unavailable.status = 503;
+  EXPECT_TRUE(NextGatewayAfter("GET", unavailable));
+  // A submission answered 503 was not accepted, but a second gateway is the client's call to make
+  // (it may have its own idempotency key): rmactl reports it.
+  EXPECT_FALSE(NextGatewayAfter("POST", unavailable));
+  Reply timed_out;  // sent, no answer: its outcome is unknown
+  timed_out.error = "Timeout was reached";
+  EXPECT_FALSE(NextGatewayAfter("POST", timed_out));
+  Reply ok;
+  ok.status = 200;
+  EXPECT_FALSE(NextGatewayAfter("GET", ok));
+}
+
+}  // namespace
+}  // namespace rma::cli

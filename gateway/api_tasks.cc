@@ -120,7 +120,13 @@ HttpReply Api::Health() {
   json body = {
       {"status", reachable ? "ok" : "degraded"},
       {"gateway", "up"},
-      {"broker", reachable ? "reachable" : "unreachable"},
+      {"broker", reachable                          ? "reachable"
+                 : ctx_->broker.broker_is_standby() ? "standby"
+                                                    : "unreachable"},
+      // With several brokers (--ha): the one followed, believed to lead, and how often that
+      // changed.
+      {"broker_endpoint", ctx_->broker.current_endpoint()},
+      {"broker_switches", ctx_->broker.broker_switches()},
       {"version", kVersion},
       {"pending_requests", ctx_->broker.pending()},
       {"pending_writes", ctx_->writer.pending()},
@@ -153,6 +159,7 @@ void Api::Metrics(Exchange& ex) {
                          g.pending_writes = ctx->writer.pending();
                          g.dropped_responses = ctx->writer.dropped();
                          g.broker_reachable = ctx->broker.broker_reachable();
+                         g.broker_switches = ctx->broker.broker_switches();
                          g.start_time_s = static_cast<double>(ToUnixMs(ctx->started_at)) / 1000.0;
                          g.version = std::string(kVersion);
                          RenderGatewayGauges(g, &text);

@@ -38,7 +38,11 @@ BrokerClient::BrokerClient(BrokerClientOptions options)
         l.max_objects = 1u << 24;
         l.max_depth = 16;
         return l;
-      }()) {}
+      }()),
+      brokers_(proto::BrokerList::FromText(options_.endpoint)) {
+  MutexLock lock(&mu_);
+  current_endpoint_ = brokers_.current();
+}
 
 BrokerClient::~BrokerClient() { Stop(); }
 
@@ -250,9 +254,25 @@ void BrokerClient::OnAnswer(const proto::InMessage& msg) {
       case Command::kAdminReply:
         decode(proto::AdminReply{});
         break;
-      case Command::kError:
-        decode(proto::Error{});
+      case Command::kError: {
+        proto::Error e;
+        if (Status st = decoder_.Decode(body, &e); !st.ok()) {
+          spdlog::warn("undecodable ERROR from the broker: {}", st.message());
+          break;
+        }
+        if (e.code == proto::kNotLeaderCode) {
+          // A standby did nothing with the request: provably not done, so 503, and move on.
+          not_leader_ = e.message;
+          if (e.ref != 0) {
+            Deliver(e.ref, Status::Unavailable("broker " + brokers_.current() +
+                                               " is a standby; the pool is changing leader"));
+          }
+          break;
+        }
+        const uint64_t ref = e.ref;
+        Deliver(ref, BrokerAnswer(std::move(e)));
         break;
+      }
       case Command::kCallPartial: {
         proto::CallPartial partial;
         if (Status st = decoder_.Decode(body, &partial); !st.ok()) {
@@ -282,6 +302,10 @@ void BrokerClient::ReportHandshakeFailures() {
     using Kind = proto::HandshakeEvent::Kind;
     if (f->kind == Kind::kSucceeded) {
       broken_handshakes_ = 0;
+      continue;
+    }
+    if (f->kind == Kind::kDisconnected) {
+      disconnected_ = true;
       continue;
     }
     // A broker stopping mid-handshake ends one handshake; a wrong --broker-key ends them all.
@@ -330,6 +354,7 @@ void BrokerClient::ReportHandshakeFailures() {
 }
 
 void BrokerClient::OpenSocket() {
+  if (socket_ && handshakes_) proto::StopMonitor(*socket_);
   handshakes_.reset();
   broker_reads_packed_ = false;  // a new connection may reach another broker
   socket_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::dealer);
@@ -346,8 +371,37 @@ void BrokerClient::OpenSocket() {
   handshakes_ =
       proto::MonitorHandshakes(context_, *socket_,
                                "gateway-" + std::to_string(reinterpret_cast<uintptr_t>(this)) +
-                                   "-" + std::to_string(++socket_generation_));
-  socket_->connect(options_.endpoint);
+                                   "-" + std::to_string(++socket_generation_),
+                               /*disconnects=*/brokers_.several());
+  socket_->connect(brokers_.current());
+  opened_at_ = clock_.Now();
+  MutexLock lock(&mu_);
+  current_endpoint_ = brokers_.current();
+}
+
+void BrokerClient::SwitchBroker(Time now, const std::string& why, std::string_view hint) {
+  const std::string left = brokers_.current();
+  if (not_leader_) standby_in_round_ = true;
+  if (brokers_.Next(hint)) {
+    // A whole round without a leader: slow down. While standbys answer, a takeover is under way
+    // and a leader is due within the lease: look again soon. With every broker down, back off.
+    if (standby_in_round_) {
+      hold_until_ = now + kStandbyRoundBackoff;
+    } else {
+      hold_until_ = now + round_backoff_;
+      round_backoff_ = std::min<Duration>(round_backoff_ * 2, Seconds(2));
+    }
+    standby_in_round_ = false;
+  }
+  not_leader_.reset();
+  disconnected_ = false;
+  switches_.fetch_add(1, std::memory_order_relaxed);
+  reachable_.store(false, std::memory_order_release);
+  standby_.store(false, std::memory_order_release);
+  spdlog::warn("broker {} {}; trying {}", left, why, brokers_.current());
+  FailAll("broker " + left + " " + why + "; the request was not sent",
+          "broker " + left + " " + why + " after the request was sent; its outcome is unknown");
+  OpenSocket();
 }
 
 void BrokerClient::Loop() {
@@ -404,10 +458,22 @@ void BrokerClient::Loop() {
           continue;
         }
         if (!*got) break;
-        heard = true;
         bodies += std::max<size_t>(1, msg.body_count());
-        if (!reachable_.exchange(true)) spdlog::info("broker {} reachable", options_.endpoint);
         OnAnswer(msg);
+        if (not_leader_) {
+          // A standby: not the broker this gateway is looking for. With one endpoint there is
+          // nowhere else to go: /health says so, and the next answer may be the leader's.
+          standby_.store(true, std::memory_order_release);
+          if (!brokers_.several()) not_leader_.reset();
+          continue;
+        }
+        standby_.store(false, std::memory_order_release);
+        heard = true;
+        if (!reachable_.exchange(true)) {
+          spdlog::info("broker {} reachable", brokers_.current());
+          brokers_.Reset();
+          round_backoff_ = Ms(100);
+        }
       }
       if (heard) {
         // Stamped after the answers were handled, not when the poll returned: handing a flood of
@@ -425,10 +491,30 @@ void BrokerClient::Loop() {
       (void)proto::SendOne(*socket_, {}, Command::kHeartbeat, hello);
       last_ping = now;
     }
+    if (brokers_.several() && now >= hold_until_) {
+      // High availability: find the leader.
+      std::string why;
+      if (not_leader_) {
+        why = "is a standby (" + *not_leader_ + ")";
+      } else if (disconnected_) {
+        why = "closed the connection";
+      } else if (!heard_once && now - opened_at_ > options_.heartbeat) {
+        why = "did not answer";
+      } else if (heard_once && now - last_heard > dead_after) {
+        why = "stopped answering";
+      }
+      if (!why.empty()) {
+        SwitchBroker(now, why, not_leader_.value_or(""));
+        last_heard = now;
+        heard_once = false;
+        last_ping = Time{};
+        continue;
+      }
+    }
     if (!outbox_.empty() && (items[0].revents & ZMQ_POLLOUT)) FlushOutbox();
     GiveUp(now);
     if (now - last_heard > dead_after && reachable_.exchange(false)) {
-      spdlog::warn("broker {} unreachable: no answer for {} ms", options_.endpoint,
+      spdlog::warn("broker {} unreachable: no answer for {} ms", brokers_.current(),
                    ToMs(now - last_heard));
       FailAll("the broker is unreachable",
               "the broker stopped answering after the request was sent; its outcome is unknown");
@@ -445,6 +531,8 @@ void BrokerClient::Loop() {
   outbox_.clear();
   FailAll("the gateway is stopping",
           "the gateway is stopping; the request was sent and its outcome is unknown");
+  if (socket_ && handshakes_) proto::StopMonitor(*socket_);
+  handshakes_.reset();
   socket_.reset();
 }
 

@@ -24,6 +24,7 @@
 #include "common/mutex.h"
 #include "common/status.h"
 #include "protocol/admin_reply.h"
+#include "protocol/broker_list.h"
 #include "protocol/codec.h"
 #include "protocol/curve_keys.h"
 #include "protocol/frames.h"
@@ -41,6 +42,12 @@ using StreamEvent = std::variant<proto::Accepted, proto::CallPartial, proto::Tas
 using StreamCallback = std::function<void(StreamEvent)>;
 
 struct BrokerClientOptions {
+  // The broker's client endpoint, or several (A,B,C) of brokers run with --ha: the client follows
+  // the leader. It moves on when a standby answers not_leader (the request is answered 503: the
+  // standby did nothing with it), when the connection closes, when the broker stops answering, or
+  // when a new connection gets no answer within `heartbeat`; after a whole round of the list
+  // without a leader it waits 0.2 s when a standby answered (a takeover is under way), else a
+  // growing back-off (up to 2 s), before the next.
   std::string endpoint = "tcp://127.0.0.1:5556";
   // The broker's client secret (its --client-secret), presented at the handshake; "" for none.
   std::string secret;
@@ -98,6 +105,14 @@ class BrokerClient {
   // answered 503 and /health says the broker is unreachable.
   bool broker_reachable() const { return reachable_.load(std::memory_order_acquire); }
   size_t pending() const { return pending_count_.load(std::memory_order_relaxed); }
+  // The endpoint in use (of several: the one believed to lead), and how often it changed.
+  std::string current_endpoint() const RMA_EXCLUDES(mu_) {
+    MutexLock lock(&mu_);
+    return current_endpoint_;
+  }
+  uint64_t broker_switches() const { return switches_.load(std::memory_order_relaxed); }
+  // The broker last heard from is a standby (--ha): it answered not_leader.
+  bool broker_is_standby() const { return standby_.load(std::memory_order_acquire); }
 
  private:
   struct Callbacks {
@@ -130,6 +145,9 @@ class BrokerClient {
   void ReportHandshakeFailures();
   // Makes socket_ (and its handshake monitor) and connects it to the broker.
   void OpenSocket();
+  // Several endpoints: leaves the current one (`why`, for the log) for the next, or the one a
+  // standby's `hint` names. Requests not sent fail 503, the ones sent with an unknown outcome.
+  void SwitchBroker(Time now, const std::string& why, std::string_view hint = {});
   int broken_handshakes_ = 0;  // ended without a reason since the last success (CURVE)
   // ZeroMQ never retries a connection whose handshake was refused: after a refusal for good the
   // loop opens a new socket at this time (the credential may have been admitted since: a key
@@ -160,8 +178,11 @@ class BrokerClient {
   std::atomic<uint64_t> next_ref_{1};
   std::atomic<size_t> pending_count_{0};
 
-  Mutex mu_;
+  mutable Mutex mu_;
   std::vector<Outgoing> queue_ RMA_GUARDED_BY(mu_);
+  std::string current_endpoint_ RMA_GUARDED_BY(mu_);
+  std::atomic<uint64_t> switches_{0};
+  std::atomic<bool> standby_{false};
 
   // Client thread only.
   std::unique_ptr<zmq::socket_t> socket_;
@@ -183,6 +204,15 @@ class BrokerClient {
   // The broker answered a HEARTBEAT saying it reads packed body frames (reset with the socket).
   bool broker_reads_packed_ = false;
   proto::Decoder decoder_;
+  // High availability (client thread only).
+  proto::BrokerList brokers_;
+  std::optional<std::string> not_leader_;  // a standby answered (its message names the leader)
+  bool disconnected_ = false;              // the connection closed (several endpoints only)
+  Time opened_at_{};                       // when socket_ was opened
+  Time hold_until_{};                      // no switch before (after a round without a leader)
+  Duration round_backoff_ = Ms(100);
+  bool standby_in_round_ = false;  // a standby answered during the current round of the list
+  static constexpr Duration kStandbyRoundBackoff = Ms(200);
 };
 
 }  // namespace rma::gateway

@@ -162,5 +162,71 @@ TEST(BrokerClientTest, AFloodOfChunksHandledSlowerThanTheLivenessWindowKeepsTheB
   client.Stop();
 }
 
+// High availability: with several endpoints, a standby's not_leader sends the client on (straight
+// to the endpoint it names), a request the standby refused is answered 503 (nothing was done), and
+// the leader's answer makes the broker reachable there.
+TEST(BrokerClientTest, SeveralBrokersAStandbySendsTheClientToTheLeader) {
+  FakeBroker other;  // listed first: never answers
+  FakeBroker standby;
+  FakeBroker leader;
+  BrokerClientOptions options;
+  options.endpoint = standby.endpoint() + "," + other.endpoint() + "," + leader.endpoint();
+  options.heartbeat = Ms(200);
+  BrokerClient client(options);
+  ASSERT_TRUE(client.Start().ok());
+  EXPECT_EQ(client.current_endpoint(), standby.endpoint());
+
+  proto::InMessage msg;
+  ASSERT_TRUE(standby.Expect(Command::kHeartbeat, &msg));
+  const std::string hint =
+      "this broker is a standby (--ha); the leader is " + leader.endpoint() + " (clients), epoch 3";
+  ASSERT_TRUE(proto::SendOne(standby.socket(), msg.identity(), Command::kError,
+                             proto::Error{0, std::string(proto::kNotLeaderCode), hint, {}, {}})
+                  .ok());
+  ASSERT_TRUE(leader.Expect(Command::kHeartbeat, &msg));
+  EXPECT_EQ(client.current_endpoint(), leader.endpoint());
+  EXPECT_FALSE(client.broker_reachable());
+  ASSERT_TRUE(proto::SendEmpty(leader.socket(), msg.identity(), Command::kHeartbeat).ok());
+  ASSERT_TRUE(testing::WaitUntil([&] { return client.broker_reachable(); }, 20s));
+  EXPECT_GE(client.broker_switches(), 1u);
+  client.Stop();
+}
+
+TEST(BrokerClientTest, ARequestAStandbyRefusedIsAnsweredAsNotDone) {
+  FakeBroker standby;
+  FakeBroker leader;
+  BrokerClientOptions options;
+  options.endpoint = standby.endpoint() + "," + leader.endpoint();
+  options.heartbeat = Ms(200);
+  BrokerClient client(options);
+  ASSERT_TRUE(client.Start().ok());
+  proto::InMessage msg;
+  // The standby answers pings as if it led (it has not learned otherwise yet), then refuses.
+  ASSERT_TRUE(standby.Expect(Command::kHeartbeat, &msg));
+  const std::string gateway = msg.identity();
+  ASSERT_TRUE(proto::SendEmpty(standby.socket(), gateway, Command::kHeartbeat).ok());
+  ASSERT_TRUE(testing::WaitUntil([&] { return client.broker_reachable(); }, 20s));
+  Observed seen;
+  proto::Submit submit;
+  submit.service = "echo";
+  client.Request(Command::kSubmit, submit, Seconds(10),
+                 [&](Result<BrokerAnswer> a) { seen.Answer(a); });
+  ASSERT_TRUE(standby.Expect(Command::kSubmit, &msg));
+  proto::Decoder decoder;
+  proto::Submit sent;
+  ASSERT_TRUE(decoder.Decode(msg.body(0), &sent).ok());
+  ASSERT_TRUE(proto::SendOne(standby.socket(), gateway, Command::kError,
+                             proto::Error{sent.ref,
+                                          std::string(proto::kNotLeaderCode),
+                                          "this broker is a standby (--ha)",
+                                          {},
+                                          {}})
+                  .ok());
+  ASSERT_TRUE(seen.WaitForAnswer());
+  EXPECT_EQ(seen.answer()->code(), StatusCode::kUnavailable) << seen.answer()->message();
+  ASSERT_TRUE(leader.Expect(Command::kHeartbeat, &msg));
+  client.Stop();
+}
+
 }  // namespace
 }  // namespace rma::gateway

@@ -12,6 +12,7 @@
 #include "common/signals.h"
 #include "common/version.h"
 #include "gateway/gateway.h"
+#include "protocol/broker_list.h"
 #include "protocol/curve_keys.h"
 
 namespace {
@@ -60,7 +61,9 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("rma-gateway ") + kVersion);
   app.add_option("--config", config_file, "JSON config file (flags and environment override it)")
       ->envname("RMA_GATEWAY_CONFIG");
-  auto* o_broker = app.add_option("--broker", broker_endpoint, "broker client endpoint")
+  auto* o_broker = app.add_option("--broker", broker_endpoint,
+                                  "broker client endpoint, or several (A,B,C) of brokers run with "
+                                  "--ha: the gateway follows the one that leads")
                        ->envname("RMA_BROKER")
                        ->capture_default_str();
   std::string broker_secret_file;
@@ -187,6 +190,10 @@ int main(int argc, char** argv) {
     }
   }
   if (o_broker->count() > 0) broker.endpoint = broker_endpoint;
+  if (auto brokers = proto::ParseBrokerList(broker.endpoint); !brokers.ok()) {
+    spdlog::error("--broker: {}", brokers.status().message());
+    return 2;
+  }
   if (!broker_secret_file.empty()) {
     Result<std::string> secret = ReadSecretFile(broker_secret_file);
     if (!secret.ok()) {

@@ -167,6 +167,10 @@ void RenderGatewayGauges(const GatewayGauges& g, std::string* out) {
   Family(out, "rma_gateway_broker_reachable", "gauge",
          "1 when the broker answered the gateway's heartbeats recently.");
   Sample(out, "rma_gateway_broker_reachable", "", g.broker_reachable ? 1 : 0);
+  Family(out, "rma_gateway_broker_switches_total", "counter",
+         "Times the gateway moved to another of its broker endpoints (a standby answered, or the "
+         "leader was lost).");
+  Sample(out, "rma_gateway_broker_switches_total", "", static_cast<double>(g.broker_switches));
   Family(out, "rma_gateway_start_time_seconds", "gauge",
          "Start time of the gateway process, in Unix seconds.");
   Sample(out, "rma_gateway_start_time_seconds", "", g.start_time_s);
@@ -331,6 +335,12 @@ void RenderBrokerMetrics(const json& doc, bool broker_up, std::string* out) {
     Family(out, "rma_broker_store_available", "gauge",
            "1 when the broker's task store accepts writes.");
     Sample(out, "rma_broker_store_available", "", doc["store_available"].get<bool>() ? 1 : 0);
+  }
+  // High availability: the broker that answered leads (a standby answers nothing but not_leader).
+  if (Has(doc, "ha") && doc["ha"].is_object() && Has(doc["ha"], "epoch")) {
+    Family(out, "rma_broker_ha_epoch", "gauge",
+           "The epoch of the leading broker (--ha); it grows by one at every takeover.");
+    Sample(out, "rma_broker_ha_epoch", "", Number(doc["ha"], "epoch"));
   }
 }
 

@@ -59,7 +59,8 @@ struct GatewayGauges {
   size_t pending_writes = 0;    // answers still being written to slow readers
   uint64_t dropped_responses = 0;
   bool broker_reachable = false;
-  double start_time_s = 0;  // Unix seconds
+  uint64_t broker_switches = 0;  // times the gateway moved to another broker endpoint (--ha)
+  double start_time_s = 0;       // Unix seconds
   std::string version;
 };
 

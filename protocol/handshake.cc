@@ -12,18 +12,24 @@ void UsePlainCredential(zmq::socket_t& socket, const std::string& user, const st
 }
 
 std::unique_ptr<zmq::socket_t> MonitorHandshakes(zmq::context_t& context, zmq::socket_t& socket,
-                                                 const std::string& name) {
+                                                 const std::string& name, bool disconnects) {
   const std::string endpoint = "inproc://rma-handshake-monitor-" + name;
-  if (zmq_socket_monitor(socket.handle(), endpoint.c_str(),
-                         ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                             ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
-                             ZMQ_EVENT_HANDSHAKE_SUCCEEDED) != 0) {
+  if (zmq_socket_monitor(
+          socket.handle(), endpoint.c_str(),
+          ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+              ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+              (disconnects ? ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CONNECT_RETRIED : 0)) != 0) {
     return nullptr;
   }
   auto events = std::make_unique<zmq::socket_t>(context, zmq::socket_type::pair);
   events->set(zmq::sockopt::linger, 0);
   events->connect(endpoint);
   return events;
+}
+
+void StopMonitor(zmq::socket_t& socket) {
+  // Closes libzmq's sending end under the socket's monitor lock: no event is sent after it.
+  (void)zmq_socket_monitor(socket.handle(), nullptr, 0);
 }
 
 std::optional<HandshakeEvent> NextHandshakeEvent(zmq::socket_t& monitor) {
@@ -47,6 +53,9 @@ std::optional<HandshakeEvent> NextHandshakeEvent(zmq::socket_t& monitor) {
     if (kind == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) return HandshakeEvent{Kind::kRefused, value};
     if (kind == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) return HandshakeEvent{Kind::kMismatch, value};
     if (kind == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) return HandshakeEvent{Kind::kBroken, value};
+    if (kind == ZMQ_EVENT_DISCONNECTED || kind == ZMQ_EVENT_CONNECT_RETRIED) {
+      return HandshakeEvent{Kind::kDisconnected, 0};
+    }
   }
 }
 

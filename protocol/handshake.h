@@ -19,13 +19,15 @@ void UsePlainCredential(zmq::socket_t& socket, const std::string& user, const st
 // What a handshake with the broker came to.
 struct HandshakeEvent {
   enum class Kind {
-    kSucceeded,  // the peers agreed
-    kRefused,    // the broker's ZAP handler answered no (`status` 400) or later (300)
-    kMismatch,   // the mechanisms did not match (one side has a credential the other does not
-                 // expect)
-    kBroken,     // the connection ended inside the handshake, with no reason given: what a CURVE
-                 // client sees when it pins the wrong broker key (and, once, when a broker stops
-                 // at the wrong moment)
+    kSucceeded,     // the peers agreed
+    kRefused,       // the broker's ZAP handler answered no (`status` 400) or later (300)
+    kMismatch,      // the mechanisms did not match (one side has a credential the other does not
+                    // expect)
+    kBroken,        // the connection ended inside the handshake, with no reason given: what a CURVE
+                    // client sees when it pins the wrong broker key (and, once, when a broker stops
+                    // at the wrong moment)
+    kDisconnected,  // an established connection ended, or a connection was refused (only with
+                    // `disconnects`, below): a client with several broker endpoints moves on
   };
   Kind kind = Kind::kSucceeded;
   uint32_t status = 0;  // the ZAP status for kRefused
@@ -34,10 +36,17 @@ struct HandshakeEvent {
   }
 };
 
-// Starts watching `socket` (before connect) for handshakes; returns the socket to poll, or
-// null when the monitor could not be set up. `name` makes the inproc endpoint unique per process.
+// Starts watching `socket` (before connect) for handshakes, and with `disconnects` for ended
+// connections; returns the socket to poll, or null when the monitor could not be set up. `name`
+// makes the inproc endpoint unique per process.
 std::unique_ptr<zmq::socket_t> MonitorHandshakes(zmq::context_t& context, zmq::socket_t& socket,
-                                                 const std::string& name);
+                                                 const std::string& name, bool disconnects = false);
+
+// Stops the monitor MonitorHandshakes started on `socket`. Call it before the socket it returned
+// is closed: libzmq sends an event from its I/O thread and blocks while nobody reads the pair, so
+// an event raised after the reader is gone (a refused reconnect every 100 ms to a dead broker)
+// would stop every socket of the context for good.
+void StopMonitor(zmq::socket_t& socket);
 
 // The next handshake event reported by `monitor`, without blocking; nullopt when none is waiting.
 std::optional<HandshakeEvent> NextHandshakeEvent(zmq::socket_t& monitor);

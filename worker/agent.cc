@@ -56,9 +56,11 @@ Status Agent::Connect() {
       proto::UsePlainCredential(*socket, "worker", token_);
     }
     // Handshake failures (a refused token) are only visible as socket events.
-    monitor_socket_ = proto::MonitorHandshakes(context_, *socket,
-                                               "worker-" + std::to_string(++monitor_generation_));
-    socket->connect(broker_);
+    // With several brokers, a closed connection (a killed leader) means moving on at once.
+    monitor_socket_ = proto::MonitorHandshakes(
+        context_, *socket, "worker-" + std::to_string(++monitor_generation_),
+        /*disconnects=*/broker_.find(',') != std::string::npos);
+    socket->connect(session_.broker());
     socket_ = std::move(socket);
     return Status::Ok();
   } catch (const zmq::error_t& e) {
@@ -70,6 +72,7 @@ Status Agent::Connect() {
 }
 
 void Agent::Close(Duration linger) {
+  if (socket_ && monitor_socket_) proto::StopMonitor(*socket_);
   monitor_socket_.reset();
   if (!socket_) return;
   try {
@@ -144,6 +147,8 @@ void Agent::ReadMonitor(Time now) {
     using Kind = proto::HandshakeEvent::Kind;
     if (event->kind == Kind::kSucceeded) {
       broken_handshakes_ = 0;
+    } else if (event->kind == Kind::kDisconnected) {
+      session_.OnDisconnected(now);
     } else if (event->kind == Kind::kBroken) {
       // A broker stopping mid-handshake looks the same once; a wrong --broker-key every time.
       if (curve_ && ++broken_handshakes_ >= kBrokenHandshakesToGiveUp) {

@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "common/signals.h"
 #include "common/version.h"
+#include "protocol/broker_list.h"
 #include "protocol/curve_keys.h"
 #include "worker/agent.h"
 #include "worker/config.h"
@@ -75,7 +76,9 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("rma-worker ") + kVersion);
   app.add_option("--config", config_path, "JSON configuration file (flags win over it)")
       ->envname("RMA_CONFIG");
-  app.add_option("--broker", options.broker, "broker worker endpoint")
+  app.add_option("--broker", options.broker,
+                 "broker worker endpoint, or several (A,B,C) of brokers run with --ha: the worker "
+                 "follows the one that leads")
       ->envname("RMA_BROKER")
       ->capture_default_str();
   app.add_option("--service", service_flags,
@@ -198,6 +201,10 @@ int main(int argc, char** argv) {
   FromFile(app, "--drain-grace-ms", file.drain_grace_ms, &drain_grace_ms);
   FromFile(app, "--health-interval-ms", file.health_interval_ms, &health_interval_ms);
   FromFile(app, "--health-timeout-ms", file.health_timeout_ms, &health_timeout_ms);
+  if (auto brokers = proto::ParseBrokerList(options.broker); !brokers.ok()) {
+    std::fprintf(stderr, "rma-worker: --broker: %s\n", brokers.status().message().c_str());
+    return 2;
+  }
   FromFile(app, "--health-failures", file.health_failures, &health_failures);
   FromFile(app, "--connect-timeout-ms", file.connect_timeout_ms, &connect_timeout_ms);
   FromFile(app, "--max-output-bytes", file.max_output_bytes, &max_output_bytes);

@@ -40,11 +40,15 @@ std::string Names(const std::vector<proto::ServiceInfo>& services) {
   return out;
 }
 
+// While standbys answer not_leader a takeover is under way: look again at least this often.
+constexpr Duration kNotLeaderBackoff = Ms(500);
+
 }  // namespace
 
 Session::Session(SessionOptions options, const std::vector<ServiceBinding>& services, SessionIo* io,
                  uint64_t seed)
     : options_(std::move(options)),
+      brokers_(proto::BrokerList::FromText(options_.broker)),
       io_(io),
       rng_(seed),
       heartbeat_(options_.heartbeat),
@@ -91,7 +95,7 @@ void Session::OnMonitor(Time now, const MonitorSnapshot& snapshot) {
 void Session::Connect(Time now) {
   Status s = io_->Connect();
   if (s.code() == StatusCode::kInvalidArgument) {
-    spdlog::error("cannot use broker endpoint {}: {}", options_.broker, s.message());
+    spdlog::error("cannot use broker endpoint {}: {}", brokers_.current(), s.message());
     finished_ = s;
     return;
   }
@@ -129,7 +133,7 @@ void Session::SendReady(Time now) {
   ready_unanswered_ = Send(now, std::move(ready));
   if (ready_unanswered_) {
     advertised_ = manifest_;
-    spdlog::info("registering with {}: advertising [{}]{}", options_.broker, Names(manifest_),
+    spdlog::info("registering with {}: advertising [{}]{}", brokers_.current(), Names(manifest_),
                  holding == 0 ? "" : "; still holding " + std::to_string(holding) + " task(s)");
   }
 }
@@ -145,25 +149,33 @@ bool Session::Send(Time now, const std::vector<proto::ToBrokerMessage>& batch) {
   return true;
 }
 
-void Session::ResetConnection(Time now, std::string_view why) {
+void Session::ResetConnection(Time now, std::string_view why, std::string_view hint) {
   io_->Close(Duration(0));
   connected_ = false;
   registered_ = false;
   ready_unanswered_ = false;
   RequeueUnconfirmed();
-  ScheduleReconnect(now, why);
+  const std::string left = brokers_.current();
+  // With one endpoint every failure backs off longer; with several, only a whole round of them.
+  const bool grow = brokers_.Next(hint) || !brokers_.several();
+  ScheduleReconnect(now, left + " " + std::string(why), grow);
 }
 
-void Session::ScheduleReconnect(Time now, std::string_view why) {
+void Session::OnDisconnected(Time now) {
+  if (finished_ || !connected_ || !brokers_.several()) return;
+  ResetConnection(now, "closed the connection");
+}
+
+void Session::ScheduleReconnect(Time now, std::string_view why, bool grow) {
   std::uniform_real_distribution<double> jitter(0.5, 1.0);
   Duration wait(static_cast<int64_t>(static_cast<double>(backoff_.count()) * jitter(rng_)));
   ++reconnects_;
-  spdlog::warn("broker {} {}: reconnecting in {} ms (attempt {}){}", options_.broker, why,
-               ToMs(wait), reconnects_,
-               held_results() > 0
-                   ? "; " + std::to_string(held_results()) + " result(s) kept for delivery"
-                   : "");
-  backoff_ = std::min(backoff_ * 2, options_.reconnect_max);
+  spdlog::warn(
+      "broker {}: reconnecting{} in {} ms (attempt {}){}", why,
+      brokers_.several() ? " to " + brokers_.current() : std::string(), ToMs(wait), reconnects_,
+      held_results() > 0 ? "; " + std::to_string(held_results()) + " result(s) kept for delivery"
+                         : "");
+  if (grow) backoff_ = std::min(backoff_ * 2, options_.reconnect_max);
   connect_at_ = now + wait;
 }
 
@@ -220,7 +232,7 @@ void Session::OnMessage(Time now, proto::ToWorkerMessage message) {
     return;
   }
   if (auto* bye = std::get_if<proto::Disconnect>(&message)) return OnDisconnect(now, *bye);
-  if (auto* e = std::get_if<proto::Error>(&message)) return OnError(*e);
+  if (auto* e = std::get_if<proto::Error>(&message)) return OnError(now, *e);
   const auto& bodyless = std::get<proto::Bodyless>(message);
   if (bodyless.command == Command::kDrain) {
     // An admin paused this worker: it finishes what runs, gets nothing new and stays connected
@@ -251,6 +263,7 @@ void Session::OnWelcome(Time now, const proto::Welcome& w) {
     spdlog::warn("ignoring the broker's liveness of {}", w.liveness);
   }
   backoff_ = options_.reconnect_min;
+  brokers_.Reset();
   const bool was_registered = registered_;
   registered_ = true;
   ready_unanswered_ = false;
@@ -325,7 +338,12 @@ void Session::OnDisconnect(Time now, const proto::Disconnect& d) {
   SendReady(now);
 }
 
-void Session::OnError(const proto::Error& e) {
+void Session::OnError(Time now, const proto::Error& e) {
+  if (e.code == proto::kNotLeaderCode) {
+    // A standby (--ha): the pool is alive and a leader is, or soon will be, elsewhere.
+    backoff_ = std::min(backoff_, kNotLeaderBackoff);
+    return ResetConnection(now, "is a standby (" + e.message + ")", e.message);
+  }
   // Before WELCOME, on a connection that has carried no RESULT, ERROR unauthenticated or
   // permission_denied can only answer READY: the broker will not have this worker (an unknown or
   // revoked key, a spent enrolment token), and asking again cannot change that. RESULTs sent
@@ -482,7 +500,12 @@ void Session::OnTick(Time now) {
     if (finished_) return;
   }
   if (connected_) {
-    if (now - last_heard_ > DeadAfter()) {
+    // With several brokers a READY unanswered for ready_timeout means a dead or hung endpoint:
+    // the next one may lead.
+    const Duration limit = registered_ || !brokers_.several()
+                               ? DeadAfter()
+                               : std::min(DeadAfter(), options_.ready_timeout);
+    if (now - last_heard_ > limit) {
       ResetConnection(now, registered_ ? "went quiet" : "did not answer READY");
     } else if (registered_) {
       if (now - last_sent_ >= heartbeat_) SendHeartbeat(now);

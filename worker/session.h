@@ -16,6 +16,10 @@
 // - Liveness: no traffic from the broker for `liveness` heartbeat intervals, or no WELCOME in
 //   that time, closes the connection and reconnects after an exponential back-off with jitter;
 //   a DISCONNECT{reconnect} registers again on the same connection.
+// - Several brokers (A,B,C; docs/operations.md "High availability"): ERROR not_leader, a closed
+//   connection or no WELCOME within `ready_timeout` moves on to the next endpoint (or the leader a
+//   standby named); the back-off grows once per round of the list, and stays short while standbys
+//   answer. Held attempts re-attach to the new leader with READY.running, as after a restart.
 // - Results: kept until sent on a registered connection, and after sending until the broker has
 //   been heard from a heartbeat interval (at most 5 s) later, within a memory budget. A result sent
 //   into a connection that then turned out dead is sent again after the next WELCOME (the broker
@@ -42,6 +46,7 @@
 
 #include "common/clock.h"
 #include "common/status.h"
+#include "protocol/broker_list.h"
 #include "protocol/limits.h"
 #include "protocol/messages.h"
 #include "worker/detect.h"
@@ -51,7 +56,11 @@
 namespace rma::worker {
 
 struct SessionOptions {
-  std::string broker;  // for log lines only
+  // The broker endpoint, or several (A,B,C: high availability) the session follows to the leader:
+  // it moves on when an endpoint is told not_leader, closes the connection, or does not answer
+  // READY within `ready_timeout`.
+  std::string broker;
+  Duration ready_timeout = Seconds(2);
   std::string worker_id;
   std::string worker_secret;  // proves a reconnect is this worker (identity.h)
   std::string name;
@@ -121,6 +130,10 @@ class Session {
   // The broker refused the connection at the handshake: `permanent` (a wrong token) ends the worker
   // with PermissionDenied; otherwise (busy, try later) it reconnects after its back-off.
   void OnHandshakeRefused(Time now, const std::string& why, bool permanent);
+  // The connection to the broker ended (socket monitor): with several endpoints, the next one.
+  void OnDisconnected(Time now);
+  // The endpoint to connect to now.
+  const std::string& broker() const { return brokers_.current(); }
   void OnTick(Time now);
   // When OnTick next has something to do (at most a second away).
   Time NextWakeup(Time now) const;
@@ -161,8 +174,9 @@ class Session {
     return Send(now, std::vector<proto::ToBrokerMessage>{std::move(message)});
   }
   void Heard(Time now);
-  void ResetConnection(Time now, std::string_view why);
-  void ScheduleReconnect(Time now, std::string_view why);
+  // `hint`: a standby's not_leader message, naming the leader.
+  void ResetConnection(Time now, std::string_view why, std::string_view hint = {});
+  void ScheduleReconnect(Time now, std::string_view why, bool grow = true);
   void RequeueUnconfirmed();
   // Drops sent results that were surely delivered (the broker was heard at `heard`, long enough
   // after the send), and the oldest beyond the memory budget.
@@ -170,7 +184,7 @@ class Session {
   void OnWelcome(Time now, const proto::Welcome& w);
   void OnTask(Time now, proto::TaskAssignment task);
   void OnDisconnect(Time now, const proto::Disconnect& d);
-  void OnError(const proto::Error& e);
+  void OnError(Time now, const proto::Error& e);
   // What the operator can do about a refused READY.
   std::string RefusalHint() const;
   void MaybeSendManifest(Time now);
@@ -181,6 +195,7 @@ class Session {
   Duration DeadAfter() const { return heartbeat_ * liveness_; }
 
   SessionOptions options_;
+  proto::BrokerList brokers_;
   std::map<std::string, std::shared_ptr<Handler>> handlers_;
   SessionIo* io_;
   std::mt19937_64 rng_;

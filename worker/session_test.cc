@@ -352,6 +352,55 @@ TEST_F(SessionTest, AManifestChangeKeepsTasksRunning) {
   EXPECT_EQ(io_.Results().size(), 1u);
 }
 
+TEST_F(SessionTest, SeveralBrokersAStandbySendsTheWorkerOnAndItsAttemptsReattachToTheLeader) {
+  options_.broker = "tcp://a:1,tcp://b:2,tcp://c:3";
+  Register();
+  EXPECT_EQ(session_->broker(), "tcp://a:1");
+  SendTask(7);
+  ASSERT_EQ(io_.jobs.size(), 1u);
+  // The leader is lost (kill -9: its connection closes): on to the next endpoint.
+  session_->OnDisconnected(Now());
+  EXPECT_FALSE(session_->connected());
+  EXPECT_EQ(session_->broker(), "tcp://b:2");
+  Reconnect();
+  // b is a standby that names c as the leader: straight there, without a long back-off.
+  io_.Clear();
+  const Time told = Now();
+  Deliver(Command::kError,
+          proto::Error{0,
+                       std::string(proto::kNotLeaderCode),
+                       "this broker is a standby (--ha); the leader is tcp://c:3 (workers), "
+                       "tcp://c:4 (clients), epoch 2",
+                       {},
+                       {}});
+  EXPECT_EQ(session_->broker(), "tcp://c:3");
+  Reconnect();
+  EXPECT_LE(Now() - told, Seconds(1));
+  // The running attempt goes with the READY to the new leader.
+  const proto::Ready ready = io_.LastReady();
+  ASSERT_EQ(ready.running.size(), 1u);
+  EXPECT_EQ(ready.running[0].task_id, TaskId(7));
+  Welcome();
+  EXPECT_TRUE(session_->registered());
+}
+
+TEST_F(SessionTest, SeveralBrokersAnUnansweredReadyMovesOnAfterTheReadyTimeout) {
+  options_.broker = "tcp://a:1,tcp://b:2";
+  options_.ready_timeout = Ms(500);
+  Make();
+  ASSERT_TRUE(io_.connected);
+  EXPECT_EQ(session_->broker(), "tcp://a:1");
+  Advance(Ms(501));
+  EXPECT_EQ(session_->broker(), "tcp://b:2");
+}
+
+TEST_F(SessionTest, OneBrokerIgnoresDisconnectEventsAndKeepsItsLiveness) {
+  Register();
+  session_->OnDisconnected(Now());  // ZeroMQ reconnects a single endpoint by itself
+  EXPECT_TRUE(session_->connected());
+  EXPECT_TRUE(session_->registered());
+}
+
 TEST_F(SessionTest, ReconnectsWithGrowingJitteredBackoffWhenTheBrokerGoesQuiet) {
   Register();
   Advance(Ms(3000));

@@ -15,13 +15,11 @@
 //   - every balance is the sum of its account's rows.
 #include <gtest/gtest.h>
 
-#include <atomic>
-#include <mutex>
 #include <random>
 #include <set>
-#include <thread>
 
 #include "tests/support/account_pool.h"
+#include "tests/support/http_load.h"
 
 namespace rma::testing {
 namespace {
@@ -34,74 +32,11 @@ int EnvInt(const char* name, int fallback) {
   return v == nullptr ? fallback : std::atoi(v);
 }
 
-// Clients submitting through the gateway from their own threads, each one request at a time, and
-// remembering every task acknowledged with 202. While the broker is down the gateway answers 503;
-// a client then backs off briefly (load generation, not synchronisation).
-class HttpLoad {
- public:
-  HttpLoad(std::string url, std::string key, int clients)
-      : url_(std::move(url)), key_(std::move(key)) {
-    for (int i = 0; i < clients; ++i) threads_.emplace_back([this, i] { Run(i); });
-  }
-  ~HttpLoad() { Stop(); }
-  void Stop() {
-    stop_ = true;
-    for (std::thread& t : threads_) {
-      if (t.joinable()) t.join();
-    }
-  }
-  size_t acked_count() const { return acked_count_; }
-  size_t refused_count() const { return refused_count_; }
-  std::set<std::string> acked() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return acked_;
-  }
-
- private:
-  void Run(int client) {
-    int n = 0;
-    while (!stop_) {
-      json body = {{"service", "echo"},
-                   {"payload", "c" + std::to_string(client) + "-" + std::to_string(n++)}};
-      HttpResponse r = HttpCall("POST", url_, body.dump(),
-                                {"X-API-Key: " + key_, "Content-Type: application/json"}, 10000);
-      if (r.status == 202) {
-        const std::string id = r.Json().value("task_id", "");
-        std::lock_guard<std::mutex> lock(mu_);
-        if (!id.empty() && acked_.insert(id).second) ++acked_count_;
-      } else {
-        ++refused_count_;
-        std::this_thread::sleep_for(20ms);
-      }
-    }
-  }
-
-  const std::string url_;
-  const std::string key_;
-  std::atomic<bool> stop_{false};
-  std::atomic<size_t> acked_count_{0};
-  std::atomic<size_t> refused_count_{0};
-  mutable std::mutex mu_;
-  std::set<std::string> acked_;
-  std::vector<std::thread> threads_;
-};
-
 class CreditsUnderCrashes : public AccountPool {
  protected:
   CreditsUnderCrashes() { extra_broker_args_ = {"--credits", "track"}; }
 
   std::string Sql(const std::string& query) { return QueryValue(db_->url(), query); }
-
-  // A PostgreSQL array literal of the task ids (the API's unsigned decimal ids; the table's are
-  // signed bigints of the same 64 bits).
-  static std::string IdArray(const std::set<std::string>& ids) {
-    std::string literal = "'{";
-    for (const std::string& id : ids) {
-      if (literal.size() > 2) literal += ',';
-      literal += std::to_string(static_cast<int64_t>(std::stoull(id)));
-    }
-    return literal + "}'::bigint[]";
-  }
 };
 
 TEST_F(CreditsUnderCrashes, EveryAcknowledgedTaskIsCreditedExactlyOnceAfterKillsOfAnyProcess) {
@@ -122,10 +57,7 @@ TEST_F(CreditsUnderCrashes, EveryAcknowledgedTaskIsCreditedExactlyOnceAfterKills
   ASSERT_TRUE(WaitForService(*cluster_, "echo", {"X-API-Key: " + admin_}));
 
   HttpLoad load(cluster_->Url("/api/tasks"), bob, 4);
-  auto after_more_acks = [&](size_t more) {
-    const size_t target = load.acked_count() + more;
-    return WaitUntil([&] { return load.acked_count() >= target; }, 60s);
-  };
+  auto after_more_acks = [&](size_t more) { return load.AfterMoreAcks(more, 60s); };
   const int kills = EnvInt("RMA_CRASH_KILLS", 6);
   int broker_kills = 0;
   int worker_kills = 0;
@@ -154,17 +86,9 @@ TEST_F(CreditsUnderCrashes, EveryAcknowledgedTaskIsCreditedExactlyOnceAfterKills
   ASSERT_GT(acked.size(), 500u);
 
   // Every acknowledged task completes (the ledger rows are in the same commits).
-  const std::string ids = IdArray(acked);
-  std::string completed;
-  EXPECT_TRUE(WaitUntil(
-      [&] {
-        completed = Sql("SELECT count(*) FROM tasks WHERE status = 'completed' AND task_id = ANY(" +
-                        ids + ")");
-        return completed == std::to_string(acked.size());
-      },
-      90s))
-      << completed << " of " << acked.size() << " acknowledged tasks completed\n"
-      << cluster_->Logs();
+  std::string progress;
+  EXPECT_TRUE(WaitAllCompleted(db_->url(), acked, 90s, &progress)) << progress << "\n"
+                                                                   << cluster_->Logs();
 
   EXPECT_EQ(Sql("SELECT count(*) FROM tasks t WHERE t.status = 'completed' AND (SELECT count(*) "
                 "FROM credit_ledger l WHERE l.task_id = t.task_id AND l.kind = 'spent' AND "

@@ -76,4 +76,26 @@ std::string QueryValue(const std::string& url, const std::string& sql) {
   return r[0][0].c_str();
 }
 
+bool WaitAllCompleted(const std::string& url, const std::set<std::string>& ids,
+                      std::chrono::milliseconds timeout, std::string* progress) {
+  // The tasks table's ids are signed bigints of the same 64 bits.
+  std::string literal = "'{";
+  for (const std::string& id : ids) {
+    if (literal.size() > 2) literal += ',';
+    literal += std::to_string(static_cast<int64_t>(std::stoull(id)));
+  }
+  literal += "}'::bigint[]";
+  std::string completed;
+  const bool all = WaitUntil(
+      [&] {
+        completed = QueryValue(
+            url, "SELECT count(*) FROM tasks WHERE status = 'completed' AND task_id = ANY(" +
+                     literal + ")");
+        return completed == std::to_string(ids.size());
+      },
+      timeout);
+  *progress = completed + " of " + std::to_string(ids.size()) + " acknowledged tasks completed";
+  return all;
+}
+
 }  // namespace rma::testing

@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <set>
 #include <string>
 
 namespace rma::testing {
@@ -56,5 +58,10 @@ class PrivatePg {
 
 // Runs one SQL statement on `url` and returns the first column of the first row ("" if none).
 std::string QueryValue(const std::string& url, const std::string& sql);
+
+// Waits (up to `timeout`) until every task of `ids` (as the HTTP API prints them: unsigned decimal)
+// is completed on record at `url`; *progress says "N of M acknowledged tasks completed".
+bool WaitAllCompleted(const std::string& url, const std::set<std::string>& ids,
+                      std::chrono::milliseconds timeout, std::string* progress);
 
 }  // namespace rma::testing
