@@ -42,6 +42,8 @@ std::string Describe(const std::optional<proto::HandshakeEvent>& e) {
       return "handshake failed: mechanism mismatch";
     case Kind::kBroken:
       return "handshake broken off without detail";
+    case Kind::kDisconnected:
+      return "connection closed or refused";
   }
   return "?";
 }
