@@ -244,10 +244,13 @@ bool IsFenced(const pqxx::sql_error& e) { return e.sqlstate() == "RM001"; }
 Status CheckOneMode(pqxx::connection& conn, bool ha) {
   pqxx::nontransaction q(conn);
   if (ha) {
-    // A bigint advisory lock shows as its high and low 32 bits, objsubid 1.
+    // A bigint advisory lock shows as its high and low 32 bits, objsubid 1. pg_locks lists the
+    // locks of every database of the server: only this database's broker counts (brokers of other
+    // pools may share the server).
     const int64_t holders =
         q.exec_params1(
              "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND "
+             "database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND "
              "objsubid = 1 AND classid::bigint = ($1::bigint >> 32) AND "
              "objid::bigint = ($1::bigint & 4294967295)",
              kBrokerLockKey)[0]

@@ -166,6 +166,19 @@ TEST_F(HaLeaseTest, BrokersWithAndWithoutHaDoNotShareADatabase) {
     EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
     EXPECT_NE(refused.status().message().find("without --ha"), std::string::npos);
   }
+  // A broker without --ha on another database of the same server (another pool) is no obstacle:
+  // advisory locks are per database, and so is the check.
+  {
+    FreshDatabase other;
+    PgStoreOptions elsewhere = plain;
+    elsewhere.url = other.url();
+    auto neighbour = PgStore::Open(elsewhere, &clock_);
+    ASSERT_TRUE(neighbour.ok()) << neighbour.status().ToString();
+    PgStoreOptions ha = plain;
+    ha.ha_epoch = 1;
+    auto opened = PgStore::Open(ha, &clock_);
+    EXPECT_TRUE(opened.ok()) << opened.status().ToString();
+  }
   auto a = NewLease("a");
   ASSERT_TRUE(WaitUntil([&] { return a->Leading(); }, 10s));
   auto refused = PgStore::Open(plain, &clock_);
