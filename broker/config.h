@@ -58,6 +58,15 @@ struct BrokerConfig {
   uint32_t liveness = 3;  // missed intervals before a peer is dead
   // How long an offline worker stays listed (red on the dashboard) before it is forgotten.
   Duration offline_retention = Seconds(300);
+  // After a restart or an HA takeover, a task that was running stays out of its queue this long, so
+  // the worker still running it can register again and keep its lease (READY.running) before
+  // another worker is given it: without it, the first worker back takes the task and it runs
+  // twice. 0: requeued at once. Unset: heartbeat x liveness, the time a worker is given to show
+  // it is alive anyway (9 s at the defaults).
+  std::optional<Duration> reattach_grace;
+  Duration ReattachGrace() const {
+    return reattach_grace.value_or(heartbeat_interval * static_cast<int64_t>(liveness));
+  }
 
   // Task defaults and bounds.
   uint32_t default_max_attempts = 3;

@@ -70,6 +70,7 @@ Status LoadConfigFile(const std::string& path, BrokerConfig* config) {
                                 {"heartbeat_ms",
                                  "liveness",
                                  "offline_retention_ms",
+                                 "reattach_grace_ms",
                                  "default_max_attempts",
                                  "default_timeout_ms",
                                  "max_timeout_ms",
@@ -106,6 +107,11 @@ Status LoadConfigFile(const std::string& path, BrokerConfig* config) {
   RMA_RETURN_IF_ERROR(ReadDurationMs(j, "heartbeat_ms", &config->heartbeat_interval));
   RMA_RETURN_IF_ERROR(ReadNumber(j, "liveness", &config->liveness));
   RMA_RETURN_IF_ERROR(ReadDurationMs(j, "offline_retention_ms", &config->offline_retention));
+  if (j.contains("reattach_grace_ms")) {
+    Duration grace{0};
+    RMA_RETURN_IF_ERROR(ReadDurationMs(j, "reattach_grace_ms", &grace));
+    config->reattach_grace = grace;
+  }
   RMA_RETURN_IF_ERROR(ReadNumber(j, "default_max_attempts", &config->default_max_attempts));
   RMA_RETURN_IF_ERROR(ReadDurationMs(j, "default_timeout_ms", &config->default_timeout));
   RMA_RETURN_IF_ERROR(ReadDurationMs(j, "max_timeout_ms", &config->max_timeout));

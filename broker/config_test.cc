@@ -108,6 +108,19 @@ TEST(ConfigTest, VerificationSettings) {
   for (const std::string& p : {path, bad}) std::remove(p.c_str());
 }
 
+// The reattach grace after a restart follows the heartbeat unless set; 0 is allowed (no hold).
+TEST(ConfigTest, ReattachGraceDefaultsToHeartbeatTimesLiveness) {
+  BrokerConfig c;
+  EXPECT_EQ(c.ReattachGrace(), Seconds(9));
+  std::string path = WriteTemp(R"({"heartbeat_ms": 500, "liveness": 4})");
+  ASSERT_TRUE(LoadConfigFile(path, &c).ok());
+  EXPECT_EQ(c.ReattachGrace(), Ms(2000));
+  std::string zero = WriteTemp(R"({"reattach_grace_ms": 0})");
+  ASSERT_TRUE(LoadConfigFile(zero, &c).ok());
+  EXPECT_EQ(c.ReattachGrace(), Duration(0));
+  for (const std::string& p : {path, zero}) std::remove(p.c_str());
+}
+
 TEST(ConfigTest, ValidateRejectsSettingsThatCannotWork) {
   BrokerConfig c;
   EXPECT_TRUE(Validate(c).ok());

@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   int64_t stats_retention_days = 90;
   int64_t db_wait_ms = 30000;
   int64_t offline_retention_ms = 300000;
+  int64_t reattach_grace_ms = -1;  // heartbeat x liveness
 
   CLI::App app{"rma-broker: the registry, queues and router of an rma compute pool"};
   // "NAME VERSION", the first line help2man reads when it writes the man page.
@@ -105,6 +106,12 @@ int main(int argc, char** argv) {
       ->envname("RMA_OFFLINE_RETENTION_MS")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--reattach-grace-ms", reattach_grace_ms,
+                 "after a restart or a takeover, a task that was running waits this long for its "
+                 "worker to register again and keep it before it is given to another (0: at once; "
+                 "default: heartbeat x liveness)")
+      ->envname("RMA_REATTACH_GRACE_MS")
+      ->check(CLI::Range(int64_t{0}, int64_t{3600000}));
   double aging_s = 60;
   app.add_option("--aging-s", aging_s,
                  "at equal priority, no queued task waits much longer than this behind the tasks "
@@ -340,6 +347,7 @@ int main(int argc, char** argv) {
   config.max_queue_time = Ms(max_queue_time_ms);
   config.result_ttl = Ms(result_ttl_ms);
   config.offline_retention = Ms(offline_retention_ms);
+  if (reattach_grace_ms >= 0) config.reattach_grace = Ms(reattach_grace_ms);
   config.aging = Duration(static_cast<int64_t>(aging_s * 1e6));
   if (!config_file.empty()) {
     if (Status s = broker::LoadConfigFile(config_file, &config); !s.ok()) {

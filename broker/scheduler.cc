@@ -229,6 +229,7 @@ void Scheduler::Restore(Time now, std::vector<TaskRecord> records) {
     return a.created_at != b.created_at ? a.created_at < b.created_at : a.id < b.id;
   });
   size_t requeued = 0;
+  size_t awaiting_reattach = 0;
   size_t skipped = 0;
   for (TaskRecord& r : records) {
     if (tasks_.count(r.id) > 0) continue;
@@ -251,6 +252,11 @@ void Scheduler::Restore(Time now, std::vector<TaskRecord> records) {
     }
     ++requeued;
     CountUnfinished(t, +1);
+    if (t.status == TaskStatus::kRunning && !t.worker_id.empty()) {
+      // Its worker may still be running it: leave it the grace to come back and keep the lease.
+      t.run_at = std::max(t.run_at, now + config_.ReattachGrace());
+      ++awaiting_reattach;
+    }
     if (t.run_at > now) {
       t.status = TaskStatus::kQueued;
       t.queued_at = now;
@@ -260,7 +266,10 @@ void Scheduler::Restore(Time now, std::vector<TaskRecord> records) {
       Enqueue(now, t, /*front=*/false);
     }
   }
-  spdlog::info("restored {} task(s), {} unfinished back in their queues", records.size(), requeued);
+  spdlog::info(
+      "restored {} task(s), {} unfinished back in their queues ({} that were running held {} ms "
+      "for their workers to come back)",
+      records.size(), requeued, awaiting_reattach, ToMs(config_.ReattachGrace()));
   if (skipped > 0) {
     spdlog::error("{} recovered task(s) left on record only: the service table is full ({} names)",
                   skipped, config_.max_services);

@@ -883,22 +883,29 @@ TEST_F(SchedulerTest, RestoreRequeuesUnfinishedTasksInPriorityOrder) {
   EXPECT_TRUE(acc[0].duplicate);
 }
 
-TEST_F(SchedulerTest, WorkerStillRunningARestoredTaskKeepsItsLease) {
+// A task on record as running attempt 1 on `worker` when the broker stopped.
+TaskRecord RunningRecord(uint64_t id, std::string worker, Time now) {
   TaskRecord r;
-  r.id = TaskId(77);
+  r.id = TaskId(id);
   r.service = "echo";
   r.status = TaskStatus::kRunning;
   r.attempts = 1;
   r.max_attempts = 3;
   r.timeout_ms = 60000;
-  r.created_at = now();
-  r.run_at = now();
-  r.worker_id = "owner";
-  s().Restore(now(), {r});
+  r.created_at = now;
+  r.run_at = now;
+  r.worker_id = std::move(worker);
+  return r;
+}
+
+TEST_F(SchedulerTest, WorkerStillRunningARestoredTaskKeepsItsLease) {
+  s().Restore(now(), {RunningRecord(77, "owner", now())});
   Register("other", CpuCaps(), {"echo"}, 0 + 1);
-  // "other" got it (attempt 2), as nobody claimed it yet. The worker that ran attempt 1 comes back
-  // too late: the lease is other's now, so the first worker is told to stop and its result does not
-  // count.
+  EXPECT_TRUE(Tasks("other").empty()) << "held for its worker during the reattach grace";
+  Advance(config_.ReattachGrace());
+  // "other" got it (attempt 2), as nobody claimed it within the grace. The worker that ran attempt
+  // 1 comes back too late: the lease is other's now, so the first worker is told to stop and its
+  // result does not count.
   auto got = Tasks("other");
   ASSERT_EQ(got.size(), 1u);
   Register("owner", CpuCaps(), {"echo"}, 2, false, {{TaskId(77), 1}});
@@ -916,22 +923,50 @@ TEST_F(SchedulerTest, WorkerStillRunningARestoredTaskKeepsItsLease) {
 }
 
 TEST_F(SchedulerTest, RestoredQueuedTaskClaimedByItsWorkerIsNotRunTwice) {
-  TaskRecord r;
-  r.id = TaskId(88);
-  r.service = "echo";
-  r.status = TaskStatus::kRunning;
-  r.attempts = 1;
-  r.max_attempts = 3;
-  r.timeout_ms = 60000;
-  r.created_at = now();
-  r.run_at = now();
-  r.worker_id = "owner";
-  s().Restore(now(), {r});
+  s().Restore(now(), {RunningRecord(88, "owner", now())});
   Register("owner", CpuCaps(), {"echo"}, 2, false, {{TaskId(88), 1}});
   EXPECT_TRUE(Tasks("owner").empty()) << "it already runs it";
   EXPECT_EQ(Status(TaskId(88)), TaskStatus::kRunning);
   Register("other", CpuCaps(), {"echo"});
   EXPECT_TRUE(Tasks("other").empty());
+}
+
+// After a restart or a takeover the first worker back must not be given a task another worker is
+// still running: a task that was running waits out the reattach grace, while queued ones go at
+// once.
+TEST_F(SchedulerTest, ARestoredRunningTaskWaitsForItsWorkerBeforeAnotherGetsIt) {
+  config_.reattach_grace = Seconds(5);
+  TaskRecord queued = RunningRecord(92, "", now());
+  queued.status = TaskStatus::kQueued;
+  queued.attempts = 0;
+  s().Restore(now(), {RunningRecord(91, "owner", now()), queued});
+  Register("fast", CpuCaps(), {"echo"}, 4);
+  auto first = Tasks("fast");
+  ASSERT_EQ(first.size(), 1u) << "the queued task is not held";
+  EXPECT_EQ(first[0].task_id, TaskId(92));
+  Advance(Ms(4900));
+  EXPECT_TRUE(Tasks("fast").empty()) << "the running one still waits for its worker";
+  // Its worker comes back within the grace and keeps it: nobody runs it a second time.
+  Register("owner", CpuCaps(), {"echo"}, 2, false, {{TaskId(91), 1}});
+  EXPECT_EQ(Status(TaskId(91)), TaskStatus::kRunning);
+  Advance(Ms(200));
+  EXPECT_TRUE(Tasks("fast").empty()) << "the grace ended, but the task is leased again";
+  proto::TaskAssignment running;
+  running.task_id = TaskId(91);
+  running.attempt = 1;
+  Result("owner", running, Outcome::kOk, "from the first worker");
+  EXPECT_EQ(Status(TaskId(91)), TaskStatus::kCompleted);
+}
+
+TEST_F(SchedulerTest, ARestoredRunningTaskWhoseWorkerNeverComesBackRunsAfterTheGrace) {
+  config_.reattach_grace = Seconds(5);
+  s().Restore(now(), {RunningRecord(93, "gone", now())});
+  Register("other", CpuCaps(), {"echo"});
+  EXPECT_TRUE(Tasks("other").empty());
+  Advance(Seconds(5));
+  auto got = Tasks("other");
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].attempt, 2u);
 }
 
 // ---- Memory bounds
