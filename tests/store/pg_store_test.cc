@@ -587,6 +587,62 @@ TEST_F(PgStoreTest, AVerifiedTaskEarnsOncePerAgreeingAttemptAndIsPaidForOnce) {
   EXPECT_EQ(Query("SELECT verified FROM tasks WHERE task_id = 1"), "f");
 }
 
+// A group commit's ledger rows (more than a small batch: the COPY path of pg_ledger.cc), written a
+// second time (a commit retried after its outcome was unknown) with new ones and rows naming an
+// account not on record: what is on record is skipped, rows of unknown accounts are dropped, and
+// every balance is still the exact sum of its rows.
+TEST_F(PgStoreTest, ABigBatchOfLedgerRowsCountsEachRowOnceAndKeepsBalancesExact) {
+  {
+    Harness h(OpenStore());
+    ASSERT_TRUE(h.WaitDurable(h.store().Write(Insert(Task(1)))));  // the schema exists
+  }
+  Query(
+      "INSERT INTO accounts (name, role) VALUES ('alice', 'member'), ('client', 'member') "
+      "RETURNING name");
+  auto rows = [](uint64_t first, uint64_t count, const std::string& worker_account) {
+    std::vector<LedgerEntry> out;
+    for (uint64_t id = first; id < first + count; ++id) {
+      LedgerEntry earned;
+      earned.account = worker_account;
+      earned.kind = "earned";
+      earned.amount = 0.123457 + static_cast<double>(id) * 1e-6;
+      earned.task_id = TaskId(id);
+      earned.attempt = 1;
+      earned.worker_id = "box";
+      earned.service = "echo";
+      LedgerEntry spent = earned;
+      spent.account = "client";
+      spent.kind = "spent";
+      spent.amount = -earned.amount;
+      out.push_back(earned);
+      out.push_back(spent);
+    }
+    return out;
+  };
+  const std::string balances_match =
+      "SELECT count(*) FROM accounts a WHERE credits <> (SELECT coalesce(sum(amount), 0) FROM "
+      "credit_ledger l WHERE l.account = a.name)";
+  Harness h(OpenStore());
+  h.store().WriteLedger(rows(100, 100, "alice"));  // 200 rows: the COPY path
+  ASSERT_TRUE(h.WaitDurable(h.store().Write(Insert(Task(2)))));
+  EXPECT_EQ(Query("SELECT count(*) FROM credit_ledger"), "200");
+  EXPECT_EQ(Query(balances_match), "0");
+  const std::string alice = Query("SELECT credits FROM accounts WHERE name = 'alice'");
+  EXPECT_EQ(alice, "12.360650") << "100 x 0.123457 + (100 + ... + 199) millionths, exactly";
+  // The same rows again with 20 new ones, and rows of an account that does not exist.
+  std::vector<LedgerEntry> again = rows(100, 120, "alice");
+  for (LedgerEntry& e : rows(500, 10, "ghost")) again.push_back(e);
+  h.store().WriteLedger(again);
+  ASSERT_TRUE(h.WaitDurable(h.store().Write(Insert(Task(3)))));
+  EXPECT_EQ(Query("SELECT count(*) FROM credit_ledger WHERE account = 'alice'"), "120");
+  EXPECT_EQ(Query("SELECT count(*) FROM credit_ledger WHERE account = 'ghost'"), "0");
+  EXPECT_EQ(Query("SELECT count(*) FROM credit_ledger WHERE task_id BETWEEN 500 AND 509"), "10")
+      << "the spent rows of the ghost's tasks belong to 'client', who exists";
+  EXPECT_EQ(Query(balances_match), "0");
+  EXPECT_EQ(Query("SELECT count(*) FROM tasks WHERE task_id IN (2, 3)"), "2")
+      << "the task rows of the refused batch were written too";
+}
+
 // Worker credentials' lasting trust states: written in the group commit (the latest word on a
 // credential wins; "" removes it), read back by Recover().
 TEST_F(PgStoreTest, TrustStatesAreKeptAcrossRestarts) {
