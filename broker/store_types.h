@@ -47,6 +47,9 @@ struct TaskRecord {
   Time run_at{};
   Time started_at{};    // epoch 0 = never
   Time completed_at{};  // epoch 0 = not ended
+  // Every attempt's start and end, oldest first, at most proto::kMaxAttemptLog (the newest kept):
+  // the task page's attempt log, written with the row (the `attempt_log` column).
+  std::vector<proto::AttemptEntry> attempt_log;
 };
 
 // The public view of a task (TASK_INFO, TASK_LIST, the HTTP task object) from its record. Listings
