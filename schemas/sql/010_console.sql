@@ -1,4 +1,4 @@
--- The operator's console (issue 19).
+-- rma schema, migration 10: the operator's console (issue 19, docs/http-api.md "Console").
 --
 -- tasks.attempt_log: every attempt's start and end (worker, times, outcome, error), oldest first,
 -- as a JSON array of at most 64 entries. It is written with the row's other mutable columns in the
