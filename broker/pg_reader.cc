@@ -233,14 +233,7 @@ class Reader {
                                              ", not dead");
       } else if (req.retry) {
         tx.exec_prepared("rma_requeue_dead", static_cast<int64_t>(req.id.value()));
-        // The same reset as Scheduler::RetryDead; the scheduler queues it once this is committed.
-        record.status = TaskStatus::kQueued;
-        record.failures = 0;
-        record.requeues = 0;
-        record.error.clear();
-        record.error_code.clear();
-        record.completed_at = Time{};
-        r->restore.push_back(std::move(record));
+        r->restore.push_back(Requeued(std::move(record)));
       } else {
         tx.exec_prepared("rma_discard_dead", static_cast<int64_t>(req.id.value()));
       }
@@ -346,16 +339,10 @@ class Reader {
         for (const pqxx::row& row : rows) {
           TaskRecord record = RecordFromRow(row);
           ids.push_back(record.id.value());
-          if (!retry) discarded.push_back(record.id);
           if (retry) {
-            // The same reset as Scheduler::RetryDead; the scheduler queues them once committed.
-            record.status = TaskStatus::kQueued;
-            record.failures = 0;
-            record.requeues = 0;
-            record.error.clear();
-            record.error_code.clear();
-            record.completed_at = Time{};
-            r->restore.push_back(std::move(record));
+            r->restore.push_back(Requeued(std::move(record)));
+          } else {
+            discarded.push_back(record.id);
           }
         }
         if (!ids.empty()) {
@@ -431,6 +418,18 @@ class Reader {
       return;
     }
     r->console = ConsoleAnswer{c.ref, Status::InvalidArgument("unknown console query")};
+  }
+
+  // A dead task's record as a retry leaves it: the same reset as Scheduler::RetryDead (and the
+  // rma_requeue_dead statement); the scheduler queues it once the change is committed.
+  static TaskRecord Requeued(TaskRecord record) {
+    record.status = TaskStatus::kQueued;
+    record.failures = 0;
+    record.requeues = 0;
+    record.error.clear();
+    record.error_code.clear();
+    record.completed_at = Time{};
+    return record;
   }
 
   // A service_stats_minute row: minute (Micros), service, submitted, completed, failed, dead,

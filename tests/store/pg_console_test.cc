@@ -149,6 +149,23 @@ TEST_F(PgConsoleTest, AttemptLogAndQueueDepthAreRecordedWithTheRow) {
   ASSERT_TRUE(h_->WaitDurable(h_->store().Write(Insert(Task(6)))));
   EXPECT_EQ(Query("SELECT queue_depth FROM service_stats_minute"), "3");
 
+  // The task page's lookup of a task on record: payload and attempt log; another owner's is not
+  // found.
+  h_->store().LookupTask("c", 3, TaskId(5), Caller{"", /*admin=*/true, /*detail=*/true});
+  std::optional<StoreReply> detail = h_->NextReply();
+  ASSERT_TRUE(detail.has_value());
+  const auto* info = MessageAs<proto::TaskInfo>(*detail);
+  ASSERT_NE(info, nullptr);
+  EXPECT_EQ(info->task.payload, t.payload);
+  EXPECT_EQ(info->task.payload_bytes, t.payload.size());
+  ASSERT_EQ(info->task.attempt_log.size(), 2u);
+  EXPECT_EQ(info->task.attempt_log[0].error_code, "handler_error");
+  h_->store().LookupTask("c", 4, TaskId(5), Caller{"mallory", /*admin=*/false, /*detail=*/true});
+  std::optional<StoreReply> hidden = h_->NextReply();
+  ASSERT_TRUE(hidden.has_value());
+  ASSERT_NE(MessageAs<proto::Error>(*hidden), nullptr);
+  EXPECT_EQ(MessageAs<proto::Error>(*hidden)->code, "not_found");
+
   h_->Reset();
   PgStoreOptions options;
   options.url = db_->url();
