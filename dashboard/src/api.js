@@ -39,17 +39,25 @@ export function sessionKeyStore(storage = globalThis.sessionStorage) {
 }
 
 // One GET, classified. Never throws: a network failure or a timeout is a result like any other.
-export async function getJson(fetchImpl, url, { headers = {}, timeoutMs = 4000 } = {}) {
+export async function getJson(fetchImpl, url, { headers = {}, timeoutMs = 4000, method = 'GET', body: payload } = {}) {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), timeoutMs);
   let response;
   try {
-    response = await fetchImpl(url, {
+    const init = {
       headers: { Accept: 'application/json', ...headers },
       cache: 'no-store',
       credentials: 'same-origin',
       signal: controller.signal,
-    });
+    };
+    // The console's actions: every POST/DELETE carries Content-Type: application/json, which the
+    // gateway demands of them (a cross-site form cannot send it).
+    if (method !== 'GET') {
+      init.method = method;
+      init.headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(payload ?? {});
+    }
+    response = await fetchImpl(url, init);
   } catch (e) {
     clearTimeout(timer);
     const timedOut = e?.name === 'AbortError';
@@ -147,6 +155,17 @@ export class PoolClient {
   forgetKey() {
     this.keyStore.set(null);
     this.leaderboardAbsentUntil = 0;
+  }
+
+  // One console request (GET, or an action with a JSON body) with the admin key: a getJson result.
+  request(path, { method = 'GET', body, timeoutMs = this.timeoutMs } = {}) {
+    const key = this.key;
+    return getJson(this.fetchImpl, `${this.base}${path}`, {
+      headers: key ? { 'X-API-Key': key } : {},
+      timeoutMs,
+      method,
+      body,
+    });
   }
 
   // `board` is the contributors board's { period, by }: at most one leaderboard request per poll.
