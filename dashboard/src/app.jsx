@@ -1,7 +1,9 @@
 // The dashboard page: polls the gateway every `refreshMs` (never two polls at once), keeps the last good
 // data on screen when the gateway or broker cannot be reached and says so plainly, and asks for the
 // admin key when the gateway wants one. The contributors board's period and measure live here, because
-// each poll asks the leaderboard for them; changing them polls at once.
+// each poll asks the leaderboard for them; changing them polls at once. The operator console's pages
+// (src/pages/, chosen by the hash route) sit under the same header and poll their own documents; the
+// overview poll goes on beneath them for the connection state, the key prompt and the service list.
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { ConnectionBanner, ConnectionStatus } from './components/connection.jsx';
 import { KeyDialog } from './components/key_dialog.jsx';
@@ -12,6 +14,76 @@ import { ServicesTable } from './components/services_table.jsx';
 import { WorkersTable } from './components/workers_table.jsx';
 import { Contributors } from './components/contributors.jsx';
 import { DEFAULT_BOARD_QUERY, leaderboardBoard } from './model.js';
+import { useRoute } from './hooks.js';
+import { TasksPage } from './pages/tasks.jsx';
+import { TaskPage } from './pages/task.jsx';
+import { DeadLettersPage } from './pages/dead_letters.jsx';
+import { HistoryPage } from './pages/history.jsx';
+import { WorkerPage } from './pages/worker.jsx';
+import { AccountsPage } from './pages/accounts.jsx';
+
+// The console's sections, in the navigation's order; `pages` are the routes that light each link.
+const NAV = [
+  { page: 'overview', href: '#/', label: 'Overview', pages: ['overview'] },
+  { page: 'tasks', href: '#/tasks', label: 'Tasks', pages: ['tasks', 'task'] },
+  { page: 'dead-letters', href: '#/dead-letters', label: 'Dead letters', pages: ['dead-letters'] },
+  { page: 'history', href: '#/history', label: 'Services', pages: ['history'] },
+  { page: 'accounts', href: '#/accounts', label: 'Accounts', pages: ['accounts'] },
+];
+
+const TITLES = {
+  overview: 'Overview',
+  tasks: 'Tasks',
+  task: 'Task',
+  'dead-letters': 'Dead letters',
+  history: 'Services',
+  worker: 'Worker',
+  accounts: 'Accounts',
+  'not-found': 'Not found',
+};
+
+function ConsoleNav({ route }) {
+  return (
+    <nav class="console-nav" aria-label="Console">
+      <ul>
+        {NAV.map((n) => (
+          <li key={n.page}>
+            <a href={n.href} aria-current={n.pages.includes(route.page) ? 'page' : undefined} data-nav={n.page}>
+              {n.label}
+            </a>
+          </li>
+        ))}
+      </ul>
+    </nav>
+  );
+}
+
+function ConsolePage({ route, navigate, client, data, pollNow }) {
+  const props = { client, route, navigate };
+  switch (route.page) {
+    case 'tasks':
+      return <TasksPage {...props} services={(data?.services?.services ?? []).map((s) => s.name)} />;
+    case 'task':
+      return <TaskPage key={route.id} {...props} />;
+    case 'dead-letters':
+      return <DeadLettersPage {...props} />;
+    case 'history':
+      return <HistoryPage {...props} servicesDoc={data?.services} onChanged={pollNow} />;
+    case 'worker':
+      return <WorkerPage key={route.id} {...props} />;
+    case 'accounts':
+      return <AccountsPage {...props} />;
+    default:
+      return (
+        <section class="card" data-page="not-found" data-loaded="true">
+          <h2>No such page</h2>
+          <p>
+            Nothing lives at this address. <a href="#/">Back to the overview</a>.
+          </p>
+        </section>
+      );
+  }
+}
 
 // A hidden tab still polls, slowly, so the page is current the moment it is looked at again.
 const HIDDEN_REFRESH_MS = 30_000;
@@ -117,13 +189,24 @@ export function App({ client, refreshMs = 2000 }) {
   useEffect(() => {
     pollNow();
   }, [boardQuery, pollNow]);
+  const [route, navigate] = useRoute();
+  useEffect(() => {
+    document.title = route.page === 'overview' ? 'rma pool dashboard' : `${TITLES[route.page] ?? ''} · rma pool console`;
+  }, [route.page]);
+  const overview = route.page === 'overview';
   const health = data?.health;
   const stats = data?.stats;
   return (
     <>
-      <a class="skip-link" href="#workers">
-        Skip to the worker list
-      </a>
+      {overview ? (
+        <a class="skip-link" href="#workers">
+          Skip to the worker list
+        </a>
+      ) : (
+        <a class="skip-link" href="#main">
+          Skip to the page
+        </a>
+      )}
       <header class="page-header">
         <div>
           <h1>rma pool</h1>
@@ -145,9 +228,12 @@ export function App({ client, refreshMs = 2000 }) {
           </button>
         ) : null}
       </header>
+      <ConsoleNav route={route} />
       <ConnectionBanner conn={conn} hasData={!!data} onEnterKey={askForKey} />
-      <main id="main">
-        {data ? (
+      <main id="main" tabIndex={-1}>
+        {!overview ? (
+          <ConsolePage route={route} navigate={navigate} client={client} data={data} pollNow={pollNow} />
+        ) : data ? (
           <>
             <Summary stats={stats} workers={data.workers} />
             <div class="grid-2">

@@ -87,6 +87,15 @@ export function toApiTime(value, offsetMinutes = 0) {
   return new Date(utc).toISOString();
 }
 
+// RFC 3339 (or Unix seconds) -> a `datetime-local` value in local time ('' when absent or unreadable).
+export function toLocalInput(value, offsetMinutes = 0) {
+  if (!value) return '';
+  const s = String(value);
+  const t = /^\d+(\.\d+)?$/.test(s) ? Number(s) * 1000 : Date.parse(s);
+  if (!Number.isFinite(t)) return '';
+  return new Date(t - offsetMinutes * 60_000).toISOString().slice(0, 19);
+}
+
 // The task list's API path for a filter set (cursor included), `limit` rows a page.
 export function tasksPath(query = {}, limit = 50) {
   const params = new URLSearchParams();
@@ -108,6 +117,13 @@ export function pageForward(trail, current, next) {
 export function pageBack(trail) {
   if (trail.length === 0) return { trail, cursor: '' };
   return { trail: trail.slice(0, -1), cursor: trail[trail.length - 1] };
+}
+
+// The trail as it stands at `cursor`: after back/forward in the browser the current cursor may be one
+// the trail already holds, and the pages from it on are no longer behind us.
+export function trailFor(trail, cursor) {
+  const i = trail.indexOf(cursor ?? '');
+  return i >= 0 ? trail.slice(0, i) : trail;
 }
 
 // What the pager offers for a page: its number (1-based, known only along a trail) and the moves.

@@ -17,6 +17,8 @@ import {
   parseHash,
   tasksPath,
   toApiTime,
+  toLocalInput,
+  trailFor,
   withFilters,
 } from '../src/console.js';
 import { getJson, PoolClient } from '../src/api.js';
@@ -83,6 +85,21 @@ describe('task browser', () => {
     // A reload on a later page: no trail, the number is unknown, "first page" is offered.
     expect(pagerState([], 'c5', 'c6')).toEqual({ number: null, canBack: true, canFirst: true, canNext: true });
     expect(pagerState([], '', 'c1')).toEqual({ number: 1, canBack: false, canFirst: false, canNext: true });
+  });
+
+  it('mends the trail after the browser went back or forward', () => {
+    const trail = ['', 'c1', 'c2'];
+    expect(trailFor(trail, 'c1')).toEqual(['']); // went back to page 2
+    expect(trailFor(trail, '')).toEqual([]); // back to page 1
+    expect(trailFor(trail, 'c3')).toEqual(trail); // the page after the trail
+  });
+
+  it('shows API times in datetime-local fields', () => {
+    expect(toLocalInput('2026-12-07T10:30:00.000Z')).toBe('2026-12-07T10:30:00');
+    expect(toLocalInput('2026-12-07T10:30:00.000Z', -60)).toBe('2026-12-07T11:30:00');
+    expect(toLocalInput('1700000000')).toBe('2023-11-14T22:13:20');
+    expect(toLocalInput('junk')).toBe('');
+    expect(toApiTime(toLocalInput('2026-12-07T10:30:00.000Z', 120), 120)).toBe('2026-12-07T10:30:00.000Z');
   });
 
   it('turns a local datetime into UTC and passes API times through', () => {
