@@ -230,7 +230,7 @@ export function App({ client, refreshMs = 2000 }) {
       </header>
       <ConsoleNav route={route} />
       <ConnectionBanner conn={conn} hasData={!!data} onEnterKey={askForKey} />
-      <main id="main" tabIndex={-1}>
+      <main id="main" tabIndex={-1} data-page={overview ? 'overview' : undefined} data-loaded={overview ? String(!!data) : undefined}>
         {!overview ? (
           <ConsolePage route={route} navigate={navigate} client={client} data={data} pollNow={pollNow} />
         ) : data ? (

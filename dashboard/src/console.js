@@ -10,7 +10,7 @@
 // key never reaches the API).
 export const PAGES = {
   overview: [],
-  tasks: ['service', 'status', 'account', 'worker', 'error_code', 'since', 'until', 'cursor'],
+  tasks: ['service', 'status', 'account', 'worker', 'error_code', 'since', 'until', 'limit', 'cursor'],
   task: [],
   'dead-letters': [],
   history: ['service', 'range'],
@@ -20,7 +20,8 @@ export const PAGES = {
 
 export const TASK_STATUSES = ['queued', 'running', 'completed', 'failed', 'dead', 'cancelled', 'expired'];
 export const HISTORY_RANGES = ['1h', '24h', '7d'];
-export const TASK_FILTERS = PAGES.tasks.filter((k) => k !== 'cursor');
+export const TASK_FILTERS = PAGES.tasks.filter((k) => k !== 'cursor' && k !== 'limit');
+export const DEFAULT_PAGE_SIZE = 50;
 
 // A location hash -> { page, id, query }. Anything that is not `#/...` (the skip link's `#workers`, an
 // empty hash) is the overview, so in-page anchors keep working.
@@ -44,6 +45,11 @@ export function parseHash(hash = '') {
   }
   if (page === 'history' && !HISTORY_RANGES.includes(query.range)) delete query.range;
   if (page === 'tasks' && query.status && !TASK_STATUSES.includes(query.status)) delete query.status;
+  if (page === 'tasks' && query.limit) {
+    const n = Number(query.limit);
+    if (Number.isInteger(n) && n >= 1 && n <= 1000) query.limit = String(n);
+    else delete query.limit;
+  }
   return { page, id: page === 'task' || page === 'worker' ? id : null, query };
 }
 
@@ -96,14 +102,15 @@ export function toLocalInput(value, offsetMinutes = 0) {
   return new Date(t - offsetMinutes * 60_000).toISOString().slice(0, 19);
 }
 
-// The task list's API path for a filter set (cursor included), `limit` rows a page.
-export function tasksPath(query = {}, limit = 50) {
+// The task list's API path for a filter set (cursor included): the hash's `limit` rows a page, or
+// DEFAULT_PAGE_SIZE.
+export function tasksPath(query = {}) {
   const params = new URLSearchParams();
   for (const key of PAGES.tasks) {
     const v = query[key];
-    if (v !== undefined && v !== null && v !== '') params.set(key, String(v));
+    if (key !== 'limit' && v !== undefined && v !== null && v !== '') params.set(key, String(v));
   }
-  params.set('limit', String(limit));
+  params.set('limit', String(query.limit ?? DEFAULT_PAGE_SIZE));
   return `/api/tasks?${params}`;
 }
 

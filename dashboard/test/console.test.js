@@ -60,9 +60,11 @@ describe('routes', () => {
 
 describe('task browser', () => {
   it('builds the list path from filters and the cursor', () => {
-    expect(tasksPath({ service: 'ocr', account: 'alice', cursor: 'c1', junk: 'x' }, 25)).toBe(
+    expect(tasksPath({ service: 'ocr', account: 'alice', cursor: 'c1', junk: 'x', limit: '25' })).toBe(
       '/api/tasks?service=ocr&account=alice&cursor=c1&limit=25',
     );
+    expect(parseHash('#/tasks?limit=5000').query).toEqual({});
+    expect(parseHash('#/tasks?limit=20').query).toEqual({ limit: '20' });
     expect(tasksPath({})).toBe('/api/tasks?limit=50');
   });
 

@@ -20,7 +20,6 @@ import {
   workerHref,
 } from '../console.js';
 
-const PAGE_SIZE = 50;
 // Filter set (without cursor) -> the cursors of the pages before the current one, for this tab.
 const trails = new Map();
 
@@ -101,7 +100,7 @@ function Filters({ query, services, onApply }) {
 
 export function TasksPage({ client, route, navigate, services }) {
   const { query } = route;
-  const path = tasksPath(query, PAGE_SIZE);
+  const path = tasksPath(query);
   const { data, error, status } = usePolled(client, path, 5000);
   const filterKey = JSON.stringify(withFilters(query, {}));
   const trail = trailFor(trails.get(filterKey) ?? [], query.cursor ?? '');
