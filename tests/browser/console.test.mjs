@@ -406,7 +406,10 @@ async function main() {
     const page = await context.newPage();
     current = page;
     watch.page(page);
+    // RMA_CONSOLE_STEPS=overview,accounts runs only those steps (when working on one page).
+    const only = process.env.RMA_CONSOLE_STEPS?.split(',').filter(Boolean);
     for (const [name, step] of Object.entries({ overview, tasks, taskPage, deadLetters, history, worker, accounts })) {
+      if (only && !only.includes(name)) continue;
       log(`---- ${name}`);
       await step(page);
     }

@@ -3,6 +3,7 @@
 // accounts (409): the page says so. Refreshes every 5 s.
 import { useState } from 'preact/hooks';
 import { usePolled } from '../hooks.js';
+import { ScrollTable } from '../components/scroll_table.jsx';
 import { LoadError, useActions } from '../components/confirm_dialog.jsx';
 import { formatTime, workerHref } from '../console.js';
 import { formatCount, formatCredits } from '../model.js';
@@ -188,25 +189,7 @@ export function AccountsPage({ client, route }) {
           <LoadError error={polled.error} status={polled.status} hasData={!!polled.data} />
         )}
         {polled.data ? (
-          <div class="table-scroll" tabIndex={0} role="region" aria-label="Accounts">
-            <table data-testid="accounts-table">
-              <thead>
-                <tr>
-                  <th scope="col">Account</th>
-                  <th scope="col">Role</th>
-                  <th scope="col" class="num">
-                    Balance
-                  </th>
-                  <th scope="col" class="num">
-                    Live keys
-                  </th>
-                  <th scope="col" class="num">
-                    Workers
-                  </th>
-                  <th scope="col">Created</th>
-                </tr>
-              </thead>
-              <tbody>
+          <ScrollTable label="Accounts" testid="accounts-table" columns={['Account', 'Role', ['Balance', 'num'], ['Live keys', 'num'], ['Workers', 'num'], 'Created']}>
                 {accounts.map((a) => (
                   <tr key={a.name} data-account={a.name} class={a.name === selected ? 'current' : ''} aria-current={a.name === selected ? 'true' : undefined}>
                     <th scope="row">
@@ -225,9 +208,7 @@ export function AccountsPage({ client, route }) {
                     <td>{formatTime(a.created_at)}</td>
                   </tr>
                 ))}
-              </tbody>
-            </table>
-          </div>
+          </ScrollTable>
         ) : null}
       </section>
       {selected && !noAccounts ? <AccountDetail key={selected} client={client} name={selected} onChanged={polled.reload} /> : null}

@@ -2,6 +2,7 @@
 // each linked to its tasks in the browser, with bulk retry and discard per group or for all of them
 // (each confirmed). Refreshes every 5 s.
 import { usePolled } from '../hooks.js';
+import { ScrollTable } from '../components/scroll_table.jsx';
 import { LoadError, useActions } from '../components/confirm_dialog.jsx';
 import { bulkBody, formatTime, groupKey, tasksHref } from '../console.js';
 import { formatCount } from '../model.js';
@@ -52,21 +53,7 @@ export function DeadLettersPage({ client }) {
                   Discard all
                 </button>
               </div>
-              <div class="table-scroll" tabIndex={0} role="region" aria-label="Dead letter groups">
-                <table data-testid="dead-groups">
-                  <thead>
-                    <tr>
-                      <th scope="col">Service</th>
-                      <th scope="col">Error code</th>
-                      <th scope="col" class="num">
-                        Tasks
-                      </th>
-                      <th scope="col">Oldest</th>
-                      <th scope="col">Newest</th>
-                      <th scope="col">Actions</th>
-                    </tr>
-                  </thead>
-                  <tbody>
+              <ScrollTable label="Dead letter groups" testid="dead-groups" columns={['Service', 'Error code', ['Tasks', 'num'], 'Oldest', 'Newest', 'Actions']}>
                     {groups.map((g) => (
                       <tr key={groupKey(g)} data-service={g.service} data-error-code={g.error_code ?? ''}>
                         <th scope="row">{g.service}</th>
@@ -86,9 +73,7 @@ export function DeadLettersPage({ client }) {
                         </td>
                       </tr>
                     ))}
-                  </tbody>
-                </table>
-              </div>
+              </ScrollTable>
             </>
           )}
         </>

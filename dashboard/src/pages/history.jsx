@@ -4,6 +4,7 @@
 // /api/admin/history). Charts are the overview's uPlot charts; every number is also in a table.
 import { useMemo } from 'preact/hooks';
 import { usePolled } from '../hooks.js';
+import { ScrollTable } from '../components/scroll_table.jsx';
 import { LoadError, useActions } from '../components/confirm_dialog.jsx';
 import { HistoryTable, TimeChart } from '../components/charts.jsx';
 import { HISTORY_RANGES, historyColumns, historyTotals, tasksHref } from '../console.js';
@@ -88,30 +89,7 @@ export function HistoryPage({ client, route, navigate, servicesDoc, onChanged })
         <h2 id="svc-title">Services</h2>
         <p class="section-note">Choose a service to see its history. Queues refresh every 2 s.</p>
         {actions.view}
-        <div class="table-scroll" tabIndex={0} role="region" aria-label="Services">
-          <table data-testid="services-history-table">
-            <thead>
-              <tr>
-                <th scope="col">Service</th>
-                <th scope="col" class="num">
-                  Queued
-                </th>
-                <th scope="col" class="num">
-                  Running
-                </th>
-                <th scope="col" class="num">
-                  Completed
-                </th>
-                <th scope="col" class="num">
-                  Failed
-                </th>
-                <th scope="col" class="num">
-                  Dead
-                </th>
-                <th scope="col">Actions</th>
-              </tr>
-            </thead>
-            <tbody>
+        <ScrollTable label="Services" testid="services-history-table" columns={['Service', ['Queued', 'num'], ['Running', 'num'], ['Completed', 'num'], ['Failed', 'num'], ['Dead', 'num'], 'Actions']}>
               <tr data-service="" aria-current={service === '' ? 'true' : undefined} class={service === '' ? 'current' : ''}>
                 <th scope="row">
                   <a href={`#/history?range=${range}`}>Whole pool</a>
@@ -152,9 +130,7 @@ export function HistoryPage({ client, route, navigate, servicesDoc, onChanged })
                   </td>
                 </tr>
               ))}
-            </tbody>
-          </table>
-        </div>
+        </ScrollTable>
       </section>
       <section class="card" aria-labelledby="hist-title" data-page="history" data-loaded={String(!!polled.data)}>
         <h2 id="hist-title">History of {service || 'the whole pool'}</h2>

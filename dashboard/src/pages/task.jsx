@@ -4,6 +4,7 @@
 // retry or discard (when dead).
 import { useRef } from 'preact/hooks';
 import { usePolled } from '../hooks.js';
+import { ScrollTable } from '../components/scroll_table.jsx';
 import { LoadError, useActions } from '../components/confirm_dialog.jsx';
 import { StatusPill } from './tasks.jsx';
 import { attemptRows, bodyView, formatBytes, formatTime, isTerminal, tasksHref, workerHref } from '../console.js';
@@ -190,22 +191,7 @@ export function TaskPage({ client, route }) {
           {rows.length === 0 ? (
             <p class="empty">No attempt yet.</p>
           ) : (
-            <div class="table-scroll" tabIndex={0} role="region" aria-label="Attempts">
-              <table data-testid="attempts-table">
-                <thead>
-                  <tr>
-                    <th scope="col">#</th>
-                    <th scope="col">Worker</th>
-                    <th scope="col">Started</th>
-                    <th scope="col">Ended</th>
-                    <th scope="col" class="num">
-                      Took
-                    </th>
-                    <th scope="col">Outcome</th>
-                    <th scope="col">Error</th>
-                  </tr>
-                </thead>
-                <tbody>
+            <ScrollTable label="Attempts" testid="attempts-table" columns={['#', 'Worker', 'Started', 'Ended', ['Took', 'num'], 'Outcome', 'Error']}>
                   {rows.map((a) => (
                     <tr key={a.attempt} data-attempt={a.attempt} data-outcome={a.outcome}>
                       <th scope="row">{a.attempt}</th>
@@ -221,9 +207,7 @@ export function TaskPage({ client, route }) {
                       <td>{[a.error_code, a.error].filter(Boolean).join(': ') || '—'}</td>
                     </tr>
                   ))}
-                </tbody>
-              </table>
-            </div>
+            </ScrollTable>
           )}
         </>
       ) : !polled.error ? (

@@ -3,6 +3,7 @@
 // of the pages before this one live in memory (console.js's paging rules). Refreshes every 5 s.
 import { useMemo } from 'preact/hooks';
 import { usePolled } from '../hooks.js';
+import { ScrollTable } from '../components/scroll_table.jsx';
 import { LoadError } from '../components/confirm_dialog.jsx';
 import { formatCount } from '../model.js';
 import {
@@ -126,23 +127,7 @@ export function TasksPage({ client, route, navigate, services }) {
           {tasks.length === 0 ? (
             <p class="empty">No task matches these filters.</p>
           ) : (
-            <div class="table-scroll" tabIndex={0} role="region" aria-label="Tasks">
-              <table data-testid="tasks-table">
-                <thead>
-                  <tr>
-                    <th scope="col">Task</th>
-                    <th scope="col">Service</th>
-                    <th scope="col">Status</th>
-                    <th scope="col">Account</th>
-                    <th scope="col">Worker</th>
-                    <th scope="col" class="num">
-                      Attempts
-                    </th>
-                    <th scope="col">Created</th>
-                    <th scope="col">Error</th>
-                  </tr>
-                </thead>
-                <tbody>
+            <ScrollTable label="Tasks" testid="tasks-table" columns={['Task', 'Service', 'Status', 'Account', 'Worker', ['Attempts', 'num'], 'Created', 'Error']}>
                   {tasks.map((t) => (
                     <tr key={t.task_id} data-task-id={t.task_id} data-status={t.status}>
                       <th scope="row" class="mono" data-field="task_id">
@@ -165,9 +150,7 @@ export function TasksPage({ client, route, navigate, services }) {
                       <td data-field="error_code">{t.error_code || '—'}</td>
                     </tr>
                   ))}
-                </tbody>
-              </table>
-            </div>
+            </ScrollTable>
           )}
           <nav class="pager" aria-label="Pages of tasks">
             <button type="button" class="secondary" disabled={!pager.canFirst} onClick={() => go('', [])}>

@@ -3,6 +3,7 @@
 // Actions: drain or undrain, revoke its credential, set its trust state, cap its tier.
 import { useState } from 'preact/hooks';
 import { usePolled } from '../hooks.js';
+import { ScrollTable } from '../components/scroll_table.jsx';
 import { LoadError, useActions } from '../components/confirm_dialog.jsx';
 import { formatTime, hardwareRows, taskHref, tasksHref } from '../console.js';
 import { formatAge, formatCount, formatDuration, tierLabel, trustLabel } from '../model.js';
@@ -212,22 +213,7 @@ export function WorkerPage({ client, route }) {
               Nothing running.
             </p>
           ) : (
-            <div class="table-scroll" tabIndex={0} role="region" aria-label="Attempts running now">
-              <table data-testid="worker-current">
-                <thead>
-                  <tr>
-                    <th scope="col">Task</th>
-                    <th scope="col">Service</th>
-                    <th scope="col" class="num">
-                      Attempt
-                    </th>
-                    <th scope="col">Started</th>
-                    <th scope="col" class="num">
-                      Progress
-                    </th>
-                  </tr>
-                </thead>
-                <tbody>
+            <ScrollTable label="Attempts running now" testid="worker-current" columns={['Task', 'Service', ['Attempt', 'num'], 'Started', ['Progress', 'num']]}>
                   {w.current_attempts.map((a) => (
                     <tr key={`${a.task_id}-${a.attempt}`} data-task-id={a.task_id}>
                       <th scope="row" class="mono">
@@ -239,24 +225,13 @@ export function WorkerPage({ client, route }) {
                       <td class="num">{a.progress == null ? '—' : `${Math.round(a.progress * 100)}%`}</td>
                     </tr>
                   ))}
-                </tbody>
-              </table>
-            </div>
+            </ScrollTable>
           )}
           <h3>Connection history</h3>
           {(w.connections ?? []).length === 0 ? (
             <p class="empty">Nothing recorded.</p>
           ) : (
-            <div class="table-scroll" tabIndex={0} role="region" aria-label="Connection history">
-              <table data-testid="worker-connections">
-                <thead>
-                  <tr>
-                    <th scope="col">When</th>
-                    <th scope="col">Event</th>
-                    <th scope="col">Detail</th>
-                  </tr>
-                </thead>
-                <tbody>
+            <ScrollTable label="Connection history" testid="worker-connections" columns={['When', 'Event', 'Detail']}>
                   {w.connections.map((c, i) => (
                     <tr key={i} data-event={c.event}>
                       <th scope="row">{formatTime(c.at)}</th>
@@ -264,9 +239,7 @@ export function WorkerPage({ client, route }) {
                       <td>{c.detail || '—'}</td>
                     </tr>
                   ))}
-                </tbody>
-              </table>
-            </div>
+            </ScrollTable>
           )}
         </>
       ) : !polled.error ? (
