@@ -250,13 +250,15 @@ export function App({ client, refreshMs = 2000 }) {
           </p>
         )}
       </main>
-      <footer class="page-footer">
-        <p>
-          Data from <a href="/api/admin/stats">/api/admin/stats</a>, <a href="/api/admin/workers">/workers</a>,{' '}
-          <a href="/api/admin/services">/services</a> and <a href="/api/leaderboard">/api/leaderboard</a>, refreshed
-          every {refreshMs / 1000} s.
-        </p>
-      </footer>
+      {overview ? (
+        <footer class="page-footer">
+          <p>
+            Data from <a href="/api/admin/stats">/api/admin/stats</a>, <a href="/api/admin/workers">/workers</a>,{' '}
+            <a href="/api/admin/services">/services</a> and <a href="/api/leaderboard">/api/leaderboard</a>, refreshed
+            every {refreshMs / 1000} s.
+          </p>
+        </footer>
+      ) : null}
       {keyPrompt ? <KeyDialog rejected={keyPrompt.rejected} onSubmit={submitKey} onCancel={dismissKey} /> : null}
     </>
   );

@@ -124,7 +124,7 @@ export function HistoryPage({ client, route, navigate, servicesDoc, onChanged })
                     </a>
                   </td>
                   <td class="row-actions">
-                    <button type="button" class="secondary danger-text" disabled={!s.queue_depth} onClick={() => purge(s)} aria-label={`Purge the queue of ${s.name}`} data-action="purge">
+                    <button type="button" class="secondary danger-text" disabled={!s.queue_depth} onClick={() => purge(s)} aria-label={`Purge queue of ${s.name}`} data-action="purge">
                       Purge queue
                     </button>
                   </td>
