@@ -96,8 +96,7 @@ TEST(ConsoleScaleTest, EveryPageLoadsInUnderASecondWithAThousandWorkersAndAHundr
     FakeWorkerOptions o;
     o.endpoint = cluster.workers_endpoint();
     o.worker_id = WorkerId(i);
-    o.services = {"svc-" + std::string(i % kServices < 10 ? "0" : "") +
-                  std::to_string(i % kServices)};
+    o.services = {ServiceName(i)};
     o.heartbeat = 1000ms;
     workers.push_back(std::make_unique<FakeWorker>(o, nullptr));
     workers.back()->Start();

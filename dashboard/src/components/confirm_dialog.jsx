@@ -1,9 +1,28 @@
 // Every console action goes through here: a modal <dialog> that says what will happen and asks to go
-// ahead (focus is trapped by the modal dialog and starts on Cancel, Escape cancels), then a message
+// ahead (focus starts on Cancel and stays in the dialog: a modal <dialog> lets Tab leave for the
+// browser's own controls, so Tab and Shift+Tab wrap around here; Escape cancels), then a message
 // that says what happened — the API's answer or its error — in a live region. useActions() is the
 // page's handle: ask({ title, text, confirmLabel, run, done }) where run() returns a getJson result
 // and done(body) words the success.
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+
+const FOCUSABLE = 'button:not([disabled]), input:not([disabled]), select:not([disabled]), textarea, a[href], [tabindex]:not([tabindex="-1"])';
+
+// Tab on the last control goes to the first, Shift+Tab on the first to the last.
+function trapTab(e) {
+  if (e.key !== 'Tab') return;
+  const items = [...e.currentTarget.querySelectorAll(FOCUSABLE)];
+  if (items.length === 0) return;
+  const first = items[0];
+  const last = items[items.length - 1];
+  if (e.shiftKey && (document.activeElement === first || !e.currentTarget.contains(document.activeElement))) {
+    e.preventDefault();
+    last.focus();
+  } else if (!e.shiftKey && (document.activeElement === last || !e.currentTarget.contains(document.activeElement))) {
+    e.preventDefault();
+    first.focus();
+  }
+}
 
 export function ConfirmDialog({ title, text, confirmLabel = 'Confirm', danger = false, busy = false, onConfirm, onCancel, children }) {
   const dialog = useRef(null);
@@ -23,6 +42,7 @@ export function ConfirmDialog({ title, text, confirmLabel = 'Confirm', danger = 
       aria-labelledby="confirm-title"
       aria-describedby="confirm-text"
       data-testid="confirm-dialog"
+      onKeyDown={trapTab}
       onCancel={(e) => {
         e.preventDefault();
         if (!busy) onCancel();
