@@ -14,6 +14,7 @@ import { ServicesTable } from './components/services_table.jsx';
 import { WorkersTable } from './components/workers_table.jsx';
 import { Contributors } from './components/contributors.jsx';
 import { DEFAULT_BOARD_QUERY, leaderboardBoard } from './model.js';
+import { ADMIN_DOCUMENTS, CONSOLE_DOCUMENTS } from './api.js';
 import { useRoute } from './hooks.js';
 import { TasksPage } from './pages/tasks.jsx';
 import { TaskPage } from './pages/task.jsx';
@@ -88,7 +89,7 @@ function ConsolePage({ route, navigate, client, data, pollNow }) {
 // A hidden tab still polls, slowly, so the page is current the moment it is looked at again.
 const HIDDEN_REFRESH_MS = 30_000;
 
-function usePoller(client, refreshMs, boardQuery) {
+function usePoller(client, refreshMs, boardQuery, overview) {
   const [data, setData] = useState(null);
   const [conn, setConn] = useState({ state: 'connecting', message: '', since: Date.now(), lastOk: null });
   const [keyPrompt, setKeyPrompt] = useState(null); // null, or { rejected } while the dialog is open
@@ -99,6 +100,8 @@ function usePoller(client, refreshMs, boardQuery) {
   // Read by each poll, so a new choice does not restart the polling loop.
   const query = useRef(boardQuery);
   query.current = boardQuery;
+  const documents = useRef(ADMIN_DOCUMENTS);
+  documents.current = overview ? ADMIN_DOCUMENTS : CONSOLE_DOCUMENTS;
 
   useEffect(() => {
     if (keyPrompt) return undefined; // paused until the admin key is given or the prompt is dismissed
@@ -114,15 +117,22 @@ function usePoller(client, refreshMs, boardQuery) {
       if (running || stopped) return;
       running = true;
       clearTimeout(timer);
-      const result = await client.poll(query.current);
+      const result = await client.poll(query.current, documents.current);
       running = false;
       if (stopped) return;
       const now = Date.now();
       if (result.state === 'live') {
         // The board keeps its last accounts through a transient leaderboard failure (model.js).
+        // A console page's poll leaves out the worker list and the board: the last ones are kept.
         setData((previous) => {
           const { answer, query: asked } = result.data.leaderboard;
-          return { ...result.data, board: leaderboardBoard(answer, asked, previous?.board) };
+          const d = result.data;
+          return {
+            ...d,
+            stats: d.stats ?? previous?.stats ?? null,
+            workers: d.workers ?? previous?.workers ?? null,
+            board: d.workers ? leaderboardBoard(answer, asked, previous?.board) : previous?.board,
+          };
         });
       } else if (result.state === 'auth') {
         if (result.keyRejected) client.forgetKey();
@@ -178,22 +188,27 @@ function usePoller(client, refreshMs, boardQuery) {
 
 export function App({ client, refreshMs = 2000 }) {
   const [boardQuery, setBoardQuery] = useState(DEFAULT_BOARD_QUERY);
+  const [route, navigate] = useRoute();
+  const overview = route.page === 'overview';
   const { data, conn, keyPrompt, submitKey, dismissKey, forgetKey, askForKey, pollNow } = usePoller(
     client,
     refreshMs,
     boardQuery,
+    overview,
   );
+  // Back on the overview: its documents at once, not at the next tick.
+  useEffect(() => {
+    if (overview) pollNow();
+  }, [overview, pollNow]);
   // A poll already under way carries the old choice; the next one (at once, or at the next tick when
   // one is running) carries the new one.
   const chooseBoard = useCallback((change) => setBoardQuery((q) => ({ ...q, ...change })), []);
   useEffect(() => {
     pollNow();
   }, [boardQuery, pollNow]);
-  const [route, navigate] = useRoute();
   useEffect(() => {
     document.title = route.page === 'overview' ? 'rma pool dashboard' : `${TITLES[route.page] ?? ''} · rma pool console`;
   }, [route.page]);
-  const overview = route.page === 'overview';
   const health = data?.health;
   const stats = data?.stats;
   return (
@@ -230,10 +245,10 @@ export function App({ client, refreshMs = 2000 }) {
       </header>
       <ConsoleNav route={route} />
       <ConnectionBanner conn={conn} hasData={!!data} onEnterKey={askForKey} />
-      <main id="main" tabIndex={-1} data-page={overview ? 'overview' : undefined} data-loaded={overview ? String(!!data) : undefined}>
+      <main id="main" tabIndex={-1} data-page={overview ? 'overview' : undefined} data-loaded={overview ? String(!!(data?.stats && data?.workers)) : undefined}>
         {!overview ? (
           <ConsolePage route={route} navigate={navigate} client={client} data={data} pollNow={pollNow} />
-        ) : data ? (
+        ) : data?.stats && data?.workers ? (
           <>
             <Summary stats={stats} workers={data.workers} />
             <div class="grid-2">

@@ -208,6 +208,22 @@ describe('history', () => {
 });
 
 describe('console requests', () => {
+  it('polls only health and services under a console page, and never the board', async () => {
+    const urls = [];
+    const fetchImpl = async (url) => {
+      urls.push(url);
+      const body = url === '/health' ? { status: 'ok', broker: 'reachable' } : { services: [] };
+      return { status: 200, text: async () => JSON.stringify(body) };
+    };
+    const client = new PoolClient({ fetchImpl, keyStore: { get: () => null, set() {} } });
+    const r = await client.poll(undefined, ['services']);
+    expect(urls.sort()).toEqual(['/api/admin/services', '/health']);
+    expect(r.state).toBe('live');
+    expect(r.data.workers).toBeNull();
+    expect(r.data.stats).toBeNull();
+    expect(r.data.services).toEqual({ services: [] });
+  });
+
   it('sends actions as JSON with the admin key', async () => {
     const calls = [];
     const fetchImpl = async (url, init) => {
