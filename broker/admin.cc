@@ -108,47 +108,127 @@ json AccountReputationJson(const Scheduler& s, Time now, const std::string& acco
           {"counts", OutcomeCountsJson(r.counts)}};
 }
 
+// One worker of GET /api/admin/workers (and the base of GET /api/admin/workers/{id}).
+json WorkerJson(const Scheduler& s, Time now, const Scheduler::Worker& w) {
+  json services = json::array();
+  // The models of each service that lists any (the "services" list stays names only).
+  json models = json::object();
+  for (const proto::ServiceInfo& info : w.manifest) {
+    services.push_back(info.name);
+    if (!info.models.empty()) models[info.name] = info.models;
+  }
+  return {{"worker_id", w.worker_id},
+          {"name", w.name},
+          {"tier", w.tier},
+          {"simulated", w.simulated},
+          {"capabilities", CapabilitiesJson(w.caps)},
+          {"services", services},
+          {"models", models},
+          {"status", WorkerStatus(w)},
+          {"health", s.Health(now, w)},
+          {"load", Round(w.report.load)},
+          {"gpu_util", Round(w.report.gpu_util)},
+          {"ram_available_gb", Round(w.report.ram_available_gb, 2)},
+          {"in_flight", w.in_flight()},
+          {"slots", w.slots},
+          {"last_heartbeat", FormatTime(w.last_heard)},
+          {"last_heartbeat_age_s", Round(ToSecondsF(now - w.last_heard))},
+          {"registered_at", FormatTime(w.registered_at)},
+          {"first_seen", FormatTime(w.first_seen)},
+          {"tasks_done", w.tasks_done},
+          {"tasks_failed", w.tasks_failed},
+          {"busy_seconds", Round(ToSecondsF(w.busy))},
+          {"agent_version", w.agent_version},
+          {"key", w.curve_key},
+          {"key_fingerprint", w.curve_key.substr(0, 8)},
+          {"account", w.account},
+          {"reputation", ReputationJson(s, now, w)}};
+}
+
 json WorkersDocument(const Scheduler& s, Time now) {
   json list = json::array();
   json by_tier = {{"1", 0}, {"2", 0}, {"3", 0}};
   for (const Scheduler::Worker& w : s.workers()) {
     if (!w.in_use) continue;
-    json services = json::array();
-    // The models of each service that lists any (the "services" list stays names only).
-    json models = json::object();
-    for (const proto::ServiceInfo& info : w.manifest) {
-      services.push_back(info.name);
-      if (!info.models.empty()) models[info.name] = info.models;
-    }
     if (w.alive) by_tier[std::to_string(w.tier)] = by_tier[std::to_string(w.tier)].get<int>() + 1;
-    list.push_back({{"worker_id", w.worker_id},
-                    {"name", w.name},
-                    {"tier", w.tier},
-                    {"simulated", w.simulated},
-                    {"capabilities", CapabilitiesJson(w.caps)},
-                    {"services", services},
-                    {"models", models},
-                    {"status", WorkerStatus(w)},
-                    {"health", s.Health(now, w)},
-                    {"load", Round(w.report.load)},
-                    {"gpu_util", Round(w.report.gpu_util)},
-                    {"ram_available_gb", Round(w.report.ram_available_gb, 2)},
-                    {"in_flight", w.in_flight()},
-                    {"slots", w.slots},
-                    {"last_heartbeat", FormatTime(w.last_heard)},
-                    {"last_heartbeat_age_s", Round(ToSecondsF(now - w.last_heard))},
-                    {"registered_at", FormatTime(w.registered_at)},
-                    {"first_seen", FormatTime(w.first_seen)},
-                    {"tasks_done", w.tasks_done},
-                    {"tasks_failed", w.tasks_failed},
-                    {"busy_seconds", Round(ToSecondsF(w.busy))},
-                    {"agent_version", w.agent_version},
-                    {"key", w.curve_key},
-                    {"key_fingerprint", w.curve_key.substr(0, 8)},
-                    {"account", w.account},
-                    {"reputation", ReputationJson(s, now, w)}});
+    list.push_back(WorkerJson(s, now, w));
   }
   return {{"workers", list}, {"total", list.size()}, {"live_by_tier", by_tier}};
+}
+
+// GET /api/admin/workers/{id}: the worker object, what it runs now and its connection history.
+Result<json> WorkerDocument(const Scheduler& s, Time now, const std::string& worker_id) {
+  for (const Scheduler::Worker& w : s.workers()) {
+    if (!w.in_use || w.worker_id != worker_id) continue;
+    json doc = WorkerJson(s, now, w);
+    // The agent advertises only the services whose health checks answer (it re-advertises when
+    // that changes): each service in the manifest is one it reports healthy.
+    json health = json::array();
+    for (const proto::ServiceInfo& info : w.manifest) {
+      health.push_back({{"service", info.name}, {"healthy", true}, {"detail", "advertised"}});
+    }
+    doc["service_health"] = std::move(health);
+    json attempts = json::array();
+    for (const proto::RunningTask& r : w.running) {
+      json a = {{"task_id", ToString(r.task_id)},
+                {"attempt", r.attempt},
+                {"service", nullptr},
+                {"started_at", nullptr},
+                {"progress", nullptr}};
+      const Scheduler::Task* t = s.FindTask(r.task_id);
+      if (t != nullptr) {
+        a["service"] = t->service;
+        if (t->running_attempt == r.attempt && t->status == proto::TaskStatus::kRunning) {
+          a["started_at"] = FormatTime(t->started_at);
+          if (t->progress >= 0) a["progress"] = Round(t->progress, 3);
+        }
+      }
+      attempts.push_back(std::move(a));
+    }
+    doc["current_attempts"] = std::move(attempts);
+    json connections = json::array();
+    for (auto it = w.connections.rbegin(); it != w.connections.rend(); ++it) {
+      connections.push_back(
+          {{"at", FormatTime(it->at)}, {"event", it->event}, {"detail", it->detail}});
+    }
+    doc["connections"] = std::move(connections);
+    return doc;
+  }
+  return Status::NotFound("no worker '" + worker_id + "'");
+}
+
+// GET /api/admin/dead-letters from memory (a broker without a database; with one, the record
+// answers): dead tasks grouped by service and error code, largest group first.
+json DeadLettersDocument(const Scheduler& s) {
+  struct Group {
+    uint64_t count = 0;
+    Time oldest = Time::max();
+    Time newest = Time::min();
+  };
+  std::map<std::pair<std::string, std::string>, Group> groups;
+  uint64_t total = 0;
+  s.ForEachTask([&](const Scheduler::Task& t) {
+    if (t.status != proto::TaskStatus::kDead) return;
+    Group& g = groups[{t.service, t.error_code}];
+    ++g.count;
+    ++total;
+    const Time at = t.completed_at.time_since_epoch().count() > 0 ? t.completed_at : t.created_at;
+    g.oldest = std::min(g.oldest, at);
+    g.newest = std::max(g.newest, at);
+  });
+  std::vector<std::pair<std::pair<std::string, std::string>, Group>> sorted(groups.begin(),
+                                                                            groups.end());
+  std::stable_sort(sorted.begin(), sorted.end(),
+                   [](const auto& a, const auto& b) { return a.second.count > b.second.count; });
+  json list = json::array();
+  for (const auto& [key, g] : sorted) {
+    list.push_back({{"service", key.first},
+                    {"error_code", key.second},
+                    {"count", g.count},
+                    {"oldest", FormatTime(g.oldest)},
+                    {"newest", FormatTime(g.newest)}});
+  }
+  return {{"total", total}, {"groups", std::move(list)}};
 }
 
 json ServicesDocument(const Scheduler& s, Time now) {
@@ -433,6 +513,17 @@ Result<json> AnswerAdmin(Scheduler& scheduler, Time now, const proto::Admin& req
     if (!s.ok()) return s;
     return json{{"task_id", request.task_id}, {"action", q}, {"ok", true}};
   }
+  if (q == "worker") return WorkerDocument(scheduler, now, request.worker_id);
+  if (q == "purge") {
+    auto service = request.args.find("service");
+    if (service == request.args.end() || service->second.empty()) {
+      return Status::InvalidArgument("'service' is required");
+    }
+    RMA_ASSIGN_OR_RETURN(size_t purged, scheduler.PurgeService(now, service->second));
+    return json{
+        {"service", service->second}, {"action", "purge"}, {"purged", purged}, {"ok", true}};
+  }
+  if (q == "dead_letters") return DeadLettersDocument(scheduler);
   if (q == "drain" || q == "undrain") {
     Status s = q == "drain" ? scheduler.DrainWorker(now, request.worker_id)
                             : scheduler.UndrainWorker(now, request.worker_id);
@@ -453,8 +544,8 @@ Result<json> AnswerAdmin(Scheduler& scheduler, Time now, const proto::Admin& req
   }
   return Status::InvalidArgument(
       "unknown admin query '" + q +
-      "' (workers, services, models, stats, queues, health, metrics, retry, discard, drain, "
-      "undrain, trust)");
+      "' (workers, worker, services, models, stats, queues, health, metrics, retry, discard, "
+      "bulk_retry, bulk_discard, dead_letters, purge, history, drain, undrain, trust)");
 }
 
 }  // namespace rma::broker

@@ -6,8 +6,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <random>
 
+#include "broker/accounts.h"
 #include "common/version.h"
 #include "protocol/admin_reply.h"
 #include "protocol/broker_list.h"
@@ -521,7 +523,7 @@ void BrokerLoop::HandleClientMessage(Time now, const proto::InMessage& msg) {
         }
         if (scheduler_->OnGet(now, id, g)) break;
         if (store_->can_lookup()) {
-          store_->LookupTask(id, g.ref, g.task_id, Caller{g.owner, g.admin});
+          store_->LookupTask(id, g.ref, g.task_id, Caller{g.owner, g.admin, g.detail});
         } else {
           scheduler_->OnClientMalformed(
               now, id, g.ref, Status::NotFound("task " + ToString(g.task_id) + " not found"));
@@ -594,6 +596,10 @@ void BrokerLoop::HandleClientMessage(Time now, const proto::InMessage& msg) {
 
 void BrokerLoop::HandleAdmin(Time now, const std::string& client, const proto::Admin& admin) {
   if (IsAccountQuery(admin.query)) return HandleAccountAdmin(now, client, admin);
+  if (admin.query == "bulk_retry" || admin.query == "bulk_discard" || admin.query == "history" ||
+      (admin.query == "dead_letters" && store_->can_lookup())) {
+    return HandleConsoleAdmin(now, client, admin);
+  }
   auto answer = AnswerAdmin(*scheduler_, now, admin, info_);
   if (answer.ok() && admin.query == "metrics") {
     // The refusals the loop makes itself, before the scheduler sees anything.
@@ -622,6 +628,74 @@ void BrokerLoop::HandleAdmin(Time now, const std::string& client, const proto::A
     return;
   }
   ReplyAdmin(client, admin.ref, std::move(*answer));
+}
+
+namespace {
+
+std::string ArgOf(const proto::Admin& a, const std::string& key) {
+  auto it = a.args.find(key);
+  return it == a.args.end() ? std::string() : it->second;
+}
+
+}  // namespace
+
+// The console's queries that need the record when there is one (store.h, ConsoleRequest).
+void BrokerLoop::HandleConsoleAdmin(Time now, const std::string& client,
+                                    const proto::Admin& admin) {
+  ConsoleRequest c;
+  c.ref = admin.ref;
+  c.query = admin.query;
+  c.service = ArgOf(admin, "service");
+  c.error_code = ArgOf(admin, "error_code");
+  auto refuse = [&](const Status& why) {
+    scheduler_->OnClientMalformed(now, client, admin.ref, why);
+  };
+  if (admin.query == "history") {
+    if (!store_->can_lookup()) {
+      return refuse(Status::Unavailable(
+          "the history needs the PostgreSQL store (this broker runs without a database)"));
+    }
+    c.range = ArgOf(admin, "range");
+    if (auto range = ParseHistoryRange(c.range); !range.ok()) return refuse(range.status());
+    c.pending = stats_recorder_.Current(*scheduler_);
+    store_->Console(client, std::move(c));
+    return;
+  }
+  if (admin.query == "dead_letters") {
+    store_->Console(client, std::move(c));
+    return;
+  }
+  // bulk_retry | bulk_discard: the dead tasks in memory first, then those only on record.
+  const bool retry = admin.query == "bulk_retry";
+  c.limit = 1000;
+  if (std::string limit = ArgOf(admin, "limit"); !limit.empty()) {
+    uint64_t n = 0;
+    auto [end, ec] = std::from_chars(limit.data(), limit.data() + limit.size(), n);
+    if (ec != std::errc() || end != limit.data() + limit.size() || n < 1 || n > 10000) {
+      return refuse(Status::InvalidArgument("'limit' must be 1 to 10000"));
+    }
+    c.limit = n;
+  }
+  for (const std::string& text : SplitCommaList(ArgOf(admin, "task_ids"))) {
+    auto id = ParseTaskId(text);
+    if (!id) return refuse(Status::InvalidArgument("'" + text + "' is not a task id"));
+    if (c.task_ids.size() >= 10000) {
+      return refuse(Status::InvalidArgument("at most 10000 task ids"));
+    }
+    c.task_ids.push_back(*id);
+  }
+  Scheduler::BulkOutcome memory =
+      scheduler_->BulkDead(now, retry, c.service, c.error_code, c.task_ids, c.limit);
+  c.matched = memory.matched;
+  c.done = memory.done;
+  c.exclude = std::move(memory.handled);
+  c.limit -= std::min(c.limit, memory.matched);
+  if (store_->can_lookup() && c.limit > 0) {
+    store_->Console(client, std::move(c));
+    return;
+  }
+  ReplyAdmin(client, admin.ref,
+             {{"action", retry ? "retry" : "discard"}, {"matched", c.matched}, {"done", c.done}});
 }
 
 void BrokerLoop::ReplyAdmin(const std::string& client, uint64_t ref, nlohmann::json document) {
@@ -743,9 +817,36 @@ bool BrokerLoop::ForwardAdmin(const std::string& client, const proto::Admin& adm
 void BrokerLoop::HandleStoreReply(Time now, StoreReply reply) {
   if (reply.unrecorded) FailUnrecorded(*reply.unrecorded);
   if (reply.resubmit) scheduler_->OnSubmit(now, reply.client, std::move(*reply.resubmit));
-  if (!reply.restore.empty()) scheduler_->Restore(now, std::move(reply.restore));
+  if (!reply.restore.empty()) {
+    // A task retried on record that the scheduler still holds dead (it died while the record was
+    // read) is retried in memory too; the others come back from the record.
+    std::vector<TaskRecord> restore;
+    for (TaskRecord& r : reply.restore) {
+      const Scheduler::Task* t = scheduler_->FindTask(r.id);
+      if (t == nullptr) {
+        restore.push_back(std::move(r));
+      } else if (t->status == proto::TaskStatus::kDead) {
+        (void)scheduler_->RetryDead(now, r.id);
+      }
+    }
+    if (!restore.empty()) scheduler_->Restore(now, std::move(restore));
+  }
   if (reply.message) ToClient(reply.client, std::move(*reply.message));
   if (reply.account) OnAccountAnswer(now, reply.client, std::move(*reply.account));
+  if (reply.console) {
+    // Rows deleted on record whose task the scheduler still holds dead: forgotten there too.
+    for (TaskId id : reply.console->discarded) {
+      const Scheduler::Task* t = scheduler_->FindTask(id);
+      if (t != nullptr && t->status == proto::TaskStatus::kDead)
+        (void)scheduler_->DiscardDead(now, id);
+    }
+    if (reply.console->document.ok()) {
+      ReplyAdmin(reply.client, reply.console->ref, std::move(*reply.console->document));
+    } else {
+      scheduler_->OnClientMalformed(now, reply.client, reply.console->ref,
+                                    reply.console->document.status());
+    }
+  }
   if (reply.dead_task) {
     const DeadTaskDone& d = *reply.dead_task;
     ReplyAdmin(

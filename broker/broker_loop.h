@@ -117,6 +117,7 @@ class BrokerLoop final : public SchedulerOutput {
   // Hands an admin query the record answers better than memory to the store; false: answer here.
   bool ForwardAdmin(const std::string& client, const proto::Admin& admin,
                     const Result<nlohmann::json>& answer);
+  void HandleConsoleAdmin(Time now, const std::string& client, const proto::Admin& admin);
   void ReplyAdmin(const std::string& client, uint64_t ref, nlohmann::json document);
   void HandleStoreReply(Time now, StoreReply reply);
   // The store could not record this task: its waiting ACCEPTED answers become errors.

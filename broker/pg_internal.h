@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "broker/console.h"
 #include "broker/pg_store.h"
 #include "common/mutex.h"
 
@@ -46,7 +47,7 @@ struct PgStore::Pending {
 };
 
 struct PgStore::ReadRequest {
-  enum class Kind { kGet, kList, kKey, kDeadTask, kStats, kAccount };
+  enum class Kind { kGet, kList, kKey, kDeadTask, kStats, kAccount, kConsole };
   Kind kind = Kind::kGet;
   uint64_t after_seq = 0;  // served once every write up to this one is durable
   std::string client;
@@ -58,6 +59,7 @@ struct PgStore::ReadRequest {
   proto::Submit submit;
   std::vector<ServiceMinuteStats> pending;
   AccountRequest account;
+  ConsoleRequest console;
   Time now{};
 };
 
@@ -132,6 +134,8 @@ int64_t Int(const pqxx::field& f);
 std::string ByteaOf(const pqxx::field& f);
 Time TimeOf(const pqxx::field& f);
 TaskRecord RecordFromRow(const pqxx::row& row);
+// The task browser's listing (LIST with the console's filters, console.h).
+std::string ListSql(pqxx::transaction_base& tx, const ListFilter& f);
 
 // Whether a database error is worth retrying as it is (the connection, the server or a transient
 // conflict) rather than a refusal of the data itself.

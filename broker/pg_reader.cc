@@ -121,6 +121,8 @@ class Reader {
     if (req.kind == ReadRequest::Kind::kStats) {
       // Statistics still have an answer: the loop's own, with the reason the record is missing.
       r.stats = StoredStatsAnswer{req.ref, why};
+    } else if (req.kind == ReadRequest::Kind::kConsole) {
+      r.console = ConsoleAnswer{req.ref, why};
     } else if (req.kind == ReadRequest::Kind::kAccount) {
       AccountAnswer a;
       a.op = req.account.op;
@@ -143,42 +145,41 @@ class Reader {
     switch (req.kind) {
       case ReadRequest::Kind::kGet: {
         pqxx::read_transaction tx(conn);
-        pqxx::result rows = tx.exec_prepared("rma_get_task", static_cast<int64_t>(req.id.value()));
-        if (rows.empty()) {
+        pqxx::result rows =
+            tx.exec_prepared(req.caller.detail ? "rma_get_task_detail" : "rma_get_task",
+                             static_cast<int64_t>(req.id.value()));
+        // Another owner's task does not exist for this caller (as in the scheduler's MaySee).
+        if (rows.empty() || (!req.caller.admin && Text(rows[0][24]) != req.caller.owner)) {
           r.message =
               proto::ErrorOf(req.ref, Status::NotFound("task " + ToString(req.id) + " not found"));
         } else {
-          r.message =
-              proto::TaskInfo{req.ref, ViewOf(RecordFromRow(rows[0]), /*with_result=*/true)};
+          TaskRecord record = RecordFromRow(rows[0]);
+          proto::TaskInfo info{req.ref, ViewOf(record, /*with_result=*/true)};
+          if (req.caller.detail) AddDetail(record, &info.task);
+          r.message = std::move(info);
         }
         break;
       }
       case ReadRequest::Kind::kList: {
         const proto::List& l = req.list;
-        if (!l.status.empty() && !proto::ParseTaskStatus(l.status)) {
-          r.message =
-              proto::ErrorOf(l.ref, Status::InvalidArgument("unknown status '" + l.status + "'"));
+        Result<ListFilter> filter = ParseListFilter(l);
+        if (!filter.ok()) {
+          r.message = proto::ErrorOf(l.ref, filter.status());
           break;
         }
-        int64_t limit = std::clamp<int64_t>(l.limit == 0 ? 100 : l.limit, 1, 1000);
         pqxx::read_transaction tx(conn);
-        pqxx::result rows;
-        // An admin lists every owner's tasks (NULL), anybody else their own.
-        const std::optional<std::string> owner =
-            l.admin ? std::nullopt : std::optional<std::string>(CleanText(l.owner));
-        if (!l.service.empty() && !l.status.empty()) {
-          rows = tx.exec_prepared("rma_list_both", owner, CleanText(l.service), l.status, limit);
-        } else if (!l.service.empty()) {
-          rows = tx.exec_prepared("rma_list_service", owner, CleanText(l.service), limit);
-        } else if (!l.status.empty()) {
-          rows = tx.exec_prepared("rma_list_status", owner, l.status, limit);
-        } else {
-          rows = tx.exec_prepared("rma_list_all", owner, limit);
-        }
+        // One more row than asked: whether there is a next page.
+        pqxx::result rows = tx.exec(ListSql(tx, *filter));
         proto::TaskList list;
         list.ref = l.ref;
+        TaskRecord last;
         for (const pqxx::row& row : rows) {
-          list.tasks.push_back(ViewOf(RecordFromRow(row), /*with_result=*/false));
+          if (list.tasks.size() == filter->limit) {
+            list.next_cursor = EncodeCursor(CursorOf(last));
+            break;
+          }
+          last = RecordFromRow(row);
+          list.tasks.push_back(ViewOf(last, /*with_result=*/false));
         }
         r.message = std::move(list);
         break;
@@ -208,6 +209,9 @@ class Reader {
       case ReadRequest::Kind::kAccount:
         r.account.emplace();
         ExecuteAccount(conn, req.account, &*r.account);
+        break;
+      case ReadRequest::Kind::kConsole:
+        Console(conn, req, &r);
         break;
     }
     s_.Reply(std::move(r));
@@ -270,20 +274,7 @@ class Reader {
       }
       for (const pqxx::row& row :
            tx.exec_prepared("rma_stats_history", PgTimestamp(FromUnixMs(history_from)))) {
-        ServiceMinuteStats m;
-        m.minute = FromUnixUs(Int(row[0]));
-        m.service = Text(row[1]);
-        m.submitted = static_cast<uint64_t>(Int(row[2]));
-        m.completed = static_cast<uint64_t>(Int(row[3]));
-        m.failed = static_cast<uint64_t>(Int(row[4]));
-        m.dead = static_cast<uint64_t>(Int(row[5]));
-        m.queue_wait_samples = static_cast<uint64_t>(Int(row[6]));
-        m.queue_wait_p50_ms = row[7].is_null() ? 0 : row[7].as<double>();
-        m.queue_wait_p99_ms = row[8].is_null() ? 0 : row[8].as<double>();
-        m.run_time_samples = static_cast<uint64_t>(Int(row[9]));
-        m.run_time_p50_ms = row[10].is_null() ? 0 : row[10].as<double>();
-        m.run_time_p99_ms = row[11].is_null() ? 0 : row[11].as<double>();
-        AddToHistory(&history, m);
+        AddToHistory(&history, MinuteFromRow(row));
       }
     }
     // The minute in progress is still in the broker's memory.
@@ -298,6 +289,170 @@ class Reader {
     for (auto& [name, t] : today) stored.today.push_back(t);
     for (auto& [minute, m] : history) stored.history.push_back(m);
     r->stats = StoredStatsAnswer{req.ref, std::move(stored)};
+  }
+
+  // The console's queries on the record (store.h, ConsoleRequest).
+  void Console(pqxx::connection& conn, ReadRequest& req, StoreReply* r) {
+    const ConsoleRequest& c = req.console;
+    if (c.query == "dead_letters") {
+      // tasks_rare_status_idx holds the dead rows: no scan of the others.
+      pqxx::read_transaction tx(conn);
+      nlohmann::json groups = nlohmann::json::array();
+      uint64_t total = 0;
+      for (const pqxx::row& row :
+           tx.exec("SELECT service, coalesce(error_code, ''), count(*), " +
+                   Micros("min(coalesce(completed_at, created_at))") + ", " +
+                   Micros("max(coalesce(completed_at, created_at))") +
+                   " FROM tasks WHERE status = 'dead' GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2")) {
+        const auto count = static_cast<uint64_t>(Int(row[2]));
+        total += count;
+        groups.push_back({{"service", Text(row[0])},
+                          {"error_code", Text(row[1])},
+                          {"count", count},
+                          {"oldest", Timestamp(row[3])},
+                          {"newest", Timestamp(row[4])}});
+      }
+      r->console = ConsoleAnswer{c.ref, nlohmann::json{{"total", total}, {"groups", groups}}};
+      return;
+    }
+    if (c.query == "bulk_retry" || c.query == "bulk_discard") {
+      const bool retry = c.query == "bulk_retry";
+      uint64_t matched = c.matched;
+      uint64_t done = c.done;
+      std::vector<TaskId> discarded;
+      if (c.limit > 0) {
+        pqxx::work tx(conn);
+        if (s_.options.ha_epoch != 0) tx.exec(FenceSql(s_.options.ha_epoch));
+        std::string where = "status = 'dead'";
+        if (!c.service.empty()) where += " AND service = " + tx.quote(CleanText(c.service));
+        if (!c.error_code.empty()) {
+          where += " AND error_code = " + tx.quote(CleanText(c.error_code));
+        }
+        if (!c.task_ids.empty()) {
+          std::vector<uint64_t> ids;
+          for (TaskId id : c.task_ids) ids.push_back(id.value());
+          where += " AND task_id = ANY(" + tx.quote(IdArrayLiteral(ids)) + "::bigint[])";
+        }
+        if (!c.exclude.empty()) {
+          std::vector<uint64_t> ids;
+          for (TaskId id : c.exclude) ids.push_back(id.value());
+          where += " AND task_id <> ALL(" + tx.quote(IdArrayLiteral(ids)) + "::bigint[])";
+        }
+        // SKIP LOCKED: a task a single retry holds is left to it.
+        pqxx::result rows =
+            tx.exec("SELECT " + SelectColumns(true, true) + " FROM tasks WHERE " + where +
+                    " LIMIT " + std::to_string(c.limit) + " FOR UPDATE SKIP LOCKED");
+        std::vector<uint64_t> ids;
+        for (const pqxx::row& row : rows) {
+          TaskRecord record = RecordFromRow(row);
+          ids.push_back(record.id.value());
+          if (!retry) discarded.push_back(record.id);
+          if (retry) {
+            // The same reset as Scheduler::RetryDead; the scheduler queues them once committed.
+            record.status = TaskStatus::kQueued;
+            record.failures = 0;
+            record.requeues = 0;
+            record.error.clear();
+            record.error_code.clear();
+            record.completed_at = Time{};
+            r->restore.push_back(std::move(record));
+          }
+        }
+        if (!ids.empty()) {
+          const std::string id_list = tx.quote(IdArrayLiteral(ids)) + "::bigint[]";
+          tx.exec(retry ? "UPDATE tasks SET status = 'queued', failures = 0, requeues = 0, "
+                          "error = NULL, error_code = NULL, completed_at = NULL WHERE task_id = "
+                          "ANY(" +
+                              id_list + ")"
+                        : "DELETE FROM tasks WHERE task_id = ANY(" + id_list + ")");
+        }
+        tx.commit();
+        matched += ids.size();
+        done += ids.size();
+        if (!ids.empty()) {
+          spdlog::info("admin bulk {} of {} dead task(s) on record", retry ? "retry" : "discard",
+                       ids.size());
+        }
+      }
+      r->console = ConsoleAnswer{
+          c.ref,
+          nlohmann::json{
+              {"action", retry ? "retry" : "discard"}, {"matched", matched}, {"done", done}},
+          std::move(discarded)};
+      return;
+    }
+    if (c.query == "history") {
+      auto range = ParseHistoryRange(c.range);
+      if (!range.ok()) {
+        r->console = ConsoleAnswer{c.ref, range.status()};
+        return;
+      }
+      const int64_t span_ms = range->step_s * 1000 * range->points;
+      const Time from = FromUnixMs(
+          (ToUnixMs(req.now) / (range->step_s * 1000) + 1) * (range->step_s * 1000) - span_ms);
+      std::vector<ServiceMinuteStats> minutes;
+      {
+        pqxx::read_transaction tx(conn);
+        std::string sql = "SELECT " + Micros("minute") +
+                          ", service, submitted, completed, failed, dead, queue_wait_samples, "
+                          "queue_wait_p50_ms, queue_wait_p99_ms, run_time_samples, "
+                          "run_time_p50_ms, run_time_p99_ms, queue_depth FROM "
+                          "service_stats_minute WHERE minute >= " +
+                          tx.quote(PgTimestamp(from)) + "::timestamptz";
+        // One service: service_stats_minute_service_idx; the whole pool: the primary key.
+        if (!c.service.empty()) sql += " AND service = " + tx.quote(CleanText(c.service));
+        for (const pqxx::row& row : tx.exec(sql)) minutes.push_back(MinuteFromRow(row));
+      }
+      // The minute in progress is still in the broker's memory.
+      for (const ServiceMinuteStats& p : c.pending) {
+        if (c.service.empty() || p.service == c.service) minutes.push_back(p);
+      }
+      nlohmann::json points = nlohmann::json::array();
+      auto ms = [](const std::optional<double>& v) {
+        return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+      };
+      for (const HistoryPoint& p : BucketHistory(*range, req.now, minutes)) {
+        points.push_back({{"at", FormatTime(p.at)},
+                          {"submitted", p.submitted},
+                          {"completed", p.completed},
+                          {"failed", p.failed},
+                          {"dead", p.dead},
+                          {"throughput_per_s", p.throughput_per_s},
+                          {"queue_wait_p50_ms", ms(p.queue_wait_p50_ms)},
+                          {"queue_wait_p99_ms", ms(p.queue_wait_p99_ms)},
+                          {"run_time_p50_ms", ms(p.run_time_p50_ms)},
+                          {"run_time_p99_ms", ms(p.run_time_p99_ms)},
+                          {"queue_depth", p.queue_depth}});
+      }
+      r->console = ConsoleAnswer{c.ref, nlohmann::json{{"service", c.service},
+                                                       {"range", range->name},
+                                                       {"step_s", range->step_s},
+                                                       {"points", std::move(points)}}};
+      return;
+    }
+    r->console = ConsoleAnswer{c.ref, Status::InvalidArgument("unknown console query")};
+  }
+
+  // A service_stats_minute row: minute (Micros), service, submitted, completed, failed, dead,
+  // queue_wait_samples, queue_wait_p50_ms, queue_wait_p99_ms, run_time_samples, run_time_p50_ms,
+  // run_time_p99_ms and, when selected, queue_depth.
+  static ServiceMinuteStats MinuteFromRow(const pqxx::row& row) {
+    auto real = [&](int i) { return row[i].is_null() ? 0 : row[i].as<double>(); };
+    ServiceMinuteStats m;
+    m.minute = FromUnixUs(Int(row[0]));
+    m.service = Text(row[1]);
+    m.submitted = static_cast<uint64_t>(Int(row[2]));
+    m.completed = static_cast<uint64_t>(Int(row[3]));
+    m.failed = static_cast<uint64_t>(Int(row[4]));
+    m.dead = static_cast<uint64_t>(Int(row[5]));
+    m.queue_wait_samples = static_cast<uint64_t>(Int(row[6]));
+    m.queue_wait_p50_ms = real(7);
+    m.queue_wait_p99_ms = real(8);
+    m.run_time_samples = static_cast<uint64_t>(Int(row[9]));
+    m.run_time_p50_ms = real(10);
+    m.run_time_p99_ms = real(11);
+    if (row.size() > 12 && !row[12].is_null()) m.queue_depth = Int(row[12]);
+    return m;
   }
 
   static void AddToHistory(std::map<int64_t, ServiceMinuteStats>* history,

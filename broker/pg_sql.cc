@@ -20,10 +20,10 @@ const std::vector<std::string> kTaskColumns = {
     "timeout_ms", "idempotency_key", "min_tier", "min_gpu_memory_gb", "attempts", "failures",
     "requeues", "worker_id", "result", "result_content_type", "http_status", "error", "error_code",
     "created_at", "run_at", "started_at", "completed_at", "owner", "model", "trusted_only",
-    "verified"};
+    "verified", "attempt_log"};
 const std::vector<std::string> kMutableColumns = {
     "status", "attempts", "failures", "requeues", "worker_id", "result", "result_content_type",
-    "http_status", "error", "error_code", "started_at", "completed_at", "verified"};
+    "http_status", "error", "error_code", "started_at", "completed_at", "verified", "attempt_log"};
 // clang-format on
 
 std::string InsertTasks(std::string_view rows) {
@@ -51,7 +51,7 @@ std::string SelectColumns(bool payload, bool result) {
          (result ? "result" : "NULL::bytea") +
          ", result_content_type, http_status, error, error_code, " + Micros("created_at") + ", " +
          Micros("run_at") + ", " + Micros("started_at") + ", " + Micros("completed_at") +
-         ", owner, model, trusted_only, verified";
+         ", owner, model, trusted_only, verified, attempt_log::text";
 }
 
 std::string Join(const std::vector<std::string>& items, const std::string& format) {
@@ -121,6 +121,7 @@ TaskRecord RecordFromRow(const pqxx::row& row) {
   r.model = Text(row[25]);
   r.trusted_only = row[26].as<bool>(false);
   r.verified = row[27].as<bool>(false);
+  if (row.size() > 28) r.attempt_log = ParseAttemptLog(Text(row[28]));
   return r;
 }
 
@@ -249,8 +250,9 @@ void PrepareWriter(pqxx::connection& conn) {
       "rma_upsert_stats",
       "INSERT INTO service_stats_minute AS s (minute, service, submitted, completed, failed, dead, "
       "queue_wait_samples, queue_wait_p50_ms, queue_wait_p99_ms, run_time_samples, "
-      "run_time_p50_ms, run_time_p99_ms) VALUES ($1::timestamptz, $2, $3, $4, $5, $6, $7, $8, $9, "
-      "$10, $11, $12) ON CONFLICT (minute, service) DO UPDATE SET "
+      "run_time_p50_ms, run_time_p99_ms, queue_depth) VALUES ($1::timestamptz, $2, $3, $4, $5, $6, "
+      "$7, $8, $9, $10, $11, $12, $13) ON CONFLICT (minute, service) DO UPDATE SET "
+      "queue_depth = coalesce(EXCLUDED.queue_depth, s.queue_depth), "
       "submitted = s.submitted + EXCLUDED.submitted, completed = s.completed + EXCLUDED.completed, "
       "failed = s.failed + EXCLUDED.failed, dead = s.dead + EXCLUDED.dead, "
       "queue_wait_p50_ms = " +
@@ -263,6 +265,30 @@ void PrepareWriter(pqxx::connection& conn) {
           "run_time_samples = s.run_time_samples + EXCLUDED.run_time_samples");
 }
 
+// The task browser's listing (console.h): newest first, the filters that are set, the page after
+// the cursor, one row more than the limit. The values are quoted literals: the set of filters
+// varies, and listings are cheap to plan (the reader plans each statement anyway).
+std::string ListSql(pqxx::transaction_base& tx, const ListFilter& f) {
+  std::string sql = "SELECT " + SelectColumns(false, false) + " FROM tasks WHERE true";
+  auto equals = [&](const char* column, const std::string& value) {
+    sql += std::string(" AND ") + column + " = " + tx.quote(CleanText(value));
+  };
+  if (f.owner) equals("owner", *f.owner);
+  if (!f.service.empty()) equals("service", f.service);
+  if (f.status) equals("status", std::string(proto::TaskStatusName(*f.status)));
+  if (!f.worker_id.empty()) equals("worker_id", f.worker_id);
+  if (!f.error_code.empty()) equals("error_code", f.error_code);
+  auto at = [&](int64_t us) { return tx.quote(PgTimestamp(FromUnixUs(us))) + "::timestamptz"; };
+  if (f.since_us != 0) sql += " AND created_at >= " + at(f.since_us);
+  if (f.until_us != 0) sql += " AND created_at < " + at(f.until_us);
+  if (f.after) {
+    sql += " AND (created_at, task_id) < (" + at(f.after->created_us) + ", " +
+           std::to_string(static_cast<int64_t>(f.after->task_id)) + "::bigint)";
+  }
+  sql += " ORDER BY created_at DESC, task_id DESC LIMIT " + std::to_string(f.limit + 1);
+  return sql;
+}
+
 void PrepareReader(pqxx::connection& conn) {
   {
     pqxx::nontransaction q(conn);
@@ -272,14 +298,8 @@ void PrepareReader(pqxx::connection& conn) {
   }
   conn.prepare("rma_get_task",
                "SELECT " + SelectColumns(false, true) + " FROM tasks WHERE task_id = $1");
-  // Newest first. $1 is the owner, or NULL for an admin (every owner's tasks).
-  const std::string list = "SELECT " + SelectColumns(false, false) +
-                           " FROM tasks WHERE ($1::text IS NULL OR owner = $1) ";
-  const std::string newest = " ORDER BY created_at DESC, task_id DESC ";
-  conn.prepare("rma_list_all", list + newest + "LIMIT $2");
-  conn.prepare("rma_list_service", list + "AND service = $2" + newest + "LIMIT $3");
-  conn.prepare("rma_list_status", list + "AND status = $2" + newest + "LIMIT $3");
-  conn.prepare("rma_list_both", list + "AND service = $2 AND status = $3" + newest + "LIMIT $4");
+  conn.prepare("rma_get_task_detail",
+               "SELECT " + SelectColumns(true, true) + " FROM tasks WHERE task_id = $1");
   conn.prepare("rma_find_key",
                "SELECT task_id, status FROM tasks WHERE owner = $1 AND idempotency_key = $2");
   conn.prepare("rma_lock_task",

@@ -246,6 +246,16 @@ void PgStore::Stats(const std::string& client, uint64_t ref,
   Enqueue(std::move(r));
 }
 
+void PgStore::Console(const std::string& client, ConsoleRequest request) {
+  ReadRequest r;
+  r.kind = ReadRequest::Kind::kConsole;
+  r.client = client;
+  r.ref = request.ref;
+  r.now = shared_->clock->Now();
+  r.console = std::move(request);
+  Enqueue(std::move(r));
+}
+
 void PgStore::Account(const std::string& client, AccountRequest request) {
   ReadRequest r;
   r.kind = ReadRequest::Kind::kAccount;

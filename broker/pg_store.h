@@ -111,6 +111,7 @@ class PgStore final : public TaskStore {
              std::vector<ServiceMinuteStats> pending) override;
 
   void Account(const std::string& client, AccountRequest request) override;
+  void Console(const std::string& client, ConsoleRequest request) override;
   // Creates the first admin account and returns its key when there is no admin account yet
   // (nullopt otherwise). On the caller's thread, before the loop starts.
   Result<std::optional<std::string>> BootstrapAdmin();

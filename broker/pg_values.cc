@@ -1,9 +1,13 @@
 // See pg_values.h.
 #include "broker/pg_values.h"
 
+#include <nlohmann/json.hpp>
+
 #include <ctime>
 
 namespace rma::broker {
+
+using nlohmann::json;
 
 std::string CleanText(std::string_view s) {
   size_t i = 0;
@@ -158,6 +162,45 @@ std::string RedactUrl(const std::string& url) {
   size_t colon = out.find(':', scheme);
   if (colon == std::string::npos || colon > at) return out;
   return out.substr(0, colon + 1) + "***" + out.substr(at);
+}
+
+// Text cleaned like a text column (CleanText): jsonb also refuses \u0000, and worker ids and errors
+// come from peers, so a NUL would otherwise make the row's write fail.
+std::string AttemptLogJson(const std::vector<proto::AttemptEntry>& log) {
+  if (log.empty()) return {};
+  json out = json::array();
+  for (const proto::AttemptEntry& e : log) {
+    json j = {{"attempt", e.attempt},
+              {"worker_id", CleanText(e.worker_id)},
+              {"outcome", e.outcome},
+              {"started_at_ms", e.started_at_ms}};
+    if (e.ended_at_ms != 0) j["ended_at_ms"] = e.ended_at_ms;
+    if (!e.error_code.empty()) j["error_code"] = CleanText(e.error_code);
+    if (!e.error.empty()) j["error"] = CleanText(e.error);
+    out.push_back(std::move(j));
+  }
+  // Replacement instead of an exception: worker ids and errors come from peers.
+  return out.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::vector<proto::AttemptEntry> ParseAttemptLog(std::string_view text) {
+  std::vector<proto::AttemptEntry> log;
+  if (text.empty()) return log;
+  json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!doc.is_array()) return log;
+  for (const json& j : doc) {
+    if (!j.is_object() || log.size() >= proto::kMaxAttemptLog) continue;
+    proto::AttemptEntry e;
+    e.attempt = j.value("attempt", 0u);
+    e.worker_id = j.value("worker_id", "");
+    e.outcome = j.value("outcome", "");
+    e.started_at_ms = j.value("started_at_ms", int64_t{0});
+    e.ended_at_ms = j.value("ended_at_ms", int64_t{0});
+    e.error_code = j.value("error_code", "");
+    e.error = j.value("error", "");
+    log.push_back(std::move(e));
+  }
+  return log;
 }
 
 }  // namespace rma::broker

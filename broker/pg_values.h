@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "protocol/messages.h"
 
 namespace rma::broker {
 
@@ -26,6 +27,12 @@ std::string ByteaHex(std::string_view bytes);
 // Array literals for a parameter: {"a","b\"c"} (text, cleaned) and {1,2,3} (bigint).
 std::string TextArrayLiteral(const std::vector<std::string>& items);
 std::string IdArrayLiteral(const std::vector<uint64_t>& ids);
+
+// A task's attempt log as the JSON text of the tasks.attempt_log column ("" for an empty log:
+// NULL; strings cleaned as CleanText does), and back (unreadable entries are skipped: the column is
+// ours, but a log never fails a read).
+std::string AttemptLogJson(const std::vector<proto::AttemptEntry>& log);
+std::vector<proto::AttemptEntry> ParseAttemptLog(std::string_view json);
 
 // The URL or key=value string with the connection settings the broker needs unless the operator
 // set them: a connect timeout, TCP keepalives and a user timeout (a dead server is noticed in

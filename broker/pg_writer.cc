@@ -96,7 +96,8 @@ auto StageRow(const TaskRecord& r, bool with_payload) {
       Clamp32(r.attempts), Clamp32(r.failures), Clamp32(r.requeues), OptText(r.worker_id), result,
       OptText(r.result_content_type), http_status, OptText(r.error), OptText(r.error_code),
       PgTimestamp(r.created_at), PgTimestamp(r.run_at), OptTime(r.started_at),
-      OptTime(r.completed_at), CleanText(r.owner), CleanText(r.model), r.trusted_only, r.verified);
+      OptTime(r.completed_at), CleanText(r.owner), CleanText(r.model), r.trusted_only, r.verified,
+      OptText(AttemptLogJson(r.attempt_log)));
 }
 
 nlohmann::json CapabilitiesJson(const proto::Capabilities& c) {
@@ -560,7 +561,8 @@ class Writer {
         static_cast<int64_t>(st.queue_wait_samples),
         opt(st.queue_wait_samples, st.queue_wait_p50_ms),
         opt(st.queue_wait_samples, st.queue_wait_p99_ms), static_cast<int64_t>(st.run_time_samples),
-        opt(st.run_time_samples, st.run_time_p50_ms), opt(st.run_time_samples, st.run_time_p99_ms));
+        opt(st.run_time_samples, st.run_time_p50_ms), opt(st.run_time_samples, st.run_time_p99_ms),
+        st.queue_depth >= 0 ? std::optional<int64_t>(st.queue_depth) : std::nullopt);
   }
 
   // A write was fenced (--ha): another broker holds a newer epoch. The batch is dropped (the new

@@ -29,6 +29,7 @@
 #include <absl/hash/hash.h>
 
 #include "broker/config.h"
+#include "broker/console.h"
 #include "broker/fair_queue.h"
 #include "broker/stats.h"
 #include "broker/store_types.h"
@@ -242,6 +243,8 @@ class Scheduler {
     Duration unpaid_uptime{0};
     Time uptime_seen{};
     uint64_t lru = 0;
+    // Its last connection events (console worker page), newest last, bounded (console.h).
+    std::deque<ConnectionEvent> connections;
     bool in_ready = false;
     // Quarantined with a free slot: in its services' quarantined_ready sets (replicas only).
     bool in_quarantined_ready = false;
@@ -334,6 +337,24 @@ class Scheduler {
   // and takes work again after UndrainWorker (also across its reconnects).
   Status DrainWorker(Time now, const std::string& worker_id);
   Status UndrainWorker(Time now, const std::string& worker_id);
+  // Every queued task of a service (waiting to start, for run_at or a retry back-off; not the
+  // running ones) ends cancelled with error_code "purged". NotFound for a service never seen.
+  Result<size_t> PurgeService(Time now, const std::string& service);
+  // Dead tasks in memory that match (service, error code and ids: empty = any) go back to their
+  // queues (retry) or are deleted (discard), at most `limit` of them.
+  struct BulkOutcome {
+    uint64_t matched = 0;
+    uint64_t done = 0;
+    std::vector<TaskId> handled;  // the ids it matched
+  };
+  BulkOutcome BulkDead(Time now, bool retry, const std::string& service,
+                       const std::string& error_code, const std::vector<TaskId>& ids,
+                       uint64_t limit);
+  // Calls f(task) for each task in memory (admin documents; f must not change the scheduler).
+  template <typename F>
+  void ForEachTask(F&& f) const {
+    for (const auto& [id, t] : tasks_) f(t);
+  }
 
   // ---- Time ----
   void OnTick(Time now);

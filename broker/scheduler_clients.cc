@@ -254,6 +254,15 @@ bool Scheduler::OnGet(Time now, const std::string& client, const proto::Get& get
     ReplyNotFound(client, get.ref, get.task_id);
     return true;
   }
+  if (get.detail) {
+    // The task page: the task as it stands now, with its payload and attempt log (no wait).
+    proto::TaskInfo info;
+    info.ref = get.ref;
+    info.task = View(now, *t, /*with_result=*/true);
+    AddDetail(*t, &info.task);
+    output_->ToClient(client, std::move(info));
+    return true;
+  }
   if (get.watch) ReplyTask(now, client, get.ref, *t);  // the task as it stands, then its changes
   if (proto::IsTerminal(t->status) || get.wait_ms == 0) {
     if (!get.watch) ReplyTask(now, client, get.ref, *t);
@@ -292,40 +301,33 @@ bool Scheduler::OnCancel(Time now, const std::string& client, const proto::Cance
 }
 
 void Scheduler::OnList(Time now, const std::string& client, const proto::List& list) {
-  std::optional<TaskStatus> status;
-  if (!list.status.empty()) {
-    status = proto::ParseTaskStatus(list.status);
-    if (!status) {
-      return ReplyError(client, list.ref,
-                        Status::InvalidArgument("unknown status '" + list.status + "'"));
-    }
-  }
+  Result<ListFilter> filter = ParseListFilter(list);
+  if (!filter.ok()) return ReplyError(client, list.ref, filter.status());
   std::optional<uint32_t> service;
-  if (!list.service.empty()) {
-    service = FindService(list.service);
+  if (!filter->service.empty()) {
+    service = FindService(filter->service);
     if (!service) {
-      output_->ToClient(client, proto::TaskList{list.ref, {}});
+      output_->ToClient(client, proto::TaskList{list.ref, {}, {}});
       return;
     }
   }
   std::vector<const Task*> matches;
   for (const auto& [id, t] : tasks_) {
     if (service && t.service_index != *service) continue;
-    if (status && t.status != *status) continue;
+    if (!Matches(*filter, t)) continue;
     if (!MaySee(t, list.owner, list.admin)) continue;
     matches.push_back(&t);
   }
-  size_t limit = std::min<size_t>(list.limit == 0 ? 100 : list.limit, matches.size());
-  // Newest first (ids are random, so by creation time).
-  std::partial_sort(matches.begin(), matches.begin() + static_cast<std::ptrdiff_t>(limit),
-                    matches.end(), [](const Task* a, const Task* b) {
-                      return a->created_at != b->created_at ? a->created_at > b->created_at
-                                                            : a->id > b->id;
-                    });
+  size_t limit = std::min<size_t>(filter->limit, matches.size());
+  // Newest first (ids are random, so by creation time); the same order as the store's.
+  std::partial_sort(
+      matches.begin(), matches.begin() + static_cast<std::ptrdiff_t>(limit), matches.end(),
+      [](const Task* a, const Task* b) { return ListsBefore(CursorOf(*a), CursorOf(*b)); });
   proto::TaskList reply;
   reply.ref = list.ref;
   for (size_t i = 0; i < limit; ++i)
     reply.tasks.push_back(View(now, *matches[i], /*with_result=*/false));
+  if (matches.size() > limit) reply.next_cursor = EncodeCursor(CursorOf(*matches[limit - 1]));
   output_->ToClient(client, std::move(reply));
 }
 

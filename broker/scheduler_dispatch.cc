@@ -326,6 +326,7 @@ void Scheduler::Start(Time now, Task& t, uint32_t worker_index, uint32_t attempt
   t.worker = static_cast<int32_t>(worker_index);
   t.worker_id = w.worker_id;
   t.started_at = now;
+  OpenAttempt(&t.attempt_log, attempt, w.worker_id, now);
   t.waiters.shrink_to_fit();
   ++t.epoch;
   ++svc.in_flight;

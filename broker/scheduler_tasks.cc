@@ -52,6 +52,8 @@ void Scheduler::OnWorkerResult(Time now, const std::string& identity, proto::Tas
     --services_[t->service_index].in_flight;
     t->worker = -1;
     if (result.outcome == proto::Outcome::kOk) {
+      // Also a replica's result, which verification may still hold before the task completes.
+      CloseAttempt(&t->attempt_log, now, "completed", "", "");
       ++w.tasks_done;
       NoteReputation(now, w, reputation_.OnAccepted(now, w.reputation_key, w.account));
       if (NeedsVerification(*t, w)) {
@@ -62,6 +64,7 @@ void Scheduler::OnWorkerResult(Time now, const std::string& identity, proto::Tas
       }
     } else if (result.outcome == proto::Outcome::kCancelled) {
       // The worker gave the task up on its own (drain grace period, shutdown): run it elsewhere.
+      CloseAttempt(&t->attempt_log, now, "requeued", "", "given up by its worker");
       Requeue(now, *t, Settled(now, w), "given up by its worker");
     } else {
       ++w.tasks_failed;
@@ -131,6 +134,7 @@ void Scheduler::Credit(Time now, const Task& t, const std::string& account,
 }
 
 void Scheduler::Complete(Time now, Task& t, proto::TaskResult&& r) {
+  CloseAttempt(&t.attempt_log, now, "completed", "", "");
   t.result = std::move(r.result);
   t.result_content_type = std::move(r.content_type);
   t.http_status = r.http_status;
@@ -160,6 +164,7 @@ Duration Scheduler::Backoff(uint32_t failures) {
 
 void Scheduler::FailAttempt(Time now, Task& t, std::string error, std::string code,
                             bool retryable) {
+  CloseAttempt(&t.attempt_log, now, code == "timeout" ? "timeout" : "failed", code, error);
   ++counters_.failed;
   ++today_.failed;
   ++services_[t.service_index].counters.failed;
@@ -191,6 +196,13 @@ void Scheduler::FailAttempt(Time now, Task& t, std::string error, std::string co
 }
 
 void Scheduler::Finish(Time now, Task& t, TaskStatus status) {
+  // An attempt still open ends with the task (a cancel, a purge, a lost streaming call).
+  CloseAttempt(&t.attempt_log, now,
+               status == TaskStatus::kCompleted   ? "completed"
+               : status == TaskStatus::kCancelled ? "cancelled"
+               : t.error_code == "worker_lost"    ? "worker_lost"
+                                                  : "failed",
+               t.error_code, t.error);
   t.status = status;
   t.completed_at = now;
   ++t.epoch;
@@ -370,6 +382,59 @@ Status Scheduler::DiscardDead(Time, TaskId id) {
   Persist(*t, WriteKind::kDelete);
   Forget(*t);
   return Status::Ok();
+}
+
+Result<size_t> Scheduler::PurgeService(Time now, const std::string& service) {
+  auto index = FindService(service);
+  if (!index) return Status::NotFound("no service '" + service + "'");
+  // Ids first: ending a task may evict finished ones from tasks_.
+  std::vector<TaskId> queued;
+  for (const auto& [id, t] : tasks_) {
+    if (t.service_index == *index && !t.transient &&
+        (t.status == TaskStatus::kQueued || t.status == TaskStatus::kFailed)) {
+      queued.push_back(id);
+    }
+  }
+  for (TaskId id : queued) {
+    Task* t = Find(id);
+    if (t == nullptr) continue;
+    Unqueue(now, *t);
+    t->error = "purged by an admin";
+    t->error_code = "purged";
+    Finish(now, *t, TaskStatus::kCancelled);
+  }
+  if (!queued.empty()) {
+    spdlog::info("service {}: {} queued task(s) purged by an admin", service, queued.size());
+  }
+  return queued.size();
+}
+
+Scheduler::BulkOutcome Scheduler::BulkDead(Time now, bool retry, const std::string& service,
+                                           const std::string& error_code,
+                                           const std::vector<TaskId>& ids, uint64_t limit) {
+  BulkOutcome out;
+  std::vector<TaskId> matched;
+  auto matches = [&](const Task& t) {
+    return t.status == TaskStatus::kDead && (service.empty() || t.service == service) &&
+           (error_code.empty() || t.error_code == error_code);
+  };
+  if (!ids.empty()) {
+    for (TaskId id : ids) {
+      const Task* t = FindTask(id);
+      if (t != nullptr && matches(*t) && matched.size() < limit) matched.push_back(id);
+    }
+  } else {
+    for (const auto& [id, t] : tasks_) {
+      if (matched.size() >= limit) break;
+      if (matches(t)) matched.push_back(id);
+    }
+  }
+  out.matched = matched.size();
+  for (TaskId id : matched) {
+    if ((retry ? RetryDead(now, id) : DiscardDead(now, id)).ok()) ++out.done;
+  }
+  out.handled = std::move(matched);
+  return out;
 }
 
 }  // namespace rma::broker

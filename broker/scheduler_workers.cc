@@ -327,6 +327,9 @@ void Scheduler::OnWorkerReady(Time now, const std::string& identity, proto::Read
   w.account = std::move(ready.account);
   w.allowed_services = std::move(ready.allowed_services);
   w.reads_packed = ready.packed;
+  NoteConnection(&w.connections, now, "connected",
+                 returning ? "registered again (agent " + w.agent_version + ")"
+                           : "registered (agent " + w.agent_version + ")");
   SetManifest(now, w, std::move(ready.services));
   w.slots = ready.slots;
   w.report = proto::Heartbeat{};
@@ -419,6 +422,7 @@ void Scheduler::LoseWorker(Time now, uint32_t index, std::string_view reason) {
   w.alive = false;
   w.draining = false;
   w.offline_since = now;
+  NoteConnection(&w.connections, now, "disconnected", reason);
   by_identity_.erase(w.identity);
   std::vector<proto::RunningTask> running = std::move(w.running);
   w.running.clear();
@@ -432,6 +436,7 @@ void Scheduler::LoseWorker(Time now, uint32_t index, std::string_view reason) {
     --services_[t->service_index].in_flight;
     t->worker = -1;
     abandoned = true;
+    CloseAttempt(&t->attempt_log, now, "worker_lost", "worker_lost", std::string(reason));
     Requeue(now, *t, Settled(now, w), reason);
   }
   // One abandonment per lost session, however many attempts it held: a machine that crashes with
@@ -683,6 +688,7 @@ Status Scheduler::DrainWorker(Time now, const std::string& worker_id) {
     SetWithdrawn(w, w.draining, /*paused=*/true);
     spdlog::info("worker {} '{}' drained by an admin with {} task(s) in flight", w.worker_id,
                  w.name, w.in_flight());
+    NoteConnection(&w.connections, now, "drained", "by an admin");
     RecordWorkerState(w, "draining");
   }
   // Tells the worker, so its log says why no work comes.
@@ -703,6 +709,7 @@ Status Scheduler::UndrainWorker(Time now, const std::string& worker_id) {
   if (!w.paused) return Status::Ok();
   SetWithdrawn(w, w.draining, /*paused=*/false);
   spdlog::info("worker {} '{}' undrained by an admin", w.worker_id, w.name);
+  NoteConnection(&w.connections, now, "undrained", "by an admin");
   if (w.alive) {
     RecordWorkerState(w, "online");
     DispatchForWorker(now, it->second);
@@ -749,6 +756,7 @@ Result<ReputationTransition> Scheduler::SetWorkerTrust(Time now, const std::stri
   output_->RecordTrust({w.reputation_key, w.account,
                         trust == Trust::kNormal ? std::string() : std::string(TrustName(trust)),
                         "set by an admin", now});
+  if (trust == Trust::kBanned) NoteConnection(&w.connections, now, "banned", "by an admin");
   if (trust == Trust::kBanned && w.alive) {
     output_->ToWorker(w.identity, proto::Disconnect{"an admin banned this worker", false});
     LoseWorker(now, index, "banned by an admin");

@@ -45,6 +45,7 @@ void ServiceMinuteStats::Merge(const ServiceMinuteStats& o) {
   completed += o.completed;
   failed += o.failed;
   dead += o.dead;
+  if (o.queue_depth >= 0) queue_depth = o.queue_depth;  // the later value
 }
 
 namespace {
@@ -63,7 +64,8 @@ void MinuteStatsRecorder::Rebase(const Scheduler& scheduler) {
   }
 }
 
-std::vector<ServiceMinuteStats> MinuteStatsRecorder::Rows(const Scheduler& scheduler) const {
+std::vector<ServiceMinuteStats> MinuteStatsRecorder::Rows(const Scheduler& scheduler,
+                                                          bool depth_only) const {
   std::vector<ServiceMinuteStats> rows;
   if (minute_ms_ < 0) return rows;
   static const Baseline kZero{};
@@ -81,9 +83,11 @@ std::vector<ServiceMinuteStats> MinuteStatsRecorder::Rows(const Scheduler& sched
     r.dead = Delta(svc.counters.dead, b.counters.dead);
     r.queue_wait_samples = Delta(svc.queue_wait.count(), b.queue_wait_count);
     r.run_time_samples = Delta(svc.run_time.count(), b.run_time_count);
+    r.queue_depth = static_cast<int64_t>(svc.queued() + svc.delayed);
     if (r.submitted + r.completed + r.failed + r.dead + r.queue_wait_samples + r.run_time_samples ==
-        0) {
-      continue;  // an idle service writes no row
+            0 &&
+        (!depth_only || r.queue_depth == 0)) {
+      continue;  // an idle service writes no row (but its queue depth once a minute)
     }
     if (r.queue_wait_samples > 0) {
       std::vector<uint64_t> qw = svc.queue_wait.CumulativeCounts();
@@ -113,7 +117,8 @@ std::vector<ServiceMinuteStats> MinuteStatsRecorder::Poll(Time now, const Schedu
     return {};
   }
   if (minute <= minute_ms_ && now - last_rows_ < flush_every_) return {};
-  std::vector<ServiceMinuteStats> rows = Rows(scheduler);
+  // An idle service's queue depth is written when its minute ends, not at every flush.
+  std::vector<ServiceMinuteStats> rows = Rows(scheduler, /*depth_only=*/minute > minute_ms_);
   Rebase(scheduler);
   minute_ms_ = std::max(minute_ms_, minute);
   last_rows_ = now;
@@ -121,11 +126,11 @@ std::vector<ServiceMinuteStats> MinuteStatsRecorder::Poll(Time now, const Schedu
 }
 
 std::vector<ServiceMinuteStats> MinuteStatsRecorder::Current(const Scheduler& scheduler) const {
-  return Rows(scheduler);
+  return Rows(scheduler, /*depth_only=*/true);
 }
 
 std::vector<ServiceMinuteStats> MinuteStatsRecorder::Drain(const Scheduler& scheduler) {
-  std::vector<ServiceMinuteStats> rows = Rows(scheduler);
+  std::vector<ServiceMinuteStats> rows = Rows(scheduler, /*depth_only=*/false);
   Rebase(scheduler);
   return rows;
 }

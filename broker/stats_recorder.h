@@ -3,7 +3,8 @@
 // survive a broker restart. It keeps, per service, the counters as they were when it last returned
 // rows; a row is the difference, stamped with the minute it was counted in. Percentiles come from
 // the histograms' Prometheus buckets, read like Prometheus' histogram_quantile (linear within a
-// bucket). Owned by the broker loop thread.
+// bucket). Each row also carries the service's queue depth when it was made; an idle service with
+// tasks waiting writes a row of its depth alone once a minute. Owned by the broker loop thread.
 #pragma once
 
 #include <cstdint>
@@ -37,7 +38,8 @@ class MinuteStatsRecorder {
     uint64_t queue_wait_count = 0;  // including values past the last bucket
     uint64_t run_time_count = 0;
   };
-  std::vector<ServiceMinuteStats> Rows(const Scheduler& scheduler) const;
+  // `depth_only`: also a row for each idle service with tasks waiting (its queue depth only).
+  std::vector<ServiceMinuteStats> Rows(const Scheduler& scheduler, bool depth_only) const;
   void Rebase(const Scheduler& scheduler);
 
   Duration flush_every_;

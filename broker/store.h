@@ -10,6 +10,8 @@
 // path, after every write queued before the request is durable.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -27,6 +29,7 @@ namespace rma::broker {
 struct Caller {
   std::string owner;
   bool admin = false;
+  bool detail = false;  // GET with `detail`: the payload and attempt log too
 };
 
 // An admin action the record carried out: a dead task that was only on record, retried (its record
@@ -44,6 +47,33 @@ struct StoredStatsAnswer {
   Result<StoredStats> stats = Status::Internal("not read");
 };
 
+// A console query the record answers (issue 19): "dead_letters" (groups of dead tasks),
+// "bulk_retry" / "bulk_discard" (dead tasks on record that match, after the scheduler did those in
+// memory: `matched` and `done` are its counts, `limit` what is left) and "history" (the per-minute
+// statistics in buckets, `pending` being the minutes not written yet).
+struct ConsoleRequest {
+  uint64_t ref = 0;
+  std::string query;
+  std::string service;
+  std::string error_code;
+  std::vector<TaskId> task_ids;
+  // Bulk actions: the tasks the scheduler handled in memory, left alone on record (a retried task
+  // may already be dead again there).
+  std::vector<TaskId> exclude;
+  uint64_t limit = 0;
+  uint64_t matched = 0;
+  uint64_t done = 0;
+  std::string range;  // history: 1h | 24h | 7d
+  std::vector<ServiceMinuteStats> pending;
+};
+// Its answer: the admin document, or why there is none.
+struct ConsoleAnswer {
+  uint64_t ref = 0;
+  Result<nlohmann::json> document = Status::Internal("not read");
+  // bulk_discard: the rows deleted, so that copies the scheduler still holds go too.
+  std::vector<TaskId> discarded;
+};
+
 // What the store hands back to the loop, typed; the loop encodes whatever goes to a client.
 struct StoreReply {
   std::string client;
@@ -59,6 +89,7 @@ struct StoreReply {
   std::optional<TaskId> unrecorded;
   // The answer to an account action (accounts.h).
   std::optional<AccountAnswer> account;
+  std::optional<ConsoleAnswer> console;
 };
 
 struct RecoveredState {
@@ -118,6 +149,10 @@ class TaskStore {
 
   // An account action (accounts.h), answered as StoreReply::account; only when can_lookup().
   virtual void Account(const std::string& client, AccountRequest request) = 0;
+  // A console query on the record, answered as StoreReply::console; only when can_lookup().
+  virtual void Console(const std::string& client, ConsoleRequest request) {
+    (void)client, (void)request;
+  }
   // A descriptor the loop polls; -1 when the store never has anything to report.
   virtual int poll_fd() const = 0;
   // Called when poll_fd() is readable: collects progress (durable_seq, available) and finished

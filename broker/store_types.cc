@@ -26,4 +26,12 @@ proto::TaskView ViewOf(const TaskRecord& r, bool with_result) {
   return v;
 }
 
+void AddDetail(const TaskRecord& r, proto::TaskView* v) {
+  v->payload = r.payload;  // shared
+  v->payload_content_type = r.content_type;
+  v->payload_bytes = r.payload.size();
+  v->result_bytes = r.result.size();
+  v->attempt_log = r.attempt_log;
+}
+
 }  // namespace rma::broker

@@ -47,11 +47,16 @@ struct TaskRecord {
   Time run_at{};
   Time started_at{};    // epoch 0 = never
   Time completed_at{};  // epoch 0 = not ended
+  // Every attempt's start and end, oldest first, at most proto::kMaxAttemptLog (the newest kept):
+  // the task page's attempt log, written with the row (the `attempt_log` column).
+  std::vector<proto::AttemptEntry> attempt_log;
 };
 
 // The public view of a task (TASK_INFO, TASK_LIST, the HTTP task object) from its record. Listings
 // leave the result out.
 proto::TaskView ViewOf(const TaskRecord& r, bool with_result);
+// What a GET with `detail` adds to the view: the payload, both sizes and the attempt log.
+void AddDetail(const TaskRecord& r, proto::TaskView* v);
 
 enum class WriteKind : uint8_t { kInsert, kUpdate, kDelete };
 
@@ -127,6 +132,8 @@ struct ServiceMinuteStats {
   uint64_t run_time_samples = 0;
   double run_time_p50_ms = 0;
   double run_time_p99_ms = 0;
+  // The service's queue depth at the end of the minute (the last value recorded); -1: none.
+  int64_t queue_depth = -1;
 
   // Folds in another row of the same minute and service: counts add, p50 is the sample-weighted
   // mean and p99 the larger (an estimate; exact merging would need the histograms). The SQL upsert

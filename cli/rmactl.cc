@@ -178,6 +178,16 @@ int main(int argc, char** argv) {
   retry->add_option("id", id, "task id")->required();
   auto* discard = app.add_subcommand("discard", "forget a dead task: ID (admin key)");
   discard->add_option("id", id, "task id")->required();
+  auto* dead_letters =
+      app.add_subcommand("dead-letters", "dead tasks by service and error code (admin key)");
+  std::string error_code;
+  auto* retry_dead = app.add_subcommand(
+      "retry-dead", "run the matching dead tasks again: --service, --error-code (admin key)");
+  retry_dead->add_option("--service", filter_service, "only this service");
+  retry_dead->add_option("--error-code", error_code, "only this error code");
+  auto* purge = app.add_subcommand(
+      "purge", "cancel every queued (not running) task of a service: SERVICE (admin key)");
+  purge->add_option("service", filter_service, "service name")->required();
   auto* drain =
       app.add_subcommand("drain", "stop giving a worker new tasks: NAME or ID (admin key)");
   drain->add_option("worker", worker, "worker name or id")->required();
@@ -309,6 +319,20 @@ int main(int argc, char** argv) {
   if (*discard) {
     return Print(client.Call("POST", "/api/admin/tasks/" + id + "/discard"), as_json,
                  render_action);
+  }
+  if (*dead_letters) {
+    return Print(client.Call("GET", "/api/admin/dead-letters"), as_json, RenderDeadLetters);
+  }
+  if (*retry_dead) {
+    json body = json::object();
+    if (!filter_service.empty()) body["service"] = filter_service;
+    if (!error_code.empty()) body["error_code"] = error_code;
+    return Print(client.Call("POST", "/api/admin/tasks/retry", body.dump()), as_json, RenderBulk);
+  }
+  if (*purge) {
+    return Print(
+        client.Call("POST", "/api/admin/services/" + PathSegment(filter_service) + "/purge"),
+        as_json, RenderPurged);
   }
   if (*drain) return WorkerCommand(client, "drain", worker, as_json);
   if (*undrain) return WorkerCommand(client, "undrain", worker, as_json);

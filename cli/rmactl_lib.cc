@@ -447,6 +447,28 @@ std::string RenderQueues(const json& doc) {
          ", running: " + Cell(doc, "in_flight", "0") + "\n";
 }
 
+std::string RenderDeadLetters(const json& doc) {
+  std::vector<std::vector<std::string>> rows;
+  if (doc.is_object() && doc.contains("groups") && doc["groups"].is_array()) {
+    for (const json& g : doc["groups"]) {
+      rows.push_back({Cell(g, "service"), Cell(g, "error_code"), Cell(g, "count"),
+                      Cell(g, "oldest"), Cell(g, "newest")});
+    }
+  }
+  return Table({"SERVICE", "ERROR CODE", "COUNT", "OLDEST", "NEWEST"}, rows) +
+         "total dead: " + Cell(doc, "total", "0") + "\n";
+}
+
+std::string RenderPurged(const json& answer) {
+  return "purge: service " + Cell(answer, "service") + ", " + Cell(answer, "purged", "0") +
+         " queued task(s) cancelled\n";
+}
+
+std::string RenderBulk(const json& answer) {
+  return Cell(answer, "action") + ": " + Cell(answer, "done", "0") + " of " +
+         Cell(answer, "matched", "0") + " matching dead task(s)\n";
+}
+
 std::string RenderStats(const json& doc) {
   if (!doc.is_object()) return doc.dump(2) + "\n";
   const json workers = doc.value("workers", json::object());

@@ -178,6 +178,10 @@ std::string Table(const std::vector<std::string>& header,
 std::string RenderWorkers(const nlohmann::json& doc);
 std::string RenderServices(const nlohmann::json& doc);
 std::string RenderQueues(const nlohmann::json& doc);
+// GET /api/admin/dead-letters, and the answers of a purge and of a bulk retry/discard.
+std::string RenderDeadLetters(const nlohmann::json& doc);
+std::string RenderPurged(const nlohmann::json& answer);
+std::string RenderBulk(const nlohmann::json& answer);
 std::string RenderStats(const nlohmann::json& doc);
 // Task views show the worker's name beside its id when `names` has it.
 std::string RenderTask(const nlohmann::json& task, const WorkerNames& names = {});

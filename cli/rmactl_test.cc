@@ -41,6 +41,15 @@ TEST(RenderTest, WorkersTable) {
 
 TEST(RenderTest, ServicesQueuesAndStatsSurviveMissingFields) {
   EXPECT_NE(RenderServices(json::object()).find("SERVICE"), std::string::npos);
+  EXPECT_NE(RenderDeadLetters(
+                json{{"total", 3},
+                     {"groups", {{{"service", "ocr"}, {"error_code", "timeout"}, {"count", 3}}}}})
+                .find("timeout"),
+            std::string::npos);
+  EXPECT_EQ(RenderPurged(json{{"service", "ocr"}, {"purged", 2}}),
+            "purge: service ocr, 2 queued task(s) cancelled\n");
+  EXPECT_EQ(RenderBulk(json{{"action", "retry"}, {"matched", 4}, {"done", 3}}),
+            "retry: 3 of 4 matching dead task(s)\n");
   EXPECT_NE(RenderQueues(json{{"queues", {{"rag", {{"queued", 3}}}}}}).find("rag"),
             std::string::npos);
   std::string stats = RenderStats(json{{"tasks", {{"completed", 5}}}});

@@ -92,6 +92,8 @@ class Api {
   void TaskEventStream(const Call& call, Exchange& ex);  // task_events.h
   void CancelTask(const Call& call, Exchange& ex);
   void ListTasks(const Call& call, Exchange& ex);
+  // GET /api/tasks/{id}/payload and /result: the raw bytes, as a download.
+  void RawTaskBytes(const Call& call, Exchange& ex, bool payload);
   // api_admin.cc
   static HttpReply AdminDocument(const BrokerAnswer& a);
   void AdminQuery(const char* query, Exchange& ex);
@@ -99,6 +101,10 @@ class Api {
   void AdminWorkerAction(const char* action, const Call& call, Exchange& ex);
   // POST /api/admin/workers/{id}/trust {"state": "trusted"|"normal"|"quarantined"|"banned"}.
   void AdminWorkerTrust(const Call& call, Exchange& ex);
+  // The console (console.h): bulk retry/discard of dead tasks, purge of a queue, history.
+  void AdminBulkDead(const Call& call, Exchange& ex, bool retry);
+  void AdminPurge(const Call& call, Exchange& ex);
+  void AdminHistory(const Call& call, Exchange& ex);
   // api_calls.cc
   void ServiceCall(const Call& call, Exchange& ex);
   // api_openai.cc: POST /v1/... to the backend path `path` of a worker serving the body's model.

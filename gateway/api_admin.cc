@@ -8,6 +8,7 @@
 
 #include "common/version.h"
 #include "gateway/api.h"
+#include "gateway/console.h"
 #include "gateway/task_json.h"
 #include "protocol/names.h"
 
@@ -48,6 +49,48 @@ void Api::AdminWorkerAction(const char* action, const Call& call, Exchange& ex) 
   proto::Admin admin;
   admin.query = action;
   admin.worker_id = *decoded;
+  Ask(ex, Command::kAdmin, admin, ctx_->options.submit_timeout, AdminDocument);
+}
+
+void Api::AdminBulkDead(const Call& call, Exchange& ex, bool retry) {
+  auto admin = ParseBulkBody(call.body, retry);
+  if (!admin.ok()) {
+    const bool too_large = admin.status().code() == StatusCode::kResourceExhausted;
+    return ex.Reply(ErrorReply(too_large ? 413 : 400, admin.status().message(),
+                               too_large ? "payload_too_large" : "invalid_argument"));
+  }
+  Ask(ex, Command::kAdmin, std::move(*admin), ctx_->options.submit_timeout, AdminDocument);
+}
+
+void Api::AdminPurge(const Call& call, Exchange& ex) {
+  const std::string name = call.match.Param("name");
+  auto decoded = PercentDecode(name, false);
+  if (!decoded || !proto::IsServiceName(*decoded)) {
+    return ex.Reply(ErrorReply(404, "no service '" + name.substr(0, 64) + "'", "not_found"));
+  }
+  proto::Admin admin;
+  admin.query = "purge";
+  admin.args["service"] = *decoded;
+  Ask(ex, Command::kAdmin, admin, ctx_->options.submit_timeout, AdminDocument);
+}
+
+void Api::AdminHistory(const Call& call, Exchange& ex) {
+  proto::Admin admin;
+  admin.query = "history";
+  auto service = QueryParam(call.query, "service");
+  if (service && !service->empty()) {
+    if (!proto::IsServiceName(*service)) {
+      return ex.Reply(ErrorReply(400, "'service' is not a valid service name", "invalid_argument"));
+    }
+    admin.args["service"] = *service;
+  }
+  auto range = QueryParam(call.query, "range");
+  std::string r = range ? *range : "1h";
+  if (r.empty()) r = "1h";
+  if (r != "1h" && r != "24h" && r != "7d") {
+    return ex.Reply(ErrorReply(400, "'range' must be 1h, 24h or 7d", "invalid_argument"));
+  }
+  admin.args["range"] = r;
   Ask(ex, Command::kAdmin, admin, ctx_->options.submit_timeout, AdminDocument);
 }
 

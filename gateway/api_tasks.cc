@@ -7,6 +7,7 @@
 
 #include "common/version.h"
 #include "gateway/api.h"
+#include "gateway/console.h"
 #include "gateway/task_events.h"
 #include "gateway/task_json.h"
 #include "protocol/names.h"
@@ -111,6 +112,22 @@ void Api::Handle(const Call& call, Exchange& ex) {
       return GrantCredits(call, ex);
     case RouteId::kLeaderboard:
       return Leaderboard(call, ex);
+    case RouteId::kTaskPayload:
+      return RawTaskBytes(call, ex, /*payload=*/true);
+    case RouteId::kTaskResult:
+      return RawTaskBytes(call, ex, /*payload=*/false);
+    case RouteId::kAdminWorker:
+      return AdminWorkerAction("worker", call, ex);
+    case RouteId::kAdminDeadLetters:
+      return AdminQuery("dead_letters", ex);
+    case RouteId::kAdminBulkRetry:
+      return AdminBulkDead(call, ex, /*retry=*/true);
+    case RouteId::kAdminBulkDiscard:
+      return AdminBulkDead(call, ex, /*retry=*/false);
+    case RouteId::kAdminPurgeService:
+      return AdminPurge(call, ex);
+    case RouteId::kAdminHistory:
+      return AdminHistory(call, ex);
   }
   ex.Reply(ErrorReply(500, "unhandled route", "internal"));
 }
@@ -252,40 +269,83 @@ void Api::SubmitTask(const Call& call, Exchange& ex) {
   Ask(ex, Command::kSubmit, std::move(*submit), timeout, answer);
 }
 
-void Api::GetTask(const Call& call, Exchange& ex) {
+namespace {
+
+// The GET of the task the route names, as its caller; nullopt after answering 404 for an id that
+// is not one.
+std::optional<proto::Get> TaskGet(const Call& call, Exchange& ex) {
   const std::string id_text = call.match.Param("id");
   auto id = ParseTaskId(id_text);
-  if (!id) return ex.Reply(ErrorReply(404, "task '" + id_text + "' not found", "not_found"));
+  if (!id) {
+    ex.Reply(ErrorReply(404, "task '" + id_text + "' not found", "not_found"));
+    return std::nullopt;
+  }
   const Caller caller = CallerOf(call.key);
   proto::Get get;
   get.task_id = *id;
   get.owner = caller.owner;
   get.admin = caller.admin;
+  return get;
+}
+
+}  // namespace
+
+void Api::GetTask(const Call& call, Exchange& ex) {
+  std::optional<proto::Get> found = TaskGet(call, ex);
+  if (!found) return;
+  proto::Get& get = *found;
+  const Caller caller = CallerOf(call.key);
   const std::optional<uint32_t> wait_ms = WaitMs(call, ex);
   if (!wait_ms) return;
   get.wait_ms = *wait_ms;
+  // ?detail=1: the task page (payload, sizes, attempt log); answered at once, `wait` ignored.
+  if (auto detail = QueryParam(call.query, "detail"); detail && *detail != "0" && *detail != "") {
+    get.detail = true;
+    get.wait_ms = 0;
+  }
   Ask(ex, Command::kGet, get, Ms(get.wait_ms) + ctx_->options.submit_timeout,
-      [admin = caller.admin](const BrokerAnswer& a) -> HttpReply {
+      [admin = caller.admin, detail = get.detail](const BrokerAnswer& a) -> HttpReply {
         const auto* info = std::get_if<proto::TaskInfo>(&a);
         if (info == nullptr) return UnexpectedAnswer();
+        if (detail) return JsonReply(200, TaskDetailJson(info->task, /*with_owner=*/admin));
         return JsonReply(200, TaskJson(info->task, /*with_result=*/true, /*with_owner=*/admin));
       });
 }
 
+void Api::RawTaskBytes(const Call& call, Exchange& ex, bool payload) {
+  std::optional<proto::Get> get = TaskGet(call, ex);
+  if (!get) return;
+  const std::string id_text = ToString(get->task_id);
+  get->detail = payload;  // the payload travels only in a detailed answer
+  Ask(ex, Command::kGet, *get, ctx_->options.submit_timeout,
+      [payload, id_text](const BrokerAnswer& a) -> HttpReply {
+        const auto* info = std::get_if<proto::TaskInfo>(&a);
+        if (info == nullptr) return UnexpectedAnswer();
+        const proto::TaskView& t = info->task;
+        if (!payload && t.status != proto::TaskStatus::kCompleted) {
+          return ErrorReply(404, "task " + id_text + " has no result yet", "not_found");
+        }
+        const std::string& type = payload ? t.payload_content_type : t.content_type;
+        HttpReply r{200,
+                    std::string(payload ? t.payload.view() : t.result.view()),
+                    type.empty() ? std::string("application/octet-stream") : type,
+                    {}};
+        r.headers.emplace_back("Content-Disposition",
+                               "attachment; filename=\"task-" + id_text +
+                                   (payload ? "-payload.bin\"" : "-result.bin\""));
+        return r;
+      });
+}
+
 void Api::TaskEventStream(const Call& call, Exchange& ex) {
-  const std::string id_text = call.match.Param("id");
-  auto id = ParseTaskId(id_text);
-  if (!id) return ex.Reply(ErrorReply(404, "task '" + id_text + "' not found", "not_found"));
+  std::optional<proto::Get> get = TaskGet(call, ex);
+  if (!get) return;
   const Caller caller = CallerOf(call.key);
-  proto::Get get;
-  get.task_id = *id;
-  get.owner = caller.owner;
-  get.admin = caller.admin;
   std::optional<EventId> last;
   if (auto header = call.head.Header("Last-Event-ID")) last = ParseEventId(*header);
   std::shared_ptr<Deferred> deferred = ex.Defer();
   if (!deferred) return;
-  TaskEvents::Start(ctx_, std::move(deferred), std::move(get), std::move(last), caller.admin);
+  TaskEvents::Start(ctx_, std::move(deferred), std::move(*get), std::move(last), caller.admin);
 }
 
 void Api::CancelTask(const Call& call, Exchange& ex) {
@@ -314,41 +374,13 @@ void Api::CancelTask(const Call& call, Exchange& ex) {
 
 void Api::ListTasks(const Call& call, Exchange& ex) {
   const Caller caller = CallerOf(call.key);
-  proto::List list;
-  list.owner = caller.owner;
-  list.admin = caller.admin;
-  auto service = QueryParam(call.query, "service");
-  auto status = QueryParam(call.query, "status");
-  auto limit = QueryParam(call.query, "limit");
-  if (service && !service->empty()) {
-    if (!proto::IsServiceName(*service)) {
-      return ex.Reply(ErrorReply(400, "'service' is not a valid service name", "invalid_argument"));
-    }
-    list.service = *service;
+  auto list = ParseTaskListQuery(call.query, caller.owner, caller.admin);
+  if (!list.ok()) {
+    const bool denied = list.status().code() == StatusCode::kPermissionDenied;
+    return ex.Reply(ErrorReply(denied ? 403 : 400, list.status().message(),
+                               denied ? "permission_denied" : "invalid_argument"));
   }
-  if (status && !status->empty()) {
-    if (!proto::ParseTaskStatus(*status)) {
-      std::string known;
-      for (std::string_view name : proto::TaskStatusNames()) {
-        known += (known.empty() ? "" : ", ") + std::string(name);
-      }
-      return ex.Reply(ErrorReply(400,
-                                 "unknown status '" + status->substr(0, 64) + "' (" + known + ")",
-                                 "invalid_argument"));
-    }
-    list.status = *status;
-  }
-  if (limit) {
-    uint32_t n = 0;
-    const std::string_view text = *limit;
-    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
-    if (ec != std::errc() || ptr != text.data() + text.size() || n < 1 || n > 1000) {
-      return ex.Reply(
-          ErrorReply(400, "'limit' must be an integer between 1 and 1000", "invalid_argument"));
-    }
-    list.limit = n;
-  }
-  Ask(ex, Command::kList, list, ctx_->options.submit_timeout,
+  Ask(ex, Command::kList, std::move(*list), ctx_->options.submit_timeout,
       [admin = caller.admin](const BrokerAnswer& a) -> HttpReply {
         const auto* tl = std::get_if<proto::TaskList>(&a);
         if (tl == nullptr) return UnexpectedAnswer();
@@ -356,7 +388,10 @@ void Api::ListTasks(const Call& call, Exchange& ex) {
         for (const proto::TaskView& t : tl->tasks) {
           tasks.push_back(TaskJson(t, /*with_result=*/false, admin));
         }
-        return JsonReply(200, {{"tasks", tasks}, {"count", tl->tasks.size()}});
+        return JsonReply(200, {{"tasks", tasks},
+                               {"count", tl->tasks.size()},
+                               {"next_cursor",
+                                tl->next_cursor.empty() ? json(nullptr) : json(tl->next_cursor)}});
       });
 }
 

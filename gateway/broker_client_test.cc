@@ -117,7 +117,7 @@ TEST(BrokerClientTest, AFloodOfChunksHandledSlowerThanTheLivenessWindowKeepsTheB
   call.service = "llm";
   call.mode = proto::SubmitMode::kSync;
   client.Request(
-      Command::kSubmit, call, Seconds(600), [&](Result<BrokerAnswer> a) { seen.Answer(a); },
+      Command::kSubmit, call, Seconds(600), [&](const Result<BrokerAnswer>& a) { seen.Answer(a); },
       [&](StreamEvent) {
         clock.Advance(Ms(100));  // each chunk takes 100 ms to hand on: 6.4 s for the flood
         seen.Chunk();
@@ -210,7 +210,7 @@ TEST(BrokerClientTest, ARequestAStandbyRefusedIsAnsweredAsNotDone) {
   proto::Submit submit;
   submit.service = "echo";
   client.Request(Command::kSubmit, submit, Seconds(10),
-                 [&](Result<BrokerAnswer> a) { seen.Answer(a); });
+                 [&](const Result<BrokerAnswer>& a) { seen.Answer(a); });
   ASSERT_TRUE(standby.Expect(Command::kSubmit, &msg));
   proto::Decoder decoder;
   proto::Submit sent;

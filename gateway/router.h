@@ -48,6 +48,15 @@ enum class RouteId {
   kOpenAiEmbeddings,       // POST /v1/embeddings
   kOpenAiModels,           // GET /v1/models
   kTaskEvents,             // GET /api/tasks/{id}/events
+  // The operator's console (issue 19).
+  kTaskPayload,        // GET /api/tasks/{id}/payload
+  kTaskResult,         // GET /api/tasks/{id}/result
+  kAdminWorker,        // GET /api/admin/workers/{id}
+  kAdminDeadLetters,   // GET /api/admin/dead-letters
+  kAdminBulkRetry,     // POST /api/admin/tasks/retry
+  kAdminBulkDiscard,   // POST /api/admin/tasks/discard
+  kAdminPurgeService,  // POST /api/admin/services/{name}/purge
+  kAdminHistory,       // GET /api/admin/history
 };
 
 // What a request needs to be let through when API keys are configured.

@@ -42,6 +42,7 @@ inline constexpr uint32_t kMaxTier = 3;
 inline constexpr uint32_t kMaxHttpStatus = 999;
 inline constexpr uint32_t kMaxSlots = 1u << 16;
 inline constexpr size_t kMaxOwnerBytes = 128;
+inline constexpr size_t kMaxCursorBytes = 64;
 inline constexpr uint64_t kU32Max = std::numeric_limits<uint32_t>::max();
 
 inline Status CheckWorkerType(std::string_view t) {
@@ -102,6 +103,17 @@ void Fields(V& v, M& m) {
   v.Str("reason", m.reason, {});
 }
 
+template <typename V, Is<AttemptEntry> M>
+void Fields(V& v, M& m) {
+  v.U32("attempt", m.attempt, {.always = true});
+  v.Str("worker_id", m.worker_id, {.max_bytes = 128});
+  v.I64("started_at_ms", m.started_at_ms, {});
+  v.I64("ended_at_ms", m.ended_at_ms, {});
+  v.Str("outcome", m.outcome, {.always = true, .max_bytes = 32});
+  v.Str("error_code", m.error_code, {.max_bytes = 64});
+  v.Str("error", m.error, {.max_bytes = kMaxAttemptErrorBytes});
+}
+
 template <typename V, Is<TaskView> M>
 void Fields(V& v, M& m) {
   v.Id("task_id", m.task_id, {.required = true});
@@ -127,6 +139,11 @@ void Fields(V& v, M& m) {
   v.U64("queue_position", m.queue_position, {});
   v.F64("estimated_start_s", m.estimated_start_s, {.non_negative = true});
   v.Bool("verified", m.verified, {});
+  v.Bin("payload", m.payload, {});
+  v.Str("payload_content_type", m.payload_content_type, {});
+  v.U64("payload_bytes", m.payload_bytes, {});
+  v.U64("result_bytes", m.result_bytes, {});
+  v.List("attempt_log", m.attempt_log, {});
 }
 
 // ---- Worker endpoint -------------------------------------------------------------------------
@@ -289,6 +306,7 @@ void Fields(V& v, M& m) {
   v.Str("owner", m.owner, {.max_bytes = kMaxOwnerBytes});
   v.Bool("admin", m.admin, {});
   v.Bool("watch", m.watch, {});
+  v.Bool("detail", m.detail, {});
 }
 
 template <typename V, Is<CancelTask> M>
@@ -307,12 +325,19 @@ void Fields(V& v, M& m) {
   v.U32("limit", m.limit, {.always = true, .max = 10000});
   v.Str("owner", m.owner, {.max_bytes = kMaxOwnerBytes});
   v.Bool("admin", m.admin, {});
+  v.Str("account", m.account, {.max_bytes = kMaxOwnerBytes});
+  v.Str("worker_id", m.worker_id, {.max_bytes = 128});
+  v.Str("error_code", m.error_code, {.max_bytes = 64});
+  v.I64("since_ms", m.since_ms, {});
+  v.I64("until_ms", m.until_ms, {});
+  v.Str("cursor", m.cursor, {.max_bytes = kMaxCursorBytes});
 }
 
 template <typename V, Is<TaskList> M>
 void Fields(V& v, M& m) {
   v.U64("ref", m.ref, {.always = true});
   v.List("tasks", m.tasks, {.always = true});
+  v.Str("next_cursor", m.next_cursor, {.max_bytes = kMaxCursorBytes});
 }
 
 template <typename V, Is<Admin> M>

@@ -308,6 +308,22 @@ struct Accepted {
   bool operator==(const Accepted&) const = default;
 };
 
+// One attempt of a task in its attempt log (GET /api/tasks/{id}?detail=1), oldest first. The log
+// is kept with the task's row and bounded (kMaxAttemptLog entries, the newest kept).
+struct AttemptEntry {
+  uint32_t attempt = 0;       // "attempt": 1 for the first run
+  std::string worker_id;      // "worker_id"
+  int64_t started_at_ms = 0;  // "started_at_ms"
+  int64_t ended_at_ms = 0;    // "ended_at_ms": 0 = still running
+  // "outcome": completed | failed | timeout | worker_lost | cancelled | requeued | running
+  std::string outcome;
+  std::string error_code;  // "error_code"
+  std::string error;       // "error": at most kMaxAttemptErrorBytes
+  bool operator==(const AttemptEntry&) const = default;
+};
+inline constexpr size_t kMaxAttemptLog = 64;
+inline constexpr size_t kMaxAttemptErrorBytes = 512;
+
 // The public view of a task (the HTTP API's task object).
 struct TaskView {
   TaskId task_id;                           // "task_id"
@@ -341,6 +357,14 @@ struct TaskView {
   // "verified": the result was returned by two workers of different accounts that agreed
   // (verification by replication, docs/architecture.md).
   bool verified = false;
+  // Only in the answer to a GET with `detail`: "payload" (bin) and "payload_content_type", and the
+  // "attempt_log". "payload_bytes" and "result_bytes" are the sizes of both (also in listings,
+  // which leave the bytes out).
+  Bytes payload;
+  std::string payload_content_type;
+  uint64_t payload_bytes = 0;
+  uint64_t result_bytes = 0;
+  std::vector<AttemptEntry> attempt_log;
   bool operator==(const TaskView&) const = default;
 };
 
@@ -374,6 +398,8 @@ struct Get {
   // "watch": answer TASK_INFO now and again at every change of status or progress, relay the
   // task's PARTIALs, until it ends or wait_ms passes (GET /api/tasks/{id}/events).
   bool watch = false;
+  // "detail": the answer's task also carries its payload and attempt log (the task page).
+  bool detail = false;
   bool operator==(const Get&) const = default;
 };
 
@@ -392,12 +418,22 @@ struct List {
   uint32_t limit = 100;  // "limit"
   std::string owner;     // "owner"
   bool admin = false;    // "admin": all owners' tasks
+  // Filters of the console's task browser; "" / 0 = any.
+  std::string account;     // "account": admin only: this owner's tasks
+  std::string worker_id;   // "worker_id": the worker that ran the last attempt
+  std::string error_code;  // "error_code"
+  int64_t since_ms = 0;    // "since_ms": created at or after (Unix ms)
+  int64_t until_ms = 0;    // "until_ms": created before (Unix ms)
+  // "cursor": the previous page's next_cursor (opaque; docs/protocol.md §6.4): the page starts
+  // after the task it names, in the order created_at DESC, task_id DESC.
+  std::string cursor;
   bool operator==(const List&) const = default;
 };
 
 struct TaskList {
   uint64_t ref = 0;             // "ref"
   std::vector<TaskView> tasks;  // "tasks": newest first, results left out
+  std::string next_cursor;      // "next_cursor": the next page's cursor; "" = last page
   bool operator==(const TaskList&) const = default;
 };
 

@@ -30,3 +30,12 @@ add_dependencies(reputation_restart_e2e_test ${RMA_BINARIES})
 rma_add_test(verification_e2e_test SOURCES e2e/verification_e2e_test.cc LIBS rma_test_support
              LABELS e2e TIMEOUT 300)
 add_dependencies(verification_e2e_test ${RMA_BINARIES})
+
+# The operator's console API (issue 19): every route through real processes, without a database
+# and on PostgreSQL.
+rma_add_test(console_e2e_test SOURCES e2e/console_e2e_test.cc LIBS rma_test_support LABELS e2e
+             TIMEOUT 180)
+add_dependencies(console_e2e_test ${RMA_BINARIES})
+rma_add_test(console_pg_e2e_test SOURCES e2e/console_pg_e2e_test.cc
+             LIBS rma_test_support rma_store_test_env LABELS pg TIMEOUT 180)
+add_dependencies(console_pg_e2e_test ${RMA_BINARIES})

@@ -9,6 +9,8 @@ rma_add_test(store_unit_test SOURCES store/pg_values_test.cc store/stats_recorde
              LIBS rma_broker rma_broker_pg)
 rma_add_test(pg_store_test SOURCES store/pg_store_test.cc
              LIBS rma_broker rma_broker_pg rma_store_test_env LABELS pg TIMEOUT 300)
+rma_add_test(pg_console_test SOURCES store/pg_console_test.cc
+             LIBS rma_broker rma_broker_pg rma_store_test_env LABELS pg TIMEOUT 120)
 rma_add_test(pg_hang_test SOURCES store/pg_hang_test.cc support/tcp_relay.cc
              LIBS rma_broker rma_broker_pg rma_store_test_env LABELS pg TIMEOUT 120)
 

@@ -797,6 +797,12 @@ TEST(GatewayApiTest, EveryDocumentedOperationIsServed) {
       for (char& c : upper) c = static_cast<char>(std::toupper(c));
       std::string body = upper == "POST" && path == "/api/tasks" ? R"({"service":"echo"})" : "";
       HttpResponse r = HttpCall(upper, cluster.Url(url), body, key);
+      if (path == "/api/admin/history") {
+        // Documented: the history needs PostgreSQL, and this broker runs without a database.
+        EXPECT_EQ(r.status, 503) << r.body;
+        ++checked;
+        continue;
+      }
       EXPECT_NE(r.status, 404) << upper << " " << url << " " << r.body;
       EXPECT_NE(r.status, 405) << upper << " " << url << " " << r.body;
       EXPECT_LT(r.status, 500) << upper << " " << url << " " << r.body;

@@ -1,11 +1,38 @@
 // Unit tests (no database) for the values the PostgreSQL store sends: text cleaning, timestamps,
-// bytea and array literals, connection defaults, URL redaction.
+// bytea and array literals, the attempt log's column text, connection defaults, URL redaction.
 #include "broker/pg_values.h"
 
 #include <gtest/gtest.h>
 
+#include "broker/console.h"
+
 namespace rma::broker {
 namespace {
+
+TEST(AttemptLogColumnTest, RoundTripsAndNeverWritesANul) {
+  const Time t0 = FromUnixMs(1'800'000'000'000);
+  std::vector<proto::AttemptEntry> log;
+  OpenAttempt(&log, 1, "w\"1", t0);
+  CloseAttempt(&log, t0 + Seconds(1), "timeout", "timeout", "took \xff too long");
+  OpenAttempt(&log, 2, "w2", t0 + Seconds(2));
+  const std::string text = AttemptLogJson(log);
+  std::vector<proto::AttemptEntry> back = ParseAttemptLog(text);
+  ASSERT_EQ(back.size(), 2u);
+  EXPECT_EQ(back[0].worker_id, "w\"1");
+  EXPECT_EQ(back[0].outcome, "timeout");
+  EXPECT_EQ(back[0].ended_at_ms, ToUnixMs(t0) + 1000);
+  EXPECT_EQ(back[1], log[1]);
+  EXPECT_EQ(AttemptLogJson({}), "");
+  // No NUL escape reaches the jsonb column (PostgreSQL refuses \u0000).
+  std::vector<proto::AttemptEntry> nul = {
+      {1, std::string("w\0x", 3), 0, 0, "failed", "", std::string("a\0b", 3)}};
+  EXPECT_EQ(AttemptLogJson(nul).find("\\u0000"), std::string::npos) << AttemptLogJson(nul);
+  EXPECT_EQ(ParseAttemptLog(AttemptLogJson(nul))[0].error,
+            "a\xEF\xBF\xBD"
+            "b");
+  EXPECT_TRUE(ParseAttemptLog("not json").empty());
+  EXPECT_TRUE(ParseAttemptLog("{}").empty());
+}
 
 TEST(CleanTextTest, KeepsValidUtf8AndReplacesInvalidBytesAndNul) {
   EXPECT_EQ(CleanText("plain ascii"), "plain ascii");

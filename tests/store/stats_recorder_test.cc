@@ -37,6 +37,9 @@ TEST(MinuteStatsRecorderTest, RowsFollowTheMinuteAndTheFlushInterval) {
   EXPECT_TRUE(recorder.Poll(t0 + Seconds(1), scheduler).empty());  // neither due
   std::vector<ServiceMinuteStats> current = recorder.Current(scheduler);
   ASSERT_EQ(current.size(), 2u);
+  for (const ServiceMinuteStats& r : current) {
+    EXPECT_EQ(r.queue_depth, r.service == "echo" ? 3 : 1) << r.service;  // nothing runs them
+  }
 
   std::vector<ServiceMinuteStats> rows = recorder.Poll(t0 + Seconds(10), scheduler);
   ASSERT_EQ(rows.size(), 2u);  // idle services write no row
@@ -47,11 +50,15 @@ TEST(MinuteStatsRecorderTest, RowsFollowTheMinuteAndTheFlushInterval) {
   // Only what is new since is counted again.
   scheduler.OnSubmit(t0 + Seconds(20), "c", AsyncSubmit("echo"));
   EXPECT_TRUE(recorder.Poll(t0 + Seconds(12), scheduler).empty());
-  // The loop polls at the start of each iteration: the minute that ended gets what came before.
+  // The loop polls at the start of each iteration: the minute that ended gets what came before,
+  // and the idle ocr its queue depth alone.
   rows = recorder.Poll(t0 + Seconds(56), scheduler);
-  ASSERT_EQ(rows.size(), 1u);
-  EXPECT_EQ(rows[0].submitted, 1u);
-  EXPECT_EQ(rows[0].minute, FromUnixMs(1'800'000'000'000));
+  ASSERT_EQ(rows.size(), 2u);
+  for (const ServiceMinuteStats& r : rows) {
+    EXPECT_EQ(r.submitted, r.service == "echo" ? 1u : 0u) << r.service;
+    EXPECT_EQ(r.queue_depth, r.service == "echo" ? 4 : 1) << r.service;
+    EXPECT_EQ(r.minute, FromUnixMs(1'800'000'000'000));
+  }
   EXPECT_TRUE(recorder.Poll(t0 + Seconds(56), scheduler).empty());
   scheduler.OnSubmit(t0 + Seconds(57), "c", AsyncSubmit("echo"));
   EXPECT_TRUE(recorder.Poll(t0 + Seconds(58), scheduler).empty());
@@ -64,7 +71,12 @@ TEST(MinuteStatsRecorderTest, RowsFollowTheMinuteAndTheFlushInterval) {
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(rows[0].submitted, 2u);
   EXPECT_EQ(rows[0].minute, FromUnixMs(1'800'000'060'000));
-  EXPECT_TRUE(recorder.Current(scheduler).empty());
+  // Nothing new is counted; what remains is the waiting tasks' depth (for the history's last
+  // point).
+  for (const ServiceMinuteStats& r : recorder.Current(scheduler)) {
+    EXPECT_EQ(r.submitted, 0u) << r.service;
+    EXPECT_GT(r.queue_depth, 0) << r.service;
+  }
 }
 
 TEST(BucketQuantileTest, InterpolatesWithinTheBucketLikePrometheus) {
