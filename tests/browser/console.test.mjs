@@ -4,6 +4,7 @@
 //   { "url", "admin_key", "chromium", "artifacts",
 //     "tasks": { "completed": [ids of echo tasks, oldest first], "payloads": {id: payload},
 //                "running": id of a long sleep task, "dead": [ids of dead "flaky" tasks],
+//                "brittle": [ids of dead "brittle" tasks],
 //                "orphan_service": a service nobody provides, with queued tasks },
 //     "workers": { "main": id, "drain": id, "revoke": id, "cap": id }, "account": name }
 // It visits every page, performs every action through its confirmation dialog (Escape cancels one
@@ -220,9 +221,11 @@ async function taskPage(page) {
   assert.match(await page.textContent('[data-testid="task-error"]'), /handler_error|fail/i);
   const before = (await apiOk(`/api/tasks/${dead}?detail=1`)).attempt_log?.length ?? 0;
   await confirmAction(page, '[data-testid="action-retry"]', { escapeFirst: true });
-  await eventually('the retried task to run again', async () => {
+  // Through the API: out of the dead letters (queued again; its only provider may be slow to take it
+  // now that its reputation has suffered from the failures) or already run again.
+  await eventually('the retried task to leave the dead letters', async () => {
     const after = await apiOk(`/api/tasks/${dead}?detail=1`);
-    assert.ok((after.attempt_log?.length ?? 0) > before, `attempt log ${after.attempt_log?.length} after ${before}`);
+    assert.ok(after.status !== 'dead' || (after.attempt_log?.length ?? 0) > before, `${after.status}, attempt log ${after.attempt_log?.length} after ${before}`);
   }, 20_000);
 
   // A running task: live status, then cancel.
@@ -254,29 +257,31 @@ async function deadLetters(page) {
   }, 20_000);
   await checkLooks(page, 'dead-letters');
   const flaky = '[data-testid="dead-groups"] tr[data-service="flaky"]';
-  // Bulk retry of the group: every task gets another attempt (then fails again: builtin:fail).
-  const logLengths = async () => Promise.all(config.tasks.dead.map(async (id) => (await apiOk(`/api/tasks/${id}?detail=1`)).attempt_log?.length ?? 0));
-  const before = await logLengths();
+  // Bulk retry of the group: every task gets another attempt (then fails again: builtin:fail). The
+  // effect, through the API: each one's newest attempt started after the retry.
+  const newestStart = (log) => Math.max(0, ...(log ?? []).map((a) => Date.parse(a.started_at) || 0));
+  const details = async () => Promise.all(config.tasks.dead.map((id) => apiOk(`/api/tasks/${id}?detail=1`)));
+  const before = (await details()).map((t) => newestStart(t.attempt_log));
   const text = await confirmAction(page, `${flaky} [data-action="retry"]`, { escapeFirst: true });
   assert.match(text, /Retried \d+ of \d+/);
-  await eventually('every flaky task to have run again', async () => {
-    const after = await logLengths();
-    after.forEach((n, i) => assert.ok(n > before[i], `task ${config.tasks.dead[i]}: ${n} attempts after ${before[i]}`));
+  // Each is out of the dead letters (queued or running again) or has already run again.
+  await eventually('every flaky task to be retried', async () => {
+    const after = await details();
+    after.forEach((t, i) =>
+      assert.ok(t.status !== 'dead' || newestStart(t.attempt_log) > before[i], `task ${t.task_id}: ${t.status} ${JSON.stringify(t.attempt_log)}`),
+    );
   }, 30_000);
-  // Wait for them to be dead again, then discard the group.
-  await eventually('the flaky tasks dead again', async () => {
-    const doc = await apiOk('/api/tasks?service=flaky&status=dead&limit=50');
-    assert.equal(doc.tasks.length, config.tasks.dead.length);
-    await page.waitForSelector(`${flaky} [data-action="discard"]`, { timeout: 1000 });
-  }, 30_000);
-  await confirmAction(page, `${flaky} [data-action="discard"]`);
+  // Discard the other group: its tasks leave the dead letters for good.
+  const brittle = '[data-testid="dead-groups"] tr[data-service="brittle"]';
+  const discarded = await confirmAction(page, `${brittle} [data-action="discard"]`, { escapeFirst: true });
+  assert.match(discarded, new RegExp(`Discarded ${config.tasks.brittle.length} of ${config.tasks.brittle.length}`));
   await eventually('the discard to reach the API', async () => {
     const doc = await apiOk('/api/admin/dead-letters');
-    assert.ok(!doc.groups.some((g) => g.service === 'flaky'), JSON.stringify(doc.groups));
-    assert.equal((await apiOk('/api/tasks?service=flaky&status=dead&limit=50')).tasks.length, 0);
+    assert.ok(!doc.groups.some((g) => g.service === 'brittle'), JSON.stringify(doc.groups));
+    assert.equal((await apiOk('/api/tasks?service=brittle&status=dead&limit=50')).tasks.length, 0);
   });
   await eventually('the page to drop the group', async () => {
-    assert.equal(await page.$(flaky), null);
+    assert.equal(await page.$(brittle), null);
   });
 }
 

@@ -193,7 +193,10 @@ TEST_F(DashboardConsoleTest, EveryPageShowsTheApiAndEveryActionTakesEffect) {
   const std::vector<std::string> names = {"w1", "w2", "w3", "w4"};
   for (const std::string& w : names) {
     std::vector<std::string> extra = {"--enrol", EnrolToken("alice", alice), "--slots", "2"};
-    if (w == "w1") extra.insert(extra.end(), {"--service", "flaky=builtin:fail"});
+    if (w == "w1") {
+      extra.insert(extra.end(),
+                   {"--service", "flaky=builtin:fail", "--service", "brittle=builtin:fail"});
+    }
     StartWorker(w, extra);
   }
   for (const std::string& w : names) {
@@ -201,6 +204,7 @@ TEST_F(DashboardConsoleTest, EveryPageShowsTheApiAndEveryActionTakesEffect) {
   }
   const std::vector<std::string> headers = {"X-API-Key: " + admin_};
   ASSERT_TRUE(WaitForService(*cluster_, "flaky", headers)) << cluster_->Logs();
+  ASSERT_TRUE(WaitForService(*cluster_, "brittle", headers)) << cluster_->Logs();
 
   json completed = json::array();
   json payloads = json::object();
@@ -211,14 +215,17 @@ TEST_F(DashboardConsoleTest, EveryPageShowsTheApiAndEveryActionTakesEffect) {
     completed.push_back(id);
     payloads[id] = payload;
   }
+  // Dead letters of two services: "flaky" is retried, "brittle" discarded.
   json dead = json::array();
-  for (int i = 0; i < 3; ++i) {
+  json brittle = json::array();
+  for (int i = 0; i < 5; ++i) {
+    const std::string service = i < 3 ? "flaky" : "brittle";
     HttpResponse r = Call("POST", "/api/tasks", alice,
-                          {{"service", "flaky"}, {"payload", {{"n", i}}}, {"max_attempts", 1}});
+                          {{"service", service}, {"payload", {{"n", i}}}, {"max_attempts", 1}});
     ASSERT_EQ(r.status, 202) << r.body;
     const std::string id = r.Json().value("task_id", "");
     ASSERT_EQ(WaitTask(alice, id).value("status", ""), "dead") << id;
-    dead.push_back(id);
+    (i < 3 ? dead : brittle).push_back(id);
   }
   HttpResponse long_task = Call("POST", "/api/tasks", alice,
                                 {{"service", "sleep"}, {"payload", 600000}, {"timeout_s", 900}});
@@ -257,6 +264,7 @@ TEST_F(DashboardConsoleTest, EveryPageShowsTheApiAndEveryActionTakesEffect) {
                   {{"completed", completed},
                    {"payloads", payloads},
                    {"dead", dead},
+                   {"brittle", brittle},
                    {"running", running},
                    {"orphan_service", "orphan"}}},
                  {"workers", {{"main", main_worker}, {"drain", spare[0]}, {"revoke", spare[1]}}}};
