@@ -12,6 +12,10 @@ import { DEFAULT_BOARD_QUERY, leaderboardPath } from './model.js';
 
 export const KEY_STORAGE_KEY = 'rma.adminKey';
 export const ADMIN_DOCUMENTS = ['stats', 'workers', 'services'];
+// What the poll fetches under a console page: the connection state and the service list (filters,
+// the services page), not the worker list, which on a large pool is the biggest document the
+// broker makes and would hold up the page's own requests on the broker's loop.
+export const CONSOLE_DOCUMENTS = ['services'];
 export const LEADERBOARD_RECHECK_MS = 60_000;
 
 // sessionStorage can be missing or refuse writes (privacy modes, sandboxed frames): then the key lives
@@ -39,17 +43,25 @@ export function sessionKeyStore(storage = globalThis.sessionStorage) {
 }
 
 // One GET, classified. Never throws: a network failure or a timeout is a result like any other.
-export async function getJson(fetchImpl, url, { headers = {}, timeoutMs = 4000 } = {}) {
+export async function getJson(fetchImpl, url, { headers = {}, timeoutMs = 4000, method = 'GET', body: payload } = {}) {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), timeoutMs);
   let response;
   try {
-    response = await fetchImpl(url, {
+    const init = {
       headers: { Accept: 'application/json', ...headers },
       cache: 'no-store',
       credentials: 'same-origin',
       signal: controller.signal,
-    });
+    };
+    // The console's actions: every POST/DELETE carries Content-Type: application/json, which the
+    // gateway demands of them (a cross-site form cannot send it).
+    if (method !== 'GET') {
+      init.method = method;
+      init.headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(payload ?? {});
+    }
+    response = await fetchImpl(url, init);
   } catch (e) {
     clearTimeout(timer);
     const timedOut = e?.name === 'AbortError';
@@ -83,9 +95,9 @@ export async function getJson(fetchImpl, url, { headers = {}, timeoutMs = 4000 }
 }
 
 // What one poll means for the page. `results` holds getJson results for health and each admin document.
-export function summarize(results, { usedKey = false } = {}) {
+export function summarize(results, { usedKey = false, documents = ADMIN_DOCUMENTS } = {}) {
   const all = Object.entries(results);
-  const admin = ADMIN_DOCUMENTS.map((name) => [name, results[name]]);
+  const admin = documents.map((name) => [name, results[name]]);
   const network = all.find(([, r]) => r.kind === 'network');
   if (network) {
     return { state: 'gateway-down', message: `No answer from the gateway (${network[1].message}).` };
@@ -112,9 +124,9 @@ export function summarize(results, { usedKey = false } = {}) {
     message: '',
     data: {
       health: health?.body ?? null,
-      stats: results.stats.body,
-      workers: results.workers.body.workers ?? [],
-      services: results.services.body,
+      stats: results.stats?.body ?? null,
+      workers: results.workers ? results.workers.body.workers ?? [] : null,
+      services: results.services?.body ?? null,
     },
   };
 }
@@ -149,15 +161,28 @@ export class PoolClient {
     this.leaderboardAbsentUntil = 0;
   }
 
+  // One console request (GET, or an action with a JSON body) with the admin key: a getJson result.
+  request(path, { method = 'GET', body, timeoutMs = this.timeoutMs } = {}) {
+    const key = this.key;
+    return getJson(this.fetchImpl, `${this.base}${path}`, {
+      headers: key ? { 'X-API-Key': key } : {},
+      timeoutMs,
+      method,
+      body,
+    });
+  }
+
   // `board` is the contributors board's { period, by }: at most one leaderboard request per poll.
-  // data.leaderboard.answer is null when the leaderboard was not asked this time.
-  async poll(board = DEFAULT_BOARD_QUERY) {
+  // data.leaderboard.answer is null when the leaderboard was not asked this time. `documents` are the
+  // admin documents to fetch (the overview's, or CONSOLE_DOCUMENTS without the board); the data has
+  // null for the others.
+  async poll(board = DEFAULT_BOARD_QUERY, documents = ADMIN_DOCUMENTS) {
     const key = this.key;
     const options = { headers: key ? { 'X-API-Key': key } : {}, timeoutMs: this.timeoutMs };
-    const names = ['health', ...ADMIN_DOCUMENTS];
+    const names = ['health', ...documents];
     const urls = names.map((n) => (n === 'health' ? `${this.base}/health` : `${this.base}/api/admin/${n}`));
     const query = { period: board.period, by: board.by };
-    const askBoard = this.now() >= this.leaderboardAbsentUntil;
+    const askBoard = documents.includes('workers') && this.now() >= this.leaderboardAbsentUntil;
     const [leaderboard, ...answers] = await Promise.all([
       askBoard ? getJson(this.fetchImpl, `${this.base}${leaderboardPath(query)}`, options) : null,
       ...urls.map((u) => getJson(this.fetchImpl, u, options)),
@@ -168,7 +193,7 @@ export class PoolClient {
     const results = Object.fromEntries(names.map((n, i) => [n, answers[i]]));
     // /health answers 503 (with a JSON body) when the broker is unreachable: that is an answer.
     if (results.health.kind === 'unavailable' && results.health.body) results.health = { ...results.health, kind: 'ok' };
-    const summary = summarize(results, { usedKey: !!key });
+    const summary = summarize(results, { usedKey: !!key, documents });
     if (summary.state === 'live') summary.data.leaderboard = { answer: leaderboard, query };
     return summary;
   }

@@ -10,6 +10,11 @@
 // tests/support/account_pool.h, and skips without it): enrolled workers of two accounts run tasks,
 // then tests/browser/accounts_board.test.mjs compares the board with GET /api/leaderboard and works
 // its pickers. Its screenshots go to the accounts-board folder under the same directory.
+//
+// A third case drives the operator console (issue 19) on such a pool: known work (completed echo
+// tasks, dead tasks of a failing service, a long running task, a queue nobody serves) on four
+// enrolled workers, then tests/browser/console.test.mjs visits every page, performs every action
+// and checks its effect through the API. Its screenshots go to the console folder.
 #include <gtest/gtest.h>
 
 #include <iostream>
@@ -172,6 +177,101 @@ TEST_F(DashboardAccountsBoardTest, BoardRanksAccountsWithTheirMachinesAsTheLeade
       Process::Start(RMA_NODE_EXECUTABLE, {RMA_ACCOUNTS_BOARD_TEST_SCRIPT, config.dump()},
                      cluster_->dir() + "/accounts-board-test.log");
   std::optional<int> exit_code = node.Wait(120s);
+  if (!exit_code) node.Kill();
+  std::string output = node.Log();
+  std::cout << output << std::endl;
+  EXPECT_EQ(exit_code, std::optional<int>(0)) << output;
+}
+
+// The console's pool: alice lends w1..w4 (echo and sleep; w1 also the failing "flaky"); her key
+// submits echo tasks that complete, flaky tasks that die on their one attempt, a long sleep that is
+// running when the script starts, and tasks of "orphan", which nobody provides, waiting in a queue.
+class DashboardConsoleTest : public AccountPool {};
+
+TEST_F(DashboardConsoleTest, EveryPageShowsTheApiAndEveryActionTakesEffect) {
+  const std::string alice = AccountWithKey("alice", {"client", "contributor"});
+  const std::vector<std::string> names = {"w1", "w2", "w3", "w4"};
+  for (const std::string& w : names) {
+    std::vector<std::string> extra = {"--enrol", EnrolToken("alice", alice), "--slots", "2"};
+    if (w == "w1") {
+      extra.insert(extra.end(),
+                   {"--service", "flaky=builtin:fail", "--service", "brittle=builtin:fail"});
+    }
+    StartWorker(w, extra);
+  }
+  for (const std::string& w : names) {
+    ASSERT_TRUE(WaitUntil([&] { return Live(w); }, 30s)) << w << "\n" << cluster_->Logs();
+  }
+  const std::vector<std::string> headers = {"X-API-Key: " + admin_};
+  ASSERT_TRUE(WaitForService(*cluster_, "flaky", headers)) << cluster_->Logs();
+  ASSERT_TRUE(WaitForService(*cluster_, "brittle", headers)) << cluster_->Logs();
+
+  json completed = json::array();
+  json payloads = json::object();
+  for (int i = 0; i < 5; ++i) {
+    json payload = {{"n", i}, {"text", "hello"}, {"nested", {{"list", {1, 2, 3}}}}};
+    const std::string id = Submit(alice, "echo", payload);
+    ASSERT_EQ(WaitTask(alice, id).value("status", ""), "completed") << id;
+    completed.push_back(id);
+    payloads[id] = payload;
+  }
+  // Dead letters of two services: "flaky" is retried, "brittle" discarded.
+  json dead = json::array();
+  json brittle = json::array();
+  for (int i = 0; i < 5; ++i) {
+    const std::string service = i < 3 ? "flaky" : "brittle";
+    HttpResponse r = Call("POST", "/api/tasks", alice,
+                          {{"service", service}, {"payload", {{"n", i}}}, {"max_attempts", 1}});
+    ASSERT_EQ(r.status, 202) << r.body;
+    const std::string id = r.Json().value("task_id", "");
+    ASSERT_EQ(WaitTask(alice, id).value("status", ""), "dead") << id;
+    (i < 3 ? dead : brittle).push_back(id);
+  }
+  HttpResponse long_task = Call("POST", "/api/tasks", alice,
+                                {{"service", "sleep"}, {"payload", 600000}, {"timeout_s", 900}});
+  ASSERT_EQ(long_task.status, 202) << long_task.body;
+  const std::string running = long_task.Json().value("task_id", "");
+  json running_task;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        running_task = Call("GET", "/api/tasks/" + running, alice).Json();
+        return running_task.value("status", "") == "running";
+      },
+      20s))
+      << running_task.dump();
+  for (int i = 0; i < 3; ++i) ASSERT_FALSE(Submit(alice, "orphan", i).empty());
+
+  // The worker that ran the first task is the one whose page is compared; the others are drained
+  // (and capped) and revoked, never the one running the long task.
+  const std::string main_worker =
+      Call("GET", "/api/tasks/" + completed[0].get<std::string>(), alice)
+          .Json()
+          .value("worker_id", "");
+  const std::string busy = running_task.value("worker_id", "");
+  std::vector<std::string> spare;
+  for (const std::string& w : names) {
+    if (w != main_worker && w != busy) spare.push_back(w);
+  }
+  ASSERT_GE(spare.size(), 2u) << main_worker << " " << busy;
+
+  const std::string artifacts = std::string(RMA_BROWSER_ARTIFACTS_DIR) + "/console";
+  json config = {{"url", cluster_->Url("")},
+                 {"admin_key", admin_},
+                 {"chromium", Chromium()},
+                 {"artifacts", artifacts},
+                 {"account", "alice"},
+                 {"tasks",
+                  {{"completed", completed},
+                   {"payloads", payloads},
+                   {"dead", dead},
+                   {"brittle", brittle},
+                   {"running", running},
+                   {"orphan_service", "orphan"}}},
+                 {"workers", {{"main", main_worker}, {"drain", spare[0]}, {"revoke", spare[1]}}}};
+  std::cout << "console screenshots: " << artifacts << std::endl;
+  Process node = Process::Start(RMA_NODE_EXECUTABLE, {RMA_CONSOLE_TEST_SCRIPT, config.dump()},
+                                cluster_->dir() + "/console-test.log");
+  std::optional<int> exit_code = node.Wait(360s);
   if (!exit_code) node.Kill();
   std::string output = node.Log();
   std::cout << output << std::endl;

@@ -22,9 +22,9 @@ function useColorScheme() {
 
 // The x axis shows at least the last quarter hour, so a young pool's first minutes sit at the right
 // edge of a readable axis.
-function xRange(x) {
+function xRange(x, minSpan = MIN_SPAN_S) {
   const max = x.length ? x[x.length - 1] : Date.now() / 1000;
-  return { min: Math.min(x.length ? x[0] : max, max - MIN_SPAN_S), max };
+  return { min: Math.min(x.length ? x[0] : max, max - minSpan), max };
 }
 
 function cssVar(name) {
@@ -32,8 +32,9 @@ function cssVar(name) {
 }
 
 // One uPlot chart. It is created once per colour scheme and fed new data on every refresh, so a
-// refresh never flickers or loses the cursor.
-function TimeChart({ label, series, x, format }) {
+// refresh never flickers or loses the cursor. The console's history page uses it too (xLabel: the
+// step, timeFormat: how x values read).
+export function TimeChart({ label, series, x, format, xLabel = 'Minute', timeFormat = TIME, minSpanS = MIN_SPAN_S }) {
   const box = useRef(null);
   const plot = useRef(null);
   const scheme = useColorScheme();
@@ -51,13 +52,13 @@ function TimeChart({ label, series, x, format }) {
       scales: {
         // Set by xRange() on every update rather than auto-ranged: uPlot stretches a single minute
         // across a thousand days.
-        x: { time: true, auto: false, ...xRange(x) },
+        x: { time: true, auto: false, ...xRange(x, minSpanS) },
         y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] },
       },
       legend: { show: true, live: true },
       cursor: { points: { size: 6 } },
       series: [
-        { label: 'Minute', value: (u, v) => (v == null ? '—' : TIME.format(v * 1000)) },
+        { label: xLabel, value: (u, v) => (v == null ? '—' : timeFormat.format(v * 1000)) },
         ...series.map((s) => ({
           label: s.label,
           stroke: cssVar(s.color),
@@ -85,22 +86,22 @@ function TimeChart({ label, series, x, format }) {
 
   useEffect(() => {
     plot.current?.setData(data);
-    plot.current?.setScale('x', xRange(x));
+    plot.current?.setScale('x', xRange(x, minSpanS));
   }, [data]);
 
   return <div class="chart" ref={box} role="img" aria-label={label} />;
 }
 
-function HistoryTable({ caption, x, series, format, testid }) {
+export function HistoryTable({ caption, x, series, format, testid, xLabel = 'Minute', timeFormat = TIME }) {
   return (
     <details class="chart-data">
-      <summary>Numbers for each minute</summary>
+      <summary>Numbers for each {xLabel.toLowerCase()}</summary>
       <div class="table-scroll" tabIndex={0} role="region" aria-label={caption}>
         <table data-testid={testid}>
           <caption class="visually-hidden">{caption}</caption>
           <thead>
             <tr>
-              <th scope="col">Minute</th>
+              <th scope="col">{xLabel}</th>
               {series.map((s) => (
                 <th scope="col" key={s.label}>
                   {s.label}
@@ -112,7 +113,7 @@ function HistoryTable({ caption, x, series, format, testid }) {
             {x.map((t, i) => (
               <tr key={t}>
                 <th scope="row">
-                  <time dateTime={new Date(t * 1000).toISOString()}>{TIME.format(t * 1000)}</time>
+                  <time dateTime={new Date(t * 1000).toISOString()}>{timeFormat.format(t * 1000)}</time>
                 </th>
                 {series.map((s) => (
                   <td key={s.label} data-series={s.key}>

@@ -180,8 +180,9 @@ function AccountsBoard({ board, query }) {
 }
 
 // The board as it was before accounts: workers from the worker list, by tasks or compute time.
+// The first hundred only: a board of a thousand rows is no board, and slow to draw every refresh.
 function WorkersBoard({ workers, by }) {
-  const ranked = rankContributors(workers, by);
+  const ranked = rankContributors(workers, by).slice(0, 100);
   if (ranked.length === 0) return <p class="empty">Nobody has contributed yet.</p>;
   return (
     <div class="table-scroll" tabIndex={0} role="region" aria-labelledby="contributors-title">

@@ -14,6 +14,8 @@ import {
   HEALTHS,
 } from '../model.js';
 
+const ROW_LIMIT = 100;
+
 const COLUMNS = [
   { key: 'health', label: 'Health' },
   { key: 'name', label: 'Name' },
@@ -52,6 +54,10 @@ export function WorkersTable({ workers }) {
   const onSort = (key) =>
     setSort((s) => (s.key === key ? { key, dir: s.dir === 'asc' ? 'desc' : 'asc' } : { key, dir: defaultDirection(key) }));
   const shown = sortWorkers(filterWorkers(workers, filter), sort);
+  // A large pool lists its first rows until asked for all: a thousand rows take the page seconds to
+  // draw on every refresh. The filter and the sort apply to all of them.
+  const [all, setAll] = useState(false);
+  const listed = all ? shown : shown.slice(0, ROW_LIMIT);
   const set = (field) => (e) => setFilter((f) => ({ ...f, [field]: e.currentTarget.value }));
   return (
     <section aria-labelledby="workers-title" class="card" id="workers" tabIndex={-1}>
@@ -92,6 +98,7 @@ export function WorkersTable({ workers }) {
         </div>
         <p class="filter-count" aria-live="polite" data-testid="workers-count">
           Showing {formatCount(shown.length)} of {formatCount(workers.length)} workers
+          {listed.length < shown.length ? ` (the first ${formatCount(listed.length)} listed)` : ''}
         </p>
       </form>
       {workers.length === 0 ? (
@@ -107,7 +114,7 @@ export function WorkersTable({ workers }) {
               </tr>
             </thead>
             <tbody>
-              {shown.map((w) => (
+              {listed.map((w) => (
                 <tr key={w.worker_id} data-worker-id={w.worker_id} data-health={w.health} class={`health-row-${w.health}`}>
                   <td data-field="health">
                     <span class={`dot dot-${w.health}`} aria-hidden="true" />
@@ -157,6 +164,11 @@ export function WorkersTable({ workers }) {
               ))}
             </tbody>
           </table>
+          {listed.length < shown.length ? (
+            <button type="button" class="secondary" onClick={() => setAll(true)} data-testid="workers-all">
+              List all {formatCount(shown.length)} workers
+            </button>
+          ) : null}
         </div>
       )}
     </section>
