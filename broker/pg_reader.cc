@@ -1,6 +1,8 @@
 // See pg_internal.h: the reader thread of the PostgreSQL store. It owns the reader connection and
 // serves, in order, every request that needs the record once the writes queued before it are
 // durable; between requests it runs retention one small batch at a time.
+#include <fmt/format.h>
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -380,14 +382,30 @@ class Reader {
       std::vector<ServiceMinuteStats> minutes;
       {
         pqxx::read_transaction tx(conn);
-        std::string sql = "SELECT " + Micros("minute") +
-                          ", service, submitted, completed, failed, dead, queue_wait_samples, "
-                          "queue_wait_p50_ms, queue_wait_p99_ms, run_time_samples, "
-                          "run_time_p50_ms, run_time_p99_ms, queue_depth FROM "
-                          "service_stats_minute WHERE minute >= " +
-                          tx.quote(PgTimestamp(from)) + "::timestamptz";
+        // One row per bucket and service, merged in SQL as BucketHistory would merge the minutes
+        // (sums; percentiles weighted by their samples; the depth of the bucket's last minute
+        // that has one), stamped with its last minute: 7 days of a pool of many services are
+        // hundreds of thousands of minute rows, too many to ship to the broker for each chart.
+        const std::string bucket =
+            fmt::format("floor((extract(epoch from minute) * 1000 - {}) / {})", ToUnixMs(from),
+                        range->step_s * 1000);
+        auto weighted = [](const std::string& value, const std::string& samples) {
+          return "sum(" + value + " * " + samples + ") / nullif(sum(" + samples + "), 0)";
+        };
+        std::string sql =
+            "SELECT " + Micros("max(minute)") +
+            ", service, sum(submitted)::bigint, sum(completed)::bigint, sum(failed)::bigint, "
+            "sum(dead)::bigint, sum(queue_wait_samples)::bigint, " +
+            weighted("queue_wait_p50_ms", "queue_wait_samples") + ", " +
+            weighted("queue_wait_p99_ms", "queue_wait_samples") +
+            ", sum(run_time_samples)::bigint, " + weighted("run_time_p50_ms", "run_time_samples") +
+            ", " + weighted("run_time_p99_ms", "run_time_samples") +
+            ", (array_agg(queue_depth ORDER BY minute DESC) FILTER (WHERE queue_depth IS NOT "
+            "NULL))[1] FROM service_stats_minute WHERE minute >= " +
+            tx.quote(PgTimestamp(from)) + "::timestamptz";
         // One service: service_stats_minute_service_idx; the whole pool: the primary key.
         if (!c.service.empty()) sql += " AND service = " + tx.quote(CleanText(c.service));
+        sql += " GROUP BY " + bucket + ", service";
         for (const pqxx::row& row : tx.exec(sql)) minutes.push_back(MinuteFromRow(row));
       }
       // The minute in progress is still in the broker's memory.

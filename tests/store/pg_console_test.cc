@@ -267,6 +267,28 @@ TEST_F(PgConsoleTest, HistoryBucketsTheMinutesOnRecordAndThePendingOnes) {
   EXPECT_DOUBLE_EQ(last["run_time_p50_ms"].get<double>(), 150.0);
   EXPECT_EQ(doc["points"][58]["completed"], 10);
   EXPECT_EQ(doc["points"][57]["completed"], 0);  // rag's minute is not ocr's
+  // The whole pool over 24 h (15-minute buckets, merged in SQL): now's minute starts a bucket, the
+  // two before it (ocr and rag) share the previous one.
+  rows[1].run_time_p50_ms = 40;
+  rows[1].run_time_samples = 30;
+  rows[1].queue_depth = 7;
+  h_->store().WriteStats({rows[1]});  // the same minute again: added to its row on record
+  ASSERT_TRUE(h_->WaitDurable(h_->store().Write(Insert(Task(2)))));
+  ConsoleRequest pool;
+  pool.query = "history";
+  pool.range = "24h";
+  StoreReply whole = Console(pool);
+  ASSERT_TRUE(whole.console->document.ok()) << whole.console->document.status().ToString();
+  const nlohmann::json& points = (*whole.console->document)["points"];
+  ASSERT_EQ(points.size(), 96u);
+  EXPECT_EQ(points[95]["completed"], 10);
+  const nlohmann::json& before = points[94];
+  EXPECT_EQ(before["completed"], 30) << "ocr's minute twice and rag's";
+  EXPECT_EQ(before["queue_depth"], 7 + 4) << "each service's last depth (ocr's latest), summed";
+  // ocr's minute on record: (100 x 10 + 40 x 30) / 40 = 55 over 40 samples; with rag's 100 over
+  // 10: (55 x 40 + 100 x 10) / 50.
+  EXPECT_DOUBLE_EQ(before["run_time_p50_ms"].get<double>(), 64.0);
+  EXPECT_EQ(points[93]["completed"], 0);
   ConsoleRequest bad;
   bad.query = "history";
   bad.range = "2h";
