@@ -10,6 +10,9 @@
 # writes one row (spent), not two.
 # RATE=N offers N tasks/s on a schedule (open loop) to measure latency at that load; RATE=0 (the
 # default) measures the most durable tasks/s the window allows.
+# BASE_BIN=DIR also runs every mode with the rma-broker in DIR (a build of the previous commit:
+# `git worktree add /tmp/base HEAD~1`, then build rma-broker there), interleaved with this build's,
+# labelled MODE@base; the medians then compare each build's modes and the two builds.
 # Builds Release in build/bench (BUILD_DIR to change; store_bench uses the test peers, so the tests
 # are configured too), starts a private PostgreSQL (scripts/pg.sh), and for every run a fresh
 # database and a fresh broker.
@@ -21,6 +24,10 @@ tasks=${2:-100000}
 window=${WINDOW:-2000}; batch=${BATCH:-50}; slots=${SLOTS:-64}; payload=${PAYLOAD:-64}
 rate=${RATE:-0}  # tasks/s offered; 0: as fast as the window allows
 credit_modes=${CREDITS:-off}
+base_bin=${BASE_BIN:-}
+if [[ -n $base_bin && ! -x $base_bin/rma-broker ]]; then
+  echo "store_bench.sh: BASE_BIN=$base_bin has no rma-broker" >&2; exit 2
+fi
 build=${BUILD_DIR:-$root/build/bench}
 
 # An existing build directory is used as it is configured (it should be Release).
@@ -44,7 +51,8 @@ base=${url%/*}
 q() { psql -X -q -t -A "$url" -c "$1"; }
 echo "== machine: nproc=$(nproc), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "== PostgreSQL $(q 'SHOW server_version'): fsync=$(q 'SHOW fsync') synchronous_commit=$(q 'SHOW synchronous_commit') wal_sync_method=$(q 'SHOW wal_sync_method') shared_buffers=$(q 'SHOW shared_buffers')"
-echo "== parameters: runs=$runs tasks=$tasks window=$window batch=$batch slots=$slots payload=${payload}B rate=$rate credits=[$credit_modes]"
+echo "== parameters: runs=$runs tasks=$tasks window=$window batch=$batch slots=$slots payload=${payload}B rate=$rate credits=[$credit_modes]${base_bin:+ base broker=$base_bin/rma-broker}"
+echo "== commit: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- broker schemas 2>/dev/null || echo ' (with uncommitted changes in broker/ or schemas/)')"
 echo "== load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 # The floor under any durable acknowledgement on this disk: one client committing one-row transactions.
 pgbench=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)/pgbench
@@ -67,14 +75,21 @@ pg_pss() {
 results="$work/results.tsv"
 for workers in 2 4; do
   for run in $(seq "$runs"); do
-   # The modes alternate within a run, so a noisy moment of the machine hits both.
+   # The modes (and builds) alternate within a run, so a noisy moment of the machine hits all.
+   variants=()
    for credits in $credit_modes; do
-    db="bench_${workers}_${run}_${credits}"
+     variants+=("$credits:$build/bin:$credits")
+     [[ -n $base_bin ]] && variants+=("$credits:$base_bin:$credits@base")
+   done
+   for variant in "${variants[@]}"; do
+    IFS=: read -r credits broker_dir label <<<"$variant"
+    db="bench_${workers}_${run}_${credits}${label#"$credits"}"
+    db=${db//@/_}
     q "CREATE DATABASE $db"
     owner=()
     if [[ $credit_modes != off ]]; then
       # Make the schema (a broker's first start), then the account the tasks are charged to.
-      "$build/bin/rma-broker" --db "$base/$db" --workers 'tcp://127.0.0.1:*' --clients 'tcp://127.0.0.1:*' \
+      "$broker_dir/rma-broker" --db "$base/$db" --workers 'tcp://127.0.0.1:*' --clients 'tcp://127.0.0.1:*' \
         --endpoints-file "$work/endpoints.init" >"$work/init.log" 2>&1 &
       init_pid=$!
       for _ in $(seq 300); do [[ -s "$work/endpoints.init" ]] && break; sleep 0.05; done
@@ -84,7 +99,7 @@ for workers in 2 4; do
       owner=(--owner bench)
     fi
     rm -f "$work/endpoints"
-    "$build/bin/rma-broker" --db "$base/$db" --workers 'tcp://127.0.0.1:*' --clients 'tcp://127.0.0.1:*' \
+    "$broker_dir/rma-broker" --db "$base/$db" --workers 'tcp://127.0.0.1:*' --clients 'tcp://127.0.0.1:*' \
       --endpoints-file "$work/endpoints" --heartbeat-ms 5000 --credits "$credits" \
       >"$work/broker.log" 2>&1 &
     broker_pid=$!
@@ -105,8 +120,8 @@ for workers in 2 4; do
       commits="$commits; ledger rows $rows, balances = sums of rows: $ledger_ok"
     fi
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$workers" "$tps" "$a50" "$a99" "$c50" "$c99" \
-      "$broker_hwm" "$pss" "$commits" "$credits" >>"$results"
-    echo "workers=$workers run=$run credits=$credits: $tps tasks/s, ack p50 ${a50} ms p99 ${a99} ms, completion p50 ${c50} ms p99 ${c99} ms, broker peak RSS ${broker_hwm} MiB, PostgreSQL PSS ${pss} MiB; $commits"
+      "$broker_hwm" "$pss" "$commits" "$label" >>"$results"
+    echo "workers=$workers run=$run credits=$label: $tps tasks/s, ack p50 ${a50} ms p99 ${a99} ms, completion p50 ${c50} ms p99 ${c99} ms, broker peak RSS ${broker_hwm} MiB, PostgreSQL PSS ${pss} MiB; $commits"
     q "DROP DATABASE $db"
    done
   done
@@ -125,11 +140,22 @@ for w in sorted({r[0] for r in rows}):
         med = lambda i: statistics.median(float(r[i]) for r in sel)
         meds[(w, c)] = (med(1), med(2))
         print(f"| {w} | {c} | {med(1):.0f} | {med(2):.2f} | {med(3):.2f} | {med(4):.2f} | {med(5):.2f} | {med(6):.0f} | {med(7):.0f} |")
-if len(modes) > 1:
-    base = modes[0]
-    for w in sorted({r[0] for r in rows}):
-        for c in modes[1:]:
-            t, a = meds[(w, c)]
-            t0, a0 = meds[(w, base)]
-            print(f"workers={w}: credits {c} / {base}: throughput {t / t0:.2f}x (target >= 0.80), ack p50 {a / a0:.2f}x (target <= 1.5)")
+# Labels are MODE or MODE@base. Each build's modes against its first mode (issue 16's targets),
+# then each mode of this build against the base build's.
+first = modes[0].split("@")[0]
+for w in sorted({r[0] for r in rows}):
+    for c in modes:
+        mode, _, suffix = c.partition("@")
+        ref = first + ("@" + suffix if suffix else "")
+        if mode == first or (w, ref) not in meds:
+            continue
+        t, a = meds[(w, c)]
+        t0, a0 = meds[(w, ref)]
+        print(f"workers={w}: credits {c} / {ref}: throughput {t / t0:.2f}x (target >= 0.80), ack p50 {a / a0:.2f}x (target <= 1.5)")
+    for c in modes:
+        if "@" in c or (w, c + "@base") not in meds:
+            continue
+        t, a = meds[(w, c)]
+        t0, a0 = meds[(w, c + "@base")]
+        print(f"workers={w}: credits {c}, this build / base: throughput {t / t0:.2f}x, ack p50 {a / a0:.2f}x")
 PY

@@ -173,10 +173,13 @@ Result<std::optional<std::string>> BootstrapAdmin(pqxx::connection& conn);
 
 // pg_ledger.cc: the statement that records credit ledger rows and moves the balances with them
 // ("" for none), for a few rows in a multi-statement batch; WriteLedgerRows does the same for any
-// number through COPY into the writer's staging table (LedgerStageSql, LedgerFromStageSql: made
-// and prepared by PrepareWriter).
+// number through COPY into the writer's staging table (LedgerStageSql, LedgerFromStageSql,
+// LedgerInsertStagedSql, LedgerCreditStagedSql: made and prepared by PrepareWriter).
+// `tolerate_duplicates` false: a row already on record fails the transaction (unique_violation)
+// instead of being skipped; faster, for the group commit, whose careful path passes true.
 std::string LedgerSql(pqxx::transaction_base& tx, const std::vector<LedgerEntry>& entries);
-void WriteLedgerRows(pqxx::transaction_base& tx, const std::vector<LedgerEntry>& entries);
+void WriteLedgerRows(pqxx::transaction_base& tx, const std::vector<LedgerEntry>& entries,
+                     bool tolerate_duplicates);
 // The earned rows of the last 8 half-lives (older ones weigh under 1/256) per account and
 // service, each halved per half-life of age (RecentEarnings).
 std::vector<RecentEarnings> LoadRecentEarnings(pqxx::transaction_base& tx, Duration half_life);
@@ -186,6 +189,8 @@ void WriteTrustRow(pqxx::transaction_base& tx, const TrustRecord& record);
 std::vector<TrustRecord> LoadTrust(pqxx::transaction_base& tx);
 std::string LedgerStageSql();
 std::string LedgerFromStageSql();
+std::string LedgerInsertStagedSql();
+std::string LedgerCreditStagedSql();
 // An account's credits for GET /api/account: earned and spent today, this week and in all, what
 // was granted, and its latest ledger rows.
 nlohmann::json CreditSummary(pqxx::transaction_base& tx, const std::string& account);

@@ -1,11 +1,17 @@
 // The credit ledger in PostgreSQL (schemas/sql/005_credits.sql; docs/accounts.md, "Credits"): the
-// statement the writer adds to its group commit, and the account queries the reader answers
+// statements the writer adds to its group commit, and the account queries the reader answers
 // (an account's credits, grants and adjustments, the leaderboard).
 //
-// Balances move only together with the rows that explain them: one statement inserts the rows
-// (ON CONFLICT DO NOTHING on the ledger's unique indexes) and adds to accounts.credits exactly what
-// was inserted, so the sum of an account's rows is its balance after every commit, whatever was
-// written twice.
+// Balances move only together with the rows that explain them, in the same transaction, so the sum
+// of an account's rows is its balance after every commit. Two ways:
+// - a few rows, or one row in the writer's careful path: one statement inserts them (ON CONFLICT
+//   DO NOTHING on the ledger's unique indexes) and adds to accounts.credits exactly what was
+//   inserted, whatever was written twice;
+// - a group commit's rows (WriteLedgerRows, tolerate_duplicates false): a plain INSERT from the
+//   staging table, then the balances move by the staged sums. A row already on record (an in-doubt
+//   commit replayed) fails the whole transaction on a unique index, and the writer commits the
+//   batch again row by row, the first way. The plain insert costs about 70% of the upsert per row
+//   (docs/benchmarks.md, "Credits"): no speculative insertion, no RETURNING.
 #include <fmt/format.h>
 
 #include <optional>
@@ -69,7 +75,21 @@ std::string LedgerFromStageSql() {
   return InsertAndCredit("SELECT " + Join(LedgerColumns(), "%") + " FROM rma_ledger_stage");
 }
 
-void WriteLedgerRows(pqxx::transaction_base& tx, const std::vector<LedgerEntry>& entries) {
+std::string LedgerInsertStagedSql() {
+  const std::string cols = Join(LedgerColumns(), "%");
+  // Rows of an account not on record are left out, as in InsertAndCredit, and their sums below
+  // match no account.
+  return "INSERT INTO credit_ledger (" + cols + ") SELECT " + Join(LedgerColumns(), "s.%") +
+         " FROM rma_ledger_stage s JOIN accounts a ON a.name = s.account";
+}
+
+std::string LedgerCreditStagedSql() {
+  return "UPDATE accounts a SET credits = a.credits + s.total FROM (SELECT account, sum(amount) "
+         "AS total FROM rma_ledger_stage GROUP BY account) s WHERE a.name = s.account";
+}
+
+void WriteLedgerRows(pqxx::transaction_base& tx, const std::vector<LedgerEntry>& entries,
+                     bool tolerate_duplicates) {
   if (entries.empty()) return;
   {
     // COPY: a row costs a fifth of what it costs in a VALUES list (parsing every literal).
@@ -88,7 +108,12 @@ void WriteLedgerRows(pqxx::transaction_base& tx, const std::vector<LedgerEntry>&
     }
     copy.complete();
   }
-  tx.exec_prepared("rma_ledger_from_stage");
+  if (tolerate_duplicates) {
+    tx.exec_prepared("rma_ledger_from_stage");
+  } else {
+    tx.exec_prepared("rma_ledger_insert_staged");
+    tx.exec_prepared("rma_ledger_credit_staged");
+  }
   // Emptied at commit anyway; now, for a subtransaction's rows not to be inserted twice.
   tx.exec("DELETE FROM rma_ledger_stage");
 }

@@ -218,6 +218,8 @@ void PrepareWriter(pqxx::connection& conn) {
     q.exec(LedgerStageSql());
   }
   conn.prepare("rma_ledger_from_stage", LedgerFromStageSql());
+  conn.prepare("rma_ledger_insert_staged", LedgerInsertStagedSql());
+  conn.prepare("rma_ledger_credit_staged", LedgerCreditStagedSql());
   const std::string cols = Join(kTaskColumns, "%");
   conn.prepare("rma_insert_staged",
                InsertTasks("SELECT " + cols + " FROM rma_stage WHERE payload IS NOT NULL"));

@@ -266,9 +266,18 @@ class Writer {
     if (outcome == Outcome::kFenced) return Fenced();
     if (outcome == Outcome::kRefused) {
       ++s_.failed_commits;
-      spdlog::error(
-          "store: the database refused a batch of {} task row(s): {}; retrying row by row",
-          rows_.size(), last_error_);
+      if (last_error_.find("credit_ledger_") != std::string::npos) {
+        // The group commit's ledger insert refuses rows already on record (pg_ledger.cc): a
+        // commit replayed after its outcome was unknown. The careful commit skips them.
+        spdlog::warn(
+            "store: a credit ledger row of this batch is already on record ({}); writing the "
+            "batch row by row, without it",
+            last_error_);
+      } else {
+        spdlog::error(
+            "store: the database refused a batch of {} task row(s): {}; retrying row by row",
+            rows_.size(), last_error_);
+      }
       unrecorded.clear();
       written.clear();
       outcome = Commit(/*careful=*/true, &unrecorded, &written);
@@ -306,7 +315,8 @@ class Writer {
       if (s_.options.ha_epoch != 0) tx.exec(FenceSql(s_.options.ha_epoch));
       if (!careful) {
         WriteTaskRows(tx, rows_, false);
-        WriteLedgerRows(tx, ledger_);
+        // A row already on record fails this transaction; the careful commit skips it.
+        WriteLedgerRows(tx, ledger_, /*tolerate_duplicates=*/false);
       } else {
         for (Row& row : rows_) CarefulTaskRow(tx, row, unrecorded);
         CarefulLedger(tx);
@@ -511,7 +521,7 @@ class Writer {
     for (const LedgerEntry& e : ledger_) {
       try {
         pqxx::subtransaction sub(tx, "rma_ledger");
-        WriteLedgerRows(sub, {e});
+        WriteLedgerRows(sub, {e}, /*tolerate_duplicates=*/true);
         sub.commit();
       } catch (const pqxx::sql_error& err) {
         if (IsTransient(err)) throw;
