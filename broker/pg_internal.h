@@ -90,7 +90,7 @@ struct PgStore::Shared {
   CondVar watchdog_cv;  // stop
 
   std::atomic<uint64_t> commits{0}, task_rows{0}, writes{0}, failed_commits{0}, reconnects{0},
-      dropped_rows{0}, retention_deleted{0}, commit_us{0}, hangs{0};
+      dropped_rows{0}, retention_deleted{0}, commit_us{0}, hangs{0}, ledger_rows{0}, ledger_us{0};
 
   std::thread writer;
   std::thread reader;
@@ -176,7 +176,8 @@ Result<std::optional<std::string>> BootstrapAdmin(pqxx::connection& conn);
 // number through COPY into the writer's staging table (LedgerStageSql, LedgerFromStageSql,
 // LedgerInsertStagedSql, LedgerCreditStagedSql: made and prepared by PrepareWriter).
 // `tolerate_duplicates` false: a row already on record fails the transaction (unique_violation)
-// instead of being skipped; faster, for the group commit, whose careful path passes true.
+// instead of being skipped; faster, for the group commit (once per transaction: the stage is only
+// emptied at commit), whose careful path passes true.
 std::string LedgerSql(pqxx::transaction_base& tx, const std::vector<LedgerEntry>& entries);
 void WriteLedgerRows(pqxx::transaction_base& tx, const std::vector<LedgerEntry>& entries,
                      bool tolerate_duplicates);

@@ -108,13 +108,14 @@ void WriteLedgerRows(pqxx::transaction_base& tx, const std::vector<LedgerEntry>&
     }
     copy.complete();
   }
-  if (tolerate_duplicates) {
-    tx.exec_prepared("rma_ledger_from_stage");
-  } else {
+  if (!tolerate_duplicates) {
+    // The group commit writes its rows once per transaction: the stage is emptied at commit.
     tx.exec_prepared("rma_ledger_insert_staged");
     tx.exec_prepared("rma_ledger_credit_staged");
+    return;
   }
-  // Emptied at commit anyway; now, for a subtransaction's rows not to be inserted twice.
+  tx.exec_prepared("rma_ledger_from_stage");
+  // Emptied at commit anyway; now, for the next subtransaction's row not to be inserted twice.
   tx.exec("DELETE FROM rma_ledger_stage");
 }
 

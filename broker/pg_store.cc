@@ -28,6 +28,14 @@ using pg::SelectColumns;
 using pg::Signal;
 using pg::TakeBrokerLock;
 
+namespace {
+
+double PerCommitMs(uint64_t us, uint64_t commits) {
+  return commits == 0 ? 0.0 : static_cast<double>(us) / 1000.0 / static_cast<double>(commits);
+}
+
+}  // namespace
+
 Result<std::unique_ptr<PgStore>> PgStore::Open(PgStoreOptions options, const Clock* clock,
                                                int stop_fd) {
   if (options.url.empty()) return Status::InvalidArgument("no database URL");
@@ -116,11 +124,9 @@ PgStore::~PgStore() {
   PgStoreCounters c = counters();
   spdlog::info(
       "store: {} commit(s) of {} task row(s) for {} write(s), {:.2f} ms per commit; {} failed, {} "
-      "reconnect(s)",
-      c.commits, c.task_rows, c.writes,
-      c.commits == 0 ? 0.0
-                     : static_cast<double>(c.commit_us) / 1000.0 / static_cast<double>(c.commits),
-      c.failed_commits, c.reconnects);
+      "reconnect(s); {} credit ledger row(s), {:.2f} ms per commit writing them",
+      c.commits, c.task_rows, c.writes, PerCommitMs(c.commit_us, c.commits), c.failed_commits,
+      c.reconnects, c.ledger_rows, PerCommitMs(c.ledger_us, c.commits));
 }
 
 Result<RecoveredState> PgStore::Recover() {
@@ -297,6 +303,8 @@ PgStoreCounters PgStore::counters() const {
   c.retention_deleted = shared_->retention_deleted;
   c.commit_us = shared_->commit_us;
   c.hangs = shared_->hangs;
+  c.ledger_rows = shared_->ledger_rows;
+  c.ledger_us = shared_->ledger_us;
   return c;
 }
 

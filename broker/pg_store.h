@@ -71,8 +71,12 @@ struct PgStoreCounters {
   uint64_t reconnects = 0;      // writer connections made after the first
   uint64_t dropped_rows = 0;    // rows refused by the database even one by one
   uint64_t retention_deleted = 0;
-  uint64_t commit_us = 0;  // time spent in write transactions, commit included
-  uint64_t hangs = 0;      // times a database call outlived hang_timeout
+  uint64_t commit_us = 0;    // time spent in write transactions, commit included
+  uint64_t hangs = 0;        // times a database call outlived hang_timeout
+  uint64_t ledger_rows = 0;  // credit ledger rows committed
+  // Of commit_us, the time the group commits spent writing their ledger rows (not counted for a
+  // batch committed row by row).
+  uint64_t ledger_us = 0;
 };
 
 class PgStore final : public TaskStore {

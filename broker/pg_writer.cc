@@ -259,6 +259,7 @@ class Writer {
     std::map<std::string, WorkerTotals> written;
     auto started = std::chrono::steady_clock::now();
     CallWatch watch(s_, s_.writer_call_since);
+    batch_ledger_us_ = 0;
     Outcome outcome = Commit(/*careful=*/false, &unrecorded, &written);
     s_.commit_us += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
                                               std::chrono::steady_clock::now() - started)
@@ -266,6 +267,7 @@ class Writer {
     if (outcome == Outcome::kFenced) return Fenced();
     if (outcome == Outcome::kRefused) {
       ++s_.failed_commits;
+      batch_ledger_us_ = 0;
       if (last_error_.find("credit_ledger_") != std::string::npos) {
         // The group commit's ledger insert refuses rows already on record (pg_ledger.cc): a
         // commit replayed after its outcome was unknown. The careful commit skips them.
@@ -289,6 +291,8 @@ class Writer {
     }
     ++s_.commits;
     s_.task_rows += rows_.size();
+    s_.ledger_rows += ledger_.size();
+    s_.ledger_us += batch_ledger_us_;
     for (auto& [id, totals] : written) worker_written_[id] = totals;
     {
       MutexLock lock(&s_.mu);
@@ -316,7 +320,12 @@ class Writer {
       if (!careful) {
         WriteTaskRows(tx, rows_, false);
         // A row already on record fails this transaction; the careful commit skips it.
+        const auto ledger_started = std::chrono::steady_clock::now();
         WriteLedgerRows(tx, ledger_, /*tolerate_duplicates=*/false);
+        batch_ledger_us_ =
+            static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                      std::chrono::steady_clock::now() - ledger_started)
+                                      .count());
       } else {
         for (Row& row : rows_) CarefulTaskRow(tx, row, unrecorded);
         CarefulLedger(tx);
@@ -711,7 +720,8 @@ class Writer {
   std::unordered_map<uint64_t, size_t> index_;  // task id -> rows_ index
   std::map<std::string, WorkerRecord> workers_;
   std::map<std::pair<int64_t, std::string>, ServiceMinuteStats> stats_;
-  std::vector<LedgerEntry> ledger_;           // credit rows of this batch, in order
+  std::vector<LedgerEntry> ledger_;  // credit rows of this batch, in order
+  uint64_t batch_ledger_us_ = 0;  // time this batch's group commit spent on ledger_ (not careful)
   std::map<std::string, TrustRecord> trust_;  // by credential
   uint64_t max_seq_ = 0;
   // When a batch nobody waits for is committed anyway (kUpdateLinger); unset: none lingers.

@@ -590,7 +590,7 @@ TEST_F(PgStoreTest, AVerifiedTaskEarnsOncePerAgreeingAttemptAndIsPaidForOnce) {
 // A group commit's ledger rows (more than a small batch: the COPY path of pg_ledger.cc), written a
 // second time (a commit retried after its outcome was unknown) with new ones and rows naming an
 // account not on record: what is on record is skipped, rows of unknown accounts are dropped, and
-// every balance is still the exact sum of its rows.
+// every balance is still the exact sum of its rows; then new rows with some of an unknown account.
 TEST_F(PgStoreTest, ABigBatchOfLedgerRowsCountsEachRowOnceAndKeepsBalancesExact) {
   {
     Harness h(OpenStore());
@@ -641,6 +641,19 @@ TEST_F(PgStoreTest, ABigBatchOfLedgerRowsCountsEachRowOnceAndKeepsBalancesExact)
   EXPECT_EQ(Query(balances_match), "0");
   EXPECT_EQ(Query("SELECT count(*) FROM tasks WHERE task_id IN (2, 3)"), "2")
       << "the task rows of the refused batch were written too";
+  // New rows only, some of an account that does not exist (no row on record this time: the
+  // balance update finds the unknown account).
+  std::vector<LedgerEntry> fresh = rows(700, 100, "alice");
+  for (LedgerEntry& e : rows(900, 10, "ghost")) fresh.push_back(e);
+  h.store().WriteLedger(fresh);
+  ASSERT_TRUE(h.WaitDurable(h.store().Write(Insert(Task(4)))));
+  EXPECT_EQ(Query("SELECT count(*) FROM credit_ledger WHERE account = 'alice'"), "220");
+  EXPECT_EQ(Query("SELECT count(*) FROM credit_ledger WHERE account = 'ghost'"), "0");
+  EXPECT_EQ(Query("SELECT count(*) FROM credit_ledger WHERE task_id BETWEEN 900 AND 909"), "10");
+  EXPECT_EQ(Query(balances_match), "0");
+  EXPECT_EQ(Query("SELECT credits FROM accounts WHERE name = 'alice'"), "27.254630")
+      << "220 x 0.123457 + (100 + ... + 219 + 700 + ... + 799) millionths, exactly";
+  EXPECT_EQ(Query("SELECT count(*) FROM tasks WHERE task_id = 4"), "1");
 }
 
 // Worker credentials' lasting trust states: written in the group commit (the latest word on a
