@@ -30,6 +30,18 @@ using pg::TakeBrokerLock;
 
 namespace {
 
+// A read of `kind` for `client` (`ref`: the reference its answer carries; 0 if none), made at
+// `now`.
+PgStore::ReadRequest NewRead(PgStore::ReadRequest::Kind kind, const std::string& client,
+                             uint64_t ref, Time now) {
+  PgStore::ReadRequest r;
+  r.kind = kind;
+  r.client = client;
+  r.ref = ref;
+  r.now = now;
+  return r;
+}
+
 double PerCommitMs(uint64_t us, uint64_t commits) {
   return commits == 0 ? 0.0 : static_cast<double>(us) / 1000.0 / static_cast<double>(commits);
 }
@@ -205,69 +217,46 @@ void PgStore::Enqueue(ReadRequest request) {
 }
 
 void PgStore::LookupTask(const std::string& client, uint64_t ref, TaskId id, const Caller& caller) {
-  ReadRequest r;
-  r.kind = ReadRequest::Kind::kGet;
-  r.client = client;
-  r.ref = ref;
+  ReadRequest r = NewRead(ReadRequest::Kind::kGet, client, ref, shared_->clock->Now());
   r.id = id;
   r.caller = caller;
   Enqueue(std::move(r));
 }
 
 void PgStore::ListTasks(const std::string& client, const proto::List& query) {
-  ReadRequest r;
-  r.kind = ReadRequest::Kind::kList;
-  r.client = client;
+  ReadRequest r = NewRead(ReadRequest::Kind::kList, client, 0, shared_->clock->Now());
   r.list = query;
   Enqueue(std::move(r));
 }
 
 void PgStore::SubmitWithKey(const std::string& client, proto::Submit submit) {
-  ReadRequest r;
-  r.kind = ReadRequest::Kind::kKey;
-  r.client = client;
+  ReadRequest r = NewRead(ReadRequest::Kind::kKey, client, 0, shared_->clock->Now());
   r.submit = std::move(submit);
   Enqueue(std::move(r));
 }
 
 void PgStore::AdminDeadTask(const std::string& client, uint64_t ref, TaskId id, bool retry) {
-  ReadRequest r;
-  r.kind = ReadRequest::Kind::kDeadTask;
-  r.client = client;
-  r.ref = ref;
+  ReadRequest r = NewRead(ReadRequest::Kind::kDeadTask, client, ref, shared_->clock->Now());
   r.id = id;
   r.retry = retry;
-  r.now = shared_->clock->Now();
   Enqueue(std::move(r));
 }
 
 void PgStore::Stats(const std::string& client, uint64_t ref,
                     std::vector<ServiceMinuteStats> pending) {
-  ReadRequest r;
-  r.kind = ReadRequest::Kind::kStats;
-  r.client = client;
-  r.ref = ref;
+  ReadRequest r = NewRead(ReadRequest::Kind::kStats, client, ref, shared_->clock->Now());
   r.pending = std::move(pending);
-  r.now = shared_->clock->Now();
   Enqueue(std::move(r));
 }
 
 void PgStore::Console(const std::string& client, ConsoleRequest request) {
-  ReadRequest r;
-  r.kind = ReadRequest::Kind::kConsole;
-  r.client = client;
-  r.ref = request.ref;
-  r.now = shared_->clock->Now();
+  ReadRequest r = NewRead(ReadRequest::Kind::kConsole, client, request.ref, shared_->clock->Now());
   r.console = std::move(request);
   Enqueue(std::move(r));
 }
 
 void PgStore::Account(const std::string& client, AccountRequest request) {
-  ReadRequest r;
-  r.kind = ReadRequest::Kind::kAccount;
-  r.client = client;
-  r.ref = request.ref;
-  r.now = shared_->clock->Now();
+  ReadRequest r = NewRead(ReadRequest::Kind::kAccount, client, request.ref, shared_->clock->Now());
   r.account = std::move(request);
   Enqueue(std::move(r));
 }
