@@ -139,6 +139,13 @@ async function tasks(page) {
   // Filters through the form: service and status go into the hash and the list.
   await page.fill('#f-service', 'flaky');
   await page.selectOption('#f-status', 'dead');
+  // What was typed survives the page's refreshes (every 5 s): by the second task list answer after the
+  // typing, the page has rendered the first one.
+  for (let i = 0; i < 2; i++) {
+    await page.waitForResponse((r) => new URL(r.url()).pathname === '/api/tasks', { timeout: 15_000 });
+  }
+  assert.equal(await page.inputValue('#f-service'), 'flaky', 'the typed service filter survives a refresh');
+  assert.equal(await page.inputValue('#f-status'), 'dead', 'the chosen status survives a refresh');
   await page.click('[data-testid="apply-filters"]');
   await page.waitForFunction(() => location.hash.includes('service=flaky') && location.hash.includes('status=dead'));
   await eventually('the dead flaky tasks', async () => {

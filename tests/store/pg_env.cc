@@ -95,6 +95,23 @@ bool WaitAllCompleted(const std::string& url, const std::set<std::string>& ids,
       },
       timeout);
   *progress = completed + " of " + std::to_string(ids.size()) + " acknowledged tasks completed";
+  if (!all) {
+    // What the others are doing, for whoever reads the failure: up to 10 of them on record, and
+    // how many are not on record at all.
+    *progress +=
+        "; missing from the table: " +
+        QueryValue(url,
+                   "SELECT count(*) FROM unnest(" + literal +
+                       ") AS i (id) WHERE NOT EXISTS (SELECT 1 FROM tasks WHERE task_id = i.id)") +
+        "; some not completed (task_id status attempts requeues worker_id attempt_log): " +
+        QueryValue(
+            url,
+            "SELECT string_agg(concat_ws(' ', (task_id::numeric + CASE WHEN task_id < 0 THEN "
+            "18446744073709551616 ELSE 0 END)::text, status, attempts, requeues, "
+            "worker_id, attempt_log::text), ' | ') FROM (SELECT * FROM tasks WHERE status <> "
+            "'completed' AND task_id = ANY(" +
+                literal + ") LIMIT 10) t");
+  }
   return all;
 }
 

@@ -1,7 +1,7 @@
 // The task browser (#/tasks?...): filters by service, status, account, worker, error code and created
 // time, newest first, paged by the API's cursor. Filters and the cursor live in the hash; the cursors
 // of the pages before this one live in memory (console.js's paging rules). Refreshes every 5 s.
-import { useMemo } from 'preact/hooks';
+import { useMemo, useState } from 'preact/hooks';
 import { usePolled } from '../hooks.js';
 import { ScrollTable } from '../components/scroll_table.jsx';
 import { LoadError } from '../components/confirm_dialog.jsx';
@@ -30,6 +30,25 @@ export function StatusPill({ status }) {
 
 function Filters({ query, services, onApply }) {
   const offset = new Date().getTimezoneOffset();
+  // What the fields hold while the user edits them. The page re-renders on every refresh, and a field
+  // bound straight to the query would lose what was typed (Preact sets `value` back on each render).
+  const [draft, setDraft] = useState(() => ({
+    service: query.service ?? '',
+    status: query.status ?? '',
+    account: query.account ?? '',
+    worker: query.worker ?? '',
+    error_code: query.error_code ?? '',
+    since: toLocalInput(query.since, offset),
+    until: toLocalInput(query.until, offset),
+  }));
+  const field = (name) => {
+    const update = (e) => {
+      const value = e.currentTarget.value;
+      setDraft((d) => ({ ...d, [name]: value }));
+    };
+    // input for typing, change for a select's choice.
+    return { name, value: draft[name], onInput: update, onChange: update };
+  };
   const submit = (e) => {
     e.preventDefault();
     const f = new FormData(e.currentTarget);
@@ -49,7 +68,7 @@ function Filters({ query, services, onApply }) {
     <form class="filters" onSubmit={submit} key={JSON.stringify(query)} aria-label="Task filters" data-testid="task-filters">
       <div class="field">
         <label for="f-service">Service</label>
-        <input id="f-service" name="service" type="search" list="f-services" value={query.service ?? ''} autocomplete="off" />
+        <input id="f-service" type="search" list="f-services" {...field('service')} autocomplete="off" />
         <datalist id="f-services">
           {services.map((s) => (
             <option key={s} value={s} />
@@ -58,7 +77,7 @@ function Filters({ query, services, onApply }) {
       </div>
       <div class="field">
         <label for="f-status">Status</label>
-        <select id="f-status" name="status" value={query.status ?? ''}>
+        <select id="f-status" {...field('status')}>
           <option value="">any</option>
           {TASK_STATUSES.map((s) => (
             <option key={s} value={s}>
@@ -69,23 +88,23 @@ function Filters({ query, services, onApply }) {
       </div>
       <div class="field">
         <label for="f-account">Account</label>
-        <input id="f-account" name="account" type="search" value={query.account ?? ''} autocomplete="off" />
+        <input id="f-account" type="search" {...field('account')} autocomplete="off" />
       </div>
       <div class="field">
         <label for="f-worker">Worker id</label>
-        <input id="f-worker" name="worker" type="search" value={query.worker ?? ''} autocomplete="off" />
+        <input id="f-worker" type="search" {...field('worker')} autocomplete="off" />
       </div>
       <div class="field">
         <label for="f-error">Error code</label>
-        <input id="f-error" name="error_code" type="search" value={query.error_code ?? ''} autocomplete="off" />
+        <input id="f-error" type="search" {...field('error_code')} autocomplete="off" />
       </div>
       <div class="field">
         <label for="f-since">Created from (local time)</label>
-        <input id="f-since" name="since" type="datetime-local" step="1" value={toLocalInput(query.since, offset)} />
+        <input id="f-since" type="datetime-local" step="1" {...field('since')} />
       </div>
       <div class="field">
         <label for="f-until">Created before (local time)</label>
-        <input id="f-until" name="until" type="datetime-local" step="1" value={toLocalInput(query.until, offset)} />
+        <input id="f-until" type="datetime-local" step="1" {...field('until')} />
       </div>
       <div class="dialog-buttons">
         <button type="submit" data-testid="apply-filters">
