@@ -30,15 +30,14 @@ using pg::TakeBrokerLock;
 
 namespace {
 
-// A read of `kind` for `client` (`ref`: the reference its answer carries; 0 if none), made at
-// `now`.
+// A read of `kind` for `client` (`ref`: the reference its answer carries; 0 if none). Enqueue
+// stamps it with the time.
 PgStore::ReadRequest NewRead(PgStore::ReadRequest::Kind kind, const std::string& client,
-                             uint64_t ref, Time now) {
+                             uint64_t ref) {
   PgStore::ReadRequest r;
   r.kind = kind;
   r.client = client;
   r.ref = ref;
-  r.now = now;
   return r;
 }
 
@@ -209,6 +208,7 @@ void PgStore::Flush() {
 
 void PgStore::Enqueue(ReadRequest request) {
   request.after_seq = seq_;
+  request.now = shared_->clock->Now();
   {
     MutexLock lock(&shared_->mu);
     shared_->reads.push_back(std::move(request));
@@ -217,26 +217,26 @@ void PgStore::Enqueue(ReadRequest request) {
 }
 
 void PgStore::LookupTask(const std::string& client, uint64_t ref, TaskId id, const Caller& caller) {
-  ReadRequest r = NewRead(ReadRequest::Kind::kGet, client, ref, shared_->clock->Now());
+  ReadRequest r = NewRead(ReadRequest::Kind::kGet, client, ref);
   r.id = id;
   r.caller = caller;
   Enqueue(std::move(r));
 }
 
 void PgStore::ListTasks(const std::string& client, const proto::List& query) {
-  ReadRequest r = NewRead(ReadRequest::Kind::kList, client, 0, shared_->clock->Now());
+  ReadRequest r = NewRead(ReadRequest::Kind::kList, client, 0);
   r.list = query;
   Enqueue(std::move(r));
 }
 
 void PgStore::SubmitWithKey(const std::string& client, proto::Submit submit) {
-  ReadRequest r = NewRead(ReadRequest::Kind::kKey, client, 0, shared_->clock->Now());
+  ReadRequest r = NewRead(ReadRequest::Kind::kKey, client, 0);
   r.submit = std::move(submit);
   Enqueue(std::move(r));
 }
 
 void PgStore::AdminDeadTask(const std::string& client, uint64_t ref, TaskId id, bool retry) {
-  ReadRequest r = NewRead(ReadRequest::Kind::kDeadTask, client, ref, shared_->clock->Now());
+  ReadRequest r = NewRead(ReadRequest::Kind::kDeadTask, client, ref);
   r.id = id;
   r.retry = retry;
   Enqueue(std::move(r));
@@ -244,19 +244,19 @@ void PgStore::AdminDeadTask(const std::string& client, uint64_t ref, TaskId id, 
 
 void PgStore::Stats(const std::string& client, uint64_t ref,
                     std::vector<ServiceMinuteStats> pending) {
-  ReadRequest r = NewRead(ReadRequest::Kind::kStats, client, ref, shared_->clock->Now());
+  ReadRequest r = NewRead(ReadRequest::Kind::kStats, client, ref);
   r.pending = std::move(pending);
   Enqueue(std::move(r));
 }
 
 void PgStore::Console(const std::string& client, ConsoleRequest request) {
-  ReadRequest r = NewRead(ReadRequest::Kind::kConsole, client, request.ref, shared_->clock->Now());
+  ReadRequest r = NewRead(ReadRequest::Kind::kConsole, client, request.ref);
   r.console = std::move(request);
   Enqueue(std::move(r));
 }
 
 void PgStore::Account(const std::string& client, AccountRequest request) {
-  ReadRequest r = NewRead(ReadRequest::Kind::kAccount, client, request.ref, shared_->clock->Now());
+  ReadRequest r = NewRead(ReadRequest::Kind::kAccount, client, request.ref);
   r.account = std::move(request);
   Enqueue(std::move(r));
 }

@@ -260,6 +260,7 @@ class Writer {
     auto started = std::chrono::steady_clock::now();
     CallWatch watch(s_, s_.writer_call_since);
     batch_ledger_us_ = 0;
+    ledger_replayed_ = false;
     Outcome outcome = Commit(/*careful=*/false, &unrecorded, &written);
     s_.commit_us += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
                                               std::chrono::steady_clock::now() - started)
@@ -268,7 +269,7 @@ class Writer {
     if (outcome == Outcome::kRefused) {
       ++s_.failed_commits;
       batch_ledger_us_ = 0;
-      if (last_error_.find("credit_ledger_") != std::string::npos) {
+      if (ledger_replayed_) {
         // The group commit's ledger insert refuses rows already on record (pg_ledger.cc): a
         // commit replayed after its outcome was unknown. The careful commit skips them.
         spdlog::warn(
@@ -321,7 +322,12 @@ class Writer {
         WriteTaskRows(tx, rows_, false);
         // A row already on record fails this transaction; the careful commit skips it.
         const auto ledger_started = std::chrono::steady_clock::now();
-        WriteLedgerRows(tx, ledger_, /*tolerate_duplicates=*/false);
+        try {
+          WriteLedgerRows(tx, ledger_, /*tolerate_duplicates=*/false);
+        } catch (const pqxx::unique_violation&) {
+          ledger_replayed_ = true;
+          throw;
+        }
         batch_ledger_us_ =
             static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
                                       std::chrono::steady_clock::now() - ledger_started)
@@ -722,6 +728,7 @@ class Writer {
   std::map<std::pair<int64_t, std::string>, ServiceMinuteStats> stats_;
   std::vector<LedgerEntry> ledger_;  // credit rows of this batch, in order
   uint64_t batch_ledger_us_ = 0;  // time this batch's group commit spent on ledger_ (not careful)
+  bool ledger_replayed_ = false;  // this batch's group commit found a ledger row on record
   std::map<std::string, TrustRecord> trust_;  // by credential
   uint64_t max_seq_ = 0;
   // When a batch nobody waits for is committed anyway (kUpdateLinger); unset: none lingers.
