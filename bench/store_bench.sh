@@ -112,7 +112,7 @@ for workers in 2 4; do
     pss=$(pg_pss)
     kill -TERM "$broker_pid"; wait "$broker_pid" || true; broker_pid=""
     # The broker's exit line (a newer broker's also gives the share of a commit the ledger took).
-    commits=$(grep -o 'store: [0-9]* commit(s) of [0-9]* task row(s) for [0-9]* write(s), [0-9.]* ms per commit\(; [0-9]* failed, [0-9]* reconnect(s); [0-9]* credit ledger row(s), [0-9.]* ms per commit writing them\)\?' "$work/broker.log" || true)
+    commits=$(grep -o 'store: [0-9]* commit(s) of [0-9]* task row(s) for [0-9]* write(s), [0-9.]* ms per commit\(; [0-9]* failed, [0-9]* reconnect(s); [0-9]* credit ledger row(s), [0-9.]* ms per commit writing them\( ([0-9]* spent row(s) with their task.s row)\)\?\)\?' "$work/broker.log" || true)
     tps=$(sed -n 's/.*durable_tasks_per_s=\([0-9]*\).*/\1/p' <<<"$out")
     read -r a50 a99 c50 c99 < <(sed -n 's/ack_ms p50=\([0-9.]*\) p99=\([0-9.]*\)  completion_ms p50=\([0-9.]*\) p99=\([0-9.]*\).*/\1 \2 \3 \4/p' <<<"$out")
     if [[ -n ${owner[*]} ]]; then

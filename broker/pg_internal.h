@@ -16,9 +16,11 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <pqxx/pqxx>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -90,7 +92,8 @@ struct PgStore::Shared {
   CondVar watchdog_cv;  // stop
 
   std::atomic<uint64_t> commits{0}, task_rows{0}, writes{0}, failed_commits{0}, reconnects{0},
-      dropped_rows{0}, retention_deleted{0}, commit_us{0}, hangs{0}, ledger_rows{0}, ledger_us{0};
+      dropped_rows{0}, retention_deleted{0}, commit_us{0}, hangs{0}, ledger_rows{0}, ledger_us{0},
+      ledger_rows_with_task{0};
 
   std::thread writer;
   std::thread reader;
@@ -178,9 +181,22 @@ Result<std::optional<std::string>> BootstrapAdmin(pqxx::connection& conn);
 // `tolerate_duplicates` false: a row already on record fails the transaction (unique_violation)
 // instead of being skipped; faster, for the group commit (once per transaction: the stage is only
 // emptied at commit), whose careful path passes true.
+//
+// `spent_in_task_stage` (group commit only): some spent rows ride in the task stage instead
+// (rma_stage's SpentStageColumns, filled by the writer for entries SpentRidesWithTask accepts):
+// a task's row already carries the spent row's task, owner, service, attempt, worker and time, so
+// COPYing only the amount and compute time there spares the row its own COPY. `entries` are then
+// the other rows; both are inserted and the balances move by both stages' sums.
 std::string LedgerSql(pqxx::transaction_base& tx, const std::vector<LedgerEntry>& entries);
 void WriteLedgerRows(pqxx::transaction_base& tx, const std::vector<LedgerEntry>& entries,
-                     bool tolerate_duplicates);
+                     bool tolerate_duplicates, bool spent_in_task_stage = false);
+// Whether spent entry `e` can ride in `task`'s stage row: every column it would take from the task
+// row is what the entry says.
+bool SpentRidesWithTask(const LedgerEntry& e, const TaskRecord& task);
+// The stage columns after kTaskColumns, and their values for a task row (nullptr: no spent row).
+const std::vector<std::string>& SpentStageColumns();
+std::tuple<std::optional<std::string>, std::optional<double>> SpentStageValues(
+    const LedgerEntry* spent);
 // The earned rows of the last 8 half-lives (older ones weigh under 1/256) per account and
 // service, each halved per half-life of age (RecentEarnings).
 std::vector<RecentEarnings> LoadRecentEarnings(pqxx::transaction_base& tx, Duration half_life);
@@ -192,6 +208,8 @@ std::string LedgerStageSql();
 std::string LedgerFromStageSql();
 std::string LedgerInsertStagedSql();
 std::string LedgerCreditStagedSql();
+std::string LedgerInsertSpentStagedSql();
+std::string LedgerCreditBothStagedSql();
 // An account's credits for GET /api/account: earned and spent today, this week and in all, what
 // was granted, and its latest ledger rows.
 nlohmann::json CreditSummary(pqxx::transaction_base& tx, const std::string& account);

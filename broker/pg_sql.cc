@@ -213,13 +213,19 @@ void PrepareWriter(pqxx::connection& conn) {
     pqxx::nontransaction q(conn);
     // A commit that hangs this long is treated as a lost connection; it is retried on a new one.
     q.exec("SET statement_timeout = '60s'");
+    // The task columns and, for the spent rows that ride with their task (pg_ledger.cc), its
+    // amount and compute time.
     q.exec("CREATE TEMP TABLE rma_stage ON COMMIT DELETE ROWS AS SELECT " +
-           Join(kTaskColumns, "%") + " FROM tasks WITH NO DATA");
+           Join(kTaskColumns, "%") +
+           ", NULL::numeric AS spent_amount, NULL::double precision AS spent_compute_s FROM tasks "
+           "WITH NO DATA");
     q.exec(LedgerStageSql());
   }
   conn.prepare("rma_ledger_from_stage", LedgerFromStageSql());
   conn.prepare("rma_ledger_insert_staged", LedgerInsertStagedSql());
   conn.prepare("rma_ledger_credit_staged", LedgerCreditStagedSql());
+  conn.prepare("rma_ledger_insert_spent_staged", LedgerInsertSpentStagedSql());
+  conn.prepare("rma_ledger_credit_both_staged", LedgerCreditBothStagedSql());
   const std::string cols = Join(kTaskColumns, "%");
   conn.prepare("rma_insert_staged",
                InsertTasks("SELECT " + cols + " FROM rma_stage WHERE payload IS NOT NULL"));

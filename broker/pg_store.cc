@@ -135,9 +135,10 @@ PgStore::~PgStore() {
   PgStoreCounters c = counters();
   spdlog::info(
       "store: {} commit(s) of {} task row(s) for {} write(s), {:.2f} ms per commit; {} failed, {} "
-      "reconnect(s); {} credit ledger row(s), {:.2f} ms per commit writing them",
+      "reconnect(s); {} credit ledger row(s), {:.2f} ms per commit writing them ({} spent row(s) "
+      "with their task's row)",
       c.commits, c.task_rows, c.writes, PerCommitMs(c.commit_us, c.commits), c.failed_commits,
-      c.reconnects, c.ledger_rows, PerCommitMs(c.ledger_us, c.commits));
+      c.reconnects, c.ledger_rows, PerCommitMs(c.ledger_us, c.commits), c.ledger_rows_with_task);
 }
 
 Result<RecoveredState> PgStore::Recover() {
@@ -294,6 +295,7 @@ PgStoreCounters PgStore::counters() const {
   c.hangs = shared_->hangs;
   c.ledger_rows = shared_->ledger_rows;
   c.ledger_us = shared_->ledger_us;
+  c.ledger_rows_with_task = shared_->ledger_rows_with_task;
   return c;
 }
 

@@ -77,6 +77,8 @@ struct PgStoreCounters {
   // Of commit_us, the time the group commits spent writing their ledger rows (not counted for a
   // batch committed row by row).
   uint64_t ledger_us = 0;
+  // Of ledger_rows, the spent rows written from their task's stage row (pg_ledger.cc).
+  uint64_t ledger_rows_with_task = 0;
 };
 
 class PgStore final : public TaskStore {

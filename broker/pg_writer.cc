@@ -260,6 +260,7 @@ class Writer {
     auto started = std::chrono::steady_clock::now();
     CallWatch watch(s_, s_.writer_call_since);
     batch_ledger_us_ = 0;
+    batch_spent_with_task_ = 0;
     ledger_replayed_ = false;
     Outcome outcome = Commit(/*careful=*/false, &unrecorded, &written);
     s_.commit_us += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
@@ -269,6 +270,7 @@ class Writer {
     if (outcome == Outcome::kRefused) {
       ++s_.failed_commits;
       batch_ledger_us_ = 0;
+      batch_spent_with_task_ = 0;
       if (ledger_replayed_) {
         // The group commit's ledger insert refuses rows already on record (pg_ledger.cc): a
         // commit replayed after its outcome was unknown. The careful commit skips them.
@@ -294,6 +296,7 @@ class Writer {
     s_.task_rows += rows_.size();
     s_.ledger_rows += ledger_.size();
     s_.ledger_us += batch_ledger_us_;
+    s_.ledger_rows_with_task += batch_spent_with_task_;
     for (auto& [id, totals] : written) worker_written_[id] = totals;
     {
       MutexLock lock(&s_.mu);
@@ -319,11 +322,17 @@ class Writer {
       pqxx::work tx(*conn_);
       if (s_.options.ha_epoch != 0) tx.exec(FenceSql(s_.options.ha_epoch));
       if (!careful) {
-        WriteTaskRows(tx, rows_, false);
+        // Spent rows that ride in their task's stage row (pg_ledger.cc), and the other rows.
+        std::vector<const LedgerEntry*> spent;
+        std::vector<LedgerEntry> others;
+        const bool spent_in_stage = SplitLedger(&spent, &others);
+        if (spent_in_stage) batch_spent_with_task_ = ledger_.size() - others.size();
+        WriteTaskRows(tx, rows_, false, spent_in_stage ? &spent : nullptr);
         // A row already on record fails this transaction; the careful commit skips it.
         const auto ledger_started = std::chrono::steady_clock::now();
         try {
-          WriteLedgerRows(tx, ledger_, /*tolerate_duplicates=*/false);
+          WriteLedgerRows(tx, spent_in_stage ? others : ledger_, /*tolerate_duplicates=*/false,
+                          spent_in_stage);
         } catch (const pqxx::unique_violation&) {
           ledger_replayed_ = true;
           throw;
@@ -458,7 +467,32 @@ class Writer {
     return index;
   }
 
-  void WriteTaskRows(pqxx::transaction_base& tx, const std::vector<Row>& rows, bool clear_stage) {
+  // Which ledger entries ride in their task's stage row: (*spent)[i] is rows_[i]'s spent entry or
+  // nullptr; `others` the entries that do not. False (and both left empty) when none does.
+  bool SplitLedger(std::vector<const LedgerEntry*>* spent, std::vector<LedgerEntry>* others) const {
+    bool any = false;
+    for (const LedgerEntry& e : ledger_) {
+      if (e.kind != "spent") continue;
+      auto it = index_.find(e.task_id.value());
+      if (it == index_.end()) continue;
+      const Row& row = rows_[it->second];
+      if (row.kind == WriteKind::kDelete || !SpentRidesWithTask(e, row.record)) continue;
+      if (!any) spent->assign(rows_.size(), nullptr);
+      if ((*spent)[it->second] != nullptr) continue;  // a task has one spent row; the index says so
+      (*spent)[it->second] = &e;
+      any = true;
+    }
+    if (!any) return false;
+    for (const LedgerEntry& e : ledger_) {
+      auto it = e.kind == "spent" ? index_.find(e.task_id.value()) : index_.end();
+      if (it == index_.end() || (*spent)[it->second] != &e) others->push_back(e);
+    }
+    return true;
+  }
+
+  // `spent`: for each of `rows`, the spent ledger entry its stage row carries (nullptr: none).
+  void WriteTaskRows(pqxx::transaction_base& tx, const std::vector<Row>& rows, bool clear_stage,
+                     const std::vector<const LedgerEntry*>* spent = nullptr) {
     std::vector<uint64_t> deletes;
     size_t inserts = 0;
     size_t updates = 0;
@@ -475,10 +509,22 @@ class Writer {
     if (!deletes.empty()) tx.exec_prepared("rma_delete_tasks", IdArrayLiteral(deletes));
     if (inserts + updates == 0) return;
     {
-      pqxx::stream_to copy(tx, "rma_stage", kTaskColumns);
-      for (const Row& row : rows) {
+      // Without spent rows the extra columns are left out (NULL), not sent.
+      static const std::vector<std::string> with_spent = [] {
+        std::vector<std::string> c = kTaskColumns;
+        c.insert(c.end(), SpentStageColumns().begin(), SpentStageColumns().end());
+        return c;
+      }();
+      pqxx::stream_to copy(tx, "rma_stage", spent != nullptr ? with_spent : kTaskColumns);
+      for (size_t i = 0; i < rows.size(); ++i) {
+        const Row& row = rows[i];
         if (row.kind == WriteKind::kDelete) continue;
-        copy << StageRow(row.record, row.kind == WriteKind::kInsert);
+        if (spent == nullptr) {
+          copy << StageRow(row.record, row.kind == WriteKind::kInsert);
+        } else {
+          copy << std::tuple_cat(StageRow(row.record, row.kind == WriteKind::kInsert),
+                                 SpentStageValues((*spent)[i]));
+        }
       }
       copy.complete();
     }
@@ -729,6 +775,7 @@ class Writer {
   std::vector<LedgerEntry> ledger_;  // credit rows of this batch, in order
   uint64_t batch_ledger_us_ = 0;  // time this batch's group commit spent on ledger_ (not careful)
   bool ledger_replayed_ = false;  // this batch's group commit found a ledger row on record
+  size_t batch_spent_with_task_ = 0;  // of ledger_, the spent rows in their task's stage row
   std::map<std::string, TrustRecord> trust_;  // by credential
   uint64_t max_seq_ = 0;
   // When a batch nobody waits for is committed anyway (kUpdateLinger); unset: none lingers.

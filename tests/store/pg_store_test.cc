@@ -42,6 +42,17 @@ class PgStoreTest : public ::testing::Test {
     return store.ok() ? std::move(*store) : nullptr;
   }
   std::string Query(const std::string& sql) { return QueryValue(db_->url(), sql); }
+  // The schema (a store opened once applies the migrations) and member accounts `names`.
+  void SchemaWithAccounts(const std::vector<std::string>& names) {
+    {
+      Harness h(OpenStore());
+      ASSERT_TRUE(h.WaitDurable(h.store().Write(Insert(Task(1)))));
+    }
+    std::string values;
+    for (const std::string& n : names)
+      values += (values.empty() ? "('" : ", ('") + n + "', 'member')";
+    Query("INSERT INTO accounts (name, role) VALUES " + values + " RETURNING name");
+  }
 
   FakeClock clock_;
   std::unique_ptr<FreshDatabase> db_;
@@ -503,13 +514,7 @@ TEST_F(PgStoreTest, WorkerTotalsAccumulateAcrossBrokerRestarts) {
 // recent earned rows per account and service, each halved per contribution half-life of age;
 // rows older than 8 half-lives, and rows of other kinds, do not count.
 TEST_F(PgStoreTest, RecoveryReadsRecentEarningsDecayedByTheContributionHalfLife) {
-  {
-    Harness h(OpenStore());
-    ASSERT_TRUE(h.WaitDurable(h.store().Write(Insert(Task(1)))));  // the schema exists
-  }
-  Query(
-      "INSERT INTO accounts (name, role) VALUES ('vol', 'member'), ('other', 'member') "
-      "RETURNING name");
+  SchemaWithAccounts({"vol", "other"});
   // The decay is reckoned against the database's now(): rows are dated by the real clock.
   const Time wall = FromUnixUs(std::chrono::duration_cast<std::chrono::microseconds>(
                                    std::chrono::system_clock::now().time_since_epoch())
@@ -548,13 +553,7 @@ TEST_F(PgStoreTest, RecoveryReadsRecentEarningsDecayedByTheContributionHalfLife)
 // Verification (schemas/sql/008_verification.sql): a verified task's two agreeing attempts each
 // earn once, the submitter pays once, whatever is written twice; the task row keeps `verified`.
 TEST_F(PgStoreTest, AVerifiedTaskEarnsOncePerAgreeingAttemptAndIsPaidForOnce) {
-  {
-    Harness h(OpenStore());
-    ASSERT_TRUE(h.WaitDurable(h.store().Write(Insert(Task(1)))));  // the schema exists
-  }
-  Query(
-      "INSERT INTO accounts (name, role) VALUES ('alice', 'member'), ('bob', 'member'), "
-      "('client', 'member') RETURNING name");
+  SchemaWithAccounts({"alice", "bob", "client"});
   auto row = [&](const std::string& account, const std::string& kind, uint32_t attempt,
                  double amount) {
     LedgerEntry e;
@@ -592,13 +591,7 @@ TEST_F(PgStoreTest, AVerifiedTaskEarnsOncePerAgreeingAttemptAndIsPaidForOnce) {
 // account not on record: what is on record is skipped, rows of unknown accounts are dropped, and
 // every balance is still the exact sum of its rows; then new rows with some of an unknown account.
 TEST_F(PgStoreTest, ABigBatchOfLedgerRowsCountsEachRowOnceAndKeepsBalancesExact) {
-  {
-    Harness h(OpenStore());
-    ASSERT_TRUE(h.WaitDurable(h.store().Write(Insert(Task(1)))));  // the schema exists
-  }
-  Query(
-      "INSERT INTO accounts (name, role) VALUES ('alice', 'member'), ('client', 'member') "
-      "RETURNING name");
+  SchemaWithAccounts({"alice", "client"});
   auto rows = [](uint64_t first, uint64_t count, const std::string& worker_account) {
     std::vector<LedgerEntry> out;
     for (uint64_t id = first; id < first + count; ++id) {
@@ -654,6 +647,89 @@ TEST_F(PgStoreTest, ABigBatchOfLedgerRowsCountsEachRowOnceAndKeepsBalancesExact)
   EXPECT_EQ(Query("SELECT credits FROM accounts WHERE name = 'alice'"), "27.254630")
       << "220 x 0.123457 + (100 + ... + 219 + 700 + ... + 799) millionths, exactly";
   EXPECT_EQ(Query("SELECT count(*) FROM tasks WHERE task_id = 4"), "1");
+}
+
+// A group commit writes a completed task's spent row from the task's own stage row when every
+// column it would take from there (owner, service, attempt, worker, time) is what the entry says
+// (pg_ledger.cc, SpentRidesWithTask); any other entry keeps its own row. Either way each ledger row
+// holds exactly its entry, rows of an unknown owner are dropped, a replay moves nothing, and every
+// balance is the sum of its rows.
+TEST_F(PgStoreTest, SpentRowsWrittenWithTheirTasksRowHoldExactlyTheirEntries) {
+  SchemaWithAccounts({"alice", "client"});
+  auto done = [](uint64_t id, const std::string& owner) {
+    TaskRecord t = Task(id, "echo", TaskStatus::kCompleted);
+    t.owner = owner;
+    t.attempts = 1;
+    t.worker_id = "box";
+    t.result = "r";
+    t.started_at = t.created_at;
+    t.completed_at = t.created_at + Seconds(1);
+    return t;
+  };
+  auto entry = [](const TaskRecord& t, const std::string& account, const std::string& kind,
+                  double amount) {
+    LedgerEntry e;
+    e.account = account;
+    e.kind = kind;
+    e.amount = amount;
+    e.task_id = t.id;
+    e.attempt = 1;
+    e.worker_id = "box";
+    e.service = "echo";
+    e.compute_s = 0.25;
+    e.at = t.completed_at;
+    return e;
+  };
+  // Tasks 100..139 paid by 'client' (their spent rows ride with the task rows); 140 (another
+  // worker in the entry), 141 (another time) and 142 (no task row in the batch) keep their own;
+  // 143 belongs to an owner not on record.
+  auto batch = [&](Harness& h, bool replay) {
+    std::vector<LedgerEntry> ledger;
+    uint64_t seq = 0;
+    for (uint64_t id = 100; id < 144; ++id) {
+      TaskRecord t = done(id, id == 143 ? "ghost" : "client");
+      const double price = 0.5 + static_cast<double>(id) * 1e-6;
+      ledger.push_back(entry(t, "alice", "earned", price));
+      LedgerEntry spent = entry(t, t.owner, "spent", -price);
+      if (id == 140) spent.worker_id = "other-box";
+      if (id == 141) spent.at = t.completed_at + Ms(1);
+      ledger.push_back(spent);
+      if (id != 142) seq = h.store().Write(replay ? Update(t) : Insert(t));
+    }
+    h.store().WriteLedger(ledger);
+    return seq;
+  };
+  const std::string balances_match =
+      "SELECT count(*) FROM accounts a WHERE credits <> (SELECT coalesce(sum(amount), 0) FROM "
+      "credit_ledger l WHERE l.account = a.name)";
+  const std::string exact_spent =
+      "SELECT count(*) FROM credit_ledger WHERE kind = 'spent' AND account = 'client' AND "
+      "attempt = 1 AND service = 'echo' AND compute_s = 0.25 AND note = '' AND amount = "
+      "-(0.5 + task_id * 0.000001) AND extract(epoch FROM at) * 1000 = 1800000001000 + task_id";
+  Harness h(OpenStore());
+  ASSERT_TRUE(h.WaitDurable(batch(h, /*replay=*/false)));
+  EXPECT_EQ(h.store().counters().ledger_rows_with_task, 41u)
+      << "100..139 and the unknown owner's 143 ride with their task rows";
+  EXPECT_EQ(Query("SELECT count(*) FROM credit_ledger WHERE kind = 'spent'"), "43");
+  EXPECT_EQ(Query(exact_spent + " AND task_id BETWEEN 100 AND 139 AND worker_id = 'box'"), "40");
+  EXPECT_EQ(Query(exact_spent + " AND task_id = 140 AND worker_id = 'other-box'"), "1");
+  EXPECT_EQ(Query("SELECT count(*) FROM credit_ledger WHERE task_id = 141 AND kind = 'spent' AND "
+                  "extract(epoch FROM at) * 1000 = 1800000001000 + 141 + 1"),
+            "1");
+  EXPECT_EQ(Query(exact_spent + " AND task_id = 142 AND worker_id = 'box'"), "1");
+  EXPECT_EQ(Query("SELECT count(*) FROM credit_ledger WHERE account = 'ghost'"), "0");
+  EXPECT_EQ(Query("SELECT count(*) FROM credit_ledger WHERE kind = 'earned'"), "44");
+  EXPECT_EQ(Query(balances_match), "0");
+  const std::string client = "SELECT credits FROM accounts WHERE name = 'client'";
+  EXPECT_EQ(Query(client), "-21.505203") << "43 x 0.5 + (100 + ... + 142) millionths, exactly";
+  EXPECT_EQ(Query("SELECT count(*) FROM tasks WHERE task_id BETWEEN 100 AND 143 AND status = "
+                  "'completed'"),
+            "43");
+  // The same batch again (a commit retried after its outcome was unknown): nothing moves.
+  ASSERT_TRUE(h.WaitDurable(batch(h, /*replay=*/true)));
+  EXPECT_EQ(Query("SELECT count(*) FROM credit_ledger"), "87");
+  EXPECT_EQ(Query(balances_match), "0");
+  EXPECT_EQ(Query(client), "-21.505203");
 }
 
 // Worker credentials' lasting trust states: written in the group commit (the latest word on a
