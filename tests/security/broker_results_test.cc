@@ -21,6 +21,25 @@ bool WaitForStatus(Client& client, TaskId id, proto::TaskStatus status,
       timeout);
 }
 
+// Reads the ERRORs `attacker` gets until `want` carry `code` (or 3 s pass): how many did, and
+// every code seen in *codes (for the failure message).
+int CountErrors(Peer& attacker, const std::string& code, int want, std::string* codes) {
+  int matched = 0;
+  WaitUntil(
+      [&] {
+        Message m;
+        if (!attacker.WaitFor(Command::kError, 10ms, &m)) return false;
+        for (const std::string& b : m.bodies) {
+          auto e = DecodeAs<proto::Error>(b);
+          *codes += (e ? e->code : "?") + " ";
+          matched += e && e->code == code;
+        }
+        return matched >= want;
+      },
+      3s);
+  return matched;
+}
+
 // An honest worker takes the task and completes it with its own result: what must still work after
 // every refused forgery.
 void HonestWorkerCompletes(BrokerUnderAttack& broker, Client& client, TaskId id,
@@ -51,20 +70,8 @@ TEST(BrokerResultsAttack, UnregisteredSessionCannotCompleteAQueuedTask) {
                                          proto::Encode(ResultFor(*id, 2, "forged")),
                                          proto::Encode(ResultFor(*id, 3, "forged"))});
   // Each is refused with ERROR unauthenticated (and a DISCONNECT: register first).
-  int refused = 0;
   std::string codes;
-  WaitUntil(
-      [&] {
-        Message m;
-        if (!attacker.WaitFor(Command::kError, 10ms, &m)) return false;
-        for (const std::string& b : m.bodies) {
-          auto e = DecodeAs<proto::Error>(b);
-          codes += (e ? e->code : "?") + " ";
-          refused += e && e->code == "unauthenticated";
-        }
-        return refused >= 3;
-      },
-      3s);
+  const int refused = CountErrors(attacker, "unauthenticated", 3, &codes);
   EXPECT_EQ(refused, 3) << "each forged RESULT must get ERROR unauthenticated; got: " << codes;
   Message disconnect;
   EXPECT_TRUE(attacker.WaitFor(Command::kDisconnect, 3s, &disconnect))
@@ -136,20 +143,8 @@ TEST(BrokerResultsAttack, RegisteredWorkerCannotEndAnotherWorkersAttemptOrAQueue
       {proto::Encode(ResultFor(*running, task->attempt, "forged")),
        proto::Encode(ResultFor(*running, task->attempt, "", proto::Outcome::kError)),
        proto::Encode(ResultFor(*queued, 1, "forged"))});
-  int refused = 0;
   std::string codes;
-  WaitUntil(
-      [&] {
-        Message m;
-        if (!attacker.WaitFor(Command::kError, 10ms, &m)) return false;
-        for (const std::string& b : m.bodies) {
-          auto e = DecodeAs<proto::Error>(b);
-          codes += (e ? e->code : "?") + " ";
-          refused += e && e->code == "permission_denied";
-        }
-        return refused >= 3;
-      },
-      3s);
+  const int refused = CountErrors(attacker, "permission_denied", 3, &codes);
   EXPECT_EQ(refused, 3) << "each forged RESULT must get ERROR permission_denied; got: " << codes;
 
   auto held = client.Get(*running);

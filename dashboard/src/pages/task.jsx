@@ -10,6 +10,20 @@ import { StatusPill } from './tasks.jsx';
 import { attemptRows, bodyView, formatBytes, formatTime, isTerminal, tasksHref, workerHref } from '../console.js';
 import { formatMs } from '../model.js';
 
+// A button that asks for confirmation (the page's useActions dialog) before `run`.
+function ActionButton({ actions, testid, label, danger = false, title, text, confirmLabel, run, done }) {
+  return (
+    <button
+      type="button"
+      class={danger ? 'danger' : undefined}
+      data-testid={testid}
+      onClick={() => actions.ask({ title, text, confirmLabel, danger, run, done })}
+    >
+      {label}
+    </button>
+  );
+}
+
 function Body({ title, view, testid }) {
   return (
     <section aria-labelledby={`${testid}-title`} class="body-view" data-testid={testid} data-kind={view.kind}>
@@ -127,58 +141,41 @@ export function TaskPage({ client, route }) {
           ) : null}
           <div class="actions" role="group" aria-label="Task actions">
             {canCancel ? (
-              <button
-                type="button"
-                class="danger"
-                data-testid="action-cancel"
-                onClick={() =>
-                  actions.ask({
-                    title: 'Cancel task',
-                    text: `Cancel task ${id} (${task.service}, ${task.status})? A running attempt is told to stop.`,
-                    confirmLabel: 'Cancel the task',
-                    danger: true,
-                    run: () => client.request(`/api/tasks/${enc}`, { method: 'DELETE' }),
-                    done: (b) => `Task ${id} is now ${b.status ?? 'cancelled'}.`,
-                  })
-                }
-              >
-                Cancel task
-              </button>
+              <ActionButton
+                actions={actions}
+                testid="action-cancel"
+                label="Cancel task"
+                danger
+                title="Cancel task"
+                text={`Cancel task ${id} (${task.service}, ${task.status})? A running attempt is told to stop.`}
+                confirmLabel="Cancel the task"
+                run={() => client.request(`/api/tasks/${enc}`, { method: 'DELETE' })}
+                done={(b) => `Task ${id} is now ${b.status ?? 'cancelled'}.`}
+              />
             ) : null}
             {task.status === 'dead' ? (
               <>
-                <button
-                  type="button"
-                  data-testid="action-retry"
-                  onClick={() =>
-                    actions.ask({
-                      title: 'Retry task',
-                      text: `Put dead task ${id} back in the ${task.service} queue with fresh attempts?`,
-                      confirmLabel: 'Retry',
-                      run: () => client.request(`/api/admin/tasks/${enc}/retry`, { method: 'POST' }),
-                      done: () => `Task ${id} is back in its queue.`,
-                    })
-                  }
-                >
-                  Retry
-                </button>
-                <button
-                  type="button"
-                  class="danger"
-                  data-testid="action-discard"
-                  onClick={() =>
-                    actions.ask({
-                      title: 'Discard task',
-                      text: `Discard dead task ${id}? It will not be retried.`,
-                      confirmLabel: 'Discard',
-                      danger: true,
-                      run: () => client.request(`/api/admin/tasks/${enc}/discard`, { method: 'POST' }),
-                      done: () => `Task ${id} was discarded.`,
-                    })
-                  }
-                >
-                  Discard
-                </button>
+                <ActionButton
+                  actions={actions}
+                  testid="action-retry"
+                  label="Retry"
+                  title="Retry task"
+                  text={`Put dead task ${id} back in the ${task.service} queue with fresh attempts?`}
+                  confirmLabel="Retry"
+                  run={() => client.request(`/api/admin/tasks/${enc}/retry`, { method: 'POST' })}
+                  done={() => `Task ${id} is back in its queue.`}
+                />
+                <ActionButton
+                  actions={actions}
+                  testid="action-discard"
+                  label="Discard"
+                  danger
+                  title="Discard task"
+                  text={`Discard dead task ${id}? It will not be retried.`}
+                  confirmLabel="Discard"
+                  run={() => client.request(`/api/admin/tasks/${enc}/discard`, { method: 'POST' })}
+                  done={() => `Task ${id} was discarded.`}
+                />
               </>
             ) : null}
           </div>

@@ -28,6 +28,14 @@ export function StatusPill({ status }) {
   return <span class={`pill task-${status}`}>{status}</span>;
 }
 
+function PageButton({ label, testid, enabled, onClick }) {
+  return (
+    <button type="button" class="secondary" disabled={!enabled} data-testid={testid} onClick={onClick}>
+      {label}
+    </button>
+  );
+}
+
 function Filters({ query, services, onApply }) {
   const offset = new Date().getTimezoneOffset();
   // What the fields hold while the user edits them. The page re-renders on every refresh, and a field
@@ -172,30 +180,22 @@ export function TasksPage({ client, route, navigate, services }) {
             </ScrollTable>
           )}
           <nav class="pager" aria-label="Pages of tasks">
-            <button type="button" class="secondary" disabled={!pager.canFirst} onClick={() => go('', [])}>
-              First page
-            </button>
-            <button
-              type="button"
-              class="secondary"
-              disabled={!pager.canBack}
-              data-testid="page-back"
+            <PageButton label="First page" enabled={pager.canFirst} onClick={() => go('', [])} />
+            <PageButton
+              label="Previous page"
+              testid="page-back"
+              enabled={pager.canBack}
               onClick={() => {
                 const b = pageBack(trail);
                 go(b.cursor, b.trail);
               }}
-            >
-              Previous page
-            </button>
-            <button
-              type="button"
-              class="secondary"
-              disabled={!pager.canNext}
-              data-testid="page-next"
+            />
+            <PageButton
+              label="Next page"
+              testid="page-next"
+              enabled={pager.canNext}
               onClick={() => go(data.next_cursor, pageForward(trail, query.cursor ?? '', data.next_cursor))}
-            >
-              Next page
-            </button>
+            />
           </nav>
         </>
       ) : !error ? (
