@@ -34,6 +34,14 @@ namespace {
 
 std::string Amount(double amount) { return fmt::format("{:.6f}", RoundCredits(amount)); }
 
+// Adds to each account on record the sum of its amounts in `rows` (a query of (account, amount)).
+std::string CreditSums(std::string_view rows) {
+  return fmt::format(
+      "UPDATE accounts a SET credits = a.credits + s.total FROM (SELECT account, sum(amount) AS "
+      "total FROM ({}) u GROUP BY account) s WHERE a.name = s.account",
+      rows);
+}
+
 // `rows` (SELECT ... or VALUES ...) with the ledger's columns, inserted and added to balances.
 std::string InsertAndCredit(std::string_view rows) {
   return fmt::format(
@@ -45,11 +53,8 @@ std::string InsertAndCredit(std::string_view rows) {
       // Any of the ledger's unique indexes (schemas/sql/008_verification.sql): one earned row per
       // accepted attempt, one spent row per task.
       "ON CONFLICT DO NOTHING "
-      "RETURNING account, amount) "
-      "UPDATE accounts a SET credits = a.credits + s.total "
-      "FROM (SELECT account, sum(amount) AS total FROM ins GROUP BY account) s "
-      "WHERE a.name = s.account",
-      rows);
+      "RETURNING account, amount) {}",
+      rows, CreditSums("SELECT account, amount FROM ins"));
 }
 
 // Start of the period in SQL ("day": since midnight UTC, "week": since Monday UTC).
@@ -87,8 +92,7 @@ std::string LedgerInsertStagedSql() {
 }
 
 std::string LedgerCreditStagedSql() {
-  return "UPDATE accounts a SET credits = a.credits + s.total FROM (SELECT account, sum(amount) "
-         "AS total FROM rma_ledger_stage GROUP BY account) s WHERE a.name = s.account";
+  return CreditSums("SELECT account, amount FROM rma_ledger_stage");
 }
 
 const std::vector<std::string>& SpentStageColumns() {
@@ -121,10 +125,9 @@ std::string LedgerInsertSpentStagedSql() {
 }
 
 std::string LedgerCreditBothStagedSql() {
-  return "UPDATE accounts a SET credits = a.credits + s.total FROM (SELECT account, sum(amount) "
-         "AS total FROM (SELECT account, amount FROM rma_ledger_stage UNION ALL SELECT owner, "
-         "spent_amount FROM rma_stage WHERE spent_amount IS NOT NULL) u GROUP BY account) s "
-         "WHERE a.name = s.account";
+  return CreditSums(
+      "SELECT account, amount FROM rma_ledger_stage UNION ALL SELECT owner, spent_amount FROM "
+      "rma_stage WHERE spent_amount IS NOT NULL");
 }
 
 namespace {
@@ -154,26 +157,19 @@ void WriteLedgerRows(pqxx::transaction_base& tx, const std::vector<LedgerEntry>&
                      bool tolerate_duplicates, bool spent_in_task_stage) {
   RMA_CHECK(!(spent_in_task_stage && tolerate_duplicates))
       << "spent rows ride in the task stage only in the group commit";
-  if (spent_in_task_stage) {
-    if (!entries.empty()) {
-      CopyToLedgerStage(tx, entries);
-      tx.exec_prepared("rma_ledger_insert_staged");
-    }
-    tx.exec_prepared("rma_ledger_insert_spent_staged");
-    tx.exec_prepared("rma_ledger_credit_both_staged");
+  if (entries.empty() && !spent_in_task_stage) return;
+  if (!entries.empty()) CopyToLedgerStage(tx, entries);
+  if (tolerate_duplicates) {
+    tx.exec_prepared("rma_ledger_from_stage");
+    // Emptied at commit anyway; now, for the next subtransaction's row not to be inserted twice.
+    tx.exec("DELETE FROM rma_ledger_stage");
     return;
   }
-  if (entries.empty()) return;
-  CopyToLedgerStage(tx, entries);
-  if (!tolerate_duplicates) {
-    // The group commit writes its rows once per transaction: the stage is emptied at commit.
-    tx.exec_prepared("rma_ledger_insert_staged");
-    tx.exec_prepared("rma_ledger_credit_staged");
-    return;
-  }
-  tx.exec_prepared("rma_ledger_from_stage");
-  // Emptied at commit anyway; now, for the next subtransaction's row not to be inserted twice.
-  tx.exec("DELETE FROM rma_ledger_stage");
+  // The group commit writes its rows once per transaction: the stages are emptied at commit.
+  if (!entries.empty()) tx.exec_prepared("rma_ledger_insert_staged");
+  if (spent_in_task_stage) tx.exec_prepared("rma_ledger_insert_spent_staged");
+  tx.exec_prepared(spent_in_task_stage ? "rma_ledger_credit_both_staged"
+                                       : "rma_ledger_credit_staged");
 }
 
 std::vector<RecentEarnings> LoadRecentEarnings(pqxx::transaction_base& tx, Duration half_life) {

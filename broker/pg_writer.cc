@@ -468,25 +468,24 @@ class Writer {
   }
 
   // Which ledger entries ride in their task's stage row: (*spent)[i] is rows_[i]'s spent entry or
-  // nullptr; `others` the entries that do not. False (and both left empty) when none does.
+  // nullptr; `others` the entries that do not. False (`others` left empty) when none does.
   bool SplitLedger(std::vector<const LedgerEntry*>* spent, std::vector<LedgerEntry>* others) const {
-    bool any = false;
-    for (const LedgerEntry& e : ledger_) {
-      if (e.kind != "spent") continue;
-      auto it = index_.find(e.task_id.value());
-      if (it == index_.end()) continue;
-      const Row& row = rows_[it->second];
-      if (row.kind == WriteKind::kDelete || !SpentRidesWithTask(e, row.record)) continue;
-      if (!any) spent->assign(rows_.size(), nullptr);
-      if ((*spent)[it->second] != nullptr) continue;  // a task has one spent row; the index says so
-      (*spent)[it->second] = &e;
-      any = true;
-    }
-    if (!any) return false;
-    for (const LedgerEntry& e : ledger_) {
+    spent->assign(rows_.size(), nullptr);
+    std::vector<size_t> kept;  // ledger_ indexes of the entries that keep their own row
+    for (size_t i = 0; i < ledger_.size(); ++i) {
+      const LedgerEntry& e = ledger_[i];
       auto it = e.kind == "spent" ? index_.find(e.task_id.value()) : index_.end();
-      if (it == index_.end() || (*spent)[it->second] != &e) others->push_back(e);
+      // A task has one spent row (the ledger's index says so): a second one keeps its own.
+      if (it != index_.end() && (*spent)[it->second] == nullptr &&
+          rows_[it->second].kind != WriteKind::kDelete &&
+          SpentRidesWithTask(e, rows_[it->second].record)) {
+        (*spent)[it->second] = &e;
+      } else {
+        kept.push_back(i);
+      }
     }
+    if (kept.size() == ledger_.size()) return false;
+    for (size_t i : kept) others->push_back(ledger_[i]);
     return true;
   }
 
